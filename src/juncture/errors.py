@@ -1,0 +1,162 @@
+"""The one tree of Juncture errors and the registry of their stable codes.
+
+Every error Juncture reports carries a dotted ``code`` that never changes meaning
+once released (``docs/errors.md`` lists them all), a lowercase ``message`` and,
+for policy errors, the location in the journey file it is about.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import msgspec
+
+Severity = Literal["error", "warning"]
+
+
+class Location(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a problem is: file, 1-based line and column, and the `$.path` inside the document."""
+
+    file: str = ""
+    line: int = 0
+    col: int = 0
+    path: str = "$"
+
+    def __str__(self) -> str:
+        where = self.file or "<input>"
+        if self.line:
+            where += f":{self.line}:{self.col}"
+        return where
+
+
+#: Every code Juncture may report, with a one-line meaning. ``docs/errors.md`` mirrors it.
+CODES: dict[str, str] = {
+    # -- reading files
+    "policy.file.too_large": "a journey or data file is larger than the size limit",
+    "policy.file.encoding": "a file is not valid UTF-8",
+    "policy.file.unreadable": "a file or directory could not be read",
+    "policy.bundle.empty": "a bundle directory holds no journey file",
+    "policy.bundle.too_many_files": "a bundle holds more files than the limit",
+    "policy.bundle.duplicate_journey": "two journey files declare the same journey name",
+    "policy.bundle.overlap": "two journeys govern the same app and subject type",
+    "policy.yaml.syntax": "a file is not well-formed YAML or JSON",
+    "policy.yaml.alias": "YAML anchors and aliases are not accepted",
+    "policy.yaml.duplicate_key": "a mapping repeats a key",
+    "policy.yaml.key_type": "a mapping key is not a string",
+    "policy.yaml.too_deep": "a document nests deeper than the limit",
+    "policy.yaml.tag": "a YAML tag or scalar type that journeys do not use",
+    "policy.yaml.multiple_documents": "a file holds more than one YAML document",
+    # -- the shape of a journey
+    "policy.schema.unknown_key": "a key that the journey language does not define",
+    "policy.schema.missing_key": "a required key is absent",
+    "policy.schema.type": "a value has the wrong type",
+    "policy.schema.value": "a value is out of range or malformed",
+    "policy.schema.step": "a step that is not exactly one of the step kinds",
+    "policy.schema.duration": "a duration that cannot be parsed",
+    "policy.schema.cidr": "a network range that is not a valid IPv4 or IPv6 CIDR",
+    "policy.schema.name": "a name that is not a valid identifier",
+    # -- references and static checks
+    "policy.ref.unknown_method": "a step names a method the journey does not declare",
+    "policy.ref.unknown_fragment": "a `use` names a fragment the journey does not declare",
+    "policy.ref.fragment_cycle": "fragments use each other in a cycle",
+    "policy.ref.unused_fragment": "a fragment that no checkpoint uses",
+    "policy.ref.unknown_network": "a condition names a network the journey does not declare",
+    "policy.check.unreachable_step": "a step can never run because a terminal step precedes it",
+    "policy.check.duplicate_checkpoint": "a checkpoint is declared twice",
+    "policy.check.missing_require": "a checkpoint reaches allow with no require while others require one",
+    "policy.check.no_checkpoints": "a journey declares no checkpoint",
+    "policy.cel.syntax": "a condition is not valid CEL",
+    "policy.cel.unknown_variable": "a condition reads a variable that does not exist",
+    "policy.cel.unknown_field": "a condition reads a field that the fact does not have",
+    "policy.cel.unknown_function": "a condition calls a function that does not exist",
+    "policy.cel.too_complex": "a condition is longer or deeper than the limit",
+    "policy.cel.type": "a condition cannot produce a bool, or applies an operator to wrong types",
+    # -- policy tests and facts
+    "policy.test.failed": "a policy test's decision differs from what it expects",
+    "policy.test.invalid": "a policy test file is malformed",
+    "facts.invalid": "a facts document has the wrong shape",
+    # -- decisions (reasons of denials the engine itself produces)
+    "decision.no_checkpoint": "no checkpoint matches the action and the journey has no `*`",
+    "decision.no_rule_matched": "the checkpoint's steps ended without an outcome",
+    "decision.evaluation_error": "evaluating a condition failed, so the decision is deny",
+    "decision.no_journey": "no journey of the bundle governs this app and subject",
+    "decision.ambiguous_journey": "more than one journey governs this app and subject",
+}
+
+
+class JunctureError(Exception):
+    """Base of every error Juncture raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            if code not in CODES:
+                raise ValueError(f"unregistered error code `{code}`")
+            self.code = code  # type: ignore[misc]
+
+
+class PolicyError(JunctureError):
+    """A problem in a policy bundle, found while loading, checking or compiling it."""
+
+    code = "policy.schema.value"
+    http_status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        location: Location | None = None,
+        severity: Severity = "error",
+        suggestion: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.location = location or Location()
+        self.severity: Severity = severity
+        self.suggestion = suggestion
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.location.file, self.location.line, self.location.col, self.code)
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.severity} {self.code}: {self.message}"
+        if self.suggestion:
+            text += f" ({self.suggestion})"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "suggestion": self.suggestion,
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+            "path": self.location.path,
+        }
+
+
+class BundleError(JunctureError):
+    """Raised with every problem of a bundle that could not be loaded or compiled."""
+
+    code = "policy.schema.value"
+    http_status = 400
+
+    def __init__(self, errors: list[PolicyError]) -> None:
+        ordered = sorted(errors, key=PolicyError.sort_key)
+        first = ordered[0] if ordered else None
+        summary = f"{len(ordered)} problem(s) in the policy bundle"
+        super().__init__(summary, code=first.code if first else None)
+        self.errors = ordered
+
+
+class FactsError(JunctureError):
+    """A facts document that does not have the shape the engine expects."""
+
+    code = "facts.invalid"
+    http_status = 400

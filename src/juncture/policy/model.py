@@ -1,0 +1,168 @@
+"""The typed model of the journey language: what a journey file says, checked for shape.
+
+The model keeps every step's location so that static checks, the compiler and
+decision explanations can point at file:line. It is kept beside the compiled
+plan so that later analyses (path enumeration, invariants) can walk it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from juncture.errors import Location
+
+SubjectType = Literal["user", "service", "agent"]
+METHOD_KINDS: dict[str, int] = {
+    # kind -> default AAL when the journey does not set one (NIST SP 800-63B-4 §2)
+    "password": 1,
+    "email_code": 1,
+    "recovery_code": 1,
+    "totp": 2,
+    "webauthn": 3,
+    "external_jwt": 1,
+    "device_attestation": 0,
+    "approval": 0,
+}
+#: RFC 8176 `amr` values a method of each kind proves.
+METHOD_AMR: dict[str, tuple[str, ...]] = {
+    "password": ("pwd",),
+    "email_code": ("otp",),
+    "recovery_code": ("otp",),
+    "totp": ("otp",),
+    "webauthn": ("hwk",),
+    "external_jwt": (),
+    "device_attestation": (),
+    "approval": (),
+}
+
+
+class Condition(msgspec.Struct, frozen=True, kw_only=True):
+    """A CEL expression as written, with where it was written."""
+
+    text: str
+    location: Location
+
+
+class Allow(msgspec.Struct, frozen=True, kw_only=True, tag="allow"):
+    location: Location
+    scopes: tuple[str, ...] = ()
+    ttl: int | None = None
+    obligations: tuple[Any, ...] = ()
+
+
+class Deny(msgspec.Struct, frozen=True, kw_only=True, tag="deny"):
+    location: Location
+    reason: str
+
+
+class Reroute(msgspec.Struct, frozen=True, kw_only=True, tag="reroute"):
+    location: Location
+    path: str
+    scopes: tuple[str, ...] = ()
+    ttl: int | None = None
+
+
+class Revoke(msgspec.Struct, frozen=True, kw_only=True, tag="revoke"):
+    location: Location
+    reason: str
+
+
+class Require(msgspec.Struct, frozen=True, kw_only=True, tag="require"):
+    """A gate: met when the session has proven the methods (fresh enough) and the AAL."""
+
+    location: Location
+    methods: tuple[str, ...] = ()
+    mode: Literal["any", "all"] = "any"
+    within: int | None = None
+    aal: int | None = None
+
+
+class If(msgspec.Struct, frozen=True, kw_only=True, tag="if"):
+    location: Location
+    condition: Condition
+    then: tuple[Step, ...] = ()
+    otherwise: tuple[Step, ...] = ()
+
+
+class Use(msgspec.Struct, frozen=True, kw_only=True, tag="use"):
+    location: Location
+    fragment: str
+
+
+Step = Allow | Deny | Reroute | Revoke | Require | If | Use
+TERMINAL_STEPS = (Allow, Deny, Reroute, Revoke)
+
+
+class Method(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    aal: int
+    options: dict[str, Any] = {}
+    location: Location
+
+
+class Network(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    cidrs: tuple[str, ...]
+    location: Location
+
+
+class RiskRule(msgspec.Struct, frozen=True, kw_only=True):
+    when: Condition
+    add: int
+    reason: str
+    location: Location
+
+
+class RiskLevel(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    at_least: int
+
+
+DEFAULT_RISK_LEVELS = (
+    RiskLevel(name="low", at_least=0),
+    RiskLevel(name="medium", at_least=40),
+    RiskLevel(name="high", at_least=70),
+)
+
+
+class Risk(msgspec.Struct, frozen=True, kw_only=True):
+    rules: tuple[RiskRule, ...] = ()
+    levels: tuple[RiskLevel, ...] = DEFAULT_RISK_LEVELS
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    steps: tuple[Step, ...]
+    location: Location
+
+
+class Fragment(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    steps: tuple[Step, ...]
+    location: Location
+
+
+class Journey(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    file: str
+    location: Location
+    description: str = ""
+    applies_to: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
+    methods: dict[str, Method] = {}
+    networks: dict[str, Network] = {}
+    risk: Risk = Risk()
+    guard: tuple[Step, ...] = ()
+    checkpoints: tuple[Checkpoint, ...] = ()
+    fragments: dict[str, Fragment] = {}
+
+
+class Bundle(msgspec.Struct, frozen=True, kw_only=True):
+    """A loaded policy bundle: its journeys, its data documents and its content-addressed id."""
+
+    journeys: tuple[Journey, ...]
+    data: dict[str, Any]
+    version: str
