@@ -1,0 +1,255 @@
+"""evaluate(plan, action, facts, now) -> Decision: the guard, then the checkpoint; deny by default.
+
+Pure: no clock, no I/O, no randomness. ``now`` and the decision id come from the caller.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from juncture.engine.decision import ACR_PREFIX, Decision, RiskResult, StepUp, Trace
+from juncture.engine.facts import Facts
+from juncture.engine.risk import assess
+from juncture.policy.cel_runtime import CelEvalError
+from juncture.policy.plan import (
+    IF,
+    OUTCOME,
+    REQUIRE,
+    JourneyPlan,
+    Outcome,
+    Plan,
+    RequireSpec,
+    StepRef,
+    Steps,
+)
+
+_NO_REF = StepRef(kind="engine", text="", file="", line=0)
+
+
+class _Stop(Exception):
+    """An outcome was reached (internal control flow of the step walk)."""
+
+
+class _Run:
+    """The state of one evaluation: activation, trace, and the first outcome reached."""
+
+    __slots__ = ("act", "journey", "missing", "now", "proofs", "step_up", "trace")
+
+    def __init__(self, journey: JourneyPlan, act: dict[str, Any], proofs: dict[str, Any],
+                 now: datetime) -> None:  # fmt: skip
+        self.journey = journey
+        self.act = act
+        self.proofs = proofs
+        self.now = now
+        self.trace: list[Trace] = []
+        self.missing: list[str] = []
+        self.step_up: StepUp | None = None
+
+    def walk(self, steps: Steps) -> Outcome | None:
+        """Run steps in order; the first outcome wins. None when the list runs out."""
+        trace = self.trace
+        for step in steps:
+            op = step[0]
+            if op == OUTCOME:
+                trace.append(Trace(step=step[1], result="outcome"))
+                return step[2]  # type: ignore[no-any-return]
+            if op == IF:
+                try:
+                    taken = step[2](self.act)
+                except CelEvalError as exc:
+                    trace.append(Trace(step=step[1], result="error", detail=exc.message))
+                    if exc.missing:
+                        self.missing.append(exc.missing)
+                    return _EVALUATION_ERROR
+                trace.append(Trace(step=step[1], result="true" if taken else "false"))
+                found = self.walk(step[3] if taken else step[4])
+            elif op == REQUIRE:
+                found = self.require(step[1], step[2])
+            else:  # USE
+                trace.append(Trace(step=step[1], result="entered"))
+                found = self.walk(step[2])
+            if found is not None:
+                return found
+        return None
+
+    def require(self, ref: StepRef, spec: RequireSpec) -> Outcome | None:
+        fresh = self.fresh_proofs(spec.within)
+        methods = self.journey.methods
+        level = max((methods[m].aal if m in methods else p for m, p in fresh.items()), default=0)
+        if spec.mode == "all":
+            lacking = tuple(m for m in spec.methods if m not in fresh)
+            met = not lacking
+            offered = lacking or spec.offered
+        else:
+            met = not spec.methods or any(m in fresh for m in spec.methods)
+            offered = spec.offered
+        if spec.aal is not None and level < spec.aal:
+            met = False
+        if met:
+            self.trace.append(Trace(step=ref, result="met"))
+            return None
+        self.trace.append(Trace(step=ref, result="not_met"))
+        needed = spec.aal or min((methods[m].aal for m in offered), default=1) or 1
+        amr = tuple(dict.fromkeys(a for m in offered for a in methods[m].amr))
+        self.step_up = StepUp(
+            methods=offered, mode="all" if spec.mode == "all" else "any", within=spec.within,
+            aal=spec.aal, acr_values=" ".join(f"{ACR_PREFIX}{n}" for n in range(needed, 4)),
+            amr_values=amr,
+        )  # fmt: skip
+        return _STEP_UP
+
+    def fresh_proofs(self, within: int | None) -> dict[str, int]:
+        """Method name -> the AAL the proof carries, for proofs no older than ``within``."""
+        if within is None:
+            return {m: info["aal"] for m, info in self.proofs.items()}
+        limit = timedelta(seconds=within)
+        return {m: info["aal"] for m, info in self.proofs.items() if self.now - info["at"] <= limit}
+
+
+_STEP_UP = Outcome(outcome="step_up", reason="step_up_required")
+_EVALUATION_ERROR = Outcome(outcome="deny", reason="evaluation_error")
+_NO_RULE = Outcome(outcome="deny", reason="no_rule_matched")
+
+
+def select_journey(plan: Plan, facts: Facts) -> tuple[JourneyPlan | None, str | None]:
+    """The journey that governs this app and subject type: one match, or a deny reason."""
+    explicit = []
+    default = []
+    for journey in plan.journeys.values():
+        if journey.subjects and facts.subject_type not in journey.subjects:
+            continue
+        if not journey.applies_to:
+            default.append(journey)
+        elif facts.app is not None and facts.app in journey.applies_to:
+            explicit.append(journey)
+    candidates = explicit or default
+    if len(candidates) == 1:
+        return candidates[0], None
+    return None, "no_journey" if not candidates else "ambiguous_journey"
+
+
+def _session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    methods = journey.methods
+    latest: dict[str, Any] = {}
+    for proof in facts.proofs:
+        info = methods.get(proof.method)
+        aal = info.aal if info is not None else (proof.aal or 0)
+        seen = latest.get(proof.method)
+        if seen is None or proof.at > seen["at"]:
+            kind = info.kind if info is not None else (proof.kind or "external")
+            amr = info.amr if info is not None and info.amr else proof.amr
+            latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": amr}
+    view: dict[str, Any] = {
+        "methods": {m: {**p, "amr": list(p["amr"]), "age": now - p["at"]} for m, p in latest.items()},
+        "aal": max((p["aal"] for p in latest.values()), default=0),
+        "amr": sorted({a for p in latest.values() for a in p["amr"]}),
+        "proofs": [{"method": p.method, "at": p.at} for p in facts.proofs],
+    }
+    session = facts.session
+    if session is not None:
+        if session.id is not None:
+            view["id"] = session.id
+        if session.started_at is not None:
+            view["started_at"] = session.started_at
+            view["age"] = now - session.started_at
+    return view, latest
+
+
+def _network_view(journey: JourneyPlan, facts: Facts, base: dict[str, Any]) -> dict[str, Any] | None:
+    network = base.get("network")
+    if network is None:
+        return None
+    if facts.ip is None or "segment" in network:
+        return network  # type: ignore[no-any-return]
+    best: tuple[int, str] | None = None
+    names = []
+    for name, nets in journey.networks.items():
+        for net in nets:
+            if net.version == facts.ip.version and facts.ip in net:
+                names.append(name)
+                if best is None or net.prefixlen > best[0]:
+                    best = (net.prefixlen, name)
+                break
+    return {**network, "segment": best[1] if best else "unknown", "segments": names}
+
+
+def evaluate(
+    plan: Plan,
+    action: str,
+    facts: Facts,
+    now: datetime,
+    *,
+    journey: str | None = None,
+    decision_id: str | None = None,
+) -> Decision:
+    """Decide whether the session may do ``action`` now.
+
+    Risk rules run first, then the journey's guard, then the checkpoint for
+    ``action`` (exact name, most specific glob, ``*``). Falling off the end of the
+    checkpoint is deny `no_rule_matched`; any error is deny `evaluation_error`;
+    no checkpoint is deny `no_checkpoint`. Never raises for a decision: an
+    unexpected failure is a deny too.
+    """
+    try:
+        return _evaluate(plan, action, facts, now, journey, decision_id)
+    except Exception as exc:  # INVARIANT: an error while evaluating is deny, never allow
+        return Decision(outcome="deny", reason="evaluation_error", action=action,
+                        version=plan.version, id=decision_id,
+                        explanation=(Trace(step=_NO_REF, result="error",
+                                           detail=f"internal error: {type(exc).__name__}"),))  # fmt: skip
+
+
+def _evaluate(plan: Plan, action: str, facts: Facts, now: datetime, journey_name: str | None,
+              decision_id: str | None) -> Decision:  # fmt: skip
+    if journey_name is not None:
+        chosen = plan.journeys.get(journey_name)
+        problem = None if chosen is not None else "no_journey"
+    else:
+        chosen, problem = select_journey(plan, facts)
+    if chosen is None:
+        return Decision(outcome="deny", reason=problem, action=action, version=plan.version,
+                        id=decision_id)  # fmt: skip
+    base = facts.base
+    act = dict(base)
+    act["now"] = now
+    act["data"] = plan.data
+    session, proofs = _session_view(chosen, facts, now)
+    act["session"] = session
+    network = _network_view(chosen, facts, base)
+    if network is not None:
+        act["network"] = network
+    if facts.device_posture_at is not None:
+        act["device"] = {**base["device"], "posture_age": now - facts.device_posture_at}
+    run = _Run(chosen, act, proofs, now)
+    risk, risk_missing = assess(chosen, act, run.trace) if chosen.risk_rules else (RiskResult(), [])
+    run.missing.extend(risk_missing)
+    act["risk"] = {"score": risk.score, "level": risk.level, "reasons": list(risk.reasons)}
+    found = chosen.checkpoint(action)
+    outcome = run.walk(chosen.guard)
+    checkpoint = None
+    if outcome is None:
+        if found is None:
+            outcome = Outcome(outcome="deny", reason="no_checkpoint")
+        else:
+            ref, steps = found
+            checkpoint = ref.text
+            run.trace.append(Trace(step=ref, result="entered"))
+            outcome = run.walk(steps) or _NO_RULE
+    return Decision(
+        outcome=outcome.outcome,  # type: ignore[arg-type]
+        reason=outcome.reason,
+        action=action,
+        journey=chosen.name,
+        checkpoint=checkpoint,
+        scopes=outcome.scopes,
+        ttl=outcome.ttl,
+        path=outcome.path,
+        obligations=outcome.obligations,
+        step_up=run.step_up if outcome is _STEP_UP else None,
+        risk=risk,
+        version=plan.version,
+        id=decision_id,
+        missing=tuple(dict.fromkeys(run.missing)),
+        explanation=tuple(run.trace),
+    )

@@ -1,0 +1,155 @@
+"""Static checks of a loaded bundle: everything `juncture check` reports beyond loading.
+
+Errors stop a bundle from being compiled or published; warnings point at a
+likely mistake (a sensitive checkpoint left open) and do not.
+"""
+
+from __future__ import annotations
+
+from juncture.errors import PolicyError
+from juncture.policy import model as m
+from juncture.policy.compile import compile_journeys
+
+
+def _always_ends(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> bool:
+    """True when running ``steps`` surely reaches an outcome (nothing after them can run)."""
+    for step in steps:
+        match step:
+            case m.Allow() | m.Deny() | m.Reroute() | m.Revoke():
+                return True
+            case m.If(then=then, otherwise=otherwise):
+                if _always_ends(then, journey, seen) and _always_ends(otherwise, journey, seen):
+                    return True
+            case m.Use(fragment=name) if name in journey.fragments and name not in seen:
+                if _always_ends(journey.fragments[name].steps, journey, seen | {name}):
+                    return True
+    return False
+
+
+def _unreachable(steps: tuple[m.Step, ...], journey: m.Journey, where: str) -> list[PolicyError]:
+    out = []
+    for i, step in enumerate(steps):
+        if isinstance(step, m.If):
+            out += _unreachable(step.then, journey, where)
+            out += _unreachable(step.otherwise, journey, where)
+        if i + 1 < len(steps) and _always_ends((step,), journey, frozenset()):
+            nxt = steps[i + 1]
+            out.append(PolicyError(
+                f"step in {where} can never run: the step before it always ends the decision",
+                code="policy.check.unreachable_step", location=nxt.location,
+                suggestion="remove it or move it before the outcome",
+            ))  # fmt: skip
+            break
+    return out
+
+
+def _has_require(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> bool:
+    for step in steps:
+        match step:
+            case m.Require():
+                return True
+            case m.If(then=then, otherwise=otherwise):
+                if _has_require(then, journey, seen) or _has_require(otherwise, journey, seen):
+                    return True
+            case m.Use(fragment=name) if name in journey.fragments and name not in seen:
+                if _has_require(journey.fragments[name].steps, journey, seen | {name}):
+                    return True
+    return False
+
+
+def _open_allow(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> m.Allow | None:
+    """An allow reachable along some path with no `require` before it, if any."""
+    for step in steps:
+        match step:
+            case m.Require():
+                return None
+            case m.Allow():
+                return step
+            case m.Deny() | m.Reroute() | m.Revoke():
+                return None
+            case m.If(then=then, otherwise=otherwise):
+                found = _open_allow(then, journey, seen) or _open_allow(otherwise, journey, seen)
+                if found is not None:
+                    return found
+                if _always_ends((step,), journey, seen) or _has_require(then, journey, seen) and \
+                        _has_require(otherwise, journey, seen):  # fmt: skip
+                    return None
+            case m.Use(fragment=name) if name in journey.fragments and name not in seen:
+                inner = journey.fragments[name].steps
+                found = _open_allow(inner, journey, seen | {name})
+                if found is not None:
+                    return found
+                if _always_ends(inner, journey, seen) or _has_require(inner, journey, seen):
+                    return None
+    return None
+
+
+def _journey_checks(journey: m.Journey) -> list[PolicyError]:
+    out: list[PolicyError] = []
+    out += _unreachable(journey.guard, journey, "the guard")
+    for cp in journey.checkpoints:
+        out += _unreachable(cp.steps, journey, f"checkpoint `{cp.name}`")
+    for fragment in journey.fragments.values():
+        out += _unreachable(fragment.steps, journey, f"fragment `{fragment.name}`")
+    if not journey.checkpoints:
+        out.append(PolicyError(f"journey `{journey.name}` declares no checkpoint: it denies "
+                               "every action", code="policy.check.no_checkpoints",
+                               location=journey.location, severity="warning"))  # fmt: skip
+    used: set[str] = set()
+    stack = [s for cp in journey.checkpoints for s in cp.steps] + list(journey.guard)
+    while stack:
+        step = stack.pop()
+        if isinstance(step, m.If):
+            stack += [*step.then, *step.otherwise]
+        elif isinstance(step, m.Use) and step.fragment not in used and step.fragment in journey.fragments:
+            used.add(step.fragment)
+            stack += list(journey.fragments[step.fragment].steps)
+    for name, fragment in journey.fragments.items():
+        if name not in used:
+            out.append(PolicyError(f"fragment `{name}` is not used by any checkpoint",
+                                   code="policy.ref.unused_fragment", location=fragment.location,
+                                   severity="warning"))  # fmt: skip
+    if _has_require(journey.guard, journey, frozenset()):
+        return out  # the guard gates every checkpoint
+    gated = [cp.name for cp in journey.checkpoints if _has_require(cp.steps, journey, frozenset())]
+    if gated:
+        for cp in journey.checkpoints:
+            allow = _open_allow(cp.steps, journey, frozenset())
+            if allow is not None:
+                out.append(PolicyError(
+                    f"checkpoint `{cp.name}` can reach allow with no `require` on the way, "
+                    f"while `{gated[0]}` requires authentication",
+                    code="policy.check.missing_require", location=allow.location,
+                    severity="warning", suggestion="add a `require` step if this action is sensitive",
+                ))  # fmt: skip
+    return out
+
+
+def _overlaps(bundle: m.Bundle) -> list[PolicyError]:
+    out = []
+    journeys = bundle.journeys
+    for i, a in enumerate(journeys):
+        for b in journeys[i + 1 :]:
+            subjects_a = set(a.subjects or ("user", "service", "agent"))
+            subjects_b = set(b.subjects or ("user", "service", "agent"))
+            apps_overlap = (not a.applies_to and not b.applies_to) or bool(
+                set(a.applies_to) & set(b.applies_to)
+            )
+            if apps_overlap and subjects_a & subjects_b:
+                out.append(PolicyError(
+                    f"journeys `{a.name}` and `{b.name}` both govern the same apps and subject "
+                    "types, so neither would be chosen",
+                    code="policy.bundle.overlap", location=b.location,
+                    suggestion="give them different `applies_to` or `subjects`",
+                ))  # fmt: skip
+    return out
+
+
+def check(bundle: m.Bundle) -> list[PolicyError]:
+    """Every problem of a loaded bundle, errors and warnings, sorted by location."""
+    _, problems = compile_journeys(bundle)
+    problems = list(problems)
+    for journey in bundle.journeys:
+        problems += _journey_checks(journey)
+    problems += _overlaps(bundle)
+    return sorted(problems, key=PolicyError.sort_key)

@@ -1,0 +1,125 @@
+"""The compiled plan: immutable, content-addressed, ready for the engine to evaluate.
+
+Steps are compiled into small tuples so the evaluator's loop does no attribute
+lookups it can avoid. Every step keeps a `StepRef` (kind, text, file:line) that
+decision explanations point at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from juncture.policy import model
+from juncture.policy.cel import CompiledCondition
+
+# Step opcodes (first item of a compiled step tuple).
+OUTCOME: Final = 0  # (OUTCOME, ref, Outcome)
+REQUIRE: Final = 1  # (REQUIRE, ref, RequireSpec)
+IF: Final = 2  # (IF, ref, condition, then_steps, else_steps)
+USE: Final = 3  # (USE, ref, steps)
+
+
+class StepRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The static part of an explanation entry: what the step is and where it is written."""
+
+    kind: str  # allow deny reroute revoke require if use risk checkpoint guard
+    text: str
+    file: str
+    line: int
+    col: int = 0
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A terminal step's outcome, precomputed at compile time."""
+
+    outcome: str
+    reason: str | None = None
+    scopes: tuple[str, ...] = ()
+    ttl: int | None = None
+    path: str | None = None
+    obligations: tuple[Any, ...] = ()
+
+
+class RequireSpec(msgspec.Struct, frozen=True, kw_only=True):
+    methods: tuple[str, ...]
+    mode: str
+    within: int | None
+    aal: int | None
+    #: Methods offered in a step-up when the gate is not met (for `any` and `aal`).
+    offered: tuple[str, ...]
+
+
+class MethodInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    aal: int
+    amr: tuple[str, ...]
+
+
+class RiskRulePlan(msgspec.Struct, frozen=True, kw_only=True):
+    condition: CompiledCondition
+    add: int
+    reason: str
+    ref: StepRef
+
+
+CompiledStep = tuple[Any, ...]
+Steps = tuple[CompiledStep, ...]
+
+
+class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    file: str
+    applies_to: tuple[str, ...]
+    subjects: tuple[str, ...]
+    methods: dict[str, MethodInfo]
+    networks: dict[str, tuple[Any, ...]]
+    risk_rules: tuple[RiskRulePlan, ...]
+    risk_levels: tuple[tuple[int, str], ...]  # (at_least, name), highest first
+    guard: Steps
+    exact: dict[str, tuple[StepRef, Steps]]
+    #: (matcher, specificity, ref, steps), most specific first
+    globs: tuple[tuple[Callable[[str], Any], tuple[int, int], StepRef, Steps], ...]
+    star: tuple[StepRef, Steps] | None
+
+    def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
+        """Exact name, then the most specific glob, then ``*``."""
+        found = self.exact.get(action)
+        if found is not None:
+            return found
+        for matcher, _, ref, steps in self.globs:
+            if matcher(action):
+                return ref, steps
+        return self.star
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """A compiled bundle. Evaluate it with `juncture.engine.evaluate`."""
+
+    version: str
+    journeys: dict[str, JourneyPlan]
+    data: dict[str, Any]
+    bundle: model.Bundle
+    #: Every step that explanations can name, for test coverage reports.
+    steps: tuple[StepRef, ...]
+
+
+def glob_matcher(pattern: str) -> Callable[[str], Any]:
+    """``tool:*`` -> a full-match predicate. ``*`` and ``?`` never cross nothing special."""
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+    return re.compile("".join(out), re.S).fullmatch
+
+
+def glob_specificity(pattern: str) -> tuple[int, int]:
+    """More literal characters first, then fewer wildcards."""
+    wild = sum(pattern.count(c) for c in "*?")
+    return (-(len(pattern) - wild), wild)
