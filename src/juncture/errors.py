@@ -63,7 +63,9 @@ CODES: dict[str, str] = {
     "policy.ref.unknown_network": "a condition names a network the journey does not declare",
     "policy.check.unreachable_step": "a step can never run because a terminal step precedes it",
     "policy.check.duplicate_checkpoint": "a checkpoint is declared twice",
-    "policy.check.missing_require": "a checkpoint reaches allow with no require while others require one",
+    "policy.check.missing_require": (
+        "a checkpoint reaches allow with no require while others require one"
+    ),
     "policy.check.no_checkpoints": "a journey declares no checkpoint",
     "policy.cel.syntax": "a condition is not valid CEL",
     "policy.cel.unknown_variable": "a condition reads a variable that does not exist",

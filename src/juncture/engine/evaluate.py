@@ -36,8 +36,9 @@ class _Run:
 
     __slots__ = ("act", "journey", "missing", "now", "proofs", "step_up", "trace")
 
-    def __init__(self, journey: JourneyPlan, act: dict[str, Any], proofs: dict[str, Any],
-                 now: datetime) -> None:  # fmt: skip
+    def __init__(
+        self, journey: JourneyPlan, act: dict[str, Any], proofs: dict[str, Any], now: datetime
+    ) -> None:
         self.journey = journey
         self.act = act
         self.proofs = proofs
@@ -93,10 +94,13 @@ class _Run:
         needed = spec.aal or min((methods[m].aal for m in offered), default=1) or 1
         amr = tuple(dict.fromkeys(a for m in offered for a in methods[m].amr))
         self.step_up = StepUp(
-            methods=offered, mode="all" if spec.mode == "all" else "any", within=spec.within,
-            aal=spec.aal, acr_values=" ".join(f"{ACR_PREFIX}{n}" for n in range(needed, 4)),
+            methods=offered,
+            mode="all" if spec.mode == "all" else "any",
+            within=spec.within,
+            aal=spec.aal,
+            acr_values=" ".join(f"{ACR_PREFIX}{n}" for n in range(needed, 4)),
             amr_values=amr,
-        )  # fmt: skip
+        )
         return _STEP_UP
 
     def fresh_proofs(self, within: int | None) -> dict[str, int]:
@@ -129,7 +133,9 @@ def select_journey(plan: Plan, facts: Facts) -> tuple[JourneyPlan | None, str | 
     return None, "no_journey" if not candidates else "ambiguous_journey"
 
 
-def _session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+def _session_view(
+    journey: JourneyPlan, facts: Facts, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
     methods = journey.methods
     latest: dict[str, Any] = {}
     for proof in facts.proofs:
@@ -141,7 +147,9 @@ def _session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> tuple[di
             amr = info.amr if info is not None and info.amr else proof.amr
             latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": amr}
     view: dict[str, Any] = {
-        "methods": {m: {**p, "amr": list(p["amr"]), "age": now - p["at"]} for m, p in latest.items()},
+        "methods": {
+            m: {**p, "amr": list(p["amr"]), "age": now - p["at"]} for m, p in latest.items()
+        },
         "aal": max((p["aal"] for p in latest.values()), default=0),
         "amr": sorted({a for p in latest.values() for a in p["amr"]}),
         "proofs": [{"method": p.method, "at": p.at} for p in facts.proofs],
@@ -156,7 +164,9 @@ def _session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> tuple[di
     return view, latest
 
 
-def _network_view(journey: JourneyPlan, facts: Facts, base: dict[str, Any]) -> dict[str, Any] | None:
+def _network_view(
+    journey: JourneyPlan, facts: Facts, base: dict[str, Any]
+) -> dict[str, Any] | None:
     network = base.get("network")
     if network is None:
         return None
@@ -194,22 +204,35 @@ def evaluate(
     try:
         return _evaluate(plan, action, facts, now, journey, decision_id)
     except Exception as exc:  # INVARIANT: an error while evaluating is deny, never allow
-        return Decision(outcome="deny", reason="evaluation_error", action=action,
-                        version=plan.version, id=decision_id,
-                        explanation=(Trace(step=_NO_REF, result="error",
-                                           detail=f"internal error: {type(exc).__name__}"),))  # fmt: skip
+        return Decision(
+            outcome="deny",
+            reason="evaluation_error",
+            action=action,
+            version=plan.version,
+            id=decision_id,
+            explanation=(
+                Trace(step=_NO_REF, result="error", detail=f"internal error: {type(exc).__name__}"),
+            ),
+        )
 
 
-def _evaluate(plan: Plan, action: str, facts: Facts, now: datetime, journey_name: str | None,
-              decision_id: str | None) -> Decision:  # fmt: skip
+def _evaluate(
+    plan: Plan,
+    action: str,
+    facts: Facts,
+    now: datetime,
+    journey_name: str | None,
+    decision_id: str | None,
+) -> Decision:
     if journey_name is not None:
         chosen = plan.journeys.get(journey_name)
         problem = None if chosen is not None else "no_journey"
     else:
         chosen, problem = select_journey(plan, facts)
     if chosen is None:
-        return Decision(outcome="deny", reason=problem, action=action, version=plan.version,
-                        id=decision_id)  # fmt: skip
+        return Decision(
+            outcome="deny", reason=problem, action=action, version=plan.version, id=decision_id
+        )
     base = facts.base
     act = dict(base)
     act["now"] = now

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -23,7 +23,9 @@ from juncture.policy.schema import SIGNAL_DEFAULTS
 SubjectType = Literal["user", "service", "agent"]
 
 
-class _In(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class _In(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     pass
 
 
@@ -112,9 +114,15 @@ class Facts:
         self.subject_type = document.subject.type or "user"
         subject = _present(document.subject)
         subject.setdefault("properties", {})
-        base: dict[str, Any] = {"subject": subject, "signals": {**SIGNAL_DEFAULTS, **document.signals}}
+        base: dict[str, Any] = {
+            "subject": subject,
+            "signals": {**SIGNAL_DEFAULTS, **document.signals},
+        }
         if document.action is not None:
-            base["action"] = {"name": document.action.name, "properties": document.action.properties}
+            base["action"] = {
+                "name": document.action.name,
+                "properties": document.action.properties,
+            }
         if document.resource is not None:
             base["resource"] = {"properties": {}, **_present(document.resource)}
         for name in ("context", "agent", "grants"):
@@ -171,7 +179,7 @@ def _resolve_relative(value: Any, now: datetime, key: str = "") -> Any:
         sign = -1 if value[0] == "-" else 1
         return (now + sign * timedelta(seconds=parse_duration(value[1:]))).isoformat()
     if key in ("at", "started_at", "posture_at") and isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return value
 
 
@@ -192,4 +200,4 @@ def parse_now(value: Any) -> datetime:
         raise FactsError("`now` must be an RFC 3339 timestamp")
     if moment.tzinfo is None:
         raise FactsError("`now` needs a time zone (for example `Z`)")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

@@ -7,5 +7,13 @@ from juncture.policy.loader import load, load_sources
 from juncture.policy.model import Bundle
 from juncture.policy.plan import Plan
 
-__all__ = ["Bundle", "BundleError", "Plan", "PolicyError", "check", "compile_plan", "load",
-           "load_sources"]  # fmt: skip
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Plan",
+    "PolicyError",
+    "check",
+    "compile_plan",
+    "load",
+    "load_sources",
+]

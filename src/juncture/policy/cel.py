@@ -52,12 +52,29 @@ _CMP_HELPER = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
 _ARITH_HELPER = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
 _INLINE_EQ = {"int", "double", "string", "bool", "timestamp", "duration", "bytes"}
 _RUNTIME: dict[str, Any] = {
-    "_bool": rt.as_bool, "_eq": rt.eq, "_ne": rt.ne, "_lt": rt.lt, "_le": rt.le, "_gt": rt.gt,
-    "_ge": rt.ge, "_in": rt.contains_in, "_add": rt.add, "_sub": rt.sub, "_mul": rt.mul,
-    "_div": rt.div, "_mod": rt.mod, "_neg": rt.neg, "_not": rt.not_, "_index": rt.index,
-    "_iter": rt.iterate, "_ck": rt.check_int, "_has": None, "_has_path": None, "_map": None,
+    "_bool": rt.as_bool,
+    "_eq": rt.eq,
+    "_ne": rt.ne,
+    "_lt": rt.lt,
+    "_le": rt.le,
+    "_gt": rt.gt,
+    "_ge": rt.ge,
+    "_in": rt.contains_in,
+    "_add": rt.add,
+    "_sub": rt.sub,
+    "_mul": rt.mul,
+    "_div": rt.div,
+    "_mod": rt.mod,
+    "_neg": rt.neg,
+    "_not": rt.not_,
+    "_index": rt.index,
+    "_iter": rt.iterate,
+    "_ck": rt.check_int,
+    "_has": None,
+    "_has_path": None,
+    "_map": None,
     "_in_networks": rt.in_networks,
-}  # fmt: skip
+}
 
 
 class CompiledCondition:
@@ -67,7 +84,7 @@ class CompiledCondition:
     missing fact it reads without testing `has()` first).
     """
 
-    __slots__ = ("_fast", "location", "node", "text", "variables", "networks")
+    __slots__ = ("_fast", "location", "networks", "node", "text", "variables")
 
     def __init__(
         self,
@@ -106,7 +123,7 @@ class CompiledCondition:
 # -- static analysis --------------------------------------------------------------------------
 
 
-def _static_type(node: Node, scope: frozenset[str]) -> str | None:  # noqa: C901
+def _static_type(node: Node, scope: frozenset[str]) -> str | None:
     """The CEL type a node surely has, or None when only run time can tell."""
     match node:
         case Lit(value):
@@ -129,7 +146,11 @@ def _static_type(node: Node, scope: frozenset[str]) -> str | None:  # noqa: C901
         case Binary(op, left, right):
             lt, rt_ = _static_type(left, scope), _static_type(right, scope)
             if lt is not None and lt == rt_ and lt in ("int", "double", "string"):
-                return lt if op in ("+", "-", "*", "/", "%") and (lt != "string" or op == "+") else None
+                return (
+                    lt
+                    if op in ("+", "-", "*", "/", "%") and (lt != "string" or op == "+")
+                    else None
+                )
             if op == "-" and lt == rt_ == "timestamp":
                 return "duration"
             return None
@@ -158,8 +179,9 @@ class _Checker:
         self.variables: set[str] = set()
 
     def error(self, message: str, code: str, suggestion: str | None = None) -> None:
-        self.errors.append(PolicyError(message, code=code, location=self.location,
-                                       suggestion=suggestion))  # fmt: skip
+        self.errors.append(
+            PolicyError(message, code=code, location=self.location, suggestion=suggestion)
+        )
 
     def check(self, root: Node) -> None:
         from juncture.policy.loader import suggest
@@ -170,17 +192,22 @@ class _Checker:
             match node:
                 case Ident(name) if name not in scope:
                     if name not in schema.VARIABLES:
-                        self.error(f"unknown variable `{name}` in condition `{self.text}`",
-                                   "policy.cel.unknown_variable",
-                                   suggest(name, schema.VARIABLES))  # fmt: skip
+                        self.error(
+                            f"unknown variable `{name}` in condition `{self.text}`",
+                            "policy.cel.unknown_variable",
+                            suggest(name, schema.VARIABLES),
+                        )
                     self.variables.add(name)
                 case Select(Ident(name), field) | Has(Ident(name), field) if (
                     name not in scope and name in schema.CLOSED
                 ):
                     fields = schema.CLOSED[name]
                     if field not in fields:
-                        self.error(f"`{name}` has no field `{field}`",
-                                   "policy.cel.unknown_field", suggest(field, fields))  # fmt: skip
+                        self.error(
+                            f"`{name}` has no field `{field}`",
+                            "policy.cel.unknown_field",
+                            suggest(field, fields),
+                        )
                 case Call(function, target, args):
                     self.call(function, target, args)
                 case Binary(op, left, right):
@@ -197,22 +224,33 @@ class _Checker:
 
         if function == "in_network" and target is None:
             if len(args) != 2 or not isinstance(args[1], Lit) or type(args[1].value) is not str:
-                self.error("in_network() takes an IP and a network name: "
-                           "`in_network(network.ip, 'corporate')`", "policy.cel.type")  # fmt: skip
+                self.error(
+                    "in_network() takes an IP and a network name: "
+                    "`in_network(network.ip, 'corporate')`",
+                    "policy.cel.type",
+                )
             elif args[1].value not in self.networks:
-                self.error(f"unknown network `{args[1].value}`", "policy.ref.unknown_network",
-                           suggest(args[1].value, self.networks))  # fmt: skip
+                self.error(
+                    f"unknown network `{args[1].value}`",
+                    "policy.ref.unknown_network",
+                    suggest(args[1].value, self.networks),
+                )
             return
         table = rt.METHODS if target is not None else rt.FUNCTIONS
         if function not in table:
             known = list(table) + ([] if target is not None else ["in_network", "has"])
-            self.error(f"unknown function `{function}`", "policy.cel.unknown_function",
-                       suggest(function, known))  # fmt: skip
+            self.error(
+                f"unknown function `{function}`",
+                "policy.cel.unknown_function",
+                suggest(function, known),
+            )
             return
         arities = table[function][1]
         if len(args) not in arities:
-            self.error(f"`{function}` takes {' or '.join(map(str, arities))} argument(s), "
-                       f"not {len(args)}", "policy.cel.type")  # fmt: skip
+            self.error(
+                f"`{function}` takes {' or '.join(map(str, arities))} argument(s), not {len(args)}",
+                "policy.cel.type",
+            )
         if function in ("duration", "timestamp") and args and isinstance(args[0], Lit):
             try:
                 (rt.to_duration if function == "duration" else rt.to_timestamp)(args[0].value)
@@ -224,8 +262,7 @@ class _Checker:
         if a is None or b is None or a == b or {a, b} <= _NUMERIC:
             return
         if op in ("==", "!=") and "null" not in (a, b):
-            self.error(f"`{op}` compares {a} with {b}: it is never true",
-                       "policy.cel.type")  # fmt: skip
+            self.error(f"`{op}` compares {a} with {b}: it is never true", "policy.cel.type")
         elif op in ("<", "<=", ">", ">=", "*", "/", "%"):
             self.error(f"`{op}` is not defined on {a} and {b}", "policy.cel.type")
         elif op in ("+", "-") and {a, b} != {"timestamp", "duration"}:
@@ -249,7 +286,7 @@ class _Generator:
         code = self.gen(node, scope)
         return code if _static_type(node, scope) == "bool" else f"_bool({code})"
 
-    def gen(self, node: Node, scope: frozenset[str]) -> str:  # noqa: C901 - one arm per node kind
+    def gen(self, node: Node, scope: frozenset[str]) -> str:
         match node:
             case Lit(value):
                 if type(value) is float or type(value) is bytes:
@@ -271,7 +308,9 @@ class _Generator:
             case ListLit(items):
                 return "[" + ", ".join(self.gen(i, scope) for i in items) + "]"
             case MapLit(entries):
-                pairs = ", ".join(f"({self.gen(k, scope)}, {self.gen(v, scope)})" for k, v in entries)
+                pairs = ", ".join(
+                    f"({self.gen(k, scope)}, {self.gen(v, scope)})" for k, v in entries
+                )
                 return f"_map(({pairs},))" if entries else "{}"
             case Unary("!", operand):
                 if _static_type(operand, scope) == "bool":
@@ -283,8 +322,10 @@ class _Generator:
                 word = "and" if op == "&&" else "or"
                 return f"({self.boolean(left, scope)} {word} {self.boolean(right, scope)})"
             case Ternary(condition, then, otherwise):
-                return (f"({self.gen(then, scope)} if {self.boolean(condition, scope)} "
-                        f"else {self.gen(otherwise, scope)})")  # fmt: skip
+                return (
+                    f"({self.gen(then, scope)} if {self.boolean(condition, scope)} "
+                    f"else {self.gen(otherwise, scope)})"
+                )
             case Binary(op, left, right):
                 return self.binary(op, left, right, scope)
             case Comprehension(macro, rng, var, predicate, transform):
@@ -308,8 +349,10 @@ class _Generator:
                 return f"({lc} {op} {rc})"
             return f"{_CMP_HELPER[op]}({lc}, {rc})"
         if op == "in":
-            if isinstance(right, ListLit) and right.items and all(
-                isinstance(i, Lit) and type(i.value) is str for i in right.items
+            if (
+                isinstance(right, ListLit)
+                and right.items
+                and all(isinstance(i, Lit) and type(i.value) is str for i in right.items)
             ):
                 values = frozenset(i.value for i in right.items if isinstance(i, Lit))
                 return f"({lc} in {self.const(values)})"
@@ -318,8 +361,9 @@ class _Generator:
             return f"_ck({lc} {op} {rc})"
         return f"{_ARITH_HELPER[op]}({lc}, {rc})"
 
-    def call(self, function: str, target: Node | None, args: tuple[Node, ...],
-             scope: frozenset[str]) -> str:  # fmt: skip
+    def call(
+        self, function: str, target: Node | None, args: tuple[Node, ...], scope: frozenset[str]
+    ) -> str:
         if function == "in_network" and target is None:
             first, second = args
             assert isinstance(second, Lit)
@@ -335,8 +379,15 @@ class _Generator:
         parts = [self.gen(target, scope), *(self.gen(a, scope) for a in args)]
         return f"{fn}({', '.join(parts)})"
 
-    def comprehension(self, macro: str, rng: Node, var: str, predicate: Node | None,
-                      transform: Node | None, scope: frozenset[str]) -> str:  # fmt: skip
+    def comprehension(
+        self,
+        macro: str,
+        rng: Node,
+        var: str,
+        predicate: Node | None,
+        transform: Node | None,
+        scope: frozenset[str],
+    ) -> str:
         source = f"_iter({self.gen(rng, scope)})"
         inner = scope | {var}
         loop = f"for _l_{var} in {source}"
@@ -410,7 +461,7 @@ class _Interpreter:
         self.activation = activation
         self.networks = networks
 
-    def run(self, node: Node, local: dict[str, Any]) -> Any:  # noqa: C901 - one arm per node kind
+    def run(self, node: Node, local: dict[str, Any]) -> Any:
         match node:
             case Lit(value):
                 return value
@@ -427,7 +478,9 @@ class _Interpreter:
                     return rt.select(value, field, path)
                 except rt.CelEvalError as exc:
                     if exc.missing:
-                        raise rt.CelEvalError(f"missing fact `{exc.missing}`", exc.missing) from None
+                        raise rt.CelEvalError(
+                            f"missing fact `{exc.missing}`", exc.missing
+                        ) from None
                     raise
             case Has(operand, field):
                 try:
@@ -467,7 +520,8 @@ class _Interpreter:
         raise rt.CelEvalError(f"cannot evaluate {type(node).__name__}")  # pragma: no cover
 
     def logic(self, op: str, left: Node, right: Node, local: dict[str, Any]) -> bool:
-        # CEL's && and || are commutative over errors: false && error == false, true || error == true.
+        # CEL's && and || are commutative over errors:
+        # false && error == false, true || error == true.
         decisive = op == "||"
         error: rt.CelEvalError | None = None
         for side in (left, right):
@@ -482,8 +536,9 @@ class _Interpreter:
             raise error
         return not decisive
 
-    def call(self, function: str, target: Node | None, args: tuple[Node, ...],
-             local: dict[str, Any]) -> Any:  # fmt: skip
+    def call(
+        self, function: str, target: Node | None, args: tuple[Node, ...], local: dict[str, Any]
+    ) -> Any:
         values = [self.run(a, local) for a in args]
         if function == "in_network" and target is None:
             second = args[1]
@@ -493,8 +548,15 @@ class _Interpreter:
             return rt.FUNCTIONS[function][0](*values)
         return rt.METHODS[function][0](self.run(target, local), *values)
 
-    def comprehension(self, macro: str, rng: Node, var: str, predicate: Node | None,
-                      transform: Node | None, local: dict[str, Any]) -> Any:  # fmt: skip
+    def comprehension(
+        self,
+        macro: str,
+        rng: Node,
+        var: str,
+        predicate: Node | None,
+        transform: Node | None,
+        local: dict[str, Any],
+    ) -> Any:
         items = rt.iterate(self.run(rng, local))
         scope = dict(local)
         if macro in ("all", "exists"):
@@ -571,10 +633,16 @@ def compile_condition(
     except CelSyntaxError as exc:
         loc = location
         if exc.line:
-            loc = Location(file=location.file, line=location.line, col=location.col,
-                           path=location.path)  # fmt: skip
-        return None, [PolicyError(f"{exc.message} in `{text}`" if exc.code == "policy.cel.syntax"
-                                  else exc.message, code=exc.code, location=loc)]  # fmt: skip
+            loc = Location(
+                file=location.file, line=location.line, col=location.col, path=location.path
+            )
+        return None, [
+            PolicyError(
+                f"{exc.message} in `{text}`" if exc.code == "policy.cel.syntax" else exc.message,
+                code=exc.code,
+                location=loc,
+            )
+        ]
     checker = _Checker(text, location, nets)
     checker.check(node)
     for name in sorted(checker.variables & forbid):
@@ -588,12 +656,18 @@ def compile_condition(
     try:
         body = generator.boolean(node, frozenset())
         source = f"def _condition(v):\n    return {body}\n"
-        namespace: dict[str, Any] = {**_RUNTIME, **generator.constants, "__builtins__": {
-            "all": all, "any": any, "sum": sum}}  # fmt: skip
+        namespace: dict[str, Any] = {
+            **_RUNTIME,
+            **generator.constants,
+            "__builtins__": {"all": all, "any": any, "sum": sum},
+        }
         exec(compile(source, f"<condition {location}>", "exec"), namespace)  # noqa: S102
     except (RecursionError, SyntaxError, MemoryError):
-        return None, [PolicyError("condition is too complex", code="policy.cel.too_complex",
-                                  location=location)]  # fmt: skip
+        return None, [
+            PolicyError(
+                "condition is too complex", code="policy.cel.too_complex", location=location
+            )
+        ]
     fast = namespace["_condition"]
     return CompiledCondition(text, location, node, fast, frozenset(checker.variables), nets), []
 

@@ -93,7 +93,9 @@ class Comprehension(Node, frozen=True):
 class CelSyntaxError(Exception):
     """A condition that is not valid CEL; carries a 1-based line and column when known."""
 
-    def __init__(self, message: str, line: int = 0, column: int = 0, code: str = "policy.cel.syntax"):
+    def __init__(
+        self, message: str, line: int = 0, column: int = 0, code: str = "policy.cel.syntax"
+    ):
         super().__init__(message)
         self.message = message
         self.line = line
@@ -103,10 +105,23 @@ class CelSyntaxError(Exception):
 
 _MACROS = {"all", "exists", "exists_one", "map", "filter"}
 _ESCAPES = {
-    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-    "\\": "\\", "'": "'", '"': '"', "`": "`", "?": "?",
-}  # fmt: skip
-_ESCAPE = re.compile(r"\\(?:([abfnrtv\\'\"`?])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.))", re.S)
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "`": "`",
+    "?": "?",
+}
+_ESCAPE = re.compile(
+    r"\\(?:([abfnrtv\\'\"`?])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.))",
+    re.S,
+)
 
 
 def _unescape(body: str) -> str:
@@ -159,7 +174,7 @@ def _literal(token: Token) -> Any:
 
 
 class _Builder:
-    def build(self, tree: Tree[Any] | Token) -> Node:  # noqa: C901 - one arm per grammar rule
+    def build(self, tree: Tree[Any] | Token) -> Node:
         if isinstance(tree, Token):  # pragma: no cover - tokens are consumed by their parents
             raise CelSyntaxError(f"unexpected token `{tree}`")
         rule, kids = tree.data, tree.children
@@ -177,12 +192,19 @@ class _Builder:
                 return self.build(kids[0])
             op_tree = kids[0]
             op = {
-                "relation_lt": "<", "relation_le": "<=", "relation_gt": ">",
-                "relation_ge": ">=", "relation_eq": "==", "relation_ne": "!=",
-                "relation_in": "in", "addition_add": "+", "addition_sub": "-",
-                "multiplication_mul": "*", "multiplication_div": "/",
+                "relation_lt": "<",
+                "relation_le": "<=",
+                "relation_gt": ">",
+                "relation_ge": ">=",
+                "relation_eq": "==",
+                "relation_ne": "!=",
+                "relation_in": "in",
+                "addition_add": "+",
+                "addition_sub": "-",
+                "multiplication_mul": "*",
+                "multiplication_div": "/",
                 "multiplication_mod": "%",
-            }[op_tree.data]  # fmt: skip
+            }[op_tree.data]
             return Binary(op, self.build(op_tree.children[0]), self.build(kids[1]))
         if rule == "unary":
             if len(kids) == 1:
@@ -215,7 +237,9 @@ class _Builder:
             args = self.exprlist(kids[1]) if len(kids) > 1 else ()
             if name == "has":
                 if len(args) != 1 or not isinstance(args[0], Select):
-                    raise CelSyntaxError("has() takes one field selection, such as `has(geo.country)`")
+                    raise CelSyntaxError(
+                        "has() takes one field selection, such as `has(geo.country)`"
+                    )
                 return Has(args[0].operand, args[0].field)
             return Call(name, None, args)
         if rule in ("dot_ident", "dot_ident_arg"):
@@ -223,7 +247,9 @@ class _Builder:
         if rule == "ident":
             return Ident(str(kids[0]))
         if rule == "literal":
-            return Lit(_literal(kids[0]))
+            token = kids[0]
+            assert isinstance(token, Token)
+            return Lit(_literal(token))
         if rule == "list_lit":
             return ListLit(self.exprlist(kids[0]) if kids else ())
         if rule == "map_lit":
@@ -279,7 +305,7 @@ def children(node: Node) -> tuple[Node, ...]:
         case Ternary(c, t, o):
             return (c, t, o)
         case Comprehension(_, rng, _, predicate, transform):
-            return (rng,) + tuple(n for n in (predicate, transform) if n is not None)
+            return (rng, *(n for n in (predicate, transform) if n is not None))
     return ()
 
 

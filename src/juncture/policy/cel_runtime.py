@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,10 +39,17 @@ class CelEvalError(Exception):
 def type_name(value: object) -> str:
     kind = type(value)
     return {
-        bool: "bool", int: "int", float: "double", str: "string", bytes: "bytes",
-        list: "list", dict: "map", type(None): "null_type", datetime: "timestamp",
+        bool: "bool",
+        int: "int",
+        float: "double",
+        str: "string",
+        bytes: "bytes",
+        list: "list",
+        dict: "map",
+        type(None): "null_type",
+        datetime: "timestamp",
         timedelta: "duration",
-    }.get(kind, kind.__name__)  # fmt: skip
+    }.get(kind, kind.__name__)
 
 
 def no_overload(op: str, *values: object) -> CelEvalError:
@@ -90,7 +97,7 @@ def ne(a: object, b: object) -> bool:
 def _compare(op: str, a: Any, b: Any) -> int:
     ta, tb = type(a), type(b)
     if (ta is tb and ta in _ORDERED_SAME) or (ta in _NUMBERS and tb in _NUMBERS):
-        if ta is float and math.isnan(a) or tb is float and math.isnan(b):
+        if (ta is float and math.isnan(a)) or (tb is float and math.isnan(b)):
             return 2  # unordered
         return -1 if a < b else (1 if a > b else 0)
     raise no_overload(op, a, b)
@@ -209,7 +216,7 @@ def select(operand: Any, field: str, path: str | None = None) -> Any:
             where = f"{path}.{field}" if path else field
             raise CelEvalError(f"no such key: `{field}`", missing=where if path else None)
         return value
-    raise CelEvalError(f"cannot select field `{field}` from {type_name(operand)}")
+    raise CelEvalError(f"cannot select field `{field}` from {type_name(operand)}")  # noqa: S608
 
 
 def index(operand: Any, key: Any, path: str | None = None) -> Any:
@@ -284,7 +291,7 @@ def _join(items: Any, sep: Any = "") -> str:
 def _to_int(value: Any) -> int:
     kind = type(value)
     if kind is int:
-        return value
+        return int(value)
     if kind is float:
         if math.isnan(value) or not INT_MIN <= value <= INT_MAX:
             raise CelEvalError("int() out of range")
@@ -314,18 +321,18 @@ def _to_double(value: Any) -> float:
 def _to_string(value: Any) -> str:
     kind = type(value)
     if kind is str:
-        return value
+        return str(value)
     if kind is bool:
         return "true" if value else "false"
     if kind in (int, float):
         return repr(value) if kind is float else str(value)
     if kind is bytes:
         try:
-            return value.decode("utf-8")
+            return str(value.decode("utf-8"))
         except UnicodeDecodeError:
             raise CelEvalError("bytes are not valid UTF-8") from None
     if kind is datetime:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
     if kind is timedelta:
         return f"{int(value.total_seconds())}s"
     raise no_overload("string", value)
@@ -346,7 +353,7 @@ def to_timestamp(value: Any) -> datetime:
     if type(value) is datetime:
         return value
     if type(value) is int:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     if type(value) is not str:
         raise no_overload("timestamp", value)
     try:
@@ -355,7 +362,7 @@ def to_timestamp(value: Any) -> datetime:
         raise CelEvalError(f"cannot convert `{value}` to timestamp") from None
     if parsed.tzinfo is None:
         raise CelEvalError(f"timestamp `{value}` has no time zone")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 @lru_cache(maxsize=64)
@@ -427,10 +434,26 @@ METHODS: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
     "startsWith": (_string_fn("startsWith", lambda s, t: s.startswith(t), 2), (1,)),
     "endsWith": (_string_fn("endsWith", lambda s, t: s.endswith(t), 2), (1,)),
     "matches": (_matches, (1,)),
-    "lowerAscii": (_string_fn("lowerAscii", lambda s: s.lower() if s.isascii() else "".join(
-        c.lower() if c.isascii() else c for c in s), 1), (0,)),
-    "upperAscii": (_string_fn("upperAscii", lambda s: s.upper() if s.isascii() else "".join(
-        c.upper() if c.isascii() else c for c in s), 1), (0,)),
+    "lowerAscii": (
+        _string_fn(
+            "lowerAscii",
+            lambda s: (
+                s.lower() if s.isascii() else "".join(c.lower() if c.isascii() else c for c in s)
+            ),
+            1,
+        ),
+        (0,),
+    ),
+    "upperAscii": (
+        _string_fn(
+            "upperAscii",
+            lambda s: (
+                s.upper() if s.isascii() else "".join(c.upper() if c.isascii() else c for c in s)
+            ),
+            1,
+        ),
+        (0,),
+    ),
     "trim": (_string_fn("trim", lambda s: s.strip(), 1), (0,)),
     "split": (_split, (1,)),
     "join": (_join, (0, 1)),
@@ -440,14 +463,30 @@ METHODS: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
     "getDayOfWeek": (_getter("getDayOfWeek", lambda d: (d.weekday() + 1) % 7), (0, 1)),
     "getHours": (_getter("getHours", lambda d: d.hour), (0, 1)),
     "getMinutes": (_getter("getMinutes", lambda d: d.minute), (0, 1)),
-}  # fmt: skip
+}
 
 #: Static result types of functions, for the compiler's type inference.
 RESULT_TYPES: dict[str, str] = {
-    "size": "int", "int": "int", "double": "double", "string": "string",
-    "duration": "duration", "timestamp": "timestamp", "in_cidr": "bool", "in_network": "bool",
-    "matches": "bool", "contains": "bool", "startsWith": "bool", "endsWith": "bool",
-    "lowerAscii": "string", "upperAscii": "string", "trim": "string", "join": "string",
-    "getFullYear": "int", "getMonth": "int", "getDayOfMonth": "int", "getDayOfWeek": "int",
-    "getHours": "int", "getMinutes": "int",
-}  # fmt: skip
+    "size": "int",
+    "int": "int",
+    "double": "double",
+    "string": "string",
+    "duration": "duration",
+    "timestamp": "timestamp",
+    "in_cidr": "bool",
+    "in_network": "bool",
+    "matches": "bool",
+    "contains": "bool",
+    "startsWith": "bool",
+    "endsWith": "bool",
+    "lowerAscii": "string",
+    "upperAscii": "string",
+    "trim": "string",
+    "join": "string",
+    "getFullYear": "int",
+    "getMonth": "int",
+    "getDayOfMonth": "int",
+    "getDayOfWeek": "int",
+    "getHours": "int",
+    "getMinutes": "int",
+}

@@ -34,11 +34,14 @@ def _unreachable(steps: tuple[m.Step, ...], journey: m.Journey, where: str) -> l
             out += _unreachable(step.otherwise, journey, where)
         if i + 1 < len(steps) and _always_ends((step,), journey, frozenset()):
             nxt = steps[i + 1]
-            out.append(PolicyError(
-                f"step in {where} can never run: the step before it always ends the decision",
-                code="policy.check.unreachable_step", location=nxt.location,
-                suggestion="remove it or move it before the outcome",
-            ))  # fmt: skip
+            out.append(
+                PolicyError(
+                    f"step in {where} can never run: the step before it always ends the decision",
+                    code="policy.check.unreachable_step",
+                    location=nxt.location,
+                    suggestion="remove it or move it before the outcome",
+                )
+            )
             break
     return out
 
@@ -57,7 +60,9 @@ def _has_require(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[
     return False
 
 
-def _open_allow(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> m.Allow | None:
+def _open_allow(
+    steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]
+) -> m.Allow | None:
     """An allow reachable along some path with no `require` before it, if any."""
     for step in steps:
         match step:
@@ -71,8 +76,9 @@ def _open_allow(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[s
                 found = _open_allow(then, journey, seen) or _open_allow(otherwise, journey, seen)
                 if found is not None:
                     return found
-                if _always_ends((step,), journey, seen) or _has_require(then, journey, seen) and \
-                        _has_require(otherwise, journey, seen):  # fmt: skip
+                if _always_ends((step,), journey, seen) or (
+                    _has_require(then, journey, seen) and _has_require(otherwise, journey, seen)
+                ):
                     return None
             case m.Use(fragment=name) if name in journey.fragments and name not in seen:
                 inner = journey.fragments[name].steps
@@ -92,23 +98,37 @@ def _journey_checks(journey: m.Journey) -> list[PolicyError]:
     for fragment in journey.fragments.values():
         out += _unreachable(fragment.steps, journey, f"fragment `{fragment.name}`")
     if not journey.checkpoints:
-        out.append(PolicyError(f"journey `{journey.name}` declares no checkpoint: it denies "
-                               "every action", code="policy.check.no_checkpoints",
-                               location=journey.location, severity="warning"))  # fmt: skip
+        out.append(
+            PolicyError(
+                f"journey `{journey.name}` declares no checkpoint: it denies every action",
+                code="policy.check.no_checkpoints",
+                location=journey.location,
+                severity="warning",
+            )
+        )
     used: set[str] = set()
     stack = [s for cp in journey.checkpoints for s in cp.steps] + list(journey.guard)
     while stack:
         step = stack.pop()
         if isinstance(step, m.If):
             stack += [*step.then, *step.otherwise]
-        elif isinstance(step, m.Use) and step.fragment not in used and step.fragment in journey.fragments:
+        elif (
+            isinstance(step, m.Use)
+            and step.fragment not in used
+            and step.fragment in journey.fragments
+        ):
             used.add(step.fragment)
             stack += list(journey.fragments[step.fragment].steps)
     for name, fragment in journey.fragments.items():
         if name not in used:
-            out.append(PolicyError(f"fragment `{name}` is not used by any checkpoint",
-                                   code="policy.ref.unused_fragment", location=fragment.location,
-                                   severity="warning"))  # fmt: skip
+            out.append(
+                PolicyError(
+                    f"fragment `{name}` is not used by any checkpoint",
+                    code="policy.ref.unused_fragment",
+                    location=fragment.location,
+                    severity="warning",
+                )
+            )
     if _has_require(journey.guard, journey, frozenset()):
         return out  # the guard gates every checkpoint
     gated = [cp.name for cp in journey.checkpoints if _has_require(cp.steps, journey, frozenset())]
@@ -116,12 +136,16 @@ def _journey_checks(journey: m.Journey) -> list[PolicyError]:
         for cp in journey.checkpoints:
             allow = _open_allow(cp.steps, journey, frozenset())
             if allow is not None:
-                out.append(PolicyError(
-                    f"checkpoint `{cp.name}` can reach allow with no `require` on the way, "
-                    f"while `{gated[0]}` requires authentication",
-                    code="policy.check.missing_require", location=allow.location,
-                    severity="warning", suggestion="add a `require` step if this action is sensitive",
-                ))  # fmt: skip
+                out.append(
+                    PolicyError(
+                        f"checkpoint `{cp.name}` can reach allow with no `require` on the way, "
+                        f"while `{gated[0]}` requires authentication",
+                        code="policy.check.missing_require",
+                        location=allow.location,
+                        severity="warning",
+                        suggestion="add a `require` step if this action is sensitive",
+                    )
+                )
     return out
 
 
@@ -136,12 +160,15 @@ def _overlaps(bundle: m.Bundle) -> list[PolicyError]:
                 set(a.applies_to) & set(b.applies_to)
             )
             if apps_overlap and subjects_a & subjects_b:
-                out.append(PolicyError(
-                    f"journeys `{a.name}` and `{b.name}` both govern the same apps and subject "
-                    "types, so neither would be chosen",
-                    code="policy.bundle.overlap", location=b.location,
-                    suggestion="give them different `applies_to` or `subjects`",
-                ))  # fmt: skip
+                out.append(
+                    PolicyError(
+                        f"journeys `{a.name}` and `{b.name}` both govern the same apps and subject "
+                        "types, so neither would be chosen",
+                        code="policy.bundle.overlap",
+                        location=b.location,
+                        suggestion="give them different `applies_to` or `subjects`",
+                    )
+                )
     return out
 
 

@@ -76,14 +76,22 @@ class _JourneyCompiler:
     def error(self, message: str, code: str, loc: Location, suggestion: str | None = None) -> None:
         self.errors.append(PolicyError(message, code=code, location=loc, suggestion=suggestion))
 
-    def condition(self, cond: m.Condition, forbid: frozenset[str] = frozenset()) -> CompiledCondition | None:
+    def condition(
+        self, cond: m.Condition, forbid: frozenset[str] = frozenset()
+    ) -> CompiledCondition | None:
         key = f"{cond.text}\0{','.join(sorted(forbid))}"
         if key in self.conditions:
             cached = self.conditions[key]
             if cached is None:
                 return None
-            return CompiledCondition(cached.text, cond.location, cached.node, cached._fast,
-                                     cached.variables, cached.networks)  # fmt: skip
+            return CompiledCondition(
+                cached.text,
+                cond.location,
+                cached.node,
+                cached._fast,
+                cached.variables,
+                cached.networks,
+            )
         compiled, errors = compile_condition(cond.text, cond.location, self.networks, forbid=forbid)
         self.errors.extend(errors)
         self.conditions[key] = compiled
@@ -103,15 +111,23 @@ class _JourneyCompiler:
         self.refs.append(ref)
         match step:
             case m.Allow(scopes=scopes, ttl=ttl, obligations=obligations):
-                return (OUTCOME, ref, Outcome(outcome="allow", scopes=scopes, ttl=ttl,
-                                              obligations=obligations))  # fmt: skip
+                return (
+                    OUTCOME,
+                    ref,
+                    Outcome(outcome="allow", scopes=scopes, ttl=ttl, obligations=obligations),
+                )
             case m.Deny(reason=reason):
                 return (OUTCOME, ref, Outcome(outcome="deny", reason=reason))
             case m.Revoke(reason=reason):
                 return (OUTCOME, ref, Outcome(outcome="revoke", reason=reason))
             case m.Reroute(path=path, scopes=scopes, ttl=ttl):
-                return (OUTCOME, ref, Outcome(outcome="reroute", reason="rerouted", path=path,
-                                              scopes=scopes, ttl=ttl))  # fmt: skip
+                return (
+                    OUTCOME,
+                    ref,
+                    Outcome(
+                        outcome="reroute", reason="rerouted", path=path, scopes=scopes, ttl=ttl
+                    ),
+                )
             case m.Require():
                 return self.require(step, ref)
             case m.If(condition=condition, then=then, otherwise=otherwise):
@@ -129,26 +145,39 @@ class _JourneyCompiler:
         for name in step.methods:
             if name not in methods:
                 ok = False
-                self.error(f"unknown method `{name}`", "policy.ref.unknown_method", step.location,
-                           suggest(name, methods) or "declare it under `methods:`")  # fmt: skip
+                self.error(
+                    f"unknown method `{name}`",
+                    "policy.ref.unknown_method",
+                    step.location,
+                    suggest(name, methods) or "declare it under `methods:`",
+                )
         if not ok:
             return None
         level = step.aal or 0
         if step.methods:
             offered = tuple(n for n in step.methods if methods[n].aal >= level)
             if not offered:
-                self.error(f"no listed method reaches aal {level}", "policy.schema.value",
-                           step.location)  # fmt: skip
+                self.error(
+                    f"no listed method reaches aal {level}", "policy.schema.value", step.location
+                )
                 return None
         else:
-            offered = tuple(sorted((n for n in methods if methods[n].aal >= level),
-                                   key=lambda n: (methods[n].aal, n)))  # fmt: skip
+            offered = tuple(
+                sorted(
+                    (n for n in methods if methods[n].aal >= level),
+                    key=lambda n: (methods[n].aal, n),
+                )
+            )
             if not offered:
-                self.error(f"no method of the journey reaches aal {level}",
-                           "policy.schema.value", step.location)  # fmt: skip
+                self.error(
+                    f"no method of the journey reaches aal {level}",
+                    "policy.schema.value",
+                    step.location,
+                )
                 return None
-        spec = RequireSpec(methods=step.methods, mode=step.mode, within=step.within,
-                           aal=step.aal, offered=offered)  # fmt: skip
+        spec = RequireSpec(
+            methods=step.methods, mode=step.mode, within=step.within, aal=step.aal, offered=offered
+        )
         return (REQUIRE, ref, spec)
 
     def fragment(self, name: str, loc: Location) -> Steps | None:
@@ -156,13 +185,20 @@ class _JourneyCompiler:
             return self.fragments[name]
         fragment = self.journey.fragments.get(name)
         if fragment is None:
-            self.error(f"unknown fragment `{name}`", "policy.ref.unknown_fragment", loc,
-                       suggest(name, self.journey.fragments))  # fmt: skip
+            self.error(
+                f"unknown fragment `{name}`",
+                "policy.ref.unknown_fragment",
+                loc,
+                suggest(name, self.journey.fragments),
+            )
             return None
         if name in self.in_progress:
-            cycle = " -> ".join([*self.in_progress[self.in_progress.index(name):], name])
-            self.error(f"fragments use each other in a cycle: {cycle}",
-                       "policy.ref.fragment_cycle", fragment.location)  # fmt: skip
+            cycle = " -> ".join([*self.in_progress[self.in_progress.index(name) :], name])
+            self.error(
+                f"fragments use each other in a cycle: {cycle}",
+                "policy.ref.fragment_cycle",
+                fragment.location,
+            )
             return None
         self.in_progress.append(name)
         steps = self.steps(fragment.steps)
@@ -175,10 +211,14 @@ class _JourneyCompiler:
         rules = []
         for rule in j.risk.rules:
             cond = self.condition(rule.when, forbid=frozenset({"risk"}))
-            ref = _ref("risk", f"risk +{rule.add} {rule.reason} when {rule.when.text}", rule.location)
+            ref = _ref(
+                "risk", f"risk +{rule.add} {rule.reason} when {rule.when.text}", rule.location
+            )
             self.refs.append(ref)
             if cond is not None:
-                rules.append(RiskRulePlan(condition=cond, add=rule.add, reason=rule.reason, ref=ref))
+                rules.append(
+                    RiskRulePlan(condition=cond, add=rule.add, reason=rule.reason, ref=ref)
+                )
         guard = self.steps(j.guard)
         exact: dict[str, tuple[StepRef, Steps]] = {}
         globs = []
@@ -202,10 +242,19 @@ class _JourneyCompiler:
         }
         levels = tuple(sorted(((lv.at_least, lv.name) for lv in j.risk.levels), reverse=True))
         return JourneyPlan(
-            name=j.name, file=j.file, applies_to=j.applies_to, subjects=j.subjects,
-            methods=methods, networks=self.networks, risk_rules=tuple(rules),
-            risk_levels=levels, guard=guard, exact=exact, globs=tuple(globs), star=star,
-        )  # fmt: skip
+            name=j.name,
+            file=j.file,
+            applies_to=j.applies_to,
+            subjects=j.subjects,
+            methods=methods,
+            networks=self.networks,
+            risk_rules=tuple(rules),
+            risk_levels=levels,
+            guard=guard,
+            exact=exact,
+            globs=tuple(globs),
+            star=star,
+        )
 
 
 def compile_journeys(bundle: m.Bundle) -> tuple[Plan | None, list[PolicyError]]:
@@ -217,16 +266,26 @@ def compile_journeys(bundle: m.Bundle) -> tuple[Plan | None, list[PolicyError]]:
         seen: set[str] = set()
         for cp in journey.checkpoints:
             if cp.name in seen:  # pragma: no cover - YAML duplicate keys are caught earlier
-                errors.append(PolicyError(f"checkpoint `{cp.name}` is declared twice",
-                              code="policy.check.duplicate_checkpoint", location=cp.location))  # fmt: skip
+                errors.append(
+                    PolicyError(
+                        f"checkpoint `{cp.name}` is declared twice",
+                        code="policy.check.duplicate_checkpoint",
+                        location=cp.location,
+                    )
+                )
             seen.add(cp.name)
         compiler = _JourneyCompiler(journey, errors)
         journeys[journey.name] = compiler.compile()
         refs.extend(compiler.refs)
     if any(e.severity == "error" for e in errors):
         return None, errors
-    plan = Plan(version=bundle.version, journeys=journeys, data=bundle.data, bundle=bundle,
-                steps=tuple(dict.fromkeys(refs)))  # fmt: skip
+    plan = Plan(
+        version=bundle.version,
+        journeys=journeys,
+        data=bundle.data,
+        bundle=bundle,
+        steps=tuple(dict.fromkeys(refs)),
+    )
     return plan, errors
 
 

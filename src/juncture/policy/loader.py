@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -29,9 +29,17 @@ _ACTION = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]+$")
 _TERMINALS = ("allow", "deny", "reroute", "revoke")
 _STEP_KEYS = ("allow", "deny", "reroute", "revoke", "require", "if", "use")
 _JOURNEY_KEYS = (
-    "journey", "description", "applies_to", "subjects", "methods", "networks",
-    "risk", "guard", "checkpoints", "fragments",
-)  # fmt: skip
+    "journey",
+    "description",
+    "applies_to",
+    "subjects",
+    "methods",
+    "networks",
+    "risk",
+    "guard",
+    "checkpoints",
+    "fragments",
+)
 
 
 def suggest(word: str, choices: Any) -> str | None:
@@ -47,9 +55,7 @@ class _Decoder:
         self.file = file
         self.errors: list[PolicyError] = []
 
-    def error(
-        self, message: str, code: str, loc: Location, suggestion: str | None = None
-    ) -> None:
+    def error(self, message: str, code: str, loc: Location, suggestion: str | None = None) -> None:
         self.errors.append(PolicyError(message, code=code, location=loc, suggestion=suggestion))
 
     # -- primitives ---------------------------------------------------------------------------
@@ -199,8 +205,10 @@ class _Decoder:
             reason = self.name(node, f"the reason of `{kind}`")
             if reason is None:
                 return None
-            return m.Deny(location=loc, reason=reason) if kind == "deny" else m.Revoke(
-                location=loc, reason=reason
+            return (
+                m.Deny(location=loc, reason=reason)
+                if kind == "deny"
+                else m.Revoke(location=loc, reason=reason)
             )
         if kind == "reroute":
             return self.reroute(node, loc)
@@ -251,7 +259,7 @@ class _Decoder:
         if "any" in fields and "all" in fields:
             self.error("`require` takes `any` or `all`, not both", "policy.schema.step", loc)
             return None
-        mode = "all" if "all" in fields else "any"
+        mode: Literal["any", "all"] = "all" if "all" in fields else "any"
         methods = self.strings(fields[mode], f"`{mode}`") if mode in fields else ()
         within = self.duration(fields["within"], "`within`") if "within" in fields else None
         aal = self.integer(fields["aal"], "`aal`", 1, 3) if "aal" in fields else None
@@ -270,7 +278,9 @@ class _Decoder:
         out = {}
         for name, spec in fields.items():
             if not _NAME.match(name):
-                self.error(f"method name `{name}` is not valid", "policy.schema.name", spec.location)
+                self.error(
+                    f"method name `{name}` is not valid", "policy.schema.name", spec.location
+                )
                 continue
             attrs = self.mapping(spec, f"method `{name}`")
             if attrs is None:
@@ -304,7 +314,9 @@ class _Decoder:
         out = {}
         for name, spec in fields.items():
             if not _NAME.match(name):
-                self.error(f"network name `{name}` is not valid", "policy.schema.name", spec.location)
+                self.error(
+                    f"network name `{name}` is not valid", "policy.schema.name", spec.location
+                )
                 continue
             cidrs = []
             items = spec.value if isinstance(spec.value, list) else None
@@ -352,8 +364,9 @@ class _Decoder:
                 levels.append(m.RiskLevel(name=name, at_least=at_least))
         levels.sort(key=lambda level: level.at_least)
         if not levels or levels[0].at_least != 0:
-            self.error("`risk.levels` needs a level that starts at 0", "policy.schema.value",
-                       node.location)  # fmt: skip
+            self.error(
+                "`risk.levels` needs a level that starts at 0", "policy.schema.value", node.location
+            )
             return m.DEFAULT_RISK_LEVELS
         return tuple(levels)
 
@@ -379,14 +392,17 @@ class _Decoder:
             return None
         self.keys(fields, _JOURNEY_KEYS, "a journey")
         if "journey" not in fields:
-            self.error("a journey file needs `journey: <name>`", "policy.schema.missing_key",
-                       node.location)  # fmt: skip
+            self.error(
+                "a journey file needs `journey: <name>`", "policy.schema.missing_key", node.location
+            )
             return None
         name = self.name(fields["journey"], "the journey name")
         description = ""
         if "description" in fields:
             description = self.string(fields["description"], "`description`") or ""
-        applies_to = self.strings(fields["applies_to"], "`applies_to`") if "applies_to" in fields else ()
+        applies_to = (
+            self.strings(fields["applies_to"], "`applies_to`") if "applies_to" in fields else ()
+        )
         subjects = self.strings(fields["subjects"], "`subjects`") if "subjects" in fields else ()
         for subject in subjects:
             if subject not in ("user", "service", "agent"):
@@ -402,10 +418,15 @@ class _Decoder:
         guard = self.steps(fields["guard"], "`guard`") if "guard" in fields else ()
         checkpoints = []
         if "checkpoints" in fields:
-            for cp_name, steps in (self.mapping(fields["checkpoints"], "`checkpoints`") or {}).items():
+            for cp_name, steps in (
+                self.mapping(fields["checkpoints"], "`checkpoints`") or {}
+            ).items():
                 if not _ACTION.match(cp_name):
-                    self.error(f"checkpoint name `{cp_name}` is not valid", "policy.schema.name",
-                               steps.location)  # fmt: skip
+                    self.error(
+                        f"checkpoint name `{cp_name}` is not valid",
+                        "policy.schema.name",
+                        steps.location,
+                    )
                     continue
                 checkpoints.append(
                     m.Checkpoint(
@@ -418,8 +439,11 @@ class _Decoder:
         if "fragments" in fields:
             for fr_name, steps in (self.mapping(fields["fragments"], "`fragments`") or {}).items():
                 if not _NAME.match(fr_name):
-                    self.error(f"fragment name `{fr_name}` is not valid", "policy.schema.name",
-                               steps.location)  # fmt: skip
+                    self.error(
+                        f"fragment name `{fr_name}` is not valid",
+                        "policy.schema.name",
+                        steps.location,
+                    )
                     continue
                 fragments[fr_name] = m.Fragment(
                     name=fr_name,
@@ -462,27 +486,46 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
     raw_journeys: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if len(files) > MAX_FILES:
-        raise BundleError([PolicyError(
-            f"bundle holds {len(files)} files, more than the limit of {MAX_FILES}",
-            code="policy.bundle.too_many_files",
-        )])  # fmt: skip
+        raise BundleError(
+            [
+                PolicyError(
+                    f"bundle holds {len(files)} files, more than the limit of {MAX_FILES}",
+                    code="policy.bundle.too_many_files",
+                )
+            ]
+        )
     if sum(len(content) for content in files.values()) > MAX_BUNDLE_BYTES:
-        raise BundleError([PolicyError(
-            f"bundle is larger than the limit of {MAX_BUNDLE_BYTES} bytes",
-            code="policy.file.too_large",
-        )])  # fmt: skip
+        raise BundleError(
+            [
+                PolicyError(
+                    f"bundle is larger than the limit of {MAX_BUNDLE_BYTES} bytes",
+                    code="policy.file.too_large",
+                )
+            ]
+        )
     for file in sorted(files):
         content = files[file]
         path = Path(file)
         suffix = path.suffix.lower()
         try:
-            if len(path.parts) == 2 and path.parts[0] == "data" and suffix in (".yaml", ".yml", ".json"):
-                value = read_json(content, file) if suffix == ".json" else plain(read_yaml(content, file))
+            if (
+                len(path.parts) == 2
+                and path.parts[0] == "data"
+                and suffix in (".yaml", ".yml", ".json")
+            ):
+                value = (
+                    read_json(content, file)
+                    if suffix == ".json"
+                    else plain(read_yaml(content, file))
+                )
                 if not _NAME.match(path.stem):
-                    errors.append(PolicyError(
-                        f"data document name `{path.stem}` is not a valid identifier",
-                        code="policy.schema.name", location=Location(file=file),
-                    ))  # fmt: skip
+                    errors.append(
+                        PolicyError(
+                            f"data document name `{path.stem}` is not a valid identifier",
+                            code="policy.schema.name",
+                            location=Location(file=file),
+                        )
+                    )
                 data[path.stem] = value
                 continue
             if len(path.parts) != 1 or suffix not in (".yaml", ".yml") or is_test_file(file):
@@ -497,10 +540,13 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
         if journey is None:
             continue
         if journey.name in raw_journeys:
-            errors.append(PolicyError(
-                f"journey `{journey.name}` is declared in more than one file",
-                code="policy.bundle.duplicate_journey", location=journey.location,
-            ))  # fmt: skip
+            errors.append(
+                PolicyError(
+                    f"journey `{journey.name}` is declared in more than one file",
+                    code="policy.bundle.duplicate_journey",
+                    location=journey.location,
+                )
+            )
             continue
         raw_journeys[journey.name] = plain(node)
         journeys.append(journey)
@@ -522,10 +568,15 @@ def read_bundle_files(root: str | Path) -> dict[str, bytes]:
     """Read the files of a bundle directory (journeys, tests and data documents)."""
     base = Path(root)
     if not base.is_dir():
-        raise BundleError([PolicyError(
-            f"`{root}` is not a directory", code="policy.file.unreadable",
-            location=Location(file=str(root)),
-        )])  # fmt: skip
+        raise BundleError(
+            [
+                PolicyError(
+                    f"`{root}` is not a directory",
+                    code="policy.file.unreadable",
+                    location=Location(file=str(root)),
+                )
+            ]
+        )
     files: dict[str, bytes] = {}
     candidates = [p for p in base.iterdir() if p.is_file()]
     data_dir = base / "data"
@@ -535,17 +586,27 @@ def read_bundle_files(root: str | Path) -> dict[str, bytes]:
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             continue
         if len(files) >= MAX_FILES:
-            raise BundleError([PolicyError(
-                f"bundle holds more than {MAX_FILES} files", code="policy.bundle.too_many_files",
-            )])  # fmt: skip
+            raise BundleError(
+                [
+                    PolicyError(
+                        f"bundle holds more than {MAX_FILES} files",
+                        code="policy.bundle.too_many_files",
+                    )
+                ]
+            )
         try:
             with path.open("rb") as handle:
                 files[path.relative_to(base).as_posix()] = handle.read(MAX_BUNDLE_BYTES + 1)
         except OSError as exc:
-            raise BundleError([PolicyError(
-                f"cannot read: {exc.strerror}", code="policy.file.unreadable",
-                location=Location(file=str(path)),
-            )]) from None  # fmt: skip
+            raise BundleError(
+                [
+                    PolicyError(
+                        f"cannot read: {exc.strerror}",
+                        code="policy.file.unreadable",
+                        location=Location(file=str(path)),
+                    )
+                ]
+            ) from None
     return files
 
 

@@ -50,7 +50,7 @@ def plain(node: Located) -> Any:
         value = item.value
         if isinstance(value, dict):
             out: Any = {}
-            for k, v in value.items():
+            for k in value:
                 out[k] = None
             for k, v in reversed(value.items()):
                 stack.append((v, out, k))

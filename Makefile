@@ -1,0 +1,43 @@
+# One entry point for people and CI. `make run` and `make test` work on a fresh machine
+# with nothing but Python 3.11+ installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck layers pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## The main job on the embedded default: check and test the example journeys.
+run: setup
+	$(BIN)/juncture check examples/journeys
+	$(BIN)/juncture test examples/journeys
+
+## The whole test suite: lint, types, import layers, then pytest with branch coverage.
+test: setup lint typecheck layers pytest
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+layers: setup
+	$(BIN)/lint-imports
+
+pytest: setup
+	$(BIN)/pytest --cov --cov-branch --cov-report=term
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/evaluate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
