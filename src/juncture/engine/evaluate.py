@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from juncture.engine.decision import ACR_PREFIX, Decision, RiskResult, StepUp, Trace
-from juncture.engine.facts import Facts
+from juncture.engine.facts import Facts, Proof
 from juncture.engine.risk import assess
 from juncture.policy.cel_runtime import CelEvalError
 from juncture.policy.plan import (
@@ -37,7 +37,7 @@ class _Run:
     __slots__ = ("act", "journey", "missing", "now", "proofs", "step_up", "trace")
 
     def __init__(
-        self, journey: JourneyPlan, act: dict[str, Any], proofs: dict[str, Any], now: datetime
+        self, journey: JourneyPlan, act: dict[str, Any], proofs: tuple[Proof, ...], now: datetime
     ) -> None:
         self.journey = journey
         self.act = act
@@ -75,15 +75,25 @@ class _Run:
         return None
 
     def require(self, ref: StepRef, spec: RequireSpec) -> Outcome | None:
-        fresh = self.fresh_proofs(spec.within)
         methods = self.journey.methods
-        level = max((methods[m].aal if m in methods else p for m, p in fresh.items()), default=0)
+        now = self.now
+        limit = None if spec.within is None else timedelta(seconds=spec.within)
+        fresh = set()
+        level = 0
+        for proof in self.proofs:
+            if limit is not None and now - proof.at > limit:
+                continue
+            fresh.add(proof.method)
+            info = methods.get(proof.method)
+            aal = info.aal if info is not None else (proof.aal or 0)
+            if aal > level:
+                level = aal
         if spec.mode == "all":
             lacking = tuple(m for m in spec.methods if m not in fresh)
             met = not lacking
             offered = lacking or spec.offered
         else:
-            met = not spec.methods or any(m in fresh for m in spec.methods)
+            met = not spec.methods or not fresh.isdisjoint(spec.methods)
             offered = spec.offered
         if spec.aal is not None and level < spec.aal:
             met = False
@@ -103,13 +113,6 @@ class _Run:
         )
         return _STEP_UP
 
-    def fresh_proofs(self, within: int | None) -> dict[str, int]:
-        """Method name -> the AAL the proof carries, for proofs no older than ``within``."""
-        if within is None:
-            return {m: info["aal"] for m, info in self.proofs.items()}
-        limit = timedelta(seconds=within)
-        return {m: info["aal"] for m, info in self.proofs.items() if self.now - info["at"] <= limit}
-
 
 _STEP_UP = Outcome(outcome="step_up", reason="step_up_required")
 _EVALUATION_ERROR = Outcome(outcome="deny", reason="evaluation_error")
@@ -118,38 +121,31 @@ _NO_RULE = Outcome(outcome="deny", reason="no_rule_matched")
 
 def select_journey(plan: Plan, facts: Facts) -> tuple[JourneyPlan | None, str | None]:
     """The journey that governs this app and subject type: one match, or a deny reason."""
-    explicit = []
-    default = []
-    for journey in plan.journeys.values():
-        if journey.subjects and facts.subject_type not in journey.subjects:
-            continue
-        if not journey.applies_to:
-            default.append(journey)
-        elif facts.app is not None and facts.app in journey.applies_to:
-            explicit.append(journey)
-    candidates = explicit or default
-    if len(candidates) == 1:
-        return candidates[0], None
-    return None, "no_journey" if not candidates else "ambiguous_journey"
+    return plan.route(facts.app, facts.subject_type)
 
 
-def _session_view(
-    journey: JourneyPlan, facts: Facts, now: datetime
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> dict[str, Any]:
+    """The `session` variable: proofs as the journey rates them, with ages as of ``now``.
+
+    A session's AAL is computed here, from its current proofs and the journey's method
+    table, at every decision: it is never cached.
+    """
     methods = journey.methods
-    latest: dict[str, Any] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for proof in facts.proofs:
-        info = methods.get(proof.method)
-        aal = info.aal if info is not None else (proof.aal or 0)
         seen = latest.get(proof.method)
-        if seen is None or proof.at > seen["at"]:
-            kind = info.kind if info is not None else (proof.kind or "external")
-            amr = info.amr if info is not None and info.amr else proof.amr
-            latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": amr}
+        if seen is not None and proof.at <= seen["at"]:
+            continue
+        info = methods.get(proof.method)
+        if info is not None:
+            kind, aal, amr = info.kind, info.aal, list(info.amr or proof.amr)
+        else:
+            kind, aal, amr = proof.kind or "external", proof.aal or 0, list(proof.amr)
+        latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": amr}
+    for entry in latest.values():
+        entry["age"] = now - entry["at"]
     view: dict[str, Any] = {
-        "methods": {
-            m: {**p, "amr": list(p["amr"]), "age": now - p["at"]} for m, p in latest.items()
-        },
+        "methods": latest,
         "aal": max((p["aal"] for p in latest.values()), default=0),
         "amr": sorted({a for p in latest.values() for a in p["amr"]}),
         "proofs": [{"method": p.method, "at": p.at} for p in facts.proofs],
@@ -161,27 +157,25 @@ def _session_view(
         if session.started_at is not None:
             view["started_at"] = session.started_at
             view["age"] = now - session.started_at
-    return view, latest
+    return view
 
 
-def _network_view(
-    journey: JourneyPlan, facts: Facts, base: dict[str, Any]
-) -> dict[str, Any] | None:
-    network = base.get("network")
-    if network is None:
-        return None
-    if facts.ip is None or "segment" in network:
-        return network  # type: ignore[no-any-return]
-    best: tuple[int, str] | None = None
-    names = []
-    for name, nets in journey.networks.items():
-        for net in nets:
-            if net.version == facts.ip.version and facts.ip in net:
+def network_view(journey: JourneyPlan, facts: Facts, network: dict[str, Any]) -> dict[str, Any]:
+    """The `network` variable with `segment` (longest matching prefix, else `unknown`)."""
+    ip = facts.ip
+    if ip is None or "segment" in network:
+        return network
+    version = ip.version
+    value = int(ip)
+    segment = None
+    names: list[str] = []
+    for net_version, address, mask, _, name in journey.network_table:
+        if net_version == version and value & mask == address:
+            if segment is None:
+                segment = name
+            if name not in names:
                 names.append(name)
-                if best is None or net.prefixlen > best[0]:
-                    best = (net.prefixlen, name)
-                break
-    return {**network, "segment": best[1] if best else "unknown", "segments": names}
+    return {**network, "segment": segment or "unknown", "segments": names}
 
 
 def evaluate(
@@ -237,14 +231,15 @@ def _evaluate(
     act = dict(base)
     act["now"] = now
     act["data"] = plan.data
-    session, proofs = _session_view(chosen, facts, now)
-    act["session"] = session
-    network = _network_view(chosen, facts, base)
-    if network is not None:
-        act["network"] = network
+    reads = chosen.reads
+    if "session" in reads:
+        act["session"] = session_view(chosen, facts, now)
+    network = base.get("network")
+    if network is not None and "network" in reads:
+        act["network"] = network_view(chosen, facts, network)
     if facts.device_posture_at is not None:
         act["device"] = {**base["device"], "posture_age": now - facts.device_posture_at}
-    run = _Run(chosen, act, proofs, now)
+    run = _Run(chosen, act, facts.proofs, now)
     risk, risk_missing = assess(chosen, act, run.trace) if chosen.risk_rules else (RiskResult(), [])
     run.missing.extend(risk_missing)
     act["risk"] = {"score": risk.score, "level": risk.level, "reasons": list(risk.reasons)}

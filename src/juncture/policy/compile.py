@@ -22,6 +22,7 @@ from juncture.policy.plan import (
     RiskRulePlan,
     StepRef,
     Steps,
+    build_routes,
     glob_matcher,
     glob_specificity,
 )
@@ -241,6 +242,15 @@ class _JourneyCompiler:
             for name, meth in j.methods.items()
         }
         levels = tuple(sorted(((lv.at_least, lv.name) for lv in j.risk.levels), reverse=True))
+        reads = frozenset(v for c in self.conditions.values() if c is not None for v in c.variables)
+        table = sorted(
+            (
+                (net.version, int(net.network_address), int(net.netmask), net.prefixlen, name)
+                for name, nets in self.networks.items()
+                for net in nets
+            ),
+            key=lambda row: -row[3],
+        )
         return JourneyPlan(
             name=j.name,
             file=j.file,
@@ -254,6 +264,8 @@ class _JourneyCompiler:
             exact=exact,
             globs=tuple(globs),
             star=star,
+            reads=reads,
+            network_table=tuple(table),
         )
 
 
@@ -282,6 +294,7 @@ def compile_journeys(bundle: m.Bundle) -> tuple[Plan | None, list[PolicyError]]:
     plan = Plan(
         version=bundle.version,
         journeys=journeys,
+        routes=build_routes(journeys),
         data=bundle.data,
         bundle=bundle,
         steps=tuple(dict.fromkeys(refs)),

@@ -88,6 +88,10 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     #: (matcher, specificity, ref, steps), most specific first
     globs: tuple[tuple[Callable[[str], Any], tuple[int, int], StepRef, Steps], ...]
     star: tuple[StepRef, Steps] | None
+    #: The variables some condition of the journey reads (facts nobody reads are not built).
+    reads: frozenset[str] = frozenset()
+    #: (ip version, network address as int, mask as int, prefix length, name), longest first.
+    network_table: tuple[tuple[int, int, int, int, str], ...] = ()
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""
@@ -109,6 +113,45 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     bundle: model.Bundle
     #: Every step that explanations can name, for test coverage reports.
     steps: tuple[StepRef, ...]
+    #: (app or None, subject type) -> the journey name that governs it, or a deny reason
+    #: (`no_journey`, `ambiguous_journey`) prefixed with "!".
+    routes: dict[tuple[str | None, str], str] = {}
+
+    def route(self, app: str | None, subject_type: str) -> tuple[JourneyPlan | None, str | None]:
+        """The journey for this app and subject type, or None and the reason there is none."""
+        name = self.routes.get((app, subject_type))
+        if name is None:
+            name = self.routes.get((None, subject_type), "!no_journey")
+        if name[0] == "!":
+            return None, name[1:]
+        return self.journeys[name], None
+
+
+SUBJECT_TYPES = ("user", "service", "agent")
+
+
+def build_routes(journeys: dict[str, JourneyPlan]) -> dict[tuple[str | None, str], str]:
+    """Precompute journey selection: a journey naming the app beats one with no `applies_to`."""
+    apps = sorted({app for j in journeys.values() for app in j.applies_to})
+    routes: dict[tuple[str | None, str], str] = {}
+    for subject_type in SUBJECT_TYPES:
+        for app in [None, *apps]:
+            explicit, default = [], []
+            for journey in journeys.values():
+                if journey.subjects and subject_type not in journey.subjects:
+                    continue
+                if not journey.applies_to:
+                    default.append(journey.name)
+                elif app is not None and app in journey.applies_to:
+                    explicit.append(journey.name)
+            candidates = explicit or default
+            if len(candidates) == 1:
+                routes[(app, subject_type)] = candidates[0]
+            else:
+                routes[(app, subject_type)] = (
+                    "!no_journey" if not candidates else "!ambiguous_journey"
+                )
+    return routes
 
 
 def glob_matcher(pattern: str) -> Callable[[str], Any]:
