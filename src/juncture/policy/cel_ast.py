@@ -329,11 +329,14 @@ def parse(text: str) -> Node:
     try:
         tree = CELParser().parse(text)
     except CELParseError as exc:
-        first = str(exc.args[0]).strip().splitlines()[0] if exc.args else "syntax error"
-        message = "syntax error" if not first or first.startswith(text[:20]) else first
-        raise CelSyntaxError(
-            f"invalid CEL: {message}".rstrip(), exc.line or 0, exc.column or 0
-        ) from None
+        line, column = exc.line or 0, exc.column or 0
+        lines = text.splitlines() or [""]
+        rest = lines[line - 1][column - 1 :] if 0 < line <= len(lines) and column > 0 else ""
+        if rest.strip():
+            message = f"unexpected `{rest.split()[0][:20]}` at line {line} column {column}"
+        else:
+            message = "unexpected end of condition"
+        raise CelSyntaxError(f"invalid CEL: {message}", line, column) from None
     except Exception as exc:  # the parser has more ways to refuse input than it documents
         raise CelSyntaxError(f"invalid CEL: {type(exc).__name__}") from None
     try:
