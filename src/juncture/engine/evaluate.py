@@ -27,10 +27,6 @@ from juncture.policy.plan import (
 _NO_REF = StepRef(kind="engine", text="", file="", line=0)
 
 
-class _Stop(Exception):
-    """An outcome was reached (internal control flow of the step walk)."""
-
-
 class _Run:
     """The state of one evaluation: activation, trace, and the first outcome reached."""
 
