@@ -44,6 +44,9 @@ from juncture.policy.cel_ast import (
 __all__ = ["CompiledCondition", "compile_condition"]
 
 Activation = Mapping[str, Any]
+#: Comprehension macros (all, exists, map, ...) may nest this deep: a cost limit, since each
+#: level multiplies the work by the size of the list it ranges over.
+MAX_COMPREHENSION_NESTING = 2
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ARITH = {"+": rt.add, "-": rt.sub, "*": rt.mul, "/": rt.div, "%": rt.mod}
 _CMP_FN = {"==": rt.eq, "!=": rt.ne, "<": rt.lt, "<=": rt.le, ">": rt.gt, ">=": rt.ge}
@@ -186,9 +189,10 @@ class _Checker:
     def check(self, root: Node) -> None:
         from juncture.policy.loader import suggest
 
-        stack: list[tuple[Node, frozenset[str]]] = [(root, frozenset())]
+        stack: list[tuple[Node, frozenset[str], int]] = [(root, frozenset(), 0)]
+        too_nested = False
         while stack:
-            node, scope = stack.pop()
+            node, scope, nesting = stack.pop()
             match node:
                 case Ident(name) if name not in scope:
                     if name not in schema.VARIABLES:
@@ -213,11 +217,20 @@ class _Checker:
                 case Binary(op, left, right):
                     self.binary(op, left, right, scope)
                 case Comprehension(_, rng, var, predicate, transform):
-                    stack.append((rng, scope))
+                    if nesting + 1 > MAX_COMPREHENSION_NESTING and not too_nested:
+                        too_nested = True
+                        self.error(
+                            f"macros nest more than {MAX_COMPREHENSION_NESTING} deep: "
+                            "the condition's cost would grow with the data it reads",
+                            "policy.cel.too_complex",
+                        )
+                    stack.append((rng, scope, nesting))
                     inner = scope | {var}
-                    stack.extend((n, inner) for n in (predicate, transform) if n is not None)
+                    stack.extend(
+                        (n, inner, nesting + 1) for n in (predicate, transform) if n is not None
+                    )
                     continue
-            stack.extend((child, scope) for child in children(node))
+            stack.extend((child, scope, nesting) for child in children(node))
 
     def call(self, function: str, target: Node | None, args: tuple[Node, ...]) -> None:
         from juncture.policy.loader import suggest
