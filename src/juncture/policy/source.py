@@ -26,7 +26,12 @@ from juncture.errors import Location, PolicyError
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
 
-_Parser: Any = getattr(yaml, "CParser", None)
+#: libyaml's event parser when PyYAML was built with it (it only parses: no objects are built).
+try:
+    from yaml import cyaml as _cyaml
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _cyaml = None  # type: ignore[assignment]
+_Parser: Any = getattr(_cyaml, "CParser", None)
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
 _HEX = re.compile(r"^0x[0-9a-fA-F_]+$")
 _OCT = re.compile(r"^0o[0-7_]+$")
@@ -167,7 +172,7 @@ def read_yaml(data: bytes, file: str) -> Located:
 
     try:
         while True:
-            event = parser.get_event()
+            event: Any = parser.get_event()
             if event is None:  # pragma: no cover - the C parser ends with StreamEndEvent
                 break
             kind = type(event)
@@ -203,7 +208,7 @@ def read_yaml(data: bytes, file: str) -> Located:
                         code="policy.yaml.tag",
                         location=where(event.start_mark, path),
                     )
-                plain_style = event.style is None and tag is None and event.implicit[0]
+                plain_style = not event.style and tag is None and event.implicit[0]
                 value = _resolve_plain(event.value) if plain_style else event.value
                 attach(Located(value, where(event.start_mark, path)), event.start_mark)
                 continue
