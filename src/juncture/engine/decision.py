@@ -9,7 +9,6 @@ import msgspec
 from juncture.policy.plan import StepRef
 
 OutcomeName = Literal["allow", "deny", "step_up", "reroute", "revoke"]
-ACR_PREFIX = "urn:juncture:aal"
 
 
 class Trace(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -5,10 +5,10 @@ Pure: no clock, no I/O, no randomness. ``now`` and the decision id come from the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from juncture.engine.decision import ACR_PREFIX, Decision, RiskResult, StepUp, Trace
+from juncture.engine.decision import Decision, RiskResult, StepUp, Trace
 from juncture.engine.facts import Facts, Proof
 from juncture.engine.risk import assess
 from juncture.policy.cel_runtime import CelEvalError
@@ -17,11 +17,13 @@ from juncture.policy.plan import (
     OUTCOME,
     REQUIRE,
     JourneyPlan,
+    MethodInfo,
     Outcome,
     Plan,
     RequireSpec,
     StepRef,
     Steps,
+    acr_values,
 )
 
 _NO_REF = StepRef(kind="engine", text="", file="", line=0)
@@ -73,7 +75,7 @@ class _Run:
     def require(self, ref: StepRef, spec: RequireSpec) -> Outcome | None:
         methods = self.journey.methods
         now = self.now
-        limit = None if spec.within is None else timedelta(seconds=spec.within)
+        limit = spec.limit
         fresh = set()
         level = 0
         for proof in self.proofs:
@@ -87,27 +89,33 @@ class _Run:
         if spec.mode == "all":
             lacking = tuple(m for m in spec.methods if m not in fresh)
             met = not lacking
-            offered = lacking or spec.offered
         else:
+            lacking = ()
             met = not spec.methods or not fresh.isdisjoint(spec.methods)
-            offered = spec.offered
         if spec.aal is not None and level < spec.aal:
             met = False
         if met:
             self.trace.append(Trace(step=ref, result="met"))
             return None
         self.trace.append(Trace(step=ref, result="not_met"))
-        needed = spec.aal or min((methods[m].aal for m in offered), default=1) or 1
-        amr = tuple(dict.fromkeys(a for m in offered for a in methods[m].amr))
+        if lacking:  # `all`: ask for what is still missing
+            needed = spec.aal or min(methods[m].aal for m in lacking) or 1
+            offered, acr, amr = lacking, acr_values(needed), _amr(methods, lacking)
+        else:
+            offered, acr, amr = spec.offered, spec.acr_values, spec.amr_values
         self.step_up = StepUp(
             methods=offered,
             mode="all" if spec.mode == "all" else "any",
             within=spec.within,
             aal=spec.aal,
-            acr_values=" ".join(f"{ACR_PREFIX}{n}" for n in range(needed, 4)),
+            acr_values=acr,
             amr_values=amr,
         )
         return _STEP_UP
+
+
+def _amr(methods: dict[str, MethodInfo], names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a for n in names for a in methods[n].amr))
 
 
 _STEP_UP = Outcome(outcome="step_up", reason="step_up_required")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from juncture.errors import BundleError, Location, PolicyError
@@ -22,6 +23,7 @@ from juncture.policy.plan import (
     RiskRulePlan,
     StepRef,
     Steps,
+    acr_values,
     build_routes,
     glob_matcher,
     glob_specificity,
@@ -62,6 +64,10 @@ def describe(step: m.Step) -> tuple[str, str]:
         case m.Use(fragment=fragment):
             return "use", f"use {fragment}"
     raise TypeError(step)  # pragma: no cover
+
+
+def _amr(methods: dict[str, m.Method], names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a for n in names for a in m.METHOD_AMR[methods[n].kind]))
 
 
 class _JourneyCompiler:
@@ -176,8 +182,16 @@ class _JourneyCompiler:
                     step.location,
                 )
                 return None
+        needed = step.aal or min(methods[n].aal for n in offered) or 1
         spec = RequireSpec(
-            methods=step.methods, mode=step.mode, within=step.within, aal=step.aal, offered=offered
+            methods=step.methods,
+            mode=step.mode,
+            within=step.within,
+            aal=step.aal,
+            offered=offered,
+            limit=None if step.within is None else timedelta(seconds=step.within),
+            acr_values=acr_values(needed),
+            amr_values=_amr(methods, offered),
         )
         return (REQUIRE, ref, spec)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final
 
 import msgspec
@@ -54,6 +55,19 @@ class RequireSpec(msgspec.Struct, frozen=True, kw_only=True):
     aal: int | None
     #: Methods offered in a step-up when the gate is not met (for `any` and `aal`).
     offered: tuple[str, ...]
+    #: `within` as a timedelta, for comparing with proof ages.
+    limit: timedelta | None = None
+    #: RFC 9470 `acr_values` and RFC 8176 `amr` values of the `offered` methods.
+    acr_values: str = ""
+    amr_values: tuple[str, ...] = ()
+
+
+ACR_PREFIX: Final = "urn:juncture:aal"
+
+
+def acr_values(level: int) -> str:
+    """The ACRs that satisfy AAL ``level``, in order of preference (lowest sufficient first)."""
+    return " ".join(f"{ACR_PREFIX}{n}" for n in range(max(level, 1), 4))
 
 
 class MethodInfo(msgspec.Struct, frozen=True, kw_only=True):
