@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _cyaml = None  # type: ignore[assignment]
 _Parser: Any = getattr(_cyaml, "CParser", None)
-_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_INT = re.compile(r"^[-+]?[0-9][0-9_]*$")
 _HEX = re.compile(r"^0x[0-9a-fA-F_]+$")
 _OCT = re.compile(r"^0o[0-7_]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
