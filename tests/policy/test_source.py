@@ -91,7 +91,10 @@ def test_billion_laughs_is_refused_at_the_first_anchor() -> None:
     ("text", "tag"),
     [
         ("a: !!python/object:os.system x", "tag:yaml.org,2002:python/object:os.system"),
-        ("a: !!python/object/apply:os.system [ls]", "tag:yaml.org,2002:python/object/apply:os.system"),
+        (
+            "a: !!python/object/apply:os.system [ls]",
+            "tag:yaml.org,2002:python/object/apply:os.system",
+        ),
         ("a: !!python/name:os.system {}", "tag:yaml.org,2002:python/name:os.system"),
         ("a: !!binary aGk=", "tag:yaml.org,2002:binary"),
         ("a: !!int 3", "tag:yaml.org,2002:int"),
