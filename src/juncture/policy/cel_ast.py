@@ -151,12 +151,13 @@ def _string(text: str) -> str:
 def _literal(token: Token) -> Any:
     kind, text = token.type, str(token)
     if kind == "INT_LIT":
-        value = int(text, 0) if "x" not in text else int(text.replace("0x", ""), 16)
+        value = int(text, 16) if "x" in text else int(text, 10)
         if not -(2**63) <= value < 2**63:
             raise CelSyntaxError(f"integer literal `{text}` is out of range")
         return value
     if kind == "UINT_LIT":
-        value = int(text[:-1], 0) if "x" not in text else int(text[:-1].replace("0x", ""), 16)
+        digits = text[:-1]
+        value = int(digits, 16) if "x" in digits else int(digits, 10)
         if not 0 <= value < 2**64:
             raise CelSyntaxError(f"unsigned literal `{text}` is out of range")
         return value
