@@ -353,7 +353,10 @@ def to_timestamp(value: Any) -> datetime:
     if type(value) is datetime:
         return value
     if type(value) is int:
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise CelEvalError(f"timestamp {value} is out of range") from None
     if type(value) is not str:
         raise no_overload("timestamp", value)
     try:
@@ -362,7 +365,10 @@ def to_timestamp(value: Any) -> datetime:
         raise CelEvalError(f"cannot convert `{value}` to timestamp") from None
     if parsed.tzinfo is None:
         raise CelEvalError(f"timestamp `{value}` has no time zone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise CelEvalError(f"timestamp `{value}` is out of range") from None
 
 
 @lru_cache(maxsize=64)
