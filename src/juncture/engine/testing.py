@@ -29,6 +29,7 @@ from juncture.engine.decision import Decision
 from juncture.engine.evaluate import evaluate
 from juncture.engine.facts import Facts, parse_now
 from juncture.errors import FactsError, Location, PolicyError
+from juncture.policy.duration import parse_duration
 from juncture.policy.loader import is_test_file
 from juncture.policy.plan import Plan, StepRef
 from juncture.policy.source import Located, plain, read_yaml
@@ -107,8 +108,6 @@ def _compare(expect: Expect, decision: Decision) -> list[str]:
         got = list(decision.step_up.methods) if decision.step_up else None
         differ("methods", expect.methods, got)
     if expect.ttl is not None:
-        from juncture.policy.duration import parse_duration
-
         differ("ttl", parse_duration(expect.ttl), decision.ttl)
     differ("risk_score", expect.risk_score, decision.risk.score)
     differ("risk_level", expect.risk_level, decision.risk.level)
@@ -135,6 +134,11 @@ def _run_case(
         expect = msgspec.convert(raw.get("expect"), Expect)
     except msgspec.ValidationError as exc:
         raise _invalid(f"test `{name}`: invalid `expect`: {exc}", loc) from None
+    if expect.ttl is not None:
+        try:
+            parse_duration(expect.ttl)
+        except ValueError as exc:
+            raise _invalid(f"test `{name}`: invalid `expect.ttl`: {exc}", loc) from None
     try:
         now: datetime = parse_now(raw.get("now", defaults["now"]))
         facts = Facts.from_document(merge(defaults["facts"], raw.get("facts") or {}), now)
