@@ -57,3 +57,22 @@ def test_integer_literals_out_of_range(text: str) -> None:
         parse(text)
     assert info.value.code == "policy.cel.syntax"
     assert "out of range" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (r"b'\xff'", b"\xff"),
+        (r"b'\377'", b"\xff"),
+        (r"b'\x00a'", b"\x00a"),
+        ("b'é'", "é".encode()),
+        (r"b'\u00e9'", "é".encode()),
+        (r"b'a\nb'", b"a\nb"),
+        (r"br'\xff'", b"\\xff"),
+        ("Br'é'", "é".encode()),
+        (r"b'''x\x01'''", b"x\x01"),
+    ],
+)
+def test_bytes_literals_escape_octets(text: str, value: bytes) -> None:
+    # CEL: in bytes literals, \x and octal escapes are octets, other text is UTF-8
+    assert parse(text) == Lit(value)

@@ -124,7 +124,10 @@ _ESCAPE = re.compile(
 )
 
 
-def _unescape(body: str) -> str:
+def _unescape(body: str, octets: bool = False) -> str:
+    """Resolve escapes; with ``octets`` (bytes literals) ``\\xNN`` and octal escapes are bytes,
+    returned as the code points U+0000..U+00FF for the caller to encode as latin-1."""
+
     def repl(match: re.Match[str]) -> str:
         simple, hex2, hex4, hex8, octal, bad = match.groups()
         if simple is not None:
@@ -134,18 +137,31 @@ def _unescape(body: str) -> str:
         number = int(hex2 or hex4 or hex8 or "0", 16) if octal is None else int(octal, 8)
         if number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
             raise CelSyntaxError("invalid code point in string literal")
+        if octets and (hex4 or hex8):
+            return chr(number).encode("utf-8").decode("latin-1")
         return chr(number)
 
-    return _ESCAPE.sub(repl, body)
+    if not octets:
+        return _ESCAPE.sub(repl, body)
+    # outside escapes, a bytes literal holds the UTF-8 encoding of its text
+    parts, pos = [], 0
+    for match in _ESCAPE.finditer(body):
+        parts.append(body[pos : match.start()].encode("utf-8").decode("latin-1"))
+        parts.append(repl(match))
+        pos = match.end()
+    parts.append(body[pos:].encode("utf-8").decode("latin-1"))
+    return "".join(parts)
 
 
-def _string(text: str) -> str:
+def _string(text: str, octets: bool = False) -> str:
     raw = text[:1] in "rR"
     if raw:
         text = text[1:]
     quote = 3 if text[:3] in ('"""', "'''") else 1
     body = text[quote:-quote]
-    return body if raw else _unescape(body)
+    if raw:
+        return body.encode("utf-8").decode("latin-1") if octets else body
+    return _unescape(body, octets)
 
 
 def _literal(token: Token) -> Any:
@@ -166,7 +182,7 @@ def _literal(token: Token) -> Any:
     if kind in ("STRING_LIT", "MLSTRING_LIT"):
         return _string(text)
     if kind == "BYTES_LIT":
-        return _string(text[1:]).encode("utf-8", "surrogatepass")
+        return _string(text[1:], octets=True).encode("latin-1")
     if kind == "BOOL_LIT":
         return text == "true"
     if kind == "NULL_LIT":
