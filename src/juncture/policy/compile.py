@@ -78,6 +78,7 @@ class _JourneyCompiler:
         self.fragments: dict[str, Steps] = {}
         self.in_progress: list[str] = []
         self.conditions: dict[str, CompiledCondition | None] = {}
+        self.condition_errors: dict[str, list[PolicyError]] = {}
         self.refs: list[StepRef] = []
 
     def error(self, message: str, code: str, loc: Location, suggestion: str | None = None) -> None:
@@ -89,7 +90,9 @@ class _JourneyCompiler:
         key = f"{cond.text}\0{','.join(sorted(forbid))}"
         if key in self.conditions:
             cached = self.conditions[key]
-            if cached is None:
+            if cached is None:  # the same mistake written again: report it here too
+                for e in self.condition_errors[key]:
+                    self.error(e.message, e.code, cond.location, e.suggestion)
                 return None
             return CompiledCondition(
                 cached.text,
@@ -102,6 +105,7 @@ class _JourneyCompiler:
         compiled, errors = compile_condition(cond.text, cond.location, self.networks, forbid=forbid)
         self.errors.extend(errors)
         self.conditions[key] = compiled
+        self.condition_errors[key] = errors
         return compiled
 
     def steps(self, steps: tuple[m.Step, ...]) -> Steps:
