@@ -68,6 +68,9 @@ def _load_problems(path: Path) -> tuple[Any, list[PolicyError], dict[str, bytes]
     """Load and check one bundle: (plan or None, problems with file names made relative)."""
     try:
         files = read_bundle_files(path)
+    except BundleError as exc:  # these already name the path as given
+        return None, exc.errors, {}
+    try:
         bundle = load_sources(files)
     except BundleError as exc:
         return None, _relocate(exc.errors, path), {}
@@ -79,9 +82,10 @@ def _load_problems(path: Path) -> tuple[Any, list[PolicyError], dict[str, bytes]
 
 
 def _relocate(problems: list[PolicyError], base: Path) -> list[PolicyError]:
+    """Make bundle-relative file names relative to the working directory (call once per list)."""
     for problem in problems:
         loc = problem.location
-        if loc.file and not Path(loc.file).is_absolute() and not loc.file.startswith(str(base)):
+        if loc.file and not Path(loc.file).is_absolute():
             problem.location = msgspec.structs.replace(loc, file=str(base / loc.file))
     return problems
 
