@@ -410,3 +410,29 @@ def test_json_syntax_error_has_line_and_column() -> None:
     assert (err.location.file, err.location.line, err.location.col) == ("d.json", 3, 3)
     assert err.message.startswith("invalid JSON: ")
     assert "oops" not in err.message
+
+
+def test_alias_in_key_position_reports_the_mapping_path() -> None:
+    err = _err("x: {*a : 1}")
+    assert err.code == "policy.yaml.alias"
+    assert err.location.path == "$.x"
+
+
+def test_tagged_collection_key_reports_the_mapping_path() -> None:
+    err = _err("x:\n  ? !!python/tuple [a]\n  : b")
+    assert err.code == "policy.yaml.tag"
+    assert (err.location.line, err.location.path) == (2, "$.x")
+
+
+def test_events_the_reader_does_not_know_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [source.yaml.StreamStartEvent(), source.yaml.Event(), source.yaml.StreamEndEvent()]
+
+    class Fake:
+        def __init__(self, text: str) -> None:
+            pass
+
+        def get_event(self) -> object:
+            return events.pop(0)
+
+    monkeypatch.setattr(source, "_Parser", Fake)
+    assert read_yaml(b"", "j.yaml").value is None
