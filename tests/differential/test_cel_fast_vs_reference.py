@@ -194,7 +194,7 @@ def _expressions(local: str | None, macro_depth: int) -> st.SearchStrategy[str]:
 conditions = st.one_of(
     _expressions(None, 0),
     st.tuples(
-        _expressions(None, 0), st.sampled_from(BINARY[:6] + ["in"]), _expressions(None, 0)
+        _expressions(None, 0), st.sampled_from([*BINARY[:6], "in"]), _expressions(None, 0)
     ).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
 )
 
@@ -207,7 +207,7 @@ def _outcome(fn: Any, activation: dict[str, Any]) -> object:
 
 
 def check_agreement(text: str, activation: dict[str, Any]) -> None:
-    condition, problems = compile_condition(text, LOC, NETS)
+    condition, _ = compile_condition(text, LOC, NETS)
     assume(condition is not None)
     assert condition is not None
     expected = _outcome(condition.reference, activation)

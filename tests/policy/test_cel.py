@@ -390,6 +390,8 @@ def test_has(text: str, result: bool) -> None:
         "[1].all(x, has(x.a))",
         "has(now.x)",
         "[{'a': 1}].all(x, has(x.b.c))",
+        "has(context.l.x.y)",
+        "has(context.a.x.y)",
     ],
 )
 def test_has_on_a_value_that_is_not_a_map_is_an_error(text: str) -> None:
