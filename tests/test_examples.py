@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ SCENARIO_BUNDLES = ("agent", "partner", "portal", "shop")
 runner = CliRunner()
 
 
-def _run(*args: str) -> tuple[int, dict[str, object]]:
+def _run(*args: str) -> tuple[int, dict[str, Any]]:
     result = runner.invoke(app, [*args, "--format", "json"])
     return result.exit_code, json.loads(result.stdout)
 
@@ -39,7 +40,7 @@ def test_examples_check_without_errors(root: Path) -> None:
     code, report = _run("check", str(root))
     assert code == 0, report
     assert report["ok"] is True
-    assert not [p for p in report["problems"] if p["severity"] == "error"]  # type: ignore[union-attr]
+    assert not [p for p in report["problems"] if p["severity"] == "error"]
 
 
 @pytest.mark.parametrize("root", [JOURNEYS, VERSIONS], ids=["journeys", "versions"])
@@ -47,7 +48,7 @@ def test_example_tests_pass_and_exercise_every_step(root: Path) -> None:
     code, report = _run("test", str(root))
     assert code == 0, report
     bundles = report["bundles"]
-    assert isinstance(bundles, list) and bundles
+    assert bundles
     for bundle in bundles:
         assert bundle["failed"] == 0, bundle
         assert bundle["passed"] > 0, bundle
