@@ -88,3 +88,20 @@ def test_a_tightened_version_changes_the_very_next_decision() -> None:
     # What did not change decides the same under both versions.
     assert evaluate(v1, "expenses:submit", facts, now).outcome == "allow"
     assert evaluate(v2, "expenses:submit", facts, now).outcome == "allow"
+
+
+def test_the_explain_example_of_the_docs_decides_as_documented() -> None:
+    code, decision = _run(
+        "explain",
+        str(JOURNEYS / "shop"),
+        "change_email",
+        "--facts",
+        str(ROOT / "examples" / "facts" / "shop_password_only.yaml"),
+        "--now",
+        "2026-11-29T10:00:00Z",
+    )
+    assert code == 0
+    assert (decision["outcome"], decision["checkpoint"]) == ("step_up", "change_email")
+    assert decision["step_up"]["methods"] == ["totp", "passkey"]
+    assert decision["step_up"]["acr_values"] == "urn:juncture:aal2 urn:juncture:aal3"
+    assert decision["step_up"]["max_age"] == 300
