@@ -436,3 +436,37 @@ def test_events_the_reader_does_not_know_are_ignored(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(source, "_Parser", Fake)
     assert read_yaml(b"", "j.yaml").value is None
+
+
+def test_errors_that_are_not_yaml_errors_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def __init__(self, text: str) -> None:
+            pass
+
+        def get_event(self) -> None:
+            raise RuntimeError("not a YAML problem")
+
+    monkeypatch.setattr(source, "_Parser", Broken)
+    with pytest.raises(RuntimeError, match="not a YAML problem"):
+        source.read_yaml(b"a: 1", "j.yaml")
+
+
+def test_yaml_errors_from_a_reloaded_yaml_module_are_still_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libyaml keeps the classes it saw at import; a re-imported `yaml` has other objects.
+    Stale = type("MarkedYAMLError", (type("YAMLError", (Exception,), {}),), {})
+
+    class Broken:
+        def __init__(self, text: str) -> None:
+            pass
+
+        def get_event(self) -> None:
+            error = Stale()
+            error.problem = "found junk"  # type: ignore[attr-defined]
+            raise error
+
+    monkeypatch.setattr(source, "_Parser", Broken)
+    err = _err("a: 1")
+    assert err.code == "policy.yaml.syntax"
+    assert err.message == "invalid YAML: found junk"

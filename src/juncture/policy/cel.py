@@ -108,9 +108,14 @@ class CompiledCondition:
 
     def __call__(self, activation: Activation) -> bool:
         try:
-            return self._fast(activation)
+            result = self._fast(activation)
         except Exception:  # any surprise: let the reference interpreter decide exactly
             return self.reference(activation)
+        if result is True or result is False:
+            return result
+        # INVARIANT: a condition answers a bool or is an error. The fast path relies on facts
+        # having their schema types; if one did not, the reference interpreter decides.
+        return self.reference(activation)
 
     def reference(self, activation: Activation) -> bool:
         """Evaluate with the reference interpreter only (exact CEL semantics)."""
@@ -458,6 +463,8 @@ def _map(entries: tuple[tuple[Any, Any], ...]) -> dict[Any, Any]:
             raise rt.CelEvalError(f"unsupported map key type {rt.type_name(key)}")
         if rt.map_find(out, key) is not rt._ABSENT:
             raise rt.CelEvalError(f"duplicate map key `{key}`")
+        if key in out:  # 1 and true are different CEL keys but one Python key
+            raise rt.CelEvalError(f"map key `{key}` collides with a key of another type")
         out[key] = value
     return out
 
@@ -645,11 +652,9 @@ def compile_condition(
     try:
         node = parse(text)
     except CelSyntaxError as exc:
+        # The location is where the condition starts; the message says where in it, since
+        # folded and quoted YAML scalars do not map columns one to one.
         loc = location
-        if exc.line:
-            loc = Location(
-                file=location.file, line=location.line, col=location.col, path=location.path
-            )
         return None, [
             PolicyError(
                 f"{exc.message} in `{text}`" if exc.code == "policy.cel.syntax" else exc.message,

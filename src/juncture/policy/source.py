@@ -175,10 +175,12 @@ def read_yaml(data: bytes, file: str) -> Located:
             event: Any = parser.get_event()
             if event is None:  # pragma: no cover - the C parser ends with StreamEndEvent
                 break
-            kind = type(event)
-            if kind is yaml.StreamEndEvent:
+            # Compare event kinds by name: libyaml's parser builds events from the classes it saw at
+            # import time, which need not be the objects `yaml.events` holds now.
+            kind = type(event).__name__
+            if kind == "StreamEndEvent":
                 break
-            if kind is yaml.DocumentStartEvent:
+            if kind == "DocumentStartEvent":
                 documents += 1
                 if documents > 1:
                     raise PolicyError(
@@ -187,9 +189,9 @@ def read_yaml(data: bytes, file: str) -> Located:
                         location=where(event.start_mark, "$"),
                     )
                 continue
-            if kind in (yaml.StreamStartEvent, yaml.DocumentEndEvent):
+            if kind in ("StreamStartEvent", "DocumentEndEvent"):
                 continue
-            if kind is yaml.AliasEvent or getattr(event, "anchor", None) is not None:
+            if kind == "AliasEvent" or getattr(event, "anchor", None) is not None:
                 raise PolicyError(
                     "anchors and aliases are not accepted",
                     code="policy.yaml.alias",
@@ -197,7 +199,7 @@ def read_yaml(data: bytes, file: str) -> Located:
                     suggestion="write the value out, or use a fragment",
                 )
             tag = getattr(event, "tag", None)
-            if kind is yaml.ScalarEvent:
+            if kind == "ScalarEvent":
                 in_key_position = (
                     bool(stack) and isinstance(stack[-1][0], dict) and stack[-1][3] is None
                 )
@@ -212,7 +214,7 @@ def read_yaml(data: bytes, file: str) -> Located:
                 value = _resolve_plain(event.value) if plain_style else event.value
                 attach(Located(value, where(event.start_mark, path)), event.start_mark)
                 continue
-            if kind in (yaml.MappingStartEvent, yaml.SequenceStartEvent):
+            if kind in ("MappingStartEvent", "SequenceStartEvent"):
                 if tag not in (None, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
                     raise PolicyError(
                         f"tag `{tag}` is not accepted",
@@ -231,27 +233,27 @@ def read_yaml(data: bytes, file: str) -> Located:
                         code="policy.yaml.too_deep",
                         location=where(event.start_mark, child_path()),
                     )
-                container: Any = {} if kind is yaml.MappingStartEvent else []
+                container: Any = {} if kind == "MappingStartEvent" else []
                 path = child_path()
                 stack.append((container, path, where(event.start_mark, path), None))
                 continue
-            if kind in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
+            if kind in ("MappingEndEvent", "SequenceEndEvent"):
                 container, _, location, _ = stack.pop()
                 attach(Located(container, location), event.start_mark)
                 continue
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "syntax error").rstrip(".")
+    except PolicyError:
+        raise
+    except Exception as exc:  # the parser's errors (by duck type: see the note on event kinds)
+        if not any(c.__name__ == "YAMLError" for c in type(exc).__mro__):
+            raise
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+        if problem is None:
+            problem = str(exc).splitlines()[0] if str(exc) else "syntax error"
         raise PolicyError(
-            f"invalid YAML: {problem}",
+            f"invalid YAML: {str(problem).rstrip('.')}",
             code="policy.yaml.syntax",
             location=where(mark, "$") if mark is not None else Location(file=file),
-        ) from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(
-            f"invalid YAML: {str(exc).splitlines()[0] if str(exc) else 'syntax error'}",
-            code="policy.yaml.syntax",
-            location=Location(file=file),
         ) from None
     if root is None:
         return Located(None, Location(file=file, line=1, col=1))
