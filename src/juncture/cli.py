@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
 
@@ -125,7 +126,8 @@ def check(directory: DirArgument, format: FormatOption = Format.text) -> None:
             mark = "[green]ok[/]" if not s["errors"] else "[red]failed[/]"
             version = f" {s['version'][:19]}" if s["version"] else ""
             out.print(
-                f"{mark} {s['bundle']}{version}: {s['errors']} error(s), {s['warnings']} warning(s)"
+                f"{mark} {esc(s['bundle'])}{version}: "
+                f"{s['errors']} error(s), {s['warnings']} warning(s)"
             )
     raise typer.Exit(1 if errors else 0)
 
@@ -147,7 +149,7 @@ def test(directory: DirArgument, format: FormatOption = Format.text) -> None:
             if format is Format.text:
                 for problem in errors:
                     out.print(_problem_line(problem))
-                out.print(f"[red]failed[/] {path}: the bundle does not compile")
+                out.print(f"[red]failed[/] {esc(str(path))}: the bundle does not compile")
             continue
         report = run_tests(plan, files)
         ok = ok and report.ok
@@ -181,20 +183,24 @@ def test(directory: DirArgument, format: FormatOption = Format.text) -> None:
         for result in report.results:
             if result.passed:
                 continue
-            out.print(f"[red]FAIL[/] {path / result.file}:{result.line} {result.name}")
+            out.print(
+                f"[red]FAIL[/] {esc(str(path / result.file))}:{result.line} {esc(result.name)}"
+            )
             for failure in result.failures:
-                out.print(f"    {failure}")
+                out.print(f"    {esc(failure)}")
             if result.decision is not None:
                 _print_explanation(result.decision, indent="    ")
         if report.uncovered:
-            out.print(f"[yellow]{len(report.uncovered)} step(s) no test exercised[/] in {path}:")
+            out.print(
+                f"[yellow]{len(report.uncovered)} step(s) no test exercised[/] in {esc(str(path))}:"
+            )
             for step in report.uncovered:
-                out.print(f"    {path / step.file}:{step.line}  {step.text}")
+                out.print(f"    {esc(str(path / step.file))}:{step.line}  {esc(step.text)}")
         mark = "[green]ok[/]" if report.ok else "[red]failed[/]"
         if not report.results and not report.errors:
             mark = "[red]failed[/]"
-            out.print(f"[red]no policy tests found[/] in {path}")
-        out.print(f"{mark} {path}: {report.passed} passed, {report.failed} failed")
+            out.print(f"[red]no policy tests found[/] in {esc(str(path))}")
+        out.print(f"{mark} {esc(str(path))}: {report.passed} passed, {report.failed} failed")
     if format is Format.json:
         _print_json({"ok": ok, "bundles": report_json})
     raise typer.Exit(0 if ok else 1)
@@ -269,24 +275,28 @@ def explain(
         ("path", decision.path),
     ):
         if value:
-            table.add_row(label, value)
+            table.add_row(label, Text(value))
     if decision.scopes:
-        table.add_row("scopes", " ".join(decision.scopes))
+        table.add_row("scopes", Text(" ".join(decision.scopes)))
     if decision.step_up is not None:
         su = decision.step_up
         table.add_row(
             "step up",
-            f"{su.mode} of {', '.join(su.methods)}"
-            + (f" within {su.within}s" if su.within is not None else ""),
+            Text(
+                f"{su.mode} of {', '.join(su.methods)}"
+                + (f" within {su.within}s" if su.within is not None else "")
+            ),
         )
         table.add_row("acr_values", su.acr_values)
     table.add_row(
         "risk",
-        f"{decision.risk.score} ({decision.risk.level})"
-        + (f": {', '.join(decision.risk.reasons)}" if decision.risk.reasons else ""),
+        Text(
+            f"{decision.risk.score} ({decision.risk.level})"
+            + (f": {', '.join(decision.risk.reasons)}" if decision.risk.reasons else "")
+        ),
     )
     if decision.missing:
-        table.add_row("missing", ", ".join(decision.missing))
+        table.add_row("missing", Text(", ".join(decision.missing)))
     table.add_row("version", decision.version)
     out.print(table)
     out.print("[bold]why[/]")

@@ -341,3 +341,17 @@ def test_main_runs_the_app(monkeypatch, capsys):
         main()
     assert info.value.code == 0
     assert capsys.readouterr().out == f"{__version__}\n"
+
+
+def test_text_output_prints_brackets_literally(tmp_path: Path):
+    (tmp_path / "j.yaml").write_text(
+        "journey: j\ncheckpoints:\n"
+        "  a:\n    - {if: \"data.users['x'] == 'y'\", allow: {}}\n    - deny: no\n"
+    )
+    (tmp_path / "j_test.yaml").write_text(
+        "tests:\n  - name: '[bracketed] name'\n    checkpoint: a\n    expect: {outcome: allow}\n"
+    )
+    result = run("test", tmp_path)
+    assert result.exit_code == 1
+    assert "[bracketed] name" in result.output
+    assert "data.users['x'] == 'y'" in result.output

@@ -79,7 +79,8 @@ def test_naive_datetimes_given_directly_are_taken_as_utc():
 def test_what_was_not_observed_is_absent():
     facts = Facts.from_document({})
     assert set(facts.base) == {"subject", "signals"}
-    assert facts.base["subject"] == {"properties": {}}
+    # The subject type defaults to user, the same type journey selection assumes.
+    assert facts.base["subject"] == {"properties": {}, "type": "user"}
     assert facts.base["signals"] == SIGNAL_DEFAULTS
     assert facts.subject_type == "user"
     assert (facts.app, facts.ip, facts.session, facts.proofs) == (None, None, None, ())

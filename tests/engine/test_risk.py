@@ -83,3 +83,10 @@ def test_level_falls_back_to_the_lowest_when_no_threshold_is_reached():
     assert missing == ["geo.country"]
     zero, _ = assess(odd, {"context": {"a": False, "b": False, "c": True}, "geo": {}}, [])
     assert (zero.score, zero.level) == (0, "low")
+
+
+def test_an_erroring_rule_that_subtracts_does_not_count():
+    # Missing context may raise risk, never lower it.
+    decision = decide(RISK, "a", {"context": {"a": True, "b": False}, "geo": {"country": "DE"}})
+    assert decision.risk == RiskResult(score=60, level="watch", reasons=("a",))
+    assert decision.missing == ("context.c",)

@@ -296,3 +296,17 @@ def test_run_file_returns_results_in_order():
     )
     assert [(r.name, r.line, r.passed) for r in results] == [("one", 2, True), ("two", 3, True)]
     assert {t.kind for t in touched} >= {"allow", "risk", "checkpoint"}
+
+
+def test_a_journey_that_is_not_a_name_is_an_invalid_test_file():
+    from juncture.engine.testing import TestReport, run_tests
+
+    assert TestReport.__test__ is False  # pytest must not collect the report class
+    plan = build_plan("journey: j\ncheckpoints: {a: [{allow: {}}]}\n")
+    files = {
+        "j_test.yaml": b"tests:\n  - {name: t, checkpoint: a, journey: [j], "
+        b"expect: {outcome: allow}}\n"
+    }
+    report = run_tests(plan, files)
+    assert [e.code for e in report.errors] == ["policy.test.invalid"]
+    assert "journey" in report.errors[0].message

@@ -868,3 +868,20 @@ def test_selecting_a_field_of_a_literal_compiles_to_an_evaluation_error(text: st
     # the generated Python (`None['a']`) made compile() warn; under -W error it became
     # a SyntaxError reported as `policy.cel.too_complex`
     assert "cannot select field" in fails(text).message
+
+
+def test_a_fast_path_answer_that_is_not_bool_goes_to_the_reference():
+    # Facts are validated before conditions run; should one ever have the wrong type, the
+    # condition is an error, never a truthy value.
+    cond, errors = compile_condition("device.known", Location())
+    assert not errors and cond is not None
+    with pytest.raises(CelEvalError, match="expected bool"):
+        cond({"device": {"known": "yes"}})
+    assert cond({"device": {"known": True}}) is True
+
+
+def test_map_keys_of_different_types_that_python_merges_are_an_error():
+    cond, errors = compile_condition('size({1: "a", true: "b"}) == 2', Location())
+    assert not errors and cond is not None
+    with pytest.raises(CelEvalError, match="collides"):
+        cond({})

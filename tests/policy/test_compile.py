@@ -185,3 +185,22 @@ def test_routes():
 def test_glob_specificity():
     assert glob_specificity("tool:tr*") < glob_specificity("tool:*")
     assert glob_specificity("a*") < glob_specificity("a**")
+
+
+def test_a_question_mark_is_more_specific_than_a_star():
+    assert glob_specificity("tool:?") < glob_specificity("tool:*")
+    plan = compile_plan(
+        load_sources(
+            {
+                "j.yaml": b"journey: j\ncheckpoints:\n"
+                b"  'tool:*': [{deny: star}]\n  'tool:?': [{deny: one}]\n"
+                b"  'tool:[x]': [{deny: brackets}]\n"
+            }
+        )
+    )
+    journey = plan.journeys["j"]
+    assert journey.checkpoint("tool:a")[0].text == "tool:?"
+    assert journey.checkpoint("tool:ab")[0].text == "tool:*"
+    # brackets are literal characters of a name, not a character class
+    assert journey.checkpoint("tool:[x]")[0].text == "tool:[x]"
+    assert journey.checkpoint("tool:x")[0].text == "tool:?"

@@ -5,7 +5,7 @@ Pure: no clock, no I/O, no randomness. ``now`` and the decision id come from the
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from juncture.engine.decision import Decision, RiskResult, StepUp, Trace
@@ -78,9 +78,10 @@ class _Run:
         limit = spec.limit
         fresh = set()
         level = 0
+        horizon = now + CLOCK_SKEW
         for proof in self.proofs:
-            if limit is not None and now - proof.at > limit:
-                continue
+            if proof.at > horizon or (limit is not None and now - proof.at > limit):
+                continue  # a proof from the future is no proof; a stale one is not fresh
             fresh.add(proof.method)
             info = methods.get(proof.method)
             aal = info.aal if info is not None else (proof.aal or 0)
@@ -118,6 +119,8 @@ def _amr(methods: dict[str, MethodInfo], names: tuple[str, ...]) -> tuple[str, .
     return tuple(dict.fromkeys(a for n in names for a in methods[n].amr))
 
 
+#: How far in the future a proof's time may be and still count (clocks of nodes differ).
+CLOCK_SKEW = timedelta(seconds=30)
 _STEP_UP = Outcome(outcome="step_up", reason="step_up_required")
 _EVALUATION_ERROR = Outcome(outcome="deny", reason="evaluation_error")
 _NO_RULE = Outcome(outcome="deny", reason="no_rule_matched")
@@ -136,7 +139,10 @@ def session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> dict[str,
     """
     methods = journey.methods
     latest: dict[str, dict[str, Any]] = {}
+    horizon = now + CLOCK_SKEW
     for proof in facts.proofs:
+        if proof.at > horizon:
+            continue
         seen = latest.get(proof.method)
         if seen is not None and proof.at <= seen["at"]:
             continue
@@ -167,7 +173,9 @@ def session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> dict[str,
 def network_view(journey: JourneyPlan, facts: Facts, network: dict[str, Any]) -> dict[str, Any]:
     """The `network` variable with `segment` (longest matching prefix, else `unknown`)."""
     ip = facts.ip
-    if ip is None or "segment" in network:
+    if "segment" in network:  # the caller observed it: keep it
+        return network if "segments" in network else {**network, "segments": [network["segment"]]}
+    if ip is None:
         return network
     version = ip.version
     value = int(ip)
@@ -236,6 +244,9 @@ def _evaluate(
     act["now"] = now
     act["data"] = plan.data
     reads = chosen.reads
+    if "action" in reads:  # the action decided is the checkpoint asked for, whatever facts say
+        given = base.get("action")
+        act["action"] = {"name": action, "properties": given["properties"] if given else {}}
     if "session" in reads:
         act["session"] = session_view(chosen, facts, now)
     network = base.get("network")

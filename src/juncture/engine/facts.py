@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -21,6 +21,8 @@ from juncture.policy.duration import parse_duration
 from juncture.policy.schema import SIGNAL_DEFAULTS
 
 SubjectType = Literal["user", "service", "agent"]
+#: A timestamp must say its time zone: a naive one is ambiguous, so it is refused.
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class _In(
@@ -44,7 +46,7 @@ class Proof(_In, frozen=True):
     """A method the session has proven, and when."""
 
     method: str
-    at: datetime
+    at: Timestamp
     kind: str | None = None
     aal: int | None = None
     amr: tuple[str, ...] = ()
@@ -52,7 +54,7 @@ class Proof(_In, frozen=True):
 
 class SessionIn(_In, frozen=True):
     id: str | None = None
-    started_at: datetime | None = None
+    started_at: Timestamp | None = None
     proofs: tuple[Proof, ...] = ()
 
 
@@ -77,7 +79,7 @@ class DeviceIn(_In, frozen=True):
     known: bool | None = None
     managed: bool | None = None
     compliant: bool | None = None
-    posture_at: datetime | None = None
+    posture_at: Timestamp | None = None
     platform: str | None = None
     user_agent_changed: bool | None = None
 
@@ -114,6 +116,7 @@ class Facts:
         self.subject_type = document.subject.type or "user"
         subject = _present(document.subject)
         subject.setdefault("properties", {})
+        subject["type"] = self.subject_type  # the type journey selection used
         base: dict[str, Any] = {
             "subject": subject,
             "signals": {**SIGNAL_DEFAULTS, **document.signals},

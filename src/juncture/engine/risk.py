@@ -16,7 +16,8 @@ def assess(
     """Score the request: the sum of matching rules' points, clamped to 0..100.
 
     A rule whose condition cannot be evaluated (a fact it reads is missing) counts
-    as matched: missing context raises risk, it never lowers it. Returns the
+    as matched when it adds points and as unmatched when it would subtract: missing
+    context raises risk, it never lowers it. Returns the
     result and the missing facts that forced a rule to count.
     """
     score = 0
@@ -28,7 +29,9 @@ def assess(
             result = "true" if matched else "false"
             detail = None
         except CelEvalError as exc:
-            matched = True
+            # Missing context may only raise risk: an erroring rule that adds points counts,
+            # one that would subtract does not.
+            matched = rule.add > 0
             result = "error"
             detail = exc.message
             if exc.missing:

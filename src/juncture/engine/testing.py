@@ -62,6 +62,9 @@ class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TestReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a bundle's policy tests (not a pytest test class)."""
+
+    __test__ = False
     results: tuple[CaseResult, ...]
     uncovered: tuple[StepRef, ...]
     errors: tuple[PolicyError, ...] = ()
@@ -145,6 +148,8 @@ def _run_case(
     except FactsError as exc:
         raise _invalid(f"test `{name}`: {exc.message}", loc) from None
     journey = raw.get("journey", defaults["journey"])
+    if journey is not None and not isinstance(journey, str):
+        raise _invalid(f"test `{name}`: `journey` must be a journey name", loc)
     decision = evaluate(plan, checkpoint, facts, now, journey=journey)
     touched.update(t.step for t in decision.explanation)
     failures = _compare(expect, decision)

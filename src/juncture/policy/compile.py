@@ -29,7 +29,7 @@ from juncture.policy.plan import (
     glob_specificity,
 )
 
-_GLOB_CHARS = frozenset("*?[")
+_GLOB_CHARS = frozenset("*?")
 
 
 def _ref(kind: str, text: str, loc: Location) -> StepRef:

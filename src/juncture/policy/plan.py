@@ -100,7 +100,7 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     guard: Steps
     exact: dict[str, tuple[StepRef, Steps]]
     #: (matcher, specificity, ref, steps), most specific first
-    globs: tuple[tuple[Callable[[str], Any], tuple[int, int], StepRef, Steps], ...]
+    globs: tuple[tuple[Callable[[str], Any], tuple[int, int, int], StepRef, Steps], ...]
     star: tuple[StepRef, Steps] | None
     #: The variables some condition of the journey reads (facts nobody reads are not built).
     reads: frozenset[str] = frozenset()
@@ -176,7 +176,10 @@ def glob_matcher(pattern: str) -> Callable[[str], Any]:
     return re.compile("".join(out), re.S).fullmatch
 
 
-def glob_specificity(pattern: str) -> tuple[int, int]:
-    """More literal characters first, then fewer wildcards."""
-    wild = sum(pattern.count(c) for c in "*?")
-    return (-(len(pattern) - wild), wild)
+def glob_specificity(pattern: str) -> tuple[int, int, int]:
+    """Sort key, most specific first: more literal characters, then fewer `*`, then fewer `?`.
+
+    ``tool:?`` (exactly one character) is more specific than ``tool:*`` (any number).
+    """
+    stars, marks = pattern.count("*"), pattern.count("?")
+    return (-(len(pattern) - stars - marks), stars, marks)

@@ -18,7 +18,7 @@ CLOSED: Final[dict[str, dict[str, str | None]]] = {
         "aal": "int",
         "methods": None,  # map: method name -> {kind, aal, at, age}
         "amr": None,  # list of RFC 8176 amr values proven
-        "proofs": None,  # list of {method, kind, aal, at}
+        "proofs": None,  # list of {method, at}, every proof the session holds
     },
     "network": {"ip": "string", "segment": "string", "segments": None, "version": "int"},
     "geo": {
