@@ -166,7 +166,7 @@ def test(directory: DirArgument, format: FormatOption = Format.text) -> None:
                             "file": str(path / r.file),
                             "line": r.line,
                             "failures": r.failures,
-                            "decision": r.decision.to_dict() if r.decision else None,
+                            "decision": r.decision.to_dict(),
                         }
                         for r in report.results
                         if not r.passed
@@ -188,8 +188,7 @@ def test(directory: DirArgument, format: FormatOption = Format.text) -> None:
             )
             for failure in result.failures:
                 out.print(f"    {esc(failure)}")
-            if result.decision is not None:
-                _print_explanation(result.decision, indent="    ")
+            _print_explanation(result.decision, indent="    ")
         if report.uncovered:
             out.print(
                 f"[yellow]{len(report.uncovered)} step(s) no test exercised[/] in {esc(str(path))}:"

@@ -58,7 +58,7 @@ class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
     line: int
     passed: bool
     failures: tuple[str, ...] = ()
-    decision: Decision | None = None
+    decision: Decision
 
 
 class TestReport(msgspec.Struct, frozen=True, kw_only=True):
