@@ -7,7 +7,9 @@ from pathlib import Path
 
 def _holds_journeys(path: Path) -> bool:
     return any(
-        p.is_file() and p.suffix in (".yaml", ".yml") and not p.stem.endswith("_test")
+        p.is_file()
+        and p.suffix.lower() in (".yaml", ".yml")
+        and not p.stem.lower().endswith("_test")
         for p in path.iterdir()
     )
 

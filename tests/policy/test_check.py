@@ -148,6 +148,7 @@ fragments:
     assert [(p.severity, p.location.line) for p in warnings] == [
         ("warning", 7),  # browse
         ("warning", 8),  # open_if: the allow inside the branch
+        ("warning", 19),  # used: fragment f requires only when context.y holds
         ("warning", 22),  # falls: past an `if` and a `use` that may fall through
         ("warning", 25),  # use_open: the allow inside fragment g
     ]
@@ -264,3 +265,44 @@ def test_unknown_fragment_is_skipped_by_the_path_checks():
         ("policy.ref.unknown_fragment", 7),  # same line: sorted by column
         ("policy.check.missing_require", 7),
     ]
+
+
+def test_missing_require_follows_every_path_of_one_checkpoint():
+    found = problems(
+        HEAD
+        + """\
+checkpoints:
+  a:
+    - if: "context.x"
+      then:
+        - if: "context.y"
+          then: [{require: {any: [password]}}]
+    - allow: {}
+"""
+    )
+    warnings = [p for p in found if p.code == "policy.check.missing_require"]
+    assert len(warnings) == 1
+    assert warnings[0].message.endswith("while its other paths require authentication")
+
+
+def test_a_very_long_chain_of_branches_is_walked_without_recursion():
+    chain = "".join(f'    - {{if: "context.v{i}", then: [{{deny: d}}]}}\n' for i in range(1200))
+    found = problems(
+        HEAD + "checkpoints:\n  gated: [{require: {any: [password]}}, {allow: {}}]\n"
+        "  long:\n" + chain + "    - allow: {}\n"
+    )
+    warnings = [p for p in found if p.code == "policy.check.missing_require"]
+    assert [w.message.split("`")[1] for w in warnings] == ["long"]
+
+
+def test_paths_that_meet_again_or_fall_off_the_end_are_not_open():
+    found = problems(
+        HEAD
+        + """\
+checkpoints:
+  gated: [{require: {any: [password]}}, {allow: {}}]
+  meet: [{if: "context.x", then: []}, {deny: d}]
+  falls_off: [{if: "context.x", then: [{deny: a}]}]
+"""
+    )
+    assert not [p for p in found if p.code == "policy.check.missing_require"]

@@ -60,33 +60,52 @@ def _has_require(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[
     return False
 
 
+#: A point in a walk over the steps: (steps, index of the next one, where to go on after them).
+_Frame = tuple[tuple[m.Step, ...], int, "_Frame | None"]
+
+
+def _frame_key(frame: _Frame | None) -> tuple[tuple[int, int], ...]:
+    key = []
+    while frame is not None:
+        key.append((id(frame[0]), frame[1]))
+        frame = frame[2]
+    return tuple(key)
+
+
 def _open_allow(
     steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]
 ) -> m.Allow | None:
-    """An allow reachable along some path with no `require` before it, if any."""
-    for step in steps:
-        match step:
-            case m.Require():
-                return None
-            case m.Allow():
-                return step
-            case m.Deny() | m.Reroute() | m.Revoke():
-                return None
-            case m.If(then=then, otherwise=otherwise):
-                found = _open_allow(then, journey, seen) or _open_allow(otherwise, journey, seen)
-                if found is not None:
-                    return found
-                if _always_ends((step,), journey, seen) or (
-                    _has_require(then, journey, seen) and _has_require(otherwise, journey, seen)
-                ):
-                    return None
-            case m.Use(fragment=name) if name in journey.fragments and name not in seen:
-                inner = journey.fragments[name].steps
-                found = _open_allow(inner, journey, seen | {name})
-                if found is not None:
-                    return found
-                if _always_ends(inner, journey, seen) or _has_require(inner, journey, seen):
-                    return None
+    """An allow reachable along some path with no `require` before it, if any.
+
+    Walks every path (both branches of each `if`, into fragments and on after them), each
+    program point once, and stops a path at its first `require` or outcome.
+    """
+    visited: set[tuple[object, ...]] = set()
+    pending: list[tuple[_Frame | None, frozenset[str]]] = [((steps, 0, None), seen)]
+    while pending:
+        frame, used = pending.pop()
+        while frame is not None:
+            current, index, parent = frame
+            if index >= len(current):
+                frame = parent
+                continue
+            key = (_frame_key(frame), used)
+            if key in visited:
+                break
+            visited.add(key)
+            step, after = current[index], (current, index + 1, parent)
+            match step:
+                case m.Allow():
+                    return step
+                case m.Require() | m.Deny() | m.Reroute() | m.Revoke():
+                    break
+                case m.If(then=then, otherwise=otherwise):
+                    pending.append(((otherwise, 0, after), used))
+                    frame = (then, 0, after)
+                case m.Use(fragment=name) if name in journey.fragments and name not in used:
+                    frame, used = (journey.fragments[name].steps, 0, after), used | {name}
+                case _:
+                    frame = after  # an unknown or cyclic fragment: reported elsewhere
     return None
 
 
@@ -136,10 +155,16 @@ def _journey_checks(journey: m.Journey) -> list[PolicyError]:
         for cp in journey.checkpoints:
             allow = _open_allow(cp.steps, journey, frozenset())
             if allow is not None:
+                others = [name for name in gated if name != cp.name]
+                contrast = (
+                    f"while `{others[0]}` requires authentication"
+                    if others
+                    else "while its other paths require authentication"
+                )
                 out.append(
                     PolicyError(
                         f"checkpoint `{cp.name}` can reach allow with no `require` on the way, "
-                        f"while `{gated[0]}` requires authentication",
+                        + contrast,
                         code="policy.check.missing_require",
                         location=allow.location,
                         severity="warning",
