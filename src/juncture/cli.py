@@ -162,6 +162,7 @@ def test(directory: DirArgument, format: FormatOption = Format.text) -> None:
                     "errors": [p.to_dict() for p in _relocate(list(report.errors), path)],
                     "failures": [
                         {
+                            "code": "policy.test.failed",
                             "name": r.name,
                             "file": str(path / r.file),
                             "line": r.line,

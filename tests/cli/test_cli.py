@@ -173,6 +173,7 @@ def test_test_json(tmp_path):
     (report,) = out["bundles"]
     assert (report["passed"], report["failed"], report["errors"]) == (1, 1, [])
     failure = report["failures"][0]
+    assert failure["code"] == "policy.test.failed"
     assert (failure["name"], failure["file"], failure["line"]) == (
         "login",
         f"{path}/j_test.yaml",

@@ -131,13 +131,13 @@ def test_duplicate_key_is_refused_at_the_repeat() -> None:
     err = _err("a: 1\nb: 2\na: 3\n")
     assert err.code == "policy.yaml.duplicate_key"
     assert "`a`" in err.message
-    assert (err.location.line, err.location.col) == (3, 1)
+    assert (err.location.line, err.location.col, err.location.path) == (3, 1, "$.a")
 
 
 def test_duplicate_key_in_flow_mapping() -> None:
     err = _err("x: {a: 1, a: 2}")
     assert err.code == "policy.yaml.duplicate_key"
-    assert (err.location.line, err.location.col, err.location.path) == (1, 11, "$.x")
+    assert (err.location.line, err.location.col, err.location.path) == (1, 11, "$.x.a")
 
 
 @pytest.mark.parametrize("key", ["1", "0x10", "1.5", "true", "null", "~"])

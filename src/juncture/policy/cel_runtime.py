@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -22,6 +23,11 @@ import re2
 from juncture.policy.duration import parse_duration
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# What int() and double() accept from a string: plain ASCII numbers, no `_`, no spaces.
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_DOUBLE_TEXT = re.compile(
+    r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|Infinity|NaN)"
+)
 _NUMBERS = (int, float)
 _ORDERED_SAME = {str, bytes, bool, datetime, timedelta}
 _SIMPLE = {str, bytes, bool, int, float, type(None), datetime, timedelta}
@@ -267,7 +273,10 @@ def _regex(pattern: str) -> Any:
     try:
         return re2.compile(pattern)
     except Exception as exc:
-        raise CelEvalError(f"invalid regular expression: {exc}") from None
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise CelEvalError(f"invalid regular expression: {detail}") from None
 
 
 def _matches(text: Any, pattern: Any) -> bool:
@@ -297,10 +306,9 @@ def _to_int(value: Any) -> int:
             raise CelEvalError("int() out of range")
         return int(value)
     if kind is str:
-        try:
-            return check_int(int(value, 10))
-        except ValueError:
-            raise CelEvalError(f"cannot convert `{value}` to int") from None
+        if not _INT_TEXT.fullmatch(value):
+            raise CelEvalError(f"cannot convert `{value}` to int")
+        return check_int(int(value, 10))
     if kind is datetime:
         return int(value.timestamp())
     raise no_overload("int", value)
@@ -311,10 +319,9 @@ def _to_double(value: Any) -> float:
     if kind in (int, float):
         return float(value)
     if kind is str:
-        try:
-            return float(value)
-        except ValueError:
-            raise CelEvalError(f"cannot convert `{value}` to double") from None
+        if not _DOUBLE_TEXT.fullmatch(value):
+            raise CelEvalError(f"cannot convert `{value}` to double")
+        return float(value)
     raise no_overload("double", value)
 
 
@@ -383,7 +390,7 @@ def _getter(name: str, part: Callable[[datetime], int]) -> Callable[..., int]:
     def call(value: Any, zone: Any = None) -> int:
         if type(value) is not datetime or (zone is not None and type(zone) is not str):
             raise no_overload(name, value)
-        local = value.astimezone(_zone(zone)) if zone else value
+        local = value.astimezone(_zone(zone)) if zone is not None else value
         return part(local)
 
     return call

@@ -155,7 +155,7 @@ def read_yaml(data: bytes, file: str) -> Located:
                 raise PolicyError(
                     f"duplicate key `{key}`",
                     code="policy.yaml.duplicate_key",
-                    location=node.location,
+                    location=msgspec.structs.replace(node.location, path=_path_of(stack, key)),
                 )
             stack[-1] = (container, stack[-1][1], stack[-1][2], key)
         else:
