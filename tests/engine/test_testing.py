@@ -310,3 +310,25 @@ def test_a_journey_that_is_not_a_name_is_an_invalid_test_file():
     report = run_tests(plan, files)
     assert [e.code for e in report.errors] == ["policy.test.invalid"]
     assert "journey" in report.errors[0].message
+
+
+def test_null_in_a_case_removes_a_default_fact():
+    assert merge({"device": {"managed": True}, "app": "a"}, {"device": None}) == {"app": "a"}
+    assert merge({"geo": {"country": "DE", "city": "X"}}, {"geo": {"city": None}}) == {
+        "geo": {"country": "DE"}
+    }
+    assert merge({}, {"gone": None}) == {}
+
+
+def test_a_bad_case_does_not_hide_the_good_ones():
+    plan = build_plan("journey: j\ncheckpoints: {a: [{allow: {}}]}\n")
+    files = {
+        "j_test.yaml": b"tests:\n"
+        b"  - {name: bad, expect: {outcome: allow}}\n"
+        b"  - {name: good, checkpoint: a, expect: {outcome: allow}}\n"
+        b"  - {name: also bad, checkpoint: a, expect: {outcome: allow}, extra: 1}\n"
+    }
+    report = run_tests(plan, files)
+    assert [r.name for r in report.results] == ["good"]
+    assert [e.location.line for e in report.errors] == [2, 4]
+    assert not report.ok

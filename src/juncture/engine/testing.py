@@ -12,6 +12,7 @@ A test file::
           session: {proofs: [{method: password, at: -1h}]}
         expect: {outcome: step_up, methods: [totp, passkey]}
 
+A case's facts are merged over the file's (mappings deeply; ``null`` removes a key).
 `run_tests` evaluates every case against the compiled plan and reports the
 cases that failed (with the decision's explanation) and the steps that no case
 exercised.
@@ -83,11 +84,18 @@ class TestReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def merge(base: Any, over: Any) -> Any:
-    """Deep-merge mappings (``over`` wins); any other value replaces."""
+    """Deep-merge mappings (``over`` wins); any other value replaces; ``null`` removes a key.
+
+    A case's facts are merged over the file's: ``device: null`` in a case leaves the file's
+    device out of that case (a fact not observed).
+    """
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for key, value in over.items():
-            out[key] = merge(out[key], value) if key in out else value
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merge(out[key], value) if key in out else value
         return out
     return over
 
@@ -163,11 +171,20 @@ def _run_case(
     )
 
 
-def run_file(plan: Plan, file: str, content: bytes, touched: set[StepRef]) -> list[CaseResult]:
+def run_file(
+    plan: Plan,
+    file: str,
+    content: bytes,
+    touched: set[StepRef],
+    errors: list[PolicyError] | None = None,
+) -> list[CaseResult]:
     """Run the cases of one test file.
 
+    A malformed case is added to ``errors`` (when given) and the other cases still run.
+
     Raises:
-        PolicyError: ``policy.test.invalid`` (or a YAML error) when the file is malformed.
+        PolicyError: ``policy.test.invalid`` (or a YAML error) when the file is malformed, or
+        a case is and no ``errors`` list was given.
     """
     root = read_yaml(content, file)
     if not isinstance(root.value, dict):
@@ -184,7 +201,15 @@ def run_file(plan: Plan, file: str, content: bytes, touched: set[StepRef]) -> li
         "now": plain(fields["now"]) if "now" in fields else DEFAULT_NOW,
         "facts": plain(fields["facts"]) if "facts" in fields else {},
     }
-    return [_run_case(plan, defaults, case, file, touched) for case in cases.value]
+    results = []
+    for case in cases.value:
+        try:
+            results.append(_run_case(plan, defaults, case, file, touched))
+        except PolicyError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+    return results
 
 
 def run_tests(plan: Plan, files: Mapping[str, bytes]) -> TestReport:
@@ -196,7 +221,7 @@ def run_tests(plan: Plan, files: Mapping[str, bytes]) -> TestReport:
         if not is_test_file(file):
             continue
         try:
-            results += run_file(plan, file, files[file], touched)
+            results += run_file(plan, file, files[file], touched, errors)
         except PolicyError as exc:
             errors.append(exc)
     uncovered = tuple(
