@@ -28,7 +28,7 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 class _In(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
-    pass
+    """Base of the facts document's parts: strict, unknown fields refused."""
 
 
 class Entity(_In, frozen=True):
