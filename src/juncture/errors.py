@@ -83,6 +83,7 @@ CODES: dict[str, str] = {
     "decision.evaluation_error": "evaluating a condition failed, so the decision is deny",
     "decision.no_journey": "no journey of the bundle governs this app and subject",
     "decision.ambiguous_journey": "more than one journey governs this app and subject",
+    "decision.journey_not_allowed": "the chosen journey is not one the calling app is bound to",
 }
 
 

@@ -81,3 +81,30 @@ def test_decisions_do_not_depend_on_the_wall_clock():
     facts = Facts.from_document(_proof_at(timedelta(minutes=-1)))
     assert evaluate(GATED, "pay", facts, NOW).outcome == "allow"
     assert evaluate(GATED, "pay", facts, NOW + timedelta(minutes=10)).outcome == "step_up"
+
+
+def test_an_app_bound_to_other_journeys_is_denied():
+    decision = evaluate(
+        GATED, "pay", Facts.from_document({}), NOW, allowed_journeys=frozenset({"x"})
+    )
+    assert (decision.outcome, decision.reason) == ("deny", "journey_not_allowed")
+    bound = evaluate(
+        GATED, "tool:read", Facts.from_document({}), NOW, allowed_journeys=frozenset({"j"})
+    )
+    assert bound.outcome == "allow"
+
+
+def test_guard_only_returns_the_guard_outcome_or_guard_passed():
+    plan = build_plan(
+        """
+journey: j
+guard:
+  - {if: "signals.credential_compromised", revoke: credential_compromised}
+checkpoints: {a: [{deny: never_reached_by_guard_only}]}
+"""
+    )
+    quiet = evaluate(plan, "", Facts.from_document({}), NOW, guard_only=True)
+    assert (quiet.outcome, quiet.reason, quiet.checkpoint) == ("allow", "guard_passed", None)
+    facts = Facts.from_document({"signals": {"credential_compromised": True}})
+    loud = evaluate(plan, "", facts, NOW, guard_only=True)
+    assert (loud.outcome, loud.reason) == ("revoke", "credential_compromised")

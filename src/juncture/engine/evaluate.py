@@ -124,6 +124,7 @@ CLOCK_SKEW = timedelta(seconds=30)
 _STEP_UP = Outcome(outcome="step_up", reason="step_up_required")
 _EVALUATION_ERROR = Outcome(outcome="deny", reason="evaluation_error")
 _NO_RULE = Outcome(outcome="deny", reason="no_rule_matched")
+_GUARD_PASSED = Outcome(outcome="allow", reason="guard_passed")
 
 
 def select_journey(plan: Plan, facts: Facts) -> tuple[JourneyPlan | None, str | None]:
@@ -198,8 +199,15 @@ def evaluate(
     *,
     journey: str | None = None,
     decision_id: str | None = None,
+    allowed_journeys: frozenset[str] | None = None,
+    guard_only: bool = False,
 ) -> Decision:
     """Decide whether the session may do ``action`` now.
+
+    ``allowed_journeys`` (the journeys the calling app is bound to) makes any other chosen
+    journey a deny `journey_not_allowed`. ``guard_only`` runs risk and the guard alone (on a
+    context update): an outcome reached there is returned; falling off the guard's end is
+    `allow` with reason `guard_passed`, which grants nothing by itself.
 
     Risk rules run first, then the journey's guard, then the checkpoint for
     ``action`` (exact name, most specific glob, ``*``). Falling off the end of the
@@ -208,7 +216,9 @@ def evaluate(
     unexpected failure is a deny too.
     """
     try:
-        return _evaluate(plan, action, facts, now, journey, decision_id)
+        return _evaluate(
+            plan, action, facts, now, journey, decision_id, allowed_journeys, guard_only
+        )
     except Exception as exc:  # INVARIANT: an error while evaluating is deny, never allow
         return Decision(
             outcome="deny",
@@ -229,12 +239,16 @@ def _evaluate(
     now: datetime,
     journey_name: str | None,
     decision_id: str | None,
+    allowed_journeys: frozenset[str] | None = None,
+    guard_only: bool = False,
 ) -> Decision:
     if journey_name is not None:
         chosen = plan.journeys.get(journey_name)
         problem = None if chosen is not None else "no_journey"
     else:
         chosen, problem = select_journey(plan, facts)
+    if chosen is not None and allowed_journeys is not None and chosen.name not in allowed_journeys:
+        chosen, problem = None, "journey_not_allowed"
     if chosen is None:
         return Decision(
             outcome="deny", reason=problem, action=action, version=plan.version, id=decision_id
@@ -262,7 +276,9 @@ def _evaluate(
     outcome = run.walk(chosen.guard)
     checkpoint = None
     if outcome is None:
-        if found is None:
+        if guard_only:
+            outcome = _GUARD_PASSED
+        elif found is None:
             outcome = Outcome(outcome="deny", reason="no_checkpoint")
         else:
             ref, steps = found

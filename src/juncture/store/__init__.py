@@ -1,0 +1,1 @@
+"""Storage: protocols the runtime depends on, and their backends (SQLite now)."""

@@ -1,0 +1,145 @@
+"""The records Juncture stores. Server-owned fields only; secrets only as hashes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+SessionStatus = Literal["active", "ended", "revoked"]
+
+
+class StoredProof(msgspec.Struct, frozen=True, kw_only=True):
+    """A method the session proved: what, when, at what AAL, and who asserted it."""
+
+    method: str
+    at: datetime
+    kind: str | None = None
+    aal: int | None = None
+    amr: tuple[str, ...] = ()
+    asserted_by: str | None = None  # the app that asserted it, when not verified by Juncture
+
+
+class Session(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    app: str
+    subject_type: str
+    subject_id: str
+    started_at: datetime
+    updated_at: datetime
+    #: Opaque handle the app holds; it changes whenever the session's AAL rises.
+    handle: str
+    status: SessionStatus = "active"
+    status_reason: str | None = None
+    subject_properties: dict[str, Any] = {}
+    proofs: tuple[StoredProof, ...] = ()
+    #: Signals received for this session (name -> value), e.g. credential_compromised.
+    signals: dict[str, Any] = {}
+    #: Latest observed context: ip, user_agent, device_id, geo, device posture...
+    context: dict[str, Any] = {}
+    path: str | None = None
+    scopes: tuple[str, ...] = ()
+    last_decision_id: str | None = None
+    last_outcome: str | None = None
+    version: str | None = None
+    #: Optimistic concurrency: bumped by every update.
+    revision: int = 0
+
+
+class PolicyVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """An immutable, content-addressed bundle. Files are kept as uploaded (name -> bytes)."""
+
+    id: str
+    files: dict[str, bytes]
+    author: str
+    created_at: datetime
+    comment: str = ""
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    author: str
+    created_at: datetime
+    comment: str = ""
+    active: bool = False
+    activated_at: datetime | None = None
+
+
+class Challenge(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    session_id: str
+    app: str
+    subject_id: str
+    checkpoint: str
+    methods: tuple[str, ...]
+    mode: str = "any"
+    within: int | None = None
+    aal: int | None = None
+    created_at: datetime
+    expires_at: datetime
+    attempts_left: int = 5
+    consumed_at: datetime | None = None
+    #: Context the decision was made with (resource, properties), re-used when re-evaluating.
+    request: dict[str, Any] = {}
+
+
+class AppKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key: found by its non-secret prefix, checked against its hash."""
+
+    prefix: str
+    hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class App(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    created_at: datetime
+    #: Journeys this app may be decided by (empty: those whose applies_to names it).
+    journeys: tuple[str, ...] = ()
+    #: Methods this app may assert as proven by its own IdP.
+    assertable_methods: tuple[str, ...] = ()
+    keys: tuple[AppKey, ...] = ()
+    disabled: bool = False
+
+
+class AdminCredential(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    scopes: tuple[str, ...]  # read, publish, manage_apps
+    key: AppKey
+    created_at: datetime
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    at: datetime
+    app: str | None
+    subject_type: str | None
+    subject_id: str | None
+    session_id: str | None
+    action: str
+    resource: dict[str, Any] | None
+    outcome: str
+    reason: str | None
+    version: str
+    latency_us: int
+    #: The decision with its explanation, as JSON-ready builtins.
+    decision: dict[str, Any]
+    #: The facts document the decision was made from (replay needs it).
+    facts: dict[str, Any] = {}
+
+
+class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    app: str | None = None
+    subject_id: str | None = None
+    session_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    #: Page token: return records older than this decision id's time (exclusive).
+    before: str | None = None

@@ -1,0 +1,121 @@
+"""What the runtime needs from storage. Backends: `sqlite.SqliteStore` (PostgreSQL and Redis
+later), all held to one contract test suite (tests/store/).
+
+Every method that changes state is one transaction, committed before it returns: a caller
+may acknowledge the change as soon as the call returns (durability rule of DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from juncture.store.models import (
+    AdminCredential,
+    App,
+    Challenge,
+    DecisionQuery,
+    DecisionRecord,
+    PolicyVersion,
+    Session,
+    VersionInfo,
+)
+
+
+class StoreError(Exception):
+    """The store failed (unavailable, corrupt). Decisions made without it are deny."""
+
+
+class ConflictError(StoreError):
+    """An optimistic update lost a race (the record changed since it was read)."""
+
+
+class NotFound(StoreError):
+    """The record does not exist."""
+
+
+class SessionStore(Protocol):
+    def create_session(self, session: Session) -> None:
+        """Insert a new session (id and handle unique)."""
+
+    def get_session(self, session_id: str) -> Session | None: ...
+
+    def update_session(self, session: Session, *, expected_revision: int) -> Session:
+        """Replace the session if its stored revision is ``expected_revision``.
+
+        Returns the stored session (revision + 1). Raises ConflictError otherwise.
+        """
+
+    def list_sessions(
+        self, *, app: str | None = None, subject_id: str | None = None, status: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[Session]: ...
+
+    def count_active_sessions(self) -> int: ...
+
+
+class PolicyStore(Protocol):
+    def put_version(self, version: PolicyVersion) -> bool:
+        """Store an immutable version; False when that id already exists (nothing changes)."""
+
+    def get_version(self, version_id: str) -> PolicyVersion | None: ...
+
+    def list_versions(self) -> Sequence[VersionInfo]:
+        """Every version, newest first, with which one is active."""
+
+    def activate(self, version_id: str, *, by: str, at: datetime) -> None:
+        """Make ``version_id`` the one active version (atomically). Raises NotFound."""
+
+    def active_version_id(self) -> str | None: ...
+
+
+class DecisionLog(Protocol):
+    def record(self, records: Sequence[DecisionRecord]) -> None:
+        """Append decision records (may be batched by the caller)."""
+
+    def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
+        """Newest first, filtered, at most ``query.limit``."""
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None: ...
+
+    def purge_before(self, at: datetime) -> int:
+        """Delete records older than ``at`` (retention); returns how many."""
+
+
+class AppStore(Protocol):
+    def put_app(self, app: App) -> None:
+        """Insert or replace an app (its keys included)."""
+
+    def get_app(self, app_id: str) -> App | None: ...
+
+    def find_app_by_key_prefix(self, prefix: str) -> App | None: ...
+
+    def list_apps(self) -> Sequence[App]: ...
+
+    def put_admin(self, admin: AdminCredential) -> None: ...
+
+    def find_admin_by_key_prefix(self, prefix: str) -> AdminCredential | None: ...
+
+    def count_admins(self) -> int: ...
+
+
+class ChallengeStore(Protocol):
+    def create_challenge(self, challenge: Challenge) -> None: ...
+
+    def get_challenge(self, challenge_id: str) -> Challenge | None: ...
+
+    def spend_attempt(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Use one attempt of a live challenge atomically; returns it with attempts_left - 1.
+
+        Raises NotFound, or ConflictError when it is expired, consumed or out of attempts.
+        """
+
+    def consume_challenge(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Mark a live challenge used, exactly once. Raises ConflictError if it was not live."""
+
+
+class Store(SessionStore, PolicyStore, DecisionLog, AppStore, ChallengeStore, Protocol):
+    """Everything the runtime needs, from one backend."""
+
+    def close(self) -> None: ...
