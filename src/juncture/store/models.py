@@ -63,7 +63,9 @@ class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     comment: str = ""
     active: bool = False
+    #: When and by whom this version was last activated (None: never).
     activated_at: datetime | None = None
+    activated_by: str | None = None
 
 
 class Challenge(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,5 +143,5 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
-    #: Page token: return records older than this decision id's time (exclusive).
+    #: Page token: return records older than this decision (by time, ties by id; exclusive).
     before: str | None = None

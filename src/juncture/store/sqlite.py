@@ -1,0 +1,544 @@
+"""The SQLite backend: the embedded default, one file, standard library `sqlite3` only.
+
+Records are stored as msgspec JSON beside the columns that are queried. Durability: WAL
+journal with ``synchronous=FULL``, so a change is on disk when its method returns. Each
+state-changing method is one ``BEGIN IMMEDIATE`` transaction on the one writer connection
+(guarded by a lock: writers of this process queue in Python, not in SQLite's busy sleep;
+other processes wait up to ``busy_timeout``). Reads run on a pool of read-only connections,
+so readers never wait for a writer (WAL snapshots). Every `sqlite3` error surfaces as
+`StoreError` (a uniqueness violation as `ConflictError`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from juncture.store.models import (
+    AdminCredential,
+    App,
+    Challenge,
+    DecisionQuery,
+    DecisionRecord,
+    PolicyVersion,
+    Session,
+    VersionInfo,
+)
+from juncture.store.protocols import ConflictError, NotFound, StoreError
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+_T = TypeVar("_T")
+
+#: One list of statements per schema version; version N is reached by running ``_MIGRATIONS[N-1]``.
+#: Released versions never change: a later schema appends a list (ALTER TABLE ..., new indexes).
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            app TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX sessions_app ON sessions (app, started_at)",
+        "CREATE INDEX sessions_subject ON sessions (subject_id, started_at)",
+        "CREATE INDEX sessions_status ON sessions (status, started_at)",
+        """CREATE TABLE versions (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
+            activated_at INTEGER,
+            activated_by TEXT,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX versions_created ON versions (created_at, seq)",
+        # INVARIANT: at most one active version (activate swaps it in one transaction).
+        "CREATE UNIQUE INDEX versions_one_active ON versions (active) WHERE active = 1",
+        """CREATE TABLE decisions (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            at INTEGER NOT NULL,
+            app TEXT,
+            subject_id TEXT,
+            session_id TEXT,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX decisions_at ON decisions (at, id)",
+        "CREATE INDEX decisions_app ON decisions (app, at, id)",
+        "CREATE INDEX decisions_subject ON decisions (subject_id, at, id)",
+        "CREATE INDEX decisions_session ON decisions (session_id, at, id)",
+        "CREATE INDEX decisions_action ON decisions (action, at, id)",
+        "CREATE INDEX decisions_outcome ON decisions (outcome, at, id)",
+        "CREATE TABLE apps (id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+        "CREATE TABLE admins (id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+        # INVARIANT: a key prefix finds exactly one holder, an app or an admin.
+        """CREATE TABLE key_prefixes (
+            prefix TEXT PRIMARY KEY,
+            app_id TEXT REFERENCES apps (id) ON DELETE CASCADE,
+            admin_id TEXT REFERENCES admins (id) ON DELETE CASCADE,
+            CHECK ((app_id IS NULL) <> (admin_id IS NULL))
+        ) WITHOUT ROWID""",
+        "CREATE INDEX key_prefixes_app ON key_prefixes (app_id)",
+        "CREATE INDEX key_prefixes_admin ON key_prefixes (admin_id)",
+        """CREATE TABLE challenges (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX challenges_expires ON challenges (expires_at)",
+    ),
+)
+
+#: The schema version this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """Exact microseconds since the epoch of an aware datetime (the indexed time columns)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise StoreError(f"naive datetime `{at.isoformat()}`: the store takes aware UTC times")
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class _VersionHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of a stored PolicyVersion that `list_versions` needs (files are skipped)."""
+
+    id: str
+    author: str
+    created_at: datetime
+    comment: str = ""
+
+
+_encode = msgspec.json.Encoder().encode
+_KINDS = (Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge)
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    kind: msgspec.json.Decoder(kind) for kind in _KINDS
+}
+
+
+def _decode(kind: type[_T], body: bytes) -> _T:
+    try:
+        value: _T = _decoders[kind].decode(body)
+    except msgspec.DecodeError as error:
+        raise StoreError(f"corrupt {kind.__name__.lower()} record: {error}") from error
+    return value
+
+
+class SqliteStore:
+    """`juncture.store.protocols.Store` over one SQLite file, safe to share between threads.
+
+    Opening creates or migrates the schema (``PRAGMA user_version``). Raises StoreError when
+    the file is not a database or was written by a newer schema.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._busy_ms = max(0, int(busy_timeout * 1000))
+        self._closed = False
+        self._write_lock = threading.Lock()
+        self._readers: deque[sqlite3.Connection] = deque()
+        self._writer = self._connect()
+        try:
+            self._open()
+        except BaseException:
+            self._writer.close()
+            raise
+
+    # -- connections ----------------------------------------------------------------------
+    def _connect(self, *, readonly: bool = False) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open `{self.path}`: {error}") from error
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if readonly:
+                conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as error:  # pragma: no cover - only a broken build fails here
+            conn.close()
+            raise StoreError(f"cannot configure `{self.path}`: {error}") from error
+        return conn
+
+    def _open(self) -> None:
+        conn = self._writer
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode != "wal":
+                raise StoreError(f"`{self.path}` cannot use WAL journaling (got `{mode}`)")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"`{self.path}` has schema version {version}, newer than "
+                                     f"the {SCHEMA_VERSION} this juncture knows")  # fmt: skip
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[number]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open `{self.path}`: {error}") from error
+
+    def _acquire(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            return self._readers.pop()
+        except IndexError:
+            return self._connect(readonly=True)
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        self._readers.append(conn)
+        if self._closed:  # close() ran meanwhile: it may have missed this one
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                conn = self._readers.pop()
+            except IndexError:
+                return
+            conn.close()
+
+    def _one(self, sql: str, params: Sequence[object]) -> Any:
+        conn = self._acquire()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"read failed: {error}") from error
+        finally:
+            self._release(conn)
+
+    def _all(self, sql: str, params: Sequence[object]) -> list[Any]:
+        conn = self._acquire()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"read failed: {error}") from error
+        finally:
+            self._release(conn)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed on exit, rolled back on any error."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot start a write: {error}") from error
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as error:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(error, sqlite3.IntegrityError):
+                    raise ConflictError(f"conflict: {error}") from error
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"write failed: {error}") from error
+                raise
+
+    def close(self) -> None:
+        """Close every connection. Idempotent; later calls raise StoreError."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._writer.close()
+        self._drain()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- sessions -------------------------------------------------------------------------
+    def create_session(self, session: Session) -> None:
+        """Insert a new session. Raises ConflictError when its id or handle is taken."""
+        row = (session.id, session.handle, session.app, session.subject_id, session.status,
+               _micros(session.started_at), session.revision, _encode(session))  # fmt: skip
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO sessions (id, handle, app, subject_id, status, started_at,"
+                         " revision, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)  # fmt: skip
+
+    def get_session(self, session_id: str) -> Session | None:
+        row = self._one("SELECT body FROM sessions WHERE id = ?", (session_id,))
+        return None if row is None else _decode(Session, row[0])
+
+    def update_session(self, session: Session, *, expected_revision: int) -> Session:
+        """Replace the session if its stored revision is ``expected_revision``.
+
+        Returns the stored session (revision ``expected_revision + 1``). Raises NotFound when
+        absent, ConflictError when the revision moved on or the new handle is taken.
+        """
+        stored = msgspec.structs.replace(session, revision=expected_revision + 1)
+        row = (stored.handle, stored.app, stored.subject_id, stored.status,
+               _micros(stored.started_at), stored.revision, _encode(stored), stored.id,
+               expected_revision)  # fmt: skip
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE sessions SET handle = ?, app = ?, subject_id = ?, status = ?,"
+                " started_at = ?, revision = ?, body = ? WHERE id = ? AND revision = ?", row,
+            ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM sessions WHERE id = ?",
+                                     (session.id,)).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no session `{session.id}`")
+                raise ConflictError(f"session `{session.id}` is at revision {found[0]}, "
+                                    f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    def list_sessions(
+        self, *, app: str | None = None, subject_id: str | None = None, status: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[Session]:
+        """Sessions matching every filter given, most recently started first."""
+        clauses, params = _filters(("app", app), ("subject_id", subject_id), ("status", status))
+        rows = self._all(f"SELECT body FROM sessions{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY started_at DESC, id DESC LIMIT ?",
+                         (*params, max(limit, 0)))  # fmt: skip
+        return [_decode(Session, body) for (body,) in rows]
+
+    def count_active_sessions(self) -> int:
+        count: int = self._one("SELECT count(*) FROM sessions WHERE status = 'active'", ())[0]
+        return count
+
+    # -- policy versions ------------------------------------------------------------------
+    def put_version(self, version: PolicyVersion) -> bool:
+        row = (version.id, _micros(version.created_at), _encode(version))
+        with self._transaction() as conn:
+            inserted: int = conn.execute(
+                "INSERT INTO versions (id, created_at, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING", row,
+            ).rowcount  # fmt: skip
+        return inserted == 1
+
+    def get_version(self, version_id: str) -> PolicyVersion | None:
+        row = self._one("SELECT body FROM versions WHERE id = ?", (version_id,))
+        return None if row is None else _decode(PolicyVersion, row[0])
+
+    def list_versions(self) -> Sequence[VersionInfo]:
+        rows = self._all("SELECT body, active, activated_at, activated_by FROM versions"
+                         " ORDER BY created_at DESC, seq DESC", ())  # fmt: skip
+        infos = []
+        for body, active, activated_at, activated_by in rows:
+            head = _decode(_VersionHead, body)
+            infos.append(VersionInfo(
+                id=head.id, author=head.author, created_at=head.created_at, comment=head.comment,
+                active=bool(active), activated_by=activated_by,
+                activated_at=None if activated_at is None else _from_micros(activated_at),
+            ))  # fmt: skip
+        return infos
+
+    def activate(self, version_id: str, *, by: str, at: datetime) -> None:
+        when = _micros(at)
+        with self._transaction() as conn:
+            found = conn.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,)).fetchone()
+            if found is None:
+                raise NotFound(f"no policy version `{version_id}`")
+            conn.execute("UPDATE versions SET active = 0 WHERE active = 1")
+            conn.execute("UPDATE versions SET active = 1, activated_at = ?, activated_by = ?"
+                         " WHERE id = ?", (when, by, version_id))  # fmt: skip
+
+    def active_version_id(self) -> str | None:
+        row = self._one("SELECT id FROM versions WHERE active = 1", ())
+        return None if row is None else str(row[0])
+
+    # -- decision log ---------------------------------------------------------------------
+    def record(self, records: Sequence[DecisionRecord]) -> None:
+        """Append records in one transaction; an id already logged is skipped (retry-safe)."""
+        if not records:
+            return
+        rows = [(r.id, _micros(r.at), r.app, r.subject_id, r.session_id, r.action, r.outcome,
+                 _encode(r)) for r in records]  # fmt: skip
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO decisions (id, at, app, subject_id, session_id, action, outcome,"
+                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", rows,
+            )  # fmt: skip
+
+    def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
+        """Newest first (ties by id, descending), every filter applied, at most ``limit``.
+
+        ``since`` is inclusive, ``until`` exclusive; ``before`` (a decision id) returns the
+        records that sort after it. Raises NotFound when ``before`` names no logged decision.
+        """
+        clauses, params = _filters(
+            ("app", query.app), ("subject_id", query.subject_id),
+            ("session_id", query.session_id), ("action", query.action),
+            ("outcome", query.outcome),
+        )  # fmt: skip
+        if query.since is not None:
+            clauses.append("at >= ?")
+            params.append(_micros(query.since))
+        if query.until is not None:
+            clauses.append("at < ?")
+            params.append(_micros(query.until))
+        if query.before is not None:
+            row = self._one("SELECT at FROM decisions WHERE id = ?", (query.before,))
+            if row is None:
+                raise NotFound(f"no decision `{query.before}` to page from")
+            clauses.append("(at, id) < (?, ?)")
+            params.extend((row[0], query.before))
+        rows = self._all(f"SELECT body FROM decisions{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY at DESC, id DESC LIMIT ?",
+                         (*params, max(query.limit, 0)))  # fmt: skip
+        return [_decode(DecisionRecord, body) for (body,) in rows]
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        row = self._one("SELECT body FROM decisions WHERE id = ?", (decision_id,))
+        return None if row is None else _decode(DecisionRecord, row[0])
+
+    def purge_before(self, at: datetime) -> int:
+        """Delete the records strictly older than ``at``; returns how many."""
+        when = _micros(at)
+        with self._transaction() as conn:
+            deleted: int = conn.execute("DELETE FROM decisions WHERE at < ?", (when,)).rowcount
+        return deleted
+
+    # -- apps and admins ------------------------------------------------------------------
+    def put_app(self, app: App) -> None:
+        """Insert or replace an app and its keys.
+
+        Raises ConflictError (and changes nothing) when a key prefix is held by another app
+        or an admin, or appears twice in ``app.keys``.
+        """
+        body = _encode(app)
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO apps (id, body) VALUES (?, ?)"
+                         " ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                         (app.id, body))  # fmt: skip
+            conn.execute("DELETE FROM key_prefixes WHERE app_id = ?", (app.id,))
+            conn.executemany("INSERT INTO key_prefixes (prefix, app_id) VALUES (?, ?)",
+                             [(key.prefix, app.id) for key in app.keys])  # fmt: skip
+
+    def get_app(self, app_id: str) -> App | None:
+        row = self._one("SELECT body FROM apps WHERE id = ?", (app_id,))
+        return None if row is None else _decode(App, row[0])
+
+    def find_app_by_key_prefix(self, prefix: str) -> App | None:
+        row = self._one("SELECT apps.body FROM key_prefixes JOIN apps ON apps.id = app_id"
+                        " WHERE prefix = ?", (prefix,))  # fmt: skip
+        return None if row is None else _decode(App, row[0])
+
+    def list_apps(self) -> Sequence[App]:
+        """Every app, by id."""
+        rows = self._all("SELECT body FROM apps ORDER BY id", ())
+        return [_decode(App, body) for (body,) in rows]
+
+    def put_admin(self, admin: AdminCredential) -> None:
+        """Insert or replace an admin credential. Raises ConflictError when its key prefix is
+        held by an app or another admin."""
+        body = _encode(admin)
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO admins (id, body) VALUES (?, ?)"
+                         " ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                         (admin.id, body))  # fmt: skip
+            conn.execute("DELETE FROM key_prefixes WHERE admin_id = ?", (admin.id,))
+            conn.execute("INSERT INTO key_prefixes (prefix, admin_id) VALUES (?, ?)",
+                         (admin.key.prefix, admin.id))  # fmt: skip
+
+    def find_admin_by_key_prefix(self, prefix: str) -> AdminCredential | None:
+        row = self._one("SELECT admins.body FROM key_prefixes JOIN admins ON admins.id = admin_id"
+                        " WHERE prefix = ?", (prefix,))  # fmt: skip
+        return None if row is None else _decode(AdminCredential, row[0])
+
+    def count_admins(self) -> int:
+        count: int = self._one("SELECT count(*) FROM admins", ())[0]
+        return count
+
+    # -- challenges -----------------------------------------------------------------------
+    def create_challenge(self, challenge: Challenge) -> None:
+        """Insert a new challenge. Raises ConflictError when its id is taken."""
+        row = (challenge.id, challenge.session_id, _micros(challenge.expires_at),
+               _encode(challenge))  # fmt: skip
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO challenges (id, session_id, expires_at, body)"
+                         " VALUES (?, ?, ?, ?)", row)  # fmt: skip
+
+    def get_challenge(self, challenge_id: str) -> Challenge | None:
+        row = self._one("SELECT body FROM challenges WHERE id = ?", (challenge_id,))
+        return None if row is None else _decode(Challenge, row[0])
+
+    def spend_attempt(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Use one attempt of a live challenge; returns it with ``attempts_left - 1``.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``), consumed
+        or out of attempts.
+        """
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            if challenge.attempts_left <= 0:
+                raise ConflictError(f"challenge `{challenge_id}` has no attempts left")
+            spent = msgspec.structs.replace(challenge, attempts_left=challenge.attempts_left - 1)
+            conn.execute("UPDATE challenges SET body = ? WHERE id = ?",
+                         (_encode(spent), challenge_id))  # fmt: skip
+        return spent
+
+    def consume_challenge(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Mark a live challenge used, exactly once; returns it with ``consumed_at = at``.
+
+        Raises NotFound, or ConflictError when it is expired or already consumed. Attempts are
+        not checked: the attempt that verified it was spent before.
+        """
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            consumed = msgspec.structs.replace(challenge, consumed_at=at)
+            conn.execute("UPDATE challenges SET body = ? WHERE id = ?",
+                         (_encode(consumed), challenge_id))  # fmt: skip
+        return consumed
+
+
+def _live_challenge(conn: sqlite3.Connection, challenge_id: str, at: datetime) -> Challenge:
+    row = conn.execute("SELECT body FROM challenges WHERE id = ?", (challenge_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no challenge `{challenge_id}`")
+    challenge = _decode(Challenge, row[0])
+    if challenge.consumed_at is not None:
+        raise ConflictError(f"challenge `{challenge_id}` was already used")
+    if at >= challenge.expires_at:
+        raise ConflictError(f"challenge `{challenge_id}` has expired")
+    return challenge
+
+
+def _filters(*pairs: tuple[str, str | None]) -> tuple[list[str], list[object]]:
+    """``name = ?`` clauses and their values for the pairs whose value is given."""
+    given = [(name, value) for name, value in pairs if value is not None]
+    return [f"{name} = ?" for name, _ in given], [value for _, value in given]
+
+
+def _where(clauses: list[str]) -> str:
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
