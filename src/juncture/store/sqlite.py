@@ -179,9 +179,9 @@ class SqliteStore:
             conn.execute("PRAGMA foreign_keys = ON")
             if readonly:
                 conn.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as error:  # pragma: no cover - only a broken build fails here
+        except sqlite3.Error as error:  # e.g. the file is not a database
             conn.close()
-            raise StoreError(f"cannot configure `{self.path}`: {error}") from error
+            raise StoreError(f"cannot open `{self.path}`: {error}") from error
         return conn
 
     def _open(self) -> None:

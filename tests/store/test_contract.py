@@ -1,0 +1,674 @@
+"""The store contract: every backend passes every test here (see conftest.BACKENDS)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+import pytest
+
+from juncture.store.models import (
+    AdminCredential,
+    App,
+    AppKey,
+    Challenge,
+    DecisionQuery,
+    DecisionRecord,
+    PolicyVersion,
+    Session,
+    StoredProof,
+)
+from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
+
+from .conftest import Backend
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+replace = msgspec.structs.replace
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def make_session(n: int = 1, **changes: Any) -> Session:
+    session = Session(
+        id=f"s{n}", app="shop", subject_type="user", subject_id=f"u{n}", started_at=at(n),
+        updated_at=at(n), handle=f"h{n}",
+        proofs=(StoredProof(method="password", at=at(n), kind="password", aal=1, amr=("pwd",)),),
+        subject_properties={"email": "a@example.com", "tier": 3},
+        signals={"credential_compromised": False}, context={"ip": "10.0.0.1", "geo": {"lat": 1.5}},
+        path="main", scopes=("read", "write"), version="v1",
+    )  # fmt: skip
+    return replace(session, **changes)
+
+
+def make_version(n: int = 1, **changes: Any) -> PolicyVersion:
+    version = PolicyVersion(
+        id=f"v{n}", files={"shop.yaml": b"journey: shop\n", "raw.bin": bytes(range(256))},
+        author="alice", created_at=at(n), comment=f"version {n}",
+    )  # fmt: skip
+    return replace(version, **changes)
+
+
+def make_decision(n: int, **changes: Any) -> DecisionRecord:
+    record = DecisionRecord(
+        id=f"d{n:04d}", at=at(n), app="shop", subject_type="user", subject_id="u1",
+        session_id="s1", action="login", resource={"type": "page"}, outcome="allow",
+        reason=None, version="v1", latency_us=42,
+        decision={"outcome": "allow", "trace": [{"step": 0, "met": True}]},
+        facts={"network": {"ip": "10.0.0.1"}},
+    )  # fmt: skip
+    return replace(record, **changes)
+
+
+def make_key(prefix: str) -> AppKey:
+    return AppKey(prefix=prefix, hash="sha256:" + prefix, created_at=T0, expires_at=at(3600))
+
+
+def make_app(app_id: str = "shop", *prefixes: str, **changes: Any) -> App:
+    keys = tuple(make_key(p) for p in prefixes)
+    app = App(id=app_id, name=app_id.title(), created_at=T0, journeys=("shop",),
+              assertable_methods=("password",), keys=keys)  # fmt: skip
+    return replace(app, **changes)
+
+
+def make_admin(admin_id: str = "root", prefix: str = "jct_admin_1") -> AdminCredential:
+    return AdminCredential(id=admin_id, name=admin_id, scopes=("read", "publish"),
+                           key=make_key(prefix), created_at=T0)  # fmt: skip
+
+
+def make_challenge(n: int = 1, **changes: Any) -> Challenge:
+    challenge = Challenge(
+        id=f"ch{n}", session_id="s1", app="shop", subject_id="u1", checkpoint="change_email",
+        methods=("totp", "passkey"), within=600, aal=2, created_at=T0, expires_at=at(300),
+        attempts_left=3, request={"resource": {"type": "email"}},
+    )  # fmt: skip
+    return replace(challenge, **changes)
+
+
+def race(threads: int, work: Callable[[int], object]) -> tuple[list[object], list[BaseException]]:
+    """Run ``work(i)`` in ``threads`` threads released together; (results, exceptions)."""
+    barrier = threading.Barrier(threads)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            value = work(i)
+        except BaseException as error:  # collected for the assertions
+            with lock:
+                errors.append(error)
+        else:
+            with lock:
+                results.append(value)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return results, errors
+
+
+# -- sessions -------------------------------------------------------------------------------
+def test_session_round_trips_exactly(store: Store):
+    session = make_session()
+    store.create_session(session)
+    assert store.get_session("s1") == session
+    assert store.get_session("s1").started_at.utcoffset() == timedelta(0)
+
+
+def test_unknown_session_is_none(store: Store):
+    assert store.get_session("nope") is None
+
+
+def test_session_times_in_another_offset_keep_their_instant(store: Store):
+    paris = timezone(timedelta(hours=1))
+    session = make_session(started_at=T0.astimezone(paris))
+    store.create_session(session)
+    assert store.get_session("s1").started_at == T0
+
+
+@pytest.mark.parametrize("clash", [{"handle": "other"}, {"id": "other"}])
+def test_create_session_with_a_taken_id_or_handle_conflicts(store: Store, clash: dict[str, str]):
+    first = make_session()
+    store.create_session(first)
+    with pytest.raises(ConflictError):
+        store.create_session(make_session(subject_id="intruder", **clash))
+    assert store.get_session("s1") == first
+    assert store.get_session("other") is None
+
+
+def test_update_session_bumps_the_revision(store: Store):
+    store.create_session(make_session())
+    changed = make_session(status="revoked", status_reason="admin", handle="h1b", revision=7)
+    stored = store.update_session(changed, expected_revision=0)
+    assert stored.revision == 1
+    assert stored == replace(changed, revision=1)
+    assert store.get_session("s1") == stored
+    again = store.update_session(replace(stored, scopes=()), expected_revision=1)
+    assert again.revision == 2
+    assert store.get_session("s1").scopes == ()
+
+
+def test_update_session_with_a_stale_revision_conflicts_and_changes_nothing(store: Store):
+    store.create_session(make_session())
+    current = store.update_session(make_session(path="a"), expected_revision=0)
+    with pytest.raises(ConflictError):
+        store.update_session(make_session(path="stale"), expected_revision=0)
+    assert store.get_session("s1") == current
+
+
+def test_update_unknown_session_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.update_session(make_session(), expected_revision=0)
+    assert store.get_session("s1") is None
+
+
+def test_update_session_to_a_taken_handle_conflicts(store: Store):
+    store.create_session(make_session(1))
+    store.create_session(make_session(2))
+    with pytest.raises(ConflictError):
+        store.update_session(make_session(1, handle="h2"), expected_revision=0)
+    assert store.get_session("s1") == make_session(1)
+
+
+def test_two_threads_updating_one_session_exactly_one_wins(store: Store):
+    store.create_session(make_session())
+    base = store.get_session("s1")
+    assert base is not None
+    results, errors = race(2, lambda i: store.update_session(
+        replace(base, path=f"thread{i}"), expected_revision=base.revision))  # fmt: skip
+    assert len(results) == 1
+    assert len(errors) == 1 and isinstance(errors[0], ConflictError)
+    assert store.get_session("s1") == results[0]
+
+
+def test_many_threads_retrying_updates_lose_nothing(store: Store):
+    store.create_session(make_session(scopes=()))
+
+    def add_scope(i: int) -> None:
+        while True:
+            current = store.get_session("s1")
+            assert current is not None
+            try:
+                store.update_session(replace(current, scopes=(*current.scopes, f"t{i}")),
+                                     expected_revision=current.revision)  # fmt: skip
+                return
+            except ConflictError:
+                continue
+
+    _, errors = race(8, add_scope)
+    assert errors == []
+    final = store.get_session("s1")
+    assert final is not None
+    assert sorted(final.scopes) == [f"t{i}" for i in range(8)]
+    assert final.revision == 8
+
+
+def test_list_sessions_filters_and_orders_newest_first(store: Store):
+    store.create_session(make_session(1, app="shop", subject_id="u1"))
+    store.create_session(make_session(2, app="shop", subject_id="u2", status="revoked"))
+    store.create_session(make_session(3, app="portal", subject_id="u1"))
+    store.create_session(make_session(4, app="shop", subject_id="u1", status="ended"))
+
+    def ids(**filters: Any) -> list[str]:
+        return [s.id for s in store.list_sessions(**filters)]
+
+    assert ids() == ["s4", "s3", "s2", "s1"]
+    assert ids(app="shop") == ["s4", "s2", "s1"]
+    assert ids(subject_id="u1") == ["s4", "s3", "s1"]
+    assert ids(status="active") == ["s3", "s1"]
+    assert ids(app="shop", subject_id="u1", status="ended") == ["s4"]
+    assert ids(app="none") == []
+    assert ids(limit=2) == ["s4", "s3"]
+    assert ids(limit=0) == []
+    assert store.list_sessions(app="portal") == [make_session(3, app="portal", subject_id="u1")]
+
+
+def test_count_active_sessions(store: Store):
+    assert store.count_active_sessions() == 0
+    store.create_session(make_session(1))
+    store.create_session(make_session(2))
+    store.create_session(make_session(3, status="ended"))
+    assert store.count_active_sessions() == 2
+    store.update_session(make_session(1, status="revoked"), expected_revision=0)
+    assert store.count_active_sessions() == 1
+
+
+# -- policy versions ------------------------------------------------------------------------
+def test_version_round_trips_with_bytes(store: Store):
+    version = make_version()
+    assert store.put_version(version) is True
+    assert store.get_version("v1") == version
+    assert store.get_version("v1").files["raw.bin"] == bytes(range(256))
+    assert store.get_version("v9") is None
+
+
+def test_put_existing_version_changes_nothing(store: Store):
+    store.put_version(make_version())
+    assert store.put_version(make_version(author="mallory", files={})) is False
+    assert store.get_version("v1") == make_version()
+    assert len(store.list_versions()) == 1
+
+
+def test_no_active_version_at_first(store: Store):
+    assert store.active_version_id() is None
+    assert store.list_versions() == []
+
+
+def test_activate_records_time_and_author_and_keeps_exactly_one_active(store: Store):
+    for n in (1, 2, 3):
+        store.put_version(make_version(n))
+    store.activate("v1", by="alice", at=at(10))
+    assert store.active_version_id() == "v1"
+    store.activate("v3", by="bob", at=at(20))
+    assert store.active_version_id() == "v3"
+    infos = store.list_versions()
+    assert [i.id for i in infos] == ["v3", "v2", "v1"]
+    assert [i.active for i in infos] == [True, False, False]
+    assert (infos[0].activated_at, infos[0].activated_by) == (at(20), "bob")
+    assert (infos[1].activated_at, infos[1].activated_by) == (None, None)
+    assert (infos[2].activated_at, infos[2].activated_by) == (at(10), "alice")
+    assert (infos[0].author, infos[0].comment, infos[0].created_at) == ("alice", "version 3", at(3))
+    store.activate("v1", by="carol", at=at(30))  # roll back
+    assert [(i.id, i.active) for i in store.list_versions() if i.active] == [("v1", True)]
+    assert store.list_versions()[2].activated_by == "carol"
+
+
+def test_activate_unknown_version_is_not_found_and_changes_nothing(store: Store):
+    store.put_version(make_version())
+    store.activate("v1", by="alice", at=at(10))
+    with pytest.raises(NotFound):
+        store.activate("v404", by="alice", at=at(20))
+    assert store.active_version_id() == "v1"
+
+
+def test_list_versions_breaks_time_ties_by_insertion(store: Store):
+    store.put_version(make_version(1, created_at=T0))
+    store.put_version(make_version(2, created_at=T0))
+    assert [i.id for i in store.list_versions()] == ["v2", "v1"]
+
+
+def test_concurrent_activations_leave_one_active(store: Store):
+    for n in range(8):
+        store.put_version(make_version(n))
+    _, errors = race(8, lambda i: store.activate(f"v{i}", by=f"t{i}", at=at(100 + i)))
+    assert errors == []
+    active = [i for i in store.list_versions() if i.active]
+    assert len(active) == 1
+    assert store.active_version_id() == active[0].id
+
+
+# -- decision log ---------------------------------------------------------------------------
+def test_decisions_round_trip(store: Store):
+    records = [make_decision(n) for n in range(3)]
+    store.record(records)
+    for record in records:
+        assert store.get_decision(record.id) == record
+    assert store.get_decision("d9999") is None
+
+
+def test_record_nothing_is_a_no_op(store: Store):
+    store.record([])
+    assert store.query(DecisionQuery()) == []
+
+
+def test_recording_a_logged_id_again_keeps_the_first(store: Store):
+    store.record([make_decision(1)])
+    store.record([make_decision(1, outcome="deny"), make_decision(2)])
+    assert store.get_decision("d0001") == make_decision(1)
+    assert store.get_decision("d0002") == make_decision(2)
+
+
+def test_record_a_batch_of_100(store: Store):
+    store.record([make_decision(n) for n in range(100)])
+    assert len(store.query(DecisionQuery(limit=1000))) == 100
+
+
+def test_query_is_newest_first_with_ties_by_id(store: Store):
+    store.record([make_decision(1), make_decision(3, at=at(2)), make_decision(2),
+                  make_decision(4)])  # fmt: skip
+    assert [r.id for r in store.query(DecisionQuery())] == ["d0004", "d0003", "d0002", "d0001"]
+
+
+def test_query_applies_every_filter(store: Store):
+    store.record([
+        make_decision(1),
+        make_decision(2, app="portal"),
+        make_decision(3, subject_id="u2"),
+        make_decision(4, session_id="s2"),
+        make_decision(5, action="change_email"),
+        make_decision(6, outcome="deny", reason="risk_too_high"),
+        make_decision(7, app=None, subject_type=None, subject_id=None, session_id=None),
+    ])  # fmt: skip
+
+    def ids(**filters: Any) -> list[str]:
+        return [r.id for r in store.query(DecisionQuery(**filters))]
+
+    assert ids(app="portal") == ["d0002"]
+    assert ids(subject_id="u2") == ["d0003"]
+    assert ids(session_id="s2") == ["d0004"]
+    assert ids(action="change_email") == ["d0005"]
+    assert ids(outcome="deny") == ["d0006"]
+    assert ids(app="shop", subject_id="u1", session_id="s1", action="login",
+               outcome="allow") == ["d0001"]  # fmt: skip
+    assert ids(since=at(5)) == ["d0007", "d0006", "d0005"]  # since is inclusive
+    assert ids(until=at(2)) == ["d0001"]  # until is exclusive
+    assert ids(since=at(2), until=at(4)) == ["d0003", "d0002"]
+    assert ids(limit=2) == ["d0007", "d0006"]
+    assert ids(limit=0) == []
+    assert ids(app="shop", outcome="deny", since=at(6), until=at(7)) == ["d0006"]
+    assert ids(app="nobody") == []
+
+
+def test_paging_with_before_visits_every_record_once(store: Store):
+    # 25 records over 5 instants: ties at each instant are ordered by id.
+    store.record([make_decision(n, at=at(n // 5)) for n in range(25)])
+    expected = [r.id for r in sorted((make_decision(n, at=at(n // 5)) for n in range(25)),
+                                     key=lambda r: (r.at, r.id), reverse=True)]  # fmt: skip
+    seen: list[str] = []
+    before = None
+    while True:
+        page = store.query(DecisionQuery(limit=4, before=before))
+        if not page:
+            break
+        seen.extend(r.id for r in page)
+        before = page[-1].id
+    assert seen == expected
+
+
+def test_paging_keeps_the_filters(store: Store):
+    store.record([make_decision(n, app="shop" if n % 2 else "portal") for n in range(10)])
+    first = store.query(DecisionQuery(app="shop", limit=2))
+    assert [r.id for r in first] == ["d0009", "d0007"]
+    rest = store.query(DecisionQuery(app="shop", before=first[-1].id, since=at(3)))
+    assert [r.id for r in rest] == ["d0005", "d0003"]
+
+
+def test_paging_from_an_unknown_decision_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.query(DecisionQuery(before="d404"))
+
+
+def test_purge_before_deletes_strictly_older_records(store: Store):
+    store.record([make_decision(n) for n in range(10)])
+    assert store.purge_before(at(4)) == 4
+    assert [r.id for r in store.query(DecisionQuery())][-1] == "d0004"
+    assert store.get_decision("d0003") is None
+    assert store.purge_before(at(4)) == 0
+
+
+# -- apps and admins ------------------------------------------------------------------------
+def test_app_round_trips_and_is_found_by_each_key_prefix(store: Store):
+    app = make_app("shop", "jct_app_a", "jct_app_b")
+    store.put_app(app)
+    assert store.get_app("shop") == app
+    assert store.find_app_by_key_prefix("jct_app_a") == app
+    assert store.find_app_by_key_prefix("jct_app_b") == app
+    assert store.find_app_by_key_prefix("jct_app_c") is None
+    assert store.get_app("nope") is None
+
+
+def test_put_app_replaces_the_app_and_its_keys(store: Store):
+    store.put_app(make_app("shop", "jct_app_a", "jct_app_b"))
+    rotated = make_app("shop", "jct_app_b", "jct_app_c", disabled=True, name="Shop 2")
+    store.put_app(rotated)
+    assert store.get_app("shop") == rotated
+    assert store.find_app_by_key_prefix("jct_app_a") is None
+    assert store.find_app_by_key_prefix("jct_app_c") == rotated
+    assert store.list_apps() == [rotated]
+
+
+def test_list_apps_by_id(store: Store):
+    assert store.list_apps() == []
+    for app_id in ("zeta", "alpha", "mid"):
+        store.put_app(make_app(app_id))
+    assert [a.id for a in store.list_apps()] == ["alpha", "mid", "zeta"]
+
+
+def test_a_key_prefix_held_by_another_app_conflicts(store: Store):
+    shop = make_app("shop", "jct_app_a")
+    store.put_app(shop)
+    with pytest.raises(ConflictError):
+        store.put_app(make_app("portal", "jct_app_z", "jct_app_a"))
+    assert store.get_app("portal") is None
+    assert store.find_app_by_key_prefix("jct_app_z") is None
+    assert store.find_app_by_key_prefix("jct_app_a") == shop
+    store.put_app(make_app("portal", "jct_app_z"))
+    with pytest.raises(ConflictError):  # an update that would steal a prefix changes nothing
+        store.put_app(make_app("portal", "jct_app_a", name="Thief"))
+    assert store.get_app("portal") == make_app("portal", "jct_app_z")
+
+
+def test_a_key_prefix_twice_in_one_app_conflicts(store: Store):
+    with pytest.raises(ConflictError):
+        store.put_app(make_app("shop", "jct_app_a", "jct_app_a"))
+    assert store.get_app("shop") is None
+
+
+def test_key_prefixes_are_unique_across_apps_and_admins(store: Store):
+    store.put_app(make_app("shop", "jct_shared_1"))
+    with pytest.raises(ConflictError):
+        store.put_admin(make_admin("root", "jct_shared_1"))
+    assert store.count_admins() == 0
+    store.put_admin(make_admin("root", "jct_shared_2"))
+    with pytest.raises(ConflictError):
+        store.put_app(make_app("portal", "jct_shared_2"))
+    assert store.get_app("portal") is None
+    with pytest.raises(ConflictError):
+        store.put_admin(make_admin("other", "jct_shared_2"))
+    assert store.count_admins() == 1
+
+
+def test_admins_round_trip_and_rotate(store: Store):
+    assert store.count_admins() == 0
+    admin = make_admin("root", "jct_admin_1")
+    store.put_admin(admin)
+    assert store.find_admin_by_key_prefix("jct_admin_1") == admin
+    assert store.find_app_by_key_prefix("jct_admin_1") is None
+    rotated = make_admin("root", "jct_admin_2")
+    store.put_admin(rotated)
+    assert store.find_admin_by_key_prefix("jct_admin_1") is None
+    assert store.find_admin_by_key_prefix("jct_admin_2") == rotated
+    store.put_admin(make_admin("second", "jct_admin_3"))
+    assert store.count_admins() == 2
+    assert store.find_admin_by_key_prefix("nope") is None
+
+
+# -- challenges -----------------------------------------------------------------------------
+def test_challenge_round_trips(store: Store):
+    challenge = make_challenge()
+    store.create_challenge(challenge)
+    assert store.get_challenge("ch1") == challenge
+    assert store.get_challenge("nope") is None
+
+
+def test_create_challenge_with_a_taken_id_conflicts(store: Store):
+    store.create_challenge(make_challenge())
+    with pytest.raises(ConflictError):
+        store.create_challenge(make_challenge(session_id="s9"))
+    assert store.get_challenge("ch1") == make_challenge()
+
+
+def test_spend_attempt_counts_down_to_zero(store: Store):
+    store.create_challenge(make_challenge(attempts_left=2))
+    assert store.spend_attempt("ch1", at=at(1)).attempts_left == 1
+    spent = store.spend_attempt("ch1", at=at(2))
+    assert spent == make_challenge(attempts_left=0)
+    assert store.get_challenge("ch1") == spent
+    with pytest.raises(ConflictError):
+        store.spend_attempt("ch1", at=at(3))
+    assert store.get_challenge("ch1").attempts_left == 0
+
+
+def test_consume_after_the_last_attempt_succeeds_once(store: Store):
+    store.create_challenge(make_challenge(attempts_left=1))
+    store.spend_attempt("ch1", at=at(1))
+    consumed = store.consume_challenge("ch1", at=at(2))
+    assert consumed == make_challenge(attempts_left=0, consumed_at=at(2))
+    assert store.get_challenge("ch1") == consumed
+    with pytest.raises(ConflictError):
+        store.consume_challenge("ch1", at=at(3))
+    with pytest.raises(ConflictError):
+        store.spend_attempt("ch1", at=at(3))
+    assert store.get_challenge("ch1") == consumed
+
+
+@pytest.mark.parametrize("operation", ["spend_attempt", "consume_challenge"])
+def test_an_expired_challenge_conflicts(store: Store, operation: str):
+    store.create_challenge(make_challenge(expires_at=at(300)))
+    live = getattr(store, operation)("ch1", at=at(300) - timedelta(microseconds=1))
+    assert live is not None
+    store.create_challenge(make_challenge(2, expires_at=at(300)))
+    with pytest.raises(ConflictError):
+        getattr(store, operation)("ch2", at=at(300))  # expires_at itself is expired
+    assert store.get_challenge("ch2") == make_challenge(2, expires_at=at(300))
+
+
+@pytest.mark.parametrize("operation", ["spend_attempt", "consume_challenge"])
+def test_an_unknown_challenge_is_not_found(store: Store, operation: str):
+    with pytest.raises(NotFound):
+        getattr(store, operation)("nope", at=at(1))
+
+
+def test_threads_racing_consume_one_challenge_exactly_once(store: Store):
+    store.create_challenge(make_challenge())
+    results, errors = race(8, lambda i: store.consume_challenge("ch1", at=at(1 + i)))
+    assert len(results) == 1
+    assert len(errors) == 7 and all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_challenge("ch1") == results[0]
+
+
+def test_threads_racing_spend_no_more_attempts_than_there_are(store: Store):
+    store.create_challenge(make_challenge(attempts_left=3))
+    results, errors = race(8, lambda i: store.spend_attempt("ch1", at=at(1)))
+    assert sorted(c.attempts_left for c in results) == [0, 1, 2]  # type: ignore[attr-defined]
+    assert len(errors) == 5 and all(isinstance(e, ConflictError) for e in errors)
+
+
+def test_two_handles_racing_consume_one_challenge_exactly_once(backend: Backend):
+    first, second = backend.open(), backend.open()
+    try:
+        first.create_challenge(make_challenge())
+        handles = (first, second)
+        results, errors = race(8, lambda i: handles[i % 2].consume_challenge("ch1", at=at(1)))
+        assert len(results) == 1
+        assert len(errors) == 7 and all(isinstance(e, ConflictError) for e in errors)
+    finally:
+        first.close()
+        second.close()
+
+
+# -- lifetime and durability ----------------------------------------------------------------
+def fill(store: Store) -> None:
+    store.create_session(make_session())
+    store.update_session(make_session(path="updated"), expected_revision=0)
+    store.put_version(make_version())
+    store.activate("v1", by="alice", at=at(5))
+    store.record([make_decision(n) for n in range(3)])
+    store.put_app(make_app("shop", "jct_app_a"))
+    store.put_admin(make_admin())
+    store.create_challenge(make_challenge())
+    store.consume_challenge("ch1", at=at(6))
+
+
+def check_filled(store: Store) -> None:
+    assert store.get_session("s1") == make_session(path="updated", revision=1)
+    assert store.get_version("v1") == make_version()
+    assert store.active_version_id() == "v1"
+    assert [r.id for r in store.query(DecisionQuery())] == ["d0002", "d0001", "d0000"]
+    assert store.find_app_by_key_prefix("jct_app_a") == make_app("shop", "jct_app_a")
+    assert store.find_admin_by_key_prefix("jct_admin_1") == make_admin()
+    assert store.get_challenge("ch1").consumed_at == at(6)
+    with pytest.raises(ConflictError):
+        store.consume_challenge("ch1", at=at(7))
+
+
+def test_state_survives_close_and_reopen(backend: Backend):
+    store = backend.open()
+    fill(store)
+    store.close()
+    reopened = backend.open()
+    try:
+        check_filled(reopened)
+    finally:
+        reopened.close()
+
+
+def test_a_writer_killed_right_after_its_calls_return_loses_nothing(backend: Backend):
+    script = "\n".join([
+        "import os, signal",
+        backend.open_source(),
+        "from tests.store.test_contract import fill",
+        "fill(store)",
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    ])  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                           timeout=60, check=False)  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    store = backend.open()
+    try:
+        check_filled(store)
+    finally:
+        store.close()
+
+
+def test_a_writer_killed_mid_stream_keeps_every_acknowledged_write(backend: Backend):
+    script = "\n".join([
+        "import sys",
+        backend.open_source(),
+        "from tests.store.test_contract import make_decision",
+        "n = 0",
+        "while True:",
+        "    store.record([make_decision(n * 10 + i) for i in range(10)])",
+        "    print(n, flush=True)",
+        "    n += 1",
+    ])  # fmt: skip
+    with subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as child:  # fmt: skip
+        assert child.stdout is not None
+        acknowledged = -1
+        for line in child.stdout:
+            acknowledged = int(line)
+            if acknowledged >= 20:
+                child.send_signal(signal.SIGKILL)
+                break
+        rest = child.stdout.read()  # whatever it acknowledged before dying
+        child.wait(timeout=30)
+    acknowledged += len(rest.splitlines())
+    assert child.returncode == -signal.SIGKILL
+    store = backend.open()
+    try:
+        for n in range((acknowledged + 1) * 10):
+            assert store.get_decision(f"d{n:04d}") is not None, n
+    finally:
+        store.close()
+
+
+def test_a_closed_store_refuses_reads_and_writes(backend: Backend):
+    store = backend.open()
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError):
+        store.get_session("s1")
+    with pytest.raises(StoreError):
+        store.create_session(make_session())
+
+
+def test_naive_times_are_refused(store: Store):
+    with pytest.raises(StoreError):
+        store.create_session(make_session(started_at=T0.replace(tzinfo=None)))
+    assert store.get_session("s1") is None
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
