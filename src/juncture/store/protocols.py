@@ -37,20 +37,22 @@ class NotFound(StoreError):
 
 class SessionStore(Protocol):
     def create_session(self, session: Session) -> None:
-        """Insert a new session (id and handle unique)."""
+        """Insert a new session (id and handle unique). Raises ConflictError on a duplicate."""
 
     def get_session(self, session_id: str) -> Session | None: ...
 
     def update_session(self, session: Session, *, expected_revision: int) -> Session:
         """Replace the session if its stored revision is ``expected_revision``.
 
-        Returns the stored session (revision + 1). Raises ConflictError otherwise.
+        Returns the stored session (revision + 1). Raises ConflictError otherwise (or when the
+        new handle belongs to another session), NotFound when there is no such session.
         """
 
     def list_sessions(
         self, *, app: str | None = None, subject_id: str | None = None, status: str | None = None,
         limit: int = 100,
-    ) -> Sequence[Session]: ...
+    ) -> Sequence[Session]:
+        """Sessions matching every filter given, most recently started first."""
 
     def count_active_sessions(self) -> int: ...
 
@@ -72,28 +74,41 @@ class PolicyStore(Protocol):
 
 class DecisionLog(Protocol):
     def record(self, records: Sequence[DecisionRecord]) -> None:
-        """Append decision records (may be batched by the caller)."""
+        """Append decision records in one transaction (may be batched by the caller).
+
+        A record whose id is already logged is skipped, so retrying a batch is harmless.
+        """
 
     def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
-        """Newest first, filtered, at most ``query.limit``."""
+        """Newest first (ties by id, descending), filtered, at most ``query.limit``.
+
+        ``since`` is inclusive, ``until`` exclusive; ``before`` returns the records that sort
+        after that decision. Raises NotFound when ``before`` names no logged decision.
+        """
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None: ...
 
     def purge_before(self, at: datetime) -> int:
-        """Delete records older than ``at`` (retention); returns how many."""
+        """Delete records strictly older than ``at`` (retention); returns how many."""
 
 
 class AppStore(Protocol):
     def put_app(self, app: App) -> None:
-        """Insert or replace an app (its keys included)."""
+        """Insert or replace an app (its keys included).
+
+        A key prefix is unique across all apps and admins: ConflictError (nothing changes)
+        when one is held by another app or an admin.
+        """
 
     def get_app(self, app_id: str) -> App | None: ...
 
     def find_app_by_key_prefix(self, prefix: str) -> App | None: ...
 
-    def list_apps(self) -> Sequence[App]: ...
+    def list_apps(self) -> Sequence[App]:
+        """Every app, by id."""
 
-    def put_admin(self, admin: AdminCredential) -> None: ...
+    def put_admin(self, admin: AdminCredential) -> None:
+        """Insert or replace an admin credential (ConflictError as for ``put_app``)."""
 
     def find_admin_by_key_prefix(self, prefix: str) -> AdminCredential | None: ...
 
@@ -101,18 +116,24 @@ class AppStore(Protocol):
 
 
 class ChallengeStore(Protocol):
-    def create_challenge(self, challenge: Challenge) -> None: ...
+    def create_challenge(self, challenge: Challenge) -> None:
+        """Insert a new challenge. Raises ConflictError when its id is taken."""
 
     def get_challenge(self, challenge_id: str) -> Challenge | None: ...
 
     def spend_attempt(self, challenge_id: str, *, at: datetime) -> Challenge:
         """Use one attempt of a live challenge atomically; returns it with attempts_left - 1.
 
-        Raises NotFound, or ConflictError when it is expired, consumed or out of attempts.
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``), consumed
+        or out of attempts.
         """
 
     def consume_challenge(self, challenge_id: str, *, at: datetime) -> Challenge:
-        """Mark a live challenge used, exactly once. Raises ConflictError if it was not live."""
+        """Mark a live challenge used, exactly once; returns it with ``consumed_at``.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``) or
+        already consumed. Attempts are not checked: the verifying attempt was spent before.
+        """
 
 
 class Store(SessionStore, PolicyStore, DecisionLog, AppStore, ChallengeStore, Protocol):
