@@ -309,11 +309,181 @@ def version() -> None:
     out.print(__version__)
 
 
+__all__ = ["app", "main"]
+
+
+# -- the decision service ------------------------------------------------------------------
+
+DbOption = Annotated[Path, typer.Option("--db", help="The SQLite database file.")]
+ServerOption = Annotated[
+    str, typer.Option("--server", envvar="JUNCTURE_SERVER", help="The server's base URL.")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="JUNCTURE_ADMIN_TOKEN", help="An admin key (or its env var)."),
+]
+
+
+@app.command()
+def serve(
+    db: DbOption = Path("juncture.db"),
+    bundle: Annotated[
+        Path | None, typer.Option(help="Publish this bundle first if no version is active.")
+    ] = Path("examples/journeys"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the decision service on SQLite; publish the example journeys on first start."""
+    import os
+
+    import uvicorn
+
+    from juncture.api.server import DB_ENV, open_runtime
+    from juncture.service.setup import bootstrap
+
+    runtime = open_runtime(db)
+    try:
+        said = bootstrap(runtime, db, bundle if bundle is not None and bundle.exists() else None)
+    except BundleError as exc:
+        for problem in exc.errors:
+            err.print(_problem_line(problem))
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+        runtime.store.close()
+    for line in said:
+        out.print(esc(line))
+    base = f"http://{host}:{port}"
+    out.print(f"Juncture {__version__} on {base}")
+    out.print(f"  AuthZEN decision API: {base}/access/v1/evaluation")
+    out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")
+    out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
+    os.environ[DB_ENV] = str(db)
+    uvicorn.run(
+        "juncture.api.server:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@app.command("admin-key")
+def admin_key(
+    db: DbOption = Path("juncture.db"),
+    name: Annotated[str, typer.Option(help="Who the key is for.")] = "admin",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="read, publish, manage_apps (repeat; default all).")
+    ] = None,
+) -> None:
+    """Create an admin key in the database and print it (shown once)."""
+    from juncture.api.server import open_runtime
+    from juncture.service.setup import ALL_SCOPES, create_admin
+
+    scopes = tuple(scope or ALL_SCOPES)
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        err.print(f"[red]error[/] unknown scope `{esc(unknown[0])}`")
+        raise typer.Exit(2)
+    runtime = open_runtime(db)
+    try:
+        sys.stdout.write(create_admin(runtime, name, scopes) + "\n")
+    finally:
+        runtime.close()
+        runtime.store.close()
+
+
+def _client(server: str, token: str | None) -> Any:
+    import httpx
+
+    if not token:
+        err.print("[red]error[/] give an admin key: --token or JUNCTURE_ADMIN_TOKEN")
+        raise typer.Exit(2)
+    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _call(response: Any) -> Any:
+    body = response.json() if response.content else {}
+    if response.status_code >= 400:
+        err.print(
+            f"[red]error[/] {response.status_code} {esc(str(body.get('code')))}: "
+            f"{esc(str(body.get('detail')))}"
+        )
+        for problem in body.get("problems", []):
+            err.print(
+                f"  {esc(problem['file'])}:{problem['line']}:{problem['col']}: "
+                f"{problem['code']}: {esc(problem['message'])}"
+            )
+        raise typer.Exit(1)
+    return body
+
+
+@app.command()
+def publish(
+    directory: DirArgument,
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+    comment: Annotated[str, typer.Option(help="Why this version.")] = "",
+    activate: Annotated[bool, typer.Option(help="Make it the active version.")] = True,
+) -> None:
+    """Upload a bundle as a new version and (by default) publish it."""
+    from juncture.service.setup import tree_files
+
+    try:
+        files = tree_files(directory)
+    except BundleError as exc:
+        for problem in exc.errors:
+            err.print(_problem_line(problem))
+        raise typer.Exit(1) from None
+    import base64
+
+    payload = {
+        "files_base64": {n: base64.b64encode(c).decode() for n, c in files.items()},
+        "comment": comment,
+        "activate": activate,
+    }
+    with _client(server, token) as client:
+        body = _call(client.post("/admin/v1/versions", json=payload))
+    state = "published" if body["active"] else "stored"
+    out.print(f"{state} version {body['id']}" + ("" if body["created"] else " (already stored)"))
+
+
+@app.command()
+def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption = None) -> None:
+    """List the server's policy versions, newest first."""
+    with _client(server, token) as client:
+        body = _call(client.get("/admin/v1/versions"))
+    table = Table(box=None)
+    for column in ("", "version", "author", "created", "comment"):
+        table.add_column(column)
+    for v in body["versions"]:
+        table.add_row(
+            "*" if v["active"] else "",
+            Text(v["id"]),
+            Text(v["author"]),
+            v["created_at"],
+            Text(v.get("comment", "")),
+        )
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    version_id: Annotated[str, typer.Argument(help="The version to make active again.")],
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+) -> None:
+    """Make an earlier version the active one."""
+    with _client(server, token) as client:
+        _call(client.post(f"/admin/v1/versions/{version_id}/activate"))
+    out.print(f"active version is now {esc(version_id)}")
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""HTTP adapters: the AuthZEN access API, the native session API, the admin API."""

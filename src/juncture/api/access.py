@@ -1,0 +1,93 @@
+"""The decision API: OpenID AuthZEN Authorization API 1.0 over the runtime.
+
+https://openid.net/specs/authorization-api-1_0.html — the wire model and its rules live in
+`authzen.py`; this module binds them to HTTP, the calling app and its sessions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from juncture.api import authzen
+from juncture.api.auth import authenticate_app
+from juncture.api.problems import MAX_BODY, MAX_DEPTH, ApiError, _depth
+from juncture.api.views import www_authenticate
+from juncture.service.runtime import Runtime
+from juncture.store.models import App
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _body(request: Request) -> bytes:
+    data = await request.body()
+    if len(data) > MAX_BODY:
+        raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
+    if _depth(data) > MAX_DEPTH:
+        raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _decode(decoder: Callable[[bytes], Any], data: bytes) -> Any:
+    try:
+        return decoder(data)
+    except authzen.AuthZenError as exc:
+        raise ApiError(400, exc.code, str(exc), path=exc.path) from None
+
+
+def _json(body: Any) -> Response:
+    return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def _decider(runtime: Runtime, app: App, request: Request) -> Callable[[Any], Any]:
+    metrics = request.app.state.metrics
+
+    def decide(evaluation: Any) -> Any:
+        started = time.perf_counter()
+        facts = authzen.to_facts(evaluation, app=app.name)
+        action = facts["action"]["name"]
+        outcome = runtime.decide(app, action, facts, session_id=authzen.session_id_of(evaluation))
+        decision = outcome.decision
+        header = www_authenticate(decision.step_up) if decision.step_up is not None else None
+        metrics.latency.observe(time.perf_counter() - started)
+        return authzen.to_response(
+            decision,
+            challenge_id=outcome.challenge.id if outcome.challenge is not None else None,
+            www_authenticate=header,
+        )
+
+    return decide
+
+
+async def evaluation(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    evaluation = _decode(authzen.decode_evaluation, await _body(request))
+    return _json(_decider(runtime, app, request)(evaluation))
+
+
+async def evaluations(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    batch = _decode(authzen.decode_evaluations, await _body(request))
+    return _json(authzen.run_evaluations(batch, _decider(runtime, app, request)))
+
+
+async def configuration(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/")
+    return _json(authzen.metadata(base))
+
+
+ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+    ("/access/v1/evaluation", evaluation, ["POST"]),
+    ("/access/v1/evaluations", evaluations, ["POST"]),
+    ("/.well-known/authzen-configuration", configuration, ["GET"]),
+]

@@ -1,0 +1,223 @@
+"""The admin API (`/admin/v1`): policy versions, publish and rollback, apps and keys, the
+decision log. Admin keys carry scopes: `read`, `publish`, `manage_apps`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from juncture.api.auth import authenticate_admin
+from juncture.api.problems import ApiError, convert, json_body
+from juncture.api.views import app_view, to_json
+from juncture.service.ids import new_id, new_key
+from juncture.service.runtime import Runtime
+from juncture.store.models import App, AppKey, DecisionQuery
+from juncture.store.protocols import ConflictError, NotFound
+
+
+class UploadVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    #: File name (relative to the bundle root) -> UTF-8 text.
+    files: dict[str, str] = {}
+    #: File name -> base64 bytes (for files that are not text).
+    files_base64: dict[str, str] = {}
+    comment: str = ""
+    activate: bool = False
+
+
+class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    journeys: list[str] = []
+    assertable_methods: list[str] = []
+
+
+class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    #: How long the app's current keys keep working after the new one is issued.
+    overlap_seconds: int = 86400
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(to_json(body), status_code=status, media_type="application/json")
+
+
+async def upload_version(request: Request) -> Response:
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    body = convert(await json_body(request), UploadVersion)
+    files: dict[str, bytes] = {name: text.encode() for name, text in body.files.items()}
+    for name, encoded in body.files_base64.items():
+        try:
+            files[name] = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "request.invalid", f"`files_base64.{name}` is not base64") from None
+    version_id, problems, created = runtime.policies.upload(
+        files, author=admin.name, comment=body.comment
+    )
+    if version_id is None:
+        raise ApiError(
+            422, "policy.invalid", "the bundle has errors", problems=[p.to_dict() for p in problems]
+        )
+    if body.activate:
+        runtime.policies.activate(version_id, by=admin.name)
+    return _json(
+        {
+            "id": version_id,
+            "created": created,
+            "active": body.activate,
+            "warnings": [p.to_dict() for p in problems],
+        },
+        201 if created else 200,
+    )
+
+
+async def list_versions(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json({"versions": [msgspec.to_builtins(v) for v in runtime.store.list_versions()]})
+
+
+async def show_version(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    version = runtime.store.get_version(request.path_params["version_id"])
+    if version is None:
+        raise ApiError(404, "version.not_found", "no such version")
+    files: dict[str, str | None] = {}
+    for name, content in version.files.items():
+        try:
+            files[name] = content.decode("utf-8")
+        except UnicodeDecodeError:
+            files[name] = None
+    return _json(
+        {
+            "id": version.id,
+            "author": version.author,
+            "created_at": version.created_at,
+            "comment": version.comment,
+            "files": files,
+        }
+    )
+
+
+async def activate_version(request: Request) -> Response:
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    version_id = request.path_params["version_id"]
+    try:
+        runtime.policies.activate(version_id, by=admin.name)
+    except NotFound:
+        raise ApiError(404, "version.not_found", "no such version") from None
+    return _json({"active": version_id})
+
+
+async def diff_versions(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    against = request.query_params.get("against")
+    if not against:
+        raise ApiError(400, "request.invalid", "give `?against=<version id>`")
+    try:
+        text = runtime.policies.diff(against, request.path_params["version_id"])
+    except NotFound:
+        raise ApiError(404, "version.not_found", "no such version") from None
+    return _json({"from": against, "to": request.path_params["version_id"], "diff": text})
+
+
+async def create_app(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_apps")
+    body = convert(await json_body(request), NewApp)
+    if not body.name.strip():
+        raise ApiError(400, "request.invalid", "`name` must not be empty")
+    key, prefix, digest = new_key("app")
+    now = runtime.now()
+    app = App(
+        id=new_id("app"),
+        name=body.name,
+        created_at=now,
+        journeys=tuple(body.journeys),
+        assertable_methods=tuple(body.assertable_methods),
+        keys=(AppKey(prefix=prefix, hash=digest, created_at=now),),
+    )
+    try:
+        runtime.store.put_app(app)
+    except ConflictError:
+        raise ApiError(409, "state.conflict", "try again") from None
+    return _json({"app": app_view(app), "key": key}, 201)
+
+
+async def list_apps(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json({"apps": [app_view(a) for a in runtime.store.list_apps()]})
+
+
+async def rotate_key(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_apps")
+    body = convert(await json_body(request, required=False), RotateKey)
+    if not 0 <= body.overlap_seconds <= 30 * 86400:
+        raise ApiError(400, "request.invalid", "`overlap_seconds` must be 0 to 30 days")
+    app = runtime.store.get_app(request.path_params["app_id"])
+    if app is None:
+        raise ApiError(404, "app.not_found", "no such app")
+    now = runtime.now()
+    until = now + timedelta(seconds=body.overlap_seconds)
+    old = tuple(
+        msgspec.structs.replace(k, expires_at=min(k.expires_at or until, until))
+        for k in app.keys
+        if k.expires_at is None or k.expires_at > now
+    )
+    key, prefix, digest = new_key("app")
+    app = msgspec.structs.replace(
+        app, keys=(*old, AppKey(prefix=prefix, hash=digest, created_at=now))
+    )
+    runtime.store.put_app(app)
+    return _json({"app": app_view(app), "key": key}, 201)
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "request.invalid", f"`{name}` is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(400, "request.invalid", f"`{name}` needs a time zone")
+    return moment
+
+
+async def query_decisions(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    params = request.query_params
+    limit_text = params.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ApiError(400, "request.invalid", "`limit` must be 1 to 1000")
+    query = DecisionQuery(
+        app=params.get("app"),
+        subject_id=params.get("subject_id"),
+        session_id=params.get("session_id"),
+        action=params.get("action"),
+        outcome=params.get("outcome"),
+        since=_time(params.get("since"), "since"),
+        until=_time(params.get("until"), "until"),
+        limit=int(limit_text),
+        before=params.get("before"),
+    )
+    runtime.log.flush()
+    records = runtime.store.query(query)
+    page = [msgspec.to_builtins(r) for r in records]
+    after = records[-1].id if len(records) == query.limit else None
+    return _json({"decisions": page, "next": after})

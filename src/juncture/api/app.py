@@ -1,0 +1,169 @@
+"""The Starlette application: routes, error mapping, request ids, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from juncture import __version__
+from juncture.api import admin, native
+from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.openapi import openapi_document
+from juncture.api.problems import ApiError, problem
+from juncture.service.runtime import Runtime, ServiceError
+from juncture.store.protocols import StoreError
+
+log = logging.getLogger("juncture.api")
+
+
+class RequestId:
+    """Echo `X-Request-ID` (a caller's, if sane, else a new one) on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.counter = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+                break
+        if given is None or len(given) > 128 or not given.isascii():
+            self.counter += 1
+            given = f"r{time.time_ns():x}{self.counter:x}".encode()
+        scope.setdefault("state", {})["request_id"] = given.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", given)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "juncture_decisions_total",
+            "Decisions by outcome and checkpoint",
+            ["outcome", "checkpoint"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "juncture_decision_seconds",
+            "Decision latency (API handler)",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.sessions = Gauge("juncture_sessions_active", "Active sessions", registry=self.registry)
+        self.exported: dict[tuple[str, str], int] = {}
+
+
+def _errors(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return problem(exc.status, exc.code, exc.detail, **exc.extra)
+        except ServiceError as exc:
+            return problem(exc.status, exc.code, exc.message)
+        except StoreError:
+            log.exception("store unavailable")
+            return problem(503, "unavailable.store", "the store is unavailable; try again")
+        except Exception:  # never a stack trace to a caller
+            log.exception("internal error")
+            return problem(500, "internal", "internal error")
+
+    return wrapped
+
+
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    m: Metrics = request.app.state.metrics
+    for key, count in list(runtime.stats.items()):
+        outcome, checkpoint = key
+        delta = count - m.exported.get(key, 0)
+        if delta > 0:
+            m.decisions.labels(outcome=outcome, checkpoint=checkpoint or "-").inc(delta)
+            m.exported[key] = count
+    try:
+        m.sessions.set(runtime.store.count_active_sessions())
+    except StoreError:
+        pass
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(json.dumps(openapi_document(__version__)), media_type="application/json")
+
+
+async def health(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        active = runtime.store.active_version_id()
+    except StoreError:
+        return problem(503, "unavailable.store", "the store is unavailable")
+    return Response(json.dumps({"status": "ok", "version": active}), media_type="application/json")
+
+
+def create_app(runtime: Runtime) -> ASGIApp:
+    """The ASGI app over a runtime (which owns the store)."""
+    routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+        *ACCESS_ROUTES,
+        ("/v1/sessions", native.start_session, ["POST"]),
+        ("/v1/sessions/{session_id}", native.read_session, ["GET"]),
+        ("/v1/sessions/{session_id}/end", native.end_session, ["POST"]),
+        ("/v1/sessions/{session_id}/signals", native.update_context, ["POST"]),
+        ("/v1/challenges/{challenge_id}/verify", native.verify_challenge, ["POST"]),
+        ("/admin/v1/versions", admin.upload_version, ["POST"]),
+        ("/admin/v1/versions", admin.list_versions, ["GET"]),
+        ("/admin/v1/versions/{version_id}", admin.show_version, ["GET"]),
+        ("/admin/v1/versions/{version_id}/activate", admin.activate_version, ["POST"]),
+        ("/admin/v1/versions/{version_id}/diff", admin.diff_versions, ["GET"]),
+        ("/admin/v1/apps", admin.create_app, ["POST"]),
+        ("/admin/v1/apps", admin.list_apps, ["GET"]),
+        ("/admin/v1/apps/{app_id}/keys", admin.rotate_key, ["POST"]),
+        ("/admin/v1/decisions", admin.query_decisions, ["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        runtime.close()  # flush the decision log
+        runtime.store.close()
+
+    app = Starlette(
+        lifespan=lifespan,
+        routes=[
+            *(Route(path, _errors(handler), methods=methods) for path, handler, methods in routes),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        exception_handlers={
+            404: lambda request, exc: problem(404, "request.not_found", "no such endpoint"),
+            405: lambda request, exc: problem(405, "request.method", "method not allowed"),
+        },
+    )
+    app.state.runtime = runtime
+    app.state.metrics = Metrics()
+    return RequestId(app)

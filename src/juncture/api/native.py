@@ -1,0 +1,125 @@
+"""The native API (`/v1`): sessions, their context updates, and challenges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from juncture.api.auth import authenticate_app
+from juncture.api.problems import ApiError, convert, json_body
+from juncture.api.views import decision_view, session_view, to_json
+from juncture.service.runtime import Outcome, Runtime
+from juncture.store.models import DecisionQuery, StoredProof
+
+
+class SubjectIn(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    type: str = "user"
+    properties: dict[str, Any] = {}
+
+
+class ProofIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    method: str
+
+
+class StartSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    subject: SubjectIn
+    context: dict[str, Any] = {}
+    proofs: list[ProofIn] = []
+    action: str = "login"
+
+
+class ContextUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    context: dict[str, Any] = {}
+    signals: dict[str, Any] = {}
+
+
+class EndSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    revoke_reason: str | None = None
+
+
+class Verify(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    method: str
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(to_json(body), status_code=status, media_type="application/json")
+
+
+def _answer(runtime: Runtime, outcome: Outcome, *, with_handle: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"decision": decision_view(outcome.decision, outcome.challenge)}
+    if outcome.session is not None:
+        out["session"] = session_view(
+            outcome.session, runtime.session_aal(outcome.session), with_handle=with_handle
+        )
+    return out
+
+
+async def start_session(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), StartSession)
+    now = runtime.now()
+    proofs = [StoredProof(method=p.method, at=now, asserted_by=app.id) for p in body.proofs]
+    outcome = runtime.start_session(
+        app, msgspec.to_builtins(body.subject), body.context, proofs, action=body.action
+    )
+    return _json(_answer(runtime, outcome, with_handle=True), 201)
+
+
+async def read_session(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    session = runtime.get_session(app, request.path_params["session_id"])
+    view = session_view(session, runtime.session_aal(session))
+    runtime.log.flush()
+    last = runtime.store.query(DecisionQuery(session_id=session.id, limit=1))
+    if last:
+        view["last_decision"] = {
+            "id": last[0].id,
+            "at": last[0].at,
+            "action": last[0].action,
+            "outcome": last[0].outcome,
+            "reason": last[0].reason,
+            "version": last[0].version,
+        }
+        view["last_outcome"], view["version"] = last[0].outcome, last[0].version
+    return _json(view)
+
+
+async def end_session(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request, required=False), EndSession)
+    session = runtime.end_session(
+        app, request.path_params["session_id"], revoke_reason=body.revoke_reason
+    )
+    return _json(session_view(session, runtime.session_aal(session)))
+
+
+async def update_context(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), ContextUpdate)
+    if not body.context and not body.signals:
+        raise ApiError(400, "request.invalid", "give `context` or `signals`")
+    outcome = runtime.update_context(
+        app, request.path_params["session_id"], context=body.context, signals=body.signals
+    )
+    return _json(_answer(runtime, outcome))
+
+
+async def verify_challenge(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), Verify)
+    outcome = runtime.verify_challenge(app, request.path_params["challenge_id"], body.method)
+    return _json(_answer(runtime, outcome, with_handle=True))

@@ -1,0 +1,305 @@
+"""The OpenAPI 3.1 document of every endpoint (served at `/openapi.json`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_ERRORS = {
+    "400": {
+        "description": "bad input",
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    },
+    "401": {
+        "description": "no valid key",
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    },
+    "403": {
+        "description": "outside the key's rights",
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    },
+}
+
+
+def _op(
+    summary: str,
+    tag: str,
+    security: str,
+    body: str | None = None,
+    ok: str = "200",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "security": [{security: []}] if security else [],
+        "responses": {
+            ok: {
+                "description": "success",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **_ERRORS,
+        },
+    }
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    if extra:
+        op.update(extra)
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    entity = {
+        "type": "object",
+        "required": ["type", "id"],
+        "properties": {
+            "type": {"type": "string"},
+            "id": {"type": "string"},
+            "properties": {"type": "object"},
+        },
+    }
+    schemas: dict[str, Any] = {
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "detail": {"type": "string"},
+            },
+        },
+        "Evaluation": {
+            "type": "object",
+            "required": ["subject", "action", "resource"],
+            "properties": {
+                "subject": entity,
+                "resource": entity,
+                "action": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "properties": {"type": "object"}},
+                },
+                "context": {"type": "object"},
+            },
+        },
+        "Evaluations": {
+            "type": "object",
+            "properties": {
+                "subject": entity,
+                "resource": entity,
+                "action": {"type": "object"},
+                "context": {"type": "object"},
+                "evaluations": {"type": "array", "items": {"type": "object"}},
+                "options": {
+                    "type": "object",
+                    "properties": {
+                        "evaluations_semantic": {
+                            "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
+                        }
+                    },
+                },
+            },
+        },
+        "Search": {"type": "object"},
+        "StartSession": {
+            "type": "object",
+            "required": ["subject"],
+            "properties": {
+                "subject": entity,
+                "context": {"type": "object"},
+                "proofs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["method"],
+                        "properties": {"method": {"type": "string"}},
+                    },
+                },
+                "action": {"type": "string", "default": "login"},
+            },
+        },
+        "ContextUpdate": {
+            "type": "object",
+            "properties": {"context": {"type": "object"}, "signals": {"type": "object"}},
+        },
+        "EndSession": {"type": "object", "properties": {"revoke_reason": {"type": "string"}}},
+        "Verify": {
+            "type": "object",
+            "required": ["method"],
+            "properties": {"method": {"type": "string"}},
+        },
+        "UploadVersion": {
+            "type": "object",
+            "properties": {
+                "files": {"type": "object", "additionalProperties": {"type": "string"}},
+                "files_base64": {"type": "object", "additionalProperties": {"type": "string"}},
+                "comment": {"type": "string"},
+                "activate": {"type": "boolean"},
+            },
+        },
+        "NewApp": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "journeys": {"type": "array", "items": {"type": "string"}},
+                "assertable_methods": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "RotateKey": {"type": "object", "properties": {"overlap_seconds": {"type": "integer"}}},
+    }
+    sid, cid, vid, aid = (
+        _path_param(n) for n in ("session_id", "challenge_id", "version_id", "app_id")
+    )
+    paths: dict[str, Any] = {
+        "/.well-known/authzen-configuration": {
+            "get": _op("AuthZEN discovery metadata", "access", "")
+        },
+        "/access/v1/evaluation": {
+            "post": _op("Decide one request (AuthZEN)", "access", "app", "Evaluation")
+        },
+        "/access/v1/evaluations": {
+            "post": _op("Decide a batch (AuthZEN)", "access", "app", "Evaluations")
+        },
+        "/access/v1/search/subject": {
+            "post": _op("Subjects permitted (AuthZEN)", "access", "app", "Search")
+        },
+        "/access/v1/search/resource": {
+            "post": _op("Resources permitted (AuthZEN)", "access", "app", "Search")
+        },
+        "/access/v1/search/action": {
+            "post": _op("Actions permitted (AuthZEN)", "access", "app", "Search")
+        },
+        "/v1/sessions": {
+            "post": _op(
+                "Start a session and decide `login`", "sessions", "app", "StartSession", "201"
+            )
+        },
+        "/v1/sessions/{session_id}": {
+            "get": _op("Read a session", "sessions", "app", extra={"parameters": [sid]})
+        },
+        "/v1/sessions/{session_id}/end": {
+            "post": _op(
+                "End or revoke a session",
+                "sessions",
+                "app",
+                "EndSession",
+                extra={"parameters": [sid]},
+            )
+        },
+        "/v1/sessions/{session_id}/signals": {
+            "post": _op(
+                "Update context and signals; re-run the guard",
+                "sessions",
+                "app",
+                "ContextUpdate",
+                extra={"parameters": [sid]},
+            )
+        },
+        "/v1/challenges/{challenge_id}/verify": {
+            "post": _op(
+                "Verify a step-up challenge",
+                "sessions",
+                "app",
+                "Verify",
+                extra={"parameters": [cid]},
+            )
+        },
+        "/admin/v1/versions": {
+            "post": _op("Upload a bundle as a version", "admin", "admin", "UploadVersion", "201"),
+            "get": _op("List versions", "admin", "admin"),
+        },
+        "/admin/v1/versions/{version_id}": {
+            "get": _op("Show a version", "admin", "admin", extra={"parameters": [vid]})
+        },
+        "/admin/v1/versions/{version_id}/activate": {
+            "post": _op(
+                "Publish (or roll back to) a version", "admin", "admin", extra={"parameters": [vid]}
+            )
+        },
+        "/admin/v1/versions/{version_id}/diff": {
+            "get": _op(
+                "Diff against another version",
+                "admin",
+                "admin",
+                extra={
+                    "parameters": [
+                        vid,
+                        {
+                            "name": "against",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ]
+                },
+            )
+        },
+        "/admin/v1/apps": {
+            "post": _op(
+                "Register an app (its key is shown once)", "admin", "admin", "NewApp", "201"
+            ),
+            "get": _op("List apps", "admin", "admin"),
+        },
+        "/admin/v1/apps/{app_id}/keys": {
+            "post": _op(
+                "Rotate an app's key with overlap",
+                "admin",
+                "admin",
+                "RotateKey",
+                "201",
+                extra={"parameters": [aid]},
+            )
+        },
+        "/admin/v1/decisions": {
+            "get": _op(
+                "Query the decision log",
+                "admin",
+                "admin",
+                extra={
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in (
+                            "app",
+                            "subject_id",
+                            "session_id",
+                            "action",
+                            "outcome",
+                            "since",
+                            "until",
+                            "limit",
+                            "before",
+                        )
+                    ]
+                },
+            )
+        },
+        "/metrics": {"get": _op("Prometheus metrics", "operations", "")},
+        "/healthz": {"get": _op("Health and active version", "operations", "")},
+        "/openapi.json": {"get": _op("This document", "operations", "")},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Juncture",
+            "version": version,
+            "description": "Journey-time decisions for identity and access.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "app": {"type": "http", "scheme": "bearer", "description": "an app's API key"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "an admin key"},
+            },
+        },
+    }

@@ -1,0 +1,113 @@
+"""Errors as RFC 9457 problem details, with stable codes; request body limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+MAX_BODY = 1 << 20
+MAX_DEPTH = 32
+
+
+class ApiError(Exception):
+    """An error answer: stable ``code``, HTTP ``status``, a message without secrets."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
+    body = {
+        "type": f"urn:juncture:error:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": 'Bearer realm="juncture"'} if status == 401 else None
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _depth(data: bytes) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+async def json_body(request: Request, *, required: bool = True) -> Any:
+    """The request's JSON body, within the size and nesting limits.
+
+    Raises:
+        ApiError: 413 ``request.too_large``, 400 ``request.malformed`` / ``request.too_deep``.
+    """
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data.strip():
+        if required:
+            raise ApiError(400, "request.malformed", "a JSON body is required")
+        return {}
+    if _depth(data) > MAX_DEPTH:
+        raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "request.malformed", f"the body is not valid JSON: {exc}") from None
+
+
+def convert(value: Any, kind: type[Any], where: str = "body") -> Any:
+    """Strictly convert decoded JSON into a request struct; errors name the JSON path."""
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "request.invalid", f"invalid {where}: {exc}") from None

@@ -1,0 +1,97 @@
+"""Read models: what the API shows of sessions, challenges and decisions (never secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from juncture.engine import Decision
+from juncture.engine.decision import StepUp
+from juncture.store.models import App, Challenge, Session
+
+
+def www_authenticate(
+    step_up: StepUp, description: str = "stronger or fresher authentication is required"
+) -> str:
+    """RFC 9470 §3: the challenge an API returns with 401 when a step-up is needed."""
+    parts = [
+        'Bearer error="insufficient_user_authentication"',
+        f'error_description="{description}"',
+    ]
+    if step_up.acr_values:
+        parts.append(f'acr_values="{step_up.acr_values}"')
+    if step_up.within is not None:
+        parts.append(f'max_age="{step_up.within}"')
+    return ", ".join(parts)
+
+
+def decision_view(decision: Decision, challenge: Challenge | None) -> dict[str, Any]:
+    out = decision.to_dict()
+    out["permitted"] = decision.permitted
+    if decision.step_up is not None:
+        out["www_authenticate"] = www_authenticate(decision.step_up)
+    if challenge is not None:
+        out["challenge"] = challenge_view(challenge)
+    return out
+
+
+def challenge_view(challenge: Challenge) -> dict[str, Any]:
+    return {
+        "id": challenge.id,
+        "session_id": challenge.session_id,
+        "checkpoint": challenge.checkpoint,
+        "methods": list(challenge.methods),
+        "mode": challenge.mode,
+        "within": challenge.within,
+        "aal": challenge.aal,
+        "expires_at": challenge.expires_at,
+        "attempts_left": challenge.attempts_left,
+    }
+
+
+def session_view(session: Session, aal: int, *, with_handle: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": session.id,
+        "status": session.status,
+        "status_reason": session.status_reason,
+        "subject": {
+            "type": session.subject_type,
+            "id": session.subject_id,
+            "properties": session.subject_properties,
+        },
+        "started_at": session.started_at,
+        "updated_at": session.updated_at,
+        "aal": aal,
+        "proofs": [
+            {"method": p.method, "at": p.at, "asserted_by": p.asserted_by} for p in session.proofs
+        ],
+        "signals": session.signals,
+        "context": session.context,
+        "path": session.path,
+        "scopes": list(session.scopes),
+        "last_outcome": session.last_outcome,
+        "version": session.version,
+    }
+    if with_handle:
+        out["handle"] = session.handle
+    return out
+
+
+def app_view(app: App) -> dict[str, Any]:
+    return {
+        "id": app.id,
+        "name": app.name,
+        "created_at": app.created_at,
+        "journeys": list(app.journeys),
+        "assertable_methods": list(app.assertable_methods),
+        "disabled": app.disabled,
+        "keys": [
+            {"prefix": k.prefix, "created_at": k.created_at, "expires_at": k.expires_at}
+            for k in app.keys
+        ],
+    }
+
+
+def to_json(value: Any) -> bytes:
+    return msgspec.json.encode(value)

@@ -1,0 +1,1 @@
+"""The decision service's runtime: sessions, challenges, policy versions, over a `Store`."""

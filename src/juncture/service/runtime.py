@@ -1,0 +1,473 @@
+"""The runtime: decisions bound to sessions, their effects, challenges and context updates.
+
+Data flow of one decision (DESIGN.md): the calling app is authenticated (by the API) ->
+the session is loaded -> its proofs, signals and context join the request's facts -> the
+active plan evaluates the guard then the checkpoint -> the session's effects and the
+decision record are stored -> the answer goes back. A revocation, a verified step-up and a
+publish are committed before they are acknowledged; the decision log is written in batches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from juncture.engine import Decision, Facts, evaluate
+from juncture.engine.evaluate import session_view
+from juncture.errors import FactsError
+from juncture.policy import Plan
+from juncture.service.ids import new_id, new_secret
+from juncture.service.policies import NoActiveVersion, PolicyRegistry
+from juncture.store.models import App, Challenge, DecisionRecord, Session, StoredProof
+from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
+
+CHALLENGE_TTL = timedelta(minutes=5)
+CHALLENGE_ATTEMPTS = 5
+_CONTEXT_KEYS = ("network", "geo", "device", "context", "agent", "grants")
+
+
+class ServiceError(Exception):
+    """A request the runtime refuses: carries a stable code and an HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision with what the runtime did about it."""
+
+    decision: Decision
+    session: Session | None = None
+    challenge: Challenge | None = None
+
+
+def _unavailable(action: str, version: str = "", decision_id: str | None = None) -> Decision:
+    return Decision(
+        outcome="deny", reason="unavailable", action=action, version=version, id=decision_id
+    )
+
+
+class DecisionLogWriter:
+    """Buffers decision records and writes them in batches from a background thread."""
+
+    def __init__(self, store: Store, interval: float = 0.2, max_batch: int = 500) -> None:
+        self._store = store
+        self._interval = interval
+        self._max = max_batch
+        self._buffer: list[DecisionRecord] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        self._thread.start()
+
+    def add(self, record: DecisionRecord) -> None:
+        with self._lock:
+            self._buffer.append(record)
+            full = len(self._buffer) >= self._max
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if batch:
+            try:
+                self._store.record(batch)
+            except StoreError:  # keep them for the next attempt rather than lose them
+                with self._lock:
+                    self._buffer[:0] = batch
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        now: Callable[[], datetime],
+        log_interval: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.policies = PolicyRegistry(store, now)
+        self.log = DecisionLogWriter(store, interval=log_interval)
+        self.stats: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        self.log.close()
+
+    # -- facts ------------------------------------------------------------------------------
+    def _facts_document(
+        self, app: App, request: Mapping[str, Any], session: Session | None
+    ) -> dict[str, Any]:
+        doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
+        doc["app"] = app.name
+        if session is None:
+            return doc
+        subject = dict(doc.get("subject") or {})
+        properties = {**session.subject_properties, **(subject.get("properties") or {})}
+        doc["subject"] = {
+            "type": session.subject_type,
+            "id": session.subject_id,
+            "properties": properties,
+        }
+        doc["session"] = {
+            "id": session.id,
+            "started_at": session.started_at,
+            "proofs": [msgspec.structs.asdict(p) for p in session.proofs],
+        }
+        for proof in doc["session"]["proofs"]:
+            proof.pop("asserted_by", None)
+            for key in ("kind", "aal"):
+                if proof[key] is None:
+                    del proof[key]
+        doc["signals"] = {**session.signals, **(doc.get("signals") or {})}
+        for key in _CONTEXT_KEYS:
+            stored = session.context.get(key)
+            if stored is not None and key not in doc:
+                doc[key] = stored
+        return doc
+
+    def _load_session(self, app: App, session_id: str) -> Session:
+        session = self.store.get_session(session_id)
+        if session is None or session.app != app.id:  # another app's session does not exist
+            raise ServiceError("session.not_found", "no such session", 404)
+        return session
+
+    # -- decisions --------------------------------------------------------------------------
+    def decide(
+        self,
+        app: App,
+        action: str,
+        request: Mapping[str, Any],
+        *,
+        session_id: str | None = None,
+    ) -> Outcome:
+        """Decide ``action`` for a request (a facts document), bound to a session if named.
+
+        Raises ServiceError for a session that is not the app's, or facts that are invalid;
+        everything else (store down, no version) is a deny.
+        """
+        started = time.perf_counter_ns()
+        decision_id = new_id("d")
+        now = self.now()
+        try:
+            plan = self.policies.active()
+            session = self._load_session(app, session_id) if session_id else None
+        except (StoreError, NoActiveVersion):
+            return Outcome(decision=_unavailable(action, decision_id=decision_id))
+        if session is not None and session.status != "active":
+            decision = Decision(
+                outcome="deny",
+                reason=f"session_{session.status}",
+                action=action,
+                version=plan.version,
+                id=decision_id,
+            )
+            self._record(app, action, request, session, decision, {}, started, now)
+            return Outcome(decision=decision, session=session)
+        subject = request.get("subject") or {}
+        if session is not None and subject.get("id") not in (None, session.subject_id):
+            raise ServiceError(
+                "session.subject_mismatch",
+                "the request's subject is not the session's subject",
+                403,
+            )
+        doc = self._facts_document(app, request, session)
+        try:
+            facts = Facts.from_document(doc)
+        except FactsError as exc:
+            raise ServiceError("facts.invalid", exc.message, 400) from None
+        decision = evaluate(
+            plan,
+            action,
+            facts,
+            now,
+            decision_id=decision_id,
+            allowed_journeys=frozenset(app.journeys) or None,
+        )
+        try:
+            outcome = self._effects(app, plan, action, request, session, decision, now)
+        except StoreError:
+            outcome = Outcome(decision=_unavailable(action, plan.version, decision_id))
+        self._record(app, action, request, session, outcome.decision, doc, started, now)
+        return outcome
+
+    def _effects(
+        self,
+        app: App,
+        plan: Plan,
+        action: str,
+        request: Mapping[str, Any],
+        session: Session | None,
+        decision: Decision,
+        now: datetime,
+    ) -> Outcome:
+        if session is None:
+            return Outcome(decision=decision)
+        if decision.outcome == "revoke":
+            session = self._change(
+                session,
+                lambda s: msgspec.structs.replace(
+                    s, status="revoked", status_reason=decision.reason, updated_at=now
+                ),
+            )
+            return Outcome(decision=decision, session=session)
+        if decision.outcome == "reroute" and (session.path, session.scopes) != (
+            decision.path,
+            decision.scopes,
+        ):
+            session = self._change(
+                session,
+                lambda s: msgspec.structs.replace(
+                    s, path=decision.path, scopes=decision.scopes, updated_at=now
+                ),
+            )
+        if decision.outcome == "step_up" and decision.step_up is not None:
+            step_up = decision.step_up
+            challenge = Challenge(
+                id=new_id("ch"),
+                session_id=session.id,
+                app=app.id,
+                subject_id=session.subject_id,
+                checkpoint=action,
+                methods=step_up.methods,
+                mode=step_up.mode,
+                within=step_up.within,
+                aal=step_up.aal,
+                created_at=now,
+                expires_at=now + CHALLENGE_TTL,
+                attempts_left=CHALLENGE_ATTEMPTS,
+                request={k: v for k, v in request.items() if k not in ("session",)},
+            )
+            self.store.create_challenge(challenge)
+            return Outcome(decision=decision, session=session, challenge=challenge)
+        return Outcome(decision=decision, session=session)
+
+    def _change(self, session: Session, change: Callable[[Session], Session]) -> Session:
+        """Apply a change with optimistic concurrency, re-reading on a lost race."""
+        for _ in range(8):
+            try:
+                return self.store.update_session(
+                    change(session), expected_revision=session.revision
+                )
+            except ConflictError:
+                fresh = self.store.get_session(session.id)
+                if fresh is None:
+                    raise NotFound(session.id) from None
+                session = fresh
+        raise ConflictError(session.id)
+
+    def _record(
+        self,
+        app: App,
+        action: str,
+        request: Mapping[str, Any],
+        session: Session | None,
+        decision: Decision,
+        facts: dict[str, Any],
+        started: int,
+        now: datetime,
+    ) -> None:
+        key = (decision.outcome, action)
+        self.stats[key] = self.stats.get(key, 0) + 1
+        resource = request.get("resource")
+        self.log.add(
+            DecisionRecord(
+                id=decision.id or new_id("d"),
+                at=now,
+                app=app.id,
+                subject_type=session.subject_type
+                if session
+                else (request.get("subject") or {}).get("type"),
+                subject_id=session.subject_id
+                if session
+                else (request.get("subject") or {}).get("id"),
+                session_id=session.id if session else None,
+                action=action,
+                resource=resource if isinstance(resource, dict) else None,
+                outcome=decision.outcome,
+                reason=decision.reason,
+                version=decision.version,
+                latency_us=(time.perf_counter_ns() - started) // 1000,
+                decision=decision.to_dict(),
+                facts=msgspec.to_builtins(facts),
+            )
+        )
+
+    # -- sessions ---------------------------------------------------------------------------
+    def start_session(
+        self,
+        app: App,
+        subject: Mapping[str, Any],
+        context: Mapping[str, Any],
+        proofs: list[StoredProof],
+        action: str = "login",
+    ) -> Outcome:
+        """Start a session and decide its `login` checkpoint."""
+        now = self.now()
+        subject_type = str(subject.get("type") or "user")
+        subject_id = subject.get("id")
+        if not isinstance(subject_id, str) or not subject_id:
+            raise ServiceError("request.invalid", "`subject.id` is required", 400)
+        self._check_context(context)
+        for proof in proofs:
+            self._check_assertable(app, proof.method)
+        session = Session(
+            id=new_id("s"),
+            app=app.id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            subject_properties=dict(subject.get("properties") or {}),
+            started_at=now,
+            updated_at=now,
+            handle=new_secret(),
+            proofs=tuple(proofs),
+            context=dict(context),
+        )
+        self.store.create_session(session)
+        return self.decide(app, action, {}, session_id=session.id)
+
+    def _check_context(self, context: Mapping[str, Any]) -> None:
+        unknown = sorted(set(context) - set(_CONTEXT_KEYS))
+        if unknown:
+            raise ServiceError("request.invalid", f"unknown context section `{unknown[0]}`", 400)
+        try:
+            Facts.from_document(dict(context))
+        except FactsError as exc:
+            raise ServiceError("facts.invalid", exc.message, 400) from None
+
+    def _check_assertable(self, app: App, method: str) -> None:
+        if method not in app.assertable_methods:
+            raise ServiceError(
+                "auth.method_not_assertable", f"this app may not assert method `{method}`", 403
+            )
+
+    def get_session(self, app: App, session_id: str) -> Session:
+        return self._load_session(app, session_id)
+
+    def end_session(self, app: App, session_id: str, *, revoke_reason: str | None) -> Session:
+        session = self._load_session(app, session_id)
+        now = self.now()
+        status = "revoked" if revoke_reason else "ended"
+        return self._change(
+            session,
+            lambda s: msgspec.structs.replace(
+                s, status=status, status_reason=revoke_reason or "logout", updated_at=now
+            ),
+        )
+
+    def session_aal(self, session: Session) -> int:
+        """The session's AAL now, under the active version (never cached)."""
+        try:
+            plan = self.policies.active()
+        except NoActiveVersion:
+            return 0
+        facts = Facts.from_document(
+            self._facts_document(
+                App(id=session.app, name=session.app, created_at=session.started_at), {}, session
+            )
+        )
+        best = 0
+        for journey in plan.journeys.values():
+            best = max(best, session_view(journey, facts, self.now())["aal"])
+        return best
+
+    def update_context(
+        self,
+        app: App,
+        session_id: str,
+        *,
+        context: Mapping[str, Any],
+        signals: Mapping[str, Any],
+    ) -> Outcome:
+        """Store new observations, then run the guard at once (revoke, reroute, or nothing)."""
+        self._check_context(context)
+        session = self._load_session(app, session_id)
+        now = self.now()
+        session = self._change(
+            session,
+            lambda s: msgspec.structs.replace(
+                s,
+                context={**s.context, **context},
+                signals={**s.signals, **signals},
+                updated_at=now,
+            ),
+        )
+        if session.status != "active":
+            return self.decide(app, "", {}, session_id=session.id)
+        try:
+            plan = self.policies.active()
+        except NoActiveVersion:
+            return Outcome(decision=_unavailable(""), session=session)
+        facts = Facts.from_document(self._facts_document(app, {}, session))
+        decision = evaluate(
+            plan,
+            "",
+            facts,
+            now,
+            decision_id=new_id("d"),
+            guard_only=True,
+            allowed_journeys=frozenset(app.journeys) or None,
+        )
+        if decision.reason == "guard_passed":
+            return Outcome(decision=decision, session=session)
+        return self._effects(app, plan, "", {}, session, decision, now)
+
+    # -- challenges -------------------------------------------------------------------------
+    def verify_challenge(self, app: App, challenge_id: str, method: str) -> Outcome:
+        """Verify a challenge with a proof the app asserts, then decide its checkpoint again."""
+        challenge = self.store.get_challenge(challenge_id)
+        if challenge is None or challenge.app != app.id:
+            raise ServiceError("challenge.not_found", "no such challenge", 404)
+        now = self.now()
+        try:
+            challenge = self.store.spend_attempt(challenge_id, at=now)
+        except ConflictError:
+            raise ServiceError(
+                "challenge.not_live", "the challenge is expired, used or out of attempts", 409
+            ) from None
+        if method not in challenge.methods:
+            raise ServiceError(
+                "challenge.method_not_accepted",
+                f"method `{method}` does not answer this challenge",
+                400,
+            )
+        self._check_assertable(app, method)
+        try:
+            self.store.consume_challenge(challenge_id, at=now)
+        except ConflictError:
+            raise ServiceError(
+                "challenge.not_live", "the challenge was already used", 409
+            ) from None
+        session = self._load_session(app, challenge.session_id)
+        before = self.session_aal(session)
+        proof = StoredProof(method=method, at=now, asserted_by=app.id)
+        session = self._change(
+            session, lambda s: msgspec.structs.replace(s, proofs=(*s.proofs, proof), updated_at=now)
+        )
+        if self.session_aal(session) > before:  # a stronger session gets a new handle
+            session = self._change(
+                session, lambda s: msgspec.structs.replace(s, handle=new_secret())
+            )
+        return self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)

@@ -1,0 +1,87 @@
+"""First start of a server: the first policy version, the first admin key."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from juncture.bundles import find_bundles
+from juncture.errors import BundleError, Location, PolicyError
+from juncture.policy.loader import read_bundle_files
+from juncture.service.ids import new_id, new_key
+from juncture.service.runtime import Runtime
+from juncture.store.models import AdminCredential, AppKey
+
+ALL_SCOPES = ("read", "publish", "manage_apps")
+
+
+def tree_files(root: str | Path) -> dict[str, bytes]:
+    """The files of one bundle, or of a directory of bundles merged into one.
+
+    Raises:
+        BundleError: when two bundles hold a file of the same name.
+    """
+    bundles = find_bundles(root)
+    if len(bundles) == 1:
+        return read_bundle_files(bundles[0])
+    files: dict[str, bytes] = {}
+    for bundle in bundles:
+        for name, content in read_bundle_files(bundle).items():
+            if name in files:
+                raise BundleError(
+                    [
+                        PolicyError(
+                            f"`{name}` is in more than one bundle under `{root}`",
+                            code="policy.bundle.duplicate_journey",
+                            location=Location(file=str(bundle)),
+                        )
+                    ]
+                )
+            files[name] = content
+    return files
+
+
+def create_admin(runtime: Runtime, name: str, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+    """A new admin credential; returns its key (shown once, stored as a hash)."""
+    key, prefix, digest = new_key("adm")
+    now: datetime = runtime.now()
+    runtime.store.put_admin(
+        AdminCredential(
+            id=new_id("adm"),
+            name=name,
+            scopes=scopes,
+            key=AppKey(prefix=prefix, hash=digest, created_at=now),
+            created_at=now,
+        )
+    )
+    return key
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write a secret readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+
+
+def bootstrap(runtime: Runtime, db: Path, bundle_dir: Path | None) -> list[str]:
+    """Publish the first version and create the first admin key if there are none.
+
+    Returns lines to tell the operator.
+    """
+    said = []
+    if runtime.store.active_version_id() is None and bundle_dir is not None:
+        files = tree_files(bundle_dir)
+        version_id, problems, _ = runtime.policies.upload(
+            files, author="bootstrap", comment=f"first version from {bundle_dir}"
+        )
+        if version_id is None:
+            raise BundleError([p for p in problems if p.severity == "error"])
+        runtime.policies.activate(version_id, by="bootstrap")
+        said.append(f"published {bundle_dir} as version {version_id}")
+    if runtime.store.count_admins() == 0:
+        token_file = db.with_name(db.name + ".admin-token")
+        write_secret_file(token_file, create_admin(runtime, "bootstrap"))
+        said.append(f"admin key written to {token_file} (readable by you only)")
+    return said

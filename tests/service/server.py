@@ -1,0 +1,92 @@
+"""A real `juncture serve` process on loopback, for end-to-end tests over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+JUNCTURE = Path(sys.executable).with_name("juncture")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, db: Path, bundle: Path | None, port: int | None = None) -> None:
+        self.db = db
+        self.bundle = bundle
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.output = b""
+        self.clients: list[httpx.Client] = []
+
+    def client(self, key: str) -> httpx.Client:
+        """An HTTP client presenting ``key``; closed when the server stops."""
+        client = httpx.Client(
+            base_url=self.url, timeout=10, headers={"Authorization": f"Bearer {key}"}
+        )
+        self.clients.append(client)
+        return client
+
+    def start(self) -> Server:
+        args = [str(JUNCTURE), "serve", "--db", str(self.db), "--port", str(self.port)]
+        args += (
+            ["--bundle", str(self.bundle)]
+            if self.bundle
+            else ["--bundle", str(self.db.parent / "none")]
+        )
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ}
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                out = self.process.stdout.read() if self.process.stdout else b""
+                raise RuntimeError(f"server exited: {out.decode(errors='replace')}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503):
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        if self.process.stdout:
+            self.output += self.process.stdout.read()
+            self.process.stdout.close()
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        if self.process is None or self.process.poll() is not None:
+            if self.process is not None and self.process.stdout:
+                self.process.stdout.close()
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        if self.process.stdout:
+            self.output += self.process.stdout.read()
+            self.process.stdout.close()
+
+    def admin_token(self) -> str:
+        return self.db.with_name(self.db.name + ".admin-token").read_text().strip()
