@@ -8,6 +8,7 @@ import pytest
 
 from juncture.engine import testing
 from juncture.engine.testing import merge, run_file, run_tests
+from juncture.errors import PolicyError
 
 from .helpers import build_plan
 
@@ -332,3 +333,10 @@ def test_a_bad_case_does_not_hide_the_good_ones():
     assert [r.name for r in report.results] == ["good"]
     assert [e.location.line for e in report.errors] == [2, 4]
     assert not report.ok
+
+
+def test_run_file_without_an_error_list_raises_at_a_bad_case():
+    plan = build_plan("journey: j\ncheckpoints: {a: [{allow: {}}]}\n")
+    with pytest.raises(PolicyError) as info:
+        run_file(plan, "t_test.yaml", b"tests:\n  - {name: bad, expect: {outcome: allow}}\n", set())
+    assert info.value.code == "policy.test.invalid"

@@ -63,3 +63,14 @@ def test_a_bad_regular_expression_is_reported_as_text() -> None:
         rt.METHODS["matches"][0]("abc", "a(")
     assert info.value.message.startswith("invalid regular expression: missing )")
     assert "b'" not in info.value.message
+
+
+def test_a_regex_error_given_as_text_is_reported_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pattern: str) -> None:
+        raise ValueError("pattern refused")
+
+    monkeypatch.setattr(rt.re2, "compile", refuse)
+    rt._regex.cache_clear()
+    with pytest.raises(rt.CelEvalError, match="invalid regular expression: pattern refused"):
+        rt.METHODS["matches"][0]("abc", "x+y")
+    rt._regex.cache_clear()
