@@ -21,6 +21,7 @@ from juncture.api import admin, native
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
+from juncture.service.policies import NoActiveVersion
 from juncture.service.runtime import Runtime, ServiceError
 from juncture.store.protocols import StoreError
 
@@ -86,6 +87,8 @@ def _errors(
             return problem(exc.status, exc.code, exc.detail, **exc.extra)
         except ServiceError as exc:
             return problem(exc.status, exc.code, exc.message)
+        except NoActiveVersion:
+            return problem(503, "unavailable.no_version", "no policy version is active yet")
         except StoreError:
             log.exception("store unavailable")
             return problem(503, "unavailable.store", "the store is unavailable; try again")

@@ -49,9 +49,16 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     challenge: Challenge | None = None
 
 
-def _unavailable(action: str, version: str = "", decision_id: str | None = None) -> Decision:
+def _unavailable(
+    action: str, version: str = "", decision_id: str | None = None, reason: str = "store"
+) -> Decision:
+    """Deny: the store (or the active version) could not be had, so nothing may be allowed."""
     return Decision(
-        outcome="deny", reason="unavailable", action=action, version=version, id=decision_id
+        outcome="deny",
+        reason=f"unavailable.{reason}",
+        action=action,
+        version=version,
+        id=decision_id,
     )
 
 
@@ -174,8 +181,12 @@ class Runtime:
         try:
             plan = self.policies.active()
             session = self._load_session(app, session_id) if session_id else None
-        except (StoreError, NoActiveVersion):
+        except StoreError:
             return Outcome(decision=_unavailable(action, decision_id=decision_id))
+        except NoActiveVersion:
+            return Outcome(
+                decision=_unavailable(action, decision_id=decision_id, reason="no_version")
+            )
         if session is not None and session.status != "active":
             decision = Decision(
                 outcome="deny",
@@ -419,7 +430,7 @@ class Runtime:
         try:
             plan = self.policies.active()
         except NoActiveVersion:
-            return Outcome(decision=_unavailable(""), session=session)
+            return Outcome(decision=_unavailable("", reason="no_version"), session=session)
         facts = Facts.from_document(self._facts_document(app, {}, session))
         decision = evaluate(
             plan,

@@ -1,0 +1,49 @@
+"""The runtime without HTTP: what happens when the store is gone or nothing is published."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from juncture.service.ids import new_id, new_key, secret_matches, split_key
+from juncture.service.runtime import Runtime
+from juncture.store.models import App
+from juncture.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
+APP = App(id="app_1", name="web", created_at=NOW)
+
+
+def test_no_published_version_denies(tmp_path: Path):
+    runtime = Runtime(SqliteStore(tmp_path / "r.db"), now=lambda: NOW, log_interval=0.01)
+    try:
+        decision = runtime.decide(APP, "login", {}).decision
+        assert (decision.outcome, decision.reason) == ("deny", "unavailable.no_version")
+    finally:
+        runtime.close()
+        runtime.store.close()
+
+
+def test_an_unavailable_store_denies_never_allows(tmp_path: Path):
+    store = SqliteStore(tmp_path / "r.db")
+    runtime = Runtime(store, now=lambda: NOW, log_interval=0.01)
+    version, _, _ = runtime.policies.upload(
+        {"j.yaml": b"journey: j\ncheckpoints: {a: [{allow: {}}]}\n"}, author="t"
+    )
+    assert version is not None
+    runtime.policies.activate(version, by="t")
+    assert runtime.decide(APP, "a", {}).decision.outcome == "allow"
+    store.close()  # the store is gone: every later call fails
+    decision = runtime.decide(APP, "a", {}).decision
+    assert (decision.outcome, decision.reason) == ("deny", "unavailable.store")
+    runtime.close()
+
+
+def test_keys_and_ids():
+    key, prefix, digest = new_key("app")
+    parts = split_key(key)
+    assert parts is not None and parts[0] == prefix
+    assert secret_matches(parts[1], digest)
+    assert not secret_matches(parts[1] + "x", digest)
+    assert split_key("nope") is None and split_key("jct_app_x.") is None
+    assert len({new_id("d") for _ in range(1000)}) == 1000
