@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck layers pytest bench clean
+.PHONY: setup run examples test lint typecheck layers pytest bench clean
 
 setup: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## The main job on the embedded default: check and test the example journeys.
-run: setup
+## The main job on the embedded default: the decision service on SQLite (juncture.db), with
+## the example journeys checked, tested and published as its first version.
+run: setup examples
+	$(BIN)/juncture serve --db juncture.db --bundle examples/journeys
+
+## Check and test the example journeys.
+examples: setup
 	$(BIN)/juncture check examples/journeys
 	$(BIN)/juncture test examples/journeys
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from juncture.api.app import create_app
+from juncture.api.logs import configure as configure_logs
 from juncture.service.runtime import Runtime
 from juncture.store.sqlite import SqliteStore
 
@@ -25,5 +26,6 @@ def open_runtime(db: str | Path) -> Runtime:
 
 def build() -> ASGIApp:
     """The app over the SQLite file named by ``JUNCTURE_DB`` (default ``juncture.db``)."""
+    configure_logs()
     runtime = open_runtime(os.environ.get(DB_ENV, "juncture.db"))
     return create_app(runtime)
