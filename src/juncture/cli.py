@@ -333,13 +333,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    retention_days: Annotated[
+        float, typer.Option(help="Keep decision records this many days (0: forever).")
+    ] = 30,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
 
     import uvicorn
 
-    from juncture.api.server import DB_ENV, open_runtime
+    from juncture.api.server import DB_ENV, RETENTION_ENV, open_runtime
     from juncture.service.setup import bootstrap
 
     runtime = open_runtime(db)
@@ -360,6 +363,7 @@ def serve(
     out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
     os.environ[DB_ENV] = str(db)
+    os.environ[RETENTION_ENV] = str(retention_days)
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,

@@ -47,3 +47,30 @@ def test_keys_and_ids():
     assert not secret_matches(parts[1] + "x", digest)
     assert split_key("nope") is None and split_key("jct_app_x.") is None
     assert len({new_id("d") for _ in range(1000)}) == 1000
+
+
+def test_retention_purges_old_decision_records(tmp_path: Path):
+    from datetime import timedelta
+
+    from juncture.store.models import DecisionQuery
+
+    clock = [NOW]
+    store = SqliteStore(tmp_path / "r.db")
+    runtime = Runtime(store, now=lambda: clock[0], log_interval=3600, retention=timedelta(days=1))
+    try:
+        version, _, _ = runtime.policies.upload(
+            {"j.yaml": b"journey: j\ncheckpoints: {a: [{allow: {}}]}\n"}, author="t"
+        )
+        assert version is not None
+        runtime.policies.activate(version, by="t")
+        runtime.decide(APP, "a", {})
+        runtime.log.flush()
+        assert runtime.log.purge() == 0  # nothing old yet
+        clock[0] = NOW + timedelta(seconds=30)
+        assert runtime.log.purge() == 0  # at most once a minute
+        clock[0] = NOW + timedelta(days=2)
+        assert runtime.log.purge() == 1
+        assert store.query(DecisionQuery()) == []
+    finally:
+        runtime.close()
+        store.close()

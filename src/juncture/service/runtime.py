@@ -65,8 +65,19 @@ def _unavailable(
 class DecisionLogWriter:
     """Buffers decision records and writes them in batches from a background thread."""
 
-    def __init__(self, store: Store, interval: float = 0.2, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval: float = 0.2,
+        max_batch: int = 500,
+        *,
+        retention: timedelta | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self._store = store
+        self._retention = retention
+        self._now = now
+        self._last_purge: datetime | None = None
         self._interval = interval
         self._max = max_batch
         self._buffer: list[DecisionRecord] = []
@@ -98,6 +109,20 @@ class DecisionLogWriter:
             self._wake.wait(self._interval)
             self._wake.clear()
             self.flush()
+            self.purge()
+
+    def purge(self) -> int:
+        """Apply the retention setting at most once a minute: delete older records."""
+        if self._retention is None or self._now is None:
+            return 0
+        now = self._now()
+        if self._last_purge is not None and now - self._last_purge < timedelta(minutes=1):
+            return 0
+        self._last_purge = now
+        try:
+            return self._store.purge_before(now - self._retention)
+        except StoreError:
+            return 0
 
     def close(self) -> None:
         self._stop = True
@@ -113,11 +138,12 @@ class Runtime:
         *,
         now: Callable[[], datetime],
         log_interval: float = 0.2,
+        retention: timedelta | None = None,
     ) -> None:
         self.store = store
         self.now = now
         self.policies = PolicyRegistry(store, now)
-        self.log = DecisionLogWriter(store, interval=log_interval)
+        self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
         self.stats: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
