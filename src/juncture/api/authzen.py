@@ -176,7 +176,7 @@ class SearchResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
     page: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
-    results: list[Any] = []
+    results: list[Any]  # REQUIRED, even when empty: never omitted
 
 
 class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
