@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -197,29 +197,43 @@ STEP_UP = StepUp(
 def test_to_response_for_each_outcome() -> None:
     base = {"id": "d-1", "version": "sha256:ab"}
     allow = authzen.to_response(
-        Decision(outcome="allow", scopes=("a",), ttl=60, **base),
+        Decision(outcome="allow", scopes=("a",), ttl=60, id="d-1", version="sha256:ab"),
         challenge_id=None,
         www_authenticate=None,
     )
     assert allow.decision is True
     assert allow.context == {"outcome": "allow", **base, "scopes": ["a"], "ttl": 60}
     reroute = authzen.to_response(
-        Decision(outcome="reroute", reason="rerouted", path="/lite", scopes=("r",), **base),
+        Decision(
+            outcome="reroute",
+            reason="rerouted",
+            path="/lite",
+            scopes=("r",),
+            id="d-1",
+            version="sha256:ab",
+        ),
         challenge_id=None,
         www_authenticate=None,
     )
     assert reroute.decision is True
     assert reroute.context and reroute.context["path"] == "/lite"
-    for outcome in ("deny", "revoke"):
+    outcomes: tuple[Literal["deny", "revoke"], ...] = ("deny", "revoke")
+    for outcome in outcomes:
         answer = authzen.to_response(
-            Decision(outcome=outcome, reason="nope", scopes=("x",), **base),  # type: ignore[arg-type]
+            Decision(outcome=outcome, reason="nope", scopes=("x",), id="d-1", version="sha256:ab"),
             challenge_id=None,
             www_authenticate=None,
         )
         assert answer.decision is False
         assert answer.context == {"outcome": outcome, "reason": "nope", **base}
     step = authzen.to_response(
-        Decision(outcome="step_up", reason="step_up_required", step_up=STEP_UP, **base),
+        Decision(
+            outcome="step_up",
+            reason="step_up_required",
+            step_up=STEP_UP,
+            id="d-1",
+            version="sha256:ab",
+        ),
         challenge_id="ch_1",
         www_authenticate=None,
     )

@@ -396,6 +396,7 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
     - ``geo`` from ``context.geo`` when it is a valid facts ``geo`` section.
     """
     context = dict(request.context or {})
+    context.pop("session_id", None)  # binds the session (session_id_of); not a condition's fact
     subject = request.subject
     subject_properties = subject.properties or {}
     facts: dict[str, Any] = {
