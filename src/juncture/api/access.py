@@ -81,6 +81,60 @@ async def evaluations(request: Request) -> Response:
     return _json(authzen.run_evaluations(batch, _decider(runtime, app, request)))
 
 
+def candidates(runtime: Runtime, app: App, search: authzen.SearchRequest) -> list[dict[str, Any]]:
+    """The entities a search considers, in a stable order.
+
+    Subjects and resources: those the active bundle declares in its `data/entities` document
+    (`subjects`, `resources`, `actions` lists), plus, for subjects, those with sessions of the
+    calling app. Actions: the declared ones plus every checkpoint named exactly in a journey.
+    """
+    plan = runtime.policies.active()
+    declared = plan.data.get("entities")
+    declared = declared if isinstance(declared, dict) else {}
+    key = {"subject": "subjects", "resource": "resources", "action": "actions"}[search.kind]
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(entity: Any) -> None:
+        if not isinstance(entity, dict):
+            return
+        if search.kind == "action":
+            if isinstance(entity.get("name"), str):
+                found.setdefault(entity["name"], {"name": entity["name"]})
+            return
+        if entity.get("type") == search.base[search.kind]["type"] and isinstance(
+            entity.get("id"), str
+        ):
+            found.setdefault(
+                f"{entity['type']}\0{entity['id']}", {"type": entity["type"], "id": entity["id"]}
+            )
+
+    for entity in declared.get(key) or []:
+        add(entity)
+    if search.kind == "subject":
+        for session in runtime.store.list_sessions(app=app.id, limit=1000):
+            add({"type": session.subject_type, "id": session.subject_id})
+    if search.kind == "action":
+        for journey in plan.journeys.values():
+            for name in journey.exact:
+                add({"name": name})
+    return list(found.values())
+
+
+def _search(kind: authzen.SearchKind) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        runtime = _runtime(request)
+        app = authenticate_app(request, runtime)
+        search = _decode(lambda data: authzen.decode_search(kind, data), await _body(request))
+        try:
+            found = candidates(runtime, app, search)
+            result = authzen.run_search(search, found, _decider(runtime, app, request))
+        except authzen.AuthZenError as exc:
+            raise ApiError(400, exc.code, str(exc), path=exc.path) from None
+        return _json(result)
+
+    return handler
+
+
 async def configuration(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     return _json(authzen.metadata(base))
@@ -89,5 +143,8 @@ async def configuration(request: Request) -> Response:
 ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
     ("/access/v1/evaluation", evaluation, ["POST"]),
     ("/access/v1/evaluations", evaluations, ["POST"]),
+    ("/access/v1/search/subject", _search("subject"), ["POST"]),
+    ("/access/v1/search/resource", _search("resource"), ["POST"]),
+    ("/access/v1/search/action", _search("action"), ["POST"]),
     ("/.well-known/authzen-configuration", configuration, ["GET"]),
 ]
