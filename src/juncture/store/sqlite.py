@@ -322,7 +322,11 @@ class SqliteStore:
         return stored
 
     def list_sessions(
-        self, *, app: str | None = None, subject_id: str | None = None, status: str | None = None,
+        self,
+        *,
+        app: str | None = None,
+        subject_id: str | None = None,
+        status: str | None = None,
         limit: int = 100,
     ) -> Sequence[Session]:
         """Sessions matching every filter given, most recently started first."""
