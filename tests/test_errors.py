@@ -60,3 +60,18 @@ def test_bundle_error_sorts_and_takes_the_first_code():
     assert error.code == "policy.yaml.syntax"
     assert error.message == "2 problem(s) in the policy bundle"
     assert BundleError([]).code == "policy.schema.value"
+
+
+def test_every_code_the_service_answers_with_is_registered():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "juncture"
+    pattern = re.compile(r'ApiError\(\s*\d+,\s*"([a-z_.]+)"|problem\(\s*\d+,\s*"([a-z_.]+)"'
+                         r'|ServiceError\(\s*"([a-z_.]+)"')
+    used = set()
+    for path in [*root.glob("api/*.py"), *root.glob("service/*.py")]:
+        for match in pattern.finditer(path.read_text()):
+            used.add(next(g for g in match.groups() if g))
+    assert used, "the pattern found nothing: it is out of date"
+    assert used <= set(CODES), sorted(used - set(CODES))

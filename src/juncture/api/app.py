@@ -94,7 +94,7 @@ def _errors(
             return problem(503, "unavailable.store", "the store is unavailable; try again")
         except Exception:  # never a stack trace to a caller
             log.exception("internal error")
-            return problem(500, "internal", "internal error")
+            return problem(500, "internal.error", "internal error")
 
     return wrapped
 
