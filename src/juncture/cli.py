@@ -459,18 +459,12 @@ def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption 
     """List the server's policy versions, newest first."""
     with _client(server, token) as client:
         body = _call(client.get("/admin/v1/versions"))
-    table = Table(box=None)
-    for column in ("", "version", "author", "created", "comment"):
-        table.add_column(column)
     for v in body["versions"]:
-        table.add_row(
-            "*" if v["active"] else "",
-            Text(v["id"]),
-            Text(v["author"]),
-            v["created_at"],
-            Text(v.get("comment", "")),
-        )
-    out.print(table)
+        mark = "*" if v["active"] else " "
+        line = Text(f"{mark} {v['id']}  {v['created_at']}  {v['author']}")
+        if v.get("comment"):
+            line.append(f"  {v['comment']}")
+        out.print(line, overflow="ignore", crop=False)
 
 
 @app.command()

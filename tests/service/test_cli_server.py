@@ -1,0 +1,73 @@
+"""`juncture publish`, `versions`, `rollback` and `admin-key` against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from juncture.cli import app
+
+from .server import Server
+from .test_http import bundle
+
+
+def run(*args: str, token: str | None = None):
+    env = {"JUNCTURE_ADMIN_TOKEN": token} if token else {}
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def test_publish_versions_rollback(tmp_path: Path):
+    server = Server(tmp_path / "c.db", bundle(tmp_path / "v1", "10m")).start()
+    try:
+        token = server.admin_token()
+        listed = run("versions", "--server", server.url, token=token)
+        assert listed.exit_code == 0, listed.output
+        first = [line for line in listed.output.splitlines() if line.strip().startswith("*")]
+        assert len(first) == 1
+        v1 = first[0].split()[1]
+
+        published = run(
+            "publish",
+            bundle(tmp_path / "v2", "1m"),
+            "--server",
+            server.url,
+            "--comment",
+            "tighter",
+            token=token,
+        )
+        assert published.exit_code == 0, published.output
+        assert published.output.startswith("published version sha256:")
+        v2 = published.output.split()[2]
+        again = run("publish", tmp_path / "v2", "--server", server.url, token=token)
+        assert "(already stored)" in again.output
+
+        active = [
+            ln
+            for ln in run("versions", "--server", server.url, token=token).output.splitlines()
+            if ln.strip().startswith("*")
+        ]
+        assert active[0].split()[1] == v2
+
+        back = run("rollback", v1, "--server", server.url, token=token)
+        assert back.exit_code == 0 and v1 in back.output
+        missing = run("rollback", "sha256:nope", "--server", server.url, token=token)
+        assert missing.exit_code == 1 and "version.not_found" in missing.output
+
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "b.yaml").write_text("journey: b\ncheckpoints: {a: [{require: {any: [x]}}]}\n")
+        refused = run("publish", broken, "--server", server.url, token=token)
+        assert refused.exit_code == 1
+        assert "policy.ref.unknown_method" in refused.output
+
+        assert run("versions", "--server", server.url).exit_code == 2  # no key given
+        reader = run("admin-key", "--db", server.db, "--scope", "read")
+        assert reader.exit_code == 0
+        denied = run(
+            "publish", tmp_path / "v2", "--server", server.url, token=reader.output.strip()
+        )
+        assert denied.exit_code == 1 and "auth.forbidden" in denied.output
+        assert run("admin-key", "--db", server.db, "--scope", "root").exit_code == 2
+    finally:
+        server.stop()
