@@ -12,9 +12,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from juncture.api.archive import ARCHIVE_TYPES, read_archive
 from juncture.api.auth import authenticate_admin
-from juncture.api.problems import ApiError, convert, json_body
+from juncture.api.problems import ApiError, convert, json_body, raw_body
 from juncture.api.views import app_view, to_json
+from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
 from juncture.store.models import App, AppKey, DecisionQuery
@@ -53,8 +55,16 @@ def _json(body: Any, status: int = 200) -> Response:
 async def upload_version(request: Request) -> Response:
     runtime = _runtime(request)
     admin = authenticate_admin(request, runtime, "publish")
-    body = convert(await json_body(request), UploadVersion)
-    files: dict[str, bytes] = {name: text.encode() for name, text in body.files.items()}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ARCHIVE_TYPES:  # a tar(.gz) of the bundle; options in the query
+        files = read_archive(await raw_body(request, MAX_BUNDLE_BYTES))
+        params = request.query_params
+        body = UploadVersion(
+            comment=params.get("comment", ""), activate=params.get("activate", "false") == "true"
+        )
+    else:
+        body = convert(await json_body(request), UploadVersion)
+        files = {name: text.encode() for name, text in body.files.items()}
     for name, encoded in body.files_base64.items():
         try:
             files[name] = base64.b64decode(encoded, validate=True)

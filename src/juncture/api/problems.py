@@ -76,23 +76,28 @@ def _depth(data: bytes) -> int:
     return deepest
 
 
+async def raw_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused past ``limit`` bytes (413 ``request.too_large``)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
     """The request's JSON body, within the size and nesting limits.
 
     Raises:
         ApiError: 413 ``request.too_large``, 400 ``request.malformed`` / ``request.too_deep``.
     """
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-    data = b"".join(chunks)
+    data = await raw_body(request)
     if not data.strip():
         if required:
             raise ApiError(400, "request.malformed", "a JSON body is required")
