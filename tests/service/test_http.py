@@ -203,7 +203,20 @@ def test_who_may_call(server: Server):
         assert client.get("/admin/v1/versions").status_code == 200
         denied = client.post("/admin/v1/versions", json={"files": {}})
         assert (denied.status_code, denied.json()["code"]) == (403, "auth.forbidden")
+    # an app bound to other journeys is denied by this one
+    _, bound = new_app(server, "web", journeys=("elsewhere",))
+    refused = bound.post(
+        "/v1/sessions", json={"subject": {"id": "carol"}, "proofs": [{"method": "password"}]}
+    ).json()
+    assert (refused["decision"]["outcome"], refused["decision"]["reason"]) == (
+        "deny",
+        "journey_not_allowed",
+    )
     # a rotated key keeps working during the overlap only
+    with admin(server) as client:
+        overlapping = client.post(f"/admin/v1/apps/{app_a}/keys", json={"overlap_seconds": 600})
+    assert overlapping.status_code == 201
+    assert web.get(f"/v1/sessions/{session}").status_code == 200  # the old key, in the overlap
     with admin(server) as client:
         rotated = client.post(f"/admin/v1/apps/{app_a}/keys", json={"overlap_seconds": 0})
     assert rotated.status_code == 201
@@ -230,6 +243,11 @@ def test_context_updates_rerun_the_guard_at_once(server: Server):
     assert leaked.json()["decision"]["outcome"] == "revoke"
     read = web.get(f"/v1/sessions/{session}").json()
     assert (read["status"], read["status_reason"]) == ("revoked", "credential_compromised")
+    assert read["signals"]["credential_compromised"] is True
+    assert read["context"]["network"] == {"ip": "203.0.113.9"}
+    assert read["risk"] == {"score": 0, "level": "low", "reasons": []}
+    assert read["last_decision"]["action"] == "context_update"
+    assert read["last_decision"]["outcome"] == "revoke"
     after = evaluation(web, session, "login")
     assert after["decision"] is False and after["context"]["reason"] == "session_revoked"
 

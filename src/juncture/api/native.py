@@ -92,6 +92,7 @@ async def read_session(request: Request) -> Response:
             "version": last[0].version,
         }
         view["last_outcome"], view["version"] = last[0].outcome, last[0].version
+        view["risk"] = last[0].decision.get("risk")
     return _json(view)
 
 

@@ -27,6 +27,8 @@ from juncture.store.models import App, Challenge, DecisionRecord, Session, Store
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
 CHALLENGE_TTL = timedelta(minutes=5)
+#: The action name under which a context update's guard decision is logged.
+CONTEXT_UPDATE = "context_update"
 CHALLENGE_ATTEMPTS = 5
 _CONTEXT_KEYS = ("network", "geo", "device", "context", "agent", "grants")
 
@@ -438,7 +440,11 @@ class Runtime:
         context: Mapping[str, Any],
         signals: Mapping[str, Any],
     ) -> Outcome:
-        """Store new observations, then run the guard at once (revoke, reroute, or nothing)."""
+        """Store new observations, then run the guard at once (revoke, reroute, or nothing).
+
+        The guard's decision is logged as action `context_update`.
+        """
+        started = time.perf_counter_ns()
         self._check_context(context)
         session = self._load_session(app, session_id)
         now = self.now()
@@ -452,24 +458,27 @@ class Runtime:
             ),
         )
         if session.status != "active":
-            return self.decide(app, "", {}, session_id=session.id)
+            return self.decide(app, CONTEXT_UPDATE, {}, session_id=session.id)
         try:
             plan = self.policies.active()
         except NoActiveVersion:
             return Outcome(decision=_unavailable("", reason="no_version"), session=session)
-        facts = Facts.from_document(self._facts_document(app, {}, session))
+        doc = self._facts_document(app, {}, session)
+        facts = Facts.from_document(doc)
         decision = evaluate(
             plan,
-            "",
+            CONTEXT_UPDATE,
             facts,
             now,
             decision_id=new_id("d"),
             guard_only=True,
             allowed_journeys=frozenset(app.journeys) or None,
         )
-        if decision.reason == "guard_passed":
-            return Outcome(decision=decision, session=session)
-        return self._effects(app, plan, "", {}, session, decision, now)
+        outcome = Outcome(decision=decision, session=session)
+        if decision.reason != "guard_passed":
+            outcome = self._effects(app, plan, CONTEXT_UPDATE, {}, session, decision, now)
+        self._record(app, CONTEXT_UPDATE, {}, outcome.session, decision, doc, started, now)
+        return outcome
 
     # -- challenges -------------------------------------------------------------------------
     def verify_challenge(self, app: App, challenge_id: str, method: str) -> Outcome:
