@@ -192,3 +192,40 @@ def test_discovery(server: Server):
     assert meta["access_evaluation_endpoint"] == f"{server.url}/access/v1/evaluation"
     for kind in ("subject", "resource", "action"):
         assert meta[f"search_{kind}_endpoint"] == f"{server.url}/access/v1/search/{kind}"
+
+
+def test_search_candidates_carry_their_declared_properties(tmp_path: Path):
+    root = tmp_path / "records"
+    (root / "data").mkdir(parents=True)
+    (root / "records.yaml").write_text(
+        "journey: records\nsubjects: [user]\ncheckpoints:\n  read:\n"
+        '    - {if: "resource.properties.owner == subject.id", allow: {}}\n'
+        "    - deny: not_owner\n"
+    )
+    (root / "data" / "entities.yaml").write_text(
+        "resources:\n  - {type: record, id: r1, properties: {owner: alice}}\n"
+        "  - {type: record, id: r2, properties: {owner: bob}}\n"
+    )
+    server = Server(tmp_path / "r.db", root).start()
+    try:
+        with httpx.Client(
+            base_url=server.url,
+            timeout=10,
+            headers={"Authorization": f"Bearer {server.admin_token()}"},
+        ) as admin:
+            key = admin.post("/admin/v1/apps", json={"name": "x"}).json()["key"]
+        found = (
+            server.client(key)
+            .post(
+                "/access/v1/search/resource",
+                json={
+                    "subject": {"type": "user", "id": "alice"},
+                    "action": {"name": "read"},
+                    "resource": {"type": "record"},
+                },
+            )
+            .json()
+        )
+        assert [r["id"] for r in found["results"]] == ["r1"]
+    finally:
+        server.stop()

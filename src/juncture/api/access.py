@@ -104,9 +104,10 @@ def candidates(runtime: Runtime, app: App, search: authzen.SearchRequest) -> lis
         if entity.get("type") == search.base[search.kind]["type"] and isinstance(
             entity.get("id"), str
         ):
-            found.setdefault(
-                f"{entity['type']}\0{entity['id']}", {"type": entity["type"], "id": entity["id"]}
-            )
+            candidate = {"type": entity["type"], "id": entity["id"]}
+            if isinstance(entity.get("properties"), dict):  # conditions may read them
+                candidate["properties"] = entity["properties"]
+            found.setdefault(f"{entity['type']}\0{entity['id']}", candidate)
 
     for entity in declared.get(key) or []:
         add(entity)
