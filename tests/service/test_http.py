@@ -327,3 +327,16 @@ def test_decision_log_metrics_and_openapi(server: Server):
     assert 'juncture_decisions_total{checkpoint="change_email",outcome="step_up"} 1.0' in metrics
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert {"/access/v1/evaluation", "/v1/sessions", "/admin/v1/versions"} <= set(spec["paths"])
+
+
+def test_a_challenge_has_an_attempt_limit_and_answers_only_its_methods(server: Server):
+    _, web = new_app(server, methods=("password", "totp", "sms"))
+    session = start(web)["session"]["id"]
+    challenge = evaluation(web, session)["context"]["challenge_id"]
+    for _ in range(5):
+        wrong = web.post(f"/v1/challenges/{challenge}/verify", json={"method": "sms"})
+        assert (wrong.status_code, wrong.json()["code"]) == (400, "challenge.method_not_accepted")
+    spent = web.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
+    assert (spent.status_code, spent.json()["code"]) == (409, "challenge.not_live")
+    read = web.get(f"/v1/sessions/{session}").json()
+    assert [p["method"] for p in read["proofs"]] == ["password"]  # nothing was recorded
