@@ -44,12 +44,14 @@ pytest: setup
 
 ## Benchmarks, written to bench/RESULTS.md: µs per decision against Cedar, OPA, CEL and plain
 ## Python; load + compile time of a 500-checkpoint bundle. The OPA bindings declare Python >= 3.14
-## but work on 3.11; if they cannot be installed, evaluate.py says so in RESULTS.md.
+## but work on 3.11; if they cannot be installed, evaluate.py says so in RESULTS.md. http.py (requests/s
+## and latency of `juncture serve` against a bare Starlette floor) needs wrk (apt-get install wrk).
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	-$(BIN)/python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/http.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

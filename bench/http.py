@@ -1,0 +1,574 @@
+"""Requests/s and latency of the decision service over HTTP: `juncture serve` against a bare
+Starlette endpoint on the same server stack (the floor).
+
+Load: `wrk` (Debian's), closed loop, --connections keep-alive connections for --duration
+seconds on 127.0.0.1, after a --warmup run that is not counted. Every request is the same
+session-bound AuthZEN evaluation (`POST /access/v1/evaluation`, `context.session_id` of a
+session started beforehand, action `change_email`: the bundle written to a temp dir requires a
+TOTP within 15 minutes, then allows; the session answers its step-up challenge once, so every
+timed decision is `allow`). The floor is uvicorn with the same settings as `juncture serve`
+(httptools, uvloop, log level warning, the same worker count) serving a Starlette route that
+reads the body and answers a constant; wrk sends it the very same bytes.
+
+Checked before timing: one request per server (Juncture: status 200, `decision` true,
+`context.outcome` allow; floor: the constant). During the load: wrk's count of responses
+with a status of 400 or more and its socket errors (both must be 0). After it: Juncture's
+decision log (read from the SQLite file once the server has stopped) holds an `allow` record
+for at least every request wrk counted and nothing but the one setup `step_up` otherwise.
+
+Each server runs in its own process group in a temp dir on a free port, and is stopped with
+SIGTERM (then SIGKILL of the group if it hangs); the script checks that no process of the group
+is left. Rounds interleave the four configurations; the figures are the medians over rounds.
+
+    .venv/bin/python bench/http.py [--duration 20] [--connections 32] [--rounds 3]
+        [--workers 1 2] [--threads 1] [--profile-seconds 10] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pstats
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# This file is named `http.py`: with its directory first on sys.path it would hide the
+# standard library's `http` package from uvicorn, httpx and the rest. Keep the directory, but
+# after everything else, so `_common` is still found and `http` is the standard library's.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.append(str(_HERE))
+
+import _common as common  # noqa: E402
+import httpx  # noqa: E402
+
+JUNCTURE = Path(sys.executable).with_name("juncture")
+ACTION = "change_email"
+PATH = "/access/v1/evaluation"
+
+BUNDLE = """\
+journey: acct
+applies_to: [bench]
+methods:
+  password: {kind: password, aal: 1}
+  totp: {kind: totp, aal: 2}
+checkpoints:
+  login: [{require: {any: [password]}}, {allow: {scopes: [app], ttl: 1h}}]
+  change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]
+  "*": [{deny: unknown_action}]
+"""
+
+FLOOR_BODY = b'{"decision":true,"context":{"outcome":"allow"}}'
+FLOOR_APP = f'''\
+"""The floor: a bare Starlette endpoint that reads the body and answers a constant."""
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+BODY = {FLOOR_BODY!r}
+
+
+async def evaluation(request):
+    await request.body()
+    return Response(BODY, media_type="application/json")
+
+
+async def health(request):
+    return Response(b"ok")
+
+
+app = Starlette(routes=[
+    Route("{PATH}", evaluation, methods=["POST"]),
+    Route("/healthz", health, methods=["GET"]),
+])
+'''
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = [[BODY]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "WRKJSON {\\"requests\\": %d, \\"duration_us\\": %d, \\"status_errors\\": %d, "
+    .. "\\"connect\\": %d, \\"read\\": %d, \\"write\\": %d, \\"timeout\\": %d, "
+    .. "\\"p50_us\\": %d, \\"p90_us\\": %d, \\"p99_us\\": %d, \\"p999_us\\": %d, "
+    .. "\\"max_us\\": %d, \\"mean_us\\": %f}\\n",
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the live processes of a process group (the server and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Server:
+    """A server process in its own process group, on a free loopback port."""
+
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.args, self.cwd, self.env, self.port = args, cwd, env, port
+        self.stop_signal = stop_signal
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = cwd / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the workers are in it too
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+
+    @property
+    def pgid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: the decision log is flushed), SIGKILL of the group if it hangs."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pgid, signal.SIGKILL)
+                self.process.wait(10)
+        deadline = time.monotonic() + 10
+        while group_alive(self.pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if group_alive(self.pgid):
+            os.killpg(self.pgid, signal.SIGKILL)
+            raise RuntimeError(f"process group {self.pgid} outlived its leader")
+
+
+# -- the two servers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    workers: int
+    server: Server
+    key: str
+    body: bytes
+    db: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def request_body(session_id: str) -> bytes:
+    return json.dumps(
+        {
+            "subject": {"type": "user", "id": "alice"},
+            "action": {"name": ACTION},
+            "resource": {"type": "account", "id": "alice"},
+            "context": {"session_id": session_id},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def start_juncture(tmp: Path, workers: int) -> Target:
+    bundle = tmp / "bundle"
+    bundle.mkdir()
+    (bundle / "acct.yaml").write_text(BUNDLE)
+    db = tmp / "j.db"
+    port = free_port()
+    args = [str(JUNCTURE), "serve", "--db", str(db), "--bundle", str(bundle)]
+    args += ["--port", str(port), "--workers", str(workers)]
+    server = Server(args, tmp, {**os.environ}, port).start()
+    try:
+        admin = db.with_name(db.name + ".admin-token").read_text().strip()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            made = client.post(
+                "/admin/v1/apps",
+                headers={"Authorization": f"Bearer {admin}"},
+                json={"name": "bench", "assertable_methods": ["password", "totp"]},
+            )
+            assert made.status_code == 201, made.text
+            key = made.json()["key"]
+            auth = {"Authorization": f"Bearer {key}"}
+            started = client.post(
+                "/v1/sessions",
+                headers=auth,
+                json={
+                    "subject": {"type": "user", "id": "alice"},
+                    "proofs": [{"method": "password"}],
+                    "context": {"network": {"ip": "10.1.2.3"}},
+                },
+            )
+            assert started.status_code == 201, started.text
+            assert started.json()["decision"]["outcome"] == "allow", started.text
+            session_id = started.json()["session"]["id"]
+            body = request_body(session_id)
+            first = client.post(PATH, headers=auth, content=body)
+            assert first.status_code == 200, first.text
+            assert first.json()["context"]["outcome"] == "step_up", first.text
+            challenge = first.json()["context"]["challenge_id"]
+            verified = client.post(
+                f"/v1/challenges/{challenge}/verify", headers=auth, json={"method": "totp"}
+            )
+            assert verified.status_code == 200, verified.text
+            assert verified.json()["decision"]["outcome"] == "allow", verified.text
+    except BaseException:
+        server.stop()
+        raise
+    return Target("Juncture", workers, server, key, body, db=db)
+
+
+def start_floor(tmp: Path, workers: int) -> Target:
+    (tmp / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(tmp)]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    args += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
+    server = Server(args, tmp, {**os.environ}, port).start()
+    return Target("floor", workers, server, "jct_app_000000000000.floor", request_body("s_floor"))
+
+
+def check_answer(target: Target) -> str:
+    """One request, its answer asserted: what the load will be timing is right."""
+    response = httpx.post(
+        target.server.url + PATH,
+        content=target.body,
+        headers={"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    if target.name == "floor":
+        assert response.content == FLOOR_BODY, response.content
+        return "constant"
+    answer = response.json()
+    assert answer["decision"] is True, answer
+    assert answer["context"]["outcome"] == "allow", answer
+    return "decision true, outcome allow"
+
+
+def decision_log(db: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT outcome || ' ' || action, COUNT(*) FROM decisions GROUP BY 1"
+        ).fetchall()
+    return {name: count for name, count in rows}
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+def wrk(target: Target, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s"]
+    cmd += ["--latency", "--timeout", "5s", "-s", str(script), target.server.url + PATH]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = group_cpu_seconds(target.server.pgid)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    cpu_after = group_cpu_seconds(target.server.pgid)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["server_cpu_s"] = cpu_after - cpu_before
+    result["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    return result
+
+
+def run_one(kind: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"jct-http-{kind}-") as name:
+        tmp = Path(name)
+        target = (start_juncture if kind == "Juncture" else start_floor)(tmp, workers)
+        try:
+            checked = check_answer(target)
+            script = tmp / "load.lua"
+            script.write_text(
+                WRK_SCRIPT.replace("BODY", target.body.decode()).replace("KEY", target.key)
+            )
+            warm = wrk(target, script, args.warmup, args)
+            result = wrk(target, script, args.duration, args)
+        finally:
+            target.server.stop()
+        result["checked"] = checked
+        result["body_bytes"] = len(target.body)
+        if target.db is not None:
+            log = decision_log(target.db)
+            allowed = log.get(f"allow {ACTION}", 0)
+            others = {k: v for k, v in log.items() if not k.startswith(f"allow {ACTION}")}
+            expected_others = {"allow login": 1, f"step_up {ACTION}": 1}
+            counted = warm["requests"] + result["requests"]
+            assert others == expected_others, f"unexpected decisions in the log: {others}"
+            assert allowed >= counted, f"{allowed} allow records < {counted} requests answered"
+            result["log"] = f"{allowed} allow records for {counted} answered requests (+1 check)"
+        for problem in (warm, result):
+            assert problem["status_errors"] == 0, f"{kind}: non-2xx responses: {problem}"
+            assert problem["socket_errors"] == 0, f"{kind}: socket errors: {problem}"
+        return result
+
+
+# -- where the time goes -------------------------------------------------------------------------
+
+
+def profile(args: argparse.Namespace) -> tuple[list[str], float, int]:
+    """cProfile of a 1-worker `juncture serve` (its event-loop thread) under the same load."""
+    with tempfile.TemporaryDirectory(prefix="jct-http-profile-") as name:
+        tmp = Path(name)
+        out = tmp / "serve.prof"
+        target = start_juncture(tmp, 1)
+        target.server.stop()
+        port = free_port()
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), str(JUNCTURE), "serve"]
+        cmd += ["--db", str(target.db), "--bundle", str(tmp / "bundle"), "--port", str(port)]
+        # SIGINT: uvicorn re-raises the signal it caught once it has shut down; SIGTERM's
+        # default action would end the process before cProfile writes its file.
+        server = Server(cmd, tmp, {**os.environ}, port, signal.SIGINT).start()
+        target.server = server
+        try:
+            check_answer(target)
+            script = tmp / "load.lua"
+            script.write_text(
+                WRK_SCRIPT.replace("BODY", target.body.decode()).replace("KEY", target.key)
+            )
+            result = wrk(target, script, args.profile_seconds, args)
+        finally:
+            server.stop()
+        requests = result["requests"] + 1
+        stats = pstats.Stats(str(out))
+    return top_table(stats, requests), result["rps"], requests
+
+
+def _short(path: str) -> str:
+    for marker in ("/site-packages/", "/src/", "/lib/python3.11/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def top_table(stats: pstats.Stats, requests: int, top: int = 25) -> list[str]:
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in entries.values())
+    rows = sorted(entries.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    lines = [
+        "| function | calls / request | own µs / request | own % | cumulative µs / request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for (path, line, func), (_, ncalls, tt, ct, _) in rows:
+        where = f"{_short(path)}:{line} {func}" if line else func
+        lines.append(
+            f"| `{where}` | {ncalls / requests:.1f} | {tt / requests * 1e6:.2f} | "
+            f"{tt / total:.0%} | {ct / requests * 1e6:.2f} |"
+        )
+    return lines
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(
+    results: dict[tuple[str, int], list[dict[str, Any]]],
+    args: argparse.Namespace,
+    info: dict[str, str],
+    prof: tuple[list[str], float, int] | None,
+) -> str:
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    wrk_version = (wrk_version.splitlines() or ["wrk ?"])[0].split(" [")[0]
+    lines = [
+        f"## HTTP: session-bound AuthZEN evaluations, {args.connections} connections",
+        "",
+        *common.machine_lines(info, common.command()),
+        f"- load: {wrk_version}, {args.threads} thread(s), {args.connections} keep-alive "
+        f"connections, {args.duration:g} s timed after a {args.warmup:g} s warm-up, closed loop, "
+        f"127.0.0.1; {args.rounds} round(s), the four configurations interleaved per round; "
+        "figures are medians over rounds (requests/s range in brackets)",
+        "- request: `POST /access/v1/evaluation` with an app key and `context.session_id` "
+        f"(`{ACTION}`: TOTP within 15m then allow; the session answered its step-up once), "
+        f"{results[('Juncture', args.workers[0])][0]['body_bytes']} bytes of JSON; "
+        "the floor receives the same bytes",
+        "- servers: `juncture serve --workers N` (uvicorn, httptools, uvloop, log level warning, "
+        "SQLite WAL) and the floor `uvicorn floor_app:app --http httptools --loop uvloop "
+        "--log-level warning --workers N`: a Starlette route that reads the body and returns a "
+        "constant; wrk and the server share the same CPUs",
+        "- checked before timing: one request each (Juncture: 200, `decision` true, outcome "
+        "`allow`; floor: the constant); during the load: non-2xx responses and socket errors "
+        "(all 0); after it: Juncture's decision log holds an `allow` record for every answered "
+        "request",
+        "",
+        "| server | workers | requests/s | p50 ms | p90 ms | p99 ms | p99.9 ms | "
+        "server CPU µs / request | wrk CPU µs / request | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workers in args.workers:
+        for kind in ("Juncture", "floor"):
+            runs = results[(kind, workers)]
+            rps = [r["rps"] for r in runs]
+            name = "**Juncture**" if kind == "Juncture" else "bare Starlette (floor)"
+
+            def ms(key: str, runs: list[dict[str, Any]] = runs) -> str:
+                return f"{med([r[key] for r in runs]) / 1000:.2f}"
+
+            cpu = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            wrk_cpu = med([r["wrk_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            lines.append(
+                f"| {name} | {workers} | {med(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}] | "
+                f"{ms('p50_us')} | {ms('p90_us')} | {ms('p99_us')} | {ms('p999_us')} | "
+                f"{cpu:.0f} | {wrk_cpu:.0f} | {sum(r['status_errors'] for r in runs)} | "
+                f"{sum(r['socket_errors'] for r in runs)} |"
+            )
+    lines += [
+        "",
+        "| workers | Juncture / floor requests/s | target ≥ 0.60 | Juncture p99 ms | "
+        "target < 5 ms |",
+        "|---:|---:|---|---:|---|",
+    ]
+    verdicts = []
+    for workers in args.workers:
+        j, f = results[("Juncture", workers)], results[("floor", workers)]
+        ratio = med([r["rps"] for r in j]) / med([r["rps"] for r in f])
+        p99 = med([r["p99_us"] for r in j]) / 1000
+        ok_ratio, ok_p99 = ratio >= 0.60, p99 < 5.0
+        verdicts.append(ok_ratio and ok_p99)
+        lines.append(
+            f"| {workers} | {ratio:.2f}× | {'met' if ok_ratio else '**not met**'} | {p99:.2f} | "
+            f"{'met' if ok_p99 else '**not met**'} |"
+        )
+    lines += [
+        "",
+        f"Targets (Juncture ≥ 60% of the floor's requests/s with the same workers, p99 < 5 ms at "
+        f"{args.connections} connections): **{'met' if all(verdicts) else 'not met'}**.",
+        "",
+        "Per round (requests/s): "
+        + "; ".join(
+            f"{kind} ×{w}: " + ", ".join(f"{r['rps']:,.0f}" for r in results[(kind, w)])
+            for w in args.workers
+            for kind in ("Juncture", "floor")
+        ),
+        "",
+        "Decision log check, per Juncture run: "
+        + "; ".join(
+            f"×{w}: " + ", ".join(r["log"] for r in results[("Juncture", w)]) for w in args.workers
+        ),
+    ]
+    if prof is not None:
+        table, rps, requests = prof
+        lines += [
+            "",
+            "### Where a Juncture request's time goes (cProfile, 1 worker)",
+            "",
+            f"`juncture serve` run under `python -m cProfile` (its event-loop thread only; the "
+            f"decision-log thread is not in it) with the same load for {args.profile_seconds:g} "
+            f"s: {requests} requests at {rps:,.0f}/s with the profiler on. The profiler "
+            "inflates call-heavy code: read the shares, not the absolute values. Its clock is "
+            "wall time: waits for the GIL held by the decision-log thread land in the call that "
+            "released it (sqlite3 `execute`, the transport write in `send`). Top 25 by own time:",
+            "",
+            *table,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds timed per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of untimed load")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile-seconds", type=float, default=10.0, help="0: no profile")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+
+    info = common.machine()
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for workers in args.workers:
+            for kind in ("Juncture", "floor"):
+                result = run_one(kind, workers, args)
+                results.setdefault((kind, workers), []).append(result)
+                print(
+                    f"[bench] round {round_ + 1} {kind} ×{workers}: {result['rps']:,.0f} req/s, "
+                    f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms",
+                    file=sys.stderr,
+                )
+    prof = profile(args) if args.profile_seconds > 0 else None
+    body = report(results, args, info, prof)
+    print(body)
+    if not args.no_write:
+        common.update_section("http", body)
+        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
