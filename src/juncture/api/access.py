@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from juncture.api import authzen
 from juncture.api.auth import authenticate_app
-from juncture.api.problems import MAX_BODY, MAX_DEPTH, ApiError, _depth
+from juncture.api.problems import MAX_BODY, MAX_DEPTH, ApiError, too_deep
 from juncture.api.views import www_authenticate
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
@@ -31,7 +31,7 @@ async def _body(request: Request) -> bytes:
     data = await request.body()
     if len(data) > MAX_BODY:
         raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
-    if _depth(data) > MAX_DEPTH:
+    if too_deep(data):
         raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
     return data
 

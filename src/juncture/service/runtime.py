@@ -349,8 +349,8 @@ class Runtime:
                 reason=decision.reason,
                 version=decision.version,
                 latency_us=(time.perf_counter_ns() - started) // 1000,
-                decision=decision.to_dict(),
-                facts=msgspec.to_builtins(facts),
+                decision=decision,
+                facts=facts,
             )
         )
 

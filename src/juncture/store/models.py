@@ -128,10 +128,11 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
     version: str
     latency_us: int
-    #: The decision with its explanation, as JSON-ready builtins.
-    decision: dict[str, Any]
-    #: The facts document the decision was made from (replay needs it).
-    facts: dict[str, Any] = {}
+    #: The decision with its explanation: a mapping once read back; when recording, anything
+    #: msgspec encodes as one (the `Decision` struct itself, to spare a conversion per request).
+    decision: Any
+    #: The facts document the decision was made from (replay needs it), likewise.
+    facts: Any = {}
 
 
 class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
