@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -101,6 +102,16 @@ class FactsDocument(_In, frozen=True):
     signals: dict[str, Any] = {}
 
 
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> tuple[Any, str, int] | None:
+    """(address, canonical text, version) of an IP, or None; cached: parsing is slow."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return address, str(address), address.version
+
+
 def _present(struct: msgspec.Struct) -> dict[str, Any]:
     """The fields of a struct that were observed (not None)."""
     return {f: v for f in struct.__struct_fields__ if (v := getattr(struct, f)) is not None}
@@ -143,12 +154,11 @@ class Facts:
         if document.network is not None:
             network = _present(document.network)
             if "ip" in network:
-                try:
-                    self.ip = ipaddress.ip_address(network["ip"])
-                    network["ip"] = str(self.ip)
-                    network["version"] = self.ip.version
-                except ValueError:
+                parsed = _parse_ip(network["ip"])
+                if parsed is None:
                     network.pop("ip")  # unparsable: a missing fact, never a default
+                else:
+                    self.ip, network["ip"], network["version"] = parsed
             base["network"] = network
         self.base = base
         self.session = document.session
