@@ -17,7 +17,6 @@ from starlette.responses import Response
 from juncture.api import authzen
 from juncture.api.auth import authenticate_app
 from juncture.api.problems import MAX_BODY, MAX_DEPTH, ApiError, too_deep
-from juncture.api.views import www_authenticate
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
 
@@ -56,7 +55,9 @@ def _decider(runtime: Runtime, app: App, request: Request) -> Callable[[Any], An
         action = facts["action"]["name"]
         outcome = runtime.decide(app, action, facts, session_id=authzen.session_id_of(evaluation))
         decision = outcome.decision
-        header = www_authenticate(decision.step_up) if decision.step_up is not None else None
+        header = (
+            authzen.www_authenticate(decision.step_up) if decision.step_up is not None else None
+        )
         metrics.latency.observe(time.perf_counter() - started)
         return authzen.to_response(
             decision,

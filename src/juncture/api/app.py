@@ -110,8 +110,8 @@ async def metrics(request: Request) -> Response:
             m.exported[key] = count
     try:
         m.sessions.set(runtime.store.count_active_sessions())
-    except StoreError:
-        pass
+    except StoreError:  # the gauge keeps its last value; /healthz reports the store
+        log.warning("store unavailable while reading active sessions for /metrics")
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 

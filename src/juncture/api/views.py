@@ -6,24 +6,9 @@ from typing import Any
 
 import msgspec
 
+from juncture.api.authzen import www_authenticate
 from juncture.engine import Decision
-from juncture.engine.decision import StepUp
 from juncture.store.models import App, Challenge, Session
-
-
-def www_authenticate(
-    step_up: StepUp, description: str = "stronger or fresher authentication is required"
-) -> str:
-    """RFC 9470 §3: the challenge an API returns with 401 when a step-up is needed."""
-    parts = [
-        'Bearer error="insufficient_user_authentication"',
-        f'error_description="{description}"',
-    ]
-    if step_up.acr_values:
-        parts.append(f'acr_values="{step_up.acr_values}"')
-    if step_up.within is not None:
-        parts.append(f'max_age="{step_up.within}"')
-    return ", ".join(parts)
 
 
 def decision_view(decision: Decision, challenge: Challenge | None) -> dict[str, Any]:
