@@ -74,3 +74,39 @@ def test_retention_purges_old_decision_records(tmp_path: Path):
     finally:
         runtime.close()
         store.close()
+
+
+def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, monkeypatch):
+    from juncture.service import runtime as runtime_module
+    from juncture.service.runtime import DecisionLogWriter
+    from juncture.store.models import DecisionRecord
+
+    monkeypatch.setattr(runtime_module, "MAX_PENDING_RECORDS", 3)
+    store = SqliteStore(tmp_path / "r.db")
+    writer = DecisionLogWriter(store, interval=3600)
+    store.close()  # every write now fails
+    try:
+        for i in range(5):
+            writer.add(
+                DecisionRecord(
+                    id=f"d{i}",
+                    at=NOW,
+                    app=None,
+                    subject_type=None,
+                    subject_id=None,
+                    session_id=None,
+                    action="a",
+                    resource=None,
+                    outcome="deny",
+                    reason=None,
+                    version="v",
+                    latency_us=1,
+                    decision={},
+                )
+            )
+        writer.flush()
+        assert [r.id for r in writer._buffer] == ["d2", "d3", "d4"]  # the newest kept
+    finally:
+        writer._stop = True
+        writer._wake.set()
+        writer._thread.join(5)

@@ -44,7 +44,7 @@ def make_session(n: int = 1, **changes: Any) -> Session:
         proofs=(StoredProof(method="password", at=at(n), kind="password", aal=1, amr=("pwd",)),),
         subject_properties={"email": "a@example.com", "tier": 3},
         signals={"credential_compromised": False}, context={"ip": "10.0.0.1", "geo": {"lat": 1.5}},
-        path="main", scopes=("read", "write"), version="v1",
+        path="main", scopes=("read", "write"),
     )  # fmt: skip
     return replace(session, **changes)
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from juncture.api import authzen
 from juncture.api.auth import authenticate_app
-from juncture.api.problems import MAX_BODY, MAX_DEPTH, ApiError, too_deep
+from juncture.api.problems import MAX_DEPTH, ApiError, raw_body, too_deep
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
 
@@ -27,9 +27,8 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def _body(request: Request) -> bytes:
-    data = await request.body()
-    if len(data) > MAX_BODY:
-        raise ApiError(413, "request.too_large", f"the body is larger than {MAX_BODY} bytes")
+    """The body, read within the size limit (streamed: a huge body is refused unread)."""
+    data = await raw_body(request)
     if too_deep(data):
         raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
     return data

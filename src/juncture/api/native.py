@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from juncture.api.auth import authenticate_app
 from juncture.api.problems import ApiError, convert, json_body
-from juncture.api.views import decision_view, session_view, to_json
+from juncture.api.views import decision_view, session_body, to_json
 from juncture.service.runtime import Outcome, Runtime
 from juncture.store.models import DecisionQuery, StoredProof
 
@@ -57,7 +57,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def _answer(runtime: Runtime, outcome: Outcome, *, with_handle: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"decision": decision_view(outcome.decision, outcome.challenge)}
     if outcome.session is not None:
-        out["session"] = session_view(
+        out["session"] = session_body(
             outcome.session, runtime.session_aal(outcome.session), with_handle=with_handle
         )
     return out
@@ -79,7 +79,7 @@ async def read_session(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     session = runtime.get_session(app, request.path_params["session_id"])
-    view = session_view(session, runtime.session_aal(session))
+    view = session_body(session, runtime.session_aal(session))
     runtime.log.flush()
     last = runtime.store.query(DecisionQuery(session_id=session.id, limit=1))
     if last:
@@ -91,7 +91,6 @@ async def read_session(request: Request) -> Response:
             "reason": last[0].reason,
             "version": last[0].version,
         }
-        view["last_outcome"], view["version"] = last[0].outcome, last[0].version
         view["risk"] = last[0].decision.get("risk")
     return _json(view)
 
@@ -103,7 +102,7 @@ async def end_session(request: Request) -> Response:
     session = runtime.end_session(
         app, request.path_params["session_id"], revoke_reason=body.revoke_reason
     )
-    return _json(session_view(session, runtime.session_aal(session)))
+    return _json(session_body(session, runtime.session_aal(session)))
 
 
 async def update_context(request: Request) -> Response:

@@ -35,7 +35,7 @@ def challenge_view(challenge: Challenge) -> dict[str, Any]:
     }
 
 
-def session_view(session: Session, aal: int, *, with_handle: bool = False) -> dict[str, Any]:
+def session_body(session: Session, aal: int, *, with_handle: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": session.id,
         "status": session.status,
@@ -55,8 +55,6 @@ def session_view(session: Session, aal: int, *, with_handle: bool = False) -> di
         "context": session.context,
         "path": session.path,
         "scopes": list(session.scopes),
-        "last_outcome": session.last_outcome,
-        "version": session.version,
     }
     if with_handle:
         out["handle"] = session.handle

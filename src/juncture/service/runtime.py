@@ -9,6 +9,7 @@ publish are committed before they are acknowledged; the decision log is written 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +27,10 @@ from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.store.models import App, Challenge, DecisionRecord, Session, StoredProof
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
+log = logging.getLogger("juncture.runtime")
 CHALLENGE_TTL = timedelta(minutes=5)
+#: Decision records kept in memory while the store is unavailable, at most.
+MAX_PENDING_RECORDS = 100_000
 #: The action name under which a context update's guard decision is logged.
 CONTEXT_UPDATE = "context_update"
 CHALLENGE_ATTEMPTS = 5
@@ -102,9 +106,14 @@ class DecisionLogWriter:
         if batch:
             try:
                 self._store.record(batch)
-            except StoreError:  # keep them for the next attempt rather than lose them
+            except StoreError:  # keep them for the next attempt, within a bound
                 with self._lock:
                     self._buffer[:0] = batch
+                    overflow = len(self._buffer) - MAX_PENDING_RECORDS
+                    if overflow > 0:  # the store has been down long: drop the oldest, say so
+                        del self._buffer[:overflow]
+                if overflow > 0:
+                    log.error("decision log: store unavailable, %d records dropped", overflow)
 
     def _run(self) -> None:
         while not self._stop:
@@ -153,10 +162,11 @@ class Runtime:
 
     # -- facts ------------------------------------------------------------------------------
     def _facts_document(
-        self, app: App, request: Mapping[str, Any], session: Session | None
+        self, app_name: str | None, request: Mapping[str, Any], session: Session | None
     ) -> dict[str, Any]:
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
-        doc["app"] = app.name
+        if app_name is not None:
+            doc["app"] = app_name
         if session is None:
             return doc
         subject = dict(doc.get("subject") or {})
@@ -232,7 +242,7 @@ class Runtime:
                 "the request's subject is not the session's subject",
                 403,
             )
-        doc = self._facts_document(app, request, session)
+        doc = self._facts_document(app.name, request, session)
         try:
             facts = Facts.from_document(doc)
         except FactsError as exc:
@@ -422,11 +432,7 @@ class Runtime:
             plan = self.policies.active()
         except NoActiveVersion:
             return 0
-        facts = Facts.from_document(
-            self._facts_document(
-                App(id=session.app, name=session.app, created_at=session.started_at), {}, session
-            )
-        )
+        facts = Facts.from_document(self._facts_document(None, {}, session))
         best = 0
         for journey in plan.journeys.values():
             best = max(best, session_view(journey, facts, self.now())["aal"])
@@ -463,7 +469,7 @@ class Runtime:
             plan = self.policies.active()
         except NoActiveVersion:
             return Outcome(decision=_unavailable("", reason="no_version"), session=session)
-        doc = self._facts_document(app, {}, session)
+        doc = self._facts_document(app.name, {}, session)
         facts = Facts.from_document(doc)
         decision = evaluate(
             plan,

@@ -40,9 +40,6 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     context: dict[str, Any] = {}
     path: str | None = None
     scopes: tuple[str, ...] = ()
-    last_decision_id: str | None = None
-    last_outcome: str | None = None
-    version: str | None = None
     #: Optimistic concurrency: bumped by every update.
     revision: int = 0
 
