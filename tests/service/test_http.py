@@ -340,3 +340,13 @@ def test_a_challenge_has_an_attempt_limit_and_answers_only_its_methods(server: S
     assert (spent.status_code, spent.json()["code"]) == (409, "challenge.not_live")
     read = web.get(f"/v1/sessions/{session}").json()
     assert [p["method"] for p in read["proofs"]] == ["password"]  # nothing was recorded
+
+
+def test_metrics_labels_do_not_grow_with_the_action_names_callers_send(server: Server):
+    _, web = new_app(server)
+    session = start(web)["session"]["id"]
+    for i in range(5):
+        evaluation(web, session, f"made_up_{i}")
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "made_up" not in metrics
+    assert 'juncture_decisions_total{checkpoint="*",outcome="deny"} 5.0' in metrics

@@ -338,7 +338,9 @@ class Runtime:
         started: int,
         now: datetime,
     ) -> None:
-        key = (decision.outcome, action)
+        # Counted by the journey's checkpoint, not the caller's action name: labels stay a
+        # bounded set whatever names callers send.
+        key = (decision.outcome, decision.checkpoint or "-")
         self.stats[key] = self.stats.get(key, 0) + 1
         resource = request.get("resource")
         self.log.add(
