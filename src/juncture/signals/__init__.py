@@ -1,0 +1,1 @@
+"""Context enrichers: what is observed about a request (IP, network, geo, device, reputation)."""
