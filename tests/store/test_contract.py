@@ -21,9 +21,13 @@ from juncture.store.models import (
     Challenge,
     DecisionQuery,
     DecisionRecord,
+    Located,
+    Observed,
     PolicyVersion,
+    Posture,
     Session,
     StoredProof,
+    SubjectSeen,
 )
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
@@ -663,6 +667,53 @@ def test_a_closed_store_refuses_reads_and_writes(backend: Backend):
         store.get_session("s1")
     with pytest.raises(StoreError):
         store.create_session(make_session())
+
+
+# -- what was observed of subjects ---------------------------------------------------------
+
+def make_seen(**changes: Any) -> SubjectSeen:
+    seen = SubjectSeen(
+        subject_type="user", subject_id="u1", devices={"laptop-1": at(1)},
+        located=(Located(lat=52.52, lon=13.405, at=at(2), ip="198.51.100.7", country="DE"),),
+        updated_at=at(2),
+    )  # fmt: skip
+    return replace(seen, **changes)
+
+
+def test_subject_seen_round_trips_and_starts_at_revision_one(store: Store):
+    assert store.get_subject_seen("user", "u1") is None
+    stored = store.put_subject_seen(make_seen(), expected_revision=0)
+    assert stored.revision == 1
+    assert store.get_subject_seen("user", "u1") == stored == replace(make_seen(), revision=1)
+    assert store.get_subject_seen("service", "u1") is None  # the type is part of the key
+
+
+def test_subject_seen_updates_optimistically(store: Store):
+    first = store.put_subject_seen(make_seen(), expected_revision=0)
+    with pytest.raises(ConflictError):
+        store.put_subject_seen(make_seen(devices={}), expected_revision=0)  # exists already
+    second = store.put_subject_seen(replace(first, devices={"phone": at(5)}), expected_revision=1)
+    assert second.revision == 2
+    with pytest.raises(ConflictError):
+        store.put_subject_seen(replace(first, devices={}), expected_revision=1)  # stale
+    assert store.get_subject_seen("user", "u1") == second
+
+
+def test_threads_racing_to_create_subject_seen_exactly_one_wins(store: Store):
+    results, errors = race(8, lambda i: store.put_subject_seen(make_seen(), expected_revision=0))
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+
+
+def test_session_observations_round_trip(store: Store):
+    observed = Observed(
+        ip="2001:db8::1", ip_at=at(3), user_agent="Firefox/140", device_id="laptop-1",
+        platform="macos", located=Located(lat=1.5, lon=-2.25, at=at(3)),
+        posture=Posture(device_id="laptop-1", managed=True, compliant=False, at=at(2),
+                        source="attestation"),
+    )  # fmt: skip
+    store.create_session(make_session(observed=observed))
+    assert store.get_session("s1") == make_session(observed=observed)
 
 
 def test_naive_times_are_refused(store: Store):

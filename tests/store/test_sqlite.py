@@ -170,3 +170,16 @@ def test_query_uses_an_index_for_each_filter(store: SqliteStore):
         assert any(f"decisions_{column.removesuffix('_id')}" in str(row) for row in plan), plan
         assert not any("TEMP B-TREE" in str(row) for row in plan), plan
     assert store.query(DecisionQuery(app="x")) == []
+
+
+def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Path):
+    from juncture.store.sqlite import _MIGRATIONS
+
+    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], "PRAGMA user_version = 1")
+    with SqliteStore(path) as first:  # a session written by the first schema's code
+        first.create_session(make_session())
+    raw(path, "DROP TABLE subjects_seen", "PRAGMA user_version = 1")
+    with SqliteStore(path) as migrated:
+        assert migrated.get_session("s1") == make_session()
+        assert migrated.get_subject_seen("user", "u1") is None
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 2

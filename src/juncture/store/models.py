@@ -21,6 +21,53 @@ class StoredProof(msgspec.Struct, frozen=True, kw_only=True):
     asserted_by: str | None = None  # the app that asserted it, when not verified by Juncture
 
 
+class Located(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a request came from, as geolocated: the basis of distance and travel speed."""
+
+    lat: float
+    lon: float
+    at: datetime
+    ip: str | None = None
+    country: str | None = None
+
+
+class Posture(msgspec.Struct, frozen=True, kw_only=True):
+    """A device's reported posture and when it was observed (attestation or device signal)."""
+
+    device_id: str | None = None
+    managed: bool | None = None
+    compliant: bool | None = None
+    at: datetime
+    #: Who said so: ``attestation`` (a verified statement) or ``app`` (the calling app).
+    source: str = "app"
+
+
+class Observed(msgspec.Struct, frozen=True, kw_only=True):
+    """What was last observed of a session's requests (kept to compare the next one with)."""
+
+    ip: str | None = None
+    ip_at: datetime | None = None
+    user_agent: str | None = None
+    device_id: str | None = None
+    platform: str | None = None
+    located: Located | None = None
+    posture: Posture | None = None
+
+
+class SubjectSeen(msgspec.Struct, frozen=True, kw_only=True):
+    """What was observed of one subject across its sessions: devices and recent locations."""
+
+    subject_type: str
+    subject_id: str
+    #: Device id -> when it was last seen.
+    devices: dict[str, datetime] = {}
+    #: Most recent located observations, newest last (bounded).
+    located: tuple[Located, ...] = ()
+    updated_at: datetime | None = None
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0
+
+
 class Session(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     app: str
@@ -36,8 +83,10 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     proofs: tuple[StoredProof, ...] = ()
     #: Signals received for this session (name -> value), e.g. credential_compromised.
     signals: dict[str, Any] = {}
-    #: Latest observed context: ip, user_agent, device_id, geo, device posture...
+    #: Context the app reported for the session (start, updates): read when a request lacks it.
     context: dict[str, Any] = {}
+    #: What Juncture observed of the session's requests (enrichment compares against it).
+    observed: Observed = Observed()
     path: str | None = None
     scopes: tuple[str, ...] = ()
     #: Optimistic concurrency: bumped by every update.

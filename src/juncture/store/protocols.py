@@ -19,6 +19,7 @@ from juncture.store.models import (
     DecisionRecord,
     PolicyVersion,
     Session,
+    SubjectSeen,
     VersionInfo,
 )
 
@@ -140,7 +141,17 @@ class ChallengeStore(Protocol):
         """
 
 
-class Store(SessionStore, PolicyStore, DecisionLog, AppStore, ChallengeStore, Protocol):
+class SubjectSeenStore(Protocol):
+    def get_subject_seen(self, subject_type: str, subject_id: str) -> SubjectSeen | None: ...
+
+    def put_subject_seen(self, seen: SubjectSeen, *, expected_revision: int) -> SubjectSeen:
+        """Store what was observed of a subject if its stored revision is ``expected_revision``
+        (0: there is none yet). Returns it at revision + 1; ConflictError otherwise."""
+
+
+class Store(
+    SessionStore, PolicyStore, DecisionLog, AppStore, ChallengeStore, SubjectSeenStore, Protocol
+):
     """Everything the runtime needs, from one backend."""
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from juncture.store.models import (
     DecisionRecord,
     PolicyVersion,
     Session,
+    SubjectSeen,
     VersionInfo,
 )
 from juncture.store.protocols import ConflictError, NotFound, StoreError
@@ -103,6 +104,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX challenges_expires ON challenges (expires_at)",
     ),
+    (
+        """CREATE TABLE subjects_seen (
+            subject_type TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (subject_type, subject_id)
+        )""",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -133,7 +143,10 @@ class _VersionHead(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_KINDS = (Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge)
+_KINDS = (
+    Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge,
+    SubjectSeen,
+)  # fmt: skip
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind) for kind in _KINDS
 }
@@ -319,6 +332,32 @@ class SqliteStore:
                     raise NotFound(f"no session `{session.id}`")
                 raise ConflictError(f"session `{session.id}` is at revision {found[0]}, "
                                     f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    # -- what was observed of subjects --------------------------------------------------------
+    def get_subject_seen(self, subject_type: str, subject_id: str) -> SubjectSeen | None:
+        row = self._one("SELECT body FROM subjects_seen WHERE subject_type = ? AND subject_id = ?",
+                        (subject_type, subject_id))  # fmt: skip
+        return None if row is None else _decode(SubjectSeen, row[0])
+
+    def put_subject_seen(self, seen: SubjectSeen, *, expected_revision: int) -> SubjectSeen:
+        """Insert (``expected_revision`` 0) or replace at that revision; ConflictError if not."""
+        stored = msgspec.structs.replace(seen, revision=expected_revision + 1)
+        key = (seen.subject_type, seen.subject_id)
+        with self._transaction() as conn:
+            if expected_revision == 0:
+                changed = conn.execute(
+                    "INSERT INTO subjects_seen (subject_type, subject_id, revision, body)"
+                    " VALUES (?, ?, 1, ?) ON CONFLICT DO NOTHING", (*key, _encode(stored)),
+                ).rowcount  # fmt: skip
+            else:
+                changed = conn.execute(
+                    "UPDATE subjects_seen SET revision = ?, body = ? WHERE subject_type = ?"
+                    " AND subject_id = ? AND revision = ?",
+                    (stored.revision, _encode(stored), *key, expected_revision),
+                ).rowcount  # fmt: skip
+            if not changed:
+                raise ConflictError(f"what was seen of `{seen.subject_id}` changed meanwhile")
         return stored
 
     def list_sessions(
