@@ -172,23 +172,18 @@ def session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> dict[str,
 
 
 def network_view(journey: JourneyPlan, facts: Facts, network: dict[str, Any]) -> dict[str, Any]:
-    """The `network` variable with `segment` (longest matching prefix, else `unknown`)."""
+    """The `network` variable with `segment` (longest matching prefix, else `unknown`).
+
+    `segments` lists every journey network holding the IP, longest prefix first; a segment
+    the caller observed is kept as it is.
+    """
     ip = facts.ip
     if "segment" in network:  # the caller observed it: keep it
         return network if "segments" in network else {**network, "segments": [network["segment"]]}
     if ip is None:
         return network
-    version = ip.version
-    value = int(ip)
-    segment = None
-    names: list[str] = []
-    for net_version, address, mask, _, name in journey.network_table:
-        if net_version == version and value & mask == address:
-            if segment is None:
-                segment = name
-            if name not in names:
-                names.append(name)
-    return {**network, "segment": segment or "unknown", "segments": names}
+    names = journey.network_table.all(ip)
+    return {**network, "segment": names[0] if names else "unknown", "segments": names}
 
 
 def evaluate(

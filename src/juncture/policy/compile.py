@@ -28,6 +28,7 @@ from juncture.policy.plan import (
     glob_matcher,
     glob_specificity,
 )
+from juncture.policy.prefixes import PrefixTable
 
 _GLOB_CHARS = frozenset("*?")
 
@@ -261,14 +262,7 @@ class _JourneyCompiler:
         }
         levels = tuple(sorted(((lv.at_least, lv.name) for lv in j.risk.levels), reverse=True))
         reads = frozenset(v for c in self.conditions.values() if c is not None for v in c.variables)
-        table = sorted(
-            (
-                (net.version, int(net.network_address), int(net.netmask), net.prefixlen, name)
-                for name, nets in self.networks.items()
-                for net in nets
-            ),
-            key=lambda row: -row[3],
-        )
+        table = PrefixTable((net, name) for name, nets in self.networks.items() for net in nets)
         return JourneyPlan(
             name=j.name,
             file=j.file,
@@ -283,7 +277,7 @@ class _JourneyCompiler:
             globs=tuple(globs),
             star=star,
             reads=reads,
-            network_table=tuple(table),
+            network_table=table,
         )
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from juncture.policy import model
 from juncture.policy.cel import CompiledCondition
+from juncture.policy.prefixes import PrefixTable
 
 # Step opcodes (first item of a compiled step tuple).
 OUTCOME: Final = 0  # (OUTCOME, ref, Outcome)
@@ -88,6 +89,10 @@ CompiledStep = tuple[Any, ...]
 Steps = tuple[CompiledStep, ...]
 
 
+#: The table of a journey without `networks:`.
+_NO_NETWORKS: Final[PrefixTable[str]] = PrefixTable()
+
+
 class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     file: str
@@ -104,8 +109,8 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     star: tuple[StepRef, Steps] | None
     #: The variables some condition of the journey reads (facts nobody reads are not built).
     reads: frozenset[str] = frozenset()
-    #: (ip version, network address as int, mask as int, prefix length, name), longest first.
-    network_table: tuple[tuple[int, int, int, int, str], ...] = ()
+    #: The journey's `networks:` as one longest-prefix table: address -> network names.
+    network_table: PrefixTable[str] = _NO_NETWORKS
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""
