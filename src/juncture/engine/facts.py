@@ -62,6 +62,7 @@ class SessionIn(_In, frozen=True):
 class NetworkIn(_In, frozen=True):
     ip: str | None = None
     segment: str | None = None
+    labels: list[str] | None = None
 
 
 class GeoIn(_In, frozen=True):

@@ -20,7 +20,13 @@ CLOSED: Final[dict[str, dict[str, str | None]]] = {
         "amr": None,  # list of RFC 8176 amr values proven
         "proofs": None,  # list of {method, at}, every proof the session holds
     },
-    "network": {"ip": "string", "segment": "string", "segments": None, "version": "int"},
+    "network": {
+        "ip": "string",
+        "segment": "string",
+        "segments": None,  # list: every journey network holding the IP, most specific first
+        "version": "int",
+        "labels": None,  # list: reputation labels of the IP or its ASN (anonymizing_proxy, ...)
+    },
     "geo": {
         "country": "string",
         "region": "string",
