@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from juncture.service.ids import new_id, new_key, secret_matches, split_key
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
@@ -105,7 +107,8 @@ def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, mo
                 )
             )
         writer.flush()
-        assert [r.id for r in writer._buffer] == ["d2", "d3", "d4"]  # the newest kept
+        kept = [msgspec.json.decode(prepared)[0] for prepared in writer._buffer]
+        assert kept == ["d2", "d3", "d4"]  # the newest kept
     finally:
         writer._stop = True
         writer._wake.set()

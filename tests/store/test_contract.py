@@ -322,6 +322,24 @@ def test_decisions_round_trip(store: Store):
     assert store.get_decision("d9999") is None
 
 
+def test_prepared_records_round_trip_exactly(store: Store):
+    awkward = {"name": "Zoë \u2028 \"quoted\" \\", "ratio": 0.1, "tiny": 1e-7, "big": 2**62,
+               "nested": [{"a": None}, [], {}]}  # fmt: skip
+    records = [make_decision(n, facts=awkward, resource=None) for n in range(3)]
+    prepared = [store.prepare_record(r) for r in records]
+    store.record_prepared(prepared)
+    store.record_prepared(prepared)  # a retried batch changes nothing
+    for record in records:
+        assert store.get_decision(record.id) == record
+    assert len(store.query(DecisionQuery(limit=10))) == 3
+    store.record_prepared([])
+
+
+def test_preparing_a_record_with_a_naive_time_is_refused(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        store.prepare_record(make_decision(1, at=datetime(2026, 3, 1, 12, 0)))
+
+
 def test_record_nothing_is_a_no_op(store: Store):
     store.record([])
     assert store.query(DecisionQuery()) == []

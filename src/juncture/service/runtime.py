@@ -86,7 +86,7 @@ class DecisionLogWriter:
         self._last_purge: datetime | None = None
         self._interval = interval
         self._max = max_batch
-        self._buffer: list[DecisionRecord] = []
+        self._buffer: list[bytes] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -94,8 +94,9 @@ class DecisionLogWriter:
         self._thread.start()
 
     def add(self, record: DecisionRecord) -> None:
+        prepared = self._store.prepare_record(record)
         with self._lock:
-            self._buffer.append(record)
+            self._buffer.append(prepared)
             full = len(self._buffer) >= self._max
         if full:
             self._wake.set()
@@ -105,7 +106,7 @@ class DecisionLogWriter:
             batch, self._buffer = self._buffer, []
         if batch:
             try:
-                self._store.record(batch)
+                self._store.record_prepared(batch)
             except StoreError:  # keep them for the next attempt, within a bound
                 with self._lock:
                     self._buffer[:0] = batch

@@ -84,6 +84,13 @@ class DecisionLog(Protocol):
         A record whose id is already logged is skipped, so retrying a batch is harmless.
         """
 
+    def prepare_record(self, record: DecisionRecord) -> bytes:
+        """The record encoded for `record_prepared` (encode on the deciding thread, write on
+        another). Raises StoreError for a record the store cannot take (a naive time)."""
+
+    def record_prepared(self, prepared: Sequence[bytes]) -> None:
+        """Append records made by `prepare_record`, as `record` does."""
+
     def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
         """Newest first (ties by id, descending), filtered, at most ``query.limit``.
 

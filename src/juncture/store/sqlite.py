@@ -422,23 +422,31 @@ class SqliteStore:
 
     # -- decision log ---------------------------------------------------------------------
     def record(self, records: Sequence[DecisionRecord]) -> None:
-        """Append records in one transaction; an id already logged is skipped (retry-safe).
+        """Append records in one transaction; an id already logged is skipped (retry-safe)."""
+        self.record_prepared([self.prepare_record(r) for r in records])
 
-        The whole batch goes in as one statement over a JSON array: one step of SQLite for
-        the batch, so a busy server thread holding the interpreter lock does not stall the
-        insert once per row (as `executemany` would).
+    def prepare_record(self, record: DecisionRecord) -> bytes:
+        """A record encoded for `record_prepared`: done on the deciding thread, so the thread
+        that writes the log later does almost no Python work (it holds the interpreter lock
+        that the server needs for as little as possible)."""
+        return _encode((record.id, _micros(record.at), record.app, record.subject_id,
+                        record.session_id, record.action, record.outcome, record))  # fmt: skip
+
+    def record_prepared(self, prepared: Sequence[bytes]) -> None:
+        """Append prepared records in one transaction; an id already logged is skipped.
+
+        The whole batch goes in as one statement over a JSON array: SQLite parses it with the
+        interpreter lock released, rather than one step per row (as `executemany` would).
         """
-        if not records:
+        if not prepared:
             return
-        rows = [(r.id, _micros(r.at), r.app, r.subject_id, r.session_id, r.action, r.outcome,
-                 _encode(r).decode()) for r in records]  # fmt: skip
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO decisions (id, at, app, subject_id, session_id, action, outcome,"
                 " body) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3,"
-                " value ->> 4, value ->> 5, value ->> 6, CAST(value ->> 7 AS BLOB)"
+                " value ->> 4, value ->> 5, value ->> 6, CAST(value -> 7 AS BLOB)"
                 " FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING",
-                (msgspec.json.encode(rows).decode(),),
+                (b"[" + b",".join(prepared) + b"]",),
             )  # fmt: skip
 
     def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
