@@ -50,7 +50,12 @@ class Observed(msgspec.Struct, frozen=True, kw_only=True):
     user_agent: str | None = None
     device_id: str | None = None
     platform: str | None = None
+    #: Whether the device had been seen for the subject before this session started.
+    device_known: bool | None = None
     located: Located | None = None
+    #: The move into `located` from the place seen before it: distance and implied speed.
+    distance_km: float | None = None
+    speed_kmh: float | None = None
     posture: Posture | None = None
 
 
