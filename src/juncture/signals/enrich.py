@@ -1,0 +1,201 @@
+"""Enrich one request: what it tells (an `Observation`) and what came before (a `History`)
+become the ``network``, ``geo`` and ``device`` facts, observed afresh for this decision.
+
+`Enricher.enrich` is pure apart from reading the geolocation databases and the reputation
+file (and reloading them when they change, as of the observation's time): it reads no
+clock and stores nothing. What it returns includes the located observation to keep for
+the next request's distance and speed; keeping it is the caller's business.
+
+Which IP: when the app reported the end user's IP (``reported_ip``; the app is the
+enforcement point and sees the user's connection), that one, validated, and nothing else:
+an invalid report is a missing IP, never the address of the app's own server. Otherwise the
+connection's peer, read through trusted proxies (`juncture.signals.client_ip`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from juncture.engine.facts import DeviceIn, GeoIn, NetworkIn
+from juncture.signals.client_ip import ClientIP, ForwardedHeader, reported_ip
+from juncture.signals.device import Posture, device_facts
+from juncture.signals.geo import DEFAULT_CACHE_SIZE, GeoDatabase, Mode
+from juncture.signals.reputation import ReputationFile
+from juncture.signals.velocity import Located, travel_from
+from juncture.signals.watch import SourceStatus
+
+IpSource = Literal["reported", "connection"]
+
+
+class Observation(msgspec.Struct, frozen=True, kw_only=True):
+    """What one request tells. ``at`` is the time of the request (aware: it has a zone)."""
+
+    at: datetime
+    #: The connection's peer address (the socket's remote end).
+    peer: str | None = None
+    #: The values of the RFC 7239 ``Forwarded`` header lines, in order.
+    forwarded: tuple[str, ...] = ()
+    #: The values of the ``X-Forwarded-For`` header lines, in order.
+    x_forwarded_for: tuple[str, ...] = ()
+    #: The end user's IP as the calling app reported it (its request context).
+    reported_ip: str | None = None
+    user_agent: str | None = None
+    device_id: str | None = None
+    #: The platform as the app reported it (a posture record's platform wins).
+    platform: str | None = None
+
+
+class History(msgspec.Struct, frozen=True, kw_only=True):
+    """What was observed before this request, as the store keeps it."""
+
+    #: The session's previous located observation.
+    previous: Located | None = None
+    #: The user agent of the session's previous request.
+    previous_user_agent: str | None = None
+    #: The subject's recent located observations, across its sessions.
+    recent: tuple[Located, ...] = ()
+    #: The device ids the subject used before.
+    known_devices: frozenset[str] = frozenset()
+    #: The latest posture record (device attestation or device signal).
+    posture: Posture | None = None
+
+
+#: The history of a subject and session seen for the first time.
+_NO_HISTORY = History()
+
+
+class EnricherSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the enrichers are configured (see docs/signals.md). Every source is optional:
+    without a geolocation database the geo facts are missing, without a reputation file
+    there are no labels."""
+
+    #: CIDRs of the reverse proxies in front of Juncture, trusted to forward client IPs.
+    trusted_proxies: tuple[str, ...] = ()
+    #: The forwarding headers the trusted proxies write, in order of preference.
+    forwarded_headers: tuple[ForwardedHeader, ...] = ("x-forwarded-for",)
+    #: A MaxMind-format City (or Country) database.
+    geo_city_db: str | None = None
+    #: A MaxMind-format ASN database, when the City database has no AS numbers.
+    geo_asn_db: str | None = None
+    #: Seconds between looks at the geo database files for a new version.
+    geo_check_interval: float = 60.0
+    #: Recent geo lookups kept (0: none).
+    geo_cache_size: int = DEFAULT_CACHE_SIZE
+    #: ``copy``: read the database into a private copy; ``mmap``: map the file itself.
+    geo_mode: Mode = "copy"
+    #: The reputation lists (YAML, or JSON when the name ends in ``.json``).
+    reputation_file: str | None = None
+    #: Seconds between looks at the reputation file for a new version.
+    reputation_check_interval: float = 60.0
+
+
+class Enrichment(msgspec.Struct, frozen=True, kw_only=True):
+    """The facts observed for one request, and the located observation to keep."""
+
+    observed_at: datetime
+    #: Where ``network.ip`` came from.
+    ip_source: IpSource
+    network: NetworkIn
+    geo: GeoIn
+    device: DeviceIn
+    #: Reputation labels of the IP and its AS (to become ``network.labels``), sorted.
+    labels: tuple[str, ...] = ()
+    #: This request's location, to store as the next request's ``History.previous``.
+    located: Located | None = None
+
+
+class Enricher:
+    """All enrichers, configured once; `enrich` is called for every decision."""
+
+    def __init__(self, settings: EnricherSettings, *, now: datetime | None = None) -> None:
+        """Open the sources the settings name (``now``: when, for `status`).
+
+        Raises:
+            ValueError: a trusted proxy that is not a CIDR, a bad interval or cache size.
+            ReputationError: the reputation file is missing or not valid.
+        """
+        loaded_at = now.timestamp() if now is not None else None
+        self.settings = settings
+        self.client_ip = ClientIP(settings.trusted_proxies, settings.forwarded_headers)
+        self.geo: GeoDatabase | None = None
+        if settings.geo_city_db is not None or settings.geo_asn_db is not None:
+            self.geo = GeoDatabase(
+                settings.geo_city_db,
+                settings.geo_asn_db,
+                check_interval=settings.geo_check_interval,
+                cache_size=settings.geo_cache_size,
+                mode=settings.geo_mode,
+                now=loaded_at,
+            )
+        self.reputation: ReputationFile | None = None
+        if settings.reputation_file is not None:
+            self.reputation = ReputationFile(
+                settings.reputation_file,
+                check_interval=settings.reputation_check_interval,
+                now=loaded_at,
+            )
+
+    def enrich(self, observation: Observation, history: History = _NO_HISTORY) -> Enrichment:
+        """The facts of one request (see the module's rules for which IP is used).
+
+        Raises:
+            ValueError: an observation time without a time zone.
+        """
+        at = observation.at
+        if at.tzinfo is None:
+            raise ValueError("the observation time needs a time zone")
+        now = at.timestamp()
+        source: IpSource
+        if observation.reported_ip is not None:
+            source, ip = "reported", reported_ip(observation.reported_ip)
+        else:
+            source = "connection"
+            ip = self.client_ip.resolve(
+                observation.peer,
+                forwarded=observation.forwarded,
+                x_forwarded_for=observation.x_forwarded_for,
+            )
+        text = str(ip) if ip is not None else None
+        geo = self.geo.lookup(text, now=now) if self.geo is not None and text else {}
+        located = None
+        if "lat" in geo and "lon" in geo:
+            located = Located(
+                lat=geo["lat"], lon=geo["lon"], at=at, ip=text, country=geo.get("country")
+            )
+            earlier = history.recent
+            if history.previous is not None:
+                earlier = (*earlier, history.previous)
+            moved = travel_from(earlier, located)
+            if moved is not None:
+                geo["distance_km"] = round(moved.distance_km, 3)
+                geo["speed_kmh"] = round(moved.speed_kmh, 3)
+        labels: tuple[str, ...] = ()
+        if self.reputation is not None:
+            labels = tuple(self.reputation.labels(text, geo.get("asn"), now=now))
+        device = device_facts(
+            device_id=observation.device_id,
+            known_devices=history.known_devices,
+            posture=history.posture,
+            platform=observation.platform,
+            user_agent=observation.user_agent,
+            previous_user_agent=history.previous_user_agent,
+        )
+        return Enrichment(
+            observed_at=at,
+            ip_source=source,
+            network=NetworkIn(ip=text),
+            geo=GeoIn(**geo),
+            device=DeviceIn(**device),
+            labels=labels,
+            located=located,
+        )
+
+    def status(self) -> list[SourceStatus]:
+        """The state of every file the enrichers read (geo databases, reputation file)."""
+        out = list(self.geo.status()) if self.geo is not None else []
+        if self.reputation is not None:
+            out.append(self.reputation.status())
+        return out

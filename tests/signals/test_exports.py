@@ -1,0 +1,21 @@
+"""The signals package's public API is small and pinned."""
+
+from __future__ import annotations
+
+import juncture.signals
+
+
+def test_signals_exports():
+    assert juncture.signals.__all__ == [
+        "Enricher",
+        "EnricherSettings",
+        "Enrichment",
+        "History",
+        "Located",
+        "Observation",
+        "Posture",
+        "ReputationError",
+        "SourceStatus",
+    ]
+    for name in juncture.signals.__all__:
+        assert getattr(juncture.signals, name) is not None
