@@ -1,0 +1,355 @@
+"""The common shape of authentication methods: options, results, proofs, errors, the registry.
+
+A method is stateless logic over explicit state. Enrollment returns the credential
+record to store and what to show the user once; verification takes the stored record,
+the submitted proof, ``now`` (an aware datetime) and a `Context`, and returns a `Result`:
+success or failure, the record to store in place of the old one, and the `Proof` to
+record in the session. Nothing here reads a clock, a store or the network.
+
+Failures are results, not exceptions. Each carries a stable ``method.failed.*`` code for
+internal counting and the one public message `PUBLIC_FAILURE`, which never says what was
+wrong or whether a code was once valid (STYLE §10). Exceptions (`MethodError`) are kept
+for what is not a verification outcome: malformed input, bad configuration, an
+unreadable stored record, a key source or mail server that is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+import msgspec
+
+from juncture.errors import JunctureError
+from juncture.policy.duration import parse_duration
+from juncture.policy.model import Method as MethodDeclaration
+
+if TYPE_CHECKING:
+    from juncture.methods.delivery import Sender
+    from juncture.methods.secretbox import SecretBox
+
+#: The one message a failed verification shows, whatever failed.
+PUBLIC_FAILURE = "the verification did not succeed"
+
+#: Stable codes of this package, with their meaning. ``docs/methods.md`` lists them; they are
+#: kept here until the central registry (`juncture.errors.CODES`) takes them over.
+CODES: dict[str, str] = {
+    # -- raised: configuration (a journey's `methods:` entry or the server configuration)
+    "method.config.unknown_kind": "no implementation for the method's kind",
+    "method.config.unknown_option": "a method option that the kind does not define",
+    "method.config.missing_option": "a required method option is absent",
+    "method.config.type": "a method option has the wrong type",
+    "method.config.value": "a method option is out of range or malformed",
+    "method.config.environment": "the server configuration lacks what the method needs",
+    # -- raised: input and stored state
+    "method.proof.malformed": "the submitted proof does not have the method's shape",
+    "method.state.invalid": "the challenge state is missing or not this method's",
+    "method.record.invalid": "a stored credential record cannot be read or is not this method's",
+    "method.secret.undecryptable": "a sealed secret does not open: wrong key, owner or tampered",
+    "method.enrollment.too_short": "the new password is shorter than the minimum",
+    "method.enrollment.too_long": "the new password is longer than the maximum",
+    "method.enrollment.breached": "the new password is on the list of breached passwords",
+    "method.enrollment.context": "the new password is a word of the context (name, service)",
+    "method.enrollment.invalid": "an enrollment input is malformed (an email address, a name)",
+    "method.unavailable.keys": "the issuer's keys could not be fetched and none are cached",
+    "method.unavailable.delivery": "a message could not be handed to the mail server",
+    # -- results: the verification failed (always shown as PUBLIC_FAILURE)
+    "method.failed.mismatch": "the password or code is wrong",
+    "method.failed.replay": "the code was already used (same time step, used code)",
+    "method.failed.expired": "the code, challenge or token is past its lifetime",
+    "method.failed.not_yet_valid": "the token is not valid yet (nbf or iat in the future)",
+    "method.failed.stale": "the device statement was observed longer ago than `max_age`",
+    "method.failed.unconfirmed": "the credential's enrollment was never confirmed",
+    "method.failed.binding": "the code was issued for another challenge",
+    "method.failed.challenge": "the WebAuthn response answers another challenge or ceremony",
+    "method.failed.origin": "the WebAuthn response comes from an origin not configured",
+    "method.failed.rp_id": "the WebAuthn response is for another relying party id",
+    "method.failed.user_presence": "the authenticator did not test user presence",
+    "method.failed.user_verification": "user verification was required and not performed",
+    "method.failed.credential": "the response is for another credential or user handle",
+    "method.failed.signature": "a signature does not verify",
+    "method.failed.sign_count": "the signature counter did not increase: a cloned authenticator?",
+    "method.failed.attestation": "the WebAuthn registration's attestation does not verify",
+    "method.failed.algorithm": "the token alg is not pinned for the issuer, or a header is refused",
+    "method.failed.key": "no key of the issuer matches the token's kid and alg",
+    "method.failed.issuer": "the token's issuer is not configured",
+    "method.failed.audience": "the token is not for a configured audience",
+    "method.failed.subject": "the credential or token is for another subject",
+    "method.failed.nonce": "the token's nonce is absent or not the expected one",
+    "method.failed.claims": "a required claim is absent or has the wrong type",
+    "method.failed.posture": "the device is not managed or not compliant as the method requires",
+}
+
+
+class MethodError(JunctureError):
+    """An error of an authentication method, with a stable ``method.*`` code."""
+
+    code = "method.proof.malformed"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            if code not in CODES:
+                raise ValueError(f"unregistered method error code `{code}`")
+            self.code = code  # type: ignore[misc]
+
+
+class ConfigError(MethodError):
+    """A method's options or the server configuration it needs are wrong."""
+
+    code = "method.config.value"
+    http_status = 400
+
+
+class ProofError(MethodError):
+    """The submitted proof is malformed: the message says which shape was expected."""
+
+    code = "method.proof.malformed"
+    http_status = 400
+
+
+class StateError(MethodError):
+    """A stored credential record or challenge state cannot be used (a server-side fault)."""
+
+    code = "method.record.invalid"
+    http_status = 500
+
+
+class EnrollmentError(MethodError):
+    """An enrollment input is refused; the message is fit to show the person enrolling."""
+
+    code = "method.enrollment.invalid"
+    http_status = 400
+
+
+class MethodUnavailable(MethodError):
+    """Something outside the method (a key source, a mail server) does not answer."""
+
+    code = "method.unavailable.keys"
+    http_status = 503
+
+
+class Proof(msgspec.Struct, frozen=True, kw_only=True):
+    """What a successful verification proves, to record in the session.
+
+    ``aal`` is the journey's level for the method (NIST SP 800-63B), lowered when the
+    verification itself shows less (WebAuthn without user verification, an external token
+    whose ``acr``/``amr`` say less). ``amr`` holds RFC 8176 values.
+    """
+
+    method: str
+    kind: str
+    aal: int
+    amr: tuple[str, ...]
+    at: datetime
+    acr: str | None = None
+
+
+class Posture(msgspec.Struct, frozen=True, kw_only=True):
+    """A device's management state, as a device-management issuer attested it."""
+
+    device_id: str
+    managed: bool
+    compliant: bool
+    observed_at: datetime
+
+
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+class Result(msgspec.Struct, Generic[R], frozen=True, kw_only=True):
+    """The outcome of a verification (or of confirming an enrollment).
+
+    ``record`` is the credential record to store in place of the old one, or None when
+    nothing changed. ``state`` is the new challenge state to keep, or None. ``proof`` is set
+    on a successful verification, not on an enrollment confirmation.
+    """
+
+    ok: bool
+    code: str
+    message: str = ""
+    record: R | None = None
+    state: bytes | None = None
+    proof: Proof | None = None
+    posture: Posture | None = None
+    claims: dict[str, Any] = {}
+
+
+def failure(code: str, *, record: Any = None, state: bytes | None = None) -> Result[Any]:
+    """A failed result: the stable code, the public message and nothing to prove."""
+    if code not in CODES or not code.startswith("method.failed."):
+        raise ValueError(f"not a failure code: `{code}`")
+    return Result(ok=False, code=code, message=PUBLIC_FAILURE, record=record, state=state)
+
+
+class Enrollment(msgspec.Struct, Generic[R, S], frozen=True, kw_only=True):
+    """A new credential: the record to store, and what to show the user once (or None)."""
+
+    record: R
+    shown: S
+
+
+class Issued(msgspec.Struct, frozen=True, kw_only=True):
+    """A started ceremony: what to send to the client and what to keep with the challenge."""
+
+    public: dict[str, Any]
+    state: bytes
+    expires_at: datetime
+
+
+class Context(msgspec.Struct, frozen=True, kw_only=True):
+    """What the verification is about, beyond the record and the proof.
+
+    ``subject`` is who the challenge is for (a token's subject and a credential's owner must
+    match it); ``challenge_id`` binds one-time codes to their challenge; ``state`` is what
+    the method's start step returned (`Issued.state`); ``nonce`` is the expected token nonce.
+    """
+
+    subject: str | None = None
+    challenge_id: str | None = None
+    state: bytes | None = None
+    nonce: str | None = None
+
+
+NO_CONTEXT = Context()
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Server-side things methods need that never sit in a journey file.
+
+    ``defaults`` holds per-kind options from the server configuration (a WebAuthn `rp_id`,
+    say); a journey's own options win over them.
+    """
+
+    secretbox: SecretBox | None = None
+    code_key: bytes | None = None
+    sender: Sender | None = None
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Options every method takes: ``amr`` replaces the kind's RFC 8176 values."""
+
+    amr: tuple[str, ...] | None = None
+
+
+class Method(Protocol[R]):
+    """The seam every method implements. Start and enrollment steps are per kind."""
+
+    kind: ClassVar[str]
+    name: str
+    aal: int
+    amr: tuple[str, ...]
+
+    @classmethod
+    def configure(
+        cls, *, name: str, aal: int, options: Mapping[str, Any], env: Environment
+    ) -> Self: ...
+
+    def verify(
+        self, record: R, proof: object, *, now: datetime, context: Context = NO_CONTEXT
+    ) -> Result[R]: ...
+
+
+#: kind -> the class that implements it. Each method module registers itself.
+KINDS: dict[str, type[Method[Any]]] = {}
+
+M = TypeVar("M", bound=type[Method[Any]])
+
+
+def register(cls: M) -> M:
+    """Add a method class to `KINDS` under its ``kind``."""
+    if cls.kind in KINDS:
+        raise ValueError(f"method kind `{cls.kind}` is registered twice")
+    KINDS[cls.kind] = cls
+    return cls
+
+
+def build(declaration: MethodDeclaration, env: Environment) -> Method[Any]:
+    """Configure the method a journey's `methods:` entry declares.
+
+    Raises:
+        ConfigError: ``method.config.unknown_kind`` or the option errors of `parse_options`.
+    """
+    cls = KINDS.get(declaration.kind)
+    if cls is None:
+        raise ConfigError(
+            f"method `{declaration.name}`: no implementation for kind `{declaration.kind}`",
+            code="method.config.unknown_kind",
+        )
+    options = {**env.defaults.get(declaration.kind, {}), **declaration.options}
+    return cls.configure(name=declaration.name, aal=declaration.aal, options=options, env=env)
+
+
+OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+def parse_options(
+    name: str, kind: str, options: Mapping[str, Any], into: type[OptionsT]
+) -> OptionsT:
+    """Decode a method's options strictly into its `Options` struct.
+
+    Raises:
+        ConfigError: ``method.config.unknown_option``, ``.missing_option``, ``.type`` or
+            ``.value``, naming the method and the option's path.
+    """
+    try:
+        return msgspec.convert(dict(options), into, strict=True)
+    except msgspec.ValidationError as error:
+        text = str(error)
+        where = f"method `{name}` (kind `{kind}`)"
+        if "unknown field" in text:
+            known = ", ".join(f"`{f}`" for f in into.__struct_fields__)
+            option = text.split("`")[1]
+            raise ConfigError(
+                f"{where}: unknown option `{option}` (expected one of {known})",
+                code="method.config.unknown_option",
+            ) from None
+        message = text.replace("`$.", "`").replace("Object missing", "missing")
+        message = message[0].lower() + message[1:]
+        if "missing required field" in text:
+            code = "method.config.missing_option"
+        elif text.startswith("Expected `") and "got `" in text:
+            code = "method.config.type"
+        else:
+            code = "method.config.value"
+        raise ConfigError(f"{where}: {message}", code=code) from None
+
+
+def duration_option(name: str, option: str, value: int | str) -> int:
+    """A duration option (``90s``, ``10m`` or seconds) in seconds, positive."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise ConfigError(f"method `{name}`: option `{option}`: {error}") from None
+    if seconds <= 0:
+        raise ConfigError(f"method `{name}`: option `{option}` must be more than 0s")
+    return seconds
+
+
+def check_range(name: str, option: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ConfigError(f"method `{name}`: option `{option}` must be {low}..{high}, not {value}")
+    return value
+
+
+def require_aware(now: datetime) -> datetime:
+    """Refuse a naive ``now``: every time a method compares must say its zone."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("`now` must be a timezone-aware datetime")
+    return now
+
+
+def decode_state(state: bytes | None, into: type[R], what: str) -> R:
+    """Decode the challenge state a start step returned; refuse anything else."""
+    if state is None:
+        raise StateError(f"the {what} state is missing", code="method.state.invalid")
+    try:
+        return msgspec.json.decode(state, type=into)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        raise StateError(f"the {what} state cannot be read", code="method.state.invalid") from None
