@@ -99,3 +99,34 @@ def test_distance_and_speed_are_finite_symmetric_and_bounded(a, b, seconds):
     s = speed_kmh(d, seconds)
     assert math.isfinite(s)
     assert s >= 0.0
+
+
+def located(lat, lon, seconds):
+    return Located(lat=lat, lon=lon, at=T + timedelta(seconds=seconds))
+
+
+points = st.builds(
+    located,
+    st.floats(-90, 90, allow_nan=False),
+    st.floats(-180, 180, allow_nan=False),
+    st.integers(-(10**6), 10**6),
+)
+
+
+@given(st.lists(points, max_size=8), points)
+def test_travel_from_agrees_with_distance_and_speed_point_by_point(recent, current):
+    moved = travel_from(recent, current)
+    if not recent:
+        assert moved is None
+        return
+    speeds = [
+        speed_kmh(
+            distance_km(p.lat, p.lon, current.lat, current.lon), (current.at - p.at).total_seconds()
+        )
+        for p in recent
+    ]
+    latest = max(recent, key=lambda p: p.at)
+    assert moved.speed_kmh == pytest.approx(max(speeds), rel=1e-9, abs=1e-9)
+    assert moved.distance_km == pytest.approx(
+        distance_km(latest.lat, latest.lon, current.lat, current.lon), rel=1e-9, abs=1e-9
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -43,10 +44,16 @@ def parse_network(cidr: str | IPNetwork) -> IPNetwork:
 
 def parse_address(ip: str | IPAddress) -> IPAddress | None:
     """An address, or None when the text is not a plain IPv4 or IPv6 address."""
-    if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return ip
+    if isinstance(ip, str):
+        return _parse_text(ip)
+    return ip
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> IPAddress | None:
+    """Cached: parsing an address costs more than a whole table lookup."""
     try:
-        return ipaddress.ip_address(ip)
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
@@ -136,7 +143,10 @@ class PrefixTable(Generic[V]):
         if address is None:
             return False
         value = int(address)
-        return any(value >> s in t for s, t in (self._v4 if address.version == 4 else self._v6))
+        for shift, table in self._v4 if address.version == 4 else self._v6:
+            if value >> shift in table:
+                return True
+        return False
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Literal
 
 from juncture.policy.prefixes import IPAddress, PrefixTable, parse_network
@@ -47,10 +48,12 @@ def canonical(address: IPAddress) -> IPAddress:
     return address
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """A bare IPv4 or IPv6 address (surrounding spaces allowed), canonical; None otherwise.
 
     Zone identifiers (``fe80::1%eth0``) are refused: they name an interface of the sender.
+    Cached (bounded): the same proxies and clients come again and again.
     """
     text = text.strip()
     if not text or len(text) > MAX_ADDRESS_CHARS or "%" in text:
@@ -73,6 +76,7 @@ def reported_ip(value: object) -> IPAddress | None:
     return parse_ip(value)
 
 
+@lru_cache(maxsize=4096)
 def parse_node(text: str) -> IPAddress | None:
     """One hop of a forwarding header: an address with an optional port; None if unparsable.
 

@@ -76,14 +76,26 @@ def travel(previous: Located | None, current: Located) -> Travel | None:
 def travel_from(recent: Iterable[Located], current: Located) -> Travel | None:
     """Over the subject's recent located observations: the highest implied speed, and the
     distance to the most recent one (the latest ``at``). None when there are none."""
+    # The haversine formula of `distance_km`, inlined: the current point's terms computed
+    # once, since a subject's recent observations are many and this runs every decision.
+    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
+    two_r = 2 * EARTH_RADIUS_KM
+    p2, l2 = radians(current.lat), radians(current.lon)
+    cos_p2, at = cos(p2), current.at
     latest: Located | None = None
-    fastest = 0.0
+    latest_km = fastest = 0.0
     for seen in recent:
-        km = distance_km(seen.lat, seen.lon, current.lat, current.lon)
-        fastest = max(fastest, speed_kmh(km, (current.at - seen.at).total_seconds()))
-        if latest is None or seen.at > latest.at:
-            latest = seen
+        p1 = radians(seen.lat)
+        h = sin((p2 - p1) * 0.5) ** 2 + cos(p1) * cos_p2 * sin((l2 - radians(seen.lon)) * 0.5) ** 2
+        km = two_r * asin(sqrt(h) if h < 1.0 else 1.0)
+        seen_at = seen.at
+        if km >= NEGLIGIBLE_KM:  # as `speed_kmh`
+            seconds = abs((at - seen_at).total_seconds())
+            speed = km * 3600.0 / (seconds if seconds > MIN_SECONDS else MIN_SECONDS)
+            if speed > fastest:
+                fastest = speed
+        if latest is None or seen_at > latest.at:
+            latest, latest_km = seen, km
     if latest is None:
         return None
-    km = distance_km(latest.lat, latest.lon, current.lat, current.lon)
-    return Travel(distance_km=km, speed_kmh=fastest)
+    return Travel(distance_km=latest_km, speed_kmh=fastest)
