@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from juncture.engine import Facts, FactsDocument
+from juncture.engine import Facts, FactsDocument, evaluate
 from juncture.engine.facts import DeviceIn, GeoIn, NetworkIn
+from juncture.policy import compile_plan, load_sources
 from juncture.signals.device import Posture
 from juncture.signals.enrich import Enricher, EnricherSettings, History, Observation
 from juncture.signals.reputation import ReputationError
@@ -57,7 +58,7 @@ def test_a_first_request_from_behind_the_proxy(enricher):
         )
     )
     assert seen.ip_source == "connection"
-    assert seen.network == NetworkIn(ip="81.0.1.2")
+    assert seen.network == NetworkIn(ip="81.0.1.2", labels=[])  # on no list
     assert seen.geo == GeoIn(
         country="DE", region="BE", city="Berlin", lat=52.52, lon=13.405, asn=3320
     )
@@ -111,7 +112,9 @@ def test_the_subjects_recent_locations_count_too(enricher):
 
 
 def test_reputation_labels_by_address_and_by_as(enricher):
-    assert enricher.enrich(Observation(at=NOW, reported_ip="82.0.66.1")).labels == ("known_bad",)
+    seen = enricher.enrich(Observation(at=NOW, reported_ip="82.0.66.1"))
+    assert seen.network == NetworkIn(ip="82.0.66.1", labels=["known_bad"])
+    assert seen.labels == ("known_bad",)
     # Tokyo's range: its AS number (from the ASN database) is on the cloud list
     assert enricher.enrich(Observation(at=NOW, reported_ip="83.0.0.1")).labels == ("cloud_hosting",)
 
@@ -141,12 +144,20 @@ def test_the_database_removed_at_run_time(enricher, city_db, asn_db):
     city_db.unlink()
     asn_db.unlink()
     seen = enricher.enrich(Observation(at=NOW, reported_ip="81.0.0.1"))
-    assert seen.network == NetworkIn(ip="81.0.0.1")
+    assert seen.network == NetworkIn(ip="81.0.0.1", labels=[])
     assert seen.geo == GeoIn()
     assert [s.state for s in enricher.status()] == ["missing", "missing", "ok"]
     write_mmdb(city_db, [("81.0.0.0/16", PARIS)])
     seen = enricher.enrich(Observation(at=NOW + timedelta(seconds=1), reported_ip="81.0.0.1"))
     assert seen.geo.city == "Paris"
+
+
+def test_labels_are_not_observed_without_a_reputation_file_or_an_ip(enricher):
+    assert Enricher(EnricherSettings()).enrich(Observation(at=NOW, peer="82.0.66.1")).network == (
+        NetworkIn(ip="82.0.66.1")
+    )
+    # an unknown address is not on no list: it is unknown
+    assert enricher.enrich(Observation(at=NOW, reported_ip="nope")).network == NetworkIn()
 
 
 def test_without_sources_only_the_ip_and_the_device():
@@ -167,7 +178,7 @@ def test_the_sections_make_a_valid_facts_document(enricher):
     document = FactsDocument(network=seen.network, geo=seen.geo, device=seen.device)
     facts = Facts(document)
     assert facts.base["geo"]["city"] == "New York"
-    assert facts.base["network"] == {"ip": "2001:db8:1::1", "version": 6}
+    assert facts.base["network"] == {"ip": "2001:db8:1::1", "version": 6, "labels": []}
     assert facts.device_posture_at == NOW
     # and survive a round trip through JSON, as decision records do
     encoded = msgspec.json.encode(document)
@@ -200,3 +211,42 @@ def test_settings_decode_strictly():
         msgspec.json.decode(b'{"trusted_proxy": []}', type=EnricherSettings)
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"forwarded_headers": ["x-real-ip"]}', type=EnricherSettings)
+
+
+JOURNEY = b"""\
+journey: j
+networks:
+  office: [81.0.0.0/16]
+checkpoints:
+  read:
+    - {if: "'known_bad' in network.labels", deny: blocked}
+    - {if: "has(geo.speed_kmh) && geo.speed_kmh > 900", deny: impossible_travel}
+    - {if: "network.segment == 'office' && geo.country == 'DE'", allow: {}}
+    - {deny: elsewhere}
+"""
+
+
+@pytest.mark.parametrize(
+    ("reported", "previous", "outcome"),
+    [
+        ("81.0.0.1", None, ("allow", None)),
+        ("::ffff:81.0.0.1", None, ("allow", None)),
+        ("82.0.0.1", None, ("deny", "elsewhere")),
+        ("82.0.66.1", None, ("deny", "blocked")),
+        ("81.0.0.1", (40.7128, -74.006), ("deny", "impossible_travel")),
+        ("nope", None, ("deny", "evaluation_error")),  # no IP: the conditions fail closed
+    ],
+)
+def test_a_journey_decides_on_the_enriched_facts(enricher, reported, previous, outcome):
+    plan = compile_plan(load_sources({"j.yaml": JOURNEY}))
+    history = History()
+    if previous is not None:
+        history = History(
+            previous=Located(lat=previous[0], lon=previous[1], at=NOW - timedelta(hours=1))
+        )
+    seen = enricher.enrich(Observation(at=NOW, reported_ip=reported), history)
+    facts = Facts(FactsDocument(network=seen.network, geo=seen.geo, device=seen.device))
+    decision = evaluate(plan, "read", facts, NOW)
+    assert decision.outcome == outcome[0]
+    if outcome[1] is not None:
+        assert decision.reason == outcome[1]

@@ -98,13 +98,17 @@ class Enrichment(msgspec.Struct, frozen=True, kw_only=True):
     observed_at: datetime
     #: Where ``network.ip`` came from.
     ip_source: IpSource
+    #: ``ip``, and ``labels`` (sorted) when a reputation file is configured and the IP known.
     network: NetworkIn
     geo: GeoIn
     device: DeviceIn
-    #: Reputation labels of the IP and its AS (to become ``network.labels``), sorted.
-    labels: tuple[str, ...] = ()
     #: This request's location, to store as the next request's ``History.previous``.
     located: Located | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The reputation labels (``network.labels``); empty when none or not observed."""
+        return tuple(self.network.labels or ())
 
 
 class Enricher:
@@ -172,9 +176,10 @@ class Enricher:
             if moved is not None:
                 geo["distance_km"] = round(moved.distance_km, 3)
                 geo["speed_kmh"] = round(moved.speed_kmh, 3)
-        labels: tuple[str, ...] = ()
-        if self.reputation is not None:
-            labels = tuple(self.reputation.labels(text, geo.get("asn"), now=now))
+        # Labels only for a known IP: an unknown address is not "on no list", it is unknown.
+        labels = None
+        if self.reputation is not None and ip is not None:
+            labels = self.reputation.labels(ip, geo.get("asn"), now=now)
         device = device_facts(
             device_id=observation.device_id,
             known_devices=history.known_devices,
@@ -186,10 +191,9 @@ class Enricher:
         return Enrichment(
             observed_at=at,
             ip_source=source,
-            network=NetworkIn(ip=text),
+            network=NetworkIn(ip=text, labels=labels),
             geo=GeoIn(**geo),
             device=DeviceIn(**device),
-            labels=labels,
             located=located,
         )
 
