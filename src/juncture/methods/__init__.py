@@ -3,7 +3,7 @@
 Importing the package registers every built-in kind in `KINDS`.
 """
 
-from juncture.methods import password, totp, webauthn  # noqa: F401  (registration)
+from juncture.methods import email_code, password, totp, webauthn  # noqa: F401  (registration)
 from juncture.methods.base import (
     KINDS,
     Context,
