@@ -250,3 +250,10 @@ def test_a_journey_decides_on_the_enriched_facts(enricher, reported, previous, o
     assert decision.outcome == outcome[0]
     if outcome[1] is not None:
         assert decision.reason == outcome[1]
+
+
+def test_the_engine_puts_a_mapped_address_in_its_ipv4_network():
+    plan = compile_plan(load_sources({"j.yaml": JOURNEY}))
+    document = {"network": {"ip": "::ffff:81.0.0.1", "labels": []}, "geo": {"country": "DE"}}
+    decision = evaluate(plan, "read", Facts.from_document(document), NOW)
+    assert decision.outcome == "allow"
