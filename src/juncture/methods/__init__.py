@@ -3,7 +3,14 @@
 Importing the package registers every built-in kind in `KINDS`.
 """
 
-from juncture.methods import email_code, password, totp, webauthn  # noqa: F401  (registration)
+from juncture.methods import (  # noqa: F401  (each registers its kind)
+    device_attestation,
+    email_code,
+    external_jwt,
+    password,
+    totp,
+    webauthn,
+)
 from juncture.methods.base import (
     KINDS,
     Context,

@@ -15,7 +15,7 @@ unreadable stored record, a key source or mail server that is down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -286,11 +286,16 @@ def build(declaration: MethodDeclaration, env: Environment) -> Method[Any]:
     return cls.configure(name=declaration.name, aal=declaration.aal, options=options, env=env)
 
 
-OptionsT = TypeVar("OptionsT", bound=Options)
+OptionsT = TypeVar("OptionsT", bound=msgspec.Struct)
 
 
 def parse_options(
-    name: str, kind: str, options: Mapping[str, Any], into: type[OptionsT]
+    name: str,
+    kind: str,
+    options: Mapping[str, Any],
+    into: type[OptionsT],
+    *,
+    also: Iterable[str] = (),
 ) -> OptionsT:
     """Decode a method's options strictly into its `Options` struct.
 
@@ -304,7 +309,7 @@ def parse_options(
         text = str(error)
         where = f"method `{name}` (kind `{kind}`)"
         if "unknown field" in text:
-            known = ", ".join(f"`{f}`" for f in into.__struct_fields__)
+            known = ", ".join(f"`{f}`" for f in sorted({*into.__struct_fields__, *also}))
             option = text.split("`")[1]
             raise ConfigError(
                 f"{where}: unknown option `{option}` (expected one of {known})",
