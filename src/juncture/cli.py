@@ -21,7 +21,7 @@ from juncture.engine import Facts, evaluate
 from juncture.engine.decision import Decision
 from juncture.engine.facts import parse_now
 from juncture.engine.testing import run_tests
-from juncture.errors import BundleError, FactsError, PolicyError
+from juncture.errors import BundleError, FactsError, JunctureError, PolicyError
 from juncture.policy import check as check_bundle
 from juncture.policy import compile_plan, load_sources
 from juncture.policy.loader import read_bundle_files
@@ -336,16 +336,58 @@ def serve(
     retention_days: Annotated[
         float, typer.Option(help="Keep decision records this many days (0: forever).")
     ] = 30,
+    geo_db: Annotated[
+        Path | None, typer.Option(help="A MaxMind-format City (or Country) database.")
+    ] = None,
+    asn_db: Annotated[Path | None, typer.Option(help="A MaxMind-format ASN database.")] = None,
+    reputation: Annotated[
+        Path | None, typer.Option(help="Reputation lists: labelled CIDRs and ASNs (YAML/JSON).")
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(help="A CIDR of reverse proxies trusted to forward client IPs (repeat)."),
+    ] = None,
+    connection_ip: Annotated[
+        bool,
+        typer.Option(help="Take the client IP from the connection when the app reports none."),
+    ] = False,
+    context_max_age: Annotated[
+        str, typer.Option(help="How long a session's reported IP counts (e.g. 15m).")
+    ] = "15m",
+    posture_max_age: Annotated[
+        str, typer.Option(help="How long a device posture counts before it is stale.")
+    ] = "1h",
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
 
     import uvicorn
 
-    from juncture.api.server import DB_ENV, RETENTION_ENV, open_runtime
+    from juncture.api.server import DB_ENV, OBSERVE_ENV, RETENTION_ENV, open_runtime
+    from juncture.policy.duration import parse_duration
+    from juncture.service.observe import ObserveSettings
     from juncture.service.setup import bootstrap
+    from juncture.signals import EnricherSettings
 
-    runtime = open_runtime(db)
+    try:
+        observe = ObserveSettings(
+            enrichers=EnricherSettings(
+                trusted_proxies=tuple(trusted_proxy or ()),
+                geo_city_db=str(geo_db) if geo_db is not None else None,
+                geo_asn_db=str(asn_db) if asn_db is not None else None,
+                reputation_file=str(reputation) if reputation is not None else None,
+            ),
+            connection_ip=connection_ip,
+            context_max_age=float(parse_duration(context_max_age)),
+            posture_max_age=float(parse_duration(posture_max_age)),
+        )
+        runtime = open_runtime(db, observe=observe)
+    except JunctureError as exc:
+        err.print(f"[red]error[/] {esc(str(exc))}")
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err.print(f"[red]error[/] {esc(str(exc))}")
+        raise typer.Exit(2) from None
     try:
         said = bootstrap(runtime, db, bundle if bundle is not None and bundle.exists() else None)
     except BundleError as exc:
@@ -364,6 +406,7 @@ def serve(
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
     os.environ[DB_ENV] = str(db)
     os.environ[RETENTION_ENV] = str(retention_days)
+    os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,
@@ -371,6 +414,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # Client IPs are Juncture's business (--trusted-proxy): uvicorn must not rewrite the
+        # peer from forwarding headers on its own.
+        proxy_headers=False,
     )
 
 

@@ -171,7 +171,8 @@ def test_to_facts_lifts_well_typed_context_and_decodes_as_facts() -> None:
     facts = authzen.to_facts(request, app="shop")
     assert facts["app"] == "shop"
     assert facts["network"] == {"ip": "10.0.0.1"}
-    assert facts["geo"] == {"country": "DE", "lat": 52.5}
+    assert "geo" not in facts  # observed from the IP, never taken from the caller
+    assert facts["context"]["geo"] == {"country": "DE", "lat": 52.5}
     assert facts["device"] == {"id": "lt-1"}  # context.device is ill-typed: not lifted
     assert facts["action"] == {"name": "read", "properties": {"m": "GET"}}
     assert facts["resource"] == {"type": "doc", "id": "d1", "properties": {}}

@@ -244,7 +244,7 @@ def test_context_updates_rerun_the_guard_at_once(server: Server):
     read = web.get(f"/v1/sessions/{session}").json()
     assert (read["status"], read["status_reason"]) == ("revoked", "credential_compromised")
     assert read["signals"]["credential_compromised"] is True
-    assert read["context"]["network"] == {"ip": "203.0.113.9"}
+    assert read["observed"]["ip"] == "203.0.113.9"
     assert read["risk"] == {"score": 0, "level": "low", "reasons": []}
     assert read["last_decision"]["action"] == "context_update"
     assert read["last_decision"]["outcome"] == "revoke"

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from juncture.api import authzen
-from juncture.api.auth import authenticate_app
+from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.problems import MAX_DEPTH, ApiError, raw_body, too_deep
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
@@ -47,12 +47,19 @@ def _json(body: Any) -> Response:
 
 def _decider(runtime: Runtime, app: App, request: Request) -> Callable[[Any], Any]:
     metrics = request.app.state.metrics
+    connection = connection_of(request, runtime)
 
     def decide(evaluation: Any) -> Any:
         started = time.perf_counter()
         facts = authzen.to_facts(evaluation, app=app.name)
         action = facts["action"]["name"]
-        outcome = runtime.decide(app, action, facts, session_id=authzen.session_id_of(evaluation))
+        outcome = runtime.decide(
+            app,
+            action,
+            facts,
+            session_id=authzen.session_id_of(evaluation),
+            connection=connection,
+        )
         decision = outcome.decision
         header = (
             authzen.www_authenticate(decision.step_up) if decision.step_up is not None else None

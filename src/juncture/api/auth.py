@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from juncture.api.problems import ApiError
 from juncture.service.ids import secret_matches, split_key
+from juncture.service.observe import Connection
 from juncture.service.runtime import Runtime
 from juncture.store.models import AdminCredential, App, AppKey
 
@@ -50,3 +51,16 @@ def authenticate_admin(request: Request, runtime: Runtime, scope: str) -> AdminC
     if scope not in admin.scopes:
         raise ApiError(403, "auth.forbidden", f"this key lacks the `{scope}` scope")
     return admin
+
+
+def connection_of(request: Request, runtime: Runtime) -> Connection | None:
+    """The connection a request came on, when the server reads client IPs from connections
+    (``--connection-ip``): its peer and forwarding headers, for the trusted-proxy rules."""
+    if not runtime.observer.settings.connection_ip:
+        return None
+    headers = request.headers
+    return Connection(
+        peer=request.client.host if request.client is not None else None,
+        forwarded=tuple(headers.getlist("forwarded")),
+        x_forwarded_for=tuple(headers.getlist("x-forwarded-for")),
+    )

@@ -31,7 +31,7 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.engine.decision import StepUp
-from juncture.engine.facts import DeviceIn, GeoIn
+from juncture.service.observe import ReportedDevice
 
 Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
 SEMANTICS: tuple[str, ...] = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
@@ -391,9 +391,13 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
 
     - ``network.ip`` from ``context.ip``, else ``subject.properties.ip_address`` (AuthZEN's
       common subject property), when it parses as an IP address;
-    - ``device`` from ``context.device`` when it is a valid facts ``device`` section; else
-      ``device.id`` from ``subject.properties.device_id`` (string);
-    - ``geo`` from ``context.geo`` when it is a valid facts ``geo`` section.
+    - ``device`` from ``context.device`` when it is a valid reported device (``id``,
+      ``platform``, ``user_agent``, ``managed``, ``compliant``, ``posture_at``); else
+      ``device.id`` from ``subject.properties.device_id`` (string); ``device.user_agent``
+      from ``context.user_agent`` when the device section has none.
+
+    ``geo`` is never lifted: Juncture observes it from the IP (`context.geo` stays readable
+    as ``context.geo``, what the caller said).
     """
     context = dict(request.context or {})
     context.pop("session_id", None)  # binds the session (session_id_of); not a condition's fact
@@ -414,14 +418,14 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
     ip = _ip(context.get("ip")) or _ip(subject_properties.get("ip_address"))
     if ip is not None:
         facts["network"] = {"ip": ip}
-    device = _well_typed(context.get("device"), DeviceIn)
+    device = _well_typed(context.get("device"), ReportedDevice)
     if device is None and isinstance(subject_properties.get("device_id"), str):
         device = {"id": subject_properties["device_id"]}
+    agent = context.get("user_agent")
+    if isinstance(agent, str) and (device is None or "user_agent" not in device):
+        device = {**(device or {}), "user_agent": agent}
     if device is not None:
         facts["device"] = device
-    geo = _well_typed(context.get("geo"), GeoIn)
-    if geo is not None:
-        facts["geo"] = geo
     return facts
 
 

@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from juncture.api.auth import authenticate_app
+from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.service.runtime import Outcome, Runtime
@@ -70,7 +70,12 @@ async def start_session(request: Request) -> Response:
     now = runtime.now()
     proofs = [StoredProof(method=p.method, at=now, asserted_by=app.id) for p in body.proofs]
     outcome = runtime.start_session(
-        app, msgspec.to_builtins(body.subject), body.context, proofs, action=body.action
+        app,
+        msgspec.to_builtins(body.subject),
+        body.context,
+        proofs,
+        action=body.action,
+        connection=connection_of(request, runtime),
     )
     return _json(_answer(runtime, outcome, with_handle=True), 201)
 
@@ -112,7 +117,11 @@ async def update_context(request: Request) -> Response:
     if not body.context and not body.signals:
         raise ApiError(400, "request.invalid", "give `context` or `signals`")
     outcome = runtime.update_context(
-        app, request.path_params["session_id"], context=body.context, signals=body.signals
+        app,
+        request.path_params["session_id"],
+        context=body.context,
+        signals=body.signals,
+        connection=connection_of(request, runtime),
     )
     return _json(_answer(runtime, outcome))
 

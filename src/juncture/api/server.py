@@ -6,10 +6,12 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 from starlette.types import ASGIApp
 
 from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
+from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.runtime import Runtime
 from juncture.store.sqlite import SqliteStore
 
@@ -21,17 +23,42 @@ def utc_now() -> datetime:
 
 
 RETENTION_ENV = "JUNCTURE_RETENTION_DAYS"
+#: The observation settings (`ObserveSettings` as JSON), handed from `juncture serve` to workers.
+OBSERVE_ENV = "JUNCTURE_OBSERVE"
 
 
-def open_runtime(db: str | Path, retention_days: float | None = None) -> Runtime:
-    """A runtime over the SQLite file; decision records older than the retention are purged."""
+def observe_settings(text: str | None) -> ObserveSettings:
+    """Settings from their JSON (None or empty: the defaults). Raises ValueError."""
+    if not text:
+        return ObserveSettings()
+    try:
+        return msgspec.json.decode(text, type=ObserveSettings)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise ValueError(f"invalid observation settings: {exc}") from None
+
+
+def open_runtime(
+    db: str | Path,
+    retention_days: float | None = None,
+    observe: ObserveSettings | None = None,
+) -> Runtime:
+    """A runtime over the SQLite file; decision records older than the retention are purged.
+
+    Raises:
+        ValueError, ReputationError: observation settings that cannot be used.
+    """
     retention = timedelta(days=retention_days) if retention_days else None
-    return Runtime(SqliteStore(db), now=utc_now, retention=retention)
+    observer = Observer(observe or ObserveSettings(), now=utc_now())
+    return Runtime(SqliteStore(db), now=utc_now, retention=retention, observer=observer)
 
 
 def build() -> ASGIApp:
     """The app over the SQLite file named by ``JUNCTURE_DB`` (default ``juncture.db``)."""
     configure_logs()
     days = os.environ.get(RETENTION_ENV)
-    runtime = open_runtime(os.environ.get(DB_ENV, "juncture.db"), float(days) if days else None)
+    runtime = open_runtime(
+        os.environ.get(DB_ENV, "juncture.db"),
+        float(days) if days else None,
+        observe_settings(os.environ.get(OBSERVE_ENV)),
+    )
     return create_app(runtime)

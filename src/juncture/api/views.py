@@ -53,6 +53,7 @@ def session_body(session: Session, aal: int, *, with_handle: bool = False) -> di
         ],
         "signals": session.signals,
         "context": session.context,
+        "observed": msgspec.to_builtins(session.observed),
         "path": session.path,
         "scopes": list(session.scopes),
     }

@@ -23,8 +23,25 @@ from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
 from juncture.policy import Plan
 from juncture.service.ids import new_id, new_secret
+from juncture.service.observe import (
+    Connection,
+    Observer,
+    ObserveSettings,
+    Reported,
+    ReportError,
+    Seen,
+    remember_subject,
+    take_reported,
+)
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
-from juncture.store.models import App, Challenge, DecisionRecord, Session, StoredProof
+from juncture.store.models import (
+    App,
+    Challenge,
+    DecisionRecord,
+    Session,
+    StoredProof,
+    SubjectSeen,
+)
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
 log = logging.getLogger("juncture.runtime")
@@ -34,7 +51,10 @@ MAX_PENDING_RECORDS = 100_000
 #: The action name under which a context update's guard decision is logged.
 CONTEXT_UPDATE = "context_update"
 CHALLENGE_ATTEMPTS = 5
-_CONTEXT_KEYS = ("network", "geo", "device", "context", "agent", "grants")
+#: Context sections an app reports and Juncture observes per request (service/observe.py).
+_REPORTED_KEYS = ("network", "device")
+#: Context sections a session stores as reported, read when a request lacks them.
+_STORED_KEYS = ("context", "agent", "grants")
 
 
 class ServiceError(Exception):
@@ -151,9 +171,11 @@ class Runtime:
         now: Callable[[], datetime],
         log_interval: float = 0.2,
         retention: timedelta | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
         self.now = now
+        self.observer = observer or Observer(ObserveSettings())
         self.policies = PolicyRegistry(store, now)
         self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
         self.stats: dict[tuple[str, str], int] = {}
@@ -188,7 +210,7 @@ class Runtime:
                 if proof[key] is None:
                     del proof[key]
         doc["signals"] = {**session.signals, **(doc.get("signals") or {})}
-        for key in _CONTEXT_KEYS:
+        for key in _STORED_KEYS:
             stored = session.context.get(key)
             if stored is not None and key not in doc:
                 doc[key] = stored
@@ -208,8 +230,12 @@ class Runtime:
         request: Mapping[str, Any],
         *,
         session_id: str | None = None,
+        connection: Connection | None = None,
     ) -> Outcome:
         """Decide ``action`` for a request (a facts document), bound to a session if named.
+
+        The request's ``network`` and ``device`` sections are what the app reports; they are
+        observed and enriched (service/observe.py) before the journey reads them.
 
         Raises ServiceError for a session that is not the app's, or facts that are invalid;
         everything else (store down, no version) is a deny.
@@ -244,6 +270,12 @@ class Runtime:
                 403,
             )
         doc = self._facts_document(app.name, request, session)
+        reported = self._reported(doc)
+        try:
+            seen = self._observe(reported, session, subject, now, connection)
+        except StoreError:
+            return Outcome(decision=_unavailable(action, plan.version, decision_id))
+        doc.update(seen.sections())
         try:
             facts = Facts.from_document(doc)
         except FactsError as exc:
@@ -257,11 +289,64 @@ class Runtime:
             allowed_journeys=frozenset(app.journeys) or None,
         )
         try:
+            session = self._remember(session, seen, now)
             outcome = self._effects(app, plan, action, request, session, decision, now)
         except StoreError:
             outcome = Outcome(decision=_unavailable(action, plan.version, decision_id))
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
+
+    # -- observation ------------------------------------------------------------------------
+    @staticmethod
+    def _reported(doc: dict[str, Any]) -> Reported:
+        try:
+            return take_reported(doc)
+        except ReportError as exc:
+            raise ServiceError("facts.invalid", str(exc), 400) from None
+
+    def _observe(
+        self,
+        reported: Reported,
+        session: Session | None,
+        subject: Mapping[str, Any],
+        now: datetime,
+        connection: Connection | None,
+    ) -> Seen:
+        if session is not None:
+            key: tuple[str, Any] = (session.subject_type, session.subject_id)
+        else:
+            key = (str(subject.get("type") or "user"), subject.get("id"))
+
+        def subject_seen() -> SubjectSeen | None:
+            kind, ident = key
+            return self.store.get_subject_seen(kind, ident) if isinstance(ident, str) else None
+
+        return self.observer.observe(
+            reported, session, now, connection=connection, subject_seen=subject_seen
+        )
+
+    def _remember(self, session: Session | None, seen: Seen, now: datetime) -> Session | None:
+        """Keep what this request showed that is new (no write when nothing is)."""
+        if session is None or not seen.changed:
+            return session
+        observed = seen.observed
+        session = self._change(
+            session, lambda s: msgspec.structs.replace(s, observed=observed, updated_at=now)
+        )
+        if seen.new_location is not None or seen.new_device is not None:
+            for _ in range(8):
+                current = self.store.get_subject_seen(session.subject_type, session.subject_id)
+                updated = remember_subject(current, seen, session, now)
+                if updated is None:
+                    break
+                try:
+                    self.store.put_subject_seen(
+                        updated, expected_revision=current.revision if current else 0
+                    )
+                    break
+                except ConflictError:
+                    continue
+        return session
 
     def _effects(
         self,
@@ -375,8 +460,10 @@ class Runtime:
         context: Mapping[str, Any],
         proofs: list[StoredProof],
         action: str = "login",
+        connection: Connection | None = None,
     ) -> Outcome:
-        """Start a session and decide its `login` checkpoint."""
+        """Start a session and decide its `login` checkpoint (the context's ``network`` and
+        ``device`` are that decision's observation; the other sections are stored)."""
         now = self.now()
         subject_type = str(subject.get("type") or "user")
         subject_id = subject.get("id")
@@ -395,17 +482,25 @@ class Runtime:
             updated_at=now,
             handle=new_secret(),
             proofs=tuple(proofs),
-            context=dict(context),
+            context={k: v for k, v in context.items() if k in _STORED_KEYS},
         )
         self.store.create_session(session)
-        return self.decide(app, action, {}, session_id=session.id)
+        reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
+        return self.decide(app, action, reported, session_id=session.id, connection=connection)
 
     def _check_context(self, context: Mapping[str, Any]) -> None:
-        unknown = sorted(set(context) - set(_CONTEXT_KEYS))
+        if "geo" in context:
+            raise ServiceError(
+                "request.invalid",
+                "`geo` is observed from the IP (the geolocation database), not reported",
+                400,
+            )
+        unknown = sorted(set(context) - {*_REPORTED_KEYS, *_STORED_KEYS})
         if unknown:
             raise ServiceError("request.invalid", f"unknown context section `{unknown[0]}`", 400)
+        self._reported({k: v for k, v in context.items() if k in _REPORTED_KEYS})
         try:
-            Facts.from_document(dict(context))
+            Facts.from_document({k: v for k, v in context.items() if k in _STORED_KEYS})
         except FactsError as exc:
             raise ServiceError("facts.invalid", exc.message, 400) from None
 
@@ -448,6 +543,7 @@ class Runtime:
         *,
         context: Mapping[str, Any],
         signals: Mapping[str, Any],
+        connection: Connection | None = None,
     ) -> Outcome:
         """Store new observations, then run the guard at once (revoke, reroute, or nothing).
 
@@ -457,22 +553,26 @@ class Runtime:
         self._check_context(context)
         session = self._load_session(app, session_id)
         now = self.now()
+        stored = {k: v for k, v in context.items() if k in _STORED_KEYS}
         session = self._change(
             session,
             lambda s: msgspec.structs.replace(
                 s,
-                context={**s.context, **context},
+                context={**s.context, **stored},
                 signals={**s.signals, **signals},
                 updated_at=now,
             ),
         )
+        reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
         if session.status != "active":
-            return self.decide(app, CONTEXT_UPDATE, {}, session_id=session.id)
+            return self.decide(app, CONTEXT_UPDATE, reported, session_id=session.id)
         try:
             plan = self.policies.active()
         except NoActiveVersion:
             return Outcome(decision=_unavailable("", reason="no_version"), session=session)
-        doc = self._facts_document(app.name, {}, session)
+        doc = self._facts_document(app.name, reported, session)
+        seen = self._observe(self._reported(doc), session, {}, now, connection)
+        doc.update(seen.sections())
         facts = Facts.from_document(doc)
         decision = evaluate(
             plan,
@@ -483,6 +583,8 @@ class Runtime:
             guard_only=True,
             allowed_journeys=frozenset(app.journeys) or None,
         )
+        remembered = self._remember(session, seen, now)
+        session = remembered if remembered is not None else session
         outcome = Outcome(decision=decision, session=session)
         if decision.reason != "guard_passed":
             outcome = self._effects(app, plan, CONTEXT_UPDATE, {}, session, decision, now)

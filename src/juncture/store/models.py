@@ -40,6 +40,7 @@ class Posture(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
     #: Who said so: ``attestation`` (a verified statement) or ``app`` (the calling app).
     source: str = "app"
+    platform: str | None = None
 
 
 class Observed(msgspec.Struct, frozen=True, kw_only=True):
