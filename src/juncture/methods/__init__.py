@@ -8,6 +8,7 @@ from juncture.methods import (  # noqa: F401  (each registers its kind)
     email_code,
     external_jwt,
     password,
+    recovery_code,
     totp,
     webauthn,
 )
