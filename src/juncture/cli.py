@@ -351,6 +351,9 @@ def serve(
         bool,
         typer.Option(help="Take the client IP from the connection when the app reports none."),
     ] = False,
+    signals_check_interval: Annotated[
+        float, typer.Option(help="Seconds between looks at the geo and reputation files.")
+    ] = 60.0,
     context_max_age: Annotated[
         str, typer.Option(help="How long a session's reported IP counts (e.g. 15m).")
     ] = "15m",
@@ -376,6 +379,8 @@ def serve(
                 geo_city_db=str(geo_db) if geo_db is not None else None,
                 geo_asn_db=str(asn_db) if asn_db is not None else None,
                 reputation_file=str(reputation) if reputation is not None else None,
+                geo_check_interval=signals_check_interval,
+                reputation_check_interval=signals_check_interval,
             ),
             connection_ip=connection_ip,
             context_max_age=float(parse_duration(context_max_age)),

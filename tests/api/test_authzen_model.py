@@ -182,7 +182,11 @@ def test_to_facts_lifts_well_typed_context_and_decodes_as_facts() -> None:
         _body({"subject": ALICE, "action": READ, "resource": DOC, "context": {"ip": "nope"}})
     )
     facts = authzen.to_facts(plain, app=None)
-    assert "network" not in facts and "app" not in facts and "device" not in facts
+    assert "app" not in facts and "device" not in facts
+    # Reported as given: the observation turns an address that does not parse into a missing
+    # fact (never the session's remembered IP, never a default).
+    assert facts["network"] == {"ip": "nope"}
+    assert "ip" not in Facts.from_document(facts).base["network"]
     assert authzen.session_id_of(plain) is None
 
 

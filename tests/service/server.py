@@ -22,8 +22,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, bundle: Path | None, port: int | None = None) -> None:
+    def __init__(
+        self, db: Path, bundle: Path | None, port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.db = db
+        self.args = args
         self.bundle = bundle
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,6 +49,7 @@ class Server:
             if self.bundle
             else ["--bundle", str(self.db.parent / "none")]
         )
+        args += self.args
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ}
         )

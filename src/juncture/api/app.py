@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -125,7 +126,9 @@ async def health(request: Request) -> Response:
         active = runtime.store.active_version_id()
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
-    return Response(json.dumps({"status": "ok", "version": active}), media_type="application/json")
+    sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
+    body = {"status": "ok", "version": active, "signals": sources}
+    return Response(msgspec.json.encode(body), media_type="application/json")
 
 
 def create_app(runtime: Runtime) -> ASGIApp:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
@@ -361,12 +360,9 @@ def session_id_of(request: EvaluationRequest) -> str | None:
 
 
 def _ip(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
+    """A reported IP as given (a string): one that does not parse is then a missing fact (the
+    observation refuses it), rather than no report at all (which a remembered IP would fill)."""
+    return value if isinstance(value, str) else None
 
 
 def _well_typed(value: Any, kind: type[msgspec.Struct]) -> dict[str, Any] | None:
@@ -390,7 +386,8 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
     Lifted when well-typed (otherwise they stay readable only under ``context``/properties):
 
     - ``network.ip`` from ``context.ip``, else ``subject.properties.ip_address`` (AuthZEN's
-      common subject property), when it parses as an IP address;
+      common subject property), when it is a string (one that does not parse as an IP address
+      is then a missing fact);
     - ``device`` from ``context.device`` when it is a valid reported device (``id``,
       ``platform``, ``user_agent``, ``managed``, ``compliant``, ``posture_at``); else
       ``device.id`` from ``subject.properties.device_id`` (string); ``device.user_agent``
@@ -461,7 +458,8 @@ def to_response(
     """The AuthZEN answer for a Juncture decision.
 
     ``decision`` is true only for ``allow`` and ``reroute``. ``context`` carries ``outcome``,
-    ``reason``, ``id`` (the decision id), ``version``; ``scopes`` and ``ttl`` when granted;
+    ``reason``, ``id`` (the decision id), ``version``; ``missing`` (the facts a condition
+    needed that were not observed) when there are any; ``scopes`` and ``ttl`` when granted;
     for ``reroute`` the ``path``; for ``step_up`` ``challenge_id``, ``methods``, ``acr_values``,
     ``amr_values`` (space-separated, as AuthZEN's step-up hint), ``max_age`` and
     ``www_authenticate`` (the RFC 9470 challenge; built here when not given). Absent values are
@@ -474,6 +472,8 @@ def to_response(
         context["id"] = decision.id
     if decision.version:
         context["version"] = decision.version
+    if decision.missing:  # facts a condition needed and nothing observed: why it failed closed
+        context["missing"] = list(decision.missing)
     if decision.permitted:
         if decision.scopes:
             context["scopes"] = list(decision.scopes)
