@@ -389,6 +389,8 @@ def serve(
         runtime = open_runtime(db, observe=observe)
     except JunctureError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")
+        for problem in getattr(exc, "errors", ()):  # a reputation file: every problem
+            err.print(_problem_line(problem))
         raise typer.Exit(2) from None
     except ValueError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")

@@ -71,3 +71,16 @@ def test_publish_versions_rollback(tmp_path: Path):
         assert run("admin-key", "--db", server.db, "--scope", "root").exit_code == 2
     finally:
         server.stop()
+
+
+def test_serve_refuses_signal_settings_it_cannot_use(tmp_path: Path):
+    bad = tmp_path / "lists.yaml"
+    bad.write_text("labels:\n  known_bad:\n    cidrs: [not-a-cidr]\n")
+    db = str(tmp_path / "j.db")
+    result = run("serve", "--db", db, "--reputation", str(bad), "--port", "1")
+    assert result.exit_code == 2
+    assert "lists.yaml:3" in result.output and "policy.schema.cidr" in result.output
+    result = run("serve", "--db", db, "--trusted-proxy", "10.0.0.0/33", "--port", "1")
+    assert result.exit_code == 2 and "10.0.0.0/33" in result.output
+    result = run("serve", "--db", db, "--context-max-age", "soon", "--port", "1")
+    assert result.exit_code == 2 and "duration" in result.output
