@@ -656,3 +656,27 @@ def test_now_is_the_callers_moment():
     assert evaluate(GATES, "within", facts, NOW + timedelta(minutes=4)).outcome == "allow"
     later = datetime(2026, 11, 29, 10, 6, tzinfo=UTC)
     assert evaluate(GATES, "within", facts, later).outcome == "step_up"
+
+
+def test_a_verified_proof_that_says_less_counts_for_less():
+    # a passkey used without user verification: the journey's AAL 3 is a ceiling, not a gift
+    weak = {"session": {"proofs": [{"method": "passkey", "at": "-1m", "kind": "webauthn",
+                                    "aal": 1, "amr": ["swk"]}]}}  # fmt: skip
+    assert decide(SESSION, "aal", weak).reason == "weak"
+    assert decide(GATES, "aal2", weak).outcome == "step_up"
+    strong = {"session": {"proofs": [{"method": "passkey", "at": "-1m", "kind": "webauthn",
+                                      "aal": 3, "amr": ["hwk", "user"]}]}}  # fmt: skip
+    assert decide(SESSION, "aal", strong).outcome == "allow"
+    assert decide(GATES, "aal2", strong).outcome == "allow"
+
+
+def test_a_proof_of_another_kind_under_the_same_name_proves_nothing_here():
+    # another journey's `totp` that is a password: it does not answer this journey's `totp`
+    other = {"session": {"proofs": [{"method": "totp", "at": "-1m", "kind": "password",
+                                     "aal": 1}]}}  # fmt: skip
+    assert decide(SESSION, "aal", other).reason == "weak"
+    assert decide(SESSION, "fresh", other).reason == "stale"
+    assert decide(GATES, "within", other).outcome == "step_up"
+    same = {"session": {"proofs": [{"method": "totp", "at": "-1m", "kind": "totp"}]}}
+    assert decide(SESSION, "aal", same).outcome == "allow"
+    assert decide(GATES, "within", same).outcome == "allow"

@@ -82,11 +82,12 @@ class _Run:
         for proof in self.proofs:
             if proof.at > horizon or (limit is not None and now - proof.at > limit):
                 continue  # a proof from the future is no proof; a stale one is not fresh
+            rated = _rate(methods, proof)
+            if rated is None:
+                continue
             fresh.add(proof.method)
-            info = methods.get(proof.method)
-            aal = info.aal if info is not None else (proof.aal or 0)
-            if aal > level:
-                level = aal
+            if rated[1] > level:
+                level = rated[1]
         if spec.mode == "all":
             lacking = tuple(m for m in spec.methods if m not in fresh)
             met = not lacking
@@ -113,6 +114,23 @@ class _Run:
             amr_values=amr,
         )
         return _STEP_UP
+
+
+def _rate(methods: dict[str, MethodInfo], proof: Proof) -> tuple[str, int, tuple[str, ...]] | None:
+    """(kind, AAL, amr) of a proof as the journey rates it; None when it proves nothing here.
+
+    A method the journey declares is rated by the declaration: its AAL is a ceiling (a proof
+    that says less, such as a passkey used without user verification, counts for less), and a
+    proof of another kind under the same name (another journey's method) does not count. A
+    method the journey does not declare keeps the proof's own kind, AAL and amr.
+    """
+    info = methods.get(proof.method)
+    if info is None:
+        return proof.kind or "external", proof.aal or 0, proof.amr
+    if proof.kind is not None and proof.kind != info.kind:
+        return None
+    aal = info.aal if proof.aal is None else min(info.aal, proof.aal)
+    return info.kind, aal, proof.amr or info.amr
 
 
 def _amr(methods: dict[str, MethodInfo], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -147,12 +165,11 @@ def session_view(journey: JourneyPlan, facts: Facts, now: datetime) -> dict[str,
         seen = latest.get(proof.method)
         if seen is not None and proof.at <= seen["at"]:
             continue
-        info = methods.get(proof.method)
-        if info is not None:
-            kind, aal, amr = info.kind, info.aal, list(info.amr or proof.amr)
-        else:
-            kind, aal, amr = proof.kind or "external", proof.aal or 0, list(proof.amr)
-        latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": amr}
+        rated = _rate(methods, proof)
+        if rated is None:
+            continue
+        kind, aal, amr = rated
+        latest[proof.method] = {"kind": kind, "aal": aal, "at": proof.at, "amr": list(amr)}
     for entry in latest.values():
         entry["age"] = now - entry["at"]
     view: dict[str, Any] = {
