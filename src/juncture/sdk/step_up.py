@@ -27,7 +27,8 @@ def step_up_hint(answer: Mapping[str, Any]) -> StepUpHint | None:
         answer = answer["context"]
     if answer.get("outcome") != "step_up":
         return None
-    source = answer.get("step_up") if isinstance(answer.get("step_up"), Mapping) else answer
+    nested = answer.get("step_up")
+    source: Mapping[str, Any] = nested if isinstance(nested, Mapping) else answer
     acr = source.get("acr_values")
     age = source.get("max_age")
     return StepUpHint(
