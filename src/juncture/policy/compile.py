@@ -11,11 +11,13 @@ from juncture.policy.cel import CompiledCondition, compile_condition, parse_netw
 from juncture.policy.duration import format_duration
 from juncture.policy.loader import suggest
 from juncture.policy.plan import (
+    DEFAULT_LOCKOUT,
     IF,
     OUTCOME,
     REQUIRE,
     USE,
     JourneyPlan,
+    LockoutSpec,
     MethodInfo,
     Outcome,
     Plan,
@@ -65,6 +67,20 @@ def describe(step: m.Step) -> tuple[str, str]:
         case m.Use(fragment=fragment):
             return "use", f"use {fragment}"
     raise TypeError(step)  # pragma: no cover
+
+
+def _lockout(journey: m.Journey) -> dict[str, LockoutSpec]:
+    """Both counters: those the journey sets, the defaults for the others."""
+    out = dict(DEFAULT_LOCKOUT)
+    for name, spec in journey.lockout.items():
+        out[name] = LockoutSpec(
+            counter=name,
+            after=spec.after,
+            within=spec.within,
+            lock=spec.lock,
+            backoff=spec.backoff,
+        )
+    return out
 
 
 def _amr(methods: dict[str, m.Method], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -278,6 +294,7 @@ class _JourneyCompiler:
             star=star,
             reads=reads,
             network_table=table,
+            lockout=_lockout(j),
         )
 
 

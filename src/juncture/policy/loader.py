@@ -19,7 +19,7 @@ import msgspec
 
 from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy import model as m
-from juncture.policy.duration import parse_duration
+from juncture.policy.duration import format_duration, parse_duration
 from juncture.policy.source import Located, plain, read_json, read_yaml
 
 MAX_FILES = 2000
@@ -36,6 +36,7 @@ _JOURNEY_KEYS = (
     "methods",
     "networks",
     "risk",
+    "lockout",
     "guard",
     "checkpoints",
     "fragments",
@@ -386,6 +387,58 @@ class _Decoder:
             return None
         return m.RiskRule(when=when, add=add, reason=reason, location=node.location)
 
+    def lockout(self, node: Located) -> dict[str, m.Lockout]:
+        fields = self.mapping(node, "`lockout`") or {}
+        self.keys(fields, m.LOCKOUT_COUNTERS, "`lockout`")
+        out = {}
+        for counter in m.LOCKOUT_COUNTERS:
+            if counter in fields:
+                spec = self.lockout_counter(counter, fields[counter])
+                if spec is not None:
+                    out[counter] = spec
+        return out
+
+    def lockout_counter(self, counter: str, node: Located) -> m.Lockout | None:
+        what = f"`lockout.{counter}`"
+        fields = self.mapping(node, what)
+        if fields is None:
+            return None
+        self.keys(fields, m.LOCKOUT_FIELDS, what)
+        values = dict(m.LOCKOUT_DEFAULTS[counter])
+        for key in m.LOCKOUT_FIELDS:
+            if key in fields:
+                value = self.lockout_field(key, fields[key], f"`lockout.{counter}.{key}`")
+                if value is not None:
+                    values[key] = value
+        return m.Lockout(
+            counter=counter,
+            after=values["after"],
+            within=values["within"],
+            lock=values["lock"],
+            backoff=values["backoff"],
+            location=node.location,
+        )
+
+    def lockout_field(self, key: str, node: Located, what: str) -> int | None:
+        """`after`: 1..1000 failures; `within` > 0; `lock` from 1s to 30d; `backoff` >= 0."""
+        if key == "after":
+            return self.integer(node, what, 1, m.LOCKOUT_MAX_AFTER)
+        seconds = self.duration(node, what)
+        if seconds is None or key == "backoff":
+            return seconds
+        if key == "within" and seconds == 0:
+            bound = "more than 0s"
+        elif key == "lock" and not 0 < seconds <= m.LOCKOUT_MAX_LOCK:
+            bound = "between 1s and 30d"
+        else:
+            return seconds
+        self.error(
+            f"{what} must be {bound}, not `{format_duration(seconds)}`",
+            "policy.schema.value",
+            node.location,
+        )
+        return None
+
     def journey(self, node: Located) -> m.Journey | None:
         fields = self.mapping(node, "a journey file")
         if fields is None:
@@ -415,6 +468,7 @@ class _Decoder:
         methods = self.methods(fields["methods"]) if "methods" in fields else {}
         networks = self.networks(fields["networks"]) if "networks" in fields else {}
         risk = self.risk(fields["risk"]) if "risk" in fields else m.Risk()
+        lockout = self.lockout(fields["lockout"]) if "lockout" in fields else {}
         guard = self.steps(fields["guard"], "`guard`") if "guard" in fields else ()
         checkpoints = []
         if "checkpoints" in fields:
@@ -462,6 +516,7 @@ class _Decoder:
             methods=methods,
             networks=networks,
             risk=risk,
+            lockout=lockout,
             guard=guard,
             checkpoints=tuple(checkpoints),
             fragments=fragments,

@@ -133,6 +133,37 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True):
     levels: tuple[RiskLevel, ...] = DEFAULT_RISK_LEVELS
 
 
+#: The failure counters a journey's `lockout:` configures. `password` counts failed
+#: verifications of `kind: password` methods; `second_factor` those of every other kind.
+LOCKOUT_COUNTERS: tuple[str, ...] = ("password", "second_factor")
+#: The fields of a counter, in the order the documentation gives them.
+LOCKOUT_FIELDS: tuple[str, ...] = ("after", "within", "lock", "backoff")
+#: counter -> field -> value (a count, or seconds) when the journey does not set it.
+LOCKOUT_DEFAULTS: dict[str, dict[str, int]] = {
+    "password": {"after": 10, "within": 900, "lock": 900, "backoff": 1},
+    "second_factor": {"after": 5, "within": 900, "lock": 900, "backoff": 1},
+}
+#: Bounds of the fields: `after` failures, `lock` seconds.
+LOCKOUT_MAX_AFTER = 1000
+LOCKOUT_MAX_LOCK = 30 * 86400
+
+
+class Lockout(msgspec.Struct, frozen=True, kw_only=True):
+    """One failure counter as the journey sets it; the fields it omits hold their defaults.
+
+    ``after`` failures within ``within`` seconds lock the counter for ``lock`` seconds; after
+    n consecutive failures the next attempt waits ``backoff * 2**(n-1)`` seconds (at most
+    ``lock``).
+    """
+
+    counter: str
+    after: int
+    within: int
+    lock: int
+    backoff: int
+    location: Location
+
+
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     steps: tuple[Step, ...]
@@ -155,6 +186,8 @@ class Journey(msgspec.Struct, frozen=True, kw_only=True):
     methods: dict[str, Method] = {}
     networks: dict[str, Network] = {}
     risk: Risk = Risk()
+    #: The counters the journey's `lockout:` names (the plan fills in the others).
+    lockout: dict[str, Lockout] = {}
     guard: tuple[Step, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
     fragments: dict[str, Fragment] = {}

@@ -85,6 +85,39 @@ class RiskRulePlan(msgspec.Struct, frozen=True, kw_only=True):
     ref: StepRef
 
 
+class LockoutSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits of one failure counter of a subject (durations in seconds).
+
+    ``after`` failures within ``within`` lock the counter for ``lock``; after n consecutive
+    failures the next attempt is refused until ``last failure + backoff * 2**(n-1)``, at
+    most ``lock`` after it.
+    """
+
+    counter: str
+    after: int
+    within: int
+    lock: int
+    backoff: int
+
+
+#: The limits of each counter of a journey without `lockout:` (or that leaves one out).
+DEFAULT_LOCKOUT: Final[dict[str, LockoutSpec]] = {
+    name: LockoutSpec(
+        counter=name,
+        after=limits["after"],
+        within=limits["within"],
+        lock=limits["lock"],
+        backoff=limits["backoff"],
+    )
+    for name, limits in model.LOCKOUT_DEFAULTS.items()
+}
+
+
+def counter_for_kind(kind: str) -> str:
+    """The failure counter a failed verification of a method of ``kind`` counts against."""
+    return "password" if kind == "password" else "second_factor"
+
+
 CompiledStep = tuple[Any, ...]
 Steps = tuple[CompiledStep, ...]
 
@@ -111,6 +144,8 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     reads: frozenset[str] = frozenset()
     #: The journey's `networks:` as one longest-prefix table: address -> network names.
     network_table: PrefixTable[str] = _NO_NETWORKS
+    #: counter name (`password`, `second_factor`) -> its limits; always both counters.
+    lockout: dict[str, LockoutSpec] = msgspec.field(default_factory=DEFAULT_LOCKOUT.copy)
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""
