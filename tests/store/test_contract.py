@@ -18,15 +18,18 @@ from juncture.store.models import (
     AdminCredential,
     App,
     AppKey,
+    Authenticator,
     Challenge,
     DecisionQuery,
     DecisionRecord,
+    Failures,
     Located,
     Observed,
     PolicyVersion,
     Posture,
     Session,
     StoredProof,
+    Subject,
     SubjectSeen,
 )
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
@@ -602,6 +605,9 @@ def fill(store: Store) -> None:
     store.put_admin(make_admin())
     store.create_challenge(make_challenge())
     store.consume_challenge("ch1", at=at(6))
+    store.put_subject(make_subject(), expected_revision=0)
+    store.create_authenticator(make_authenticator())
+    store.record_failure("user", "u1", "password", **LIMITS)
 
 
 def check_filled(store: Store) -> None:
@@ -614,6 +620,9 @@ def check_filled(store: Store) -> None:
     assert store.get_challenge("ch1").consumed_at == at(6)
     with pytest.raises(ConflictError):
         store.consume_challenge("ch1", at=at(7))
+    assert store.get_subject("user", "u1") == make_subject(revision=1)
+    assert store.find_authenticator("cred-a1") == make_authenticator(revision=1)
+    assert store.get_failures("user", "u1", "password").count == 1
 
 
 def test_state_survives_close_and_reopen(backend: Backend):
@@ -738,6 +747,446 @@ def test_naive_times_are_refused(store: Store):
     with pytest.raises(StoreError):
         store.create_session(make_session(started_at=T0.replace(tzinfo=None)))
     assert store.get_session("s1") is None
+
+
+# -- challenge state --------------------------------------------------------------------------
+def test_a_new_challenge_has_no_state_and_a_user_subject(store: Store):
+    store.create_challenge(make_challenge())
+    stored = store.get_challenge("ch1")
+    assert (stored.subject_type, stored.states) == ("user", {})
+    store.create_challenge(make_challenge(2, subject_type="agent", states={"passkey": b"\x00"}))
+    assert store.get_challenge("ch2") == make_challenge(2, subject_type="agent",
+                                                        states={"passkey": b"\x00"})  # fmt: skip
+
+
+def test_set_challenge_state_keeps_each_method_state(store: Store):
+    store.create_challenge(make_challenge(attempts_left=0))  # attempts are not checked
+    first = store.set_challenge_state("ch1", "passkey", b"webauthn-1\x00\xff", at=at(1))
+    assert first == make_challenge(attempts_left=0, states={"passkey": b"webauthn-1\x00\xff"})
+    assert store.get_challenge("ch1") == first
+    store.set_challenge_state("ch1", "email", b"code", at=at(2))
+    replaced = store.set_challenge_state("ch1", "passkey", b"webauthn-2", at=at(3))
+    assert replaced.states == {"passkey": b"webauthn-2", "email": b"code"}
+    assert store.get_challenge("ch1") == replaced
+    consumed = store.consume_challenge("ch1", at=at(4))
+    assert consumed.states == replaced.states  # other changes keep the states
+
+
+def test_set_challenge_state_on_an_expired_or_consumed_challenge_conflicts(store: Store):
+    store.create_challenge(make_challenge(expires_at=at(300)))
+    store.set_challenge_state("ch1", "totp", b"a", at=at(300) - timedelta(microseconds=1))
+    with pytest.raises(ConflictError):
+        store.set_challenge_state("ch1", "totp", b"b", at=at(300))  # expires_at is expired
+    assert store.get_challenge("ch1").states == {"totp": b"a"}
+    store.create_challenge(make_challenge(2))
+    store.consume_challenge("ch2", at=at(1))
+    with pytest.raises(ConflictError):
+        store.set_challenge_state("ch2", "totp", b"b", at=at(2))
+    assert store.get_challenge("ch2").states == {}
+
+
+def test_set_challenge_state_on_an_unknown_challenge_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.set_challenge_state("nope", "totp", b"a", at=at(1))
+
+
+def test_set_challenge_state_refuses_a_naive_time(store: Store):
+    store.create_challenge(make_challenge())
+    with pytest.raises(StoreError, match="naive"):
+        store.set_challenge_state("ch1", "totp", b"a", at=at(1).replace(tzinfo=None))
+    assert store.get_challenge("ch1") == make_challenge()
+
+
+# -- the directory: subjects ----------------------------------------------------------------
+def make_subject(subject_id: str = "u1", subject_type: str = "user", **changes: Any) -> Subject:
+    subject = Subject(
+        type=subject_type, id=subject_id, created_at=at(1), updated_at=at(2),
+        attributes={"email": f"{subject_id}@example.com", "groups": ["staff"]},
+    )  # fmt: skip
+    return replace(subject, **changes)
+
+
+def test_subject_round_trips_and_starts_at_revision_one(store: Store):
+    assert store.get_subject("user", "u1") is None
+    stored = store.put_subject(make_subject(revision=9), expected_revision=0)
+    assert stored == make_subject(revision=1)
+    assert store.get_subject("user", "u1") == stored
+    assert stored.status == "active"
+    assert store.get_subject("service", "u1") is None  # the type is part of the key
+    assert store.get_subject("user", "u2") is None
+
+
+def test_creating_a_subject_that_exists_conflicts_and_changes_nothing(store: Store):
+    store.put_subject(make_subject(), expected_revision=0)
+    with pytest.raises(ConflictError):
+        store.put_subject(make_subject(attributes={}), expected_revision=0)
+    assert store.get_subject("user", "u1") == make_subject(revision=1)
+    store.put_subject(make_subject(subject_type="service"), expected_revision=0)  # other type
+
+
+def test_put_subject_replaces_at_the_expected_revision(store: Store):
+    first = store.put_subject(make_subject(), expected_revision=0)
+    disabled = replace(first, status="disabled", attributes={"email": "new@example.com"},
+                       updated_at=at(10))  # fmt: skip
+    second = store.put_subject(disabled, expected_revision=1)
+    assert second == replace(disabled, revision=2)
+    assert store.get_subject("user", "u1") == second
+    with pytest.raises(ConflictError):  # stale
+        store.put_subject(replace(first, attributes={}), expected_revision=1)
+    with pytest.raises(ConflictError):  # ahead
+        store.put_subject(replace(first, attributes={}), expected_revision=5)
+    assert store.get_subject("user", "u1") == second
+
+
+def test_replacing_an_unknown_subject_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.put_subject(make_subject(), expected_revision=1)
+    assert store.get_subject("user", "u1") is None
+
+
+def test_threads_racing_to_create_a_subject_exactly_one_wins(store: Store):
+    results, errors = race(8, lambda i: store.put_subject(
+        make_subject(attributes={"thread": i}), expected_revision=0))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_subject("user", "u1") == results[0]
+
+
+def test_threads_racing_to_update_a_subject_exactly_one_wins(store: Store):
+    base = store.put_subject(make_subject(), expected_revision=0)
+    results, errors = race(8, lambda i: store.put_subject(
+        replace(base, attributes={"thread": i}), expected_revision=1))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_subject("user", "u1") == results[0]
+
+
+def test_list_subjects_filters_and_orders_by_type_then_id(store: Store):
+    for subject_type, subject_id, status in [
+        ("user", "u2", "active"), ("user", "u10", "disabled"), ("service", "billing", "active"),
+        ("user", "u1", "active"), ("agent", "bot", "disabled"),
+    ]:  # fmt: skip
+        store.put_subject(make_subject(subject_id, subject_type, status=status),
+                          expected_revision=0)  # fmt: skip
+
+    def keys(**filters: Any) -> list[str]:
+        return [f"{s.type}:{s.id}" for s in store.list_subjects(**filters)]
+
+    assert keys() == ["agent:bot", "service:billing", "user:u1", "user:u10", "user:u2"]
+    assert keys(subject_type="user") == ["user:u1", "user:u10", "user:u2"]
+    assert keys(status="disabled") == ["agent:bot", "user:u10"]
+    assert keys(subject_type="user", status="active") == ["user:u1", "user:u2"]
+    assert keys(subject_type="robot") == []
+    assert keys(limit=2) == ["agent:bot", "service:billing"]
+    assert keys(limit=0) == []
+    assert store.list_subjects(subject_type="service") == [
+        make_subject("billing", "service", revision=1)
+    ]
+
+
+def test_paging_subjects_with_after_visits_every_subject_once(store: Store):
+    made = [
+        make_subject(f"{prefix}{n}", subject_type)
+        for subject_type in ("agent", "user")
+        for prefix in ("a", "a:b", "z")
+        for n in range(3)
+    ]
+    for subject in made:
+        store.put_subject(subject, expected_revision=0)
+    expected = sorted(f"{s.type}:{s.id}" for s in made)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.list_subjects(limit=4, after=after)
+        if not page:
+            break
+        seen.extend(f"{s.type}:{s.id}" for s in page)
+        after = f"{page[-1].type}:{page[-1].id}"
+    assert seen == expected
+    assert [s.id for s in store.list_subjects(subject_type="user", after="agent:z2")][:2] == [
+        "a0", "a1"
+    ]  # fmt: skip
+    assert store.list_subjects(subject_type="agent", after="agent:z2") == []
+    assert store.list_subjects(subject_type="agent", after="user:a0") == []
+    users = [s.id for s in store.list_subjects(subject_type="user", after="user:a2", limit=2)]
+    assert users == ["a:b0", "a:b1"]
+    page = store.list_subjects(after="user:a:b1", limit=2)  # an id with a colon
+    assert [s.id for s in page] == ["a:b2", "z0"]
+    assert [s.id for s in store.list_subjects(after="user:a:b15", limit=1)] == ["a:b2"]  # gone
+
+
+def test_paging_subjects_keeps_the_filters(store: Store):
+    made = [make_subject(f"u{n:02d}", subject_type, status="disabled" if n % 3 else "active")
+            for subject_type in ("service", "user") for n in range(12)]  # fmt: skip
+    for subject in made:
+        store.put_subject(subject, expected_revision=0)
+    for filters in [{"subject_type": "user"}, {"status": "active"},
+                    {"subject_type": "user", "status": "disabled"}]:  # fmt: skip
+        expected = [f"{s.type}:{s.id}" for s in made if all(
+            getattr(s, name.removeprefix("subject_")) == value for name, value in filters.items()
+        )]  # fmt: skip
+        seen: list[str] = []
+        after = None
+        while page := store.list_subjects(limit=3, after=after, **filters):
+            seen.extend(f"{s.type}:{s.id}" for s in page)
+            after = seen[-1]
+        assert seen == expected, filters
+
+
+def test_subjects_with_naive_times_are_refused(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        store.put_subject(make_subject(created_at=at(1).replace(tzinfo=None)), expected_revision=0)
+    assert store.get_subject("user", "u1") is None
+    stored = store.put_subject(make_subject(), expected_revision=0)
+    with pytest.raises(StoreError, match="naive"):
+        store.put_subject(replace(stored, updated_at=at(5).replace(tzinfo=None)),
+                          expected_revision=1)  # fmt: skip
+    assert store.get_subject("user", "u1") == stored
+
+
+# -- the directory: authenticators ----------------------------------------------------------
+def make_authenticator(n: int = 1, subject_id: str = "u1", **changes: Any) -> Authenticator:
+    authenticator = Authenticator(
+        id=f"a{n}", subject_type="user", subject_id=subject_id, method="passkey", kind="webauthn",
+        created_at=at(n), record=b"sealed\x00\xff" + bytes([n]), label=f"key {n}",
+        confirmed_at=at(n + 1), lookup=f"cred-a{n}",
+    )  # fmt: skip
+    return replace(authenticator, **changes)
+
+
+def test_authenticator_round_trips_at_revision_one(store: Store):
+    made = store.create_authenticator(make_authenticator(revision=7))
+    assert made == make_authenticator(revision=1)
+    assert store.get_authenticator("a1") == made
+    assert store.get_authenticator("a1").record == b"sealed\x00\xff\x01"
+    assert store.find_authenticator("cred-a1") == made
+    assert store.get_authenticator("a9") is None
+    assert store.find_authenticator("cred-a9") is None
+
+
+def test_authenticators_without_a_lookup_are_not_found_by_one(store: Store):
+    plain = make_authenticator(1, lookup=None, method="totp", kind="totp", confirmed_at=None)
+    store.create_authenticator(plain)
+    store.create_authenticator(make_authenticator(2, lookup=None))  # many may have none
+    assert store.get_authenticator("a1") == replace(plain, revision=1)
+    assert store.find_authenticator("") is None
+    assert [a.id for a in store.list_authenticators("user", "u1")] == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("clash", [{"lookup": "cred-other"}, {"id": "other"}])
+def test_create_authenticator_with_a_taken_id_or_lookup_conflicts(
+    store: Store, clash: dict[str, str]
+):
+    first = store.create_authenticator(make_authenticator(1))
+    with pytest.raises(ConflictError):  # held by another subject's authenticator, too
+        store.create_authenticator(make_authenticator(1, subject_id="intruder", **clash))
+    assert store.get_authenticator("a1") == first
+    assert store.get_authenticator("other") is None
+    assert store.find_authenticator("cred-a1") == first
+    assert store.list_authenticators("user", "intruder") == []
+
+
+def test_list_authenticators_oldest_first_then_by_id(store: Store):
+    store.create_authenticator(make_authenticator(3, created_at=at(1)))
+    store.create_authenticator(make_authenticator(1, created_at=at(5)))
+    store.create_authenticator(make_authenticator(2, created_at=at(1)))
+    paris = timezone(timedelta(hours=1))
+    store.create_authenticator(make_authenticator(4, created_at=at(3).astimezone(paris)))
+    store.create_authenticator(make_authenticator(5, subject_id="u2"))
+    store.create_authenticator(make_authenticator(6, subject_id="u1", subject_type="service"))
+    assert [a.id for a in store.list_authenticators("user", "u1")] == ["a2", "a3", "a4", "a1"]
+    assert [a.id for a in store.list_authenticators("user", "u2")] == ["a5"]
+    assert [a.id for a in store.list_authenticators("service", "u1")] == ["a6"]
+    assert store.list_authenticators("user", "nobody") == []
+    assert store.get_authenticator("a4").created_at == at(3)
+
+
+def test_update_authenticator_bumps_the_revision(store: Store):
+    made = store.create_authenticator(make_authenticator(confirmed_at=None))
+    confirmed = replace(made, confirmed_at=at(10), last_used_at=at(10), record=b"counter=1",
+                        label="renamed", lookup="cred-new")  # fmt: skip
+    stored = store.update_authenticator(confirmed, expected_revision=1)
+    assert stored == replace(confirmed, revision=2)
+    assert store.get_authenticator("a1") == stored
+    assert store.find_authenticator("cred-new") == stored
+    assert store.find_authenticator("cred-a1") is None
+    again = store.update_authenticator(replace(stored, lookup=None), expected_revision=2)
+    assert again.revision == 3
+    assert store.find_authenticator("cred-new") is None
+
+
+def test_update_authenticator_with_a_stale_revision_conflicts_and_changes_nothing(store: Store):
+    made = store.create_authenticator(make_authenticator())
+    current = store.update_authenticator(replace(made, label="b"), expected_revision=1)
+    with pytest.raises(ConflictError):
+        store.update_authenticator(replace(made, label="stale"), expected_revision=1)
+    assert store.get_authenticator("a1") == current
+
+
+def test_update_unknown_authenticator_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.update_authenticator(make_authenticator(), expected_revision=1)
+    assert store.get_authenticator("a1") is None
+
+
+def test_update_authenticator_to_a_lookup_held_by_another_conflicts(store: Store):
+    mine = store.create_authenticator(make_authenticator(1))
+    theirs = store.create_authenticator(make_authenticator(2, subject_id="u2"))
+    with pytest.raises(ConflictError):
+        store.update_authenticator(replace(mine, lookup="cred-a2"), expected_revision=1)
+    assert store.get_authenticator("a1") == mine
+    assert store.find_authenticator("cred-a2") == theirs
+
+
+def test_threads_racing_to_update_an_authenticator_exactly_one_wins(store: Store):
+    made = store.create_authenticator(make_authenticator())
+    results, errors = race(8, lambda i: store.update_authenticator(
+        replace(made, last_used_at=at(10 + i)), expected_revision=1))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_authenticator("a1") == results[0]
+
+
+def test_threads_racing_to_claim_one_lookup_exactly_one_wins(store: Store):
+    results, errors = race(8, lambda i: store.create_authenticator(
+        make_authenticator(i, lookup="cred-shared")))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.find_authenticator("cred-shared") == results[0]
+
+
+def test_delete_authenticator(store: Store):
+    store.create_authenticator(make_authenticator(1))
+    store.create_authenticator(make_authenticator(2))
+    assert store.delete_authenticator("a1") is True
+    assert store.delete_authenticator("a1") is False
+    assert store.delete_authenticator("nope") is False
+    assert store.get_authenticator("a1") is None
+    assert store.find_authenticator("cred-a1") is None
+    assert [a.id for a in store.list_authenticators("user", "u1")] == ["a2"]
+    store.create_authenticator(make_authenticator(3, lookup="cred-a1"))  # the lookup is free
+
+
+def test_authenticators_with_naive_times_are_refused(store: Store):
+    naive = at(1).replace(tzinfo=None)
+    for change in ("created_at", "confirmed_at", "last_used_at"):
+        with pytest.raises(StoreError, match="naive"):
+            store.create_authenticator(make_authenticator(**{change: naive}))
+    assert store.get_authenticator("a1") is None
+    made = store.create_authenticator(make_authenticator())
+    for change in ("created_at", "confirmed_at", "last_used_at"):
+        with pytest.raises(StoreError, match="naive"):
+            store.update_authenticator(replace(made, **{change: naive}), expected_revision=1)
+    assert store.get_authenticator("a1") == made
+
+
+# -- failure counters -----------------------------------------------------------------------
+LIMITS: dict[str, Any] = {"at": at(0), "window": timedelta(minutes=15), "lock_after": 3,
+                          "lock_for": timedelta(minutes=30)}  # fmt: skip
+
+
+def fail(store: Store, seconds: float, counter: str = "password", **limits: Any) -> Failures:
+    return store.record_failure("user", "u1", counter, **{**LIMITS, "at": at(seconds), **limits})
+
+
+def test_failures_count_up_within_the_window(store: Store):
+    assert store.get_failures("user", "u1", "password") is None
+    first = fail(store, 0)
+    assert first == Failures(subject_type="user", subject_id="u1", counter="password", count=1,
+                             first_at=at(0), last_at=at(0))  # fmt: skip
+    second = fail(store, 60)
+    assert (second.count, second.first_at, second.last_at) == (2, at(0), at(60))
+    assert second.locked_until is None
+    assert store.get_failures("user", "u1", "password") == second
+    assert store.get_failures("user", "u1", "second_factor") is None
+    assert store.get_failures("service", "u1", "password") is None
+
+
+def test_failures_lock_when_the_count_reaches_lock_after(store: Store):
+    fail(store, 0)
+    fail(store, 1)
+    locked = fail(store, 2)
+    assert (locked.count, locked.locked_until) == (3, at(2) + timedelta(minutes=30))
+    assert store.get_failures("user", "u1", "password") == locked
+    again = fail(store, 5)  # past it: each further failure locks again
+    assert (again.count, again.locked_until) == (4, at(5) + timedelta(minutes=30))
+    assert again.first_at == at(0)
+
+
+def test_a_failure_after_the_window_restarts_the_count(store: Store):
+    fail(store, 0)
+    fail(store, 100)
+    window = LIMITS["window"].total_seconds()
+    kept = fail(store, 100 + window)  # exactly the window: not older
+    assert kept.count == 3
+    restarted = fail(store, 100 + 2 * window + 1, lock_after=5)
+    assert (restarted.count, restarted.first_at) == (1, restarted.last_at)
+    assert restarted.last_at == at(100 + 2 * window + 1)
+
+
+def test_a_restart_keeps_a_running_lock_and_drops_an_ended_one(store: Store):
+    limits = {"window": timedelta(seconds=10), "lock_after": 2, "lock_for": timedelta(hours=1)}
+    fail(store, 0, **limits)
+    locked = fail(store, 1, **limits)
+    assert locked.locked_until == at(1) + timedelta(hours=1)
+    restarted = fail(store, 100, **limits)
+    assert (restarted.count, restarted.locked_until) == (1, locked.locked_until)
+    ended = fail(store, 2 * 3600, **limits)
+    assert (ended.count, ended.locked_until) == (1, None)
+
+
+def test_a_shorter_lock_never_shortens_a_running_one(store: Store):
+    fail(store, 0, lock_after=1, lock_for=timedelta(hours=1))
+    shorter = fail(store, 1, lock_after=1, lock_for=timedelta(minutes=1))
+    assert shorter.locked_until == at(0) + timedelta(hours=1)
+
+
+def test_lock_after_below_one_never_locks(store: Store):
+    assert fail(store, 0, lock_after=0).locked_until is None
+    assert fail(store, 1, lock_after=0).count == 2
+
+
+def test_a_late_failure_does_not_move_the_window_back(store: Store):
+    fail(store, 100)
+    late = fail(store, 50)
+    assert (late.count, late.first_at, late.last_at) == (2, at(100), at(100))
+
+
+def test_clear_failures_forgets_one_counter(store: Store):
+    fail(store, 0)
+    fail(store, 0, counter="second_factor")
+    store.clear_failures("user", "u1", "password")
+    assert store.get_failures("user", "u1", "password") is None
+    assert store.get_failures("user", "u1", "second_factor").count == 1
+    store.clear_failures("user", "u1", "password")  # nothing to clear
+    assert fail(store, 1).count == 1
+
+
+def test_threads_racing_record_failure_lose_no_count(store: Store):
+    results, errors = race(8, lambda i: fail(store, i, lock_after=8))
+    assert errors == []
+    final = store.get_failures("user", "u1", "password")
+    assert final.count == 8
+    assert sorted(f.count for f in results) == list(range(1, 9))  # type: ignore[attr-defined]
+    assert final.locked_until is not None
+
+
+def test_two_handles_racing_record_failure_lose_no_count(backend: Backend):
+    first, second = backend.open(), backend.open()
+    try:
+        handles = (first, second)
+        _, errors = race(8, lambda i: fail(handles[i % 2], 1))
+        assert errors == []
+        assert first.get_failures("user", "u1", "password").count == 8
+    finally:
+        first.close()
+        second.close()
+
+
+def test_record_failure_refuses_a_naive_time(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        fail(store, 0, at=at(0).replace(tzinfo=None))
+    assert store.get_failures("user", "u1", "password") is None
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

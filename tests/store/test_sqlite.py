@@ -5,15 +5,25 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from juncture.store.models import DecisionQuery
 from juncture.store.protocols import ConflictError, StoreError
 from juncture.store.sqlite import SCHEMA_VERSION, SqliteStore
 
-from .test_contract import make_challenge, make_decision, make_session, make_version
+from .test_contract import (
+    make_authenticator,
+    make_challenge,
+    make_decision,
+    make_seen,
+    make_session,
+    make_subject,
+    make_version,
+)
 
 
 @pytest.fixture
@@ -178,8 +188,71 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
     raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], "PRAGMA user_version = 1")
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
-    raw(path, "DROP TABLE subjects_seen", "PRAGMA user_version = 1")
+    raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, "PRAGMA user_version = 1")
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+
+
+#: What undoes the third schema's migration (its tables, with their indexes).
+DROP_SCHEMA_3 = ("DROP TABLE subjects", "DROP TABLE authenticators", "DROP TABLE failures")
+
+
+def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Path):
+    from juncture.store.sqlite import _MIGRATIONS
+
+    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], *_MIGRATIONS[1],
+        "PRAGMA user_version = 2")  # fmt: skip
+    with SqliteStore(path) as second:  # records written by the second schema's code
+        second.create_session(make_session())
+        seen = second.put_subject_seen(make_seen(), expected_revision=0)
+        second.create_challenge(make_challenge())
+    raw(path, *DROP_SCHEMA_3, "PRAGMA user_version = 2")
+    with SqliteStore(path) as migrated:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+        assert migrated.get_session("s1") == make_session()
+        assert migrated.get_subject_seen("user", "u1") == seen
+        assert migrated.get_challenge("ch1") == make_challenge()
+        assert migrated.get_subject("user", "u1") is None
+        assert migrated.put_subject(make_subject(), expected_revision=0).revision == 1
+        migrated.create_authenticator(make_authenticator())
+        assert migrated.find_authenticator("cred-a1") == make_authenticator(revision=1)
+        assert migrated.record_failure(
+            "user", "u1", "password", at=make_session().started_at, window=timedelta(minutes=1),
+            lock_after=3, lock_for=timedelta(minutes=5),
+        ).count == 1  # fmt: skip
+
+
+def test_a_challenge_stored_before_subject_types_and_states_decodes_with_defaults(
+    store: SqliteStore, path: Path
+):
+    store.create_challenge(make_challenge())
+    legacy = msgspec.json.decode(msgspec.json.encode(make_challenge()))
+    del legacy["subject_type"], legacy["states"]
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("UPDATE challenges SET body = ? WHERE id = 'ch1'",
+                     (msgspec.json.encode(legacy),))  # fmt: skip
+    stored = store.get_challenge("ch1")
+    assert stored == make_challenge()
+    assert (stored.subject_type, stored.states) == ("user", {})
+    kept = store.set_challenge_state("ch1", "passkey", b"state", at=make_challenge().created_at)
+    assert kept.states == {"passkey": b"state"}
+
+
+def test_subject_and_authenticator_lists_use_an_index(store: SqliteStore):
+    for sql, params, index in [
+        ("SELECT body FROM subjects WHERE status = ? ORDER BY type, id LIMIT 10", ("x",),
+         "subjects_status"),
+        ("SELECT body FROM subjects WHERE (type, id) > (?, ?) ORDER BY type, id LIMIT 10",
+         ("x", "y"), "(type,id)>(?,?)"),
+        ("SELECT body FROM subjects WHERE type = ? AND id > ? ORDER BY type, id LIMIT 10",
+         ("x", "y"), "(type=? AND id>?)"),
+        ("SELECT body FROM subjects WHERE type = ? AND status = ? AND id > ?"
+         " ORDER BY type, id LIMIT 10", ("x", "y", "z"), "(status=? AND type=? AND id>?)"),
+        ("SELECT body FROM authenticators WHERE subject_type = ? AND subject_id = ?"
+         " ORDER BY created_at, id", ("x", "y"), "authenticators_subject"),
+    ]:  # fmt: skip
+        plan = store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        assert any(index in str(row) for row in plan), plan
+        assert not any("TEMP B-TREE" in str(row) for row in plan), plan

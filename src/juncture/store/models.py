@@ -8,6 +8,7 @@ from typing import Any, Literal
 import msgspec
 
 SessionStatus = Literal["active", "ended", "revoked"]
+SubjectStatus = Literal["active", "disabled"]
 
 
 class StoredProof(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +137,55 @@ class Challenge(msgspec.Struct, frozen=True, kw_only=True):
     consumed_at: datetime | None = None
     #: Context the decision was made with (resource, properties), re-used when re-evaluating.
     request: dict[str, Any] = {}
+    subject_type: str = "user"
+    #: Method name -> the method's ceremony state (e.g. a WebAuthn challenge).
+    states: dict[str, bytes] = {}
+
+
+class Subject(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject of the directory: who sessions and authenticators belong to."""
+
+    type: str  # "user" now; "service", "agent" later
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    attributes: dict[str, Any] = {}
+    status: SubjectStatus = "active"
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0
+
+
+class Authenticator(msgspec.Struct, frozen=True, kw_only=True):
+    """A credential a subject enrolled for one of a journey's methods."""
+
+    id: str
+    subject_type: str
+    subject_id: str
+    method: str  # the journey's method name (e.g. "totp")
+    kind: str  # the method kind (e.g. "totp")
+    created_at: datetime
+    #: The method's credential record, as the method encodes it (secrets sealed or hashed).
+    record: bytes
+    label: str = ""
+    #: Counts as a proof only once confirmed (its first successful verification).
+    confirmed_at: datetime | None = None
+    last_used_at: datetime | None = None
+    #: A key unique across all authenticators, to find one by (a WebAuthn credential id).
+    lookup: str | None = None
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0
+
+
+class Failures(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject's consecutive failed verifications of one kind, and the lock they set."""
+
+    subject_type: str
+    subject_id: str
+    counter: str  # "password" or "second_factor"
+    count: int = 0  # consecutive failures within the window
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    locked_until: datetime | None = None
 
 
 class AppKey(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,17 +8,20 @@ may acknowledge the change as soon as the call returns (durability rule of DESIG
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from juncture.store.models import (
     AdminCredential,
     App,
+    Authenticator,
     Challenge,
     DecisionQuery,
     DecisionRecord,
+    Failures,
     PolicyVersion,
     Session,
+    Subject,
     SubjectSeen,
     VersionInfo,
 )
@@ -147,6 +150,16 @@ class ChallengeStore(Protocol):
         already consumed. Attempts are not checked: the verifying attempt was spent before.
         """
 
+    def set_challenge_state(
+        self, challenge_id: str, method: str, state: bytes, *, at: datetime
+    ) -> Challenge:
+        """Keep a method's ceremony state on a live challenge (replacing that method's earlier
+        state); returns the challenge with it in ``states``.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``) or
+        consumed. Attempts are not checked.
+        """
+
 
 class SubjectSeenStore(Protocol):
     def get_subject_seen(self, subject_type: str, subject_id: str) -> SubjectSeen | None: ...
@@ -156,8 +169,94 @@ class SubjectSeenStore(Protocol):
         (0: there is none yet). Returns it at revision + 1; ConflictError otherwise."""
 
 
+class DirectoryStore(Protocol):
+    def put_subject(self, subject: Subject, *, expected_revision: int) -> Subject:
+        """Create (``expected_revision`` 0: ConflictError if it exists) or replace the subject
+        at that revision (ConflictError if the stored revision differs, NotFound if absent).
+
+        Returns the stored subject, at revision ``expected_revision + 1``.
+        """
+
+    def get_subject(self, subject_type: str, subject_id: str) -> Subject | None: ...
+
+    def list_subjects(
+        self,
+        *,
+        subject_type: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Sequence[Subject]:
+        """Subjects matching every filter given, by (type, id) ascending, at most ``limit``.
+
+        ``after`` is an opaque page token: the ``"{type}:{id}"`` of the last subject of the
+        previous page (the page starts after it, whether or not it still exists).
+        """
+
+    def create_authenticator(self, authenticator: Authenticator) -> Authenticator:
+        """Insert a new authenticator; returns it at revision 1.
+
+        Raises ConflictError when its id or its ``lookup`` is taken (by any subject's).
+        """
+
+    def get_authenticator(self, authenticator_id: str) -> Authenticator | None: ...
+
+    def find_authenticator(self, lookup: str) -> Authenticator | None:
+        """The one authenticator whose ``lookup`` this is."""
+
+    def list_authenticators(self, subject_type: str, subject_id: str) -> Sequence[Authenticator]:
+        """The subject's authenticators, oldest first (``created_at``, then id)."""
+
+    def update_authenticator(
+        self, authenticator: Authenticator, *, expected_revision: int
+    ) -> Authenticator:
+        """Replace the authenticator if its stored revision is ``expected_revision``.
+
+        Returns it at revision ``expected_revision + 1``. Raises ConflictError otherwise (or
+        when its new ``lookup`` belongs to another authenticator), NotFound when absent.
+        """
+
+    def delete_authenticator(self, authenticator_id: str) -> bool:
+        """Delete an authenticator; True when it existed."""
+
+
+class FailureStore(Protocol):
+    def record_failure(
+        self,
+        subject_type: str,
+        subject_id: str,
+        counter: str,
+        *,
+        at: datetime,
+        window: timedelta,
+        lock_after: int,
+        lock_for: timedelta,
+    ) -> Failures:
+        """Count one failure atomically (concurrent calls never lose a count); returns the
+        new state.
+
+        If the last failure is older than ``window`` (``at - last_at > window``) or there is
+        none, the count restarts at 1, else it goes up by 1. When the count reaches
+        ``lock_after`` (or is past it), ``locked_until`` becomes ``at + lock_for`` (a lock
+        still running is never shortened; ``lock_after < 1`` never locks).
+        """
+
+    def get_failures(self, subject_type: str, subject_id: str, counter: str) -> Failures | None: ...
+
+    def clear_failures(self, subject_type: str, subject_id: str, counter: str) -> None:
+        """Forget the counter (after a success). Nothing happens when there is none."""
+
+
 class Store(
-    SessionStore, PolicyStore, DecisionLog, AppStore, ChallengeStore, SubjectSeenStore, Protocol
+    SessionStore,
+    PolicyStore,
+    DecisionLog,
+    AppStore,
+    ChallengeStore,
+    SubjectSeenStore,
+    DirectoryStore,
+    FailureStore,
+    Protocol,
 ):
     """Everything the runtime needs, from one backend."""
 

@@ -25,11 +25,14 @@ import msgspec
 from juncture.store.models import (
     AdminCredential,
     App,
+    Authenticator,
     Challenge,
     DecisionQuery,
     DecisionRecord,
+    Failures,
     PolicyVersion,
     Session,
+    Subject,
     SubjectSeen,
     VersionInfo,
 )
@@ -113,6 +116,36 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (subject_type, subject_id)
         )""",
     ),
+    (
+        """CREATE TABLE subjects (
+            type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (type, id)
+        )""",
+        "CREATE INDEX subjects_status ON subjects (status, type, id)",
+        # INVARIANT: a lookup key (a WebAuthn credential id) finds at most one authenticator.
+        """CREATE TABLE authenticators (
+            id TEXT PRIMARY KEY,
+            subject_type TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            lookup TEXT UNIQUE,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX authenticators_subject"
+        " ON authenticators (subject_type, subject_id, created_at, id)",
+        """CREATE TABLE failures (
+            subject_type TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            counter TEXT NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (subject_type, subject_id, counter)
+        )""",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -133,6 +166,13 @@ def _from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def _aware(*times: datetime | None) -> None:
+    """Refuse a record with a naive time (StoreError), as `_micros` does for indexed ones."""
+    for at in times:
+        if at is not None:
+            _micros(at)
+
+
 class _VersionHead(msgspec.Struct, frozen=True, kw_only=True):
     """The part of a stored PolicyVersion that `list_versions` needs (files are skipped)."""
 
@@ -145,7 +185,7 @@ class _VersionHead(msgspec.Struct, frozen=True, kw_only=True):
 _encode = msgspec.json.Encoder().encode
 _KINDS = (
     Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge,
-    SubjectSeen,
+    SubjectSeen, Subject, Authenticator, Failures,
 )  # fmt: skip
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind) for kind in _KINDS
@@ -579,6 +619,220 @@ class SqliteStore:
             conn.execute("UPDATE challenges SET body = ? WHERE id = ?",
                          (_encode(consumed), challenge_id))  # fmt: skip
         return consumed
+
+    def set_challenge_state(
+        self, challenge_id: str, method: str, state: bytes, *, at: datetime
+    ) -> Challenge:
+        """Keep a method's ceremony state on a live challenge, replacing that method's earlier
+        state; returns the challenge with it.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``) or
+        consumed. Attempts are not checked.
+        """
+        _micros(at)
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            kept = msgspec.structs.replace(challenge, states={**challenge.states, method: state})
+            conn.execute("UPDATE challenges SET body = ? WHERE id = ?",
+                         (_encode(kept), challenge_id))  # fmt: skip
+        return kept
+
+    # -- the directory: subjects and their authenticators ---------------------------------
+    def put_subject(self, subject: Subject, *, expected_revision: int) -> Subject:
+        """Create (``expected_revision`` 0) or replace the subject at that revision.
+
+        Returns it at revision ``expected_revision + 1``. Raises ConflictError when it exists
+        already (creating) or its revision moved on, NotFound when replacing an absent one.
+        """
+        _aware(subject.created_at, subject.updated_at)
+        stored = msgspec.structs.replace(subject, revision=expected_revision + 1)
+        key = (subject.type, subject.id)
+        with self._transaction() as conn:
+            if expected_revision == 0:
+                changed = conn.execute(
+                    "INSERT INTO subjects (type, id, status, revision, body)"
+                    " VALUES (?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                    (*key, stored.status, _encode(stored)),
+                ).rowcount  # fmt: skip
+                if not changed:
+                    raise ConflictError(f"subject `{subject.type}:{subject.id}` exists already")
+            else:
+                changed = conn.execute(
+                    "UPDATE subjects SET status = ?, revision = ?, body = ?"
+                    " WHERE type = ? AND id = ? AND revision = ?",
+                    (stored.status, stored.revision, _encode(stored), *key, expected_revision),
+                ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM subjects WHERE type = ? AND id = ?",
+                                     key).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no subject `{subject.type}:{subject.id}`")
+                raise ConflictError(f"subject `{subject.type}:{subject.id}` is at revision "
+                                    f"{found[0]}, not {expected_revision}")  # fmt: skip
+        return stored
+
+    def get_subject(self, subject_type: str, subject_id: str) -> Subject | None:
+        row = self._one("SELECT body FROM subjects WHERE type = ? AND id = ?",
+                        (subject_type, subject_id))  # fmt: skip
+        return None if row is None else _decode(Subject, row[0])
+
+    def list_subjects(
+        self,
+        *,
+        subject_type: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Sequence[Subject]:
+        """Subjects matching every filter given, by (type, id) ascending, at most ``limit``.
+
+        ``after`` is the ``"{type}:{id}"`` of the last subject of the previous page (split at
+        its first colon: a type has none); the page starts after it.
+        """
+        clauses, params = _filters(("type", subject_type), ("status", status))
+        if after is not None:
+            after_type, _, after_id = after.partition(":")
+            if subject_type is None:
+                clauses.append("(type, id) > (?, ?)")
+                params.extend((after_type, after_id))
+            elif subject_type == after_type:  # `id > ?`: an index range, unlike a row value
+                clauses.append("id > ?")
+                params.append(after_id)
+            elif subject_type < after_type:
+                return []
+        rows = self._all(f"SELECT body FROM subjects{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY type, id LIMIT ?", (*params, max(limit, 0)))  # fmt: skip
+        return [_decode(Subject, body) for (body,) in rows]
+
+    def create_authenticator(self, authenticator: Authenticator) -> Authenticator:
+        """Insert a new authenticator at revision 1. Raises ConflictError when its id or its
+        ``lookup`` is taken."""
+        stored = msgspec.structs.replace(authenticator, revision=1)
+        _aware(stored.confirmed_at, stored.last_used_at)
+        row = (stored.id, stored.subject_type, stored.subject_id, _micros(stored.created_at),
+               stored.lookup, _encode(stored))  # fmt: skip
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO authenticators (id, subject_type, subject_id, created_at,"
+                         " lookup, revision, body) VALUES (?, ?, ?, ?, ?, 1, ?)", row)  # fmt: skip
+        return stored
+
+    def get_authenticator(self, authenticator_id: str) -> Authenticator | None:
+        row = self._one("SELECT body FROM authenticators WHERE id = ?", (authenticator_id,))
+        return None if row is None else _decode(Authenticator, row[0])
+
+    def find_authenticator(self, lookup: str) -> Authenticator | None:
+        row = self._one("SELECT body FROM authenticators WHERE lookup = ?", (lookup,))
+        return None if row is None else _decode(Authenticator, row[0])
+
+    def list_authenticators(self, subject_type: str, subject_id: str) -> Sequence[Authenticator]:
+        """The subject's authenticators, oldest first (``created_at``, then id)."""
+        rows = self._all("SELECT body FROM authenticators WHERE subject_type = ?"
+                         " AND subject_id = ? ORDER BY created_at, id",
+                         (subject_type, subject_id))  # fmt: skip
+        return [_decode(Authenticator, body) for (body,) in rows]
+
+    def update_authenticator(
+        self, authenticator: Authenticator, *, expected_revision: int
+    ) -> Authenticator:
+        """Replace the authenticator if its stored revision is ``expected_revision``.
+
+        Returns it at revision ``expected_revision + 1``. Raises NotFound when absent,
+        ConflictError when the revision moved on or the new ``lookup`` is taken.
+        """
+        stored = msgspec.structs.replace(authenticator, revision=expected_revision + 1)
+        _aware(stored.confirmed_at, stored.last_used_at)
+        row = (stored.subject_type, stored.subject_id, _micros(stored.created_at), stored.lookup,
+               stored.revision, _encode(stored), stored.id, expected_revision)  # fmt: skip
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE authenticators SET subject_type = ?, subject_id = ?, created_at = ?,"
+                " lookup = ?, revision = ?, body = ? WHERE id = ? AND revision = ?", row,
+            ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM authenticators WHERE id = ?",
+                                     (stored.id,)).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no authenticator `{stored.id}`")
+                raise ConflictError(f"authenticator `{stored.id}` is at revision {found[0]}, "
+                                    f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    def delete_authenticator(self, authenticator_id: str) -> bool:
+        """Delete an authenticator; True when it existed."""
+        with self._transaction() as conn:
+            deleted: int = conn.execute("DELETE FROM authenticators WHERE id = ?",
+                                        (authenticator_id,)).rowcount  # fmt: skip
+        return deleted == 1
+
+    # -- failure counters -----------------------------------------------------------------
+    def record_failure(
+        self,
+        subject_type: str,
+        subject_id: str,
+        counter: str,
+        *,
+        at: datetime,
+        window: timedelta,
+        lock_after: int,
+        lock_for: timedelta,
+    ) -> Failures:
+        """Count one failure (read, count and write in one write transaction: concurrent
+        calls queue, none is lost); returns the new state.
+
+        The count restarts at 1 when the last failure is older than ``window``, else goes up
+        by 1; from ``lock_after`` failures on, each sets ``locked_until = at + lock_for`` (a
+        running lock is never shortened; ``lock_after < 1`` never locks).
+        """
+        _micros(at)
+        key = (subject_type, subject_id, counter)
+        with self._transaction() as conn:
+            row = conn.execute("SELECT body FROM failures WHERE subject_type = ?"
+                               " AND subject_id = ? AND counter = ?", key).fetchone()  # fmt: skip
+            before = None if row is None else _decode(Failures, row[0])
+            counted = _count_failure(before, key, at=at, window=window, lock_after=lock_after,
+                                     lock_for=lock_for)  # fmt: skip
+            conn.execute("INSERT INTO failures (subject_type, subject_id, counter, body)"
+                         " VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id, counter)"
+                         " DO UPDATE SET body = excluded.body",
+                         (*key, _encode(counted)))  # fmt: skip
+        return counted
+
+    def get_failures(self, subject_type: str, subject_id: str, counter: str) -> Failures | None:
+        row = self._one("SELECT body FROM failures WHERE subject_type = ? AND subject_id = ?"
+                        " AND counter = ?", (subject_type, subject_id, counter))  # fmt: skip
+        return None if row is None else _decode(Failures, row[0])
+
+    def clear_failures(self, subject_type: str, subject_id: str, counter: str) -> None:
+        """Forget the counter (after a success); nothing happens when there is none."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM failures WHERE subject_type = ? AND subject_id = ?"
+                         " AND counter = ?", (subject_type, subject_id, counter))  # fmt: skip
+
+
+def _count_failure(
+    before: Failures | None,
+    key: tuple[str, str, str],
+    *,
+    at: datetime,
+    window: timedelta,
+    lock_after: int,
+    lock_for: timedelta,
+) -> Failures:
+    """The counter after one more failure at ``at`` (see `SqliteStore.record_failure`)."""
+    subject_type, subject_id, counter = key
+    if before is None or before.last_at is None or at - before.last_at > window:
+        count, first_at, last_at = 1, at, at
+    else:
+        count = before.count + 1
+        first_at = before.first_at or at
+        last_at = max(before.last_at, at)  # a late arrival does not move the window back
+    running = None if before is None else before.locked_until
+    locked_until = running if running is not None and running > at else None
+    if lock_after >= 1 and count >= lock_after:
+        locked_until = at + lock_for if locked_until is None else max(locked_until, at + lock_for)
+    return Failures(subject_type=subject_type, subject_id=subject_id, counter=counter,
+                    count=count, first_at=first_at, last_at=last_at,
+                    locked_until=locked_until)  # fmt: skip
 
 
 def _live_challenge(conn: sqlite3.Connection, challenge_id: str, at: datetime) -> Challenge:
