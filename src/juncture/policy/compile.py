@@ -273,7 +273,13 @@ class _JourneyCompiler:
                 self.fragment(name, fragment.location)  # compile unused fragments for their errors
         globs.sort(key=lambda g: g[1])
         methods = {
-            name: MethodInfo(name=name, kind=meth.kind, aal=meth.aal, amr=m.METHOD_AMR[meth.kind])
+            name: MethodInfo(
+                name=name,
+                kind=meth.kind,
+                aal=meth.aal,
+                amr=m.METHOD_AMR[meth.kind],
+                options=meth.options,
+            )
             for name, meth in j.methods.items()
         }
         levels = tuple(sorted(((lv.at_least, lv.name) for lv in j.risk.levels), reverse=True))

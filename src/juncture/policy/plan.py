@@ -76,6 +76,8 @@ class MethodInfo(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     aal: int
     amr: tuple[str, ...]
+    #: The entry's other keys: the options of its kind's implementation (docs/methods.md).
+    options: dict[str, Any] = {}
 
 
 class RiskRulePlan(msgspec.Struct, frozen=True, kw_only=True):
