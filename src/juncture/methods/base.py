@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVa
 
 import msgspec
 
+from juncture.errors import CODES as ERROR_CODES
 from juncture.errors import JunctureError
 from juncture.policy.duration import parse_duration
 from juncture.policy.model import Method as MethodDeclaration
@@ -33,53 +34,9 @@ if TYPE_CHECKING:
 #: The one message a failed verification shows, whatever failed.
 PUBLIC_FAILURE = "the verification did not succeed"
 
-#: Stable codes of this package, with their meaning. ``docs/methods.md`` lists them; they are
-#: kept here until the central registry (`juncture.errors.CODES`) takes them over.
+#: This package's codes: the ``method.*`` part of the central registry (`juncture.errors`).
 CODES: dict[str, str] = {
-    # -- raised: configuration (a journey's `methods:` entry or the server configuration)
-    "method.config.unknown_kind": "no implementation for the method's kind",
-    "method.config.unknown_option": "a method option that the kind does not define",
-    "method.config.missing_option": "a required method option is absent",
-    "method.config.type": "a method option has the wrong type",
-    "method.config.value": "a method option is out of range or malformed",
-    "method.config.environment": "the server configuration lacks what the method needs",
-    # -- raised: input and stored state
-    "method.proof.malformed": "the submitted proof does not have the method's shape",
-    "method.state.invalid": "the challenge state is missing or not this method's",
-    "method.record.invalid": "a stored credential record cannot be read or is not this method's",
-    "method.secret.undecryptable": "a sealed secret does not open: wrong key, owner or tampered",
-    "method.enrollment.too_short": "the new password is shorter than the minimum",
-    "method.enrollment.too_long": "the new password is longer than the maximum",
-    "method.enrollment.breached": "the new password is on the list of breached passwords",
-    "method.enrollment.context": "the new password is a word of the context (name, service)",
-    "method.enrollment.invalid": "an enrollment input is malformed (an email address, a name)",
-    "method.unavailable.keys": "the issuer's keys could not be fetched and none are cached",
-    "method.unavailable.delivery": "a message could not be handed to the mail server",
-    # -- results: the verification failed (always shown as PUBLIC_FAILURE)
-    "method.failed.mismatch": "the password or code is wrong",
-    "method.failed.replay": "the code was already used (same time step, used code)",
-    "method.failed.expired": "the code, challenge or token is past its lifetime",
-    "method.failed.not_yet_valid": "the token is not valid yet (nbf or iat in the future)",
-    "method.failed.stale": "the device statement was observed longer ago than `max_age`",
-    "method.failed.unconfirmed": "the credential's enrollment was never confirmed",
-    "method.failed.binding": "the code was issued for another challenge",
-    "method.failed.challenge": "the WebAuthn response answers another challenge or ceremony",
-    "method.failed.origin": "the WebAuthn response comes from an origin not configured",
-    "method.failed.rp_id": "the WebAuthn response is for another relying party id",
-    "method.failed.user_presence": "the authenticator did not test user presence",
-    "method.failed.user_verification": "user verification was required and not performed",
-    "method.failed.credential": "the response is for another credential or user handle",
-    "method.failed.signature": "a signature does not verify",
-    "method.failed.sign_count": "the signature counter did not increase: a cloned authenticator?",
-    "method.failed.attestation": "the WebAuthn registration's attestation does not verify",
-    "method.failed.algorithm": "the token alg is not pinned for the issuer, or a header is refused",
-    "method.failed.key": "no key of the issuer matches the token's kid and alg",
-    "method.failed.issuer": "the token's issuer is not configured",
-    "method.failed.audience": "the token is not for a configured audience",
-    "method.failed.subject": "the credential or token is for another subject",
-    "method.failed.nonce": "the token's nonce is absent or not the expected one",
-    "method.failed.claims": "a required claim is absent or has the wrong type",
-    "method.failed.posture": "the device is not managed or not compliant as the method requires",
+    code: text for code, text in ERROR_CODES.items() if code.startswith("method.")
 }
 
 
