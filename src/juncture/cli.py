@@ -360,14 +360,45 @@ def serve(
     posture_max_age: Annotated[
         str, typer.Option(help="How long a device posture counts before it is stale.")
     ] = "1h",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="The keys sealing secrets at rest (default: <db>.keys, made once)."),
+    ] = None,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(help="Development: keep email codes in this file instead of sending them."),
+    ] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="The SMTP server for email codes.")] = None,
+    smtp_port: Annotated[int, typer.Option(help="The SMTP server's port.")] = 587,
+    smtp_from: Annotated[
+        str, typer.Option(help="The sender address of email codes.")
+    ] = "juncture@localhost",
+    smtp_starttls: Annotated[
+        bool, typer.Option(help="Upgrade the SMTP connection with STARTTLS.")
+    ] = True,
+    webauthn_rp_id: Annotated[
+        str | None, typer.Option(help="The WebAuthn relying party id (a domain).")
+    ] = None,
+    webauthn_origin: Annotated[
+        list[str] | None, typer.Option(help="An origin passkeys may be used from (repeat).")
+    ] = None,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
 
     import uvicorn
 
-    from juncture.api.server import DB_ENV, OBSERVE_ENV, RETENTION_ENV, open_runtime
+    from juncture.api.server import (
+        AUTHN_ENV,
+        DB_ENV,
+        OBSERVE_ENV,
+        RETENTION_ENV,
+        authn_settings,
+        open_runtime,
+    )
+    from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
+    from juncture.service.authn import AuthnSettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.setup import bootstrap
     from juncture.signals import EnricherSettings
@@ -386,7 +417,27 @@ def serve(
             context_max_age=float(parse_duration(context_max_age)),
             posture_max_age=float(parse_duration(posture_max_age)),
         )
-        runtime = open_runtime(db, observe=observe)
+        defaults: dict[str, dict[str, Any]] = {}
+        if webauthn_rp_id is not None:
+            defaults["webauthn"] = {
+                "rp_id": webauthn_rp_id,
+                "origins": list(webauthn_origin or [f"https://{webauthn_rp_id}"]),
+            }
+        authn = authn_settings(
+            msgspec.json.encode(
+                AuthnSettings(
+                    key_file=str(key_file) if key_file is not None else None,
+                    outbox=str(outbox) if outbox is not None else None,
+                    smtp=SmtpSettings(
+                        host=smtp_host, port=smtp_port, from_address=smtp_from,
+                        starttls=smtp_starttls,
+                    ) if smtp_host is not None else None,
+                    defaults=defaults,
+                )
+            ).decode(),
+            db,
+        )  # fmt: skip
+        runtime = open_runtime(db, observe=observe, authn=authn)
     except JunctureError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")
         for problem in getattr(exc, "errors", ()):  # a reputation file: every problem
@@ -414,6 +465,7 @@ def serve(
     os.environ[DB_ENV] = str(db)
     os.environ[RETENTION_ENV] = str(retention_days)
     os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
+    os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,

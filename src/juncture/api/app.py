@@ -18,7 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, native
+from juncture.api import admin, directory, native
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
@@ -87,7 +87,10 @@ def _errors(
         except ApiError as exc:
             return problem(exc.status, exc.code, exc.detail, **exc.extra)
         except ServiceError as exc:
-            return problem(exc.status, exc.code, exc.message)
+            response = problem(exc.status, exc.code, exc.message, **exc.extra)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except NoActiveVersion:
             return problem(503, "unavailable.no_version", "no policy version is active yet")
         except StoreError:
@@ -149,6 +152,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         ("/admin/v1/apps", admin.list_apps, ["GET"]),
         ("/admin/v1/apps/{app_id}/keys", admin.rotate_key, ["POST"]),
         ("/admin/v1/decisions", admin.query_decisions, ["GET"]),
+        *directory.ROUTES,
     ]
 
     @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ from juncture.service.observe import Connection
 from juncture.service.runtime import Runtime
 from juncture.store.models import AdminCredential, App, AppKey
 
-ADMIN_SCOPES = ("read", "publish", "manage_apps")
+ADMIN_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 
 
 def _bearer(request: Request) -> tuple[str, str]:

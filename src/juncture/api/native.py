@@ -11,7 +11,7 @@ from starlette.responses import Response
 from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
-from juncture.service.runtime import Outcome, Runtime
+from juncture.service.runtime import NO_PROOF, Outcome, Runtime
 from juncture.store.models import DecisionQuery, StoredProof
 
 
@@ -43,6 +43,9 @@ class EndSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 class Verify(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     method: str
+    #: The proof Juncture verifies (a password, a code, a WebAuthn assertion, a token); absent:
+    #: the app asserts the method (its own IdP did the authentication).
+    proof: Any = msgspec.UNSET
 
 
 def _runtime(request: Request) -> Runtime:
@@ -130,5 +133,8 @@ async def verify_challenge(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), Verify)
-    outcome = runtime.verify_challenge(app, request.path_params["challenge_id"], body.method)
+    proof = NO_PROOF if body.proof is msgspec.UNSET else body.proof
+    outcome = runtime.verify_challenge(
+        app, request.path_params["challenge_id"], body.method, proof
+    )
     return _json(_answer(runtime, outcome, with_handle=True))

@@ -55,6 +55,10 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _query(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     entity = {
         "type": "object",
@@ -135,7 +139,60 @@ def openapi_document(version: str) -> dict[str, Any]:
         "Verify": {
             "type": "object",
             "required": ["method"],
+            "properties": {
+                "method": {"type": "string"},
+                "proof": {
+                    "description": "what Juncture verifies: a password or code (string), a "
+                    "WebAuthn assertion (object), a token (string); absent: the app asserts "
+                    "the method"
+                },
+            },
+        },
+        "Start": {
+            "type": "object",
+            "required": ["method"],
             "properties": {"method": {"type": "string"}},
+        },
+        "Subject": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"enum": ["user"]},
+                "attributes": {"type": "object"},
+                "status": {"enum": ["active", "disabled"]},
+            },
+        },
+        "SubjectChange": {
+            "type": "object",
+            "properties": {
+                "attributes": {"type": "object"},
+                "status": {"enum": ["active", "disabled"]},
+            },
+        },
+        "Enroll": {
+            "type": "object",
+            "required": ["method"],
+            "properties": {
+                "method": {"type": "string"},
+                "session_id": {"type": "string"},
+                "journey": {"type": "string"},
+                "label": {"type": "string"},
+                "password": {"type": "string"},
+                "account": {"type": "string"},
+                "address": {"type": "string"},
+                "user_name": {"type": "string"},
+                "display_name": {"type": "string"},
+            },
+        },
+        "Confirm": {
+            "type": "object",
+            "required": ["proof"],
+            "properties": {
+                "proof": {},
+                "session_id": {"type": "string"},
+                "journey": {"type": "string"},
+            },
         },
         "UploadVersion": {
             "type": "object",
@@ -157,9 +214,13 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "RotateKey": {"type": "object", "properties": {"overlap_seconds": {"type": "integer"}}},
     }
-    sid, cid, vid, aid = (
-        _path_param(n) for n in ("session_id", "challenge_id", "version_id", "app_id")
-    )
+    sid, cid, vid, aid, subj, auid = (
+        _path_param(n)
+        for n in (
+            "session_id", "challenge_id", "version_id", "app_id", "subject_id",
+            "authenticator_id",
+        )
+    )  # fmt: skip
     paths: dict[str, Any] = {
         "/.well-known/authzen-configuration": {
             "get": _op("AuthZEN discovery metadata", "access", "")
@@ -213,6 +274,96 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "Verify",
                 extra={"parameters": [cid]},
             )
+        },
+        "/v1/challenges/{challenge_id}/start": {
+            "post": _op(
+                "Start a method's ceremony for a challenge (WebAuthn options, an email code)",
+                "sessions",
+                "app",
+                "Start",
+                extra={"parameters": [cid]},
+            )
+        },
+        "/v1/subjects/{subject_id}/authenticators": {
+            "get": _op(
+                "List a subject's authenticators (with a session of the subject)",
+                "directory",
+                "app",
+                extra={"parameters": [subj, _query("session_id")]},
+            ),
+            "post": _op(
+                "Enroll an authenticator (the `authenticator.enroll` checkpoint decides)",
+                "directory",
+                "app",
+                "Enroll",
+                "201",
+                extra={"parameters": [subj]},
+            ),
+        },
+        "/v1/subjects/{subject_id}/authenticators/{authenticator_id}": {
+            "delete": _op(
+                "Remove an authenticator (the `authenticator.remove` checkpoint decides)",
+                "directory",
+                "app",
+                extra={"parameters": [subj, auid, _query("session_id")]},
+            )
+        },
+        "/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm": {
+            "post": _op(
+                "Confirm a new authenticator with its first verification",
+                "directory",
+                "app",
+                "Confirm",
+                extra={"parameters": [subj, auid]},
+            )
+        },
+        "/admin/v1/subjects": {
+            "post": _op("Create a subject", "directory", "admin", "Subject", "201"),
+            "get": _op(
+                "List subjects",
+                "directory",
+                "admin",
+                extra={"parameters": [_query(n) for n in ("type", "status", "limit", "after")]},
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}": {
+            "get": _op(
+                "A subject and its authenticators",
+                "directory",
+                "admin",
+                extra={"parameters": [subj, _query("type")]},
+            ),
+            "patch": _op(
+                "Change a subject (disabling revokes its sessions)",
+                "directory",
+                "admin",
+                "SubjectChange",
+                extra={"parameters": [subj, _query("type")]},
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}/authenticators": {
+            "post": _op(
+                "Enroll for a subject (no checkpoint: an administrator's act)",
+                "directory",
+                "admin",
+                "Enroll",
+                "201",
+                extra={"parameters": [subj]},
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}": {
+            "delete": _op(
+                "Remove an authenticator", "directory", "admin", extra={"parameters": [subj, auid]}
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm": {
+            "post": _op(
+                "Confirm an authenticator",
+                "directory",
+                "admin",
+                "Confirm",
+                extra={"parameters": [subj, auid]},
+            ),
         },
         "/admin/v1/versions": {
             "post": _op("Upload a bundle as a version", "admin", "admin", "UploadVersion", "201"),

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
+from juncture.service.authn import AuthnSettings
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.runtime import Runtime
 from juncture.store.sqlite import SqliteStore
@@ -25,6 +26,21 @@ def utc_now() -> datetime:
 RETENTION_ENV = "JUNCTURE_RETENTION_DAYS"
 #: The observation settings (`ObserveSettings` as JSON), handed from `juncture serve` to workers.
 OBSERVE_ENV = "JUNCTURE_OBSERVE"
+#: The authentication settings (`AuthnSettings` as JSON), likewise.
+AUTHN_ENV = "JUNCTURE_AUTHN"
+
+
+def authn_settings(text: str | None, db: str | Path) -> AuthnSettings:
+    """Settings from their JSON; the key file defaults to ``<db>.keys``. Raises ValueError."""
+    settings = AuthnSettings()
+    if text:
+        try:
+            settings = msgspec.json.decode(text, type=AuthnSettings)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid authentication settings: {exc}") from None
+    if settings.key_file is None:
+        settings = msgspec.structs.replace(settings, key_file=str(Path(db)) + ".keys")
+    return settings
 
 
 def observe_settings(text: str | None) -> ObserveSettings:
@@ -41,6 +57,7 @@ def open_runtime(
     db: str | Path,
     retention_days: float | None = None,
     observe: ObserveSettings | None = None,
+    authn: AuthnSettings | None = None,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
@@ -49,7 +66,13 @@ def open_runtime(
     """
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
-    return Runtime(SqliteStore(db), now=utc_now, retention=retention, observer=observer)
+    return Runtime(
+        SqliteStore(db),
+        now=utc_now,
+        retention=retention,
+        observer=observer,
+        authn=authn or authn_settings(None, db),
+    )
 
 
 def build() -> ASGIApp:
@@ -60,5 +83,6 @@ def build() -> ASGIApp:
         os.environ.get(DB_ENV, "juncture.db"),
         float(days) if days else None,
         observe_settings(os.environ.get(OBSERVE_ENV)),
+        authn_settings(os.environ.get(AUTHN_ENV), os.environ.get(DB_ENV, "juncture.db")),
     )
     return create_app(runtime)

@@ -14,14 +14,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from juncture.engine import Decision, Facts, evaluate
 from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
+from juncture.methods.base import PUBLIC_FAILURE
 from juncture.policy import Plan
+from juncture.policy.plan import JourneyPlan
+from juncture.service.authn import AuthnError, AuthnSettings
+from juncture.service.directory import CHECKPOINTS as AUTHENTICATOR_CHECKPOINTS
+from juncture.service.directory import Directory
 from juncture.service.ids import new_id, new_secret
 from juncture.service.observe import (
     Connection,
@@ -38,6 +43,7 @@ from juncture.store.models import (
     App,
     Challenge,
     DecisionRecord,
+    Posture,
     Session,
     StoredProof,
     SubjectSeen,
@@ -51,6 +57,9 @@ MAX_PENDING_RECORDS = 100_000
 #: The action name under which a context update's guard decision is logged.
 CONTEXT_UPDATE = "context_update"
 CHALLENGE_ATTEMPTS = 5
+#: No proof given: the app asserts the method.
+NO_PROOF: Any = object()
+_T = TypeVar("_T")
 #: Context sections an app reports and Juncture observes per request (service/observe.py).
 _REPORTED_KEYS = ("network", "device")
 #: Context sections a session stores as reported, read when a request lacks them.
@@ -60,11 +69,22 @@ _STORED_KEYS = ("context", "agent", "grants")
 class ServiceError(Exception):
     """A request the runtime refuses: carries a stable code and an HTTP status."""
 
-    def __init__(self, code: str, message: str, status: int) -> None:
+    def __init__(
+        self, code: str, message: str, status: int, *, extra: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.extra = extra or {}
+        self.retry_after = retry_after
+
+    @classmethod
+    def of(cls, error: AuthnError, **extra: Any) -> ServiceError:
+        return cls(
+            error.code, error.message, error.status, extra=extra, retry_after=error.retry_after
+        )
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,10 +192,12 @@ class Runtime:
         log_interval: float = 0.2,
         retention: timedelta | None = None,
         observer: Observer | None = None,
+        authn: AuthnSettings | None = None,
     ) -> None:
         self.store = store
         self.now = now
         self.observer = observer or Observer(ObserveSettings())
+        self.directory = Directory(self, authn or AuthnSettings())
         self.policies = PolicyRegistry(store, now)
         self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
         self.stats: dict[tuple[str, str], int] = {}
@@ -280,6 +302,7 @@ class Runtime:
             facts = Facts.from_document(doc)
         except FactsError as exc:
             raise ServiceError("facts.invalid", exc.message, 400) from None
+        built_in = self._built_in_checkpoint(plan, app, session, action)
         decision = evaluate(
             plan,
             action,
@@ -287,7 +310,15 @@ class Runtime:
             now,
             decision_id=decision_id,
             allowed_journeys=frozenset(app.journeys) or None,
+            guard_only=built_in is not None,
         )
+        if built_in is not None and session is not None and decision.reason == "guard_passed":
+            try:
+                decision = self.directory.default_gate(
+                    plan, built_in, action, facts, session, request, now, decision_id
+                )
+            except StoreError:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id))
         try:
             session = self._remember(session, seen, now)
             outcome = self._effects(app, plan, action, request, session, decision, now)
@@ -295,6 +326,19 @@ class Runtime:
             outcome = Outcome(decision=_unavailable(action, plan.version, decision_id))
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
+
+    @staticmethod
+    def _built_in_checkpoint(
+        plan: Plan, app: App, session: Session | None, action: str
+    ) -> JourneyPlan | None:
+        """The journey whose `authenticator.*` checkpoint the built-in rule decides (the
+        journey names none itself), or None."""
+        if action not in AUTHENTICATOR_CHECKPOINTS or session is None:
+            return None
+        journey, _ = plan.route(app.name, session.subject_type)
+        if journey is None or action in journey.exact:
+            return None
+        return journey
 
     # -- observation ------------------------------------------------------------------------
     @staticmethod
@@ -472,6 +516,9 @@ class Runtime:
         self._check_context(context)
         for proof in proofs:
             self._check_assertable(app, proof.method)
+        known = self.store.get_subject(subject_type, subject_id)
+        if known is not None and known.status != "active":
+            raise ServiceError("subject.disabled", "the subject is disabled", 403)
         session = Session(
             id=new_id("s"),
             app=app.id,
@@ -592,25 +639,53 @@ class Runtime:
         return outcome
 
     # -- challenges -------------------------------------------------------------------------
-    def verify_challenge(self, app: App, challenge_id: str, method: str) -> Outcome:
-        """Verify a challenge with a proof the app asserts, then decide its checkpoint again."""
-        challenge = self.store.get_challenge(challenge_id)
-        if challenge is None or challenge.app != app.id:
+    def verify_challenge(
+        self, app: App, challenge_id: str, method: str, proof: object = NO_PROOF
+    ) -> Outcome:
+        """Answer a challenge, then decide its checkpoint again.
+
+        Without ``proof`` the app asserts the method (its own IdP did the authentication; it
+        must be configured to assert that method). With one, Juncture verifies it against
+        the subject's confirmed authenticators (directory.py). Bad input (a method the
+        challenge did not name, a malformed proof, a locked counter) changes nothing; a
+        wrong proof spends an attempt and counts a failure.
+        """
+        found = self.store.get_challenge(challenge_id)
+        if found is None or found.app != app.id:
             raise ServiceError("challenge.not_found", "no such challenge", 404)
+        challenge = found
         now = self.now()
-        try:
-            challenge = self.store.spend_attempt(challenge_id, at=now)
-        except ConflictError:
+        if (
+            challenge.consumed_at is not None
+            or challenge.attempts_left <= 0
+            or (now >= challenge.expires_at)
+        ):
             raise ServiceError(
                 "challenge.not_live", "the challenge is expired, used or out of attempts", 409
-            ) from None
+            )
         if method not in challenge.methods:
             raise ServiceError(
                 "challenge.method_not_accepted",
                 f"method `{method}` does not answer this challenge",
                 400,
             )
-        self._check_assertable(app, method)
+        session = self._load_session(app, challenge.session_id)
+        checked = None
+        if proof is NO_PROOF:
+            self._check_assertable(app, method)
+        else:
+            checked = self._authn(lambda: self.directory.verify(challenge, session, method, proof))
+        try:
+            challenge = self.store.spend_attempt(challenge_id, at=now)
+        except ConflictError:
+            raise ServiceError(
+                "challenge.not_live", "the challenge is expired, used or out of attempts", 409
+            ) from None
+        if checked is not None:
+            self.directory.settle(checked, challenge, session, method)
+            if not checked.ok:
+                error = AuthnError("challenge.failed", PUBLIC_FAILURE, 401)
+                raise ServiceError.of(error, attempts_left=challenge.attempts_left)
         try:
             self.store.consume_challenge(challenge_id, at=now)
         except ConflictError:
@@ -619,12 +694,77 @@ class Runtime:
             ) from None
         session = self._load_session(app, challenge.session_id)
         before = self.session_aal(session)
-        proof = StoredProof(method=method, at=now, asserted_by=app.id)
-        session = self._change(
-            session, lambda s: msgspec.structs.replace(s, proofs=(*s.proofs, proof), updated_at=now)
-        )
+        if checked is not None and checked.proof is not None:
+            verified = checked.proof
+            stored = StoredProof(
+                method=method,
+                at=verified.at,
+                kind=verified.kind,
+                aal=verified.aal,
+                amr=verified.amr,
+            )
+        else:
+            stored = StoredProof(method=method, at=now, asserted_by=app.id)
+        posture = checked.posture if checked is not None else None
+
+        def record(s: Session) -> Session:
+            observed = s.observed
+            if posture is not None:  # a device attestation: the device's posture, verified
+                observed = msgspec.structs.replace(
+                    observed,
+                    posture=Posture(
+                        device_id=posture.device_id,
+                        managed=posture.managed,
+                        compliant=posture.compliant,
+                        at=posture.observed_at,
+                        source="attestation",
+                    ),
+                )
+            return msgspec.structs.replace(
+                s, proofs=(*s.proofs, stored), observed=observed, updated_at=now
+            )
+
+        session = self._change(session, record)
         if self.session_aal(session) > before:  # a stronger session gets a new handle
             session = self._change(
                 session, lambda s: msgspec.structs.replace(s, handle=new_secret())
             )
         return self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
+
+    def start_challenge(self, app: App, challenge_id: str, method: str) -> tuple[Any, Any]:
+        """Start a method's ceremony (WebAuthn options, an email code): (public, to send)."""
+        challenge = self.store.get_challenge(challenge_id)
+        if challenge is None or challenge.app != app.id:
+            raise ServiceError("challenge.not_found", "no such challenge", 404)
+        if method not in challenge.methods:
+            raise ServiceError(
+                "challenge.method_not_accepted",
+                f"method `{method}` does not answer this challenge",
+                400,
+            )
+        session = self._load_session(app, challenge.session_id)
+        return self._authn(lambda: self.directory.start(challenge, session, method))
+
+    def _authn(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except AuthnError as exc:
+            raise ServiceError.of(exc) from None
+
+    def revoke_subject_sessions(self, subject_type: str, subject_id: str, reason: str) -> int:
+        """Revoke every active session of a subject (it was disabled); how many."""
+        now = self.now()
+        count = 0
+        for session in self.store.list_sessions(
+            subject_id=subject_id, status="active", limit=10_000
+        ):
+            if session.subject_type != subject_type:
+                continue
+            self._change(
+                session,
+                lambda s: msgspec.structs.replace(
+                    s, status="revoked", status_reason=reason, updated_at=now
+                ),
+            )
+            count += 1
+        return count

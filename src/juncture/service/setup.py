@@ -13,7 +13,7 @@ from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
 from juncture.store.models import AdminCredential, AppKey
 
-ALL_SCOPES = ("read", "publish", "manage_apps")
+ALL_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 
 
 def tree_files(root: str | Path) -> dict[str, bytes]:

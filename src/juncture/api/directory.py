@@ -1,0 +1,376 @@
+"""Subjects and their authenticators: the admin API (`/admin/v1/subjects`, scope
+`manage_subjects`) and the self-service API (`/v1/subjects/{id}/authenticators`, an app key
+and a session of that subject), plus the start of a challenge's ceremony.
+
+Self-service enrollment and removal are checkpoints (`authenticator.enroll`,
+`authenticator.remove`): the answer is the decision, and the change happens only on allow.
+Nothing here ever returns a stored secret; what enrollment shows once is shown once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from juncture.api.auth import authenticate_admin, authenticate_app
+from juncture.api.problems import ApiError, convert, json_body
+from juncture.api.views import decision_view, session_body, to_json
+from juncture.methods.base import MethodError
+from juncture.service.authn import AuthnError, authenticator_view, shown_view
+from juncture.service.directory import ENROLL, REMOVE
+from juncture.service.runtime import Outcome, Runtime, ServiceError
+from juncture.store.models import App, Authenticator, Session, Subject
+
+SUBJECT_TYPES = ("user",)
+
+
+class NewSubject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    type: Literal["user"] = "user"
+    attributes: dict[str, Any] = {}
+    status: Literal["active", "disabled"] = "active"
+
+
+class SubjectChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    attributes: dict[str, Any] | None = None
+    status: Literal["active", "disabled"] | None = None
+
+
+class Enroll(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What to enroll: the journey's method name, and the input its kind needs."""
+
+    method: str
+    session_id: str | None = None  # self-service: the subject's session
+    journey: str | None = None  # admin: which journey's method (when several could)
+    label: str = ""
+    password: str | None = None  # password
+    account: str | None = None  # totp: the label in the authenticator app
+    address: str | None = None  # email_code
+    user_name: str | None = None  # webauthn
+    display_name: str | None = None  # webauthn
+
+
+class Confirm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    proof: Any
+    session_id: str | None = None
+    journey: str | None = None
+
+
+class Start(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    method: str
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(to_json(body), status_code=status, media_type="application/json")
+
+
+def _authn(error: AuthnError) -> ServiceError:
+    return ServiceError.of(error)
+
+
+def subject_view(subject: Subject) -> dict[str, Any]:
+    return {
+        "type": subject.type,
+        "id": subject.id,
+        "status": subject.status,
+        "attributes": subject.attributes,
+        "created_at": subject.created_at,
+        "updated_at": subject.updated_at,
+    }
+
+
+def _type(request: Request) -> str:
+    kind = request.query_params.get("type", "user")
+    if kind not in SUBJECT_TYPES:
+        raise ApiError(400, "request.invalid", f"unknown subject type `{kind}`")
+    return kind
+
+
+def _subject(runtime: Runtime, subject_type: str, subject_id: str) -> Subject:
+    try:
+        return runtime.directory.subject(subject_type, subject_id)
+    except AuthnError as exc:
+        raise _authn(exc) from None
+
+
+def _authenticator(runtime: Runtime, subject: Subject, authenticator_id: str) -> Authenticator:
+    found = runtime.store.get_authenticator(authenticator_id)
+    if found is None or (found.subject_type, found.subject_id) != (subject.type, subject.id):
+        raise ApiError(404, "authenticator.not_found", "no such authenticator")
+    return found
+
+
+async def _send(enrolled_or_started: Any) -> None:
+    """Hand an email code to the mail server (async: it is the one call that waits)."""
+    message, method = enrolled_or_started
+    if message is None:
+        return
+    try:
+        await method.send(message)
+    except MethodError as exc:
+        raise ApiError(503, exc.code, str(exc)) from None
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+async def create_subject(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), NewSubject)
+    if not body.id or len(body.id) > 256:
+        raise ApiError(400, "request.invalid", "`id` must be 1 to 256 characters")
+    try:
+        made = runtime.directory.create_subject(
+            body.type, body.id, attributes=body.attributes, status=body.status
+        )
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json(subject_view(made), 201)
+
+
+async def list_subjects(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    try:
+        limit = max(1, min(int(request.query_params.get("limit", "100")), 1000))
+    except ValueError:
+        raise ApiError(400, "request.invalid", "`limit` must be a number") from None
+    status = request.query_params.get("status")
+    found = runtime.store.list_subjects(
+        subject_type=request.query_params.get("type"),
+        status=status,
+        limit=limit,
+        after=request.query_params.get("after"),
+    )
+    body: dict[str, Any] = {"subjects": [subject_view(s) for s in found]}
+    if len(found) == limit:
+        body["next"] = f"{found[-1].type}:{found[-1].id}"
+    return _json(body)
+
+
+async def read_subject(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    view = subject_view(subject)
+    view["authenticators"] = [
+        authenticator_view(a) for a in runtime.store.list_authenticators(subject.type, subject.id)
+    ]
+    return _json(view)
+
+
+async def change_subject(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), SubjectChange)
+    try:
+        changed = runtime.directory.update_subject(
+            _type(request),
+            request.path_params["subject_id"],
+            attributes=body.attributes,
+            status=body.status,
+        )
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json(subject_view(changed))
+
+
+async def admin_enroll(request: Request) -> Response:
+    """Enroll for a subject without a checkpoint (an administrator's act, e.g. onboarding)."""
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), Enroll)
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    try:
+        plan, journey = runtime.directory.journey(
+            None, subject.type, body.journey, method=body.method
+        )
+        enrolled = runtime.directory.enroll(
+            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+        )
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    await _send((enrolled.message, enrolled.method))
+    return _json(
+        {
+            "authenticator": authenticator_view(enrolled.authenticator),
+            "shown": shown_view(enrolled.shown),
+        },
+        201,
+    )
+
+
+async def admin_confirm(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), Confirm)
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
+    try:
+        plan, journey = runtime.directory.journey(
+            None, subject.type, body.journey, method=found.method
+        )
+        confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json({"authenticator": authenticator_view(confirmed)})
+
+
+async def admin_remove(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
+    runtime.store.delete_authenticator(found.id)
+    return _json({"removed": authenticator_view(found)})
+
+
+# -- self-service ----------------------------------------------------------------------------
+
+
+def _own_session(
+    runtime: Runtime, app: App, session_id: str | None, subject_id: str
+) -> tuple[Session, Subject]:
+    """The app's live session of ``subject_id``, and the subject in the directory."""
+    if not session_id:
+        raise ApiError(400, "request.invalid", "`session_id` (a session of the subject) is needed")
+    session = runtime.get_session(app, session_id)
+    if session.subject_id != subject_id:
+        raise ApiError(403, "session.subject_mismatch", "the session is not the subject's")
+    if session.status != "active":
+        raise ApiError(409, "session.not_active", f"the session is {session.status}")
+    return session, _subject(runtime, session.subject_type, subject_id)
+
+
+def _gate(
+    runtime: Runtime, app: App, session: Session, action: str, found: dict[str, Any]
+) -> Outcome:
+    return runtime.decide(
+        app, action, {"resource": {"type": "authenticator", **found}}, session_id=session.id
+    )
+
+
+def _answer(runtime: Runtime, outcome: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"decision": decision_view(outcome.decision, outcome.challenge)}
+    if outcome.session is not None:
+        out["session"] = session_body(outcome.session, runtime.session_aal(outcome.session))
+    return out
+
+
+async def list_authenticators(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    subject_id = request.path_params["subject_id"]
+    _, subject = _own_session(runtime, app, request.query_params.get("session_id"), subject_id)
+    found = runtime.store.list_authenticators(subject.type, subject.id)
+    return _json({"authenticators": [authenticator_view(a) for a in found]})
+
+
+async def enroll(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), Enroll)
+    subject_id = request.path_params["subject_id"]
+    session, subject = _own_session(runtime, app, body.session_id, subject_id)
+    try:
+        plan, journey = runtime.directory.journey(app.name, subject.type)
+        info = journey.methods.get(body.method)
+        if info is None:
+            raise AuthnError(
+                "authenticator.unknown_method",
+                f"journey `{journey.name}` declares no method `{body.method}`",
+                400,
+            )
+        runtime.directory.methods.get(plan, journey, body.method)  # configured: or 503 now
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    properties = {"method": body.method, "kind": info.kind, "aal": info.aal}
+    outcome = _gate(runtime, app, session, ENROLL, {"id": body.method, "properties": properties})
+    answer = _answer(runtime, outcome)
+    if outcome.decision.outcome != "allow":
+        return _json(answer)
+    try:
+        enrolled = runtime.directory.enroll(
+            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+        )
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    await _send((enrolled.message, enrolled.method))
+    answer["authenticator"] = authenticator_view(enrolled.authenticator)
+    answer["shown"] = shown_view(enrolled.shown)
+    return _json(answer, 201)
+
+
+async def confirm(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), Confirm)
+    subject_id = request.path_params["subject_id"]
+    _, subject = _own_session(runtime, app, body.session_id, subject_id)
+    found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
+    try:
+        plan, journey = runtime.directory.journey(app.name, subject.type)
+        confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json({"authenticator": authenticator_view(confirmed)})
+
+
+async def remove(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    subject_id = request.path_params["subject_id"]
+    session, subject = _own_session(
+        runtime, app, request.query_params.get("session_id"), subject_id
+    )
+    found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
+    try:
+        _, journey = runtime.directory.journey(app.name, subject.type)
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    info = journey.methods.get(found.method)
+    properties = {"method": found.method, "kind": found.kind, "aal": info.aal if info else 3}
+    outcome = _gate(runtime, app, session, REMOVE, {"id": found.id, "properties": properties})
+    answer = _answer(runtime, outcome)
+    if outcome.decision.outcome == "allow":
+        runtime.store.delete_authenticator(found.id)
+        answer["removed"] = authenticator_view(found)
+    return _json(answer)
+
+
+async def start_challenge(request: Request) -> Response:
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), Start)
+    public, to_send = runtime.start_challenge(app, request.path_params["challenge_id"], body.method)
+    await _send(to_send)
+    return _json({"method": body.method, "start": public})
+
+
+ROUTES = [
+    ("/admin/v1/subjects", create_subject, ["POST"]),
+    ("/admin/v1/subjects", list_subjects, ["GET"]),
+    ("/admin/v1/subjects/{subject_id}", read_subject, ["GET"]),
+    ("/admin/v1/subjects/{subject_id}", change_subject, ["PATCH"]),
+    ("/admin/v1/subjects/{subject_id}/authenticators", admin_enroll, ["POST"]),
+    (
+        "/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm",
+        admin_confirm,
+        ["POST"],
+    ),
+    ("/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}", admin_remove, ["DELETE"]),
+    ("/v1/subjects/{subject_id}/authenticators", list_authenticators, ["GET"]),
+    ("/v1/subjects/{subject_id}/authenticators", enroll, ["POST"]),
+    ("/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm", confirm, ["POST"]),
+    ("/v1/subjects/{subject_id}/authenticators/{authenticator_id}", remove, ["DELETE"]),
+    ("/v1/challenges/{challenge_id}/start", start_challenge, ["POST"]),
+]

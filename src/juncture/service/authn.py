@@ -1,0 +1,323 @@
+"""Authentication by Juncture itself: the directory's authenticators and the proofs that
+answer challenges (docs/methods.md).
+
+A journey's `methods:` entry names a kind and its options; `juncture.methods` implements each
+kind as stateless logic over explicit records. This module keeps those records (in the
+directory: `Authenticator`, the method's record encoded, secrets sealed or hashed), picks the
+record a proof is checked against, counts failures (`lockout:` of the journey) and keeps
+single use: a record changed by a verification (a TOTP step, a passkey's counter, a used
+recovery code) is written with optimistic concurrency, so of two verifications racing on one
+credential exactly one succeeds.
+
+Secrets never leave: enrollment shows what must be shown once (a TOTP secret and its QR code,
+recovery codes, WebAuthn options) and stores only sealed or hashed forms; a failed
+verification answers one message whatever failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from juncture.errors import Location
+from juncture.methods import (
+    KINDS,
+    Context,
+    Environment,
+    MethodError,
+    build,
+)
+from juncture.methods.base import PUBLIC_FAILURE, ConfigError, EnrollmentError, ProofError
+from juncture.methods.base import Method as MethodImpl
+from juncture.methods.base import Proof as VerifiedProof
+from juncture.methods.base import Result as MethodResult
+from juncture.methods.delivery import Outbox, Sender, SmtpSender, SmtpSettings
+from juncture.methods.email_code import EmailRecord
+from juncture.methods.password import PasswordRecord
+from juncture.methods.recovery_code import RecoveryCodesRecord
+from juncture.methods.secretbox import SecretBox
+from juncture.methods.totp import TotpRecord
+from juncture.methods.webauthn import PasskeyRecord, RegistrationState
+from juncture.policy import Plan
+from juncture.policy.model import Method as MethodDeclaration
+from juncture.policy.plan import JourneyPlan, counter_for_kind
+from juncture.store.models import Authenticator, Failures
+
+#: Kinds whose credential is enrolled and kept in the directory, with their record types.
+RECORDS: dict[str, type[msgspec.Struct]] = {
+    "password": PasswordRecord,
+    "totp": TotpRecord,
+    "webauthn": PasskeyRecord,
+    "email_code": EmailRecord,
+    "recovery_code": RecoveryCodesRecord,
+}
+#: Kinds whose proof is a signed statement checked against an issuer's keys (no enrollment).
+TOKEN_KINDS = frozenset({"external_jwt", "device_attestation"})
+#: Kinds usable as soon as they are enrolled: the enrollment itself is the knowledge.
+CONFIRMED_AT_ENROLLMENT = frozenset({"password", "recovery_code"})
+#: Kinds whose challenge needs a start step (a ceremony, a code sent).
+STARTED_KINDS = frozenset({"webauthn", "email_code"})
+
+
+class AuthnError(Exception):
+    """Refused: a stable code, a message fit for the caller, an HTTP status."""
+
+    def __init__(
+        self, code: str, message: str, status: int, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class KeyFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The server's secret keys (a file readable by the server only): AES-256 keys by id for
+    sealing secrets at rest (``current`` seals, every one opens: rotation), and the key of
+    the one-time codes' digests."""
+
+    keys: dict[str, str]
+    current: str
+    code_key: str
+
+
+def load_or_create_keys(path: Path) -> KeyFile:
+    """The key file, created (mode 0600) with fresh keys when it does not exist.
+
+    Raises:
+        ValueError: a file that is not a valid key file.
+    """
+    if not path.exists():
+        made = KeyFile(
+            keys={"k1": SecretBox.generate_key()},
+            current="k1",
+            code_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(msgspec.json.format(msgspec.json.encode(made)) + b"\n")
+        return made
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=KeyFile)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise ValueError(f"`{path}` is not a valid key file: {exc}") from None
+
+
+class AuthnSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the server runs the methods (``juncture serve`` options)."""
+
+    #: The key file (created on first start next to the database).
+    key_file: str | None = None
+    #: Development mode: messages (email codes) are kept in this file instead of being sent.
+    outbox: str | None = None
+    smtp: SmtpSettings | None = None
+    #: Options per kind that journeys do not set (a WebAuthn ``rp_id`` and ``origins``).
+    defaults: dict[str, dict[str, Any]] = {}
+
+
+def environment(settings: AuthnSettings) -> Environment:
+    """The methods' server-side environment. Raises ValueError for an unusable key file."""
+    box = None
+    code_key = None
+    if settings.key_file is not None:
+        keys = load_or_create_keys(Path(settings.key_file))
+        try:
+            box = SecretBox.from_config(keys.keys, keys.current)
+            code_key = base64.b64decode(keys.code_key, validate=True)
+        except (MethodError, ValueError) as exc:
+            raise ValueError(f"`{settings.key_file}`: {exc}") from None
+    sender: Sender | None = None
+    if settings.smtp is not None:
+        sender = SmtpSender(settings.smtp)
+    elif settings.outbox is not None:
+        sender = Outbox(Path(settings.outbox))
+    return Environment(secretbox=box, code_key=code_key, sender=sender, defaults=settings.defaults)
+
+
+def encode_record(record: msgspec.Struct) -> bytes:
+    return msgspec.json.encode(record)
+
+
+def decode_record(authenticator: Authenticator) -> Any:
+    kind = RECORDS.get(authenticator.kind)
+    if kind is None:
+        raise AuthnError("internal.error", "an authenticator of an unknown kind", 500)
+    try:
+        return msgspec.json.decode(authenticator.record, type=kind)
+    except msgspec.DecodeError:
+        raise AuthnError("internal.error", "a stored authenticator cannot be read", 500) from None
+
+
+class PendingWebAuthn(msgspec.Struct, frozen=True, kw_only=True, tag="pending.webauthn"):
+    """A passkey enrolled but not registered yet: the ceremony's state."""
+
+    state: bytes
+
+
+def decode_pending(authenticator: Authenticator) -> PendingWebAuthn | None:
+    try:
+        return msgspec.json.decode(authenticator.record, type=PendingWebAuthn)
+    except msgspec.DecodeError:
+        return None
+
+
+class MethodTable:
+    """Configured methods, per policy version, journey and method name (built when first
+    needed: a journey may declare methods its apps assert themselves, with no options)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self._built: dict[tuple[str, str, str], MethodImpl[Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, plan: Plan, journey: JourneyPlan, name: str) -> MethodImpl[Any]:
+        key = (plan.version, journey.name, name)
+        found = self._built.get(key)
+        if found is not None:
+            return found
+        info = journey.methods.get(name)
+        if info is None:
+            raise AuthnError(
+                "authenticator.unknown_method",
+                f"journey `{journey.name}` declares no method `{name}`",
+                400,
+            )
+        if info.kind not in KINDS:
+            raise AuthnError(
+                "authenticator.not_verifiable",
+                f"method `{name}` (kind `{info.kind}`) is not verified by Juncture",
+                400,
+            )
+        declaration = MethodDeclaration(
+            name=name,
+            kind=info.kind,
+            aal=info.aal,
+            options=dict(info.options),
+            location=Location(file=journey.file),
+        )
+        try:
+            method = build(declaration, self.env)
+        except ConfigError as exc:
+            raise AuthnError(exc.code, str(exc), 503) from None
+        with self._lock:
+            self._built[key] = method
+        return method
+
+
+def lock_state(
+    failures: Failures | None, *, now: datetime, backoff: timedelta, lock: timedelta
+) -> int | None:
+    """Seconds until the counter may be tried again, or None when it may be now."""
+    if failures is None or failures.last_at is None:
+        return None
+    if failures.locked_until is not None and now < failures.locked_until:
+        return max(1, int((failures.locked_until - now).total_seconds() + 0.999))
+    if backoff > timedelta(0) and failures.count > 0:
+        delay = min(backoff * (2 ** (failures.count - 1)), lock)
+        ready = failures.last_at + delay
+        if now < ready:
+            return max(1, int((ready - now).total_seconds() + 0.999))
+    return None
+
+
+def failed(attempts_left: int) -> AuthnError:
+    """The one answer of every failed verification (nothing says what was wrong)."""
+    error = AuthnError("challenge.failed", PUBLIC_FAILURE, 401)
+    error.attempts_left = attempts_left  # type: ignore[attr-defined]
+    return error
+
+
+def malformed(exc: ProofError) -> AuthnError:
+    return AuthnError("challenge.proof_malformed", str(exc), 400)
+
+
+def refused_enrollment(exc: EnrollmentError) -> AuthnError:
+    return AuthnError(exc.code, str(exc), 422)
+
+
+def check_records(
+    method: MethodImpl[Any],
+    records: Sequence[Authenticator],
+    proof: object,
+    *,
+    now: datetime,
+    context: Context,
+) -> tuple[MethodResult[Any], Authenticator | None]:
+    """Verify ``proof`` against each candidate record (oldest first); the first success, or
+    the last failure. With no record at all, a password is still hashed (equal timing)."""
+    result: MethodResult[Any] | None = None
+    for authenticator in records:
+        result = method.verify(decode_record(authenticator), proof, now=now, context=context)
+        if result.ok:
+            return result, authenticator
+    if result is None:
+        unknown: Callable[..., MethodResult[Any]] | None = getattr(method, "verify_unknown", None)
+        if unknown is not None:
+            return unknown(proof, now=now), None
+        return MethodResult(ok=False, code="method.failed.credential"), None
+    return result, None
+
+
+def proof_fields(proof: VerifiedProof) -> dict[str, Any]:
+    """What a session records of a verified proof."""
+    return {"method": proof.method, "kind": proof.kind, "aal": proof.aal, "amr": proof.amr}
+
+
+def authenticator_view(authenticator: Authenticator) -> dict[str, Any]:
+    """What the API shows of an authenticator: never its record."""
+    return {
+        "id": authenticator.id,
+        "subject": {"type": authenticator.subject_type, "id": authenticator.subject_id},
+        "method": authenticator.method,
+        "kind": authenticator.kind,
+        "label": authenticator.label,
+        "created_at": authenticator.created_at,
+        "confirmed": authenticator.confirmed_at is not None,
+        "confirmed_at": authenticator.confirmed_at,
+        "last_used_at": authenticator.last_used_at,
+    }
+
+
+def shown_view(shown: Any) -> Any:
+    """What enrollment shows once, as JSON builtins."""
+    if shown is None:
+        return None
+    if isinstance(shown, msgspec.Struct):
+        return msgspec.to_builtins(shown)
+    return shown
+
+
+def registration_state(pending: PendingWebAuthn) -> RegistrationState:
+    return msgspec.json.decode(pending.state, type=RegistrationState)
+
+
+def counter_of(kind: str) -> str:
+    return counter_for_kind(kind)
+
+
+def usable(records: Sequence[Authenticator], method: str, kind: str) -> list[Authenticator]:
+    """The confirmed authenticators of a method (name and kind), oldest first."""
+    return [a for a in records if a.method == method and a.kind == kind and a.confirmed_at]
+
+
+def best_reachable(records: Sequence[Authenticator], journey: JourneyPlan) -> int:
+    """The highest AAL the subject's confirmed authenticators reach in a journey."""
+    best = 0
+    for authenticator in records:
+        info = journey.methods.get(authenticator.method)
+        if authenticator.confirmed_at and info is not None and info.kind == authenticator.kind:
+            best = max(best, info.aal)
+    return best
+
+
+def options_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(mapping)

@@ -1,0 +1,543 @@
+"""The directory: subjects, their authenticators, and proofs Juncture verifies itself.
+
+Enrolling or removing an authenticator is a checkpoint of the subject's journey
+(`authenticator.enroll`, `authenticator.remove`): a journey that names it decides; otherwise
+the built-in rule asks for an AAL as high as the authenticator's, capped at the best the
+subject's confirmed authenticators reach (a subject with only a password can add a second
+factor; one with a passkey must use a strong method to add or remove anything).
+
+Verification of a challenge (`verify`) checks the lockout first (the journey's `lockout:`
+counters, per subject: `password` and `second_factor`), then the proof against the subject's
+confirmed credentials, counts a failure atomically, and keeps single use by writing the
+changed credential record at the revision it was read.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from juncture.engine import Decision, StepUp
+from juncture.engine.decision import Trace
+from juncture.engine.evaluate import session_view
+from juncture.engine.facts import Facts
+from juncture.methods import Context
+from juncture.methods.base import EnrollmentError, MethodError, ProofError
+from juncture.methods.base import Method as MethodImpl
+from juncture.methods.base import Proof as VerifiedProof
+from juncture.methods.base import Result as MethodResult
+from juncture.methods.email_code import EmailCode, EmailRecord
+from juncture.methods.webauthn import PasskeyRecord, WebAuthn
+from juncture.policy import Plan
+from juncture.policy.plan import JourneyPlan, StepRef, acr_values, counter_for_kind
+from juncture.service.authn import (
+    CONFIRMED_AT_ENROLLMENT,
+    RECORDS,
+    STARTED_KINDS,
+    TOKEN_KINDS,
+    AuthnError,
+    AuthnSettings,
+    MethodTable,
+    PendingWebAuthn,
+    best_reachable,
+    check_records,
+    decode_pending,
+    decode_record,
+    encode_record,
+    environment,
+    failed,
+    lock_state,
+    usable,
+)
+from juncture.service.ids import new_id
+from juncture.store.models import Authenticator, Challenge, Session, Subject
+from juncture.store.protocols import ConflictError
+
+if TYPE_CHECKING:
+    from juncture.service.runtime import Runtime
+
+#: The checkpoints that guard the directory's own changes.
+ENROLL = "authenticator.enroll"
+REMOVE = "authenticator.remove"
+CHECKPOINTS = (ENROLL, REMOVE)
+_BUILT_IN = "(built-in)"
+
+
+class PendingEmail(msgspec.Struct, frozen=True, kw_only=True, tag="pending.email_code"):
+    """An email address enrolled but not confirmed: the code sent to it."""
+
+    email: EmailRecord
+    state: bytes
+
+
+class Checked(msgspec.Struct, frozen=True, kw_only=True):
+    """A proof checked for a challenge, before the attempt is settled."""
+
+    ok: bool
+    code: str
+    kind: str
+    journey: Any
+    proof: VerifiedProof | None = None
+    posture: Any = None
+    state: bytes | None = None
+
+
+class Enrolled(msgspec.Struct, frozen=True, kw_only=True):
+    """An enrollment: the authenticator made, what to show once, the message to send."""
+
+    authenticator: Authenticator
+    shown: Any = None
+    message: Any = None  # an email code's first message (the caller sends it: async)
+    method: Any = None
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Directory:
+    """Subjects and authenticators over the runtime's store and active journeys."""
+
+    def __init__(self, runtime: Runtime, settings: AuthnSettings) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.methods = MethodTable(environment(settings))
+
+    # -- subjects ---------------------------------------------------------------------------
+    def create_subject(
+        self, subject_type: str, subject_id: str, *, attributes: Mapping[str, Any], status: str
+    ) -> Subject:
+        now = self.runtime.now()
+        subject = Subject(
+            type=subject_type,
+            id=subject_id,
+            created_at=now,
+            updated_at=now,
+            attributes=dict(attributes),
+            status=status,  # type: ignore[arg-type]
+        )
+        try:
+            return self.store.put_subject(subject, expected_revision=0)
+        except ConflictError:
+            raise AuthnError(
+                "subject.exists", f"subject `{subject_id}` exists already", 409
+            ) from None
+
+    def subject(self, subject_type: str, subject_id: str) -> Subject:
+        found = self.store.get_subject(subject_type, subject_id)
+        if found is None:
+            raise AuthnError("subject.not_found", "no such subject", 404)
+        return found
+
+    def update_subject(
+        self,
+        subject_type: str,
+        subject_id: str,
+        *,
+        attributes: Mapping[str, Any] | None,
+        status: str | None,
+    ) -> Subject:
+        """Change attributes or status; disabling revokes the subject's active sessions."""
+        for _ in range(8):
+            current = self.subject(subject_type, subject_id)
+            changed = msgspec.structs.replace(
+                current,
+                attributes=dict(attributes) if attributes is not None else current.attributes,
+                status=status or current.status,
+                updated_at=self.runtime.now(),
+            )
+            try:
+                stored = self.store.put_subject(changed, expected_revision=current.revision)
+                break
+            except ConflictError:
+                continue
+        else:
+            raise AuthnError("subject.busy", "the subject kept changing; try again", 409)
+        if stored.status == "disabled":
+            self.runtime.revoke_subject_sessions(subject_type, subject_id, "account_disabled")
+        return stored
+
+    # -- which journey ----------------------------------------------------------------------
+    def journey(
+        self,
+        app_name: str | None,
+        subject_type: str,
+        name: str | None = None,
+        *,
+        method: str | None = None,
+    ) -> tuple[Plan, JourneyPlan]:
+        """The journey an app's subject is governed by; for an administrator (no app), the one
+        named, or the only one that declares ``method``."""
+        plan = self.runtime.policies.active()
+        if name is None and app_name is None and method is not None:
+            declaring = [j for j in plan.journeys.values() if method in j.methods]
+            if len(declaring) == 1:
+                return plan, declaring[0]
+        if name is not None:
+            chosen = plan.journeys.get(name)
+            if chosen is None:
+                raise AuthnError("journey.not_found", f"no journey `{name}` is active", 404)
+            return plan, chosen
+        found, _ = plan.route(app_name, subject_type)
+        if found is None:
+            raise AuthnError(
+                "journey.not_found",
+                "no single journey governs this app and subject type: name `journey`",
+                400,
+            )
+        return plan, found
+
+    # -- enrollment -------------------------------------------------------------------------
+    def enroll(
+        self,
+        plan: Plan,
+        journey: JourneyPlan,
+        subject: Subject,
+        method_name: str,
+        given: Mapping[str, Any],
+        *,
+        label: str = "",
+    ) -> Enrolled:
+        """Make a new authenticator (the caller has passed the enroll checkpoint)."""
+        if subject.status != "active":
+            raise AuthnError("subject.disabled", "the subject is disabled", 403)
+        method = self.methods.get(plan, journey, method_name)
+        kind = method.kind
+        if kind not in RECORDS:
+            raise AuthnError(
+                "authenticator.not_enrollable", f"method `{method_name}` has nothing to enroll", 400
+            )
+        now = self.runtime.now()
+        authenticator_id = new_id("au")
+        existing = self.store.list_authenticators(subject.type, subject.id)
+        record: msgspec.Struct
+        shown: Any = None
+        message: Any = None
+        try:
+            if kind == "password":
+                done = method.enroll(  # type: ignore[attr-defined]
+                    given.get("password"), now=now, context_words=(subject.id,)
+                )
+                record = done.record
+            elif kind == "totp":
+                account = given.get("account") or subject.id
+                done = method.enroll(  # type: ignore[attr-defined]
+                    subject=subject.id, account=str(account), now=now
+                )
+                record, shown = done.record, done.shown
+            elif kind == "recovery_code":
+                done = method.enroll(subject=subject.id, now=now)  # type: ignore[attr-defined]
+                record, shown = done.record, done.shown
+            elif kind == "email_code":
+                assert isinstance(method, EmailCode)
+                email = method.enroll(given.get("address"), subject=subject.id, now=now).record
+                issued, message = method.issue(email, challenge_id=authenticator_id, now=now)
+                record = PendingEmail(email=email, state=issued.state)
+                shown = issued.public
+            else:  # webauthn
+                assert isinstance(method, WebAuthn)
+                passkeys = [decode_record(a) for a in usable(existing, method_name, kind)]
+                issued = method.begin_registration(
+                    subject=subject.id,
+                    user_name=str(given.get("user_name") or subject.id),
+                    display_name=given.get("display_name"),
+                    now=now,
+                    existing=passkeys,
+                    user_handle=passkeys[0].user_handle if passkeys else None,
+                )
+                record, shown = PendingWebAuthn(state=issued.state), issued.public
+        except ProofError as exc:
+            raise AuthnError("enrollment.invalid", str(exc), 400) from None
+        except EnrollmentError as exc:
+            raise AuthnError(exc.code, str(exc), 422) from None
+        authenticator = Authenticator(
+            id=authenticator_id,
+            subject_type=subject.type,
+            subject_id=subject.id,
+            method=method_name,
+            kind=kind,
+            created_at=now,
+            record=encode_record(record),
+            label=label,
+            confirmed_at=now if kind in CONFIRMED_AT_ENROLLMENT else None,
+        )
+        made = self.store.create_authenticator(authenticator)
+        if kind in CONFIRMED_AT_ENROLLMENT:  # a new password or set of codes replaces the old
+            for old in existing:
+                if old.method == method_name and old.kind == kind:
+                    self.store.delete_authenticator(old.id)
+        return Enrolled(authenticator=made, shown=shown, message=message, method=method)
+
+    def confirm(
+        self, plan: Plan, journey: JourneyPlan, authenticator: Authenticator, proof: object
+    ) -> Authenticator:
+        """The first successful verification of a new authenticator: from now on it counts."""
+        if authenticator.confirmed_at is not None:
+            raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
+        method = self.methods.get(plan, journey, authenticator.method)
+        now = self.runtime.now()
+        self._check_lock(journey, authenticator.subject_type, authenticator.subject_id,
+                         authenticator.kind, now)  # fmt: skip
+        context = Context(subject=authenticator.subject_id, challenge_id=authenticator.id)
+        lookup = None
+        try:
+            if authenticator.kind == "totp":
+                result: MethodResult[Any] = method.confirm(  # type: ignore[attr-defined]
+                    decode_record(authenticator), proof, now=now, context=context
+                )
+                record = result.record
+            elif authenticator.kind == "webauthn":
+                pending = decode_pending(authenticator)
+                if pending is None:
+                    raise AuthnError("internal.error", "a passkey without its ceremony", 500)
+                assert isinstance(method, WebAuthn)
+                result = method.finish_registration(proof, state=pending.state, now=now)
+                record = result.record
+                if isinstance(record, PasskeyRecord):
+                    lookup = "webauthn:" + _b64url(record.credential_id)
+            elif authenticator.kind == "email_code":
+                pending_email = msgspec.json.decode(authenticator.record, type=PendingEmail)
+                result = method.verify(
+                    pending_email.email,
+                    proof,
+                    now=now,
+                    context=msgspec.structs.replace(context, state=pending_email.state),
+                )
+                record = pending_email.email
+            else:
+                raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
+        except ProofError as exc:
+            raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
+        if not result.ok or record is None:
+            self._count_failure(journey, authenticator.subject_type, authenticator.subject_id,
+                                authenticator.kind, now)  # fmt: skip
+            raise failed(0)
+        confirmed = msgspec.structs.replace(
+            authenticator, record=encode_record(record), confirmed_at=now, lookup=lookup
+        )
+        try:
+            return self.store.update_authenticator(
+                confirmed, expected_revision=authenticator.revision
+            )
+        except ConflictError:  # a concurrent confirmation won
+            raise failed(0) from None
+
+    # -- the built-in enroll/remove rule ------------------------------------------------------
+    def default_gate(
+        self,
+        plan: Plan,
+        journey: JourneyPlan,
+        action: str,
+        facts: Facts,
+        session: Session,
+        request: Mapping[str, Any],
+        now: datetime,
+        decision_id: str | None,
+    ) -> Decision:
+        """The built-in `authenticator.enroll` / `authenticator.remove` checkpoint."""
+        resource = request.get("resource") or {}
+        props = (resource.get("properties") or {}) if isinstance(resource, dict) else {}
+        given = props.get("aal")
+        wanted: int = given if isinstance(given, int) else 3
+        records = self.store.list_authenticators(session.subject_type, session.subject_id)
+        required = max(1, min(wanted, max(1, best_reachable(records, journey))))
+        current = session_view(journey, facts, now)["aal"]
+        ref = StepRef(
+            kind="require",
+            text=f"built-in: {action} needs AAL {required} (the authenticator's, capped at "
+            "the subject's best)",
+            file=_BUILT_IN,
+            line=0,
+        )
+        common = {"action": action, "journey": journey.name, "checkpoint": action,
+                  "version": plan.version, "id": decision_id}  # fmt: skip
+        if current >= required:
+            return Decision(
+                outcome="allow",
+                explanation=(Trace(step=ref, result="met"),),
+                **common,  # type: ignore[arg-type]
+            )
+        own = {a.method for a in records if a.confirmed_at}
+        methods = tuple(
+            name
+            for name, info in journey.methods.items()
+            if info.aal >= required and (name in own or not own)
+        ) or tuple(name for name, info in journey.methods.items() if info.aal >= required)
+        return Decision(
+            outcome="step_up",
+            reason="step_up_required",
+            step_up=StepUp(
+                methods=methods,
+                mode="any",
+                aal=required,
+                acr_values=acr_values(required),
+                amr_values=tuple(dict.fromkeys(a for m in methods for a in journey.methods[m].amr)),
+            ),
+            explanation=(Trace(step=ref, result="not_met"),),
+            **common,  # type: ignore[arg-type]
+        )
+
+    # -- lockout ------------------------------------------------------------------------------
+    def _limits(self, journey: JourneyPlan, kind: str) -> tuple[str, Any]:
+        counter = counter_for_kind(kind)
+        return counter, journey.lockout[counter]
+
+    def _check_lock(
+        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, now: datetime
+    ) -> None:
+        counter, spec = self._limits(journey, kind)
+        failures = self.store.get_failures(subject_type, subject_id, counter)
+        wait = lock_state(
+            failures,
+            now=now,
+            backoff=timedelta(seconds=spec.backoff),
+            lock=timedelta(seconds=spec.lock),
+        )
+        if wait is not None:
+            raise AuthnError(
+                "auth.locked",
+                "too many failed verifications: try again later",
+                429,
+                retry_after=wait,
+            )
+
+    def _count_failure(
+        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, now: datetime
+    ) -> None:
+        counter, spec = self._limits(journey, kind)
+        self.store.record_failure(
+            subject_type,
+            subject_id,
+            counter,
+            at=now,
+            window=timedelta(seconds=spec.within),
+            lock_after=spec.after,
+            lock_for=timedelta(seconds=spec.lock),
+        )
+
+    # -- challenges ---------------------------------------------------------------------------
+    def _session_journey(self, session: Session) -> tuple[Plan, JourneyPlan]:
+        app = self.store.get_app(session.app)
+        return self.journey(app.name if app is not None else None, session.subject_type)
+
+    def start(self, challenge: Challenge, session: Session, method_name: str) -> tuple[Any, Any]:
+        """Start a method's ceremony for a challenge: (what the client gets, a message to
+        send or None). Only WebAuthn and email codes have one."""
+        plan, journey = self._session_journey(session)
+        method = self.methods.get(plan, journey, method_name)
+        if method.kind not in STARTED_KINDS:
+            raise AuthnError("challenge.no_start", f"method `{method_name}` has no start", 400)
+        now = self.runtime.now()
+        records = usable(
+            self.store.list_authenticators(session.subject_type, session.subject_id),
+            method_name,
+            method.kind,
+        )
+        message = None
+        if method.kind == "webauthn":
+            assert isinstance(method, WebAuthn)
+            issued = method.begin_authentication(
+                now=now, credentials=[decode_record(a) for a in records]
+            )
+        else:
+            assert isinstance(method, EmailCode)
+            if not records:
+                raise AuthnError(
+                    "challenge.no_credential", "no confirmed address for this method", 409
+                )
+            issued, message = method.issue(
+                decode_record(records[-1]), challenge_id=challenge.id, now=now
+            )
+        try:
+            self.store.set_challenge_state(challenge.id, method_name, issued.state, at=now)
+        except ConflictError:
+            raise AuthnError(
+                "challenge.not_live", "the challenge is expired, used or out of attempts", 409
+            ) from None
+        return issued.public, (message, method)
+
+    def verify(
+        self, challenge: Challenge, session: Session, method_name: str, proof: object
+    ) -> Checked:
+        """Check a proof for a challenge, counting nothing yet (the caller spends the attempt
+        first, then calls `settle`).
+
+        Raises AuthnError: ``auth.locked`` (429) before anything is checked,
+        ``challenge.proof_malformed`` (400), a method's configuration or outage (503).
+        """
+        plan, journey = self._session_journey(session)
+        method: MethodImpl[Any] = self.methods.get(plan, journey, method_name)
+        kind = method.kind
+        now = self.runtime.now()
+        self._check_lock(journey, session.subject_type, session.subject_id, kind, now)
+        context = Context(
+            subject=session.subject_id,
+            challenge_id=challenge.id,
+            state=challenge.states.get(method_name),
+        )
+        records = usable(
+            self.store.list_authenticators(session.subject_type, session.subject_id),
+            method_name,
+            kind,
+        )
+        authenticator: Authenticator | None = None
+        try:
+            if kind in TOKEN_KINDS:
+                result: MethodResult[Any] = method.verify(None, proof, now=now, context=context)
+            elif kind == "webauthn":
+                wanted = "webauthn:" + _b64url(WebAuthn.credential_id(proof))
+                candidates = [a for a in records if a.lookup == wanted]
+                result, authenticator = check_records(
+                    method, candidates, proof, now=now, context=context
+                )
+            else:
+                result, authenticator = check_records(
+                    method, records, proof, now=now, context=context
+                )
+        except ProofError as exc:
+            raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
+        except MethodError as exc:
+            raise AuthnError(exc.code, str(exc), exc.http_status) from None
+        if result.ok and authenticator is not None:
+            changed = msgspec.structs.replace(
+                authenticator,
+                record=encode_record(result.record) if result.record is not None
+                else authenticator.record,
+                last_used_at=now,
+            )  # fmt: skip
+            try:
+                self.store.update_authenticator(changed, expected_revision=authenticator.revision)
+            except ConflictError:  # the same credential verified concurrently: one wins
+                result = MethodResult(ok=False, code="method.failed.replay")
+        ok = result.ok and result.proof is not None
+        return Checked(
+            ok=ok,
+            code=result.code,
+            kind=kind,
+            journey=journey,
+            proof=result.proof if ok else None,
+            posture=result.posture if ok else None,
+            state=result.state if ok else None,
+        )
+
+    def settle(self, checked: Checked, challenge: Challenge, session: Session, method: str) -> None:
+        """After the attempt is spent: count a failure, or clear the counter and keep the
+        method's new challenge state (an email code marked used)."""
+        now = self.runtime.now()
+        if not checked.ok:
+            self._count_failure(
+                checked.journey, session.subject_type, session.subject_id, checked.kind, now
+            )
+            return
+        self.store.clear_failures(
+            session.subject_type, session.subject_id, counter_for_kind(checked.kind)
+        )
+        if checked.state is not None:
+            try:
+                self.store.set_challenge_state(challenge.id, method, checked.state, at=now)
+            except ConflictError:
+                pass  # consumed meanwhile: the state no longer matters
