@@ -174,9 +174,12 @@ class World:
         return context
 
     def logged_in(self, subject_id: str = "alice") -> str:
+        return self.logged_in_as(subject_id, PASSWORD)
+
+    def logged_in_as(self, subject_id: str, password: str) -> str:
         started = self.login(subject_id)
         challenge = started["decision"]["challenge"]["id"]
-        verified = self.verify(challenge, "password", PASSWORD)
+        verified = self.verify(challenge, "password", password)
         assert verified.status_code == 200, verified.text
         assert verified.json()["decision"]["outcome"] == "allow"
         return str(started["session"]["id"])
@@ -193,9 +196,11 @@ def world(tmp_path: Path) -> Iterator[World]:
         made.stop()
 
 
-def enroll(world: World, session: str, method: str, **given: Any) -> dict[str, Any]:
+def enroll(
+    world: World, session: str, method: str, subject: str = "alice", **given: Any
+) -> dict[str, Any]:
     answer = world.app.post(
-        "/v1/subjects/alice/authenticators",
+        f"/v1/subjects/{subject}/authenticators",
         json={"session_id": session, "method": method, **given},
     )
     assert answer.status_code == 201, answer.text
@@ -204,20 +209,22 @@ def enroll(world: World, session: str, method: str, **given: Any) -> dict[str, A
     return body
 
 
-def confirm(world: World, session: str, authenticator: str, proof: Any) -> httpx.Response:
+def confirm(
+    world: World, session: str, authenticator: str, proof: Any, subject: str = "alice"
+) -> httpx.Response:
     return world.app.post(
-        f"/v1/subjects/alice/authenticators/{authenticator}/confirm",
+        f"/v1/subjects/{subject}/authenticators/{authenticator}/confirm",
         json={"session_id": session, "proof": proof},
     )
 
 
-def totp_enrolled(world: World, session: str) -> pyotp.TOTP:
-    body = enroll(world, session, "totp")
+def totp_enrolled(world: World, session: str, subject: str = "alice") -> pyotp.TOTP:
+    body = enroll(world, session, "totp", subject)
     shown = body["shown"]
     assert shown["uri"].startswith("otpauth://totp/") and "<svg" in shown["qr_svg"]
     assert body["authenticator"]["confirmed"] is False
     phone = pyotp.TOTP(shown["secret"])
-    confirmed = confirm(world, session, body["authenticator"]["id"], phone.now())
+    confirmed = confirm(world, session, body["authenticator"]["id"], phone.now(), subject)
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["authenticator"]["confirmed"] is True
     return phone
@@ -473,23 +480,32 @@ def test_bad_verify_bodies_change_nothing(world: World, body: bytes, status: int
     assert challenge.consumed_at is None
 
 
-def test_a_challenge_of_another_session_or_subject_is_not_found(world: World):
+def test_a_challenge_answers_only_for_its_own_app_and_subject(world: World):
     world.subject("bob")
-    world.enroll_password("bob")
+    bob_password = "bob has his own long password"
+    enrolled = world.admin.post(
+        "/admin/v1/subjects/bob/authenticators",
+        json={"method": "password", "password": bob_password},
+    )
+    assert enrolled.status_code == 201
     alice = world.logged_in()
-    bob = world.logged_in("bob")
     alice_challenge = step_up(world, alice)["challenge_id"]
     with admin(world.server) as client:
         other = client.post("/admin/v1/apps", json={"name": "other"})
     stranger = world.server.client(other.json()["key"])
     answer = stranger.post(
-        f"/v1/challenges/{alice_challenge}/verify", json={"method": "password", "proof": PASSWORD}
+        f"/v1/challenges/{alice_challenge}/verify", json={"method": "totp", "proof": "123456"}
     )
     assert (answer.status_code, answer.json()["code"]) == (404, "challenge.not_found")
-    # bob's password does not answer alice's challenge
-    assert bob
-    wrong = world.verify(alice_challenge, "recovery", "AAAA-BBBB-CCCC-DDDD")
+    # bob's credentials never answer alice's challenges
+    started = world.login()
+    login = started["decision"]["challenge"]["id"]
+    assert world.verify(login, "password", bob_password).status_code == 401
+    bob = world.logged_in_as("bob", bob_password)
+    bob_phone = totp_enrolled(world, bob, subject="bob")
+    wrong = world.verify(alice_challenge, "totp", bob_phone.now())
     assert wrong.status_code == 401
+    assert world.app.get(f"/v1/sessions/{alice}").json()["aal"] == 1
 
 
 def test_an_expired_or_used_challenge_is_refused(world: World):
@@ -597,3 +613,17 @@ def test_no_secret_is_ever_in_a_response_or_the_decision_log(world: World):
     assert secret not in subject and secret not in log
     assert PASSWORD not in subject and PASSWORD not in log
     assert "argon2" not in subject and "$argon2" not in log
+
+
+def test_self_service_is_for_the_sessions_own_subject_only(world: World):
+    world.subject("bob")
+    alice = world.logged_in()
+    answer = world.app.post(
+        "/v1/subjects/bob/authenticators", json={"session_id": alice, "method": "totp"}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (403, "session.subject_mismatch")
+    listed = world.app.get("/v1/subjects/bob/authenticators", params={"session_id": alice})
+    assert listed.status_code == 403
+    missing = world.app.post("/v1/subjects/alice/authenticators", json={"method": "totp"})
+    assert (missing.status_code, missing.json()["code"]) == (400, "request.invalid")
+    assert world.admin.get("/admin/v1/subjects/bob").json()["authenticators"] == []
