@@ -627,3 +627,23 @@ def test_self_service_is_for_the_sessions_own_subject_only(world: World):
     missing = world.app.post("/v1/subjects/alice/authenticators", json={"method": "totp"})
     assert (missing.status_code, missing.json()["code"]) == (400, "request.invalid")
     assert world.admin.get("/admin/v1/subjects/bob").json()["authenticators"] == []
+
+
+def test_two_verifications_racing_on_one_challenge_one_succeeds(world: World):
+    started = world.login()
+    challenge = started["decision"]["challenge"]["id"]
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def call() -> None:
+        barrier.wait()
+        answers.append(world.verify(challenge, "password", PASSWORD).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200, 409]
+    read = world.app.get(f"/v1/sessions/{started['session']['id']}").json()
+    assert [p["method"] for p in read["proofs"]] == ["password"]
