@@ -1,0 +1,1 @@
+"""Shared Signals: Security Event Tokens in and out (SSF 1.0, CAEP, RISC)."""
