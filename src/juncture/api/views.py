@@ -56,6 +56,7 @@ def session_body(session: Session, aal: int, *, with_handle: bool = False) -> di
         "observed": msgspec.to_builtins(session.observed),
         "path": session.path,
         "scopes": list(session.scopes),
+        "standing": {k: msgspec.to_builtins(v) for k, v in session.standing.items()},
     }
     if with_handle:
         out["handle"] = session.handle

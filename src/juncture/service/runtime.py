@@ -45,6 +45,7 @@ from juncture.store.models import (
     DecisionRecord,
     Posture,
     Session,
+    Standing,
     StoredProof,
     SubjectSeen,
 )
@@ -412,16 +413,25 @@ class Runtime:
                 ),
             )
             return Outcome(decision=decision, session=session)
-        if decision.outcome == "reroute" and (session.path, session.scopes) != (
-            decision.path,
-            decision.scopes,
+        standing = self._standing(session, action, decision, now)
+        if standing is not None or (
+            decision.outcome == "reroute"
+            and (session.path, session.scopes) != (decision.path, decision.scopes)
         ):
-            session = self._change(
-                session,
-                lambda s: msgspec.structs.replace(
-                    s, path=decision.path, scopes=decision.scopes, updated_at=now
-                ),
-            )
+
+            def stand(s: Session) -> Session:
+                changed = (
+                    s
+                    if standing is None
+                    else msgspec.structs.replace(s, standing={**s.standing, action: standing})
+                )
+                if decision.outcome == "reroute":
+                    changed = msgspec.structs.replace(
+                        changed, path=decision.path, scopes=decision.scopes
+                    )
+                return msgspec.structs.replace(changed, updated_at=now)
+
+            session = self._change(session, stand)
         if decision.outcome == "step_up" and decision.step_up is not None:
             step_up = decision.step_up
             challenge = Challenge(
@@ -442,6 +452,50 @@ class Runtime:
             self.store.create_challenge(challenge)
             return Outcome(decision=decision, session=session, challenge=challenge)
         return Outcome(decision=decision, session=session)
+
+    @staticmethod
+    def _standing(
+        session: Session, action: str, decision: Decision, now: datetime
+    ) -> Standing | None:
+        """The standing outcome to keep for ``action`` (an allow with a ttl, a reroute), or
+        None when there is none or the kept one still says the same (no write)."""
+        if decision.outcome == "allow" and decision.ttl:
+            ttl = timedelta(seconds=decision.ttl)
+            kept = session.standing.get(action)
+            if (
+                kept is not None
+                and kept.outcome == "allow"
+                and kept.scopes == decision.scopes
+                and kept.version == decision.version
+                and kept.expires_at is not None
+                and kept.expires_at - now > ttl / 2
+            ):
+                return None
+            return Standing(
+                outcome="allow",
+                scopes=decision.scopes,
+                decided_at=now,
+                expires_at=now + ttl,
+                version=decision.version,
+            )
+        if decision.outcome == "reroute":
+            kept = session.standing.get(action)
+            if kept is not None and (kept.outcome, kept.path, kept.scopes, kept.version) == (
+                "reroute",
+                decision.path,
+                decision.scopes,
+                decision.version,
+            ):
+                return None
+            return Standing(
+                outcome="reroute",
+                path=decision.path,
+                scopes=decision.scopes,
+                decided_at=now,
+                expires_at=now + timedelta(seconds=decision.ttl) if decision.ttl else None,
+                version=decision.version,
+            )
+        return None
 
     def _change(self, session: Session, change: Callable[[Session], Session]) -> Session:
         """Apply a change with optimistic concurrency, re-reading on a lost race."""

@@ -75,6 +75,17 @@ class SubjectSeen(msgspec.Struct, frozen=True, kw_only=True):
     revision: int = 0
 
 
+class Standing(msgspec.Struct, frozen=True, kw_only=True):
+    """An outcome the app may act on after the decision: an allow with a ttl, a reroute."""
+
+    outcome: str
+    scopes: tuple[str, ...] = ()
+    path: str | None = None
+    decided_at: datetime
+    expires_at: datetime | None = None
+    version: str = ""
+
+
 class Session(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     app: str
@@ -96,6 +107,9 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     observed: Observed = Observed()
     path: str | None = None
     scopes: tuple[str, ...] = ()
+    #: Outcomes that stand beyond their decision (an allow with a ttl, a reroute), by
+    #: checkpoint: what the sweep re-checks when a journey changes.
+    standing: dict[str, Standing] = {}
     #: Optimistic concurrency: bumped by every update.
     revision: int = 0
 
