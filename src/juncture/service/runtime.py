@@ -199,6 +199,8 @@ class Runtime:
         self.now = now
         self.observer = observer or Observer(ObserveSettings())
         self.directory = Directory(self, authn or AuthnSettings())
+        #: Tells the event streams (service/transmit.py sets it): (event, session, details).
+        self.emit: Callable[[str, Session, dict[str, Any]], None] = lambda *_: None
         self.policies = PolicyRegistry(store, now)
         self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
         self.stats: dict[tuple[str, str], int] = {}
@@ -412,7 +414,12 @@ class Runtime:
                     s, status="revoked", status_reason=decision.reason, updated_at=now
                 ),
             )
+            self.emit("session-revoked", session, {"reason": decision.reason or "revoked"})
             return Outcome(decision=decision, session=session)
+        rerouted = decision.outcome == "reroute" and (session.path, session.scopes) != (
+            decision.path,
+            decision.scopes,
+        )
         standing = self._standing(session, action, decision, now)
         if standing is not None or (
             decision.outcome == "reroute"
@@ -432,6 +439,12 @@ class Runtime:
                 return msgspec.structs.replace(changed, updated_at=now)
 
             session = self._change(session, stand)
+            if rerouted:
+                self.emit(
+                    "token-claims-change",
+                    session,
+                    {"path": decision.path, "scopes": list(decision.scopes)},
+                )
         if decision.outcome == "step_up" and decision.step_up is not None:
             step_up = decision.step_up
             challenge = Challenge(
@@ -618,12 +631,15 @@ class Runtime:
         session = self._load_session(app, session_id)
         now = self.now()
         status = "revoked" if revoke_reason else "ended"
-        return self._change(
+        ended = self._change(
             session,
             lambda s: msgspec.structs.replace(
                 s, status=status, status_reason=revoke_reason or "logout", updated_at=now
             ),
         )
+        if revoke_reason:
+            self.emit("session-revoked", ended, {"reason": revoke_reason})
+        return ended
 
     def session_aal(self, session: Session) -> int:
         """The session's AAL now, under the active version (never cached)."""
@@ -779,10 +795,12 @@ class Runtime:
             )
 
         session = self._change(session, record)
-        if self.session_aal(session) > before:  # a stronger session gets a new handle
+        after = self.session_aal(session)
+        if after > before:  # a stronger session gets a new handle
             session = self._change(
                 session, lambda s: msgspec.structs.replace(s, handle=new_secret())
             )
+            self.emit("assurance-level-change", session, {"previous": before, "current": after})
         return self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
 
     def start_challenge(self, app: App, challenge_id: str, method: str) -> tuple[Any, Any]:
@@ -805,6 +823,75 @@ class Runtime:
         except AuthnError as exc:
             raise ServiceError.of(exc) from None
 
+    # -- re-checks (the sweep, received signals) ------------------------------------------------
+    def recheck(
+        self, plan: Plan, app: App, session: Session, action: str | None, now: datetime
+    ) -> Decision:
+        """Decide ``action`` (None: only the guard) for a session from what it remembers, with
+        no request: nothing is stored, nothing is logged (the caller acts on changes)."""
+        doc = self._facts_document(app.name, {}, session)
+        seen = self.observer.observe(Reported(), session, now)
+        doc.update(seen.sections())
+        facts = Facts.from_document(doc)
+        return evaluate(
+            plan,
+            action or CONTEXT_UPDATE,
+            facts,
+            now,
+            decision_id=new_id("d"),
+            guard_only=action is None,
+            allowed_journeys=frozenset(app.journeys) or None,
+        )
+
+    def revoke(self, session: Session, decision: Decision, now: datetime) -> Session:
+        """Revoke a session (a guard said so outside a request), log it, tell the streams."""
+        revoked = self._change(
+            session,
+            lambda s: msgspec.structs.replace(
+                s, status="revoked", status_reason=decision.reason, updated_at=now
+            ),
+        )
+        app = self.store.get_app(session.app)
+        if app is not None:
+            self._record(
+                app, decision.action, {}, revoked, decision, {}, time.perf_counter_ns(), now
+            )
+        self.emit("session-revoked", revoked, {"reason": decision.reason or "revoked"})
+        return revoked
+
+    def restand(
+        self,
+        session: Session,
+        withdrawn: list[str],
+        moved: dict[str, Decision],
+        now: datetime,
+    ) -> Session:
+        """Withdraw standing allows that no longer hold and move those that changed."""
+
+        def change(s: Session) -> Session:
+            standing = {k: v for k, v in s.standing.items() if k not in withdrawn}
+            path, scopes = s.path, s.scopes
+            for action, decision in moved.items():
+                stood = self._standing(s, action, decision, now)
+                if stood is not None:
+                    standing[action] = stood
+                if decision.outcome == "reroute":
+                    path, scopes = decision.path, decision.scopes
+            return msgspec.structs.replace(
+                s, standing=standing, path=path, scopes=scopes, updated_at=now
+            )
+
+        changed = self._change(session, change)
+        claims = {
+            "withdrawn": sorted(withdrawn),
+            "changed": {
+                action: {"outcome": d.outcome, "scopes": list(d.scopes), "path": d.path}
+                for action, d in sorted(moved.items())
+            },
+        }
+        self.emit("token-claims-change", changed, claims)
+        return changed
+
     def revoke_subject_sessions(self, subject_type: str, subject_id: str, reason: str) -> int:
         """Revoke every active session of a subject (it was disabled); how many."""
         now = self.now()
@@ -814,11 +901,12 @@ class Runtime:
         ):
             if session.subject_type != subject_type:
                 continue
-            self._change(
+            revoked = self._change(
                 session,
                 lambda s: msgspec.structs.replace(
                     s, status="revoked", status_reason=reason, updated_at=now
                 ),
             )
+            self.emit("session-revoked", revoked, {"reason": reason})
             count += 1
         return count
