@@ -12,14 +12,14 @@ code a push receiver answers with (``400 {"err", "description"}``) or a poll rec
 =====================  =====================================================================
 err                    when
 =====================  =====================================================================
-``invalid_request``    larger than ``max_bytes``; not three base64url parts (a JWE is
-                       refused); header or claims not JSON objects, or with a repeated key;
-                       ``typ`` not ``secevent+jwt`` (case-insensitive, ``application/``
-                       optional); a ``crit`` or ``b64`` header; ``iss``, ``jti``, ``iat``,
-                       ``events`` or the subject missing or mistyped; ``aud`` mistyped;
-                       ``exp`` or ``sub`` present; ``events`` not exactly one object;
-                       ``iat`` more than ``max_future`` ahead or more than ``max_age`` old;
-                       ``toe`` not a NumericDate; a malformed subject identifier
+``invalid_request``    larger than ``max_bytes``; not three canonical base64url parts
+                       (a JWE is refused); header or claims not JSON objects, or with a
+                       repeated key; ``typ`` not ``secevent+jwt`` (case-insensitive,
+                       ``application/`` optional); a ``crit`` or ``b64`` header; ``iss``,
+                       ``jti``, ``iat``, ``events`` or the subject missing or mistyped;
+                       ``aud`` mistyped; ``exp`` or ``sub`` present; ``events`` not exactly
+                       one object; ``iat`` more than ``max_future`` ahead or more than
+                       ``max_age`` old; ``toe`` not a NumericDate; a malformed subject
 ``invalid_key``        ``alg`` not pinned for the transmitter (so never ``none`` or HMAC);
                        an unknown ``kid``; no key of the algorithm's type and curve; an RSA
                        key under 2048 bits; the signature does not verify
@@ -255,6 +255,7 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise SetError("invalid_request", "a SET must be a compact JWS: three base64url parts")
     try:
+        _b64(parts[2])  # only canonical base64url: one token, one spelling
         header = _json(_b64(parts[0]))
         claims = _json(_b64(parts[1]))
     except (ValueError, binascii.Error, RecursionError):
@@ -418,9 +419,13 @@ def _no_constant(name: str) -> object:
 
 
 def _b64(part: str) -> bytes:
+    """Decode base64url without padding; refuse any other spelling of the same bytes."""
     if "=" in part or "+" in part or "/" in part:
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != part:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _clip(text: str) -> str:
