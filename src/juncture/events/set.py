@@ -19,7 +19,8 @@ err                    when
                        ``jti``, ``iat``, ``events`` or the subject missing or mistyped;
                        ``aud`` mistyped; ``exp`` or ``sub`` present; ``events`` not exactly
                        one object; ``iat`` more than ``max_future`` ahead or more than
-                       ``max_age`` old; ``toe`` not a NumericDate; a malformed subject
+                       ``max_age`` old; ``toe`` not a NumericDate; a malformed subject, or
+                       one with a critical member Juncture does not understand
 ``invalid_key``        ``alg`` not pinned for the transmitter (so never ``none`` or HMAC);
                        an unknown ``kid``; no key of the algorithm's type and curve; an RSA
                        key under 2048 bits; the signature does not verify

@@ -139,7 +139,7 @@ class SubjectError(ValueError):
 
 
 class _Id(msgspec.Struct, frozen=True, kw_only=True, tag_field="format"):
-    """A subject identifier; ``msgspec.to_builtins`` of a simple one is its wire form."""
+    """A subject identifier in canonical form; `dump` gives its wire form."""
 
 
 class Account(_Id, frozen=True, kw_only=True, tag="account"):
@@ -504,6 +504,8 @@ def dump(subject: Subject) -> dict[str, Any]:
         return {"format": "aliases", "identifiers": [dump(i) for i in subject.identifiers]}
     if isinstance(subject, Proprietary):
         return {"format": subject.format, **subject.members}
+    if isinstance(subject, IpAddresses):
+        return {"format": "ip-addresses", "ip-addresses": list(subject.addresses)}
     out = msgspec.to_builtins(subject)
     assert isinstance(out, dict)
     return out
