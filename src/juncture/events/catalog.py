@@ -584,7 +584,7 @@ def account_subject(subject: Subject) -> Subject:
 
 def _reason(text: str | Mapping[str, str]) -> dict[str, str]:
     reason = {"en": text} if isinstance(text, str) else dict(text)
-    if not _is_reason(reason):
+    if not _is_reason(reason) or not all(reason.values()):
         raise ValueError("a reason must be non-empty text, or an object of language tag to text")
     return reason
 
