@@ -450,6 +450,9 @@ def test_event_time_prefers_event_timestamp_then_toe_then_iat():
     assert event_time(event(uri, {}, toe=toe)) == toe
     assert event_time(event(uri, {})) == NOW
     assert event_time(event(uri, {"event_timestamp": 1e300})) == NOW  # unusable: iat
+    later = int((NOW + timedelta(days=365)).timestamp())
+    assert event_time(event(uri, {"event_timestamp": later})) == NOW  # never after iat
+    assert event_time(event(uri, {}, toe=NOW + timedelta(hours=1))) == NOW
     found = effect_of(event(uri, {"event_timestamp": stamp}, toe=toe))
     assert found.event_time == NOW - timedelta(minutes=3)
 

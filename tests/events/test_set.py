@@ -370,6 +370,11 @@ def test_the_event_object_must_be_an_object():
 # -- errors and configuration --------------------------------------------------------------
 
 
+def test_now_must_be_aware():
+    with pytest.raises(ValueError, match="aware"):
+        verify_set(sign_rs256(header(), claims()), config(), now=NOW.replace(tzinfo=None))
+
+
 def test_set_error_carries_the_rfc_8935_body():
     error = SetError("invalid_key", "the SET's signature does not verify")
     assert error.body() == {

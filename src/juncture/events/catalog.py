@@ -2,7 +2,7 @@
 
 **Validation** (`validate`): each known event type's payload is checked against its spec —
 the members it requires, and the type or the enumerated values of every member it defines;
-members it does not define are ignored (SSF §4.2.3). A violation is `SetError`
+members it does not define are ignored (SSF, "Additional fields"). A violation is `SetError`
 ``invalid_request`` (RFC 8935: "the payload breaks the event definition"). Every event may
 carry ``event_timestamp`` (a NumericDate); the CAEP events and RISC credential-compromise
 may also carry ``initiating_entity`` (``admin``/``user``/``policy``/``system``) and
@@ -62,8 +62,10 @@ guard turns into a step-up or a revocation (CAEP leaves the reaction to the rece
 ``risc.account_disabled``, …).
 
 **Event time** is ``event_timestamp`` when the payload has it, else the SET's ``toe``, else
-its ``iat``. **Out of order** (`newer`): the service keeps, per (subject, signal), the time
-of the last event applied; an event strictly older than that is ignored for that signal, an
+its ``iat``, and never later than ``iat``.
+
+**Out of order** (`newer`): the service keeps, per (subject, signal), the time of the last
+event applied; an event strictly older than that is ignored for that signal, an
 equal or newer one applies (arrival order breaks ties: a transmitter keeps one subject's
 events in order). The rule is for signals, which a later event may reverse; a revocation is
 never undone by ordering, so ``revoke`` always applies.
@@ -272,7 +274,7 @@ def _set(
 
 
 def _session_revoked(payload: Mapping[str, Any], subject: Subject) -> _Partial:
-    # CAEP §3.1: a session member names the session; otherwise every matching session.
+    # CAEP "Session Revoked": a session member names the session; otherwise every matching session.
     if isinstance(subject, Complex) and subject.session is not None:
         return _Partial(scope="session", revoke=True, signals={"session_revoked": True})
     return _Partial(
@@ -550,15 +552,18 @@ def effect_of(event: SecurityEvent) -> Effect:
 
 
 def event_time(event: SecurityEvent) -> datetime:
-    """When the change happened: ``event_timestamp``, else ``toe``, else ``iat``."""
+    """When the change happened: ``event_timestamp``, else ``toe``, else ``iat``; never later
+    than ``iat`` (an event cannot postdate the SET that reports it, and a transmitter clock
+    running ahead must not make the service ignore the events that follow)."""
+    found = event.toe or event.iat
     stamp = event.payload.get("event_timestamp")
     if _is_number(stamp):
         assert isinstance(stamp, int | float)
         try:
-            return datetime.fromtimestamp(stamp, UTC)
+            found = datetime.fromtimestamp(stamp, UTC)
         except (OverflowError, OSError, ValueError):
             pass
-    return event.toe or event.iat
+    return min(found, event.iat)
 
 
 def newer(event_time: datetime, last_time: datetime | None) -> bool:

@@ -1,12 +1,13 @@
-"""Security Event Tokens (RFC 8417) as SSF 1.0 §4 profiles them: issue and verify.
+"""Security Event Tokens (RFC 8417) as SSF 1.0 profiles them: issue and verify.
 
 A SET is a compact JWS whose header says ``typ: secevent+jwt`` and whose claims are ``iss``,
 ``jti``, ``iat``, ``aud``, optional ``txn`` and ``toe``, the subject in ``sub_id`` and exactly
 one event in ``events`` (the CAEP interoperability profile makes "exactly one" a MUST).
-``exp`` and ``sub`` are forbidden (SSF §4.1.3, §4.1.6). Unknown claims are ignored.
+``exp`` and ``sub`` are forbidden (SSF, "Distinguishing SETs from other Kinds of JWTs").
+Unknown claims are ignored.
 
-`verify_set` checks a received SET and raises `SetError` whose ``err`` is the RFC 8935 §2.3
-code a push receiver answers with (``400 {"err", "description"}``) or a poll receiver puts in
+`verify_set` checks a received SET and raises `SetError` whose ``err`` is the RFC 8935
+error code a push receiver answers with (``400 {"err", "description"}``) or a poll receiver puts in
 ``setErrs`` (RFC 8936):
 
 =====================  =====================================================================
@@ -37,8 +38,8 @@ inline, through `juncture.methods.tokens.KeySource`); keys named in the token (`
 and should retry.
 
 The subject is ``sub_id``; when it is absent, the legacy ``events.<uri>.subject`` that older
-CAEP and RISC transmitters send is read instead (SSF §3.1). Deduplication by ``jti`` is the
-caller's: it needs state.
+CAEP and RISC transmitters send is read instead (SSF, "Subject Members"). Deduplication by
+``jti`` is the caller's: it needs state.
 
 `SetSigner` issues SETs the same way round: RS256 with a 2048-bit key by default (the CAEP
 interoperability profile), ES256 or another asymmetric algorithm on request.
@@ -82,7 +83,7 @@ __all__ = [
 TYP = "secevent+jwt"
 MAX_SET_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048
-#: The codes `SetError.err` takes: RFC 8935 §2.3 (IANA "Security Event Token Error Codes").
+#: The codes `SetError.err` takes: RFC 8935 (IANA "Security Event Token Error Codes").
 ERR_CODES = frozenset({"invalid_request", "invalid_key", "invalid_issuer", "invalid_audience"})
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
     "P-256": ec.SECP256R1(),
@@ -135,7 +136,8 @@ class TransmitterConfig:
 
     ``audiences`` are the ``aud`` values that name this receiver; ``algorithms`` are pinned
     (asymmetric only); ``max_age`` and ``max_future`` bound ``iat``;
-    ``critical_subject_members`` is the transmitter metadata's list (SSF §7.1).
+    ``critical_subject_members`` is the transmitter metadata's list (SSF, "Transmitter
+    Configuration Metadata").
     """
 
     issuer: str
@@ -220,6 +222,8 @@ def verify_set(
         SetError: with the ``err`` of the table in the module docstring.
         MethodUnavailable: the transmitter's key set cannot be had (answer 503).
     """
+    if now.tzinfo is None:
+        raise ValueError("`now` must be an aware datetime")
     text = _text(token, max_bytes)
     header, claims = _split(text)
     alg = _check_header(header, transmitter)
@@ -332,7 +336,7 @@ def _event(claims: dict[str, Any], transmitter: TransmitterConfig, now: datetime
         raise SetError("invalid_audience", "`aud` does not name this receiver")
     for forbidden in ("exp", "sub"):
         if forbidden in claims:
-            raise SetError("invalid_request", f"a SET must not carry `{forbidden}` (SSF §4.1)")
+            raise SetError("invalid_request", f"a SET must not carry `{forbidden}` (SSF)")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
         raise SetError(
@@ -359,7 +363,7 @@ def _event(claims: dict[str, Any], transmitter: TransmitterConfig, now: datetime
         raise SetError("invalid_request", "an event must be an object under its type URI")
     sub_id = claims.get("sub_id")
     if sub_id is None:
-        sub_id = payload.get("subject")  # legacy CAEP/RISC events (SSF §3.1)
+        sub_id = payload.get("subject")  # legacy CAEP/RISC events (SSF, "Subject Members")
     if sub_id is None:
         raise SetError("invalid_request", "`sub_id` is required")
     try:
@@ -496,8 +500,8 @@ class SetSigner:
     ) -> str:
         """Issue one SET: one event, its subject in ``sub_id``, never ``exp`` or ``sub``.
 
-        ``txn`` defaults to the ``jti`` (SSF §4.1.7 asks for it; pass the same value for SETs
-        of one cause). A subject given as a mapping is parsed first, so a malformed one
+        ``txn`` defaults to the ``jti`` (SSF "The txn claim" asks for one; pass the same value
+        for SETs of one cause). A subject given as a mapping is parsed first, so a malformed one
         raises `SubjectError`.
         """
         if now.tzinfo is None or (toe is not None and toe.tzinfo is None):

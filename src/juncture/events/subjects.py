@@ -1,7 +1,7 @@
 """Subject identifiers of security events: parse, compare, and the keys that find sessions.
 
 The formats are those of RFC 9493 (``account``, ``email``, ``iss_sub``, ``opaque``,
-``phone_number``, ``did``, ``uri``, ``aliases``) and the ones SSF 1.0 §3 adds (``jwt_id``,
+``phone_number``, ``did``, ``uri``, ``aliases``) and the ones SSF 1.0 adds (``jwt_id``,
 ``saml_assertion_id``, ``ip-addresses``, ``complex``). `parse_subject` turns a JSON object
 into one of the typed identifiers below, in **canonical form**, or raises `SubjectError`
 (err ``invalid_request``). Canonical form means two identifiers that denote the same thing
@@ -19,18 +19,18 @@ compare equal as values:
 - ``iss_sub``, ``opaque``, ``jwt_id``, ``saml_assertion_id``: exact strings.
 - ``complex``: members ``user``, ``device``, ``session``, ``application``, ``tenant``,
   ``org_unit``, ``group``; other member names are kept when their value is an identifier
-  object and ignored otherwise (receivers ignore what they do not understand, SSF §3.2). A
-  member is a simple identifier or ``aliases``, never ``complex``.
-- ``aliases``: one to 32 identifiers, none of them ``aliases`` or ``complex`` (RFC 9493 §3.2.1).
+  object and ignored otherwise (receivers ignore what they do not understand, SSF "Additional
+  fields"). A member is a simple identifier or ``aliases``, never ``complex``.
+- ``aliases``: one to 32 identifiers, none of them ``aliases`` or ``complex`` (RFC 9493, "Aliases").
 
 Legacy spellings are read, never written: ``phone`` for ``phone_number`` (the SSF spec's
 remove-subject example), ``jwt-id`` for ``jwt_id`` (SSF drafts), ``subject_type`` for
-``format`` (Google's RISC transmitter, RISC 1.0 §3.1), and a complex subject without
+``format`` (Google's RISC transmitter, RISC 1.0 "Compatibility"), and a complex subject without
 ``format`` (SSF drafts). A format Juncture does not know is a `Proprietary` identifier
-("agreed between the parties", SSF §3.3): it compares by its exact members and yields no
-lookup key.
+("agreed between the parties", SSF "Subject Identifiers in SSF Events"): it compares by its
+exact members and yields no lookup key.
 
-**Matching** (SSF §8.1.3.1, `matches`): two complex subjects match when, for every member,
+**Matching** (SSF "Subject Matching", `matches`): two complex subjects match when, for every member,
 either side leaves it out or both are identical; simple subjects match when identical; an
 ``aliases`` identifier matches when any of its identifiers does. A simple and a complex
 subject never match.
@@ -103,7 +103,7 @@ __all__ = [
     "parse_subject",
 ]
 
-#: The complex-subject members SSF 1.0 §3.2 names; Juncture understands each of them.
+#: The complex-subject members SSF 1.0 names; Juncture understands each of them.
 MEMBERS: tuple[str, ...] = (
     "user",
     "device",
@@ -211,7 +211,7 @@ Simple = (
 
 
 class Aliases(_Id, frozen=True, kw_only=True, tag="aliases"):
-    """Several identifiers of one subject (RFC 9493 §3.2.1), in canonical order."""
+    """Several identifiers of one subject (RFC 9493), in canonical order."""
 
     identifiers: tuple[Simple, ...]
 
@@ -220,7 +220,7 @@ Member = Simple | Aliases
 
 
 class Complex(_Id, frozen=True, kw_only=True, tag="complex"):
-    """Several aspects of one principal (SSF §3.2); at least one member is present."""
+    """Several aspects of one principal (SSF "Complex Subject Members"); never empty."""
 
     user: Member | None = None
     device: Member | None = None
@@ -252,9 +252,9 @@ Subject = Member | Complex
 def parse_subject(value: object, *, critical: Collection[str] = ()) -> Subject:
     """Parse a subject identifier object into its canonical typed form.
 
-    ``critical`` is the transmitter's ``critical_subject_members`` (SSF §7.1): a complex
-    subject holding one of them that Juncture does not understand is refused, as SSF §3.4
-    requires the event be discarded.
+    ``critical`` is the transmitter's ``critical_subject_members`` (SSF metadata): a complex
+    subject holding one of them that Juncture does not understand is refused, as SSF
+    "Receiver Subject Processing" requires the event be discarded.
 
     Raises:
         SubjectError: the identifier is malformed (err ``invalid_request``).
@@ -290,7 +290,7 @@ def _complex(value: Mapping[str, Any], critical: Collection[str]) -> Complex:
             raise SubjectError(f"critical subject member `{_clip(name)}` is not understood")
         elif isinstance(member, Mapping):
             others.append((name, _member(member, _format_of(member), where=f"member `{name}`")))
-        # anything else is an extension field: ignored (SSF §3.2)
+        # anything else is an extension field: ignored (SSF "Additional fields")
     if not known and not others:
         raise SubjectError("a complex subject needs at least one member")
     if len(known) + len(others) > MAX_MEMBERS:
