@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -181,6 +182,7 @@ def test_another_signers_set_is_invalid_key():
         ("ES256", "EC", "P-256"),
         ("ES384", "EC", "P-384"),
         ("Ed25519", "OKP", "Ed25519"),
+        ("Ed448", "OKP", "Ed448"),
     ],
 )
 def test_new_signing_keys(alg: str, kty: str, curve: str | None):
@@ -215,6 +217,13 @@ def test_a_signer_takes_cryptography_or_joserfc_keys_and_defaults_kid_to_the_thu
     assert signer.kid == SetSigner(RSA_KEY).kid  # the RFC 7638 thumbprint: stable
     joserfc_key = ECKey.import_key(EC_KEY)
     assert SetSigner(joserfc_key, alg="ES256").kid == joserfc_key.thumbprint()
+    edwards = SetSigner(Ed25519PrivateKey.generate(), alg="Ed25519")
+    verify_set(issue(edwards), receiver(edwards), now=NOW)
+
+
+def test_one_audience_given_as_a_tuple_is_written_as_a_string():
+    _, claims, _ = parts(issue(audience=(AUDIENCE,)))
+    assert claims["aud"] == AUDIENCE
 
 
 @pytest.mark.parametrize(

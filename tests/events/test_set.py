@@ -349,6 +349,24 @@ def test_malformed_tokens_are_invalid_request(token: str):
     refused(token, "invalid_request")
 
 
+def test_a_token_that_is_not_text_is_invalid_request():
+    refused(5, "invalid_request")  # type: ignore[arg-type]
+
+
+def test_a_key_on_another_curve_is_not_used():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-384",
+        "kid": "ec1",
+        "x": b64(p384.x.to_bytes(48, "big")),
+        "y": b64(p384.y.to_bytes(48, "big")),
+    }
+    refused(sign_es256(header("ES256", "ec1"), claims()), "invalid_key", config(jwk))
+
+
 def test_non_ascii_is_invalid_request():
     refused("é.é.é", "invalid_request")
     refused("é.é.é".encode(), "invalid_request")

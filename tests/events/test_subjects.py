@@ -274,6 +274,24 @@ def test_malformed_complex_subjects_are_refused(wire: Any):
     bad(wire)
 
 
+def test_a_complex_subject_has_at_most_16_members():
+    members = {f"m{i}": {"format": "opaque", "id": str(i)} for i in range(17)}
+    assert "at most 16" in bad({"format": "complex", **members})
+
+
+def test_proprietary_identifiers_inside_aliases_round_trip():
+    wire = {
+        "format": "aliases",
+        "identifiers": [
+            {"format": "catalog_item", "catalog_id": "c1"},
+            {"format": "opaque", "id": "x"},
+        ],
+    }
+    parsed = parse_subject(wire)
+    assert parse_subject(dump(parsed)) == parsed
+    assert keys(parsed) == {("opaque", "x")}
+
+
 def test_a_critical_member_not_understood_is_refused():
     wire = {
         "format": "complex",

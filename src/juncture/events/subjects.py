@@ -411,12 +411,10 @@ def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _identity(identifier: Member) -> tuple[str, ...]:
-    """A total, comparable identity of a canonical identifier."""
+def _identity(identifier: Simple) -> tuple[str, ...]:
+    """A total, comparable identity of a canonical simple identifier (orders aliases)."""
     if isinstance(identifier, Proprietary):
         return ("~" + identifier.format, _json(identifier.members))
-    if isinstance(identifier, Aliases):
-        return ("aliases", *(part for i in identifier.identifiers for part in _identity(i)))
     return (str(type(identifier).__struct_config__.tag), *_values(identifier))
 
 
