@@ -401,6 +401,8 @@ def test_set_error_carries_the_rfc_8935_body():
     }
     with pytest.raises(ValueError, match="unknown SET error code"):
         SetError("nope", "x")
+    for err in ("authentication_failed", "access_denied", "invalid_state"):
+        assert SetError(err, "x").body()["err"] == err
 
 
 def test_keys_that_cannot_be_had_are_unavailable_not_a_transmitter_error():

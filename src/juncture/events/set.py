@@ -83,8 +83,20 @@ __all__ = [
 TYP = "secevent+jwt"
 MAX_SET_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048
-#: The codes `SetError.err` takes: RFC 8935 (IANA "Security Event Token Error Codes").
-ERR_CODES = frozenset({"invalid_request", "invalid_key", "invalid_issuer", "invalid_audience"})
+#: The codes `SetError.err` takes: the IANA "Security Event Token Error Codes" (RFC 8935) and
+#: SSF's ``invalid_state``. `verify_set` raises only the first four; the rest are for the
+#: receiver around it (endpoint authentication, authorization, a verification's state).
+ERR_CODES = frozenset(
+    {
+        "invalid_request",
+        "invalid_key",
+        "invalid_issuer",
+        "invalid_audience",
+        "authentication_failed",
+        "access_denied",
+        "invalid_state",
+    }
+)
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
     "P-256": ec.SECP256R1(),
     "P-384": ec.SECP384R1(),
