@@ -25,12 +25,17 @@ from juncture.store.models import (
     Failures,
     Located,
     Observed,
+    OutboxItem,
     PolicyVersion,
     Posture,
+    ReceivedEvent,
     Session,
     StoredProof,
+    Stream,
+    StreamSubject,
     Subject,
     SubjectSeen,
+    SweepRun,
 )
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
@@ -608,6 +613,13 @@ def fill(store: Store) -> None:
     store.put_subject(make_subject(), expected_revision=0)
     store.create_authenticator(make_authenticator())
     store.record_failure("user", "u1", "password", **LIMITS)
+    store.receive_event(make_event())
+    store.set_event_time("user:u1", "credential-change", at(7))
+    store.put_stream(make_stream(), expected_revision=0)
+    store.add_stream_subject(make_stream_subject())
+    first, _ = store.enqueue([make_item(1), make_item(2)])
+    store.mark_failed(first.seq, at=at(8), error="503", next_attempt_at=at(20))
+    store.put_sweep(make_sweep(), expected_revision=0)
 
 
 def check_filled(store: Store) -> None:
@@ -623,6 +635,17 @@ def check_filled(store: Store) -> None:
     assert store.get_subject("user", "u1") == make_subject(revision=1)
     assert store.find_authenticator("cred-a1") == make_authenticator(revision=1)
     assert store.get_failures("user", "u1", "password").count == 1
+    assert store.get_received("https://idp.example", "jti-1") == make_event()
+    assert store.last_event_time("user:u1", "credential-change") == at(7)
+    assert store.get_stream("st1") == make_stream(revision=1)
+    assert store.list_stream_subjects("st1") == [make_stream_subject()]
+    pending = store.pending("st1")
+    assert [replace(item, seq=0) for item in pending] == [
+        make_item(1, attempts=1, last_error="503", next_attempt_at=at(20)),
+        make_item(2),
+    ]
+    assert 0 < pending[0].seq < pending[1].seq
+    assert store.get_sweep("sw1") == make_sweep(revision=1)
 
 
 def test_state_survives_close_and_reopen(backend: Backend):
@@ -1190,3 +1213,575 @@ def test_record_failure_refuses_a_naive_time(store: Store):
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# -- Shared Signals: events received --------------------------------------------------------
+ISSUER = "https://idp.example"
+REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+PUSH = "urn:ietf:rfc:8935"
+POLL = "urn:ietf:rfc:8936"
+
+
+def make_event(n: int = 1, **changes: Any) -> ReceivedEvent:
+    event = ReceivedEvent(
+        issuer=ISSUER, jti=f"jti-{n}", received_at=at(n), event_type=REVOKED,
+        event_time=at(n - 1), subject={"format": "opaque", "id": "u1", "extra": [{"b": 1}]},
+        detail={"revoked": ["s1"], "ratio": 0.5}, session_ids=("s1",), subject_id="u1",
+    )  # fmt: skip
+    return replace(event, **changes)
+
+
+def test_a_received_event_is_kept_once_per_issuer_and_jti(store: Store):
+    assert store.get_received(ISSUER, "jti-1") is None
+    assert store.receive_event(make_event()) is True
+    assert store.get_received(ISSUER, "jti-1") == make_event()
+    assert store.receive_event(make_event(result="error", detail={}, session_ids=())) is False
+    assert store.get_received(ISSUER, "jti-1") == make_event()  # nothing changed
+    assert [e.jti for e in store.list_received(session_id="s1")] == ["jti-1"]
+    assert store.receive_event(make_event(issuer="https://other.example")) is True
+    assert store.get_received("https://other.example", "jti-1") is not None
+    assert store.get_received(ISSUER, "jti-2") is None
+
+
+def test_a_received_event_round_trips_with_defaults(store: Store):
+    bare = ReceivedEvent(issuer=ISSUER, jti="j", received_at=at(1), event_type=REVOKED)
+    assert store.receive_event(bare) is True
+    stored = store.get_received(ISSUER, "j")
+    assert stored == bare
+    assert (stored.result, stored.subject, stored.session_ids) == ("applied", {}, ())
+    paris = timezone(timedelta(hours=1))
+    store.receive_event(make_event(2, received_at=at(2).astimezone(paris)))
+    assert store.get_received(ISSUER, "jti-2").received_at == at(2)
+
+
+def test_update_received_replaces_the_record_and_its_sessions(store: Store):
+    store.receive_event(make_event(session_ids=("s1", "s2")))
+    done = make_event(result="ignored", detail={"why": "older"}, session_ids=("s3",),
+                      subject_id="u9")  # fmt: skip
+    assert store.update_received(done) is None
+    assert store.get_received(ISSUER, "jti-1") == done
+    assert store.list_received(session_id="s1") == []
+    assert store.list_received(session_id="s2") == []
+    assert store.list_received(session_id="s3") == [done]
+    assert store.list_received(subject_id="u1") == []
+    assert store.list_received(subject_id="u9") == [done]
+
+
+def test_update_received_of_an_unknown_event_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.update_received(make_event())
+    assert store.get_received(ISSUER, "jti-1") is None
+    assert store.list_received() == []
+
+
+def test_list_received_is_newest_first_and_filters(store: Store):
+    events = [
+        make_event(1, session_ids=("s1",)),
+        make_event(2, session_ids=("s1", "s2", "s1")),  # a repeated id is listed once
+        make_event(3, subject_id="u2", session_ids=("s3",)),
+        make_event(4, subject_id=None, session_ids=()),
+        make_event(5, received_at=at(2), session_ids=("s2",)),  # tie with 2: by jti
+        make_event(1, issuer="https://other.example", subject_id="u9", session_ids=()),
+    ]  # fmt: skip
+    for event in events:
+        assert store.receive_event(event) is True
+    e1, e2, e3, e4, e5, e6 = events
+
+    assert store.list_received() == [e4, e3, e5, e2, e6, e1]  # a jti tie: by issuer
+    assert store.list_received(subject_id="u1") == [e5, e2, e1]
+    assert store.list_received(subject_id="u2") == [e3]
+    assert store.list_received(session_id="s1") == [e2, e1]
+    assert store.list_received(session_id="s2") == [e5, e2]
+    assert store.list_received(session_id="s2", subject_id="u1") == [e5, e2]
+    assert store.list_received(session_id="s3", subject_id="u1") == []
+    assert store.list_received(session_id="s9") == []
+    assert store.list_received(limit=2) == [e4, e3]
+    assert store.list_received(session_id="s1", limit=1) == [e2]
+    assert store.list_received(limit=0) == []
+
+
+def test_threads_racing_to_receive_one_event_exactly_one_keeps_it(store: Store):
+    results, errors = race(8, lambda i: store.receive_event(make_event(detail={"thread": i})))
+    assert errors == []
+    assert sorted(results) == [False] * 7 + [True]  # type: ignore[type-var]
+    assert len(store.list_received(session_id="s1")) == 1
+
+
+def test_two_handles_racing_to_receive_one_event_exactly_one_keeps_it(backend: Backend):
+    first, second = backend.open(), backend.open()
+    try:
+        handles = (first, second)
+        results, errors = race(8, lambda i: handles[i % 2].receive_event(make_event()))
+        assert errors == []
+        assert results.count(True) == 1
+        assert first.get_received(ISSUER, "jti-1") == make_event()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_received_events_with_naive_times_are_refused(store: Store):
+    naive = at(1).replace(tzinfo=None)
+    for change in ("received_at", "event_time"):
+        with pytest.raises(StoreError, match="naive"):
+            store.receive_event(make_event(**{change: naive}))
+    assert store.get_received(ISSUER, "jti-1") is None
+    store.receive_event(make_event())
+    with pytest.raises(StoreError, match="naive"):
+        store.update_received(make_event(result="ignored", event_time=naive))
+    assert store.get_received(ISSUER, "jti-1") == make_event()
+
+
+def test_event_times_keep_only_a_newer_time(store: Store):
+    assert store.last_event_time("user:u1", "session-revoked") is None
+    assert store.set_event_time("user:u1", "session-revoked", at(10)) is True
+    assert store.last_event_time("user:u1", "session-revoked") == at(10)
+    assert store.set_event_time("user:u1", "session-revoked", at(5)) is False  # older
+    assert store.set_event_time("user:u1", "session-revoked", at(10)) is False  # equal
+    paris = timezone(timedelta(hours=1))
+    equal_elsewhere = at(10).astimezone(paris)
+    assert store.set_event_time("user:u1", "session-revoked", equal_elsewhere) is False
+    assert store.last_event_time("user:u1", "session-revoked") == at(10)
+    later = at(10) + timedelta(microseconds=1)
+    assert store.set_event_time("user:u1", "session-revoked", later) is True
+    assert store.last_event_time("user:u1", "session-revoked") == later
+    # The key is (subject_key, signal): each pair keeps its own time.
+    assert store.set_event_time("user:u1", "credential-change", at(1)) is True
+    assert store.set_event_time("user:u2", "session-revoked", at(1)) is True
+    assert store.last_event_time("user:u1", "credential-change") == at(1)
+    assert store.last_event_time("user:u1", "session-revoked") == later
+
+
+def test_threads_racing_one_event_time_apply_it_once(store: Store):
+    results, errors = race(8, lambda i: store.set_event_time("user:u1", "risk", at(3)))
+    assert errors == []
+    assert results.count(True) == 1
+    assert store.last_event_time("user:u1", "risk") == at(3)
+
+
+def test_threads_racing_event_times_keep_the_newest(store: Store):
+    results, errors = race(8, lambda i: (i, store.set_event_time("user:u1", "risk", at(i))))
+    assert errors == []
+    assert (7, True) in results  # the newest is newer than whatever came first
+    assert 1 <= [ok for _, ok in results].count(True) <= 8  # type: ignore[misc]
+    assert store.last_event_time("user:u1", "risk") == at(7)
+    assert store.set_event_time("user:u1", "risk", at(7)) is False
+
+
+def test_set_event_time_refuses_a_naive_time(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        store.set_event_time("user:u1", "risk", at(1).replace(tzinfo=None))
+    assert store.last_event_time("user:u1", "risk") is None
+
+
+# -- Shared Signals: streams ----------------------------------------------------------------
+def make_stream(n: int = 1, **changes: Any) -> Stream:
+    stream = Stream(
+        id=f"st{n}", app="shop", iss="https://juncture.example", aud=("https://shop.example",),
+        created_at=at(n), updated_at=at(n), endpoint_url="https://shop.example/ssf",
+        authorization_header="Bearer secret", events_requested=(REVOKED, "urn:other"),
+        events_delivered=(REVOKED,), description=f"stream {n}",
+    )  # fmt: skip
+    return replace(stream, **changes)
+
+
+def test_stream_round_trips_at_revision_one(store: Store):
+    assert store.get_stream("st1") is None
+    made = store.put_stream(make_stream(revision=9), expected_revision=0)
+    assert made == make_stream(revision=1)
+    assert store.get_stream("st1") == made
+    assert (made.delivery_method, made.status) == (PUSH, "enabled")
+    poll = make_stream(2, delivery_method=POLL, endpoint_url=None, authorization_header=None)
+    assert store.put_stream(poll, expected_revision=0) == replace(poll, revision=1)
+
+
+def test_creating_a_stream_that_exists_conflicts_and_changes_nothing(store: Store):
+    made = store.put_stream(make_stream(), expected_revision=0)
+    with pytest.raises(ConflictError):
+        store.put_stream(make_stream(app="intruder"), expected_revision=0)
+    assert store.get_stream("st1") == made
+    assert store.list_streams(app="intruder") == []
+
+
+def test_put_stream_replaces_at_the_expected_revision(store: Store):
+    first = store.put_stream(make_stream(), expected_revision=0)
+    paused = replace(first, status="paused", status_reason="maintenance", updated_at=at(10))
+    second = store.put_stream(paused, expected_revision=1)
+    assert second == replace(paused, revision=2)
+    assert store.get_stream("st1") == second
+    with pytest.raises(ConflictError):  # stale
+        store.put_stream(replace(first, description="stale"), expected_revision=1)
+    with pytest.raises(ConflictError):  # ahead
+        store.put_stream(replace(first, description="ahead"), expected_revision=5)
+    assert store.get_stream("st1") == second
+
+
+def test_replacing_an_unknown_stream_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.put_stream(make_stream(), expected_revision=1)
+    assert store.get_stream("st1") is None
+
+
+def test_threads_racing_to_update_a_stream_exactly_one_wins(store: Store):
+    base = store.put_stream(make_stream(), expected_revision=0)
+    results, errors = race(8, lambda i: store.put_stream(
+        replace(base, description=f"thread {i}"), expected_revision=1))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_stream("st1") == results[0]
+
+
+def test_list_streams_by_creation_then_id_and_by_app(store: Store):
+    for stream in [make_stream(3, created_at=at(1)), make_stream(1, created_at=at(5)),
+                   make_stream(2, created_at=at(1), app="portal"), make_stream(4)]:  # fmt: skip
+        store.put_stream(stream, expected_revision=0)
+    assert [s.id for s in store.list_streams()] == ["st2", "st3", "st4", "st1"]
+    assert [s.id for s in store.list_streams(app="shop")] == ["st3", "st4", "st1"]
+    assert [s.id for s in store.list_streams(app="portal")] == ["st2"]
+    assert store.list_streams(app="nobody") == []
+
+
+def test_delete_stream_takes_its_subjects_and_undelivered_items(store: Store):
+    store.put_stream(make_stream(1), expected_revision=0)
+    store.put_stream(make_stream(2), expected_revision=0)
+    for stream_id in ("st1", "st2"):
+        store.add_stream_subject(make_stream_subject(stream_id))
+    items = store.enqueue([make_item(1), make_item(2), make_item(3), make_item(1, "st2")])
+    store.mark_delivered("st1", ["set-1"], at=at(5))
+    store.mark_failed(items[2].seq, at=at(5), error="gone", next_attempt_at=None)
+    assert store.delete_stream("st1") is True
+    assert store.delete_stream("st1") is False
+    assert store.delete_stream("nope") is False
+    assert store.get_stream("st1") is None
+    assert store.list_stream_subjects("st1") == []
+    assert store.pending("st1") == []
+    assert store.due(now=at(100)) == [items[3]]
+    assert store.list_stream_subjects("st2") == [make_stream_subject("st2")]
+    assert store.pending("st2") == [items[3]]
+    store.put_stream(make_stream(1), expected_revision=0)  # the id can be used again
+    assert store.list_stream_subjects("st1") == []
+    assert store.pending("st1") == []
+
+
+def test_streams_with_naive_times_are_refused(store: Store):
+    naive = at(1).replace(tzinfo=None)
+    for change in ("created_at", "updated_at"):
+        with pytest.raises(StoreError, match="naive"):
+            store.put_stream(make_stream(**{change: naive}), expected_revision=0)
+    assert store.get_stream("st1") is None
+    made = store.put_stream(make_stream(), expected_revision=0)
+    with pytest.raises(StoreError, match="naive"):
+        store.put_stream(replace(made, updated_at=naive), expected_revision=1)
+    assert store.get_stream("st1") == made
+
+
+# -- Shared Signals: stream subjects --------------------------------------------------------
+def make_stream_subject(stream_id: str = "st1", **changes: Any) -> StreamSubject:
+    subject = StreamSubject(stream_id=stream_id, subject={"format": "email",
+                            "email": "a@example.com"}, added_at=at(1))  # fmt: skip
+    return replace(subject, **changes)
+
+
+def test_stream_subjects_are_added_once_whatever_their_key_order(store: Store):
+    store.put_stream(make_stream(), expected_revision=0)
+    assert store.list_stream_subjects("st1") == []
+    store.add_stream_subject(make_stream_subject())
+    reordered = {"email": "a@example.com", "format": "email"}
+    store.add_stream_subject(make_stream_subject(subject=reordered, verified=False,
+                                                 added_at=at(9)))  # fmt: skip
+    assert store.list_stream_subjects("st1") == [make_stream_subject()]  # the first stays
+    nested = {"format": "complex", "user": {"format": "opaque", "id": "u1"},
+              "session": {"id": "s1", "format": "opaque"}}  # fmt: skip
+    store.add_stream_subject(make_stream_subject(subject=nested, added_at=at(0)))
+    again = {"session": {"format": "opaque", "id": "s1"}, "format": "complex",
+             "user": {"id": "u1", "format": "opaque"}}  # fmt: skip
+    store.add_stream_subject(make_stream_subject(subject=again, added_at=at(5)))
+    assert store.list_stream_subjects("st1") == [
+        make_stream_subject(subject=nested, added_at=at(0)), make_stream_subject()
+    ]  # fmt: skip
+    assert store.remove_stream_subject("st1", again) is True
+    assert store.remove_stream_subject("st1", again) is False
+    assert store.remove_stream_subject("st1", reordered) is True
+    assert store.list_stream_subjects("st1") == []
+
+
+def test_stream_subjects_belong_to_their_stream(store: Store):
+    store.put_stream(make_stream(1), expected_revision=0)
+    store.put_stream(make_stream(2), expected_revision=0)
+    store.add_stream_subject(make_stream_subject("st1"))
+    store.add_stream_subject(make_stream_subject("st2", verified=False))
+    assert store.remove_stream_subject("st1", make_stream_subject().subject) is True
+    assert store.list_stream_subjects("st2") == [make_stream_subject("st2", verified=False)]
+    assert store.remove_stream_subject("nope", make_stream_subject().subject) is False
+    assert store.list_stream_subjects("nope") == []
+
+
+def test_adding_a_subject_to_an_unknown_stream_is_not_found(store: Store):
+    with pytest.raises(NotFound):
+        store.add_stream_subject(make_stream_subject("nope"))
+    assert store.list_stream_subjects("nope") == []
+
+
+def test_stream_subjects_with_a_naive_time_are_refused(store: Store):
+    store.put_stream(make_stream(), expected_revision=0)
+    with pytest.raises(StoreError, match="naive"):
+        store.add_stream_subject(make_stream_subject(added_at=at(1).replace(tzinfo=None)))
+    assert store.list_stream_subjects("st1") == []
+
+
+# -- Shared Signals: the outbox -------------------------------------------------------------
+def make_item(n: int, stream_id: str = "st1", **changes: Any) -> OutboxItem:
+    item = OutboxItem(stream_id=stream_id, jti=f"set-{n}", set=f"eyJhbGciOiJFUzI1NiJ9.{n}.sig",
+                      event_type=REVOKED, created_at=at(n), next_attempt_at=at(n))  # fmt: skip
+    return replace(item, **changes)
+
+
+def test_enqueue_assigns_increasing_seqs_and_items_round_trip(store: Store):
+    store.put_stream(make_stream(1, delivery_method=POLL), expected_revision=0)
+    assert store.enqueue([]) == []
+    paris = timezone(timedelta(hours=1))
+    first = store.enqueue([make_item(1, created_at=at(1).astimezone(paris)), make_item(2)])
+    second = store.enqueue([make_item(3)])
+    seqs = [item.seq for item in (*first, *second)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and seqs[0] > 0
+    assert [replace(i, seq=0) for i in (*first, *second)] == [
+        make_item(1, created_at=at(1).astimezone(paris)), make_item(2), make_item(3)
+    ]  # fmt: skip
+    assert store.pending("st1") == [*first, *second]
+    assert store.pending("st1")[0].created_at == at(1)
+
+
+def test_enqueue_a_duplicate_conflicts_and_stores_nothing(store: Store):
+    store.put_stream(make_stream(1), expected_revision=0)
+    store.put_stream(make_stream(2), expected_revision=0)
+    (kept,) = store.enqueue([make_item(1)])
+    with pytest.raises(ConflictError):
+        store.enqueue([make_item(2), make_item(1, set="other")])
+    with pytest.raises(ConflictError):
+        store.enqueue([make_item(3), make_item(3)])
+    assert store.pending("st1") == [kept]
+    (other,) = store.enqueue([make_item(1, "st2")])  # the same jti on another stream
+    assert store.pending("st2") == [other]
+    assert other.seq > kept.seq
+
+
+def test_seqs_are_never_reused_after_a_delete(store: Store):
+    store.put_stream(make_stream(1), expected_revision=0)
+    store.put_stream(make_stream(2), expected_revision=0)
+    (last,) = store.enqueue([make_item(1)])
+    store.delete_stream("st1")  # the highest seq goes with it
+    (after,) = store.enqueue([make_item(2, "st2")])
+    assert after.seq > last.seq
+
+
+def test_threads_enqueueing_together_get_distinct_increasing_seqs(store: Store):
+    for n in range(4):
+        store.put_stream(make_stream(n), expected_revision=0)
+    results, errors = race(8, lambda i: store.enqueue(
+        [make_item(i * 10 + k, f"st{i % 4}", next_attempt_at=at(0)) for k in range(5)]
+    ))  # fmt: skip
+    assert errors == []
+    batches: list[Any] = results
+    for batch in batches:
+        assert [item.seq for item in batch] == sorted(item.seq for item in batch)
+    everything = sorted((item for batch in batches for item in batch), key=lambda i: i.seq)
+    assert len({item.seq for item in everything}) == 40
+    assert store.due(now=at(0), limit=100) == everything
+
+
+def test_due_takes_what_is_ready_on_enabled_push_streams(store: Store):
+    store.put_stream(make_stream(1), expected_revision=0)
+    paused = store.put_stream(make_stream(2, status="paused"), expected_revision=0)
+    store.put_stream(make_stream(3, status="disabled"), expected_revision=0)
+    store.put_stream(make_stream(4, delivery_method=POLL), expected_revision=0)
+    ready, future, delivered, given_up, boundary = store.enqueue([
+        make_item(1, next_attempt_at=at(1)), make_item(2, next_attempt_at=at(11)),
+        make_item(3, next_attempt_at=at(1)), make_item(4, next_attempt_at=at(1)),
+        make_item(5, next_attempt_at=at(10)),
+    ])  # fmt: skip
+    of_paused, _, _, orphan = store.enqueue([
+        make_item(6, "st2", next_attempt_at=at(1)), make_item(7, "st3", next_attempt_at=at(1)),
+        make_item(8, "st4", next_attempt_at=at(1)), make_item(9, "gone", next_attempt_at=at(1)),
+    ])  # fmt: skip
+    store.mark_delivered("st1", [delivered.jti], at=at(2))
+    store.mark_failed(given_up.seq, at=at(2), error="410", next_attempt_at=None)
+
+    assert store.due(now=at(10)) == [ready, boundary]  # next_attempt_at <= now
+    assert store.due(now=at(10), limit=1) == [ready]
+    assert store.due(now=at(10), limit=0) == []
+    assert store.due(now=at(0)) == []
+    assert store.due(now=at(11)) == [ready, future, boundary]
+    store.put_stream(replace(paused, status="enabled"), expected_revision=1)
+    assert store.due(now=at(10)) == [ready, boundary, of_paused]  # by seq, across streams
+    assert orphan not in store.due(now=at(100))
+    moved = store.put_stream(make_stream(1, delivery_method=POLL), expected_revision=1)
+    assert moved.delivery_method == POLL
+    assert store.due(now=at(100)) == [of_paused]
+
+
+def test_pending_lists_a_streams_undelivered_items(store: Store):
+    store.put_stream(make_stream(1, delivery_method=POLL), expected_revision=0)
+    store.put_stream(make_stream(2, delivery_method=POLL), expected_revision=0)
+    items = store.enqueue([make_item(n, next_attempt_at=at(100)) for n in range(5)])
+    (other,) = store.enqueue([make_item(9, "st2")])
+    store.mark_delivered("st1", ["set-1"], at=at(5))
+    store.mark_failed(items[3].seq, at=at(5), error="expired", next_attempt_at=None)
+    assert store.pending("st1") == [items[0], items[2], items[4]]  # future ones too
+    assert store.pending("st1", limit=2) == [items[0], items[2]]
+    assert store.pending("st1", limit=0) == []
+    assert store.pending("st2") == [other]
+    assert store.pending("nope") == []
+
+
+def test_mark_delivered_counts_what_it_changed(store: Store):
+    store.put_stream(make_stream(1, delivery_method=POLL), expected_revision=0)
+    store.put_stream(make_stream(2, delivery_method=POLL), expected_revision=0)
+    items = store.enqueue([make_item(n) for n in range(4)])
+    (same_jti,) = store.enqueue([make_item(0, "st2")])
+    assert store.mark_delivered("st1", ["set-0", "set-2", "set-2", "unknown"], at=at(9)) == 2
+    assert store.mark_delivered("st1", ["set-0", "set-2"], at=at(10)) == 0  # already
+    assert store.mark_delivered("st1", [], at=at(10)) == 0
+    assert store.pending("st1") == [items[1], items[3]]
+    assert store.pending("st2") == [same_jti]  # another stream's item of that jti is kept
+    assert store.mark_delivered("nope", ["set-1"], at=at(10)) == 0
+    assert store.mark_delivered("st1", ["set-1", "set-3"], at=at(10)) == 2
+    assert store.pending("st1") == []
+
+
+def test_mark_failed_counts_attempts_and_gives_up(store: Store):
+    store.put_stream(make_stream(), expected_revision=0)
+    item, other = store.enqueue([make_item(1, next_attempt_at=at(1)), make_item(2)])
+    assert store.mark_failed(item.seq, at=at(3), error="503 unavailable",
+                             next_attempt_at=at(30)) is None  # fmt: skip
+    retried = replace(item, attempts=1, last_error="503 unavailable", next_attempt_at=at(30))
+    assert store.due(now=at(29)) == [other]
+    assert store.due(now=at(30)) == [retried, other]
+    store.mark_failed(item.seq, at=at(31), error="timeout", next_attempt_at=at(60))
+    assert store.pending("st1")[0] == replace(retried, attempts=2, last_error="timeout",
+                                              next_attempt_at=at(60))  # fmt: skip
+    store.mark_failed(item.seq, at=at(61), error="404", next_attempt_at=None)
+    assert store.due(now=at(1000)) == [other]
+    assert store.pending("st1") == [other]
+    assert store.mark_delivered("st1", [item.jti], at=at(62)) == 1  # a late 202 still counts
+    with pytest.raises(NotFound):
+        store.mark_failed(other.seq + 1000, at=at(3), error="x", next_attempt_at=None)
+
+
+def test_outbox_times_must_be_aware(store: Store):
+    store.put_stream(make_stream(), expected_revision=0)
+    naive = at(1).replace(tzinfo=None)
+    for change in ("created_at", "next_attempt_at", "delivered_at", "given_up_at"):
+        with pytest.raises(StoreError, match="naive"):
+            store.enqueue([make_item(2), make_item(1, **{change: naive})])
+    assert store.pending("st1") == []
+    (item,) = store.enqueue([make_item(1)])
+    with pytest.raises(StoreError, match="naive"):
+        store.due(now=naive)
+    with pytest.raises(StoreError, match="naive"):
+        store.mark_delivered("st1", [item.jti], at=naive)
+    with pytest.raises(StoreError, match="naive"):
+        store.mark_failed(item.seq, at=naive, error="x", next_attempt_at=None)
+    with pytest.raises(StoreError, match="naive"):
+        store.mark_failed(item.seq, at=at(2), error="x", next_attempt_at=naive)
+    assert store.pending("st1") == [item]
+
+
+# -- sweeps ---------------------------------------------------------------------------------
+def make_sweep(n: int = 1, **changes: Any) -> SweepRun:
+    run = SweepRun(id=f"sw{n}", reason="publish v1", version="v1", started_at=at(n),
+                   updated_at=at(n), total=10)  # fmt: skip
+    return replace(run, **changes)
+
+
+def test_sweep_round_trips_and_updates_optimistically(store: Store):
+    assert store.get_sweep("sw1") is None
+    first = store.put_sweep(make_sweep(revision=4), expected_revision=0)
+    assert first == make_sweep(revision=1)
+    assert store.get_sweep("sw1") == first
+    with pytest.raises(ConflictError):
+        store.put_sweep(make_sweep(reason="manual"), expected_revision=0)
+    done = replace(first, cursor="s9", processed=10, changed=2, status="done",
+                   finished_at=at(9), updated_at=at(9))  # fmt: skip
+    second = store.put_sweep(done, expected_revision=1)
+    assert second == replace(done, revision=2)
+    with pytest.raises(ConflictError):
+        store.put_sweep(replace(first, processed=5), expected_revision=1)
+    assert store.get_sweep("sw1") == second
+    with pytest.raises(NotFound):
+        store.put_sweep(make_sweep(2), expected_revision=1)
+    assert store.get_sweep("sw2") is None
+
+
+def test_threads_racing_to_step_a_sweep_exactly_one_wins(store: Store):
+    base = store.put_sweep(make_sweep(), expected_revision=0)
+    results, errors = race(8, lambda i: store.put_sweep(
+        replace(base, processed=i, cursor=f"s{i}"), expected_revision=1))  # fmt: skip
+    assert len(results) == 1 and len(errors) == 7
+    assert all(isinstance(e, ConflictError) for e in errors)
+    assert store.get_sweep("sw1") == results[0]
+
+
+def test_list_sweeps_newest_first_by_status(store: Store):
+    for run in [make_sweep(1, status="done"), make_sweep(3), make_sweep(2, status="failed"),
+                make_sweep(4, started_at=at(3)), make_sweep(5, status="done")]:  # fmt: skip
+        store.put_sweep(run, expected_revision=0)
+
+    def ids(**filters: Any) -> list[str]:
+        return [r.id for r in store.list_sweeps(**filters)]
+
+    assert ids() == ["sw5", "sw4", "sw3", "sw2", "sw1"]  # a started_at tie: by id
+    assert ids(status="running") == ["sw4", "sw3"]
+    assert ids(status="done") == ["sw5", "sw1"]
+    assert ids(status="failed", limit=5) == ["sw2"]
+    assert ids(limit=2) == ["sw5", "sw4"]
+    assert ids(limit=0) == []
+    assert ids(status="nope") == []
+    store.put_sweep(replace(make_sweep(3), status="done", revision=1), expected_revision=1)
+    assert ids(status="running") == ["sw4"]
+
+
+def test_sweeps_with_naive_times_are_refused(store: Store):
+    naive = at(1).replace(tzinfo=None)
+    for change in ("started_at", "updated_at", "finished_at"):
+        with pytest.raises(StoreError, match="naive"):
+            store.put_sweep(make_sweep(**{change: naive}), expected_revision=0)
+    assert store.get_sweep("sw1") is None
+
+
+def test_sessions_after_pages_through_the_active_sessions_by_id(store: Store):
+    statuses = ("active", "ended", "active", "revoked", "active")
+    made = [make_session(n, status=statuses[n % 5]) for n in range(1200)]
+    for session in made:
+        store.create_session(session)
+    active = sorted((s for s in made if s.status == "active"), key=lambda s: s.id)
+    assert len(active) == 720
+    seen: list[Session] = []
+    cursor = None
+    while page := store.sessions_after(cursor, limit=100):
+        assert len(page) <= 100
+        seen.extend(page)
+        cursor = page[-1].id
+    assert seen == active  # by id as text: s0, s1, s10, s100, s1000, s1001, ...
+    assert [s.id for s in store.sessions_after(None, limit=4)] == ["s0", "s10", "s100", "s1000"]
+    assert [s.id for s in store.sessions_after("s1001", limit=2)] == ["s1002", "s1004"]
+    assert [s.id for s in store.sessions_after("s1000x", limit=1)] == ["s1002"]  # no such id
+    assert store.sessions_after(active[-1].id) == []
+    assert store.sessions_after(None, limit=0) == []
+    store.update_session(replace(made[10], status="revoked"), expected_revision=0)
+    assert [s.id for s in store.sessions_after("s1", limit=2)] == ["s100", "s1000"]
+
+    ids = [s.id for s in made]
+    found = store.get_sessions([*ids, "nope"])  # more ids than SQLite takes as parameters
+    assert len(found) == 1200
+    assert found["s7"] == made[7]
+    assert found["s10"].status == "revoked"
+
+
+def test_get_sessions_reads_a_batch(store: Store):
+    for n in (1, 2, 3):
+        store.create_session(make_session(n))
+    assert store.get_sessions([]) == {}
+    assert store.get_sessions(["s3", "s1", "s1", "nope"]) == {
+        "s1": make_session(1), "s3": make_session(3)
+    }  # fmt: skip
+    assert store.get_sessions(("nope",)) == {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -11,17 +11,24 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from juncture.store.models import DecisionQuery
+from juncture.store.models import DecisionQuery, StreamSubject
 from juncture.store.protocols import ConflictError, StoreError
 from juncture.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 from .test_contract import (
+    POLL,
+    at,
     make_authenticator,
     make_challenge,
     make_decision,
+    make_event,
+    make_item,
     make_seen,
     make_session,
+    make_stream,
+    make_stream_subject,
     make_subject,
+    make_sweep,
     make_version,
 )
 
@@ -188,15 +195,21 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
     raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], "PRAGMA user_version = 1")
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
-    raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, "PRAGMA user_version = 1")
+    raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4,
+        "PRAGMA user_version = 1")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 4
 
 
 #: What undoes the third schema's migration (its tables, with their indexes).
 DROP_SCHEMA_3 = ("DROP TABLE subjects", "DROP TABLE authenticators", "DROP TABLE failures")
+#: What undoes the fourth schema's migration (its tables, with their indexes).
+DROP_SCHEMA_4 = (
+    "DROP TABLE received_sessions", "DROP TABLE received_events", "DROP TABLE event_times",
+    "DROP TABLE stream_subjects", "DROP TABLE streams", "DROP TABLE outbox", "DROP TABLE sweeps",
+)  # fmt: skip
 
 
 def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Path):
@@ -208,9 +221,9 @@ def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Pat
         second.create_session(make_session())
         seen = second.put_subject_seen(make_seen(), expected_revision=0)
         second.create_challenge(make_challenge())
-    raw(path, *DROP_SCHEMA_3, "PRAGMA user_version = 2")
+    raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, "PRAGMA user_version = 2")
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") == seen
         assert migrated.get_challenge("ch1") == make_challenge()
@@ -256,3 +269,158 @@ def test_subject_and_authenticator_lists_use_an_index(store: SqliteStore):
         plan = store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
         assert any(index in str(row) for row in plan), plan
         assert not any("TEMP B-TREE" in str(row) for row in plan), plan
+
+
+def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path):
+    from juncture.store.sqlite import _MIGRATIONS
+
+    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], *_MIGRATIONS[1], *_MIGRATIONS[2],
+        "PRAGMA user_version = 3")  # fmt: skip
+    with SqliteStore(path) as third:  # records written by the third schema's code
+        third.create_session(make_session(1))
+        third.create_session(make_session(2, status="ended"))
+        subject = third.put_subject(make_subject(), expected_revision=0)
+        authenticator = third.create_authenticator(make_authenticator())
+        failures = third.record_failure(
+            "user", "u1", "password", at=at(1), window=timedelta(minutes=1), lock_after=3,
+            lock_for=timedelta(minutes=5),
+        )  # fmt: skip
+    raw(path, *DROP_SCHEMA_4, "PRAGMA user_version = 3")
+    with SqliteStore(path) as migrated:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+        assert migrated.get_session("s1") == make_session(1)
+        assert migrated.get_subject("user", "u1") == subject
+        assert migrated.find_authenticator("cred-a1") == authenticator
+        assert migrated.get_failures("user", "u1", "password") == failures
+        assert migrated.sessions_after(None) == [make_session(1)]
+        assert migrated.get_sessions(["s1", "s2"]) == {"s1": make_session(1),
+                                                       "s2": make_session(2, status="ended")}
+        assert migrated.list_received() == []
+        assert migrated.receive_event(make_event()) is True
+        assert migrated.list_received(session_id="s1") == [make_event()]
+        assert migrated.set_event_time("user:u1", "risk", at(1)) is True
+        assert migrated.list_streams() == []
+        assert migrated.put_stream(make_stream(), expected_revision=0).revision == 1
+        migrated.add_stream_subject(make_stream_subject())
+        (item,) = migrated.enqueue([make_item(1)])
+        assert migrated.due(now=at(1)) == [item]
+        assert migrated.list_sweeps() == []
+        assert migrated.put_sweep(make_sweep(), expected_revision=0).revision == 1
+    fresh = path.with_name("fresh.db")
+    with SqliteStore(fresh):
+        pass
+    assert schema(path) == schema(fresh)  # migrating ends where a new file starts
+
+
+def schema(path: Path) -> list[tuple[str, str, str]]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master"
+                            " WHERE name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()  # fmt: skip
+    return [(kind, name, " ".join(sql.split())) for kind, name, sql in rows]
+
+
+def plans(store: SqliteStore, call: Callable[[], object]) -> list[str]:
+    """The query plans of the statements ``call`` runs on a pooled reader (traced as SQLite
+    runs them, values bound), one string each."""
+    conn = store._acquire()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    store._release(conn)  # the next read takes it (the pool is last in, first out)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    assert statements, "nothing ran on the traced reader"
+    return [str(store._writer.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
+            for sql in statements]  # fmt: skip
+
+
+def test_sessions_after_walks_the_primary_key_with_100000_sessions(
+    store: SqliteStore, path: Path
+):
+    """The sweep's batches stay one index range each, however many sessions there are, and
+    whatever the statistics (ANALYZE) say of the status index."""
+    statuses = ("active", "ended", "revoked", "ended")
+    rows = []
+    for n in range(100_000):
+        session = make_session(n, status=statuses[n % 4])
+        rows.append((session.id, session.handle, session.app, session.subject_id, session.status,
+                     n, 0, msgspec.json.encode(session)))  # fmt: skip
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO sessions (id, handle, app, subject_id, status, started_at,"
+                         " revision, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+    for cursor in (None, "s5", "s99996"):
+        for plan in plans(store, lambda cursor=cursor: store.sessions_after(cursor, limit=500)):
+            assert "INDEX sqlite_autoindex_sessions_1" in plan, plan
+            assert cursor is None or "(id>?)" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    count, cursor = 0, None
+    while page := store.sessions_after(cursor, limit=500):
+        count += len(page)
+        cursor = page[-1].id
+    assert count == 25_000
+    (plan,) = plans(store, lambda: store.get_sessions(["s1", "s2"]))
+    assert "sqlite_autoindex_sessions_1 (id=?)" in plan, plan
+
+
+def test_signal_and_sweep_lists_use_an_index(store: SqliteStore):
+    expected: list[tuple[Callable[[], object], str]] = [
+        (lambda: store.list_received(), "received_events_at"),
+        (lambda: store.list_received(subject_id="u1"), "received_events_subject (subject_id=?)"),
+        (lambda: store.list_received(session_id="s1"), "received_sessions_session (session_id=?)"),
+        (lambda: store.list_received(session_id="s1", subject_id="u1"),
+         "received_sessions_session (session_id=?)"),
+        (lambda: store.list_streams(), "streams_created"),
+        (lambda: store.list_streams(app="shop"), "streams_app (app=?)"),
+        (lambda: store.list_stream_subjects("st1"), "stream_subjects_added (stream_id=?)"),
+        (lambda: store.pending("st1"), "outbox_pending (stream_id=?)"),
+        (lambda: store.list_sweeps(), "sweeps_started"),
+        (lambda: store.list_sweeps(status="running"), "sweeps_status (status=?)"),
+    ]  # fmt: skip
+    for call, index in expected:
+        (plan,) = plans(store, call)
+        assert index in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
+def test_due_walks_the_streams_then_each_ones_due_items(store: SqliteStore):
+    (plan,) = plans(store, lambda: store.due(now=at(0)))
+    assert "SCAN s" in plan, plan
+    assert "outbox_due (stream_id=? AND next_attempt_at<?)" in plan, plan
+    assert plan.index("SCAN s") < plan.index("outbox_due"), plan  # streams outside
+    # What is delivered or given up leaves the partial indexes.
+    store.put_stream(make_stream(), expected_revision=0)
+    items = store.enqueue([make_item(n) for n in range(4)])
+    store.mark_delivered("st1", ["set-0"], at=at(5))
+    store.mark_failed(items[1].seq, at=at(5), error="410", next_attempt_at=None)
+    for index in ("outbox_due", "outbox_pending"):
+        (count,) = store._writer.execute(
+            f"SELECT count(*) FROM outbox INDEXED BY {index}"
+            " WHERE delivered_at IS NULL AND given_up_at IS NULL").fetchone()  # fmt: skip
+        assert count == 2
+
+
+def test_deleting_a_stream_keeps_its_delivered_items(store: SqliteStore, path: Path):
+    store.put_stream(make_stream(1, delivery_method=POLL), expected_revision=0)
+    store.add_stream_subject(make_stream_subject())
+    items = store.enqueue([make_item(n) for n in range(3)])
+    store.mark_delivered("st1", ["set-0"], at=at(5))
+    store.mark_failed(items[1].seq, at=at(5), error="x", next_attempt_at=None)
+    assert store.delete_stream("st1") is True
+    with closing(sqlite3.connect(path)) as conn:
+        kept = conn.execute("SELECT jti, delivered_at IS NOT NULL FROM outbox").fetchall()
+        subjects = conn.execute("SELECT count(*) FROM stream_subjects").fetchone()[0]
+    assert kept == [("set-0", 1)]
+    assert subjects == 0
+
+
+def test_stream_subjects_are_keyed_by_canonical_json(store: SqliteStore, path: Path):
+    store.put_stream(make_stream(), expected_revision=0)
+    subject = {"format": "complex", "user": {"id": "ü1", "format": "opaque"}}
+    store.add_stream_subject(StreamSubject(stream_id="st1", subject=subject, added_at=at(1)))
+    with closing(sqlite3.connect(path)) as conn:
+        (key,) = conn.execute("SELECT subject FROM stream_subjects").fetchone()
+    assert key == '{"format":"complex","user":{"format":"opaque","id":"ü1"}}'

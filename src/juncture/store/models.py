@@ -262,3 +262,92 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 100
     #: Page token: return records older than this decision (by time, ties by id; exclusive).
     before: str | None = None
+
+
+# -- Shared Signals (SSF): events received, streams transmitted, and the session sweep --------
+class ReceivedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A Security Event Token received from a transmitter, and what it did."""
+
+    issuer: str
+    jti: str
+    received_at: datetime
+    event_type: str
+    event_time: datetime | None = None
+    subject: dict[str, Any] = {}
+    #: applied | ignored (no session matched, or older than what was applied) | error
+    result: str = "applied"
+    #: What it did: sessions revoked, signals set, ... (free-form, for the session read and the
+    #: admin API).
+    detail: dict[str, Any] = {}
+    session_ids: tuple[str, ...] = ()
+    subject_id: str | None = None
+
+
+StreamStatus = Literal["enabled", "paused", "disabled"]
+
+
+class Stream(msgspec.Struct, frozen=True, kw_only=True):
+    """An event stream Juncture transmits to (SSF): its configuration and status."""
+
+    id: str
+    app: str  # the receiver: the app whose key manages the stream
+    iss: str
+    aud: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    delivery_method: str = "urn:ietf:rfc:8935"  # push; "urn:ietf:rfc:8936" poll
+    endpoint_url: str | None = None
+    authorization_header: str | None = None
+    events_requested: tuple[str, ...] = ()
+    events_delivered: tuple[str, ...] = ()
+    description: str | None = None
+    status: StreamStatus = "enabled"
+    status_reason: str | None = None
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0
+
+
+class StreamSubject(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject added to a stream (its events are sent on it)."""
+
+    stream_id: str
+    subject: dict[str, Any]
+    verified: bool = True
+    added_at: datetime
+
+
+class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed SET waiting to be delivered on one stream (pushed, or polled)."""
+
+    stream_id: str
+    jti: str
+    set: str  # the compact signed SET
+    event_type: str
+    created_at: datetime
+    next_attempt_at: datetime
+    seq: int = 0  # assigned by the store
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    given_up_at: datetime | None = None
+
+
+SweepStatus = Literal["running", "done", "failed"]
+
+
+class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run of the sweep over the active sessions, with its cursor and progress."""
+
+    id: str
+    reason: str  # "publish <version>", "signal <jti>", "manual"
+    version: str
+    started_at: datetime
+    updated_at: datetime
+    cursor: str | None = None  # the last session id processed (sessions are swept in id order)
+    total: int = 0  # active sessions when the run started (for progress)
+    processed: int = 0
+    changed: int = 0
+    status: SweepStatus = "running"
+    finished_at: datetime | None = None
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from juncture.store.models import (
     AdminCredential,
@@ -19,10 +19,15 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    OutboxItem,
     PolicyVersion,
+    ReceivedEvent,
     Session,
+    Stream,
+    StreamSubject,
     Subject,
     SubjectSeen,
+    SweepRun,
     VersionInfo,
 )
 
@@ -63,6 +68,10 @@ class SessionStore(Protocol):
         """Sessions matching every filter given, most recently started first."""
 
     def count_active_sessions(self) -> int: ...
+
+    def get_sessions(self, session_ids: Sequence[str]) -> dict[str, Session]:
+        """The stored sessions of these ids, by id, read in one query (for batches); an id
+        with no session is left out."""
 
 
 class PolicyStore(Protocol):
@@ -247,6 +256,109 @@ class FailureStore(Protocol):
         """Forget the counter (after a success). Nothing happens when there is none."""
 
 
+class EventStore(Protocol):
+    """Security Event Tokens received (SSF receiver), kept once per (issuer, jti)."""
+
+    def receive_event(self, event: ReceivedEvent) -> bool:
+        """Keep a received SET atomically; False (nothing stored) when (issuer, jti) is there
+        already."""
+
+    def update_received(self, event: ReceivedEvent) -> None:
+        """Replace the stored record of (issuer, jti) (its result/detail after applying).
+        NotFound if absent."""
+
+    def get_received(self, issuer: str, jti: str) -> ReceivedEvent | None: ...
+
+    def list_received(
+        self,
+        *,
+        subject_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[ReceivedEvent]:
+        """Newest first (received_at, then jti; then issuer, all descending), those of
+        ``subject_id`` and naming ``session_id`` in ``session_ids`` when given."""
+
+    def last_event_time(self, subject_key: str, signal: str) -> datetime | None: ...
+
+    def set_event_time(self, subject_key: str, signal: str, at: datetime) -> bool:
+        """Record the event time applied for (subject_key, signal) if it is newer than the
+        stored one (atomically); True when it was newer (the event should be applied), False
+        otherwise (an equal time included)."""
+
+
+class StreamStore(Protocol):
+    """Event streams Juncture transmits on (SSF transmitter), and their outbox."""
+
+    def put_stream(self, stream: Stream, *, expected_revision: int) -> Stream:
+        """Create (``expected_revision`` 0: ConflictError if the id exists) or replace the
+        stream at that revision (ConflictError if the stored revision differs, NotFound if
+        absent).
+
+        Returns the stored stream, at revision ``expected_revision + 1``.
+        """
+
+    def get_stream(self, stream_id: str) -> Stream | None: ...
+
+    def list_streams(self, *, app: str | None = None) -> Sequence[Stream]:
+        """By created_at then id."""
+
+    def delete_stream(self, stream_id: str) -> bool:
+        """Delete the stream, its subjects and its undelivered outbox items; True when it
+        existed."""
+
+    def add_stream_subject(self, subject: StreamSubject) -> None:
+        """Idempotent on (stream_id, the subject's canonical JSON): adding it again changes
+        nothing. NotFound for an unknown stream."""
+
+    def remove_stream_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
+        """Remove the subject (matched by its canonical JSON); True when it was there."""
+
+    def list_stream_subjects(self, stream_id: str) -> Sequence[StreamSubject]:
+        """The stream's subjects, by added_at (then canonical JSON)."""
+
+    def enqueue(self, items: Sequence[OutboxItem]) -> Sequence[OutboxItem]:
+        """Append in one transaction, durably; returns them with their seq (increasing, never
+        reused). ConflictError (nothing stored) on a duplicate (stream_id, jti)."""
+
+    def due(self, *, now: datetime, limit: int = 100) -> Sequence[OutboxItem]:
+        """Undelivered, not given up, next_attempt_at <= now, of push streams that are
+        enabled; by seq."""
+
+    def pending(self, stream_id: str, *, limit: int = 100) -> Sequence[OutboxItem]:
+        """Undelivered, not given up items of one stream (poll delivery), by seq."""
+
+    def mark_delivered(self, stream_id: str, jtis: Sequence[str], *, at: datetime) -> int:
+        """Mark delivered (push: 202 received; poll: acknowledged); how many changed (an item
+        delivered already, or unknown, is not counted)."""
+
+    def mark_failed(
+        self, seq: int, *, at: datetime, error: str, next_attempt_at: datetime | None
+    ) -> None:
+        """Count an attempt; next_attempt_at None gives the item up (given_up_at = at).
+        NotFound when there is no item ``seq``."""
+
+
+class SweepStore(Protocol):
+    """Sweep runs: their cursor and progress, and the sessions they go through."""
+
+    def put_sweep(self, run: SweepRun, *, expected_revision: int) -> SweepRun:
+        """Create (``expected_revision`` 0: ConflictError if the id exists) or replace the run
+        at that revision (ConflictError if the stored revision differs, NotFound if absent).
+
+        Returns the stored run, at revision ``expected_revision + 1``.
+        """
+
+    def get_sweep(self, sweep_id: str) -> SweepRun | None: ...
+
+    def list_sweeps(self, *, status: str | None = None, limit: int = 20) -> Sequence[SweepRun]:
+        """Newest first (started_at, then id, descending), of ``status`` when given."""
+
+    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> Sequence[Session]:
+        """Active sessions with id > cursor (None: from the start), by id: the sweep's
+        batches."""
+
+
 class Store(
     SessionStore,
     PolicyStore,
@@ -256,6 +368,9 @@ class Store(
     SubjectSeenStore,
     DirectoryStore,
     FailureStore,
+    EventStore,
+    StreamStore,
+    SweepStore,
     Protocol,
 ):
     """Everything the runtime needs, from one backend."""

@@ -30,10 +30,15 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    OutboxItem,
     PolicyVersion,
+    ReceivedEvent,
     Session,
+    Stream,
+    StreamSubject,
     Subject,
     SubjectSeen,
+    SweepRun,
     VersionInfo,
 )
 from juncture.store.protocols import ConflictError, NotFound, StoreError
@@ -146,6 +151,89 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (subject_type, subject_id, counter)
         )""",
     ),
+    (
+        # INVARIANT: a SET is kept once per (issuer, jti): the receiver's replay guard.
+        """CREATE TABLE received_events (
+            issuer TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            subject_id TEXT,
+            body BLOB NOT NULL,
+            PRIMARY KEY (issuer, jti)
+        )""",
+        "CREATE INDEX received_events_at ON received_events (received_at, jti, issuer)",
+        "CREATE INDEX received_events_subject"
+        " ON received_events (subject_id, received_at, jti, issuer)",
+        # The sessions a received event named (its session_ids), to list a session's events.
+        """CREATE TABLE received_sessions (
+            issuer TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            PRIMARY KEY (issuer, jti, session_id),
+            FOREIGN KEY (issuer, jti) REFERENCES received_events (issuer, jti) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        "CREATE INDEX received_sessions_session"
+        " ON received_sessions (session_id, received_at, jti, issuer)",
+        """CREATE TABLE event_times (
+            subject_key TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (subject_key, signal)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE streams (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            delivery_method TEXT NOT NULL,
+            status TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX streams_created ON streams (created_at, id)",
+        "CREATE INDEX streams_app ON streams (app, created_at, id)",
+        # INVARIANT: a subject is on a stream once (keyed by its canonical JSON).
+        """CREATE TABLE stream_subjects (
+            stream_id TEXT NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+            subject TEXT NOT NULL,
+            added_at INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (stream_id, subject)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX stream_subjects_added ON stream_subjects (stream_id, added_at, subject)",
+        # INVARIANT: seq only grows and is never reused (AUTOINCREMENT), even after deletes:
+        # a dispatcher holding a seq never marks another item. No foreign key: delivered items
+        # outlive their stream.
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            stream_id TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            token TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            delivered_at INTEGER,
+            last_error TEXT,
+            given_up_at INTEGER,
+            UNIQUE (stream_id, jti)
+        )""",
+        # Only the items still to deliver are indexed: what is due (by stream, then time) and
+        # what a poll returns (by stream, in order).
+        "CREATE INDEX outbox_due ON outbox (stream_id, next_attempt_at)"
+        " WHERE delivered_at IS NULL AND given_up_at IS NULL",
+        "CREATE INDEX outbox_pending ON outbox (stream_id, seq)"
+        " WHERE delivered_at IS NULL AND given_up_at IS NULL",
+        """CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY,
+            started_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX sweeps_started ON sweeps (started_at, id)",
+        "CREATE INDEX sweeps_status ON sweeps (status, started_at, id)",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -185,7 +273,7 @@ class _VersionHead(msgspec.Struct, frozen=True, kw_only=True):
 _encode = msgspec.json.Encoder().encode
 _KINDS = (
     Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge,
-    SubjectSeen, Subject, Authenticator, Failures,
+    SubjectSeen, Subject, Authenticator, Failures, ReceivedEvent, Stream, StreamSubject, SweepRun,
 )  # fmt: skip
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind) for kind in _KINDS
@@ -418,6 +506,16 @@ class SqliteStore:
     def count_active_sessions(self) -> int:
         count: int = self._one("SELECT count(*) FROM sessions WHERE status = 'active'", ())[0]
         return count
+
+    def get_sessions(self, session_ids: Sequence[str]) -> dict[str, Session]:
+        """The stored sessions of these ids, by id (one query: the ids go in as one JSON
+        array, whatever their number); an id with no session is left out."""
+        if not session_ids:
+            return {}
+        rows = self._all("SELECT id, body FROM sessions WHERE id IN"
+                         " (SELECT value FROM json_each(?))",
+                         (_json_list(session_ids),))  # fmt: skip
+        return {session_id: _decode(Session, body) for session_id, body in rows}
 
     # -- policy versions ------------------------------------------------------------------
     def put_version(self, version: PolicyVersion) -> bool:
@@ -807,6 +905,368 @@ class SqliteStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM failures WHERE subject_type = ? AND subject_id = ?"
                          " AND counter = ?", (subject_type, subject_id, counter))  # fmt: skip
+
+    # -- Shared Signals: events received --------------------------------------------------
+    def receive_event(self, event: ReceivedEvent) -> bool:
+        """Keep a received SET (and the sessions it names) in one transaction; False, and
+        nothing stored, when its (issuer, jti) is kept already."""
+        row = _received_row(event)
+        with self._transaction() as conn:
+            inserted: int = conn.execute(
+                "INSERT INTO received_events (issuer, jti, received_at, subject_id, body)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING", row,
+            ).rowcount  # fmt: skip
+            if inserted:
+                _name_sessions(conn, event, row[2])
+        return inserted == 1
+
+    def update_received(self, event: ReceivedEvent) -> None:
+        """Replace the stored record of (issuer, jti), the sessions it names included. Raises
+        NotFound when there is none."""
+        issuer, jti, received_at, subject_id, body = _received_row(event)
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE received_events SET received_at = ?, subject_id = ?, body = ?"
+                " WHERE issuer = ? AND jti = ?", (received_at, subject_id, body, issuer, jti),
+            ).rowcount  # fmt: skip
+            if not changed:
+                raise NotFound(f"no received event `{jti}` of `{issuer}`")
+            conn.execute("DELETE FROM received_sessions WHERE issuer = ? AND jti = ?",
+                         (issuer, jti))  # fmt: skip
+            _name_sessions(conn, event, received_at)
+
+    def get_received(self, issuer: str, jti: str) -> ReceivedEvent | None:
+        row = self._one("SELECT body FROM received_events WHERE issuer = ? AND jti = ?",
+                        (issuer, jti))  # fmt: skip
+        return None if row is None else _decode(ReceivedEvent, row[0])
+
+    def list_received(
+        self,
+        *,
+        subject_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[ReceivedEvent]:
+        """Newest first (received_at, then jti, then issuer, all descending), filtered.
+
+        A session's events are found through ``received_sessions`` (walked first, in its
+        index order: CROSS JOIN keeps SQLite from starting at the subject's events).
+        """
+        if session_id is None:
+            clauses, params = _filters(("subject_id", subject_id))
+            sql = (f"SELECT body FROM received_events{_where(clauses)}"  # noqa: S608 - our names
+                   " ORDER BY received_at DESC, jti DESC, issuer DESC LIMIT ?")  # fmt: skip
+        else:
+            clauses, params = _filters(("r.session_id", session_id), ("e.subject_id", subject_id))
+            sql = ("SELECT e.body FROM received_sessions AS r"  # noqa: S608 - our names
+                   " CROSS JOIN received_events AS e ON e.issuer = r.issuer AND e.jti = r.jti"
+                   f"{_where(clauses)}"
+                   " ORDER BY r.received_at DESC, r.jti DESC, r.issuer DESC LIMIT ?")  # fmt: skip
+        rows = self._all(sql, (*params, max(limit, 0)))
+        return [_decode(ReceivedEvent, body) for (body,) in rows]
+
+    def last_event_time(self, subject_key: str, signal: str) -> datetime | None:
+        row = self._one("SELECT at FROM event_times WHERE subject_key = ? AND signal = ?",
+                        (subject_key, signal))  # fmt: skip
+        return None if row is None else _from_micros(row[0])
+
+    def set_event_time(self, subject_key: str, signal: str, at: datetime) -> bool:
+        """Record ``at`` for (subject_key, signal) if it is later than the stored time (one
+        upsert: concurrent calls cannot both win with one time); True when it was."""
+        row = (subject_key, signal, _micros(at))
+        with self._transaction() as conn:
+            changed: int = conn.execute(
+                "INSERT INTO event_times (subject_key, signal, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (subject_key, signal) DO UPDATE SET at = excluded.at"
+                " WHERE excluded.at > event_times.at", row,
+            ).rowcount  # fmt: skip
+        return changed == 1
+
+    # -- Shared Signals: streams transmitted on, and their outbox -------------------------
+    def put_stream(self, stream: Stream, *, expected_revision: int) -> Stream:
+        """Create (``expected_revision`` 0) or replace the stream at that revision.
+
+        Returns it at revision ``expected_revision + 1``. Raises ConflictError when it exists
+        already (creating) or its revision moved on, NotFound when replacing an absent one.
+        """
+        _aware(stream.updated_at)
+        stored = msgspec.structs.replace(stream, revision=expected_revision + 1)
+        columns = (stored.app, _micros(stored.created_at), stored.delivery_method, stored.status,
+                   stored.revision, _encode(stored))  # fmt: skip
+        with self._transaction() as conn:
+            if expected_revision == 0:
+                changed = conn.execute(
+                    "INSERT INTO streams (id, app, created_at, delivery_method, status, revision,"
+                    " body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (stored.id, *columns),
+                ).rowcount  # fmt: skip
+                if not changed:
+                    raise ConflictError(f"stream `{stream.id}` exists already")
+            else:
+                changed = conn.execute(
+                    "UPDATE streams SET app = ?, created_at = ?, delivery_method = ?, status = ?,"
+                    " revision = ?, body = ? WHERE id = ? AND revision = ?",
+                    (*columns, stored.id, expected_revision),
+                ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM streams WHERE id = ?",
+                                     (stream.id,)).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no stream `{stream.id}`")
+                raise ConflictError(f"stream `{stream.id}` is at revision {found[0]}, "
+                                    f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    def get_stream(self, stream_id: str) -> Stream | None:
+        row = self._one("SELECT body FROM streams WHERE id = ?", (stream_id,))
+        return None if row is None else _decode(Stream, row[0])
+
+    def list_streams(self, *, app: str | None = None) -> Sequence[Stream]:
+        """Every stream (of ``app`` when given), by created_at then id."""
+        clauses, params = _filters(("app", app))
+        rows = self._all(f"SELECT body FROM streams{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY created_at, id", params)  # fmt: skip
+        return [_decode(Stream, body) for (body,) in rows]
+
+    def delete_stream(self, stream_id: str) -> bool:
+        """Delete the stream, its subjects and its undelivered outbox items (given up ones
+        too) in one transaction; True when it existed. Delivered items are kept."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM stream_subjects WHERE stream_id = ?", (stream_id,))
+            conn.execute("DELETE FROM outbox WHERE stream_id = ? AND delivered_at IS NULL",
+                         (stream_id,))  # fmt: skip
+            deleted: int = conn.execute("DELETE FROM streams WHERE id = ?",
+                                        (stream_id,)).rowcount  # fmt: skip
+        return deleted == 1
+
+    def add_stream_subject(self, subject: StreamSubject) -> None:
+        """Add a subject to a stream; adding it again (the same canonical JSON, whatever its
+        key order) changes nothing: the first stays. Raises NotFound for an unknown stream."""
+        row = (subject.stream_id, _canonical(subject.subject), _micros(subject.added_at),
+               _encode(subject))  # fmt: skip
+        with self._transaction() as conn:
+            found = conn.execute("SELECT 1 FROM streams WHERE id = ?",
+                                 (subject.stream_id,)).fetchone()  # fmt: skip
+            if found is None:
+                raise NotFound(f"no stream `{subject.stream_id}`")
+            conn.execute("INSERT INTO stream_subjects (stream_id, subject, added_at, body)"
+                         " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", row)  # fmt: skip
+
+    def remove_stream_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
+        """Remove a subject (matched by canonical JSON) from a stream; True when it was on it."""
+        with self._transaction() as conn:
+            deleted: int = conn.execute(
+                "DELETE FROM stream_subjects WHERE stream_id = ? AND subject = ?",
+                (stream_id, _canonical(subject)),
+            ).rowcount  # fmt: skip
+        return deleted == 1
+
+    def list_stream_subjects(self, stream_id: str) -> Sequence[StreamSubject]:
+        """The stream's subjects, by added_at then canonical JSON (none for an unknown one)."""
+        rows = self._all("SELECT body FROM stream_subjects WHERE stream_id = ?"
+                         " ORDER BY added_at, subject", (stream_id,))  # fmt: skip
+        return [_decode(StreamSubject, body) for (body,) in rows]
+
+    def enqueue(self, items: Sequence[OutboxItem]) -> Sequence[OutboxItem]:
+        """Append items in one transaction; returns them with their seq (increasing, never
+        reused). Raises ConflictError, storing none, when one's (stream_id, jti) is taken.
+
+        The stream is not checked: an item of a stream that does not exist (deleted
+        meanwhile) is kept but never due.
+        """
+        rows = [_outbox_row(item) for item in items]
+        if not rows:
+            return []
+        stored = []
+        with self._transaction() as conn:
+            for item, row in zip(items, rows, strict=True):
+                seq = conn.execute(
+                    "INSERT INTO outbox (stream_id, jti, token, event_type, created_at,"
+                    " next_attempt_at, attempts, delivered_at, last_error, given_up_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row,
+                ).lastrowid  # fmt: skip
+                assert seq is not None  # an INSERT of one row sets it
+                stored.append(msgspec.structs.replace(item, seq=seq))
+        return stored
+
+    def due(self, *, now: datetime, limit: int = 100) -> Sequence[OutboxItem]:
+        """Items to push now: undelivered, not given up, ``next_attempt_at <= now``, of
+        enabled push streams; by seq.
+
+        The streams are walked first (CROSS JOIN fixes the order), each one's items through
+        the partial index of undelivered items: a paused stream's backlog is never read.
+        """
+        rows = self._all(
+            f"SELECT {', '.join(f'o.{name}' for name in _OUTBOX_FIELDS)}"  # noqa: S608
+            " FROM streams AS s"
+            " CROSS JOIN outbox AS o ON o.stream_id = s.id"
+            " WHERE s.status = 'enabled' AND s.delivery_method = ?"
+            " AND o.delivered_at IS NULL AND o.given_up_at IS NULL AND o.next_attempt_at <= ?"
+            " ORDER BY o.seq LIMIT ?", (PUSH, _micros(now), max(limit, 0)),
+        )  # fmt: skip
+        return [_outbox_item(row) for row in rows]
+
+    def pending(self, stream_id: str, *, limit: int = 100) -> Sequence[OutboxItem]:
+        """Undelivered, not given up items of one stream (what a poll returns), by seq."""
+        rows = self._all(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE stream_id = ?"  # noqa: S608 - our names
+            " AND delivered_at IS NULL AND given_up_at IS NULL ORDER BY seq LIMIT ?",
+            (stream_id, max(limit, 0)),
+        )  # fmt: skip
+        return [_outbox_item(row) for row in rows]
+
+    def mark_delivered(self, stream_id: str, jtis: Sequence[str], *, at: datetime) -> int:
+        """Mark the stream's items of these jtis delivered at ``at``; how many were not yet
+        (an unknown jti, or one delivered already, is not counted)."""
+        when = _micros(at)
+        if not jtis:
+            return 0
+        with self._transaction() as conn:
+            changed: int = conn.execute(
+                "UPDATE outbox SET delivered_at = ? WHERE stream_id = ? AND delivered_at IS NULL"
+                " AND jti IN (SELECT value FROM json_each(?))",
+                (when, stream_id, _json_list(jtis)),
+            ).rowcount  # fmt: skip
+        return changed
+
+    def mark_failed(
+        self, seq: int, *, at: datetime, error: str, next_attempt_at: datetime | None
+    ) -> None:
+        """Count a failed attempt and keep its error; retry at ``next_attempt_at``, or (None)
+        give the item up (``given_up_at = at``, kept if it was given up before). Raises
+        NotFound when there is no item ``seq``."""
+        when = _micros(at)
+        if next_attempt_at is None:
+            sql = "given_up_at = coalesce(given_up_at, ?)"
+            value = when
+        else:
+            sql = "next_attempt_at = ?"
+            value = _micros(next_attempt_at)
+        with self._transaction() as conn:
+            changed = conn.execute(
+                f"UPDATE outbox SET attempts = attempts + 1, last_error = ?, {sql}"  # noqa: S608
+                " WHERE seq = ?", (error, value, seq),
+            ).rowcount  # fmt: skip
+            if not changed:
+                raise NotFound(f"no outbox item {seq}")
+
+    # -- sweeps ---------------------------------------------------------------------------
+    def put_sweep(self, run: SweepRun, *, expected_revision: int) -> SweepRun:
+        """Create (``expected_revision`` 0) or replace the run at that revision.
+
+        Returns it at revision ``expected_revision + 1``. Raises ConflictError when it exists
+        already (creating) or its revision moved on, NotFound when replacing an absent one.
+        """
+        _aware(run.updated_at, run.finished_at)
+        stored = msgspec.structs.replace(run, revision=expected_revision + 1)
+        columns = (_micros(stored.started_at), stored.status, stored.revision, _encode(stored))
+        with self._transaction() as conn:
+            if expected_revision == 0:
+                changed = conn.execute(
+                    "INSERT INTO sweeps (id, started_at, status, revision, body)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (stored.id, *columns),
+                ).rowcount  # fmt: skip
+                if not changed:
+                    raise ConflictError(f"sweep `{run.id}` exists already")
+            else:
+                changed = conn.execute(
+                    "UPDATE sweeps SET started_at = ?, status = ?, revision = ?, body = ?"
+                    " WHERE id = ? AND revision = ?", (*columns, stored.id, expected_revision),
+                ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM sweeps WHERE id = ?",
+                                     (run.id,)).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no sweep `{run.id}`")
+                raise ConflictError(f"sweep `{run.id}` is at revision {found[0]}, "
+                                    f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    def get_sweep(self, sweep_id: str) -> SweepRun | None:
+        row = self._one("SELECT body FROM sweeps WHERE id = ?", (sweep_id,))
+        return None if row is None else _decode(SweepRun, row[0])
+
+    def list_sweeps(self, *, status: str | None = None, limit: int = 20) -> Sequence[SweepRun]:
+        """Newest first (started_at, then id, descending), of ``status`` when given."""
+        clauses, params = _filters(("status", status))
+        rows = self._all(f"SELECT body FROM sweeps{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY started_at DESC, id DESC LIMIT ?",
+                         (*params, max(limit, 0)))  # fmt: skip
+        return [_decode(SweepRun, body) for (body,) in rows]
+
+    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> Sequence[Session]:
+        """Active sessions with id > cursor (None: from the start), by id, at most ``limit``.
+
+        Walks the primary key from the cursor, the status checked on each row (``+status``
+        keeps SQLite off the status index, which would sort every active session for a page).
+        """
+        after, params = ("", ()) if cursor is None else (" AND id > ?", (cursor,))
+        rows = self._all(f"SELECT body FROM sessions WHERE +status = 'active'{after}"  # noqa: S608
+                         " ORDER BY id LIMIT ?", (*params, max(limit, 0)))  # fmt: skip
+        return [_decode(Session, body) for (body,) in rows]
+
+
+#: The SSF delivery methods (RFC 8935 push, RFC 8936 poll): only push streams are ever due.
+PUSH = "urn:ietf:rfc:8935"
+
+_OUTBOX_FIELDS = (
+    "seq", "stream_id", "jti", "token", "event_type", "created_at", "next_attempt_at",
+    "attempts", "delivered_at", "last_error", "given_up_at",
+)  # fmt: skip
+_OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """Values as one JSON array, for ``json_each(?)`` (one parameter, whatever the count)."""
+    return _encode(list(values)).decode()
+
+
+def _canonical(subject: dict[str, Any]) -> str:
+    """A subject identifier's canonical JSON: keys sorted at every depth, no whitespace."""
+    return msgspec.json.encode(subject, order="sorted").decode()
+
+
+def _received_row(event: ReceivedEvent) -> tuple[str, str, int, str | None, bytes]:
+    _aware(event.event_time)
+    return (event.issuer, event.jti, _micros(event.received_at), event.subject_id,
+            _encode(event))  # fmt: skip
+
+
+def _name_sessions(conn: sqlite3.Connection, event: ReceivedEvent, received_at: int) -> None:
+    """Index the sessions a received event names (a repeated id once)."""
+    conn.executemany(
+        "INSERT INTO received_sessions (issuer, jti, session_id, received_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [(event.issuer, event.jti, session_id, received_at) for session_id in event.session_ids],
+    )  # fmt: skip
+
+
+def _optional_micros(at: datetime | None) -> int | None:
+    return None if at is None else _micros(at)
+
+
+def _optional_time(micros: int | None) -> datetime | None:
+    return None if micros is None else _from_micros(micros)
+
+
+def _outbox_row(item: OutboxItem) -> tuple[object, ...]:
+    """The outbox columns of an item, after ``seq`` (which the store assigns)."""
+    return (item.stream_id, item.jti, item.set, item.event_type, _micros(item.created_at),
+            _micros(item.next_attempt_at), item.attempts, _optional_micros(item.delivered_at),
+            item.last_error, _optional_micros(item.given_up_at))  # fmt: skip
+
+
+def _outbox_item(row: Sequence[Any]) -> OutboxItem:
+    """An item from its row (`_OUTBOX_FIELDS`, in order): outbox items are columns only, so
+    marking one delivered or failed is one UPDATE, not a read and a rewrite."""
+    (seq, stream_id, jti, token, event_type, created_at, next_attempt_at, attempts,
+     delivered_at, last_error, given_up_at) = row  # fmt: skip
+    return OutboxItem(
+        stream_id=stream_id, jti=jti, set=token, event_type=event_type,
+        created_at=_from_micros(created_at), next_attempt_at=_from_micros(next_attempt_at),
+        seq=seq, attempts=attempts, delivered_at=_optional_time(delivered_at),
+        last_error=last_error, given_up_at=_optional_time(given_up_at),
+    )  # fmt: skip
 
 
 def _count_failure(
