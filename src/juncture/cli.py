@@ -382,6 +382,15 @@ def serve(
     webauthn_origin: Annotated[
         list[str] | None, typer.Option(help="An origin passkeys may be used from (repeat).")
     ] = None,
+    issuer: Annotated[
+        str | None, typer.Option(help="Juncture's public base URL (the issuer of its events).")
+    ] = None,
+    transmitters: Annotated[
+        Path | None, typer.Option(help="Trusted Shared Signals transmitters (YAML or JSON).")
+    ] = None,
+    ssf_allow_private: Annotated[
+        bool, typer.Option(help="Allow http, loopback and private event endpoints (dev/tests).")
+    ] = False,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -392,7 +401,9 @@ def serve(
         AUTHN_ENV,
         DB_ENV,
         OBSERVE_ENV,
+        RECEIVE_ENV,
         RETENTION_ENV,
+        TRANSMIT_ENV,
         authn_settings,
         open_runtime,
     )
@@ -400,7 +411,9 @@ def serve(
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
     from juncture.service.observe import ObserveSettings
+    from juncture.service.receive import Receiver, ReceiveSettings
     from juncture.service.setup import bootstrap
+    from juncture.service.transmit import TransmitSettings
     from juncture.signals import EnricherSettings
 
     try:
@@ -437,7 +450,16 @@ def serve(
             ).decode(),
             db,
         )  # fmt: skip
+        transmit = TransmitSettings(
+            issuer=issuer or f"http://{host}:{port}",
+            key_file=str(db) + ".ssf-key.json",
+            allow_private=ssf_allow_private,
+        )
+        receive = ReceiveSettings()
+        if transmitters is not None:
+            receive = _transmitters_file(transmitters, ssf_allow_private)
         runtime = open_runtime(db, observe=observe, authn=authn)
+        Receiver(runtime, receive)  # refuses now what the workers could not use
     except JunctureError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")
         for problem in getattr(exc, "errors", ()):  # a reputation file: every problem
@@ -466,6 +488,8 @@ def serve(
     os.environ[RETENTION_ENV] = str(retention_days)
     os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
     os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
+    os.environ[TRANSMIT_ENV] = msgspec.json.encode(transmit).decode()
+    os.environ[RECEIVE_ENV] = msgspec.json.encode(receive).decode()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,
@@ -477,6 +501,25 @@ def serve(
         # peer from forwarding headers on its own.
         proxy_headers=False,
     )
+
+
+def _transmitters_file(path: Path, allow_private: bool) -> Any:
+    """The trusted transmitters of a YAML or JSON file. Raises ValueError."""
+    from juncture.service.receive import ReceiveSettings
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read `{path}`: {exc.strerror}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            raw = plain(read_yaml(data, str(path)))
+        else:
+            raw = msgspec.json.decode(data)
+        settings = msgspec.convert(raw, ReceiveSettings)
+    except (BundleError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"`{path}`: {exc}") from None
+    return msgspec.structs.replace(settings, allow_private=allow_private)
 
 
 @app.command("admin-key")
@@ -582,6 +625,39 @@ def rollback(
     with _client(server, token) as client:
         _call(client.post(f"/admin/v1/versions/{version_id}/activate"))
     out.print(f"active version is now {esc(version_id)}")
+
+
+@app.command()
+def sweep(
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+    start: Annotated[bool, typer.Option(help="Start a new sweep (else: the latest).")] = False,
+    wait: Annotated[bool, typer.Option(help="Follow it to the end with a progress bar.")] = True,
+) -> None:
+    """Re-check sessions with standing outcomes against the active version, and watch it."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with _client(server, token) as client:
+        if start:
+            run = _call(client.post("/admin/v1/sweeps"))
+        else:
+            runs = _call(client.get("/admin/v1/sweeps"))["sweeps"]
+            if not runs:
+                out.print("no sweep has run yet")
+                return
+            run = runs[0]
+        out.print(f"sweep {run['id']} ({esc(run['reason'])}) against {run['version'][:19]}")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=out, disable=not wait) as bar:
+            task = bar.add_task("sessions", total=max(run["total"], 1))
+            while wait and run["status"] == "running":
+                bar.update(task, completed=run["processed"], total=max(run["total"], 1))
+                time.sleep(0.2)
+                run = _call(client.get(f"/admin/v1/sweeps/{run['id']}"))
+            bar.update(task, completed=max(run["processed"], run["total"]))
+    out.print(f"{run['status']}: {run['processed']} sessions checked, {run['changed']} changed")
 
 
 def main() -> None:

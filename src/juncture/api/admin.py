@@ -19,6 +19,7 @@ from juncture.api.views import app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
+from juncture.service.sweep import progress
 from juncture.store.models import App, AppKey, DecisionQuery
 from juncture.store.protocols import ConflictError, NotFound
 
@@ -77,13 +78,16 @@ async def upload_version(request: Request) -> Response:
         raise ApiError(
             422, "policy.invalid", "the bundle has errors", problems=[p.to_dict() for p in problems]
         )
+    sweep = None
     if body.activate:
         runtime.policies.activate(version_id, by=admin.name)
+        sweep = runtime.start_sweep(f"publish {version_id}").id
     return _json(
         {
             "id": version_id,
             "created": created,
             "active": body.activate,
+            "sweep": sweep,
             "warnings": [p.to_dict() for p in problems],
         },
         201 if created else 200,
@@ -127,7 +131,31 @@ async def activate_version(request: Request) -> Response:
         runtime.policies.activate(version_id, by=admin.name)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"active": version_id})
+    sweep = runtime.start_sweep(f"publish {version_id}")
+    return _json({"active": version_id, "sweep": sweep.id})
+
+
+async def start_sweep(request: Request) -> Response:
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    run = runtime.start_sweep(f"manual by {admin.name}")
+    return _json(progress(run), 202)
+
+
+async def list_sweeps(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    status = request.query_params.get("status")
+    return _json({"sweeps": [progress(r) for r in runtime.store.list_sweeps(status=status)]})
+
+
+async def read_sweep(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    run = runtime.store.get_sweep(request.path_params["sweep_id"])
+    if run is None:
+        raise ApiError(404, "sweep.not_found", "no such sweep")
+    return _json(progress(run))
 
 
 async def diff_versions(request: Request) -> Response:

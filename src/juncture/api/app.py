@@ -18,12 +18,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, directory, native
+from juncture.api import admin, directory, native, ssf
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
 from juncture.service.policies import NoActiveVersion
+from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime, ServiceError
+from juncture.service.sweep import SweepWorker
+from juncture.service.transmit import SignalWorkers, Transmitter
 from juncture.store.protocols import StoreError
 
 log = logging.getLogger("juncture.api")
@@ -134,8 +137,13 @@ async def health(request: Request) -> Response:
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
-def create_app(runtime: Runtime) -> ASGIApp:
-    """The ASGI app over a runtime (which owns the store)."""
+def create_app(
+    runtime: Runtime,
+    *,
+    transmitter: Transmitter | None = None,
+    receiver: Receiver | None = None,
+) -> ASGIApp:
+    """The ASGI app over a runtime (which owns the store), with Shared Signals when given."""
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         *ACCESS_ROUTES,
         ("/v1/sessions", native.start_session, ["POST"]),
@@ -152,12 +160,22 @@ def create_app(runtime: Runtime) -> ASGIApp:
         ("/admin/v1/apps", admin.list_apps, ["GET"]),
         ("/admin/v1/apps/{app_id}/keys", admin.rotate_key, ["POST"]),
         ("/admin/v1/decisions", admin.query_decisions, ["GET"]),
+        ("/admin/v1/sweeps", admin.start_sweep, ["POST"]),
+        ("/admin/v1/sweeps", admin.list_sweeps, ["GET"]),
+        ("/admin/v1/sweeps/{sweep_id}", admin.read_sweep, ["GET"]),
         *directory.ROUTES,
+        *ssf.ROUTES,
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.sweep_worker = SweepWorker(runtime.sweeper)
+        runtime.sweep_worker.start()
+        runtime.sweep_worker.wake()  # a run a restart interrupted goes on
+        workers = SignalWorkers(transmitter, app.state.receiver)
+        workers.start()
         yield
+        workers.stop()
         runtime.close()  # flush the decision log
         runtime.store.close()
 
@@ -176,4 +194,6 @@ def create_app(runtime: Runtime) -> ASGIApp:
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics()
+    app.state.transmitter = transmitter
+    app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     return RequestId(app)

@@ -100,6 +100,9 @@ async def read_session(request: Request) -> Response:
             "version": last[0].version,
         }
         view["risk"] = last[0].decision.get("risk")
+    view["events"] = [
+        msgspec.to_builtins(e) for e in runtime.store.list_received(session_id=session.id)
+    ]
     return _json(view)
 
 

@@ -365,6 +365,87 @@ def openapi_document(version: str) -> dict[str, Any]:
                 extra={"parameters": [subj, auid]},
             ),
         },
+        "/.well-known/ssf-configuration": {
+            "get": _op("Shared Signals transmitter metadata", "shared signals", "")
+        },
+        "/ssf/jwks.json": {
+            "get": _op("The keys Juncture signs its events with", "shared signals", "")
+        },
+        "/ssf/streams": {
+            "post": _op(
+                "Create a stream (the app is its receiver)", "shared signals", "app", ok="201"
+            ),
+            "get": _op(
+                "Read a stream, or all of the app's",
+                "shared signals",
+                "app",
+                extra={"parameters": [_query("stream_id")]},
+            ),
+            "patch": _op("Update a stream", "shared signals", "app"),
+            "put": _op("Replace a stream", "shared signals", "app"),
+            "delete": _op(
+                "Delete a stream",
+                "shared signals",
+                "app",
+                ok="204",
+                extra={"parameters": [_query("stream_id")]},
+            ),
+        },
+        "/ssf/status": {
+            "get": _op(
+                "A stream's status",
+                "shared signals",
+                "app",
+                extra={"parameters": [_query("stream_id")]},
+            ),
+            "post": _op("Enable, pause or disable a stream", "shared signals", "app"),
+        },
+        "/ssf/subjects:add": {"post": _op("Add a subject to a stream", "shared signals", "app")},
+        "/ssf/subjects:remove": {
+            "post": _op("Remove a subject from a stream", "shared signals", "app", ok="204")
+        },
+        "/ssf/verify": {
+            "post": _op("Ask for a verification event", "shared signals", "app", ok="204")
+        },
+        "/ssf/poll/{stream_id}": {
+            "post": _op(
+                "Poll a stream (RFC 8936)",
+                "shared signals",
+                "app",
+                extra={"parameters": [_path_param("stream_id")]},
+            )
+        },
+        "/ssf/receive/{transmitter}": {
+            "post": _op(
+                "Push a SET from a configured transmitter (RFC 8935)",
+                "shared signals",
+                "",
+                ok="202",
+                extra={"parameters": [_path_param("transmitter")]},
+            )
+        },
+        "/admin/v1/sweeps": {
+            "post": _op(
+                "Start a sweep: re-check sessions with standing outcomes",
+                "admin",
+                "admin",
+                ok="202",
+            ),
+            "get": _op(
+                "List sweeps (newest first)",
+                "admin",
+                "admin",
+                extra={"parameters": [_query("status")]},
+            ),
+        },
+        "/admin/v1/sweeps/{sweep_id}": {
+            "get": _op(
+                "A sweep's progress",
+                "admin",
+                "admin",
+                extra={"parameters": [_path_param("sweep_id")]},
+            ),
+        },
         "/admin/v1/versions": {
             "post": _op("Upload a bundle as a version", "admin", "admin", "UploadVersion", "201"),
             "get": _op("List versions", "admin", "admin"),

@@ -13,7 +13,9 @@ from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
 from juncture.service.observe import Observer, ObserveSettings
+from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime
+from juncture.service.transmit import TransmitSettings, Transmitter
 from juncture.store.sqlite import SqliteStore
 
 DB_ENV = "JUNCTURE_DB"
@@ -75,6 +77,32 @@ def open_runtime(
     )
 
 
+#: Shared Signals settings (`TransmitSettings`, `ReceiveSettings` as JSON), likewise.
+TRANSMIT_ENV = "JUNCTURE_TRANSMIT"
+RECEIVE_ENV = "JUNCTURE_RECEIVE"
+
+
+def transmit_settings(text: str | None, db: str | Path) -> TransmitSettings:
+    settings = TransmitSettings()
+    if text:
+        try:
+            settings = msgspec.json.decode(text, type=TransmitSettings)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid transmitter settings: {exc}") from None
+    if settings.key_file is None:
+        settings = msgspec.structs.replace(settings, key_file=str(Path(db)) + ".ssf-key.json")
+    return settings
+
+
+def receive_settings(text: str | None) -> ReceiveSettings:
+    if not text:
+        return ReceiveSettings()
+    try:
+        return msgspec.json.decode(text, type=ReceiveSettings)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"invalid receiver settings: {exc}") from None
+
+
 def build() -> ASGIApp:
     """The app over the SQLite file named by ``JUNCTURE_DB`` (default ``juncture.db``)."""
     configure_logs()
@@ -85,4 +113,7 @@ def build() -> ASGIApp:
         observe_settings(os.environ.get(OBSERVE_ENV)),
         authn_settings(os.environ.get(AUTHN_ENV), os.environ.get(DB_ENV, "juncture.db")),
     )
-    return create_app(runtime)
+    db = os.environ.get(DB_ENV, "juncture.db")
+    transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
+    receiver = Receiver(runtime, receive_settings(os.environ.get(RECEIVE_ENV)))
+    return create_app(runtime, transmitter=transmitter, receiver=receiver)

@@ -39,6 +39,7 @@ from juncture.service.observe import (
     take_reported,
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
+from juncture.service.sweep import Sweeper, SweepWorker
 from juncture.store.models import (
     App,
     Challenge,
@@ -48,6 +49,7 @@ from juncture.store.models import (
     Standing,
     StoredProof,
     SubjectSeen,
+    SweepRun,
 )
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
@@ -199,6 +201,9 @@ class Runtime:
         self.now = now
         self.observer = observer or Observer(ObserveSettings())
         self.directory = Directory(self, authn or AuthnSettings())
+        self.sweeper = Sweeper(self)
+        #: Runs sweeps in the background when the server runs (started by the app's lifespan).
+        self.sweep_worker: SweepWorker | None = None
         #: Tells the event streams (service/transmit.py sets it): (event, session, details).
         self.emit: Callable[[str, Session, dict[str, Any]], None] = lambda *_: None
         self.policies = PolicyRegistry(store, now)
@@ -206,7 +211,17 @@ class Runtime:
         self.stats: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
+        if self.sweep_worker is not None:
+            self.sweep_worker.stop()
         self.log.close()
+
+    def start_sweep(self, reason: str) -> SweepRun:
+        """Begin re-checking every session with a standing outcome (after a publish, or on
+        request); the background worker runs it, a batch at a time."""
+        run = self.sweeper.start(reason)
+        if self.sweep_worker is not None:
+            self.sweep_worker.wake()
+        return run
 
     # -- facts ------------------------------------------------------------------------------
     def _facts_document(
@@ -858,6 +873,15 @@ class Runtime:
             )
         self.emit("session-revoked", revoked, {"reason": decision.reason or "revoked"})
         return revoked
+
+    def signal(self, session: Session, signals: Mapping[str, Any], now: datetime) -> Session:
+        """Set signals on a session (an event from another system), durably."""
+        return self._change(
+            session,
+            lambda s: msgspec.structs.replace(
+                s, signals={**s.signals, **signals}, updated_at=now
+            ),
+        )
 
     def restand(
         self,

@@ -1,0 +1,285 @@
+"""Receiving Shared Signals: what other systems say changed, applied to the sessions it is about.
+
+Trusted transmitters are configured (`ReceiveSettings`): issuer, audience, pinned algorithms,
+keys (JWKS file, inline or URL), and how events arrive: pushed to `/ssf/receive/{name}`
+(RFC 8935, with the bearer token the transmitter must present) or polled (RFC 8936). Every
+SET is verified (events/set.py), kept by ``(iss, jti)`` so a duplicate is acknowledged and
+never applied twice, and its effect (events/catalog.py) applied to the matching sessions:
+
+- a revoking event revokes them (and Juncture's own streams are told);
+- signals are set on them (``signals.*`` facts), each only if the event is not older than the
+  last one applied for that subject and signal (events arrive out of order);
+- then the guard runs at once, and events that ask for it re-check the sessions' standing
+  outcomes (the sweep's check, for these sessions only).
+
+What each event did is recorded (`ReceivedEvent`) and shown with the session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from juncture.events.catalog import account_subject, effect_of
+from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
+from juncture.events.subjects import Subject, keys
+from juncture.methods.base import ConfigError, MethodUnavailable
+from juncture.store.models import ReceivedEvent, Session
+from juncture.store.protocols import ConflictError, NotFound
+
+if TYPE_CHECKING:
+    from juncture.service.runtime import Runtime
+
+log = logging.getLogger("juncture.receive")
+#: Sessions one event may touch, at most (a subject with more is touched in its newest).
+MAX_MATCHED = 10_000
+
+
+class TransmitterEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One trusted transmitter (an IdP, an MDM, an EDR, a fraud engine)."""
+
+    name: str
+    issuer: str
+    audience: str | list[str]
+    algorithms: tuple[str, ...] = ("RS256",)
+    jwks_file: str | None = None
+    jwks_uri: str | None = None
+    jwks: dict[str, Any] | None = None
+    #: The bearer token the transmitter presents when it pushes (compared in constant time).
+    push_token: str | None = None
+    #: Poll delivery: the transmitter's poll endpoint and the Authorization value to send.
+    poll_url: str | None = None
+    poll_authorization: str | None = None
+    critical_subject_members: tuple[str, ...] = ()
+
+
+class ReceiveSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    transmitters: list[TransmitterEntry] = []
+    #: Seconds between polls of poll transmitters.
+    poll_interval: float = 10.0
+    #: Allow plain-http, loopback and private poll URLs (development and tests only).
+    allow_private: bool = False
+
+
+class ReceiveError(Exception):
+    """A push that is refused before its SET is read (unknown transmitter, bad credentials)."""
+
+    def __init__(self, status: int, err: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.err = err
+        self.description = description
+
+
+class Receiver:
+    """Applies verified events to sessions; configured once per server."""
+
+    def __init__(self, runtime: Runtime, settings: ReceiveSettings) -> None:
+        """Raises ConfigError for a transmitter that cannot be used."""
+        self.runtime = runtime
+        self.store = runtime.store
+        self.settings = settings
+        self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = {}
+        for entry in settings.transmitters:
+            if entry.name in self.transmitters:
+                raise ConfigError(f"transmitter `{entry.name}` is configured twice")
+            config = TransmitterConfig.configure(
+                issuer=entry.issuer,
+                audience=entry.audience
+                if isinstance(entry.audience, str)
+                else tuple(entry.audience),
+                algorithms=tuple(entry.algorithms),
+                jwks_uri=entry.jwks_uri,
+                jwks_file=entry.jwks_file,
+                jwks=entry.jwks,
+                critical_subject_members=tuple(entry.critical_subject_members),
+            )
+            self.transmitters[entry.name] = (entry, config)
+
+    # -- push --------------------------------------------------------------------------------
+    def push(self, name: str, token: bytes, authorization: str | None) -> ReceivedEvent:
+        """A pushed SET (RFC 8935). Raises ReceiveError (404/401) or SetError (400)."""
+        found = self.transmitters.get(name)
+        if found is None:
+            raise ReceiveError(404, "invalid_request", "no such transmitter")
+        entry, config = found
+        if entry.push_token is not None:
+            scheme, _, given = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), entry.push_token.encode()
+            ):
+                raise ReceiveError(401, "authentication_failed", "the transmitter is not known")
+        return self.accept(token, config)
+
+    def accept(self, token: str | bytes, config: TransmitterConfig) -> ReceivedEvent:
+        """Verify a SET from a transmitter and apply it (a duplicate is not applied again).
+
+        Raises SetError (the err to answer) or MethodUnavailable (the keys cannot be had).
+        """
+        now = self.runtime.now()
+        event = verify_set(token, config, now=now)
+        effect = effect_of(event)
+        receipt = ReceivedEvent(
+            issuer=event.iss,
+            jti=event.jti,
+            received_at=now,
+            event_type=event.event_type,
+            event_time=effect.event_time,
+            subject=event.sub_id,
+            result="applied",
+        )
+        if not self.store.receive_event(receipt):
+            stored = self.store.get_received(event.iss, event.jti)
+            return stored or receipt  # a retry: acknowledged, never applied twice
+        try:
+            done = self._apply(event, effect, receipt)
+        except Exception:
+            log.exception("applying a received event failed")
+            done = msgspec.structs.replace(receipt, result="error")
+        try:
+            self.store.update_received(done)
+        except NotFound:  # pragma: no cover - it was stored just above
+            pass
+        return done
+
+    # -- effects -------------------------------------------------------------------------------
+    def _apply(self, event: SecurityEvent, effect: Any, receipt: ReceivedEvent) -> ReceivedEvent:
+        if effect.stream:
+            return msgspec.structs.replace(receipt, result="ignored", detail={"stream": True})
+        subject = account_subject(event.subject) if effect.scope == "account" else event.subject
+        sessions = self.match(subject, session_only=effect.scope == "session")
+        if not sessions:
+            return msgspec.structs.replace(
+                receipt, result="ignored", detail={"reason": "no active session matched"}
+            )
+        revoked: list[str] = []
+        signalled: dict[str, dict[str, Any]] = {}
+        rechecked: list[str] = []
+        plan = self.runtime.policies.active()
+        now = self.runtime.now()
+        for session in sessions:
+            if effect.revoke:
+                self.runtime.revoke(
+                    session,
+                    _decision(effect.reason or "revoked", plan.version),
+                    now,
+                )
+                revoked.append(session.id)
+                continue
+            key = f"{session.subject_type}:{session.subject_id}"
+            fresh = {
+                name: value
+                for name, value in effect.signals.items()
+                if self.store.set_event_time(f"{key}:{session.id}", name, effect.event_time)
+            }
+            if fresh:
+                try:
+                    session = self.runtime.signal(session, fresh, now)
+                except ConflictError:
+                    continue
+                signalled[session.id] = fresh
+            if session.status != "active":
+                revoked.append(session.id)
+                continue
+            if fresh or effect.recheck:
+                app = self.store.get_app(session.app)
+                if app is not None:
+                    guard = self.runtime.recheck(plan, app, session, None, now)
+                    if guard.outcome == "revoke":
+                        self.runtime.revoke(session, guard, now)
+                        revoked.append(session.id)
+                        continue
+                    if effect.recheck and self.runtime.sweeper.recheck(plan, app, session):
+                        rechecked.append(session.id)
+        subject_id = sessions[0].subject_id
+        return msgspec.structs.replace(
+            receipt,
+            result="applied",
+            detail={"revoked": revoked, "signals": signalled, "rechecked": rechecked},
+            session_ids=tuple(s.id for s in sessions),
+            subject_id=subject_id,
+        )
+
+    def match(self, subject: Subject, *, session_only: bool = False) -> list[Session]:
+        """The active sessions a subject names (see the module docs of events/subjects.py)."""
+        found = keys(subject)
+        session_ids = {k[1] for k in found if k[0] == "session"}
+        device_ids = {k[1] for k in found if k[0] == "device"}
+        users = {k[1] for k in found if k[0] in ("opaque", "email", "phone", "account", "uri")}
+        users |= {k[2] for k in found if k[0] == "iss_sub"}
+        emails = {k[1] for k in found if k[0] == "email"}
+        candidates: dict[str, Session] = {}
+        if session_ids:
+            for session_id in session_ids:
+                session = self.store.get_session(session_id)
+                if session is not None:
+                    candidates[session.id] = session
+        elif not session_only:
+            for user in users:
+                for session in self.store.list_sessions(
+                    subject_id=user, status="active", limit=MAX_MATCHED
+                ):
+                    candidates[session.id] = session
+            if emails:  # a subject known by another id whose properties carry the address
+                for session in self.store.list_sessions(status="active", limit=MAX_MATCHED):
+                    if str(session.subject_properties.get("email", "")).lower() in emails:
+                        candidates[session.id] = session
+        out = []
+        for session in candidates.values():
+            if session.status != "active":
+                continue
+            if (
+                users
+                and session.subject_id not in users
+                and str(session.subject_properties.get("email", "")).lower() not in emails
+            ):
+                continue
+            if device_ids and session.observed.device_id not in device_ids:
+                continue
+            out.append(session)
+        return out
+
+
+def _decision(reason: str, version: str) -> Any:
+    from juncture.engine import Decision
+
+    return Decision(outcome="revoke", reason=reason, action="signal", version=version)
+
+
+def poll_all(receiver: Receiver) -> int:
+    """Poll every poll transmitter once; how many events were taken."""
+    from juncture.events.poll import PollClient
+
+    taken = 0
+    for entry, config in receiver.transmitters.values():
+        if entry.poll_url is None:
+            continue
+
+        def handle(token: str, config: TransmitterConfig = config) -> str | None:
+            try:
+                receiver.accept(token, config)
+            except SetError as error:
+                return error.err
+            except MethodUnavailable:
+                return "invalid_key"
+            return None
+
+        client = PollClient(
+            entry.poll_url,
+            entry.poll_authorization,
+            allow_private=receiver.settings.allow_private,
+        )
+        try:
+            report = client.poll_once(handle)
+        except Exception:
+            log.warning("polling transmitter `%s` failed", entry.name)
+            continue
+        taken += getattr(report, "received", 0)
+    return taken
+
+
+def received_view(event: ReceivedEvent) -> dict[str, Any]:
+    return msgspec.to_builtins(event)  # type: ignore[no-any-return]
