@@ -1785,3 +1785,17 @@ def test_get_sessions_reads_a_batch(store: Store):
         "s1": make_session(1), "s3": make_session(3)
     }  # fmt: skip
     assert store.get_sessions(("nope",)) == {}
+
+
+def test_update_sessions_applies_each_at_its_revision_in_one_go(store: Store):
+    for n in (1, 2, 3):
+        store.create_session(make_session(n))
+    moved = store.update_session(make_session(2, status="ended"), expected_revision=0)
+    changes = [make_session(1, path="/one"), make_session(2, path="/two"),
+               make_session(3, path="/three"), make_session(9, path="/gone")]  # fmt: skip
+    done = store.update_sessions(changes)
+    assert [(s.id, s.revision) for s in done] == [("s1", 1), ("s3", 1)]
+    assert store.get_session("s1") == replace(make_session(1, path="/one"), revision=1)
+    assert store.get_session("s2") == moved  # it changed meanwhile: skipped
+    assert store.get_session("s9") is None
+    assert store.update_sessions([]) == []

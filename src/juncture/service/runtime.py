@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -844,44 +844,54 @@ class Runtime:
     ) -> Decision:
         """Decide ``action`` (None: only the guard) for a session from what it remembers, with
         no request: nothing is stored, nothing is logged (the caller acts on changes)."""
+        return self.recheck_many(plan, app, session, (action,), now)[action]
+
+    def recheck_many(
+        self,
+        plan: Plan,
+        app: App,
+        session: Session,
+        actions: Sequence[str | None],
+        now: datetime,
+    ) -> dict[str | None, Decision]:
+        """`recheck` of several actions over one assembly of the session's facts."""
         doc = self._facts_document(app.name, {}, session)
         seen = self.observer.observe(Reported(), session, now)
         doc.update(seen.sections())
         facts = Facts.from_document(doc)
-        return evaluate(
-            plan,
-            action or CONTEXT_UPDATE,
-            facts,
-            now,
-            decision_id=new_id("d"),
-            guard_only=action is None,
-            allowed_journeys=frozenset(app.journeys) or None,
-        )
+        allowed = frozenset(app.journeys) or None
+        return {
+            action: evaluate(
+                plan,
+                action or CONTEXT_UPDATE,
+                facts,
+                now,
+                decision_id=new_id("d"),
+                guard_only=action is None,
+                allowed_journeys=allowed,
+            )
+            for action in actions
+        }
 
     def revoke(self, session: Session, decision: Decision, now: datetime) -> Session:
         """Revoke a session (a guard said so outside a request), log it, tell the streams."""
-        revoked = self._change(
-            session,
-            lambda s: msgspec.structs.replace(
-                s, status="revoked", status_reason=decision.reason, updated_at=now
-            ),
-        )
-        app = self.store.get_app(session.app)
-        if app is not None:
-            self._record(
-                app, decision.action, {}, revoked, decision, {}, time.perf_counter_ns(), now
-            )
-        self.emit("session-revoked", revoked, {"reason": decision.reason or "revoked"})
+        revoked = self._change(session, lambda s: self.revoked(s, decision, now))
+        self.after_revoke(revoked, decision, now)
         return revoked
 
-    def signal(self, session: Session, signals: Mapping[str, Any], now: datetime) -> Session:
-        """Set signals on a session (an event from another system), durably."""
-        return self._change(
-            session,
-            lambda s: msgspec.structs.replace(
-                s, signals={**s.signals, **signals}, updated_at=now
-            ),
+    @staticmethod
+    def revoked(session: Session, decision: Decision, now: datetime) -> Session:
+        return msgspec.structs.replace(
+            session, status="revoked", status_reason=decision.reason, updated_at=now
         )
+
+    def after_revoke(self, revoked: Session, decision: Decision, now: datetime) -> None:
+        """What follows a stored revocation: its decision record, the streams told."""
+        app = self.store.get_app(revoked.app)
+        if app is not None:
+            started = time.perf_counter_ns()
+            self._record(app, decision.action, {}, revoked, decision, {}, started, now)
+        self.emit("session-revoked", revoked, {"reason": decision.reason or "revoked"})
 
     def restand(
         self,
@@ -891,30 +901,42 @@ class Runtime:
         now: datetime,
     ) -> Session:
         """Withdraw standing allows that no longer hold and move those that changed."""
+        changed = self._change(session, lambda s: self.restanded(s, withdrawn, moved, now))
+        self.emit("token-claims-change", changed, self.claims(withdrawn, moved))
+        return changed
 
-        def change(s: Session) -> Session:
-            standing = {k: v for k, v in s.standing.items() if k not in withdrawn}
-            path, scopes = s.path, s.scopes
-            for action, decision in moved.items():
-                stood = self._standing(s, action, decision, now)
-                if stood is not None:
-                    standing[action] = stood
-                if decision.outcome == "reroute":
-                    path, scopes = decision.path, decision.scopes
-            return msgspec.structs.replace(
-                s, standing=standing, path=path, scopes=scopes, updated_at=now
-            )
+    def restanded(
+        self, s: Session, withdrawn: list[str], moved: dict[str, Decision], now: datetime
+    ) -> Session:
+        standing = {k: v for k, v in s.standing.items() if k not in withdrawn}
+        path, scopes = s.path, s.scopes
+        for action, decision in moved.items():
+            stood = self._standing(s, action, decision, now)
+            if stood is not None:
+                standing[action] = stood
+            if decision.outcome == "reroute":
+                path, scopes = decision.path, decision.scopes
+        return msgspec.structs.replace(
+            s, standing=standing, path=path, scopes=scopes, updated_at=now
+        )
 
-        changed = self._change(session, change)
-        claims = {
+    def signal(self, session: Session, signals: Mapping[str, Any], now: datetime) -> Session:
+        """Set signals on a session (an event from another system), durably."""
+        return self._change(
+            session,
+            lambda s: msgspec.structs.replace(s, signals={**s.signals, **signals}, updated_at=now),
+        )
+
+    @staticmethod
+    def claims(withdrawn: list[str], moved: dict[str, Decision]) -> dict[str, Any]:
+        """The `token-claims-change` details of a re-stand."""
+        return {
             "withdrawn": sorted(withdrawn),
             "changed": {
                 action: {"outcome": d.outcome, "scopes": list(d.scopes), "path": d.path}
                 for action, d in sorted(moved.items())
             },
         }
-        self.emit("token-claims-change", changed, claims)
-        return changed
 
     def revoke_subject_sessions(self, subject_type: str, subject_id: str, reason: str) -> int:
         """Revoke every active session of a subject (it was disabled); how many."""

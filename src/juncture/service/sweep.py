@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -62,31 +63,42 @@ class Sweeper:
         return list(self.store.list_sweeps(status="running", limit=100))
 
     def step(self, run: SweepRun) -> SweepRun:
-        """Sweep the next batch of a run; the run as stored after it (``done`` at the end)."""
+        """Sweep the next batch of a run; the run as stored after it (``done`` at the end).
+
+        The batch's changes are written in one transaction (a session that changed meanwhile
+        is left to its own next decision), then logged and told to the streams.
+        """
         with self._lock:  # one batch at a time in this process
             sessions = self.store.sessions_after(run.cursor, limit=self.batch)
             plan = self.runtime.policies.active()
+            now = self.runtime.now()
             apps: dict[str, App | None] = {}
-            changed = 0
+            planned: list[Change] = []
             for session in sessions:
                 if not session.standing:
                     continue
                 if session.app not in apps:
                     apps[session.app] = self.store.get_app(session.app)
                 app = apps[session.app]
-                if app is None:
+                if app is not None:
+                    change = self.plan(plan, app, session, now)
+                    if change is not None:
+                        planned.append(change)
+            stored = {s.id: s for s in self.store.update_sessions([c.after for c in planned])}
+            for change in planned:
+                after = stored.get(change.after.id)
+                if after is None:
                     continue
-                try:
-                    changed += self.recheck(plan, app, session)
-                except ConflictError:  # it changed meanwhile: its own next decision decides
-                    continue
-            now = self.runtime.now()
+                if change.revocation is not None:
+                    self.runtime.after_revoke(after, change.revocation, now)
+                else:
+                    self.runtime.emit("token-claims-change", after, change.claims)
             done = len(sessions) < self.batch
             updated = msgspec.structs.replace(
                 run,
                 cursor=sessions[-1].id if sessions else run.cursor,
                 processed=run.processed + len(sessions),
-                changed=run.changed + changed,
+                changed=run.changed + len(stored),
                 updated_at=now,
                 status="done" if done else "running",
                 finished_at=now if done else None,
@@ -100,25 +112,45 @@ class Sweeper:
         return run
 
     def recheck(self, plan: Plan, app: App, session: Session) -> int:
-        """Re-decide a session's guard and standing checkpoints; 1 when anything changed."""
+        """Re-check one session now and store what changed (a signal asked for it); 1 when
+        anything changed."""
         now = self.runtime.now()
-        guard = self.runtime.recheck(plan, app, session, None, now)
-        if guard.outcome == "revoke":
-            self.runtime.revoke(session, guard, now)
-            return 1
+        change = self.plan(plan, app, session, now)
+        if change is None:
+            return 0
+        stored = self.store.update_sessions([change.after])
+        if not stored:
+            return 0
+        after = stored[0]
+        if change.revocation is not None:
+            self.runtime.after_revoke(after, change.revocation, now)
+        else:
+            self.runtime.emit("token-claims-change", after, change.claims)
+        return 1
+
+    def plan(self, plan: Plan, app: App, session: Session, now: datetime) -> Change | None:
+        """What re-deciding a session's standing checkpoints changes (the guard runs first in
+        each: a guard that now revokes shows as a revocation), or None."""
+        live = [
+            action
+            for action, standing in session.standing.items()
+            if standing.expires_at is None or standing.expires_at > now  # lapsed: nothing stands
+        ]
+        decisions = self.runtime.recheck_many(plan, app, session, live or [None], now)
         withdrawn: list[str] = []
         moved: dict[str, Decision] = {}
-        for action, standing in session.standing.items():
-            if standing.expires_at is not None and standing.expires_at <= now:
-                continue  # lapsed: nothing stands any more
-            decision = self.runtime.recheck(plan, app, session, action, now)
+        for action, decision in decisions.items():
             if decision.outcome == "revoke":
-                self.runtime.revoke(session, decision, now)
-                return 1
-            if (
-                decision.outcome == standing.outcome
-                and decision.scopes == standing.scopes
-                and (decision.path == standing.path)
+                return Change(
+                    after=self.runtime.revoked(session, decision, now), revocation=decision
+                )
+            if action is None:
+                continue
+            standing = session.standing[action]
+            if (decision.outcome, decision.scopes, decision.path) == (
+                standing.outcome,
+                standing.scopes,
+                standing.path,
             ):
                 continue
             if decision.outcome in ("allow", "reroute"):
@@ -126,9 +158,19 @@ class Sweeper:
             else:
                 withdrawn.append(action)
         if not withdrawn and not moved:
-            return 0
-        self.runtime.restand(session, withdrawn, moved, now)
-        return 1
+            return None
+        return Change(
+            after=self.runtime.restanded(session, withdrawn, moved, now),
+            claims=self.runtime.claims(withdrawn, moved),
+        )
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's change a sweep decided: the session to store, and what to tell."""
+
+    after: Session
+    revocation: Decision | None = None
+    claims: dict[str, Any] = {}
 
 
 class SweepWorker:

@@ -57,6 +57,12 @@ class SessionStore(Protocol):
         new handle belongs to another session), NotFound when there is no such session.
         """
 
+    def update_sessions(self, sessions: Sequence[Session]) -> list[Session]:
+        """Replace many sessions in one transaction, each only if its stored revision is still
+        its ``revision``; those that changed meanwhile (or are gone) are skipped. Returns the
+        stored ones (revision + 1). A handle taken by another session raises ConflictError and
+        changes nothing."""
+
     def list_sessions(
         self,
         *,

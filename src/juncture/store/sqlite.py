@@ -462,6 +462,24 @@ class SqliteStore:
                                     f"not {expected_revision}")  # fmt: skip
         return stored
 
+    def update_sessions(self, sessions: Sequence[Session]) -> list[Session]:
+        """Replace many sessions in one transaction, each only if its stored revision is still
+        its ``revision`` (a session that changed meanwhile, or is gone, is skipped). Returns
+        those stored (at revision + 1)."""
+        stored = [msgspec.structs.replace(s, revision=s.revision + 1) for s in sessions]
+        done: list[Session] = []
+        with self._transaction() as conn:
+            for s in stored:
+                changed = conn.execute(
+                    "UPDATE sessions SET handle = ?, app = ?, subject_id = ?, status = ?,"
+                    " started_at = ?, revision = ?, body = ? WHERE id = ? AND revision = ?",
+                    (s.handle, s.app, s.subject_id, s.status, _micros(s.started_at), s.revision,
+                     _encode(s), s.id, s.revision - 1),
+                ).rowcount  # fmt: skip
+                if changed:
+                    done.append(s)
+        return done
+
     # -- what was observed of subjects --------------------------------------------------------
     def get_subject_seen(self, subject_type: str, subject_id: str) -> SubjectSeen | None:
         row = self._one("SELECT body FROM subjects_seen WHERE subject_type = ? AND subject_id = ?",
