@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/enrich.py
+	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/http.py
 
 clean:

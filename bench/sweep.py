@@ -8,10 +8,12 @@ into the file in one transaction (setting up is not what is measured).
 
 Measured: one sweep run over every session (the product's `Sweeper`, the same batches the
 background worker runs), while another process (a second worker on the same file) makes
-session-bound decisions as fast as it can (the traffic; its rate is reported too). The run must change exactly the sessions off the corporate
-network (a third of them): checked after it.
+session-bound decisions at --traffic per second (0: as fast as it can; its rate is reported
+too). The run must change exactly the sessions off the corporate network (a third of them):
+checked after it.
 
-    .venv/bin/python bench/sweep.py [--sessions 100000] [--rounds 3] [--no-write]
+    .venv/bin/python bench/sweep.py [--sessions 100000] [--rounds 3] [--traffic 5000]
+        [--no-write]
 """
 
 from __future__ import annotations
