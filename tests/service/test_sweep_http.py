@@ -4,6 +4,8 @@ revokes, beside live traffic, and reports its progress."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from .server import Server
 from .test_http import admin
+from .test_ssf_http import CAEP, Inbox
 
 V1 = """\
 journey: desk
@@ -50,7 +53,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "desk.yaml").write_text(V1)
-    running = Server(tmp_path / "j.db", bundle).start()
+    running = Server(tmp_path / "j.db", bundle, args=("--ssf-allow-private",)).start()
     yield running
     running.stop()
 
@@ -76,6 +79,15 @@ def test_a_stricter_journey_is_swept_into_idle_sessions(server: Server):
             "/admin/v1/apps", json={"name": "desk", "assertable_methods": ["password"]}
         )
     desk = server.client(made.json()["key"])
+    inbox = Inbox()
+    stream = desk.post(
+        "/ssf/streams",
+        json={
+            "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": inbox.url},
+            "events_requested": [CAEP + "session-revoked", CAEP + "token-claims-change"],
+        },
+    )
+    assert stream.status_code == 201, stream.text
     people = {
         "ana": "10.1.2.3",
         "bo": "10.9.9.9",
@@ -130,6 +142,19 @@ def test_a_stricter_journey_is_swept_into_idle_sessions(server: Server):
     assert read("cy")["path"] == "/reports/summary"  # the reroute still holds as it was
     mallory = read("mallory")
     assert (mallory["status"], mallory["status_reason"]) == ("revoked", "banned")
+    # the app was told: one event per changed session, each naming it
+    told: dict[str, str] = {}
+    for _, token in inbox.wait(3):
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        [(event_type, _)] = claims["events"].items()
+        told[claims["sub_id"]["session"]["id"]] = event_type.rsplit("/", 1)[1]
+    inbox.close()
+    assert told == {
+        sessions["cy"]: "token-claims-change",
+        sessions["di"]: "token-claims-change",
+        sessions["mallory"]: "session-revoked",
+    }
 
 
 def test_sweeps_can_be_started_listed_and_watched_from_the_cli(server: Server):
