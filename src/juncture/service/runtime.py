@@ -866,7 +866,7 @@ class Runtime:
                 action or CONTEXT_UPDATE,
                 facts,
                 now,
-                decision_id=new_id("d"),
+                decision_id=None,  # given one only if it is logged (a revocation)
                 guard_only=action is None,
                 allowed_journeys=allowed,
             )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("juncture.sweep")
 #: Sessions per batch (one read, then the decisions, then the writes of what changed).
-BATCH = 500
+BATCH = 2000
 
 
 class Sweeper:
