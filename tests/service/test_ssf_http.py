@@ -374,3 +374,68 @@ def test_received_events_are_durable(world: World):
     finally:
         store.close()
     assert [e.result for e in found] == ["applied"]
+
+
+class PollTransmitter:
+    """A transmitter serving SETs for polling (RFC 8936) on 127.0.0.1; keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, str] = {}
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({**body, "auth": self.headers.get("Authorization")})
+                for jti in body.get("ack", []):
+                    outer.waiting.pop(jti, None)
+                answer = json.dumps({"sets": dict(outer.waiting), "moreAvailable": False}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/poll"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_polled_transmitter_is_read_applied_and_acknowledged(tmp_path: Path):
+    source = PollTransmitter()
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "web.yaml").write_text(JOURNEY)
+    settings = tmp_path / "transmitters.json"
+    settings.write_text(json.dumps({"poll_interval": 0.2, "transmitters": [{
+        "name": "idp", "issuer": ISSUER, "audience": AUDIENCE,
+        "jwks": {"keys": [rsa_jwk(RSA_KEY, "mdm-1")]}, "poll_url": source.url,
+        "poll_authorization": "Bearer poller"}]}))  # fmt: skip
+    server = Server(tmp_path / "j.db", bundle, args=("--transmitters", str(settings),
+                                                     "--ssf-allow-private")).start()  # fmt: skip
+    try:
+        with admin(server) as client:
+            key = client.post("/admin/v1/apps", json={"name": "web",
+                              "assertable_methods": ["password"]}).json()["key"]  # fmt: skip
+        app = server.client(key)
+        session = app.post("/v1/sessions", json={"subject": {"id": "alice"},
+                           "proofs": [{"method": "password"}]}).json()["session"]["id"]  # fmt: skip
+        payload = {"previous_status": "compliant", "current_status": "not-compliant"}
+        set_claims = claims("device-compliance-change", payload, user())
+        source.waiting[set_claims["jti"]] = sign_rs256(HEADER, set_claims)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and source.waiting:
+            time.sleep(0.1)
+        assert not source.waiting, "the SET was never acknowledged"
+        read = app.get(f"/v1/sessions/{session}").json()
+        assert read["signals"]["device_noncompliant"] is True and read["path"] == "/limited"
+        acks = [r for r in source.requests if r.get("ack")]
+        assert acks[0]["ack"] == [set_claims["jti"]] and acks[0]["auth"] == "Bearer poller"
+    finally:
+        server.stop()
+        source.server.shutdown()
+        source.server.server_close()
