@@ -190,7 +190,10 @@ class Observer:
                 platform=platform,
             )
         address = None
-        if report_ip is not None:
+        enriched_ip: str | None = None
+        if report_ip is not None and report_ip == prev.ip:
+            enriched_ip = prev.ip  # remembered in canonical form when it was first seen
+        elif report_ip is not None:
             address = reported_ip(report_ip)  # an invalid report is missing, no fallback
         elif self.settings.connection_ip and connection is not None:
             address = self.enricher.client_ip.resolve(
@@ -198,7 +201,8 @@ class Observer:
                 forwarded=connection.forwarded,
                 x_forwarded_for=connection.x_forwarded_for,
             )
-        enriched_ip = str(address) if address is not None else None
+        if address is not None:
+            enriched_ip = str(address)
         # A new place: the move into it is measured now, and stays the session's last move
         # for as long as the session stays there.
         new_ip = enriched_ip is not None and enriched_ip != prev.ip
