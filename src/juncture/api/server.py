@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from starlette.types import ASGIApp
@@ -32,27 +33,29 @@ OBSERVE_ENV = "JUNCTURE_OBSERVE"
 AUTHN_ENV = "JUNCTURE_AUTHN"
 
 
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def _settings(text: str | None, kind: type[_S], what: str) -> _S:
+    """Settings from their JSON (None or empty: the defaults). Raises ValueError."""
+    if not text:
+        return kind()
+    try:
+        return msgspec.json.decode(text, type=kind)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise ValueError(f"invalid {what} settings: {exc}") from None
+
+
 def authn_settings(text: str | None, db: str | Path) -> AuthnSettings:
-    """Settings from their JSON; the key file defaults to ``<db>.keys``. Raises ValueError."""
-    settings = AuthnSettings()
-    if text:
-        try:
-            settings = msgspec.json.decode(text, type=AuthnSettings)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"invalid authentication settings: {exc}") from None
+    """The key file defaults to ``<db>.keys``."""
+    settings = _settings(text, AuthnSettings, "authentication")
     if settings.key_file is None:
         settings = msgspec.structs.replace(settings, key_file=str(Path(db)) + ".keys")
     return settings
 
 
 def observe_settings(text: str | None) -> ObserveSettings:
-    """Settings from their JSON (None or empty: the defaults). Raises ValueError."""
-    if not text:
-        return ObserveSettings()
-    try:
-        return msgspec.json.decode(text, type=ObserveSettings)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise ValueError(f"invalid observation settings: {exc}") from None
+    return _settings(text, ObserveSettings, "observation")
 
 
 def open_runtime(
@@ -83,24 +86,15 @@ RECEIVE_ENV = "JUNCTURE_RECEIVE"
 
 
 def transmit_settings(text: str | None, db: str | Path) -> TransmitSettings:
-    settings = TransmitSettings()
-    if text:
-        try:
-            settings = msgspec.json.decode(text, type=TransmitSettings)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"invalid transmitter settings: {exc}") from None
+    """The signing key file defaults to ``<db>.ssf-key.json``."""
+    settings = _settings(text, TransmitSettings, "transmitter")
     if settings.key_file is None:
         settings = msgspec.structs.replace(settings, key_file=str(Path(db)) + ".ssf-key.json")
     return settings
 
 
 def receive_settings(text: str | None) -> ReceiveSettings:
-    if not text:
-        return ReceiveSettings()
-    try:
-        return msgspec.json.decode(text, type=ReceiveSettings)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"invalid receiver settings: {exc}") from None
+    return _settings(text, ReceiveSettings, "receiver")
 
 
 def build() -> ASGIApp:

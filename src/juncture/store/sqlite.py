@@ -240,6 +240,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A session replaced at the revision it was read (optimistic concurrency).
+_UPDATE_SESSION = (
+    "UPDATE sessions SET handle = ?, app = ?, subject_id = ?, status = ?, started_at = ?,"
+    " revision = ?, body = ? WHERE id = ? AND revision = ?"
+)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -449,10 +454,7 @@ class SqliteStore:
                _micros(stored.started_at), stored.revision, _encode(stored), stored.id,
                expected_revision)  # fmt: skip
         with self._transaction() as conn:
-            changed = conn.execute(
-                "UPDATE sessions SET handle = ?, app = ?, subject_id = ?, status = ?,"
-                " started_at = ?, revision = ?, body = ? WHERE id = ? AND revision = ?", row,
-            ).rowcount  # fmt: skip
+            changed = conn.execute(_UPDATE_SESSION, row).rowcount
             if not changed:
                 found = conn.execute("SELECT revision FROM sessions WHERE id = ?",
                                      (session.id,)).fetchone()  # fmt: skip
@@ -471,8 +473,7 @@ class SqliteStore:
         with self._transaction() as conn:
             for s in stored:
                 changed = conn.execute(
-                    "UPDATE sessions SET handle = ?, app = ?, subject_id = ?, status = ?,"
-                    " started_at = ?, revision = ?, body = ? WHERE id = ? AND revision = ?",
+                    _UPDATE_SESSION,
                     (s.handle, s.app, s.subject_id, s.status, _micros(s.started_at), s.revision,
                      _encode(s), s.id, s.revision - 1),
                 ).rowcount  # fmt: skip
