@@ -17,6 +17,7 @@ What each event did is recorded (`ReceivedEvent`) and shown with the session.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, veri
 from juncture.events.subjects import Subject, keys
 from juncture.methods.base import ConfigError, MethodUnavailable
 from juncture.store.models import ReceivedEvent, Session
-from juncture.store.protocols import ConflictError, NotFound
+from juncture.store.protocols import ConflictError
 
 if TYPE_CHECKING:
     from juncture.service.runtime import Runtime
@@ -133,16 +134,21 @@ class Receiver:
         )
         if not self.store.receive_event(receipt):
             stored = self.store.get_received(event.iss, event.jti)
-            return stored or receipt  # a retry: acknowledged, never applied twice
+            if stored is not None and stored.result != "error":
+                return stored  # a retry: acknowledged, never applied twice
+            receipt = stored or receipt  # it failed before: apply it now
         try:
             done = self._apply(event, effect, receipt)
         except Exception:
+            # Not applied (the store failed mid-way): kept as `error`, and not acknowledged,
+            # so the transmitter sends it again and the retry applies it.
             log.exception("applying a received event failed")
-            done = msgspec.structs.replace(receipt, result="error")
-        try:
-            self.store.update_received(done)
-        except NotFound:  # pragma: no cover - it was stored just above
-            pass
+            with contextlib.suppress(Exception):
+                self.store.update_received(msgspec.structs.replace(receipt, result="error"))
+            raise ReceiveError(
+                503, "temporarily_unavailable", "the event could not be applied; send it again"
+            ) from None
+        self.store.update_received(done)
         return done
 
     # -- effects -------------------------------------------------------------------------------
