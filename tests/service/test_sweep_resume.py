@@ -1,0 +1,77 @@
+"""A sweep keeps its cursor in the store after every batch: a restart resumes it where it
+stopped, and no session is checked twice or skipped (real SQLite, in process)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from juncture.service.runtime import Runtime
+from juncture.service.sweep import Sweeper
+from juncture.store.models import App, StoredProof
+from juncture.store.sqlite import SqliteStore
+
+from .test_sweep_http import V1, V2
+
+NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
+APP = App(id="app_desk", name="desk", created_at=NOW, assertable_methods=("password",))
+
+
+def open_runtime(db: Path) -> Runtime:
+    return Runtime(SqliteStore(db), now=lambda: NOW, log_interval=0.01)
+
+
+def publish(runtime: Runtime, text: str) -> str:
+    version, problems, _ = runtime.policies.upload({"desk.yaml": text.encode()}, author="t")
+    assert version is not None, problems
+    runtime.policies.activate(version, by="t")
+    return version
+
+
+def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Path):
+    db = tmp_path / "j.db"
+    runtime = open_runtime(db)
+    publish(runtime, V1)
+    runtime.store.put_app(APP)
+    for i in range(7):  # every other one off the corporate network
+        ip = "10.1.1.1" if i % 2 else "198.51.100.1"
+        outcome = runtime.start_session(
+            APP,
+            {"id": f"user{i}"},
+            {"network": {"ip": ip}},
+            [StoredProof(method="password", at=NOW, asserted_by=APP.id)],
+        )
+        assert outcome.session is not None
+        decided = runtime.decide(APP, "dashboard", {}, session_id=outcome.session.id)
+        assert decided.decision.outcome == "allow"
+    publish(runtime, V2)
+    told: list[str] = []
+
+    def tell(kind: str, session: object, details: object) -> None:
+        told.append(f"{kind} {session.subject_id}")  # type: ignore[attr-defined]
+
+    runtime.emit = tell
+    first = Sweeper(runtime, batch=3)
+    run = first.start("test")
+    run = first.step(run)  # one batch of three, then the process "dies"
+    assert (run.status, run.processed, run.total) == ("running", 3, 7)
+    runtime.close()
+    runtime.store.close()
+
+    again = open_runtime(db)
+    again.emit = tell
+    try:
+        sweeper = Sweeper(again, batch=3)
+        [resumed] = sweeper.running()
+        assert (resumed.id, resumed.cursor, resumed.processed) == (run.id, run.cursor, 3)
+        done = sweeper.run(resumed)
+        assert (done.status, done.processed) == ("done", 7)
+        assert done.changed == 4  # user0, 2, 4, 6 lose the dashboard, each once
+        for session in again.store.list_sessions(limit=100):
+            off = session.subject_id in {"user0", "user2", "user4", "user6"}
+            assert ("dashboard" in session.standing) is not off
+        # each changed session was told once, across the restart: none twice, none skipped
+        assert sorted(told) == [f"token-claims-change user{i}" for i in (0, 2, 4, 6)]
+    finally:
+        again.close()
+        again.store.close()
