@@ -8,6 +8,7 @@ receiver running in the test, signed with the keys Juncture publishes. Then the 
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -439,3 +440,21 @@ def test_a_polled_transmitter_is_read_applied_and_acknowledged(tmp_path: Path):
         server.stop()
         source.server.shutdown()
         source.server.server_close()
+
+
+def test_a_step_up_that_raises_the_aal_is_told_as_assurance_level_change(world: World):
+    stream = world.app.post("/ssf/streams", json={
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": world.inbox.url},
+        "events_requested": [CAEP + "assurance-level-change"]})  # fmt: skip
+    assert stream.status_code == 201, stream.text
+    started = world.app.post("/v1/sessions", json={"subject": {"id": "alice"}})
+    challenge = started.json()["decision"]["challenge"]["id"]
+    verified = world.app.post(f"/v1/challenges/{challenge}/verify", json={"method": "password"})
+    assert verified.json()["session"]["aal"] == 1
+    [(_, token)] = world.inbox.wait(1)
+    part = token.split(".")[1]
+    claims_sent = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    [(event_type, payload)] = claims_sent["events"].items()
+    assert event_type == CAEP + "assurance-level-change"
+    assert (payload["namespace"], payload["current_level"]) == ("NIST-AAL", "nist-aal1")
+    assert claims_sent["sub_id"]["session"]["id"] == started.json()["session"]["id"]
