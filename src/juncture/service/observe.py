@@ -228,6 +228,7 @@ class Observer:
             Observation(
                 at=now,
                 reported_ip=enriched_ip,
+                address=address,
                 user_agent=user_agent,
                 device_id=device_id,
                 platform=platform,

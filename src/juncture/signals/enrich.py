@@ -15,7 +15,7 @@ connection's peer, read through trusted proxies (`juncture.signals.client_ip`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -42,6 +42,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     x_forwarded_for: tuple[str, ...] = ()
     #: The end user's IP as the calling app reported it (its request context).
     reported_ip: str | None = None
+    #: ``reported_ip`` already parsed and canonical (the caller checked it): not parsed again.
+    address: Any = None
     user_agent: str | None = None
     device_id: str | None = None
     #: The platform as the app reported it (a posture record's platform wins).
@@ -154,7 +156,8 @@ class Enricher:
         now = at.timestamp()
         source: IpSource
         if observation.reported_ip is not None:
-            source, ip = "reported", reported_ip(observation.reported_ip)
+            source = "reported"
+            ip = observation.address or reported_ip(observation.reported_ip)
         else:
             source = "connection"
             ip = self.client_ip.resolve(
