@@ -89,13 +89,17 @@ def test_serve_refuses_signal_settings_it_cannot_use(tmp_path: Path):
 def test_serve_refuses_transmitters_it_cannot_use(tmp_path: Path):
     db = str(tmp_path / "j.db")
     unknown = tmp_path / "t.yaml"
-    unknown.write_text("transmitters:\n  - {name: idp, issuer: 'https://idp', audience: me,\n"
-                       "     jwks: {keys: []}, pushtoken: x}\n")  # fmt: skip
+    unknown.write_text(
+        "transmitters:\n  - {name: idp, issuer: 'https://idp', audience: me,\n"
+        "     jwks: {keys: []}, pushtoken: x}\n"
+    )
     result = run("serve", "--db", db, "--transmitters", str(unknown), "--port", "1")
     assert result.exit_code == 2 and "pushtoken" in result.output
     insecure = tmp_path / "t.json"
-    insecure.write_text('{"transmitters": [{"name": "idp", "issuer": "https://idp",'
-                        ' "audience": "me", "jwks_uri": "http://idp.example.com/jwks"}]}')  # fmt: skip
+    insecure.write_text(
+        '{"transmitters": [{"name": "idp", "issuer": "https://idp", "audience": "me",'
+        ' "jwks_uri": "http://idp.example.com/jwks"}]}'
+    )
     result = run("serve", "--db", db, "--transmitters", str(insecure), "--port", "1")
     assert result.exit_code == 2 and "https" in result.output
     missing = run("serve", "--db", db, "--transmitters", str(tmp_path / "nope.yaml"))
