@@ -75,3 +75,50 @@ def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Pat
     finally:
         again.close()
         again.store.close()
+
+
+RISKY = """\
+journey: desk
+applies_to: [desk]
+methods:
+  password: {kind: password}
+checkpoints:
+  login: [{require: {any: [password]}}, {allow: {scopes: [desk], ttl: 8h}}]
+  dashboard:
+    - if: "signals.risk_elevated"
+      deny: risky
+    - allow: {scopes: ["dashboard:read"], ttl: 1h}
+  "*": [{deny: unknown_action}]
+"""
+
+
+def test_a_publish_sweep_re_decides_only_the_checkpoints_the_publish_changed(tmp_path: Path):
+    runtime = open_runtime(tmp_path / "j.db")
+    try:
+        publish(runtime, RISKY)
+        runtime.store.put_app(APP)
+        started = runtime.start_session(
+            APP, {"id": "ana"}, {}, [StoredProof(method="password", at=NOW, asserted_by=APP.id)]
+        )
+        assert started.session is not None
+        session_id = started.session.id
+        assert runtime.decide(APP, "dashboard", {}, session_id=session_id).decision.outcome == (
+            "allow"
+        )
+        stored = runtime.store.get_session(session_id)
+        assert stored is not None
+        runtime.signal(stored, {"risk_elevated": True}, NOW)  # facts change, nothing re-checks
+        # a publish that changes only `login`: the dashboard decides as before, so it stands
+        version = publish(runtime, RISKY.replace("ttl: 8h", "ttl: 4h"))
+        after_publish = runtime.sweeper.run(runtime.start_sweep(f"publish {version}"))
+        assert (after_publish.processed, after_publish.changed) == (1, 0)
+        current = runtime.store.get_session(session_id)
+        assert current is not None and "dashboard" in current.standing
+        # a manual sweep decides everything again: the risky session loses the dashboard
+        manual = runtime.sweeper.run(runtime.start_sweep("manual"))
+        assert manual.changed == 1
+        current = runtime.store.get_session(session_id)
+        assert current is not None and "dashboard" not in current.standing
+    finally:
+        runtime.close()
+        runtime.store.close()

@@ -301,6 +301,7 @@ class _JourneyCompiler:
             reads=reads,
             network_table=table,
             lockout=_lockout(j),
+            fingerprints=j.fingerprints,
         )
 
 

@@ -527,6 +527,20 @@ def _canonical(value: Any) -> bytes:
     return msgspec.json.encode(value, order="sorted")
 
 
+def _fingerprints(raw: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, str]:
+    """Per checkpoint, a digest of what its decisions depend on (see `m.Journey`): the journey
+    without its description and other checkpoints, and the data. Locations and formatting do
+    not count (the parsed values do)."""
+    common = {k: v for k, v in raw.items() if k not in ("checkpoints", "description")}
+    checkpoints = raw.get("checkpoints")
+    return {
+        name: hashlib.sha256(
+            _canonical({"journey": common, "checkpoint": steps, "data": data})
+        ).hexdigest()
+        for name, steps in (checkpoints.items() if isinstance(checkpoints, dict) else ())
+    }
+
+
 def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
     """Load a bundle from file names (relative to the bundle root) and their bytes.
 
@@ -610,6 +624,10 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
     if errors:
         raise BundleError(errors)
     digest = hashlib.sha256(_canonical({"journeys": raw_journeys, "data": data})).hexdigest()
+    journeys = [
+        msgspec.structs.replace(j, fingerprints=_fingerprints(raw_journeys[j.name], data))
+        for j in journeys
+    ]
     journeys.sort(key=lambda journey: journey.name)
     return m.Bundle(journeys=tuple(journeys), data=data, version=f"sha256:{digest}")
 

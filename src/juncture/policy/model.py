@@ -191,6 +191,10 @@ class Journey(msgspec.Struct, frozen=True, kw_only=True):
     guard: tuple[Step, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
     fragments: dict[str, Fragment] = {}
+    #: Checkpoint (as written) -> a digest of everything its decision depends on: the
+    #: journey's other parts, its fragments, the checkpoint's steps and the bundle's data.
+    #: Equal in two versions: that checkpoint decides the same in both.
+    fingerprints: dict[str, str] = {}
 
 
 class Bundle(msgspec.Struct, frozen=True, kw_only=True):

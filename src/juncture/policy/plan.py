@@ -148,6 +148,8 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     network_table: PrefixTable[str] = _NO_NETWORKS
     #: counter name (`password`, `second_factor`) -> its limits; always both counters.
     lockout: dict[str, LockoutSpec] = msgspec.field(default_factory=DEFAULT_LOCKOUT.copy)
+    #: Checkpoint (as written) -> digest of what it depends on (`model.Journey.fingerprints`).
+    fingerprints: dict[str, str] = {}
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""

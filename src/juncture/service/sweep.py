@@ -26,7 +26,7 @@ from juncture.engine import Decision
 from juncture.policy import Plan
 from juncture.service.ids import new_id
 from juncture.store.models import App, Session, SweepRun
-from juncture.store.protocols import ConflictError, StoreError
+from juncture.store.protocols import ConflictError, NotFound, StoreError
 
 if TYPE_CHECKING:
     from juncture.service.runtime import Runtime
@@ -59,6 +59,18 @@ class Sweeper:
         )
         return self.store.put_sweep(run, expected_revision=0)
 
+    def _may_differ(self, plan: Plan, app: App, session: Session, action: str) -> bool:
+        standing = session.standing[action]
+        if standing.version == plan.version:
+            return False  # decided by this very version already
+        try:
+            old = self.runtime.policies.plan(standing.version)
+        except (NotFound, StoreError):
+            return True
+        except Exception:  # a version that no longer compiles: decide again
+            return True
+        return not _unchanged(old, plan, app, session.subject_type, action)
+
     def running(self) -> list[SweepRun]:
         return list(self.store.list_sweeps(status="running", limit=100))
 
@@ -74,6 +86,7 @@ class Sweeper:
             now = self.runtime.now()
             apps: dict[str, App | None] = {}
             planned: list[Change] = []
+            policy_only = run.reason.startswith("publish ")
             for session in sessions:
                 if not session.standing:
                     continue
@@ -81,7 +94,7 @@ class Sweeper:
                     apps[session.app] = self.store.get_app(session.app)
                 app = apps[session.app]
                 if app is not None:
-                    change = self.plan(plan, app, session, now)
+                    change = self.plan(plan, app, session, now, policy_only=policy_only)
                     if change is not None:
                         planned.append(change)
             stored = {s.id: s for s in self.store.update_sessions([c.after for c in planned])}
@@ -128,14 +141,23 @@ class Sweeper:
             self.runtime.emit("token-claims-change", after, change.claims)
         return 1
 
-    def plan(self, plan: Plan, app: App, session: Session, now: datetime) -> Change | None:
+    def plan(
+        self, plan: Plan, app: App, session: Session, now: datetime, *, policy_only: bool = False
+    ) -> Change | None:
         """What re-deciding a session's standing checkpoints changes (the guard runs first in
-        each: a guard that now revokes shows as a revocation), or None."""
+        each: a guard that now revokes shows as a revocation), or None.
+
+        With ``policy_only`` (a sweep after a publish: only the journey changed), a standing
+        outcome whose checkpoint decides the same in its version and this one is not decided
+        again (`JourneyPlan.fingerprints`)."""
         live = [
             action
             for action, standing in session.standing.items()
-            if standing.expires_at is None or standing.expires_at > now  # lapsed: nothing stands
+            if (standing.expires_at is None or standing.expires_at > now)  # lapsed: nothing stands
+            and (not policy_only or self._may_differ(plan, app, session, action))
         ]
+        if policy_only and not live:
+            return None
         decisions = self.runtime.recheck_many(plan, app, session, live or [None], now)
         withdrawn: list[str] = []
         moved: dict[str, Decision] = {}
@@ -163,6 +185,20 @@ class Sweeper:
             after=self.runtime.restanded(session, withdrawn, moved, now),
             claims=self.runtime.claims(withdrawn, moved),
         )
+
+
+def _unchanged(old: Plan, new: Plan, app: App, subject_type: str, action: str) -> bool:
+    """Whether ``action`` decides the same under both versions for this app and subject type:
+    the same journey, the same checkpoint, the same fingerprint."""
+    old_journey, _ = old.route(app.name, subject_type)
+    new_journey, _ = new.route(app.name, subject_type)
+    if old_journey is None or new_journey is None or old_journey.name != new_journey.name:
+        return False
+    old_found, new_found = old_journey.checkpoint(action), new_journey.checkpoint(action)
+    if old_found is None or new_found is None or old_found[0].text != new_found[0].text:
+        return False
+    mark = new_journey.fingerprints.get(new_found[0].text)
+    return mark is not None and mark == old_journey.fingerprints.get(old_found[0].text)
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
