@@ -44,6 +44,8 @@ class Sweeper:
         self.store = runtime.store
         self.batch = batch
         self._lock = threading.Lock()
+        #: (old version, new version, app, subject type, action) -> decides the same in both.
+        self._unchanged: dict[tuple[str, str, str, str, str], bool] = {}
 
     def start(self, reason: str) -> SweepRun:
         """A new run against the active version (its progress starts at 0)."""
@@ -63,13 +65,20 @@ class Sweeper:
         standing = session.standing[action]
         if standing.version == plan.version:
             return False  # decided by this very version already
-        try:
-            old = self.runtime.policies.plan(standing.version)
-        except (NotFound, StoreError):
-            return True
-        except Exception:  # a version that no longer compiles: decide again
-            return True
-        return not _unchanged(old, plan, app, session.subject_type, action)
+        key = (standing.version, plan.version, app.id, session.subject_type, action)
+        known = self._unchanged.get(key)
+        if known is None:
+            try:
+                old = self.runtime.policies.plan(standing.version)
+            except (NotFound, StoreError):
+                return True
+            except Exception:  # a version that no longer compiles: decide again
+                return True
+            known = _unchanged(old, plan, app, session.subject_type, action)
+            if len(self._unchanged) > 10_000:
+                self._unchanged.clear()
+            self._unchanged[key] = known
+        return not known
 
     def running(self) -> list[SweepRun]:
         return list(self.store.list_sweeps(status="running", limit=100))
