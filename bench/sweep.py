@@ -158,7 +158,7 @@ def one_round(count: int, rate: float) -> dict[str, float]:
             traffic.start()
             while counter.value == 0:  # the other worker is serving before the sweep starts
                 time.sleep(0.01)
-            run = runtime.sweeper.start("bench")
+            run = runtime.sweeper.start(f"publish {version}")  # as a publish starts it
             served = counter.value
             started = time.perf_counter()
             run = runtime.sweeper.run(run)
@@ -210,8 +210,10 @@ def main() -> None:
         "",
         f"{args.sessions:,} active sessions on SQLite, each with two standing allows (`login`, "
         "`dashboard`) and a remembered IP; a stricter version is published (dashboards only "
-        "from the corporate network) and one sweep run re-checks every session (guard, then "
-        "each standing checkpoint) while a second worker process makes session-bound "
+        "from the corporate network) and the sweep that publish starts goes over every "
+        "session: it re-decides the standing checkpoint the publish changed (`dashboard`; "
+        "`login` is unchanged, its fingerprint says so, and is not decided again), while a "
+        "second worker process makes session-bound "
         f"decisions on the same file at {args.traffic:,.0f}/s (about what one HTTP worker "
         "serves, see the `http` section; each decision logged). Every run "
         f"changed exactly the third of the sessions off the network ({rounds[0]['changed']:,.0f}).",
