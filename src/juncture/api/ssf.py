@@ -113,9 +113,7 @@ def _own(runtime: Runtime, app: App, stream_id: str | None) -> Stream:
     return stream
 
 
-def _configured(
-    request: Request, app: App, body: StreamIn, stream: Stream | None
-) -> dict[str, Any]:
+def _configured(request: Request, body: StreamIn, stream: Stream | None) -> dict[str, Any]:
     """The stream fields a create/replace/update sets, checked."""
     transmitter = _transmitter(request)
     delivery = body.delivery or Delivery(method=POLL)
@@ -168,7 +166,7 @@ async def create_stream(request: Request) -> Response:
     transmitter = _transmitter(request)
     now = runtime.now()
     stream_id = new_id("st")
-    fields = _configured(request, app, body, None)
+    fields = _configured(request, body, None)
     if fields["delivery_method"] == POLL:
         fields["endpoint_url"] = f"{transmitter.issuer}/ssf/poll/{stream_id}"
     stream = Stream(
@@ -199,7 +197,7 @@ async def _change_stream(request: Request, *, replace: bool) -> Response:
     raw = await json_body(request)
     body = convert(raw, StreamIn)
     stream = _own(runtime, app, body.stream_id)
-    fields = _configured(request, app, body, stream)
+    fields = _configured(request, body, stream)
     if not replace:  # PATCH: only what was sent
         if "delivery" not in raw:
             for name in ("delivery_method", "endpoint_url", "authorization_header"):
@@ -331,7 +329,6 @@ async def poll(request: Request) -> Response:
 
 
 async def receive(request: Request) -> Response:
-    runtime = _runtime(request)
     receiver = request.app.state.receiver
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != SET_TYPE:
@@ -347,7 +344,6 @@ async def receive(request: Request) -> Response:
         return _err(400, exc.err, exc.description)
     except MethodUnavailable:
         return _err(503, "temporarily_unavailable", "the transmitter's keys cannot be had")
-    del runtime
     return Response(status_code=202)
 
 

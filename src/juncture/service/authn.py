@@ -20,7 +20,7 @@ import base64
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,8 @@ from juncture.methods import (
     MethodError,
     build,
 )
-from juncture.methods.base import PUBLIC_FAILURE, ConfigError, EnrollmentError, ProofError
+from juncture.methods.base import PUBLIC_FAILURE, ConfigError
 from juncture.methods.base import Method as MethodImpl
-from juncture.methods.base import Proof as VerifiedProof
 from juncture.methods.base import Result as MethodResult
 from juncture.methods.delivery import Outbox, Sender, SmtpSender, SmtpSettings
 from juncture.methods.email_code import EmailRecord
@@ -45,10 +44,10 @@ from juncture.methods.password import PasswordRecord
 from juncture.methods.recovery_code import RecoveryCodesRecord
 from juncture.methods.secretbox import SecretBox
 from juncture.methods.totp import TotpRecord
-from juncture.methods.webauthn import PasskeyRecord, RegistrationState
+from juncture.methods.webauthn import PasskeyRecord
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
-from juncture.policy.plan import JourneyPlan, counter_for_kind
+from juncture.policy.plan import JourneyPlan
 from juncture.store.models import Authenticator, Failures
 
 #: Kinds whose credential is enrolled and kept in the directory, with their record types.
@@ -229,19 +228,9 @@ def lock_state(
     return None
 
 
-def failed(attempts_left: int) -> AuthnError:
+def failed() -> AuthnError:
     """The one answer of every failed verification (nothing says what was wrong)."""
-    error = AuthnError("challenge.failed", PUBLIC_FAILURE, 401)
-    error.attempts_left = attempts_left  # type: ignore[attr-defined]
-    return error
-
-
-def malformed(exc: ProofError) -> AuthnError:
-    return AuthnError("challenge.proof_malformed", str(exc), 400)
-
-
-def refused_enrollment(exc: EnrollmentError) -> AuthnError:
-    return AuthnError(exc.code, str(exc), 422)
+    return AuthnError("challenge.failed", PUBLIC_FAILURE, 401)
 
 
 def check_records(
@@ -265,11 +254,6 @@ def check_records(
             return unknown(proof, now=now), None
         return MethodResult(ok=False, code="method.failed.credential"), None
     return result, None
-
-
-def proof_fields(proof: VerifiedProof) -> dict[str, Any]:
-    """What a session records of a verified proof."""
-    return {"method": proof.method, "kind": proof.kind, "aal": proof.aal, "amr": proof.amr}
 
 
 def authenticator_view(authenticator: Authenticator) -> dict[str, Any]:
@@ -296,14 +280,6 @@ def shown_view(shown: Any) -> Any:
     return shown
 
 
-def registration_state(pending: PendingWebAuthn) -> RegistrationState:
-    return msgspec.json.decode(pending.state, type=RegistrationState)
-
-
-def counter_of(kind: str) -> str:
-    return counter_for_kind(kind)
-
-
 def usable(records: Sequence[Authenticator], method: str, kind: str) -> list[Authenticator]:
     """The confirmed authenticators of a method (name and kind), oldest first."""
     return [a for a in records if a.method == method and a.kind == kind and a.confirmed_at]
@@ -317,7 +293,3 @@ def best_reachable(records: Sequence[Authenticator], journey: JourneyPlan) -> in
         if authenticator.confirmed_at and info is not None and info.kind == authenticator.kind:
             best = max(best, info.aal)
     return best
-
-
-def options_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(mapping)

@@ -315,7 +315,7 @@ class Directory:
         if not result.ok or record is None:
             self._count_failure(journey, authenticator.subject_type, authenticator.subject_id,
                                 authenticator.kind, now)  # fmt: skip
-            raise failed(0)
+            raise failed()
         confirmed = msgspec.structs.replace(
             authenticator, record=encode_record(record), confirmed_at=now, lookup=lookup
         )
@@ -324,7 +324,7 @@ class Directory:
                 confirmed, expected_revision=authenticator.revision
             )
         except ConflictError:  # a concurrent confirmation won
-            raise failed(0) from None
+            raise failed() from None
 
     # -- the built-in enroll/remove rule ------------------------------------------------------
     def default_gate(

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from juncture.engine import Decision
 from juncture.events.catalog import account_subject, effect_of
+from juncture.events.poll import PollClient
 from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
 from juncture.events.subjects import Subject, keys
-from juncture.methods.base import ConfigError, MethodUnavailable
+from juncture.methods.base import ConfigError
 from juncture.store.models import ReceivedEvent, Session
 from juncture.store.protocols import ConflictError
 
@@ -84,6 +86,7 @@ class Receiver:
         self.store = runtime.store
         self.settings = settings
         self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = {}
+        self.poll_clients: dict[str, PollClient] = {}
         for entry in settings.transmitters:
             if entry.name in self.transmitters:
                 raise ConfigError(f"transmitter `{entry.name}` is configured twice")
@@ -249,18 +252,20 @@ class Receiver:
         return out
 
 
-def _decision(reason: str, version: str) -> Any:
-    from juncture.engine import Decision
-
+def _decision(reason: str, version: str) -> Decision:
     return Decision(outcome="revoke", reason=reason, action="signal", version=version)
 
 
 def poll_all(receiver: Receiver) -> int:
-    """Poll every poll transmitter once; how many events were taken."""
-    from juncture.events.poll import PollClient
+    """Poll every poll transmitter once; how many events were taken.
 
+    A SET that does not verify is refused to its transmitter (``setErrs``); one that could not
+    be checked or applied now (its keys unreachable, the store failing) is not acknowledged, so
+    the transmitter sends it again. Each transmitter keeps one client, so acknowledgements not
+    yet sent survive a failed poll.
+    """
     taken = 0
-    for entry, config in receiver.transmitters.values():
+    for name, (entry, config) in receiver.transmitters.items():
         if entry.poll_url is None:
             continue
 
@@ -269,23 +274,20 @@ def poll_all(receiver: Receiver) -> int:
                 receiver.accept(token, config)
             except SetError as error:
                 return error.err
-            except MethodUnavailable:
-                return "invalid_key"
-            return None
+            return None  # MethodUnavailable, ReceiveError: raised, not acknowledged
 
-        client = PollClient(
-            entry.poll_url,
-            entry.poll_authorization,
-            allow_private=receiver.settings.allow_private,
-        )
+        client = receiver.poll_clients.get(name)
+        if client is None:
+            client = PollClient(
+                entry.poll_url,
+                entry.poll_authorization,
+                allow_private=receiver.settings.allow_private,
+            )
+            receiver.poll_clients[name] = client
         try:
             report = client.poll_once(handle)
         except Exception:
-            log.warning("polling transmitter `%s` failed", entry.name)
+            log.warning("polling transmitter `%s` failed; it will be polled again", name)
             continue
-        taken += getattr(report, "received", 0)
+        taken += report.received
     return taken
-
-
-def received_view(event: ReceivedEvent) -> dict[str, Any]:
-    return msgspec.to_builtins(event)  # type: ignore[no-any-return]

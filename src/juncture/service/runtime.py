@@ -21,10 +21,9 @@ import msgspec
 from juncture.engine import Decision, Facts, evaluate
 from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
-from juncture.methods.base import PUBLIC_FAILURE
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan
-from juncture.service.authn import AuthnError, AuthnSettings
+from juncture.service.authn import AuthnError, AuthnSettings, failed
 from juncture.service.directory import CHECKPOINTS as AUTHENTICATOR_CHECKPOINTS
 from juncture.service.directory import Directory
 from juncture.service.ids import new_id, new_secret
@@ -769,8 +768,7 @@ class Runtime:
         if checked is not None:
             self.directory.settle(checked, challenge, session, method)
             if not checked.ok:
-                error = AuthnError("challenge.failed", PUBLIC_FAILURE, 401)
-                raise ServiceError.of(error, attempts_left=challenge.attempts_left)
+                raise ServiceError.of(failed(), attempts_left=challenge.attempts_left)
         try:
             self.store.consume_challenge(challenge_id, at=now)
         except ConflictError:
