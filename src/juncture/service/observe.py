@@ -20,7 +20,7 @@ recent ones).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -206,8 +206,12 @@ class Observer:
         # A new place: the move into it is measured now, and stays the session's last move
         # for as long as the session stays there.
         new_ip = enriched_ip is not None and enriched_ip != prev.ip
+        # The subject's record is read only when it can tell something: whether a device not
+        # seen in this session is known, or where the subject was before a new place (which
+        # needs a geolocation database). Steady traffic reads nothing more than the session.
+        other_device = device_id is not None and device_id != prev.device_id
         seen: SubjectSeen | None = None
-        if session is None or new_ip or (device_id is not None and device_id != prev.device_id):
+        if other_device or (new_ip and self.enricher.geo is not None):
             seen = subject_seen()
         known: bool | None = None
         if device_id is not None:
@@ -274,10 +278,7 @@ class Observer:
             new_location=located if in_session and new_ip and located is not None else None,
             new_device=(
                 device_id
-                if in_session
-                and device_id is not None
-                and (seen is None or device_id not in seen.devices)
-                and device_id != prev.device_id
+                if in_session and other_device and (seen is None or device_id not in seen.devices)
                 else None
             ),
         )
@@ -312,8 +313,3 @@ def remember_subject(
     if result.new_location is not None:
         located = (*located, result.new_location)[-RECENT_LOCATIONS:]
     return msgspec.structs.replace(base, devices=devices, located=located, updated_at=now)
-
-
-def reported_sections(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``network`` and ``device`` sections of a native context (the rest is stored)."""
-    return {k: context[k] for k in ("network", "device") if k in context}
