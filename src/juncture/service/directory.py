@@ -15,6 +15,7 @@ changed credential record at the revision it was read.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -536,8 +537,6 @@ class Directory:
         self.store.clear_failures(
             session.subject_type, session.subject_id, counter_for_kind(checked.kind)
         )
-        if checked.state is not None:
-            try:
+        if checked.state is not None:  # consumed meanwhile: the state no longer matters
+            with contextlib.suppress(ConflictError):
                 self.store.set_challenge_state(challenge.id, method, checked.state, at=now)
-            except ConflictError:
-                pass  # consumed meanwhile: the state no longer matters
