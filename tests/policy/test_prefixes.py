@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from juncture.policy.prefixes import PrefixTable, parse_address, parse_network
+from juncture.policy.prefixes import PrefixTable, parse_address, parse_ip_text, parse_network
 
 MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -215,3 +215,33 @@ def test_prefix_table_agrees_with_a_linear_scan(entries, probes):
         expected = brute_all(entries, ip)
         assert table.all(ip) == expected
         assert table.longest(ip) == (expected[0] if expected else None)
+
+
+def _reference(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["10.0.0.1", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+     "1..3.4", " 1.2.3.4", "1.2.3.4 ", "١.2.3.4", "1.2.3.4/8", "+1.2.3.4", "-1.2.3.4", "",
+     "1.2.3.0x4", "::1", "::ffff:1.2.3.4", "2001:db8::1", "fe80::1%eth0", "2001:db8:::1",
+     "[::1]", "1.2.3.4:80", "0000.1.2.3", "1.2.3.²"],
+)  # fmt: skip
+def test_parse_ip_text_accepts_exactly_what_ipaddress_accepts(text: str) -> None:
+    assert parse_ip_text(text) == _reference(text)
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.", max_size=17),
+        st.lists(st.integers(0, 999).map(str), min_size=1, max_size=5).map(".".join),
+        st.ip_addresses().map(str),
+    )
+)
+def test_parse_ip_text_agrees_with_ipaddress(text: str) -> None:
+    assert parse_ip_text(text) == _reference(text)

@@ -9,16 +9,15 @@ known even when no event has been received.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from juncture.errors import FactsError
 from juncture.policy.duration import parse_duration
+from juncture.policy.prefixes import parse_ip_text
 from juncture.policy.schema import SIGNAL_DEFAULTS
 
 SubjectType = Literal["user", "service", "agent"]
@@ -103,14 +102,13 @@ class FactsDocument(_In, frozen=True):
     signals: dict[str, Any] = {}
 
 
-@lru_cache(maxsize=4096)
 def _parse_ip(text: str) -> tuple[Any, str, int] | None:
-    """(address, canonical text, version) of an IP, or None; cached: parsing is slow."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
+    """(address, canonical text, version) of an IP, or None (the parse is cached)."""
+    address = parse_ip_text(text)
+    if address is None:
         return None
-    return address, str(address), address.version
+    # A dotted quad that parses is already canonical; IPv6 has many spellings.
+    return address, text if address.version == 4 else str(address), address.version
 
 
 def _present(struct: msgspec.Struct) -> dict[str, Any]:

@@ -45,17 +45,44 @@ def parse_network(cidr: str | IPNetwork) -> IPNetwork:
 def parse_address(ip: str | IPAddress) -> IPAddress | None:
     """An address, or None when the text is not a plain IPv4 or IPv6 address."""
     if isinstance(ip, str):
-        return _parse_text(ip)
+        return parse_ip_text(ip)
     return ip
 
 
-@lru_cache(maxsize=4096)
-def _parse_text(text: str) -> IPAddress | None:
-    """Cached: parsing an address costs more than a whole table lookup."""
+@lru_cache(maxsize=8192)
+def parse_ip_text(text: str) -> IPAddress | None:
+    """A plain IPv4 or IPv6 address (no spaces, no prefix), or None; exactly what
+    `ipaddress.ip_address` accepts.
+
+    Shared and cached: one request's address is read by the enricher, the facts and the
+    network tables, and parsing it costs more than a whole table lookup. Dotted quads, the
+    common case, take a short path.
+    """
+    if ":" not in text:
+        return _parse_v4(text)
     try:
-        return ipaddress.ip_address(text)
+        return ipaddress.IPv6Address(text)
     except ValueError:
         return None
+
+
+def _parse_v4(text: str) -> ipaddress.IPv4Address | None:
+    """Four decimal octets, none above 255 and none with a leading zero (which some parsers
+    read as octal): the rules of `ipaddress.IPv4Address`."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for part in parts:
+        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()):
+            return None
+        if part[0] == "0" and len(part) > 1:
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return ipaddress.IPv4Address(value)
 
 
 def _levels(rows: dict[tuple[int, int], list[Any]], bits: int) -> tuple[_Level, ...]:

@@ -19,13 +19,12 @@ address (what a dual-stack socket reports for an IPv4 client) as the IPv4 addres
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
 
-from juncture.policy.prefixes import IPAddress, PrefixTable, parse_network
+from juncture.policy.prefixes import IPAddress, PrefixTable, parse_ip_text, parse_network
 
 ForwardedHeader = Literal["forwarded", "x-forwarded-for"]
 
@@ -48,20 +47,18 @@ def canonical(address: IPAddress) -> IPAddress:
     return address
 
 
-@lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """A bare IPv4 or IPv6 address (surrounding spaces allowed), canonical; None otherwise.
 
     Zone identifiers (``fe80::1%eth0``) are refused: they name an interface of the sender.
-    Cached (bounded): the same proxies and clients come again and again.
+    The parse is cached (`parse_ip_text`, bounded): the same proxies and clients come again
+    and again.
     """
     text = text.strip()
     if not text or len(text) > MAX_ADDRESS_CHARS or "%" in text:
         return None
-    try:
-        return canonical(ipaddress.ip_address(text))
-    except ValueError:
-        return None
+    address = parse_ip_text(text)
+    return canonical(address) if address is not None else None
 
 
 def reported_ip(value: object) -> IPAddress | None:
