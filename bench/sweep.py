@@ -36,6 +36,7 @@ sys.path.append(str(_HERE))
 import _common as common  # noqa: E402
 import msgspec  # noqa: E402
 
+from juncture.api import heap  # noqa: E402
 from juncture.api.server import open_runtime  # noqa: E402
 from juncture.service.ids import new_id  # noqa: E402
 from juncture.store.models import App, Observed, Session, Standing, StoredProof  # noqa: E402
@@ -123,6 +124,8 @@ def decide_forever(
         app = runtime.store.get_app(app_id)
         assert app is not None
         request = {"resource": {"type": "page", "id": "dashboard"}}
+        runtime.decide(app, "dashboard", request, session_id=session_id)  # the plan compiled
+        heap.settle()  # as a server worker does once started
         started = time.perf_counter()
         done = 0
         while not stop.is_set():
@@ -155,6 +158,7 @@ def one_round(count: int, rate: float) -> dict[str, float]:
             traffic = multiprocessing.Process(
                 target=decide_forever, args=(str(db), app_id, corporate, stop, counter, rate)
             )
+            heap.settle()  # as `juncture serve` does once started (api/heap.py)
             traffic.start()
             while counter.value == 0:  # the other worker is serving before the sweep starts
                 time.sleep(0.01)

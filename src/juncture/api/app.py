@@ -18,7 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, directory, native, ssf
+from juncture.api import admin, directory, heap, native, ssf
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
@@ -174,6 +174,11 @@ def create_app(
         runtime.sweep_worker.wake()  # a run a restart interrupted goes on
         workers = SignalWorkers(transmitter, app.state.receiver)
         workers.start()
+        # The active plan is compiled before the heap settles (no version yet, or the store
+        # down: it is compiled by the first decision instead).
+        with contextlib.suppress(NoActiveVersion, StoreError):
+            runtime.policies.active()
+        heap.settle()  # what start-up loaded, the active plan included, is never walked again
         yield
         workers.stop()
         runtime.close()  # flush the decision log
