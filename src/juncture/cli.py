@@ -657,7 +657,11 @@ def sweep(
                 time.sleep(0.2)
                 run = _call(client.get(f"/admin/v1/sweeps/{run['id']}"))
             bar.update(task, completed=max(run["processed"], run["total"]))
-    out.print(f"{run['status']}: {run['processed']} sessions checked, {run['changed']} changed")
+    skipped = run.get("skipped", 0)
+    unread = f", {skipped} skipped (corrupt records: see the server log)" if skipped else ""
+    out.print(
+        f"{run['status']}: {run['processed']} sessions checked, {run['changed']} changed{unread}"
+    )
 
 
 def main() -> None:

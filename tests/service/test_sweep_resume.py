@@ -3,8 +3,13 @@ stopped, and no session is checked twice or skipped (real SQLite, in process).""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import Sweeper
@@ -119,6 +124,49 @@ def test_a_publish_sweep_re_decides_only_the_checkpoints_the_publish_changed(tmp
         assert manual.changed == 1
         current = runtime.store.get_session(session_id)
         assert current is not None and "dashboard" not in current.standing
+    finally:
+        runtime.close()
+        runtime.store.close()
+
+
+def test_a_corrupt_stored_session_is_logged_and_passed_over_not_retried_forever(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    db = tmp_path / "j.db"
+    runtime = open_runtime(db)
+    try:
+        publish(runtime, V1)
+        runtime.store.put_app(APP)
+        ids = []
+        for i in range(7):  # every other one off the corporate network
+            ip = "10.1.1.1" if i % 2 else "198.51.100.1"
+            outcome = runtime.start_session(
+                APP,
+                {"id": f"user{i}"},
+                {"network": {"ip": ip}},
+                [StoredProof(method="password", at=NOW, asserted_by=APP.id)],
+            )
+            assert outcome.session is not None
+            decided = runtime.decide(APP, "dashboard", {}, session_id=outcome.session.id)
+            assert decided.decision.outcome == "allow"
+            ids.append(outcome.session.id)
+        ids.sort()
+        # the last of the first batch of three, and the very last: both bodies garbage
+        broken = {ids[2], ids[6]}
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.executemany(
+                "UPDATE sessions SET body = ? WHERE id = ?", [(b"{not json", i) for i in broken]
+            )
+        publish(runtime, V2)
+        sweeper = Sweeper(runtime, batch=3)
+        with caplog.at_level(logging.ERROR, logger="juncture.sweep"):
+            done = sweeper.run(sweeper.start("manual"))
+        assert (done.status, done.processed, done.skipped) == ("done", 7, 2)
+        sound = runtime.store.get_sessions([i for i in ids if i not in broken]).values()
+        lost = {s.id for s in sound if "dashboard" not in s.standing}
+        off = {s.id for s in sound if s.observed.ip == "198.51.100.1"}
+        assert len(off) >= 2 and lost == off and done.changed == len(off)
+        assert sorted(r.getMessage().split()[3] for r in caplog.records) == sorted(broken)
     finally:
         runtime.close()
         runtime.store.close()

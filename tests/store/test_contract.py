@@ -30,6 +30,7 @@ from juncture.store.models import (
     Posture,
     ReceivedEvent,
     Session,
+    SessionPage,
     StoredProof,
     Stream,
     StreamSubject,
@@ -1749,6 +1750,9 @@ def test_sweeps_with_naive_times_are_refused(store: Store):
 
 
 def test_sessions_after_pages_through_the_active_sessions_by_id(store: Store):
+    def ids_after(cursor: str | None, limit: int) -> list[str]:
+        return [s.id for s in store.sessions_after(cursor, limit=limit).sessions]
+
     statuses = ("active", "ended", "active", "revoked", "active")
     made = [make_session(n, status=statuses[n % 5]) for n in range(1200)]
     for session in made:
@@ -1757,18 +1761,19 @@ def test_sessions_after_pages_through_the_active_sessions_by_id(store: Store):
     assert len(active) == 720
     seen: list[Session] = []
     cursor = None
-    while page := store.sessions_after(cursor, limit=100):
-        assert len(page) <= 100
-        seen.extend(page)
-        cursor = page[-1].id
+    while (page := store.sessions_after(cursor, limit=100)).rows:
+        assert len(page.sessions) == page.rows <= 100
+        assert page.corrupt == []
+        seen.extend(page.sessions)
+        cursor = page.last
     assert seen == active  # by id as text: s0, s1, s10, s100, s1000, s1001, ...
-    assert [s.id for s in store.sessions_after(None, limit=4)] == ["s0", "s10", "s100", "s1000"]
-    assert [s.id for s in store.sessions_after("s1001", limit=2)] == ["s1002", "s1004"]
-    assert [s.id for s in store.sessions_after("s1000x", limit=1)] == ["s1002"]  # no such id
-    assert store.sessions_after(active[-1].id) == []
-    assert store.sessions_after(None, limit=0) == []
+    assert ids_after(None, limit=4) == ["s0", "s10", "s100", "s1000"]
+    assert ids_after("s1001", limit=2) == ["s1002", "s1004"]
+    assert ids_after("s1000x", limit=1) == ["s1002"]  # no such id
+    assert store.sessions_after(active[-1].id) == SessionPage(sessions=[])
+    assert store.sessions_after(None, limit=0) == SessionPage(sessions=[])
     store.update_session(replace(made[10], status="revoked"), expected_revision=0)
-    assert [s.id for s in store.sessions_after("s1", limit=2)] == ["s100", "s1000"]
+    assert ids_after("s1", limit=2) == ["s100", "s1000"]
 
     ids = [s.id for s in made]
     found = store.get_sessions([*ids, "nope"])  # more ids than SQLite takes as parameters

@@ -292,7 +292,7 @@ def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path
         assert migrated.get_subject("user", "u1") == subject
         assert migrated.find_authenticator("cred-a1") == authenticator
         assert migrated.get_failures("user", "u1", "password") == failures
-        assert migrated.sessions_after(None) == [make_session(1)]
+        assert migrated.sessions_after(None).sessions == [make_session(1)]
         assert migrated.get_sessions(["s1", "s2"]) == {"s1": make_session(1),
                                                        "s2": make_session(2, status="ended")}
         assert migrated.list_received() == []
@@ -358,9 +358,9 @@ def test_sessions_after_walks_the_primary_key_with_100000_sessions(
             assert cursor is None or "(id>?)" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
     count, cursor = 0, None
-    while page := store.sessions_after(cursor, limit=500):
-        count += len(page)
-        cursor = page[-1].id
+    while (page := store.sessions_after(cursor, limit=500)).rows:
+        count += len(page.sessions)
+        cursor = page.last
     assert count == 25_000
     (plan,) = plans(store, lambda: store.get_sessions(["s1", "s2"]))
     assert "sqlite_autoindex_sessions_1 (id=?)" in plan, plan

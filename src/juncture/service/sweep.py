@@ -90,7 +90,11 @@ class Sweeper:
         is left to its own next decision), then logged and told to the streams.
         """
         with self._lock:  # one batch at a time in this process
-            sessions = self.store.sessions_after(run.cursor, limit=self.batch)
+            page = self.store.sessions_after(run.cursor, limit=self.batch)
+            sessions = page.sessions
+            for session_id in page.corrupt:  # told, passed over; it cannot stop the run
+                log.error("sweep %s: session %s has a corrupt stored record; skipped", run.id,
+                          session_id)  # fmt: skip
             plan = self.runtime.policies.active()
             now = self.runtime.now()
             apps: dict[str, App | None] = {}
@@ -115,12 +119,13 @@ class Sweeper:
                     self.runtime.after_revoke(after, change.revocation, now)
                 else:
                     self.runtime.emit("token-claims-change", after, change.claims)
-            done = len(sessions) < self.batch
+            done = page.rows < self.batch
             updated = msgspec.structs.replace(
                 run,
-                cursor=sessions[-1].id if sessions else run.cursor,
-                processed=run.processed + len(sessions),
+                cursor=page.last or run.cursor,
+                processed=run.processed + page.rows,
                 changed=run.changed + len(stored),
+                skipped=run.skipped + len(page.corrupt),
                 updated_at=now,
                 status="done" if done else "running",
                 finished_at=now if done else None,
@@ -266,4 +271,5 @@ def progress(run: SweepRun) -> dict[str, object]:
         "total": run.total,
         "processed": run.processed,
         "changed": run.changed,
+        "skipped": run.skipped,
     }

@@ -347,7 +347,21 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     total: int = 0  # active sessions when the run started (for progress)
     processed: int = 0
     changed: int = 0
+    #: Sessions whose stored record did not decode: logged by id and passed over.
+    skipped: int = 0
     status: SweepStatus = "running"
     finished_at: datetime | None = None
     #: Optimistic concurrency: bumped by every update (0: not stored yet).
     revision: int = 0
+
+
+class SessionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of the active sessions in id order (what a sweep batch reads)."""
+
+    sessions: list[Session]
+    #: Ids of records on the page that did not decode (corrupt): the caller decides.
+    corrupt: list[str] = []
+    #: The last id read (decoded or not): where the next page starts; None on an empty page.
+    last: str | None = None
+    #: Rows read: fewer than the limit asked means the end was reached.
+    rows: int = 0

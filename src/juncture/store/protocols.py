@@ -23,6 +23,7 @@ from juncture.store.models import (
     PolicyVersion,
     ReceivedEvent,
     Session,
+    SessionPage,
     Stream,
     StreamSubject,
     Subject,
@@ -360,9 +361,10 @@ class SweepStore(Protocol):
     def list_sweeps(self, *, status: str | None = None, limit: int = 20) -> Sequence[SweepRun]:
         """Newest first (started_at, then id, descending), of ``status`` when given."""
 
-    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> Sequence[Session]:
-        """Active sessions with id > cursor (None: from the start), by id: the sweep's
-        batches."""
+    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> SessionPage:
+        """Active sessions with id > cursor (None: from the start), by id, at most ``limit``
+        rows: the sweep's batches. A record that does not decode is named in ``corrupt``, not
+        raised: one bad row must not stop every batch that reads it."""
 
 
 class Store(

@@ -34,6 +34,7 @@ from juncture.store.models import (
     PolicyVersion,
     ReceivedEvent,
     Session,
+    SessionPage,
     Stream,
     StreamSubject,
     Subject,
@@ -1213,16 +1214,29 @@ class SqliteStore:
                          (*params, max(limit, 0)))  # fmt: skip
         return [_decode(SweepRun, body) for (body,) in rows]
 
-    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> Sequence[Session]:
+    def sessions_after(self, cursor: str | None, *, limit: int = 500) -> SessionPage:
         """Active sessions with id > cursor (None: from the start), by id, at most ``limit``.
 
         Walks the primary key from the cursor, the status checked on each row (``+status``
         keeps SQLite off the status index, which would sort every active session for a page).
         """
         after, params = ("", ()) if cursor is None else (" AND id > ?", (cursor,))
-        rows = self._all(f"SELECT body FROM sessions WHERE +status = 'active'{after}"  # noqa: S608
+        rows = self._all(f"SELECT id, body FROM sessions WHERE +status = 'active'{after}"  # noqa: S608
                          " ORDER BY id LIMIT ?", (*params, max(limit, 0)))  # fmt: skip
-        return [_decode(Session, body) for (body,) in rows]
+        sessions: list[Session] = []
+        corrupt: list[str] = []
+        decode = _decoders[Session].decode
+        for session_id, body in rows:
+            try:
+                sessions.append(decode(body))
+            except msgspec.DecodeError:
+                corrupt.append(session_id)
+        return SessionPage(
+            sessions=sessions,
+            corrupt=corrupt,
+            last=rows[-1][0] if rows else None,
+            rows=len(rows),
+        )
 
 
 #: The SSF delivery methods (RFC 8935 push, RFC 8936 poll): only push streams are ever due.
