@@ -718,3 +718,62 @@ def test_the_policy_is_checked_when_made(store: SqliteStore, clock: Clock):
         PushDelivery(store, now=clock, allow_private=True, backoff=(timedelta(0),))
     with pytest.raises(ValueError, match="positive"):
         PushDelivery(store, now=clock, allow_private=True, max_attempts=0)
+    with pytest.raises(ValueError, match="lease"):
+        PushDelivery(store, now=clock, allow_private=True, timeout=10, lease=timedelta(seconds=5))
+
+
+# -- several deliverers over one store -----------------------------------------------------------
+
+
+def test_a_stream_another_deliverer_holds_is_passed_over_until_its_lease_expires(
+    store: SqliteStore, clock: Clock, receiver: Receiver
+):
+    add_stream(store, "s1", receiver.url())
+    add_stream(store, "s2", receiver.url("/two"))
+    enqueue(store, "s1", "j1")
+    enqueue(store, "s2", "j2")
+    assert store.lease_stream("s1", owner="worker-2", now=clock.now,
+                              until=clock.now + timedelta(minutes=1))  # fmt: skip
+    mine = delivery(store, clock, owner="worker-1")
+    assert mine.deliver_due().delivered == 1
+    assert receiver.sets() == [token("j2")]  # s1 is worker-2's to push
+    assert pending_jtis(store, "s1") == ["j1"]
+    clock.advance(minutes=1)  # worker-2 died holding it: the lease runs out
+    assert mine.deliver_due().delivered == 1
+    assert receiver.sets() == [token("j2"), token("j1")]
+    # the batch gave its leases up: another deliverer may take the streams at once
+    assert store.lease_stream("s1", owner="worker-2", now=clock.now, until=clock.now)
+
+
+def test_two_deliverers_racing_over_one_file_push_each_set_once_and_in_order(
+    db: Path, receiver: Receiver
+):
+    add = SqliteStore(db)
+    try:
+        add_stream(add, "s1", receiver.url())
+        jtis = [f"j{n:03d}" for n in range(60)]
+        enqueue(add, "s1", *jtis)
+    finally:
+        add.close()
+    receiver.delay = 0.002
+    errors: list[BaseException] = []
+
+    def deliver(name: str) -> None:
+        own = SqliteStore(db)  # a process of its own: its own connection
+        try:
+            push = PushDelivery(own, now=lambda: datetime.now(UTC), allow_private=True,
+                                owner=name)  # fmt: skip
+            while own.pending("s1", limit=1):
+                push.deliver_due(limit=5)
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            own.close()
+
+    workers = [threading.Thread(target=deliver, args=(f"w{n}",)) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not errors
+    assert receiver.sets() == [token(jti) for jti in jtis]  # each once, in outbox order

@@ -1417,6 +1417,20 @@ def test_put_stream_replaces_at_the_expected_revision(store: Store):
     assert store.get_stream("st1") == second
 
 
+def test_a_delivery_lease_is_held_by_one_owner_until_it_expires_or_is_given_up(store: Store):
+    assert store.lease_stream("st1", owner="a", now=at(0), until=at(60))  # free: taken
+    assert not store.lease_stream("st1", owner="b", now=at(30), until=at(90))  # a's
+    assert store.lease_stream("st1", owner="a", now=at(30), until=at(120))  # renewed
+    assert not store.lease_stream("st1", owner="b", now=at(90), until=at(150))  # still a's
+    assert store.lease_stream("st2", owner="b", now=at(90), until=at(150))  # one per stream
+    assert store.lease_stream("st1", owner="b", now=at(120), until=at(180))  # a's ran out
+    assert not store.lease_stream("st1", owner="a", now=at(121), until=at(181))
+    assert not store.release_stream("st1", owner="a")  # not a's to give up
+    assert store.release_stream("st1", owner="b")
+    assert not store.release_stream("st1", owner="b")
+    assert store.lease_stream("st1", owner="a", now=at(122), until=at(182))  # free again
+
+
 def test_replacing_an_unknown_stream_is_not_found(store: Store):
     with pytest.raises(NotFound):
         store.put_stream(make_stream(), expected_revision=1)

@@ -195,12 +195,12 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
     raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], "PRAGMA user_version = 1")
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
-    raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4,
+    raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5,
         "PRAGMA user_version = 1")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 5
 
 
 #: What undoes the third schema's migration (its tables, with their indexes).
@@ -210,6 +210,8 @@ DROP_SCHEMA_4 = (
     "DROP TABLE received_sessions", "DROP TABLE received_events", "DROP TABLE event_times",
     "DROP TABLE stream_subjects", "DROP TABLE streams", "DROP TABLE outbox", "DROP TABLE sweeps",
 )  # fmt: skip
+#: What undoes the fifth schema's migration.
+DROP_SCHEMA_5 = ("DROP TABLE delivery_leases",)
 
 
 def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Path):
@@ -221,9 +223,9 @@ def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Pat
         second.create_session(make_session())
         seen = second.put_subject_seen(make_seen(), expected_revision=0)
         second.create_challenge(make_challenge())
-    raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, "PRAGMA user_version = 2")
+    raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5, "PRAGMA user_version = 2")
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 5
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") == seen
         assert migrated.get_challenge("ch1") == make_challenge()
@@ -285,9 +287,9 @@ def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path
             "user", "u1", "password", at=at(1), window=timedelta(minutes=1), lock_after=3,
             lock_for=timedelta(minutes=5),
         )  # fmt: skip
-    raw(path, *DROP_SCHEMA_4, "PRAGMA user_version = 3")
+    raw(path, *DROP_SCHEMA_4, *DROP_SCHEMA_5, "PRAGMA user_version = 3")
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 5
         assert migrated.get_session("s1") == make_session(1)
         assert migrated.get_subject("user", "u1") == subject
         assert migrated.find_authenticator("cred-a1") == authenticator

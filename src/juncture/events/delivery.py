@@ -33,6 +33,12 @@ its first failure: a later SET never overtakes an earlier one (SSF 1.0 wants the
 a subject kept in order). A delivered or given-up SET no longer holds the stream up.
 Streams are served in turn, one SET each, so a long backlog does not starve the others.
 
+One deliverer per stream: several processes (server workers) may run a `PushDelivery` over one
+store, and each stream is pushed by whichever holds its *delivery lease* (`StreamStore.
+lease_stream`, held for ``lease`` and renewed before every SET). Another deliverer passes the
+stream over until the lease is given up at the end of the batch or expires (a deliverer that
+died holding it): a SET is pushed by one process at a time and the stream's order holds.
+
 Delivery is at least once: a SET whose 202 was lost (timeout, crash before marking) is sent
 again; receivers deduplicate by ``jti`` (RFC 8935). Neither the authorization header nor the
 SET is ever logged or kept in an error. Synchronous: it runs in its own thread.
@@ -41,6 +47,7 @@ SET is ever logged or kept in an error. Synchronous: it runs in its own thread.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -197,7 +204,12 @@ class PushDelivery:
         max_attempts: int = 10,
         max_age: timedelta = timedelta(days=1),
         resolve: Resolver = resolve_host,
+        owner: str | None = None,
+        lease: timedelta | None = None,
     ) -> None:
+        """``owner``: this deliverer's name in the streams' delivery leases (default: unique
+        to the instance); ``lease``: how long a lease lasts unrenewed (default: three request
+        timeouts, at least a minute; a SET is never sent on an expired lease)."""
         if not backoff or any(step <= timedelta(0) for step in backoff):
             raise ValueError("backoff needs at least one step, each longer than zero")
         if max_attempts < 1 or max_age <= timedelta(0) or timeout <= 0:
@@ -211,6 +223,17 @@ class PushDelivery:
         self._max_attempts = max_attempts
         self._max_age = max_age
         self._resolve = resolve
+        self.owner = owner or f"push-{secrets.token_hex(8)}"
+        self._lease = lease or max(timedelta(seconds=3 * timeout), timedelta(minutes=1))
+        if self._lease <= timedelta(seconds=timeout):
+            raise ValueError("a lease must outlast one request's timeout")
+
+    def _hold(self, stream_id: str) -> bool:
+        """Take or renew the stream's lease (it then outlasts the next request)."""
+        now = self._now()
+        return self._store.lease_stream(
+            stream_id, owner=self.owner, now=now, until=now + self._lease
+        )
 
     # -- the batch -----------------------------------------------------------------------------
     def deliver_due(self, limit: int = 100) -> DeliveryReport:
@@ -226,11 +249,18 @@ class PushDelivery:
             # INVARIANT: a stream whose oldest pending SET waits sends nothing before it
             if not head or head[0].next_attempt_at > now:
                 continue
+            if not self._hold(stream.id):  # another deliverer is pushing it
+                continue
+            # read under the lease: what another deliverer sent before is marked by now
             items = self._store.pending(stream.id, limit=limit)
             queues[stream.id] = deque(takewhile(lambda i: i.next_attempt_at <= now, items))
+        leased = list(queues)
+        queues = {stream_id: queue for stream_id, queue in queues.items() if queue}
         counts = {"delivered": 0, "retrying": 0, "given_up": 0, "held": 0}
         budget = limit
         with ExitStack() as closing:
+            for stream_id in leased:
+                closing.callback(self._store.release_stream, stream_id, owner=self.owner)
             targets: dict[str, tuple[Pinned, httpx.Client]] = {}
             while budget > 0 and queues:
                 for stream_id in list(queues):
@@ -273,6 +303,8 @@ class PushDelivery:
     ) -> Outcome:
         stream = self._store.get_stream(stream_id)  # paused or changed since the batch began?
         if stream is None or not _pushable(stream):
+            return "held"
+        if not self._hold(stream_id):  # the lease lapsed and another deliverer took it
             return "held"
         if not stream.endpoint_url:
             return self._failed(item, "the stream has no endpoint_url", None, reject=False)

@@ -345,6 +345,13 @@ class StreamStore(Protocol):
         """Count an attempt; next_attempt_at None gives the item up (given_up_at = at).
         NotFound when there is no item ``seq``."""
 
+    def lease_stream(self, stream_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or extend the stream's delivery lease for ``owner`` until ``until``; True when
+        ``owner`` holds it, False when another owner's lease has not expired at ``now``."""
+
+    def release_stream(self, stream_id: str, *, owner: str) -> bool:
+        """Give up ``owner``'s lease of the stream; True when it was held."""
+
 
 class SweepStore(Protocol):
     """Sweep runs: their cursor and progress, and the sessions they go through."""

@@ -235,6 +235,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX sweeps_started ON sweeps (started_at, id)",
         "CREATE INDEX sweeps_status ON sweeps (status, started_at, id)",
     ),
+    (
+        # Who pushes a stream now: one deliverer per stream across processes, so a SET is
+        # pushed by one of them and the stream's order holds. ``until``: µs since the epoch.
+        """CREATE TABLE delivery_leases (
+            stream_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -1169,6 +1178,28 @@ class SqliteStore:
             ).rowcount  # fmt: skip
             if not changed:
                 raise NotFound(f"no outbox item {seq}")
+
+    def lease_stream(self, stream_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the stream's delivery lease for ``owner`` until ``until``, or extend it: True
+        when ``owner`` holds it now (it was free, expired at ``now``, or ``owner``'s already),
+        False when another owner's lease runs past ``now``."""
+        with self._transaction() as conn:
+            changed: int = conn.execute(
+                "INSERT INTO delivery_leases (stream_id, owner, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (stream_id) DO UPDATE SET owner = excluded.owner,"
+                " until = excluded.until"
+                " WHERE delivery_leases.owner = excluded.owner OR delivery_leases.until <= ?",
+                (stream_id, owner, _micros(until), _micros(now)),
+            ).rowcount  # fmt: skip
+        return changed == 1
+
+    def release_stream(self, stream_id: str, *, owner: str) -> bool:
+        """Give the lease up (only ``owner``'s); True when it was held."""
+        with self._transaction() as conn:
+            deleted: int = conn.execute(
+                "DELETE FROM delivery_leases WHERE stream_id = ? AND owner = ?", (stream_id, owner)
+            ).rowcount
+        return deleted == 1
 
     # -- sweeps ---------------------------------------------------------------------------
     def put_sweep(self, run: SweepRun, *, expected_revision: int) -> SweepRun:
