@@ -18,10 +18,12 @@ from juncture.store.models import (
     AdminCredential,
     App,
     AppKey,
+    Approval,
     Authenticator,
     Challenge,
     DecisionQuery,
     DecisionRecord,
+    Delegation,
     Failures,
     Located,
     Observed,
@@ -37,6 +39,7 @@ from juncture.store.models import (
     Subject,
     SubjectSeen,
     SweepRun,
+    Task,
 )
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
@@ -1818,3 +1821,73 @@ def test_update_sessions_applies_each_at_its_revision_in_one_go(store: Store):
     assert store.get_session("s2") == moved  # it changed meanwhile: skipped
     assert store.get_session("s9") is None
     assert store.update_sessions([]) == []
+
+
+# -- agents: delegated sessions, approvals ---------------------------------------------------
+
+
+def test_delegated_sessions_are_the_active_agent_sessions_acting_for_a_session(store: Store):
+    store.create_session(make_session(1))
+    for n, status in ((2, "active"), (3, "revoked"), (4, "active")):
+        store.create_session(make_session(
+            n, subject_type="agent", status=status,
+            delegation=Delegation(subject_id="u1", session_id="s1"),
+            task=Task(id=f"t{n}", purpose="pay", tools=("tool:pay",), started_at=at(n),
+                      expires_at=at(n + 600), details={"limit": 100}),
+        ))  # fmt: skip
+    other = Delegation(subject_id="u9", session_id="s9")
+    store.create_session(make_session(5, subject_type="agent", delegation=other))
+    found = store.delegated_sessions("s1")
+    assert [s.id for s in found] == ["s2", "s4"]
+    assert found[0].task is not None and found[0].task.details == {"limit": 100}
+    assert store.delegated_sessions("s2") == []
+
+
+def make_approval(n: int = 1, **changes: Any) -> Approval:
+    approval = Approval(
+        id=f"ap{n}", challenge_id=f"ch{n}", method="manager_approval", app="ops",
+        session_id=f"s{n}", agent_type="agent", agent_id="bot", user_id="u1",
+        action="tool:transfer_funds", request={"action": {"properties": {"amount": 5000}}},
+        created_at=at(n), expires_at=at(n + 300),
+    )  # fmt: skip
+    return replace(approval, **changes)
+
+
+def test_approvals_are_created_once_answered_at_their_revision_and_listed_per_user(
+    store: Store,
+):
+    made = store.put_approval(make_approval(1, revision=7), expected_revision=0)
+    assert made == make_approval(1, revision=1)
+    with pytest.raises(ConflictError):
+        store.put_approval(make_approval(1), expected_revision=0)
+    with pytest.raises(ConflictError):  # one approval per challenge and method
+        store.put_approval(make_approval(1, id="ap-other"), expected_revision=0)
+    store.put_approval(make_approval(2, user_id="u2"), expected_revision=0)
+    store.put_approval(make_approval(3), expected_revision=0)
+    answered = store.put_approval(
+        replace(made, status="approved", answered_at=at(10), answered_session="su1"),
+        expected_revision=1,
+    )
+    assert answered.revision == 2
+    with pytest.raises(ConflictError):  # answered meanwhile: a second answer loses
+        store.put_approval(replace(made, status="rejected"), expected_revision=1)
+    with pytest.raises(NotFound):
+        store.put_approval(make_approval(9), expected_revision=1)
+    assert store.get_approval("ap1") == answered
+    assert store.get_approval("nope") is None
+    assert store.find_approval("ch1", "manager_approval") == answered
+    assert store.find_approval("ch1", "other") is None
+    assert [a.id for a in store.list_approvals("u1")] == ["ap3", "ap1"]
+    assert [a.id for a in store.list_approvals("u1", status="pending")] == ["ap3"]
+    assert [a.id for a in store.list_approvals("u1", limit=1)] == ["ap3"]
+    assert [a.id for a in store.list_approvals("u2")] == ["ap2"]
+
+
+def test_count_decisions_counts_a_subjects_decisions_since_a_time(store: Store):
+    store.record([make_decision(n) for n in range(1, 6)])
+    subject = make_decision(1).subject_id
+    assert subject is not None
+    total = sum(1 for n in range(1, 6) if make_decision(n).subject_id == subject)
+    assert store.count_decisions(subject, since=at(0)) == total
+    assert store.count_decisions(subject, since=at(1000)) == 0
+    assert store.count_decisions("nobody", since=at(0)) == 0

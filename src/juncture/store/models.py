@@ -84,6 +84,30 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     decided_at: datetime
     expires_at: datetime | None = None
     version: str = ""
+    #: The decision that made it (an allow with a ttl and scopes is a grant: `grants` facts).
+    decision: str | None = None
+
+
+class Delegation(msgspec.Struct, frozen=True, kw_only=True):
+    """Who an agent session acts for: the delegating user and the user's session, which must
+    stay live (revoking or ending it revokes the agent's session)."""
+
+    subject_id: str
+    session_id: str
+    subject_type: str = "user"
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """What an agent session is doing now: read by journeys as `agent.task`."""
+
+    id: str
+    purpose: str
+    #: The tools or actions it needs (checkpoint names, e.g. ``tool:transfer_funds``).
+    tools: tuple[str, ...] = ()
+    started_at: datetime
+    expires_at: datetime
+    #: Anything else the platform says of the task (inputs, limits): journeys read it as is.
+    details: dict[str, Any] = {}
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +134,13 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     #: Outcomes that stand beyond their decision (an allow with a ttl, a reroute), by
     #: checkpoint: what the sweep re-checks when a journey changes.
     standing: dict[str, Standing] = {}
+    #: An agent's session: who it acts for, and its task.
+    delegation: Delegation | None = None
+    task: Task | None = None
+    #: The credential (authenticator id) a non-human identity started the session with, and
+    #: the checkpoints that credential reaches (glob patterns; empty: any).
+    credential: str | None = None
+    credential_scopes: tuple[str, ...] = ()
     #: Optimistic concurrency: bumped by every update.
     revision: int = 0
 
@@ -159,12 +190,16 @@ class Challenge(msgspec.Struct, frozen=True, kw_only=True):
 class Subject(msgspec.Struct, frozen=True, kw_only=True):
     """A subject of the directory: who sessions and authenticators belong to."""
 
-    type: str  # "user" now; "service", "agent" later
+    type: str  # "user", "service" or "agent"
     id: str
     created_at: datetime
     updated_at: datetime
     attributes: dict[str, Any] = {}
     status: SubjectStatus = "active"
+    #: Who answers for a non-human identity: ``user:<id>`` or ``team:<name>`` (None: nobody,
+    #: which the inventory flags).
+    owner: str | None = None
+    description: str = ""
     #: Optimistic concurrency: bumped by every update (0: not stored yet).
     revision: int = 0
 
@@ -184,8 +219,15 @@ class Authenticator(msgspec.Struct, frozen=True, kw_only=True):
     #: Counts as a proof only once confirmed (its first successful verification).
     confirmed_at: datetime | None = None
     last_used_at: datetime | None = None
-    #: A key unique across all authenticators, to find one by (a WebAuthn credential id).
+    #: Where it was last used from (the client IP the app reported), when known.
+    last_used_from: str | None = None
+    #: A key unique across all authenticators, to find one by (a WebAuthn credential id, an
+    #: API key's id).
     lookup: str | None = None
+    #: Not usable from then on (an API key past its expiry, or rotated out after its overlap).
+    expires_at: datetime | None = None
+    #: The checkpoints a session started with it may reach (glob patterns; empty: any).
+    scopes: tuple[str, ...] = ()
     #: Optimistic concurrency: bumped by every update (0: not stored yet).
     revision: int = 0
 
@@ -365,3 +407,39 @@ class SessionPage(msgspec.Struct, frozen=True, kw_only=True):
     last: str | None = None
     #: Rows read: fewer than the limit asked means the end was reached.
     rows: int = 0
+
+
+ApprovalStatus = Literal["pending", "approved", "rejected"]
+
+
+class Approval(msgspec.Struct, frozen=True, kw_only=True):
+    """A person's answer an agent waits for: made when an agent's step-up names a method of
+    kind ``approval``, answered by the delegating user from their own session, spent once by
+    the agent's verification of the challenge."""
+
+    id: str
+    challenge_id: str
+    method: str
+    #: The agent's app, session and subject.
+    app: str
+    session_id: str
+    agent_type: str
+    agent_id: str
+    #: Who is asked: the user who delegated the task.
+    user_id: str
+    #: What is asked: the checkpoint and the request's action and resource, the task.
+    action: str
+    request: dict[str, Any] = {}
+    task: Task | None = None
+    created_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus = "pending"
+    answered_at: datetime | None = None
+    #: The user's session (and its app) that answered.
+    answered_session: str | None = None
+    answered_app: str | None = None
+    reason: str | None = None
+    #: When the agent's verification spent it (single use).
+    consumed_at: datetime | None = None
+    #: Optimistic concurrency: bumped by every update (0: not stored yet).
+    revision: int = 0

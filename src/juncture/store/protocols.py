@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from juncture.store.models import (
     AdminCredential,
     App,
+    Approval,
     Authenticator,
     Challenge,
     DecisionQuery,
@@ -76,6 +77,9 @@ class SessionStore(Protocol):
 
     def count_active_sessions(self) -> int: ...
 
+    def delegated_sessions(self, session_id: str) -> list[Session]:
+        """The active sessions whose `delegation` names this session (set at their start)."""
+
     def get_sessions(self, session_ids: Sequence[str]) -> dict[str, Session]:
         """The stored sessions of these ids, by id, read in one query (for batches); an id
         with no session is left out."""
@@ -109,6 +113,9 @@ class DecisionLog(Protocol):
 
     def record_prepared(self, prepared: Sequence[bytes]) -> None:
         """Append records made by `prepare_record`, as `record` does."""
+
+    def count_decisions(self, subject_id: str, *, since: datetime) -> int:
+        """How many decisions about ``subject_id`` were logged at or after ``since``."""
 
     def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
         """Newest first (ties by id, descending), filtered, at most ``query.limit``.
@@ -353,6 +360,24 @@ class StreamStore(Protocol):
         """Give up ``owner``'s lease of the stream; True when it was held."""
 
 
+class ApprovalStore(Protocol):
+    """Approvals agents wait for, answered by the delegating user."""
+
+    def put_approval(self, approval: Approval, *, expected_revision: int) -> Approval:
+        """Create (``expected_revision`` 0: ConflictError if its id, or its challenge and
+        method, exist) or replace at that revision (ConflictError if it moved on, NotFound if
+        absent). Returns it at revision ``expected_revision + 1``."""
+
+    def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    def find_approval(self, challenge_id: str, method: str) -> Approval | None: ...
+
+    def list_approvals(
+        self, user_id: str, *, status: str | None = None, limit: int = 100
+    ) -> Sequence[Approval]:
+        """The approvals asked of a user (of ``status`` when given), newest first."""
+
+
 class SweepStore(Protocol):
     """Sweep runs: their cursor and progress, and the sessions they go through."""
 
@@ -385,6 +410,7 @@ class Store(
     FailureStore,
     EventStore,
     StreamStore,
+    ApprovalStore,
     SweepStore,
     Protocol,
 ):

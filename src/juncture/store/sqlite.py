@@ -25,6 +25,7 @@ import msgspec
 from juncture.store.models import (
     AdminCredential,
     App,
+    Approval,
     Authenticator,
     Challenge,
     DecisionQuery,
@@ -244,6 +245,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             until INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # Agents: the user session an agent session acts for (set once, at its start), and
+        # the approvals agents wait for.
+        "ALTER TABLE sessions ADD COLUMN parent TEXT",
+        "CREATE INDEX sessions_parent ON sessions (parent) WHERE parent IS NOT NULL",
+        """CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            challenge_id TEXT NOT NULL,
+            method TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            revision INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            UNIQUE (challenge_id, method)
+        )""",
+        "CREATE INDEX approvals_user ON approvals (user_id, created_at, id)",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -289,6 +308,7 @@ _encode = msgspec.json.Encoder().encode
 _KINDS = (
     Session, PolicyVersion, _VersionHead, DecisionRecord, App, AdminCredential, Challenge,
     SubjectSeen, Subject, Authenticator, Failures, ReceivedEvent, Stream, StreamSubject, SweepRun,
+    Approval,
 )  # fmt: skip
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind) for kind in _KINDS
@@ -443,11 +463,14 @@ class SqliteStore:
     # -- sessions -------------------------------------------------------------------------
     def create_session(self, session: Session) -> None:
         """Insert a new session. Raises ConflictError when its id or handle is taken."""
+        parent = session.delegation.session_id if session.delegation is not None else None
         row = (session.id, session.handle, session.app, session.subject_id, session.status,
-               _micros(session.started_at), session.revision, _encode(session))  # fmt: skip
+               _micros(session.started_at), session.revision, parent,
+               _encode(session))  # fmt: skip
         with self._transaction() as conn:
             conn.execute("INSERT INTO sessions (id, handle, app, subject_id, status, started_at,"
-                         " revision, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)  # fmt: skip
+                         " revision, parent, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         row)  # fmt: skip
 
     def get_session(self, session_id: str) -> Session | None:
         row = self._one("SELECT body FROM sessions WHERE id = ?", (session_id,))
@@ -536,6 +559,12 @@ class SqliteStore:
         count: int = self._one("SELECT count(*) FROM sessions WHERE status = 'active'", ())[0]
         return count
 
+    def delegated_sessions(self, session_id: str) -> list[Session]:
+        """The active sessions that act for this one (agents its user delegated to)."""
+        rows = self._all("SELECT body FROM sessions WHERE parent = ? AND status = 'active'"
+                         " ORDER BY id", (session_id,))  # fmt: skip
+        return [_decode(Session, body) for (body,) in rows]
+
     def get_sessions(self, session_ids: Sequence[str]) -> dict[str, Session]:
         """The stored sessions of these ids, by id (one query: the ids go in as one JSON
         array, whatever their number); an id with no session is left out."""
@@ -615,6 +644,12 @@ class SqliteStore:
                 " FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING",
                 (b"[" + b",".join(prepared) + b"]",),
             )  # fmt: skip
+
+    def count_decisions(self, subject_id: str, *, since: datetime) -> int:
+        """How many decisions about ``subject_id`` were logged at or after ``since``."""
+        count: int = self._one("SELECT count(*) FROM decisions WHERE subject_id = ? AND at >= ?",
+                               (subject_id, _micros(since)))[0]  # fmt: skip
+        return count
 
     def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
         """Newest first (ties by id, descending), every filter applied, at most ``limit``.
@@ -1178,6 +1213,62 @@ class SqliteStore:
             ).rowcount  # fmt: skip
             if not changed:
                 raise NotFound(f"no outbox item {seq}")
+
+    # -- approvals --------------------------------------------------------------------------
+    def put_approval(self, approval: Approval, *, expected_revision: int) -> Approval:
+        """Create (``expected_revision`` 0) or replace the approval at that revision.
+
+        Returns it at revision ``expected_revision + 1``. Raises ConflictError when it exists
+        already (creating: its id, or its challenge and method) or its revision moved on,
+        NotFound when replacing an absent one.
+        """
+        _aware(approval.created_at, approval.expires_at, approval.answered_at,
+               approval.consumed_at)  # fmt: skip
+        stored = msgspec.structs.replace(approval, revision=expected_revision + 1)
+        with self._transaction() as conn:
+            if expected_revision == 0:
+                changed = conn.execute(
+                    "INSERT INTO approvals (id, challenge_id, method, user_id, status, created_at,"
+                    " revision, body) VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                    (stored.id, stored.challenge_id, stored.method, stored.user_id,
+                     stored.status, _micros(stored.created_at), _encode(stored)),
+                ).rowcount  # fmt: skip
+                if not changed:
+                    raise ConflictError(f"approval `{approval.id}` exists already")
+                return stored
+            changed = conn.execute(
+                "UPDATE approvals SET status = ?, revision = ?, body = ? WHERE id = ?"
+                " AND revision = ?",
+                (stored.status, stored.revision, _encode(stored), stored.id, expected_revision),
+            ).rowcount  # fmt: skip
+            if not changed:
+                found = conn.execute("SELECT revision FROM approvals WHERE id = ?",
+                                     (approval.id,)).fetchone()  # fmt: skip
+                if found is None:
+                    raise NotFound(f"no approval `{approval.id}`")
+                raise ConflictError(f"approval `{approval.id}` is at revision {found[0]}, "
+                                    f"not {expected_revision}")  # fmt: skip
+        return stored
+
+    def get_approval(self, approval_id: str) -> Approval | None:
+        row = self._one("SELECT body FROM approvals WHERE id = ?", (approval_id,))
+        return None if row is None else _decode(Approval, row[0])
+
+    def find_approval(self, challenge_id: str, method: str) -> Approval | None:
+        """The approval a challenge's method waits for."""
+        row = self._one("SELECT body FROM approvals WHERE challenge_id = ? AND method = ?",
+                        (challenge_id, method))  # fmt: skip
+        return None if row is None else _decode(Approval, row[0])
+
+    def list_approvals(
+        self, user_id: str, *, status: str | None = None, limit: int = 100
+    ) -> Sequence[Approval]:
+        """The approvals asked of a user (of ``status`` when given), newest first."""
+        clauses, params = _filters(("user_id", user_id), ("status", status))
+        rows = self._all(f"SELECT body FROM approvals{_where(clauses)}"  # noqa: S608 - our names
+                         " ORDER BY created_at DESC, id DESC LIMIT ?",
+                         (*params, max(limit, 0)))  # fmt: skip
+        return [_decode(Approval, body) for (body,) in rows]
 
     def lease_stream(self, stream_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
         """Take the stream's delivery lease for ``owner`` until ``until``, or extend it: True
