@@ -116,7 +116,23 @@ CODES: dict[str, str] = {
     "enrollment.invalid": "an enrollment input has the wrong shape",
     "authenticator.not_found": "no such authenticator for this subject",
     "authenticator.confirmed": "the authenticator is confirmed already",
+    # -- services and agents: credentials, delegation, tasks, approvals
+    "credential.invalid": "a credential was not accepted (one answer whatever was wrong)",
+    "credential.not_in_journey": "the journey has no (or several) methods of the credential's kind",
+    "credential.not_for_users": "API keys and client assertions are for services and agents",
+    "credential.not_rotatable": "only API keys are rotated",
+    "credential.expired": "the credential has expired already",
+    "credential.invalid_keys": "assertion keys refused: private, symmetric or weak, bad kid or alg",
+    "delegation.required": "an agent's session names the user session it acts for",
+    "delegation.invalid": "the delegating session is not a live user session of this app",
+    "task.invalid": "a task with the wrong shape, no expiry or one past 24 hours",
+    "approval.not_found": "no such approval for this user (or none waits for this challenge)",
+    "approval.pending": "the person has not answered yet (nothing spent: try again)",
+    "approval.rejected": "the person did not approve",
+    "approval.expired": "the approval expired before it was answered or used",
+    "approval.answered": "the approval was answered already",
     "sweep.not_found": "no such sweep run",
+    "identity.not_found": "no service or agent of this type and id (the inventory)",
     "stream.not_found": "no such event stream for this app",
     "stream.unsafe_endpoint": "a push endpoint not https, or resolving to a non-public address",
     "policy.invalid": "an uploaded bundle has errors; `problems` lists every one",
@@ -172,6 +188,8 @@ CODES: dict[str, str] = {
     "method.failed.nonce": "the token's nonce is absent or not the expected one",
     "method.failed.claims": "a required claim is absent or has the wrong type",
     "method.failed.posture": "the device is not managed or not compliant as the method requires",
+    "method.failed.lifetime": "the client assertion's exp - iat is negative or over `max_lifetime`",
+    "method.failed.cache_full": "the credential's replay cache holds too many unexpired jti values",
 }
 
 

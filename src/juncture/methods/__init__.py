@@ -4,6 +4,8 @@ Importing the package registers every built-in kind in `KINDS`.
 """
 
 from juncture.methods import (  # noqa: F401  (each registers its kind)
+    api_key,
+    client_assertion,
     device_attestation,
     email_code,
     external_jwt,

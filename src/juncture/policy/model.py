@@ -24,6 +24,8 @@ METHOD_KINDS: dict[str, int] = {
     "external_jwt": 1,
     "device_attestation": 0,
     "approval": 0,
+    "api_key": 1,
+    "client_assertion": 2,
 }
 #: RFC 8176 `amr` values a method of each kind proves.
 METHOD_AMR: dict[str, tuple[str, ...]] = {
@@ -35,6 +37,8 @@ METHOD_AMR: dict[str, tuple[str, ...]] = {
     "external_jwt": (),
     "device_attestation": (),
     "approval": (),
+    "api_key": (),
+    "client_assertion": ("swk",),
 }
 
 
