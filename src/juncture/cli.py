@@ -391,6 +391,14 @@ def serve(
     ssf_allow_private: Annotated[
         bool, typer.Option(help="Allow http, loopback and private event endpoints (dev/tests).")
     ] = False,
+    key_rotation_days: Annotated[
+        int,
+        typer.Option(min=1, help="The inventory flags API and assertion keys older than this."),
+    ] = 90,
+    unused_days: Annotated[
+        int,
+        typer.Option(min=1, help="The inventory flags identities unused for this many days."),
+    ] = 90,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -400,6 +408,7 @@ def serve(
     from juncture.api.server import (
         AUTHN_ENV,
         DB_ENV,
+        INVENTORY_ENV,
         OBSERVE_ENV,
         RECEIVE_ENV,
         RETENTION_ENV,
@@ -410,6 +419,7 @@ def serve(
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
+    from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.receive import Receiver, ReceiveSettings
     from juncture.service.setup import bootstrap
@@ -430,7 +440,10 @@ def serve(
             context_max_age=float(parse_duration(context_max_age)),
             posture_max_age=float(parse_duration(posture_max_age)),
         )
-        defaults: dict[str, dict[str, Any]] = {}
+        # A client assertion's audience is Juncture itself, unless a journey names another.
+        defaults: dict[str, dict[str, Any]] = {
+            "client_assertion": {"audience": issuer or f"http://{host}:{port}"}
+        }
         if webauthn_rp_id is not None:
             defaults["webauthn"] = {
                 "rp_id": webauthn_rp_id,
@@ -490,6 +503,8 @@ def serve(
     os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
     os.environ[TRANSMIT_ENV] = msgspec.json.encode(transmit).decode()
     os.environ[RECEIVE_ENV] = msgspec.json.encode(receive).decode()
+    inventory = InventorySettings(key_rotation_days=key_rotation_days, unused_days=unused_days)
+    os.environ[INVENTORY_ENV] = msgspec.json.encode(inventory).decode()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,
@@ -662,6 +677,90 @@ def sweep(
     out.print(
         f"{run['status']}: {run['processed']} sessions checked, {run['changed']} changed{unread}"
     )
+
+
+class IdentityType(StrEnum):
+    service = "service"
+    agent = "agent"
+
+
+def _age(days: int | None) -> str:
+    return "" if days is None else f"{days}d"
+
+
+def _when(moment: str | None) -> str:
+    from datetime import datetime
+
+    if not moment:
+        return "never"
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@app.command()
+def identities(
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+    type: Annotated[
+        IdentityType | None, typer.Option("--type", help="Only services or only agents.")
+    ] = None,
+    flag: Annotated[
+        str | None,
+        typer.Option(
+            "--flag",
+            help="Only identities with this flag: no_owner, unused, key_too_old, "
+            "grants_outlive_task.",
+        ),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the identities as JSON.")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Identities per request (page).")
+    ] = 100,
+) -> None:
+    """The inventory of services and agents: owners, credentials, sessions, grants, flags."""
+    params: dict[str, Any] = {"limit": limit}
+    if type is not None:
+        params["type"] = type.value
+    if flag is not None:
+        params["flag"] = flag
+    found: list[dict[str, Any]] = []
+    with _client(server, token) as client:
+        while True:
+            body = _call(client.get("/admin/v1/identities", params=params))
+            found += body["identities"]
+            if not body.get("next"):
+                break
+            params["after"] = body["next"]
+    if json:
+        _print_json({"identities": found})
+        return
+    if not found:
+        out.print("no identities" + (f" flagged {esc(flag)}" if flag else ""))
+        return
+    table = Table()
+    for name in ("type", "id", "owner", "credentials", "last used (UTC)"):
+        table.add_column(name, justify="right" if name == "credentials" else "left")
+    for name in ("sessions", "grants", "decisions 24h"):
+        table.add_column(name, justify="right")
+    table.add_column("flags")
+    for item in found:
+        credentials = item["credentials"]
+        oldest = max((c["age_days"] for c in credentials), default=None)
+        table.add_row(
+            Text(item["type"]),
+            Text(item["id"]),
+            Text(item["owner"]) if item["owner"] else Text("none", style="red"),
+            Text(f"{len(credentials)}" + (f" (oldest {_age(oldest)})" if credentials else "")),
+            Text(_when(item["last_used_at"])),
+            str(item["active_sessions"]),
+            str(len(item["live_grants"])),
+            str(item["decisions_24h"]),
+            Text(" ".join(item["flags"]), style="red"),
+        )
+    # A terminal: its width; piped: as wide as the rows need (a line per identity, to grep).
+    wide = out if out.is_terminal else Console(highlight=False, width=max(out.width, 240))
+    wide.print(table)
+    flagged = sum(1 for item in found if item["flags"])
+    out.print(f"{len(found)} identities, {flagged} flagged")
 
 
 def main() -> None:

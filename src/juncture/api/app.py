@@ -18,10 +18,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, directory, heap, native, ssf
+from juncture.api import admin, approvals, directory, heap, native, ssf
 from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
+from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime, ServiceError
@@ -142,6 +144,7 @@ def create_app(
     *,
     transmitter: Transmitter | None = None,
     receiver: Receiver | None = None,
+    inventory: InventorySettings | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given."""
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
@@ -150,6 +153,7 @@ def create_app(
         ("/v1/sessions/{session_id}", native.read_session, ["GET"]),
         ("/v1/sessions/{session_id}/end", native.end_session, ["POST"]),
         ("/v1/sessions/{session_id}/signals", native.update_context, ["POST"]),
+        ("/v1/sessions/{session_id}/task", native.change_task, ["POST"]),
         ("/v1/challenges/{challenge_id}/verify", native.verify_challenge, ["POST"]),
         ("/admin/v1/versions", admin.upload_version, ["POST"]),
         ("/admin/v1/versions", admin.list_versions, ["GET"]),
@@ -164,6 +168,8 @@ def create_app(
         ("/admin/v1/sweeps", admin.list_sweeps, ["GET"]),
         ("/admin/v1/sweeps/{sweep_id}", admin.read_sweep, ["GET"]),
         *directory.ROUTES,
+        *INVENTORY_ROUTES,
+        *approvals.ROUTES,
         *ssf.ROUTES,
     ]
 
@@ -201,4 +207,5 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.transmitter = transmitter
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
+    app.state.inventory = inventory or InventorySettings()
     return RequestId(app)

@@ -9,6 +9,7 @@ Nothing here ever returns a stored secret; what enrollment shows once is shown o
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -19,24 +20,54 @@ from juncture.api.auth import authenticate_admin, authenticate_app
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.methods.base import MethodError
+from juncture.service.agents import parse_scopes
 from juncture.service.authn import AuthnError, authenticator_view, shown_view
 from juncture.service.directory import ENROLL, REMOVE
 from juncture.service.runtime import Outcome, Runtime, ServiceError
 from juncture.store.models import App, Authenticator, Session, Subject
 
-SUBJECT_TYPES = ("user",)
+SUBJECT_TYPES = ("user", "service", "agent")
+_OWNER = re.compile(r"^(user|team):[A-Za-z0-9][A-Za-z0-9._@/-]{0,127}$")
 
 
 class NewSubject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
-    type: Literal["user"] = "user"
+    type: Literal["user", "service", "agent"] = "user"
     attributes: dict[str, Any] = {}
     status: Literal["active", "disabled"] = "active"
+    #: Services and agents: who answers for it (``user:<id>`` or ``team:<name>``).
+    owner: str | None = None
+    description: str = ""
 
 
 class SubjectChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     attributes: dict[str, Any] | None = None
     status: Literal["active", "disabled"] | None = None
+    owner: str | None = None
+    description: str | None = None
+
+
+class NewKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An API key to issue: a label, the checkpoints it reaches (globs; none: any), a life."""
+
+    label: str = ""
+    scopes: list[str] = []
+    expires_in: int | str | None = None
+
+
+class Rotate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How long the old key keeps working beside the new one (``0s``: not at all)."""
+
+    overlap: int | str = "24h"
+
+
+class NewAssertionKeys(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Public keys (a JWK Set) a service signs its client assertions with."""
+
+    jwks: dict[str, Any]
+    label: str = ""
+    scopes: list[str] = []
+    expires_in: int | str | None = None
 
 
 class Enroll(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,7 +108,7 @@ def _authn(error: AuthnError) -> ServiceError:
 
 
 def subject_view(subject: Subject) -> dict[str, Any]:
-    return {
+    view = {
         "type": subject.type,
         "id": subject.id,
         "status": subject.status,
@@ -85,6 +116,17 @@ def subject_view(subject: Subject) -> dict[str, Any]:
         "created_at": subject.created_at,
         "updated_at": subject.updated_at,
     }
+    if subject.type != "user":
+        view["owner"] = subject.owner
+        view["description"] = subject.description
+    return view
+
+
+def _check_owner(owner: str | None, description: str | None) -> None:
+    if owner is not None and not _OWNER.match(owner):
+        raise ApiError(400, "request.invalid", "`owner` is `user:<id>` or `team:<name>`")
+    if description is not None and len(description) > 1000:
+        raise ApiError(400, "request.invalid", "`description` is at most 1000 characters")
 
 
 def _type(request: Request) -> str:
@@ -128,10 +170,15 @@ async def create_subject(request: Request) -> Response:
     body = convert(await json_body(request), NewSubject)
     if not body.id or len(body.id) > 256:
         raise ApiError(400, "request.invalid", "`id` must be 1 to 256 characters")
+    _check_owner(body.owner, body.description)
+    if body.type == "user" and (body.owner is not None or body.description):
+        raise ApiError(400, "request.invalid", "`owner` and `description` are for services "
+                       "and agents")  # fmt: skip
     try:
         made = runtime.directory.create_subject(
-            body.type, body.id, attributes=body.attributes, status=body.status
-        )
+            body.type, body.id, attributes=body.attributes, status=body.status,
+            owner=body.owner, description=body.description,
+        )  # fmt: skip
     except AuthnError as exc:
         raise _authn(exc) from None
     return _json(subject_view(made), 201)
@@ -172,12 +219,19 @@ async def change_subject(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request), SubjectChange)
+    _check_owner(body.owner, body.description)
+    kind = _type(request)
+    if kind == "user" and (body.owner is not None or body.description is not None):
+        raise ApiError(400, "request.invalid", "`owner` and `description` are for services "
+                       "and agents")  # fmt: skip
     try:
         changed = runtime.directory.update_subject(
-            _type(request),
+            kind,
             request.path_params["subject_id"],
             attributes=body.attributes,
             status=body.status,
+            owner=body.owner,
+            description=body.description,
         )
     except AuthnError as exc:
         raise _authn(exc) from None
@@ -231,7 +285,59 @@ async def admin_remove(request: Request) -> Response:
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
     runtime.store.delete_authenticator(found.id)
-    return _json({"removed": authenticator_view(found)})
+    ended = runtime.end_credential_sessions(found, "credential_removed")
+    return _json({"removed": authenticator_view(found), "sessions_revoked": ended})
+
+
+async def issue_key(request: Request) -> Response:
+    """Issue an API key to a service or an agent: the key is in this answer only."""
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), NewKey)
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    try:
+        made, key = runtime.agents.issue_key(
+            subject, label=body.label[:200], scopes=parse_scopes(body.scopes),
+            expires_in=body.expires_in, now=runtime.now(),
+        )  # fmt: skip
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json({"authenticator": authenticator_view(made), "key": key}, 201)
+
+
+async def rotate_key(request: Request) -> Response:
+    """A new key for an old one; the old one works on for the overlap, then ends."""
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request, required=False), Rotate)
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    try:
+        made, key, retired = runtime.agents.rotate_key(
+            subject, request.path_params["authenticator_id"], overlap=body.overlap,
+            now=runtime.now(),
+        )  # fmt: skip
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json(
+        {"authenticator": authenticator_view(made), "key": key,
+         "retired": authenticator_view(retired)},
+        201,
+    )  # fmt: skip
+
+
+async def register_assertion_keys(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_subjects")
+    body = convert(await json_body(request), NewAssertionKeys)
+    subject = _subject(runtime, _type(request), request.path_params["subject_id"])
+    try:
+        made = runtime.agents.register_assertion_keys(
+            subject, body.jwks, label=body.label[:200], scopes=parse_scopes(body.scopes),
+            expires_in=body.expires_in, now=runtime.now(),
+        )  # fmt: skip
+    except AuthnError as exc:
+        raise _authn(exc) from None
+    return _json({"authenticator": authenticator_view(made)}, 201)
 
 
 # -- self-service ----------------------------------------------------------------------------
@@ -368,6 +474,9 @@ ROUTES = [
         ["POST"],
     ),
     ("/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}", admin_remove, ["DELETE"]),
+    ("/admin/v1/subjects/{subject_id}/keys", issue_key, ["POST"]),
+    ("/admin/v1/subjects/{subject_id}/keys/{authenticator_id}/rotate", rotate_key, ["POST"]),
+    ("/admin/v1/subjects/{subject_id}/assertion-keys", register_assertion_keys, ["POST"]),
     ("/v1/subjects/{subject_id}/authenticators", list_authenticators, ["GET"]),
     ("/v1/subjects/{subject_id}/authenticators", enroll, ["POST"]),
     ("/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm", confirm, ["POST"]),

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
+from juncture.service.agents import Credential
 from juncture.service.runtime import NO_PROOF, Outcome, Runtime
 from juncture.store.models import DecisionQuery, StoredProof
 
@@ -25,11 +26,26 @@ class ProofIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     method: str
 
 
+class DelegationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The user session an agent acts for (a live session of the same app)."""
+
+    session_id: str
+
+
 class StartSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    subject: SubjectIn
+    #: Optional only with an API key (the key names its subject).
+    subject: SubjectIn | None = None
     context: dict[str, Any] = {}
     proofs: list[ProofIn] = []
     action: str = "login"
+    #: A service's or an agent's credential, checked by Juncture (service/agents.py).
+    credential: Credential | None = None
+    delegation: DelegationIn | None = None
+    task: dict[str, Any] | None = None
+
+
+class TaskChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    task: dict[str, Any]
 
 
 class ContextUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,15 +88,30 @@ async def start_session(request: Request) -> Response:
     body = convert(await json_body(request), StartSession)
     now = runtime.now()
     proofs = [StoredProof(method=p.method, at=now, asserted_by=app.id) for p in body.proofs]
+    if body.subject is None and (body.credential is None or body.credential.api_key is None):
+        raise ApiError(400, "request.invalid", "`subject` is required (only an API key names "
+                       "its own)")  # fmt: skip
     outcome = runtime.start_session(
         app,
-        msgspec.to_builtins(body.subject),
+        msgspec.to_builtins(body.subject) if body.subject is not None else {},
         body.context,
         proofs,
         action=body.action,
         connection=connection_of(request, runtime),
+        credential=body.credential,
+        delegation=body.delegation.session_id if body.delegation is not None else None,
+        task=body.task,
     )
     return _json(_answer(runtime, outcome, with_handle=True), 201)
+
+
+async def change_task(request: Request) -> Response:
+    """Give an agent session its new task: the next decisions follow it."""
+    runtime = _runtime(request)
+    app = authenticate_app(request, runtime)
+    body = convert(await json_body(request), TaskChange)
+    outcome = runtime.change_task(app, request.path_params["session_id"], body.task)
+    return _json(_answer(runtime, outcome))
 
 
 async def read_session(request: Request) -> Response:

@@ -116,9 +116,27 @@ def openapi_document(version: str) -> dict[str, Any]:
         "Search": {"type": "object"},
         "StartSession": {
             "type": "object",
-            "required": ["subject"],
+            "description": "`subject` is required unless `credential.api_key` names it",
             "properties": {
                 "subject": entity,
+                "credential": {
+                    "type": "object",
+                    "description": "a service's or agent's credential Juncture checks: one of "
+                    "`api_key`, `client_assertion` (a signed JWT); `method` names the journey's "
+                    "method when it declares several of the kind",
+                    "properties": {
+                        "api_key": {"type": "string"},
+                        "client_assertion": {"type": "string"},
+                        "method": {"type": "string"},
+                    },
+                },
+                "delegation": {
+                    "type": "object",
+                    "description": "an agent's: the live user session of this app it acts for",
+                    "required": ["session_id"],
+                    "properties": {"session_id": {"type": "string"}},
+                },
+                "task": {"$ref": "#/components/schemas/Task"},
                 "context": {"type": "object"},
                 "proofs": {
                     "type": "array",
@@ -129,6 +147,55 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 },
                 "action": {"type": "string", "default": "login"},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "required": ["id", "purpose"],
+            "description": "what an agent does now; give `expires_in` or `expires_at` (24h at most)",
+            "properties": {
+                "id": {"type": "string"},
+                "purpose": {"type": "string"},
+                "tools": {"type": "array", "items": {"type": "string"}},
+                "expires_in": {"type": "string", "examples": ["1h"]},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "details": {"type": "object"},
+            },
+        },
+        "TaskChange": {
+            "type": "object",
+            "required": ["task"],
+            "properties": {"task": {"$ref": "#/components/schemas/Task"}},
+        },
+        "Answer": {
+            "type": "object",
+            "required": ["session_id", "answer"],
+            "properties": {
+                "session_id": {"type": "string"},
+                "answer": {"enum": ["approve", "reject"]},
+                "reason": {"type": "string"},
+            },
+        },
+        "NewKey": {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string"},
+                "scopes": {"type": "array", "items": {"type": "string"}},
+                "expires_in": {"type": "string", "examples": ["90d"]},
+            },
+        },
+        "Rotate": {
+            "type": "object",
+            "properties": {"overlap": {"type": "string", "default": "24h"}},
+        },
+        "NewAssertionKeys": {
+            "type": "object",
+            "required": ["jwks"],
+            "properties": {
+                "jwks": {"type": "object", "description": "a JWK Set of public keys"},
+                "label": {"type": "string"},
+                "scopes": {"type": "array", "items": {"type": "string"}},
+                "expires_in": {"type": "string"},
             },
         },
         "ContextUpdate": {
@@ -158,9 +225,11 @@ def openapi_document(version: str) -> dict[str, Any]:
             "required": ["id"],
             "properties": {
                 "id": {"type": "string"},
-                "type": {"enum": ["user"]},
+                "type": {"enum": ["user", "service", "agent"]},
                 "attributes": {"type": "object"},
                 "status": {"enum": ["active", "disabled"]},
+                "owner": {"type": "string", "description": "`user:<id>` or `team:<name>`"},
+                "description": {"type": "string"},
             },
         },
         "SubjectChange": {
@@ -168,6 +237,8 @@ def openapi_document(version: str) -> dict[str, Any]:
             "properties": {
                 "attributes": {"type": "object"},
                 "status": {"enum": ["active", "disabled"]},
+                "owner": {"type": "string"},
+                "description": {"type": "string"},
             },
         },
         "Enroll": {
@@ -266,6 +337,38 @@ def openapi_document(version: str) -> dict[str, Any]:
                 extra={"parameters": [sid]},
             )
         },
+        "/v1/sessions/{session_id}/task": {
+            "post": _op(
+                "Give an agent session its task (the next decisions follow it)",
+                "sessions",
+                "app",
+                "TaskChange",
+                extra={"parameters": [sid]},
+            )
+        },
+        "/v1/approvals": {
+            "get": _op(
+                "The approvals asked of the user of a session (pending and live by default)",
+                "approvals",
+                "app",
+                extra={"parameters": [_query("session_id"), _query("status")]},
+            )
+        },
+        "/v1/approvals/{approval_id}": {
+            "get": _op(
+                "One approval asked of the user of a session",
+                "approvals",
+                "app",
+                extra={"parameters": [_path_param("approval_id"), _query("session_id")]},
+            ),
+            "post": _op(
+                "Approve (the `approval.approve` checkpoint) or reject from the user's session",
+                "approvals",
+                "app",
+                "Answer",
+                extra={"parameters": [_path_param("approval_id")]},
+            ),
+        },
         "/v1/challenges/{challenge_id}/verify": {
             "post": _op(
                 "Verify a step-up challenge",
@@ -351,6 +454,36 @@ def openapi_document(version: str) -> dict[str, Any]:
                 extra={"parameters": [subj]},
             ),
         },
+        "/admin/v1/subjects/{subject_id}/keys": {
+            "post": _op(
+                "Issue an API key to a service or an agent (`?type=`); the key is shown once",
+                "directory",
+                "admin",
+                "NewKey",
+                "201",
+                extra={"parameters": [subj, _query("type")]},
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}/keys/{authenticator_id}/rotate": {
+            "post": _op(
+                "Rotate an API key: a new one, the old one working on for the overlap",
+                "directory",
+                "admin",
+                "Rotate",
+                "201",
+                extra={"parameters": [subj, auid, _query("type")]},
+            ),
+        },
+        "/admin/v1/subjects/{subject_id}/assertion-keys": {
+            "post": _op(
+                "Register the public keys a service signs its client assertions with",
+                "directory",
+                "admin",
+                "NewAssertionKeys",
+                "201",
+                extra={"parameters": [subj, _query("type")]},
+            ),
+        },
         "/admin/v1/subjects/{subject_id}/authenticators/{authenticator_id}": {
             "delete": _op(
                 "Remove an authenticator", "directory", "admin", extra={"parameters": [subj, auid]}
@@ -423,6 +556,23 @@ def openapi_document(version: str) -> dict[str, Any]:
                 ok="202",
                 extra={"parameters": [_path_param("transmitter")]},
             )
+        },
+        "/admin/v1/identities": {
+            "get": _op(
+                "The inventory of services and agents: owner, credentials, sessions, live "
+                "grants, flags (`no_owner`, `unused`, `key_too_old`, `grants_outlive_task`)",
+                "admin",
+                "admin",
+                extra={"parameters": [_query(n) for n in ("type", "flag", "limit", "after")]},
+            ),
+        },
+        "/admin/v1/identities/{subject_type}/{subject_id}": {
+            "get": _op(
+                "One service or agent of the inventory",
+                "admin",
+                "admin",
+                extra={"parameters": [_path_param("subject_type"), subj]},
+            ),
         },
         "/admin/v1/sweeps": {
             "post": _op(

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
+from juncture.service.inventory import InventorySettings
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime
@@ -31,6 +32,8 @@ RETENTION_ENV = "JUNCTURE_RETENTION_DAYS"
 OBSERVE_ENV = "JUNCTURE_OBSERVE"
 #: The authentication settings (`AuthnSettings` as JSON), likewise.
 AUTHN_ENV = "JUNCTURE_AUTHN"
+#: The inventory thresholds (`InventorySettings` as JSON), likewise.
+INVENTORY_ENV = "JUNCTURE_INVENTORY"
 
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -97,6 +100,10 @@ def receive_settings(text: str | None) -> ReceiveSettings:
     return _settings(text, ReceiveSettings, "receiver")
 
 
+def inventory_settings(text: str | None) -> InventorySettings:
+    return _settings(text, InventorySettings, "inventory")
+
+
 def build() -> ASGIApp:
     """The app over the SQLite file named by ``JUNCTURE_DB`` (default ``juncture.db``)."""
     configure_logs()
@@ -110,4 +117,9 @@ def build() -> ASGIApp:
     db = os.environ.get(DB_ENV, "juncture.db")
     transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
     receiver = Receiver(runtime, receive_settings(os.environ.get(RECEIVE_ENV)))
-    return create_app(runtime, transmitter=transmitter, receiver=receiver)
+    return create_app(
+        runtime,
+        transmitter=transmitter,
+        receiver=receiver,
+        inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
+    )

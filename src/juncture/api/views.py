@@ -58,6 +58,12 @@ def session_body(session: Session, aal: int, *, with_handle: bool = False) -> di
         "scopes": list(session.scopes),
         "standing": {k: msgspec.to_builtins(v) for k, v in session.standing.items()},
     }
+    if session.delegation is not None:
+        out["delegation"] = msgspec.to_builtins(session.delegation)
+    if session.task is not None:
+        out["task"] = msgspec.to_builtins(session.task)
+    if session.credential is not None:
+        out["credential"] = {"id": session.credential, "scopes": list(session.credential_scopes)}
     if with_handle:
         out["handle"] = session.handle
     return out

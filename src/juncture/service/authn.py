@@ -35,9 +35,11 @@ from juncture.methods import (
     MethodError,
     build,
 )
+from juncture.methods.api_key import ApiKeyRecord
 from juncture.methods.base import PUBLIC_FAILURE, ConfigError
 from juncture.methods.base import Method as MethodImpl
 from juncture.methods.base import Result as MethodResult
+from juncture.methods.client_assertion import AssertionKeysRecord
 from juncture.methods.delivery import Outbox, Sender, SmtpSender, SmtpSettings
 from juncture.methods.email_code import EmailRecord
 from juncture.methods.password import PasswordRecord
@@ -57,6 +59,8 @@ RECORDS: dict[str, type[msgspec.Struct]] = {
     "webauthn": PasskeyRecord,
     "email_code": EmailRecord,
     "recovery_code": RecoveryCodesRecord,
+    "api_key": ApiKeyRecord,
+    "client_assertion": AssertionKeysRecord,
 }
 #: Kinds whose proof is a signed statement checked against an issuer's keys (no enrollment).
 TOKEN_KINDS = frozenset({"external_jwt", "device_attestation"})
@@ -268,6 +272,9 @@ def authenticator_view(authenticator: Authenticator) -> dict[str, Any]:
         "confirmed": authenticator.confirmed_at is not None,
         "confirmed_at": authenticator.confirmed_at,
         "last_used_at": authenticator.last_used_at,
+        "last_used_from": authenticator.last_used_from,
+        "expires_at": authenticator.expires_at,
+        "scopes": list(authenticator.scopes),
     }
 
 

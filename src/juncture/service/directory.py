@@ -110,7 +110,14 @@ class Directory:
 
     # -- subjects ---------------------------------------------------------------------------
     def create_subject(
-        self, subject_type: str, subject_id: str, *, attributes: Mapping[str, Any], status: str
+        self,
+        subject_type: str,
+        subject_id: str,
+        *,
+        attributes: Mapping[str, Any],
+        status: str,
+        owner: str | None = None,
+        description: str = "",
     ) -> Subject:
         now = self.runtime.now()
         subject = Subject(
@@ -120,6 +127,8 @@ class Directory:
             updated_at=now,
             attributes=dict(attributes),
             status=status,  # type: ignore[arg-type]
+            owner=owner,
+            description=description,
         )
         try:
             return self.store.put_subject(subject, expected_revision=0)
@@ -141,14 +150,19 @@ class Directory:
         *,
         attributes: Mapping[str, Any] | None,
         status: str | None,
+        owner: str | None = None,
+        description: str | None = None,
     ) -> Subject:
-        """Change attributes or status; disabling revokes the subject's active sessions."""
+        """Change attributes, status, owner or description; disabling revokes the subject's
+        active sessions (and the agent sessions that act for them)."""
         for _ in range(8):
             current = self.subject(subject_type, subject_id)
             changed = msgspec.structs.replace(
                 current,
                 attributes=dict(attributes) if attributes is not None else current.attributes,
                 status=status or current.status,
+                owner=owner if owner is not None else current.owner,
+                description=description if description is not None else current.description,
                 updated_at=self.runtime.now(),
             )
             try:
@@ -211,6 +225,13 @@ class Directory:
         if kind not in RECORDS:
             raise AuthnError(
                 "authenticator.not_enrollable", f"method `{method_name}` has nothing to enroll", 400
+            )
+        if kind in ("api_key", "client_assertion"):
+            raise AuthnError(
+                "authenticator.not_enrollable",
+                f"method `{method_name}`: keys of services and agents are issued by an "
+                "administrator (`/admin/v1/subjects/{id}/keys`, `.../assertion-keys`)",
+                400,
             )
         now = self.runtime.now()
         authenticator_id = new_id("au")

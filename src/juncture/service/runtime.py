@@ -23,6 +23,8 @@ from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan
+from juncture.service.agents import Agents, Credential, agent_facts, grant_facts
+from juncture.service.approvals import APPROVE, Approvals, approval_methods, approval_ttl
 from juncture.service.authn import AuthnError, AuthnSettings, failed
 from juncture.service.directory import CHECKPOINTS as AUTHENTICATOR_CHECKPOINTS
 from juncture.service.directory import Directory
@@ -41,6 +43,7 @@ from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.sweep import Sweeper, SweepWorker
 from juncture.store.models import (
     App,
+    Authenticator,
     Challenge,
     DecisionRecord,
     Posture,
@@ -200,6 +203,8 @@ class Runtime:
         self.now = now
         self.observer = observer or Observer(ObserveSettings())
         self.directory = Directory(self, authn or AuthnSettings())
+        self.agents = Agents(self)
+        self.approvals = Approvals(self)
         self.sweeper = Sweeper(self)
         #: Runs sweeps in the background when the server runs (started by the app's lifespan).
         self.sweep_worker: SweepWorker | None = None
@@ -224,7 +229,11 @@ class Runtime:
 
     # -- facts ------------------------------------------------------------------------------
     def _facts_document(
-        self, app_name: str | None, request: Mapping[str, Any], session: Session | None
+        self,
+        app_name: str | None,
+        request: Mapping[str, Any],
+        session: Session | None,
+        now: datetime | None = None,
     ) -> dict[str, Any]:
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
         if app_name is not None:
@@ -253,6 +262,17 @@ class Runtime:
             stored = session.context.get(key)
             if stored is not None and key not in doc:
                 doc[key] = stored
+        # What Juncture itself knows wins over what the app says: who delegated, the task,
+        # the grants its own decisions made.
+        agent = agent_facts(session)
+        if agent is not None:
+            given = doc.get("agent")
+            doc["agent"] = {**(given if isinstance(given, dict) else {}), **agent}
+        # A session's grants are known: none is an empty map, not a missing fact.
+        grants = grant_facts(session, now or self.now()) if session.standing else {}
+        given = doc.get("grants")
+        if grants or given is None:
+            doc["grants"] = {**(given if isinstance(given, dict) else {}), **grants}
         return doc
 
     def _load_session(self, app: App, session_id: str) -> Session:
@@ -301,6 +321,14 @@ class Runtime:
             )
             self._record(app, action, request, session, decision, {}, started, now)
             return Outcome(decision=decision, session=session)
+        if session is not None and _non_human(session):
+            try:
+                refused = self.agents.refusal(session, action, now)
+                if refused is not None:
+                    return self._refuse(app, action, request, session, refused, plan, decision_id,
+                                        started, now)  # fmt: skip
+            except StoreError:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id))
         subject = request.get("subject") or {}
         if session is not None and subject.get("id") not in (None, session.subject_id):
             raise ServiceError(
@@ -308,7 +336,7 @@ class Runtime:
                 "the request's subject is not the session's subject",
                 403,
             )
-        doc = self._facts_document(app.name, request, session)
+        doc = self._facts_document(app.name, request, session, now)
         reported = self._reported(doc)
         try:
             seen = self._observe(reported, session, subject, now, connection)
@@ -331,9 +359,12 @@ class Runtime:
         )
         if built_in is not None and session is not None and decision.reason == "guard_passed":
             try:
-                decision = self.directory.default_gate(
-                    plan, built_in, action, facts, session, request, now, decision_id
-                )
+                if action == APPROVE:
+                    decision = Approvals.default_gate(plan, built_in, facts, now, decision_id)
+                else:
+                    decision = self.directory.default_gate(
+                        plan, built_in, action, facts, session, request, now, decision_id
+                    )
             except StoreError:
                 return Outcome(decision=_unavailable(action, plan.version, decision_id))
         try:
@@ -344,13 +375,36 @@ class Runtime:
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
 
+    def _refuse(
+        self,
+        app: App,
+        action: str,
+        request: Mapping[str, Any],
+        session: Session,
+        refused: tuple[str, bool],
+        plan: Plan,
+        decision_id: str,
+        started: int,
+        now: datetime,
+    ) -> Outcome:
+        """A non-human session that may not go on (agents.py `refusal`): denied, or revoked
+        when what it stood on is gone (the user's session, its credential)."""
+        reason, ends = refused
+        decision = Decision(outcome="revoke" if ends else "deny", reason=reason, action=action,
+                            version=plan.version, id=decision_id)  # fmt: skip
+        if ends:
+            session = self._change(session, lambda s: self.revoked(s, decision, now))
+            self.emit("session-revoked", session, {"reason": reason})
+        self._record(app, action, request, session, decision, {}, started, now)
+        return Outcome(decision=decision, session=session)
+
     @staticmethod
     def _built_in_checkpoint(
         plan: Plan, app: App, session: Session | None, action: str
     ) -> JourneyPlan | None:
         """The journey whose `authenticator.*` checkpoint the built-in rule decides (the
         journey names none itself), or None."""
-        if action not in AUTHENTICATOR_CHECKPOINTS or session is None:
+        if (action not in AUTHENTICATOR_CHECKPOINTS and action != APPROVE) or session is None:
             return None
         journey, _ = plan.route(app.name, session.subject_type)
         if journey is None or action in journey.exact:
@@ -429,6 +483,7 @@ class Runtime:
                 ),
             )
             self.emit("session-revoked", session, {"reason": decision.reason or "revoked"})
+            self.end_dependants(session, now)
             return Outcome(decision=decision, session=session)
         rerouted = decision.outcome == "reroute" and (session.path, session.scopes) != (
             decision.path,
@@ -461,6 +516,12 @@ class Runtime:
                 )
         if decision.outcome == "step_up" and decision.step_up is not None:
             step_up = decision.step_up
+            journey = None
+            waits = CHALLENGE_TTL
+            if session.delegation is not None:  # an agent's: a person may have to answer it
+                journey, _ = plan.route(app.name, session.subject_type)
+                asked = approval_methods(journey, step_up.methods) if journey is not None else []
+                waits = max([CHALLENGE_TTL, *(approval_ttl(journey, m) for m in asked)])  # type: ignore[arg-type]
             challenge = Challenge(
                 id=new_id("ch"),
                 session_id=session.id,
@@ -472,11 +533,13 @@ class Runtime:
                 within=step_up.within,
                 aal=step_up.aal,
                 created_at=now,
-                expires_at=now + CHALLENGE_TTL,
+                expires_at=now + waits,
                 attempts_left=CHALLENGE_ATTEMPTS,
                 request={k: v for k, v in request.items() if k not in ("session",)},
             )
             self.store.create_challenge(challenge)
+            if journey is not None:
+                self.approvals.requested(journey, session, challenge, now)
             return Outcome(decision=decision, session=session, challenge=challenge)
         return Outcome(decision=decision, session=session)
 
@@ -502,8 +565,9 @@ class Runtime:
                 outcome="allow",
                 scopes=decision.scopes,
                 decided_at=now,
-                expires_at=now + ttl,
+                expires_at=Agents.grant_until(session, now + ttl),
                 version=decision.version,
+                decision=decision.id,
             )
         if decision.outcome == "reroute":
             kept = session.standing.get(action)
@@ -521,6 +585,7 @@ class Runtime:
                 decided_at=now,
                 expires_at=now + timedelta(seconds=decision.ttl) if decision.ttl else None,
                 version=decision.version,
+                decision=decision.id,
             )
         return None
 
@@ -586,17 +651,50 @@ class Runtime:
         proofs: list[StoredProof],
         action: str = "login",
         connection: Connection | None = None,
+        *,
+        credential: Credential | None = None,
+        delegation: str | None = None,
+        task: object = None,
     ) -> Outcome:
         """Start a session and decide its `login` checkpoint (the context's ``network`` and
-        ``device`` are that decision's observation; the other sections are stored)."""
+        ``device`` are that decision's observation; the other sections are stored).
+
+        A service or an agent may start with a ``credential`` Juncture checks (an API key, a
+        client assertion: service/agents.py); an agent names the user session it acts for
+        (``delegation``, required for subject type ``agent``) and may be given its ``task``.
+        """
         now = self.now()
         subject_type = str(subject.get("type") or "user")
         subject_id = subject.get("id")
-        if not isinstance(subject_id, str) or not subject_id:
+        if credential is None and (not isinstance(subject_id, str) or not subject_id):
             raise ServiceError("request.invalid", "`subject.id` is required", 400)
         self._check_context(context)
         for proof in proofs:
             self._check_assertable(app, proof.method)
+        used = None
+        if credential is not None:
+            try:
+                plan = self.policies.active()
+            except NoActiveVersion:
+                raise ServiceError("unavailable.no_version", "no journey version is active",
+                                   503) from None  # fmt: skip
+            reported = context.get("network") if isinstance(context.get("network"), dict) else {}
+            ip = reported.get("ip") if isinstance(reported, dict) else None
+            found, used, verified = self._authn(lambda: self.agents.authenticate(
+                plan, app.name, subject, credential, ip=ip if isinstance(ip, str) else None,
+                now=now,
+            ))  # fmt: skip
+            subject_type, subject_id = found.type, found.id
+            proofs = [*proofs, verified]
+        assert isinstance(subject_id, str)
+        if subject_type == "agent" and delegation is None:
+            raise ServiceError("delegation.required", "an agent's session names the user "
+                               "session it acts for (`delegation.session_id`)", 400)  # fmt: skip
+        if delegation is not None and subject_type != "agent":
+            raise ServiceError("delegation.invalid", "only agents act for a user", 400)
+        delegated = self._authn(lambda: self.agents.delegation(app.id, delegation)) if (
+            delegation is not None) else None  # fmt: skip
+        given_task = self._authn(lambda: self.agents.task(task, now)) if task is not None else None
         known = self.store.get_subject(subject_type, subject_id)
         if known is not None and known.status != "active":
             raise ServiceError("subject.disabled", "the subject is disabled", 403)
@@ -611,10 +709,29 @@ class Runtime:
             handle=new_secret(),
             proofs=tuple(proofs),
             context={k: v for k, v in context.items() if k in _STORED_KEYS},
+            delegation=delegated,
+            task=given_task,
+            credential=used.id if used is not None else None,
+            credential_scopes=used.scopes if used is not None else (),
         )
         self.store.create_session(session)
         reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
         return self.decide(app, action, reported, session_id=session.id, connection=connection)
+
+    def change_task(self, app: App, session_id: str, task: object) -> Outcome:
+        """Give an agent session a new task (or the same one changed): the next decisions
+        follow it. The guard runs at once, as for a context update."""
+        session = self._load_session(app, session_id)
+        if session.status != "active":
+            raise ServiceError("session.not_active", "the session is ended or revoked", 409)
+        if session.delegation is None:
+            raise ServiceError("task.invalid", "only an agent's session has a task", 400)
+        now = self.now()
+        given = self._authn(lambda: self.agents.task(task, now))
+        session = self._change(
+            session, lambda s: msgspec.structs.replace(s, task=given, updated_at=now)
+        )
+        return self.update_context(app, session.id, context={}, signals={})
 
     def _check_context(self, context: Mapping[str, Any]) -> None:
         if "geo" in context:
@@ -653,6 +770,7 @@ class Runtime:
         )
         if revoke_reason:
             self.emit("session-revoked", ended, {"reason": revoke_reason})
+        self.end_dependants(ended, now)
         return ended
 
     def session_aal(self, session: Session) -> int:
@@ -701,7 +819,7 @@ class Runtime:
             plan = self.policies.active()
         except NoActiveVersion:
             return Outcome(decision=_unavailable("", reason="no_version"), session=session)
-        doc = self._facts_document(app.name, reported, session)
+        doc = self._facts_document(app.name, reported, session, now)
         seen = self._observe(self._reported(doc), session, {}, now, connection)
         doc.update(seen.sections())
         facts = Facts.from_document(doc)
@@ -755,7 +873,13 @@ class Runtime:
             )
         session = self._load_session(app, challenge.session_id)
         checked = None
-        if proof is NO_PROOF:
+        approved: StoredProof | None = None
+        if self._is_approval(app, session, method):
+            if proof is not NO_PROOF:
+                raise ServiceError("challenge.proof_malformed", "an approval is verified "
+                                   "without a proof: the person answered it", 400)  # fmt: skip
+            approved = self._authn(lambda: self.approvals.spend(challenge, method, now))
+        elif proof is NO_PROOF:
             self._check_assertable(app, method)
         else:
             checked = self._authn(lambda: self.directory.verify(challenge, session, method, proof))
@@ -786,6 +910,8 @@ class Runtime:
                 aal=verified.aal,
                 amr=verified.amr,
             )
+        elif approved is not None:
+            stored = approved
         else:
             stored = StoredProof(method=method, at=now, asserted_by=app.id)
         posture = checked.posture if checked is not None else None
@@ -814,7 +940,22 @@ class Runtime:
                 session, lambda s: msgspec.structs.replace(s, handle=new_secret())
             )
             self.emit("assurance-level-change", session, {"previous": before, "current": after})
-        return self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
+        outcome = self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
+        if approved is not None:  # a person approved this one request: the proof is spent
+            spent = approved
+            kept = self._change(session, lambda s: msgspec.structs.replace(
+                s, proofs=tuple(p for p in s.proofs if p != spent)))  # fmt: skip
+            outcome = msgspec.structs.replace(outcome, session=kept)
+        return outcome
+
+    def _is_approval(self, app: App, session: Session, method: str) -> bool:
+        """Whether ``method`` is of kind ``approval`` in the session's journey now."""
+        try:
+            journey, _ = self.policies.active().route(app.name, session.subject_type)
+        except NoActiveVersion:
+            return False
+        info = journey.methods.get(method) if journey is not None else None
+        return info is not None and info.kind == "approval"
 
     def start_challenge(self, app: App, challenge_id: str, method: str) -> tuple[Any, Any]:
         """Start a method's ceremony (WebAuthn options, an email code): (public, to send)."""
@@ -853,7 +994,7 @@ class Runtime:
         now: datetime,
     ) -> dict[str | None, Decision]:
         """`recheck` of several actions over one assembly of the session's facts."""
-        doc = self._facts_document(app.name, {}, session)
+        doc = self._facts_document(app.name, {}, session, now)
         seen = self.observer.observe(Reported(), session, now)
         doc.update(seen.sections())
         facts = Facts.from_document(doc)
@@ -890,6 +1031,43 @@ class Runtime:
             started = time.perf_counter_ns()
             self._record(app, decision.action, {}, revoked, decision, {}, started, now)
         self.emit("session-revoked", revoked, {"reason": decision.reason or "revoked"})
+        self.end_dependants(revoked, now)
+
+    def end_dependants(self, session: Session, now: datetime) -> int:
+        """Revoke the agent sessions that act for a user session that just ended or was
+        revoked (their decisions would revoke them anyway: this tells the apps now)."""
+        if session.subject_type != "user" or session.status == "active":
+            return 0
+        count = 0
+        for agent in self.store.delegated_sessions(session.id):
+            decision = Decision(outcome="revoke", reason="delegation_ended",
+                                action=CONTEXT_UPDATE, id=new_id("d"))  # fmt: skip
+            try:
+                revoked = self._change(agent, self._revoking(decision, now))
+            except NotFound:
+                continue
+            self.after_revoke(revoked, decision, now)
+            count += 1
+        return count
+
+    def end_credential_sessions(self, credential: Authenticator, reason: str) -> int:
+        """Revoke the active sessions a credential started (it was removed or rotated out)."""
+        now = self.now()
+        count = 0
+        for session in self.store.list_sessions(
+            subject_id=credential.subject_id, status="active", limit=10_000
+        ):
+            if session.credential != credential.id:
+                continue
+            decision = Decision(outcome="revoke", reason=reason, action=CONTEXT_UPDATE,
+                                id=new_id("d"))  # fmt: skip
+            revoked = self._change(session, self._revoking(decision, now))
+            self.after_revoke(revoked, decision, now)
+            count += 1
+        return count
+
+    def _revoking(self, decision: Decision, now: datetime) -> Callable[[Session], Session]:
+        return lambda s: self.revoked(s, decision, now)
 
     def restand(
         self,
@@ -952,5 +1130,17 @@ class Runtime:
                 ),
             )
             self.emit("session-revoked", revoked, {"reason": reason})
+            self.end_dependants(revoked, now)
             count += 1
         return count
+
+
+def _non_human(session: Session) -> bool:
+    """Whether a session carries what `Agents.refusal` checks (a delegation, a credential, a
+    task, scopes); a person's session does not, and costs nothing more."""
+    return (
+        session.delegation is not None
+        or session.credential is not None
+        or session.task is not None
+        or bool(session.credential_scopes)
+    )

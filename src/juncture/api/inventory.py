@@ -1,0 +1,80 @@
+"""The inventory of non-human identities (`/admin/v1/identities`, admin scope `read`): every
+service and agent with its owner, credentials, sessions, live grants and flags
+(service/inventory.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from juncture.api.auth import authenticate_admin
+from juncture.api.problems import ApiError
+from juncture.api.views import to_json
+from juncture.service.inventory import InventoryError, InventorySettings, identity, inventory
+from juncture.service.runtime import Runtime
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _settings(request: Request) -> InventorySettings:
+    settings = getattr(request.app.state, "inventory", None)
+    return settings if isinstance(settings, InventorySettings) else InventorySettings()
+
+
+def _json(body: Any) -> Response:
+    return Response(to_json(body), media_type="application/json")
+
+
+def _refused(error: InventoryError) -> ApiError:
+    return ApiError(error.status, error.code, error.message)
+
+
+async def list_identities(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    params = request.query_params
+    limit_text = params.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ApiError(400, "request.invalid", "`limit` must be 1 to 1000")
+    runtime.log.flush()  # the last decisions count too
+    try:
+        found, after = inventory(
+            runtime.store,
+            runtime.now(),
+            _settings(request),
+            subject_type=params.get("type"),
+            flag=params.get("flag"),
+            limit=int(limit_text),
+            after=params.get("after"),
+        )
+    except InventoryError as exc:
+        raise _refused(exc) from None
+    return _json({"identities": found, "next": after})
+
+
+async def read_identity(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    runtime.log.flush()
+    try:
+        found = identity(
+            runtime.store,
+            runtime.now(),
+            _settings(request),
+            request.path_params["subject_type"],
+            request.path_params["subject_id"],
+        )
+    except InventoryError as exc:
+        raise _refused(exc) from None
+    return _json(found)
+
+
+ROUTES = [
+    ("/admin/v1/identities", list_identities, ["GET"]),
+    ("/admin/v1/identities/{subject_type}/{subject_id}", read_identity, ["GET"]),
+]
