@@ -40,6 +40,8 @@ methods:
 guard:
   - if: "subject.type == 'agent' && !has(agent.delegated_by)"
     deny: no_delegation
+  - if: "signals.risk_elevated"
+    deny: risk_elevated
 checkpoints:
   login:
     - require: {{any: [agent_key, signed]}}
@@ -59,6 +61,9 @@ checkpoints:
   "tool:open_vault":
     - require: {{any: [agent_key, signed]}}
     - allow: {{scopes: ["vault:read"], ttl: 2s}}
+  "tool:open_archive":
+    - require: {{any: [agent_key, signed]}}
+    - allow: {{scopes: ["archive:read"], ttl: 10m}}
   "tool:read_vault_item":
     - if: "'vault:read' in grants"
       allow: {{}}
@@ -325,6 +330,39 @@ def test_a_grant_reads_as_a_fact_until_it_expires(world: World):
     time.sleep(2.2)  # the grant's ttl is 2 s
     expired = world.tool(agent, "tool:read_vault_item")
     assert expired["decision"] is False and expired["reason"] == "no_grant"
+
+
+def test_the_guard_and_the_sweep_withdraw_grants_that_no_longer_hold(world: World):
+    key = world.key("agent", "bot")["key"]
+    ana = world.user_session("ana")
+    first = world.agent_session(key, ana).json()["session"]["id"]
+    second = world.agent_session(key, ana).json()["session"]["id"]
+    for agent in (first, second):
+        assert world.tool(agent, "tool:open_archive")["decision"] is True
+        assert "tool:open_archive" in world.session(agent)["standing"]
+    # a signal: the guard now denies, and the grant is withdrawn at once
+    flagged = world.app.post(f"/v1/sessions/{first}/signals",
+                             json={"signals": {"risk_elevated": True}})  # fmt: skip
+    assert flagged.status_code == 200, flagged.text
+    assert "tool:open_archive" not in flagged.json()["session"]["standing"]
+    assert "tool:open_archive" in world.session(second)["standing"]  # only that session's
+    # a publish that takes the archive away: the sweep withdraws the other grant too
+    stricter = OPS.replace(
+        """  "tool:open_archive":
+    - require: {any: [agent_key, signed]}
+    - allow: {scopes: ["archive:read"], ttl: 10m}""",
+        """  "tool:open_archive":
+    - deny: archive_closed""",
+    )
+    assert stricter != OPS
+    published = world.admin.post("/admin/v1/versions", json={
+        "files": {"ops.yaml": stricter, "people.yaml": PEOPLE}, "activate": True})  # fmt: skip
+    assert published.status_code == 201, published.text
+    deadline = time.monotonic() + 30
+    while "tool:open_archive" in world.session(second)["standing"]:
+        assert time.monotonic() < deadline, "the sweep did not withdraw the grant"
+        time.sleep(0.1)
+    assert world.session(second)["status"] == "active"
 
 
 # -- approvals ---------------------------------------------------------------------------------

@@ -838,6 +838,13 @@ class Runtime:
         if decision.reason != "guard_passed":
             outcome = self._effects(app, plan, CONTEXT_UPDATE, {}, session, decision, now)
         self._record(app, CONTEXT_UPDATE, {}, outcome.session, decision, doc, started, now)
+        current = outcome.session
+        if current is not None and current.status == "active" and current.standing:
+            # What stands (allows with a ttl, grants, reroutes) is decided again with the new
+            # context: those that no longer hold are withdrawn now, not when they lapse.
+            if self.sweeper.recheck(plan, app, current):
+                fresh = self.store.get_session(current.id)
+                outcome = msgspec.structs.replace(outcome, session=fresh or current)
         return outcome
 
     # -- challenges -------------------------------------------------------------------------
