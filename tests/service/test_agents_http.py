@@ -399,6 +399,27 @@ def test_an_approval_not_answered_in_time_expires(world: World):
     assert refused.status_code == 409 and refused.json()["code"] == "approval.expired"
 
 
+def test_a_question_from_an_agent_whose_session_ended_is_not_answered(world: World):
+    key = world.key("agent", "bot")["key"]
+    ana, ana_phone = world.user_session("ana"), world.user_session("ana")
+    _, _, asked = _ask(world, key, ana)
+    world.app.post(f"/v1/sessions/{ana}/end", json={})  # the agent's session goes with it
+    assert world.approvals(ana_phone) == []
+    late = world.answer(asked["id"], ana_phone, "approve")
+    assert late.status_code == 409 and late.json()["code"] == "approval.expired"
+
+
+def test_a_new_task_cuts_the_grants_of_the_old_one_short(world: World):
+    key = world.key("agent", "bot")["key"]
+    agent = world.agent_session(key, world.user_session("ana")).json()["session"]["id"]
+    assert world.tool(agent, "tool:open_archive")["decision"] is True  # a 10-minute grant
+    changed = world.app.post(f"/v1/sessions/{agent}/task", json={"task": {
+        **PAYMENT_TASK, "id": "t-short", "expires_in": "1m"}})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    state = world.session(agent)
+    assert state["standing"]["tool:open_archive"]["expires_at"] <= state["task"]["expires_at"]
+
+
 def test_another_user_cannot_see_or_answer_the_approval(world: World):
     key = world.key("agent", "bot")["key"]
     ana, bea = world.user_session("ana"), world.user_session("bea")

@@ -196,9 +196,13 @@ class Approvals:
         found = self.store.list_approvals(
             session.subject_id, status=status or "pending", limit=100
         )
-        if status is None:
-            return [a for a in found if a.expires_at > now]
+        if status is None:  # live questions only: not expired, the agent still there
+            return [a for a in found if a.expires_at > now and self._agent_live(a)]
         return list(found)
+
+    def _agent_live(self, approval: Approval) -> bool:
+        agent = self.store.get_session(approval.session_id)
+        return agent is not None and agent.status == "active"
 
     def get_for(self, app: App, session_id: str, approval_id: str) -> Approval:
         return self._addressed(self._user_session(app, session_id), approval_id)
@@ -252,12 +256,13 @@ class Approvals:
                              409) from None  # fmt: skip
         return outcome, stored
 
-    @staticmethod
-    def _answerable(approval: Approval, now: datetime) -> None:
+    def _answerable(self, approval: Approval, now: datetime) -> None:
         if approval.status != "pending":
             raise AuthnError("approval.answered", "the approval was answered already", 409)
         if now >= approval.expires_at:
             raise AuthnError("approval.expired", "the approval expired", 409)
+        if not self._agent_live(approval):
+            raise AuthnError("approval.expired", "the agent's session has ended", 409)
 
     # -- the built-in rule ---------------------------------------------------------------------
     @staticmethod

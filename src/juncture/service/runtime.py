@@ -728,9 +728,20 @@ class Runtime:
             raise ServiceError("task.invalid", "only an agent's session has a task", 400)
         now = self.now()
         given = self._authn(lambda: self.agents.task(task, now))
-        session = self._change(
-            session, lambda s: msgspec.structs.replace(s, task=given, updated_at=now)
-        )
+
+        def retask(s: Session) -> Session:
+            # What the old task granted never outlives the new one.
+            standing = {
+                action: msgspec.structs.replace(
+                    stood, expires_at=min(stood.expires_at, given.expires_at)
+                )
+                if stood.expires_at is not None
+                else stood
+                for action, stood in s.standing.items()
+            }
+            return msgspec.structs.replace(s, task=given, standing=standing, updated_at=now)
+
+        session = self._change(session, retask)
         return self.update_context(app, session.id, context={}, signals={})
 
     def _check_context(self, context: Mapping[str, Any]) -> None:
