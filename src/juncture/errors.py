@@ -122,6 +122,7 @@ CODES: dict[str, str] = {
     "credential.not_for_users": "API keys and client assertions are for services and agents",
     "credential.not_rotatable": "only API keys are rotated",
     "credential.expired": "the credential has expired already",
+    "credential.busy": "the credential kept changing concurrently; try again",
     "credential.invalid_keys": "assertion keys refused: private, symmetric or weak, bad kid or alg",
     "delegation.required": "an agent's session names the user session it acts for",
     "delegation.invalid": "the delegating session is not a live user session of this app",

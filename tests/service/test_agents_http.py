@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -527,6 +528,27 @@ def test_a_client_assertion_is_accepted_once(world: World):
     fresh = world.app.post("/v1/sessions", json={"subject": subject, "credential": {
         "client_assertion": signer.assertion("ledger")}})  # fmt: skip
     assert fresh.status_code == 201, fresh.text
+
+
+def test_racing_client_assertions_each_jti_once_and_distinct_ones_all(world: World):
+    world.nhi("service", "ledger", owner="team:finance")
+    signer = Signer()
+    world.admin.post("/admin/v1/subjects/ledger/assertion-keys", params={"type": "service"},
+                     json={"jwks": {"keys": [signer.jwk()]}})  # fmt: skip
+    subject = {"type": "service", "id": "ledger"}
+
+    def start(assertion: str) -> int:
+        with httpx.Client(base_url=world.server.url, timeout=10,
+                          headers=world.app.headers) as client:  # fmt: skip
+            body = {"subject": subject, "credential": {"client_assertion": assertion}}
+            return client.post("/v1/sessions", json=body).status_code
+
+    same = signer.assertion("ledger", jti="raced")
+    with ThreadPoolExecutor(8) as pool:
+        replayed = list(pool.map(start, [same] * 8))
+        distinct = list(pool.map(start, [signer.assertion("ledger") for _ in range(8)]))
+    assert sorted(replayed) == [201] + [401] * 7
+    assert distinct == [201] * 8
 
 
 @pytest.mark.parametrize(

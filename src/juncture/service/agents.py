@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -97,8 +98,10 @@ def _credential_refused() -> AuthnError:
     return AuthnError("credential.invalid", "the credential was not accepted", 401)
 
 
+@lru_cache(maxsize=16_384)
 def _when(at: datetime) -> str:
-    """A time as facts carry it (RFC 3339, UTC, ``Z``): what `timestamp()` reads."""
+    """A time as facts carry it (RFC 3339, UTC, ``Z``): what `timestamp()` reads. Cached: a
+    session's grants are read at every one of its decisions, with the same times."""
     return at.isoformat().replace("+00:00", "Z")
 
 
@@ -134,20 +137,23 @@ def grant_facts(session: Session, now: datetime) -> dict[str, Any]:
     """The session's live grants by scope: each allow with a ttl and scopes not yet expired
     (the longest-lived one when several checkpoints grant a scope)."""
     grants: dict[str, Any] = {}
-    for checkpoint, standing in sorted(session.standing.items()):
-        if standing.outcome != "allow" or not standing.scopes:
+    until: dict[str, datetime] = {}
+    for checkpoint, standing in session.standing.items():
+        expires_at = standing.expires_at
+        if standing.outcome != "allow" or not standing.scopes or expires_at is None:
             continue
-        if standing.expires_at is None or standing.expires_at <= now:
+        if expires_at <= now:
             continue
         for scope in standing.scopes:
-            kept = grants.get(scope)
-            if kept is not None and kept["expires_at"] >= _when(standing.expires_at):
+            kept = until.get(scope)
+            if kept is not None and kept >= expires_at:  # the longest-lived one stays
                 continue
+            until[scope] = expires_at
             grants[scope] = {
                 "scope": scope,
                 "checkpoint": checkpoint,
                 "granted_at": _when(standing.decided_at),
-                "expires_at": _when(standing.expires_at),
+                "expires_at": _when(expires_at),
                 "decision": standing.decision,
             }
     return grants
@@ -382,44 +388,61 @@ class Agents:
         known = self.store.get_subject(subject_type, subject_id)
         if known is None:
             raise _credential_refused()
-        if known.status != "active":
-            raise _error("subject.disabled", "the subject is disabled", 403)
         journey, _ = plan.route(app_name, subject_type)
         if journey is None:
             raise _error("journey.not_found", "no journey governs this app and subject type", 400)
         name = self._method_name(journey, kind, credential.method)
         method = self.runtime.directory.methods.get(plan, journey, name)
-        live = [a for a in candidates if a.expires_at is None or a.expires_at > now]
-        if not live:
-            raise _credential_refused()
-        for authenticator in live:
+        for authenticator in candidates:
+            if authenticator.expires_at is not None and authenticator.expires_at <= now:
+                continue
+            stored = self._use(method, authenticator, proof, subject_id, ip=ip, now=now)
+            if stored is None:
+                continue
+            used, verified = stored
+            # Said only to a caller that proved the credential: nothing to learn otherwise.
+            if known.status != "active":
+                raise _error("subject.disabled", "the subject is disabled", 403)
+            return known, used, StoredProof(
+                method=name, at=now, kind=verified.kind, aal=verified.aal, amr=verified.amr
+            )
+        raise _credential_refused()
+
+    def _use(
+        self,
+        method: Any,
+        authenticator: Authenticator,
+        proof: object,
+        subject_id: str,
+        *,
+        ip: str | None,
+        now: datetime,
+    ) -> tuple[Authenticator, Any] | None:
+        """Verify ``proof`` against one credential and write its use (and its new record: a
+        spent jti) at the revision read; a lost race reads it again and verifies again, so a
+        replay racing its original is caught. None when it does not verify."""
+        current: Authenticator | None = authenticator
+        for _ in range(5):
+            if current is None:
+                return None
             try:
-                record = decode_record(authenticator)
+                record = decode_record(current)
                 result = method.verify(record, proof, now=now, context=Context(subject=subject_id))
             except MethodError:
                 raise _credential_refused() from None
             if not result.ok or result.proof is None:
-                continue
+                return None
+            new_record = encode_record(result.record) if result.record is not None else None
             used = msgspec.structs.replace(
-                authenticator,
-                record=encode_record(result.record) if result.record is not None
-                else authenticator.record,
-                last_used_at=now,
-                last_used_from=ip,
-            )  # fmt: skip
-            try:  # the record at the revision read: a jti is spent once, whoever races
-                stored = self.store.update_authenticator(
-                    used, expected_revision=authenticator.revision
-                )
-            except ConflictError:
-                if result.record is not None:
-                    raise _credential_refused() from None
-                stored = used  # only the last use lost a race: the key itself is good
-            verified = result.proof
-            return known, stored, StoredProof(
-                method=name, at=now, kind=verified.kind, aal=verified.aal, amr=verified.amr
+                current, record=new_record or current.record, last_used_at=now, last_used_from=ip
             )
-        raise _credential_refused()
+            try:
+                return self.store.update_authenticator(
+                    used, expected_revision=current.revision
+                ), result.proof
+            except ConflictError:
+                current = self.store.get_authenticator(current.id)
+        raise _error("credential.busy", "the credential kept changing; try again", 409)
 
     @staticmethod
     def _method_name(journey: JourneyPlan, kind: str, wanted: str | None) -> str:
