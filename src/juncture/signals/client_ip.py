@@ -47,12 +47,13 @@ def canonical(address: IPAddress) -> IPAddress:
     return address
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """A bare IPv4 or IPv6 address (surrounding spaces allowed), canonical; None otherwise.
 
     Zone identifiers (``fe80::1%eth0``) are refused: they name an interface of the sender.
-    The parse is cached (`parse_ip_text`, bounded): the same proxies and clients come again
-    and again.
+    Cached (bounded): the same proxies and clients come again and again; a miss parses
+    through the shared cache of `parse_ip_text` (the facts read the same address).
     """
     text = text.strip()
     if not text or len(text) > MAX_ADDRESS_CHARS or "%" in text:
