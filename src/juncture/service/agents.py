@@ -133,9 +133,28 @@ def agent_facts(session: Session) -> dict[str, Any] | None:
     return out
 
 
+#: A session's standing outcomes -> (its grants, the first of their expiries): grants change
+#: only with what stands, or when one of them lapses, and are read at every decision.
+_GRANTS: dict[tuple[Any, ...], tuple[dict[str, Any], datetime | None]] = {}
+_GRANTS_MAX = 8192
+
+
 def grant_facts(session: Session, now: datetime) -> dict[str, Any]:
     """The session's live grants by scope: each allow with a ttl and scopes not yet expired
-    (the longest-lived one when several checkpoints grant a scope)."""
+    (the longest-lived one when several checkpoints grant a scope). Read only: the map may
+    be shared with the session's next decisions."""
+    key = tuple(session.standing.items())
+    cached = _GRANTS.get(key)
+    if cached is not None and (cached[1] is None or now < cached[1]):
+        return cached[0]
+    grants, first = _live_grants(session, now)
+    if len(_GRANTS) >= _GRANTS_MAX:
+        _GRANTS.clear()
+    _GRANTS[key] = (grants, first)
+    return grants
+
+
+def _live_grants(session: Session, now: datetime) -> tuple[dict[str, Any], datetime | None]:
     grants: dict[str, Any] = {}
     until: dict[str, datetime] = {}
     for checkpoint, standing in session.standing.items():
@@ -156,7 +175,7 @@ def grant_facts(session: Session, now: datetime) -> dict[str, Any]:
                 "expires_at": _when(expires_at),
                 "decision": standing.decision,
             }
-    return grants
+    return grants, min(until.values(), default=None)
 
 
 def in_scope(patterns: tuple[str, ...], action: str) -> bool:
