@@ -33,12 +33,11 @@ def publish(runtime: Runtime, text: str) -> str:
     return version
 
 
-def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Path):
-    db = tmp_path / "j.db"
-    runtime = open_runtime(db)
-    publish(runtime, V1)
-    runtime.store.put_app(APP)
-    for i in range(7):  # every other one off the corporate network
+def dashboard_sessions(runtime: Runtime, count: int) -> list[str]:
+    """Sessions that hold a standing dashboard allow, every other one off the corporate
+    network (those lose it under V2); their ids."""
+    ids = []
+    for i in range(count):
         ip = "10.1.1.1" if i % 2 else "198.51.100.1"
         outcome = runtime.start_session(
             APP,
@@ -49,6 +48,16 @@ def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Pat
         assert outcome.session is not None
         decided = runtime.decide(APP, "dashboard", {}, session_id=outcome.session.id)
         assert decided.decision.outcome == "allow"
+        ids.append(outcome.session.id)
+    return ids
+
+
+def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Path):
+    db = tmp_path / "j.db"
+    runtime = open_runtime(db)
+    publish(runtime, V1)
+    runtime.store.put_app(APP)
+    dashboard_sessions(runtime, 7)
     publish(runtime, V2)
     told: list[str] = []
 
@@ -137,20 +146,7 @@ def test_a_corrupt_stored_session_is_logged_and_passed_over_not_retried_forever(
     try:
         publish(runtime, V1)
         runtime.store.put_app(APP)
-        ids = []
-        for i in range(7):  # every other one off the corporate network
-            ip = "10.1.1.1" if i % 2 else "198.51.100.1"
-            outcome = runtime.start_session(
-                APP,
-                {"id": f"user{i}"},
-                {"network": {"ip": ip}},
-                [StoredProof(method="password", at=NOW, asserted_by=APP.id)],
-            )
-            assert outcome.session is not None
-            decided = runtime.decide(APP, "dashboard", {}, session_id=outcome.session.id)
-            assert decided.decision.outcome == "allow"
-            ids.append(outcome.session.id)
-        ids.sort()
+        ids = sorted(dashboard_sessions(runtime, 7))
         # the last of the first batch of three, and the very last: both bodies garbage
         broken = {ids[2], ids[6]}
         with closing(sqlite3.connect(db)) as conn, conn:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from juncture.api.archive import ARCHIVE_TYPES, read_archive
 from juncture.api.auth import authenticate_admin
-from juncture.api.problems import ApiError, convert, json_body, raw_body
+from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
 from juncture.api.views import app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
@@ -240,9 +240,7 @@ async def query_decisions(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     params = request.query_params
-    limit_text = params.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ApiError(400, "request.invalid", "`limit` must be 1 to 1000")
+    limit = page_limit(request)
     query = DecisionQuery(
         app=params.get("app"),
         subject_id=params.get("subject_id"),
@@ -251,7 +249,7 @@ async def query_decisions(request: Request) -> Response:
         outcome=params.get("outcome"),
         since=_time(params.get("since"), "since"),
         until=_time(params.get("until"), "until"),
-        limit=int(limit_text),
+        limit=limit,
         before=params.get("before"),
     )
     runtime.log.flush()

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from juncture.api.auth import authenticate_admin
-from juncture.api.problems import ApiError
+from juncture.api.problems import ApiError, page_limit
 from juncture.api.views import to_json
 from juncture.service.inventory import InventoryError, InventorySettings, identity, inventory
 from juncture.service.runtime import Runtime
@@ -38,9 +38,7 @@ async def list_identities(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     params = request.query_params
-    limit_text = params.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ApiError(400, "request.invalid", "`limit` must be 1 to 1000")
+    limit = page_limit(request)
     runtime.log.flush()  # the last decisions count too
     try:
         found, after = inventory(
@@ -49,7 +47,7 @@ async def list_identities(request: Request) -> Response:
             _settings(request),
             subject_type=params.get("type"),
             flag=params.get("flag"),
-            limit=int(limit_text),
+            limit=limit,
             after=params.get("after"),
         )
     except InventoryError as exc:

@@ -55,6 +55,14 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
     )
 
 
+def page_limit(request: Request, default: int = 100, most: int = 1000) -> int:
+    """The ``limit`` query parameter of a listing: 1 to ``most``. Raises ApiError."""
+    text = request.query_params.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ApiError(400, "request.invalid", f"`limit` must be 1 to {most}")
+    return int(text)
+
+
 def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether JSON ``data`` nests deeper than ``limit`` (cheap when it has few brackets)."""
     if data.count(b"[") + data.count(b"{") <= limit:
