@@ -49,6 +49,18 @@ def test_a_bad_relative_duration_is_facts_invalid():
     assert "5 minutes" in info.value.message
 
 
+@pytest.mark.parametrize("document", [
+    {"session": {"proofs": [{"method": "totp", "at": ""}]}},
+    {"session": {"started_at": ""}},
+    {"app": {"at": ""}},  # found by the property tests: an empty time is no relative time
+])  # fmt: skip
+def test_an_empty_time_is_facts_invalid_or_left_alone_never_a_crash(document: dict):
+    try:
+        Facts.from_document(document, NOW)
+    except FactsError as error:
+        assert error.code == "facts.invalid"
+
+
 def test_relative_times_resolve_against_now():
     doc = {
         "session": {
