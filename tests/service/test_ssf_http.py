@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -458,3 +460,28 @@ def test_a_step_up_that_raises_the_aal_is_told_as_assurance_level_change(world: 
     assert event_type == CAEP + "assurance-level-change"
     assert (payload["namespace"], payload["current_level"]) == ("NIST-AAL", "nist-aal1")
     assert claims_sent["sub_id"]["session"]["id"] == started.json()["session"]["id"]
+
+
+def test_an_event_that_could_not_be_applied_is_answered_503_and_applied_when_sent_again(
+    world: World,
+):
+    first, second = world.session(), world.session()
+    # The store fails on cue: one of the sessions the event reaches cannot be read.
+    with closing(sqlite3.connect(world.server.db)) as conn, conn:
+        (body,) = conn.execute("SELECT body FROM sessions WHERE id = ?", (second,)).fetchone()
+        conn.execute("UPDATE sessions SET body = ? WHERE id = ?", (b"{broken", second))
+    token = sign_rs256(HEADER, claims("session-revoked", {}, user()))
+    failed = world.push(token)
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["err"] == "temporarily_unavailable"
+    assert world.ask(first)["outcome"] == "allow"  # nothing applied, nothing half-done
+    with closing(sqlite3.connect(world.server.db)) as conn, conn:
+        conn.execute("UPDATE sessions SET body = ? WHERE id = ?", (body, second))
+    # the transmitter sends the same SET again: now it is applied, once
+    assert world.push(token).status_code == 202
+    for session in (first, second):
+        read = world.app.get(f"/v1/sessions/{session}").json()
+        assert read["status"] == "revoked"
+        assert [e["result"] for e in read["events"]] == ["applied"]
+    assert world.push(token).status_code == 202  # a third time: acknowledged, not applied
+    assert len(world.app.get(f"/v1/sessions/{first}").json()["events"]) == 1
