@@ -485,3 +485,15 @@ def test_an_event_that_could_not_be_applied_is_answered_503_and_applied_when_sen
         assert [e["result"] for e in read["events"]] == ["applied"]
     assert world.push(token).status_code == 202  # a third time: acknowledged, not applied
     assert len(world.app.get(f"/v1/sessions/{first}").json()["events"]) == 1
+
+
+def test_an_event_about_an_email_address_reaches_every_session_carrying_it(world: World):
+    known = world.session("u-1", email="Ana@Example.com")  # an id that is not the address
+    also = world.session("ana@example.com")
+    other = world.session("u-2", email="bo@example.com")
+    subject = {"format": "email", "email": "ana@example.com"}
+    token = sign_rs256(HEADER, claims("session-revoked", {}, subject))
+    assert world.push(token).status_code == 202
+    for session in (known, also):
+        assert world.app.get(f"/v1/sessions/{session}").json()["status"] == "revoked"
+    assert world.app.get(f"/v1/sessions/{other}").json()["status"] == "active"

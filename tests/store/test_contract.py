@@ -1891,3 +1891,15 @@ def test_count_decisions_counts_a_subjects_decisions_since_a_time(store: Store):
     assert store.count_decisions(subject, since=at(0)) == total
     assert store.count_decisions(subject, since=at(1000)) == 0
     assert store.count_decisions("nobody", since=at(0)) == 0
+
+
+def test_sessions_by_email_finds_the_active_sessions_carrying_an_address(store: Store):
+    store.create_session(make_session(1, subject_properties={"email": "Ana@Example.com"}))
+    store.create_session(make_session(2, subject_properties={"email": "ana@example.com"}))
+    store.create_session(make_session(3, subject_properties={"email": "ana@example.com"},
+                                      status="revoked"))  # fmt: skip
+    store.create_session(make_session(4, subject_properties={"email": 7}))
+    store.create_session(make_session(5, subject_properties={}))
+    assert [s.id for s in store.sessions_by_email("ANA@example.com")] == ["s1", "s2"]
+    assert [s.id for s in store.sessions_by_email("ana@example.com", limit=1)] == ["s1"]
+    assert store.sessions_by_email("bo@example.com") == []

@@ -232,10 +232,9 @@ class Receiver:
                     subject_id=user, status="active", limit=MAX_MATCHED
                 ):
                     candidates[session.id] = session
-            if emails:  # a subject known by another id whose properties carry the address
-                for session in self.store.list_sessions(status="active", limit=MAX_MATCHED):
-                    if str(session.subject_properties.get("email", "")).lower() in emails:
-                        candidates[session.id] = session
+            for email in emails:  # a subject known by another id whose properties carry it
+                for session in self.store.sessions_by_email(email, limit=MAX_MATCHED):
+                    candidates[session.id] = session
         out = []
         for session in candidates.values():
             if session.status != "active":

@@ -77,6 +77,10 @@ class SessionStore(Protocol):
 
     def count_active_sessions(self) -> int: ...
 
+    def sessions_by_email(self, email: str, *, limit: int = 10_000) -> list[Session]:
+        """The active sessions whose ``subject_properties.email`` is this address, compared
+        without case (set when each started), by id."""
+
     def delegated_sessions(self, session_id: str) -> list[Session]:
         """The active sessions whose `delegation` names this session (set at their start)."""
 

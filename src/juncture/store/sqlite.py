@@ -263,6 +263,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX approvals_user ON approvals (user_id, created_at, id)",
     ),
+    (
+        # The address a session's subject properties carry (lowercased, set at its start):
+        # events about an email address find every session it names, however many there are.
+        "ALTER TABLE sessions ADD COLUMN email TEXT",
+        "UPDATE sessions SET email = lower(json_extract(CAST(body AS TEXT),"
+        " '$.subject_properties.email')) WHERE json_valid(CAST(body AS TEXT))"
+        " AND json_type(CAST(body AS TEXT), '$.subject_properties.email') = 'text'",
+        "CREATE INDEX sessions_email ON sessions (email, id) WHERE email IS NOT NULL",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -464,12 +473,13 @@ class SqliteStore:
     def create_session(self, session: Session) -> None:
         """Insert a new session. Raises ConflictError when its id or handle is taken."""
         parent = session.delegation.session_id if session.delegation is not None else None
+        email = session.subject_properties.get("email")
         row = (session.id, session.handle, session.app, session.subject_id, session.status,
                _micros(session.started_at), session.revision, parent,
-               _encode(session))  # fmt: skip
+               email.lower() if isinstance(email, str) else None, _encode(session))  # fmt: skip
         with self._transaction() as conn:
             conn.execute("INSERT INTO sessions (id, handle, app, subject_id, status, started_at,"
-                         " revision, parent, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         " revision, parent, email, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          row)  # fmt: skip
 
     def get_session(self, session_id: str) -> Session | None:
@@ -558,6 +568,12 @@ class SqliteStore:
     def count_active_sessions(self) -> int:
         count: int = self._one("SELECT count(*) FROM sessions WHERE status = 'active'", ())[0]
         return count
+
+    def sessions_by_email(self, email: str, *, limit: int = 10_000) -> list[Session]:
+        """The active sessions whose subject properties carry this address (any case)."""
+        rows = self._all("SELECT body FROM sessions WHERE email = ? AND status = 'active'"
+                         " ORDER BY id LIMIT ?", (email.lower(), max(limit, 0)))  # fmt: skip
+        return [_decode(Session, body) for (body,) in rows]
 
     def delegated_sessions(self, session_id: str) -> list[Session]:
         """The active sessions that act for this one (agents its user delegated to)."""
