@@ -213,6 +213,7 @@ class Runtime:
         self.policies = PolicyRegistry(store, now)
         self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
         self.stats: dict[tuple[str, str], int] = {}
+        self._plan_reads: dict[str, frozenset[str]] = {}
 
     def close(self) -> None:
         if self.sweep_worker is not None:
@@ -234,7 +235,10 @@ class Runtime:
         request: Mapping[str, Any],
         session: Session | None,
         now: datetime | None = None,
+        plan: Plan | None = None,
     ) -> dict[str, Any]:
+        """The facts of a request bound to a session (before observation). ``plan``: the
+        version deciding, when known; facts none of its journeys reads are not built."""
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
         if app_name is not None:
             doc["app"] = app_name
@@ -269,11 +273,22 @@ class Runtime:
             given = doc.get("agent")
             doc["agent"] = {**(given if isinstance(given, dict) else {}), **agent}
         # A session's grants are known: none is an empty map, not a missing fact.
-        grants = grant_facts(session, now or self.now()) if session.standing else {}
-        given = doc.get("grants")
-        if grants or given is None:
-            doc["grants"] = {**(given if isinstance(given, dict) else {}), **grants}
+        if plan is None or "grants" in self._reads(plan):
+            grants = grant_facts(session, now or self.now()) if session.standing else {}
+            given = doc.get("grants")
+            if grants or given is None:
+                doc["grants"] = {**(given if isinstance(given, dict) else {}), **grants}
         return doc
+
+    def _reads(self, plan: Plan) -> frozenset[str]:
+        """The variables some journey of a version reads."""
+        found = self._plan_reads.get(plan.version)
+        if found is None:
+            found = frozenset().union(*(j.reads for j in plan.journeys.values()))
+            if len(self._plan_reads) > 16:
+                self._plan_reads.clear()
+            self._plan_reads[plan.version] = found
+        return found
 
     def _load_session(self, app: App, session_id: str) -> Session:
         session = self.store.get_session(session_id)
@@ -336,7 +351,7 @@ class Runtime:
                 "the request's subject is not the session's subject",
                 403,
             )
-        doc = self._facts_document(app.name, request, session, now)
+        doc = self._facts_document(app.name, request, session, now, plan)
         reported = self._reported(doc)
         try:
             seen = self._observe(reported, session, subject, now, connection)
@@ -790,7 +805,7 @@ class Runtime:
             plan = self.policies.active()
         except NoActiveVersion:
             return 0
-        facts = Facts.from_document(self._facts_document(None, {}, session))
+        facts = Facts.from_document(self._facts_document(None, {}, session, plan=plan))
         best = 0
         for journey in plan.journeys.values():
             best = max(best, session_view(journey, facts, self.now())["aal"])
@@ -830,7 +845,7 @@ class Runtime:
             plan = self.policies.active()
         except NoActiveVersion:
             return Outcome(decision=_unavailable("", reason="no_version"), session=session)
-        doc = self._facts_document(app.name, reported, session, now)
+        doc = self._facts_document(app.name, reported, session, now, plan)
         seen = self._observe(self._reported(doc), session, {}, now, connection)
         doc.update(seen.sections())
         facts = Facts.from_document(doc)
@@ -1012,7 +1027,7 @@ class Runtime:
         now: datetime,
     ) -> dict[str | None, Decision]:
         """`recheck` of several actions over one assembly of the session's facts."""
-        doc = self._facts_document(app.name, {}, session, now)
+        doc = self._facts_document(app.name, {}, session, now, plan)
         seen = self.observer.observe(Reported(), session, now)
         doc.update(seen.sections())
         facts = Facts.from_document(doc)
