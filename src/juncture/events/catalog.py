@@ -77,6 +77,7 @@ by `validate` before it is returned.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -559,10 +560,9 @@ def event_time(event: SecurityEvent) -> datetime:
     stamp = event.payload.get("event_timestamp")
     if _is_number(stamp):
         assert isinstance(stamp, int | float)
-        try:
+        # A stamp no date can hold is ignored: the SET's own times stand.
+        with contextlib.suppress(OverflowError, OSError, ValueError):
             found = datetime.fromtimestamp(stamp, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
     return min(found, event.iat)
 
 

@@ -24,6 +24,7 @@ and the log: dropping a `known_bad` list because of a typo would only let more t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -215,10 +216,8 @@ class _Checker:
     def cidr(self, node: Located) -> str | None:
         value = node.value
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # not a CIDR: reported below
                 return str(parse_network(value))
-            except ValueError:
-                pass
         self.error(node, f"`{value}` is not a valid IPv4 or IPv6 CIDR", "policy.schema.cidr")
         return None
 
