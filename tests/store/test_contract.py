@@ -1903,3 +1903,16 @@ def test_sessions_by_email_finds_the_active_sessions_carrying_an_address(store: 
     assert [s.id for s in store.sessions_by_email("ANA@example.com")] == ["s1", "s2"]
     assert [s.id for s in store.sessions_by_email("ana@example.com", limit=1)] == ["s1"]
     assert store.sessions_by_email("bo@example.com") == []
+
+
+def test_purging_the_decision_log_drops_approvals_a_day_older_than_it(store: Store):
+    day = 86_400
+    store.put_approval(make_approval(1, created_at=at(0), expires_at=at(300)),
+                       expected_revision=0)  # fmt: skip
+    store.put_approval(make_approval(2, created_at=at(day + 10), expires_at=at(day + 300)),
+                       expected_revision=0)  # fmt: skip
+    store.purge_before(at(day + 5))  # the first was made more than a day before: gone
+    assert store.get_approval("ap1") is None
+    assert store.get_approval("ap2") is not None
+    store.purge_before(at(day + 11))  # the second, less than a day before: kept
+    assert store.get_approval("ap2") is not None

@@ -131,7 +131,8 @@ class DecisionLog(Protocol):
     def get_decision(self, decision_id: str) -> DecisionRecord | None: ...
 
     def purge_before(self, at: datetime) -> int:
-        """Delete records strictly older than ``at`` (retention); returns how many."""
+        """Delete decision records strictly older than ``at`` (retention), and approvals made
+        more than a day before it; returns how many decision records."""
 
 
 class AppStore(Protocol):

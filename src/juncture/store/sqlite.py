@@ -284,6 +284,8 @@ _UPDATE_SESSION = (
     " revision = ?, body = ? WHERE id = ? AND revision = ?"
 )
 _MICROSECOND = timedelta(microseconds=1)
+#: How much longer than decision records approvals are kept (the longest one may wait).
+_APPROVALS_OUTLIVE = timedelta(days=1)
 
 
 def _micros(at: datetime) -> int:
@@ -700,10 +702,14 @@ class SqliteStore:
         return None if row is None else _decode(DecisionRecord, row[0])
 
     def purge_before(self, at: datetime) -> int:
-        """Delete the records strictly older than ``at``; returns how many."""
+        """Delete the decision records strictly older than ``at``; returns how many. Approvals
+        made more than a day before ``at`` go too (none waits that long: they are records of
+        answers by then)."""
         when = _micros(at)
         with self._transaction() as conn:
             deleted: int = conn.execute("DELETE FROM decisions WHERE at < ?", (when,)).rowcount
+            conn.execute("DELETE FROM approvals WHERE created_at < ?",
+                         (_micros(at - _APPROVALS_OUTLIVE),))  # fmt: skip
         return deleted
 
     # -- apps and admins ------------------------------------------------------------------
