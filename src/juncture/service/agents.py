@@ -485,10 +485,7 @@ class Agents:
     def delegation(self, app_id: str, session_id: object) -> Delegation:
         """The delegation to a user's live session of the same app. Raises AuthnError."""
         user = self.store.get_session(session_id) if isinstance(session_id, str) else None
-        if user is None or user.app != app_id or user.subject_type != "user":
-            raise _error("delegation.invalid", "the delegating session is not a live user "
-                         "session of this app", 403)  # fmt: skip
-        if user.status != "active":
+        if user is None or (user.app, user.subject_type, user.status) != (app_id, "user", "active"):
             raise _error("delegation.invalid", "the delegating session is not a live user "
                          "session of this app", 403)  # fmt: skip
         return Delegation(subject_id=user.subject_id, session_id=user.id)

@@ -9,6 +9,7 @@ publish are committed before they are acknowledged; the decision log is written 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -407,11 +408,9 @@ class Runtime:
         reason, ends = refused
         decision = Decision(outcome="revoke" if ends else "deny", reason=reason, action=action,
                             version=plan.version, id=decision_id)  # fmt: skip
-        if ends:
-            session = self._change(session, lambda s: self.revoked(s, decision, now))
-            self.emit("session-revoked", session, {"reason": reason})
-        self._record(app, action, request, session, decision, {}, started, now)
-        return Outcome(decision=decision, session=session)
+        outcome = self._effects(app, plan, action, request, session, decision, now)
+        self._record(app, action, request, outcome.session, decision, {}, started, now)
+        return outcome
 
     @staticmethod
     def _built_in_checkpoint(
@@ -535,8 +534,9 @@ class Runtime:
             waits = CHALLENGE_TTL
             if session.delegation is not None:  # an agent's: a person may have to answer it
                 journey, _ = plan.route(app.name, session.subject_type)
-                asked = approval_methods(journey, step_up.methods) if journey is not None else []
-                waits = max([CHALLENGE_TTL, *(approval_ttl(journey, m) for m in asked)])  # type: ignore[arg-type]
+            if journey is not None:
+                for method in approval_methods(journey, step_up.methods):
+                    waits = max(waits, approval_ttl(journey, method))
             challenge = Challenge(
                 id=new_id("ch"),
                 session_id=session.id,
@@ -693,8 +693,8 @@ class Runtime:
             except NoActiveVersion:
                 raise ServiceError("unavailable.no_version", "no journey version is active",
                                    503) from None  # fmt: skip
-            reported = context.get("network") if isinstance(context.get("network"), dict) else {}
-            ip = reported.get("ip") if isinstance(reported, dict) else None
+            network = context.get("network")
+            ip = network.get("ip") if isinstance(network, dict) else None
             found, used, verified = self._authn(lambda: self.agents.authenticate(
                 plan, app.name, subject, credential, ip=ip if isinstance(ip, str) else None,
                 now=now,
@@ -1073,14 +1073,9 @@ class Runtime:
             return 0
         count = 0
         for agent in self.store.delegated_sessions(session.id):
-            decision = Decision(outcome="revoke", reason="delegation_ended",
-                                action=CONTEXT_UPDATE, id=new_id("d"))  # fmt: skip
-            try:
-                revoked = self._change(agent, self._revoking(decision, now))
-            except NotFound:
-                continue
-            self.after_revoke(revoked, decision, now)
-            count += 1
+            with contextlib.suppress(NotFound):  # gone meanwhile: nothing left to end
+                self.revoke(agent, _ended("delegation_ended"), now)
+                count += 1
         return count
 
     def end_credential_sessions(self, credential: Authenticator, reason: str) -> int:
@@ -1090,17 +1085,10 @@ class Runtime:
         for session in self.store.list_sessions(
             subject_id=credential.subject_id, status="active", limit=10_000
         ):
-            if session.credential != credential.id:
-                continue
-            decision = Decision(outcome="revoke", reason=reason, action=CONTEXT_UPDATE,
-                                id=new_id("d"))  # fmt: skip
-            revoked = self._change(session, self._revoking(decision, now))
-            self.after_revoke(revoked, decision, now)
-            count += 1
+            if session.credential == credential.id:
+                self.revoke(session, _ended(reason), now)
+                count += 1
         return count
-
-    def _revoking(self, decision: Decision, now: datetime) -> Callable[[Session], Session]:
-        return lambda s: self.revoked(s, decision, now)
 
     def restand(
         self,
@@ -1177,3 +1165,8 @@ def _non_human(session: Session) -> bool:
         or session.task is not None
         or bool(session.credential_scopes)
     )
+
+
+def _ended(reason: str) -> Decision:
+    """The revocation of a session whose ground went away outside a request (logged)."""
+    return Decision(outcome="revoke", reason=reason, action=CONTEXT_UPDATE, id=new_id("d"))
