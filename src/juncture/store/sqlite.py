@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -501,12 +501,7 @@ class SqliteStore:
         with self._transaction() as conn:
             changed = conn.execute(_UPDATE_SESSION, row).rowcount
             if not changed:
-                found = conn.execute("SELECT revision FROM sessions WHERE id = ?",
-                                     (session.id,)).fetchone()  # fmt: skip
-                if found is None:
-                    raise NotFound(f"no session `{session.id}`")
-                raise ConflictError(f"session `{session.id}` is at revision {found[0]}, "
-                                    f"not {expected_revision}")  # fmt: skip
+                _missed(conn, "sessions", "session", session.id, expected_revision)
         return stored
 
     def update_sessions(self, sessions: Sequence[Session]) -> list[Session]:
@@ -933,12 +928,7 @@ class SqliteStore:
                 " lookup = ?, revision = ?, body = ? WHERE id = ? AND revision = ?", row,
             ).rowcount  # fmt: skip
             if not changed:
-                found = conn.execute("SELECT revision FROM authenticators WHERE id = ?",
-                                     (stored.id,)).fetchone()  # fmt: skip
-                if found is None:
-                    raise NotFound(f"no authenticator `{stored.id}`")
-                raise ConflictError(f"authenticator `{stored.id}` is at revision {found[0]}, "
-                                    f"not {expected_revision}")  # fmt: skip
+                _missed(conn, "authenticators", "authenticator", stored.id, expected_revision)
         return stored
 
     def delete_authenticator(self, authenticator_id: str) -> bool:
@@ -1095,12 +1085,7 @@ class SqliteStore:
                     (*columns, stored.id, expected_revision),
                 ).rowcount  # fmt: skip
             if not changed:
-                found = conn.execute("SELECT revision FROM streams WHERE id = ?",
-                                     (stream.id,)).fetchone()  # fmt: skip
-                if found is None:
-                    raise NotFound(f"no stream `{stream.id}`")
-                raise ConflictError(f"stream `{stream.id}` is at revision {found[0]}, "
-                                    f"not {expected_revision}")  # fmt: skip
+                _missed(conn, "streams", "stream", stream.id, expected_revision)
         return stored
 
     def get_stream(self, stream_id: str) -> Stream | None:
@@ -1264,12 +1249,7 @@ class SqliteStore:
                 (stored.status, stored.revision, _encode(stored), stored.id, expected_revision),
             ).rowcount  # fmt: skip
             if not changed:
-                found = conn.execute("SELECT revision FROM approvals WHERE id = ?",
-                                     (approval.id,)).fetchone()  # fmt: skip
-                if found is None:
-                    raise NotFound(f"no approval `{approval.id}`")
-                raise ConflictError(f"approval `{approval.id}` is at revision {found[0]}, "
-                                    f"not {expected_revision}")  # fmt: skip
+                _missed(conn, "approvals", "approval", approval.id, expected_revision)
         return stored
 
     def get_approval(self, approval_id: str) -> Approval | None:
@@ -1338,12 +1318,7 @@ class SqliteStore:
                     " WHERE id = ? AND revision = ?", (*columns, stored.id, expected_revision),
                 ).rowcount  # fmt: skip
             if not changed:
-                found = conn.execute("SELECT revision FROM sweeps WHERE id = ?",
-                                     (run.id,)).fetchone()  # fmt: skip
-                if found is None:
-                    raise NotFound(f"no sweep `{run.id}`")
-                raise ConflictError(f"sweep `{run.id}` is at revision {found[0]}, "
-                                    f"not {expected_revision}")  # fmt: skip
+                _missed(conn, "sweeps", "sweep", run.id, expected_revision)
         return stored
 
     def get_sweep(self, sweep_id: str) -> SweepRun | None:
@@ -1482,6 +1457,18 @@ def _live_challenge(conn: sqlite3.Connection, challenge_id: str, at: datetime) -
     if at >= challenge.expires_at:
         raise ConflictError(f"challenge `{challenge_id}` has expired")
     return challenge
+
+
+def _missed(
+    conn: sqlite3.Connection, table: str, what: str, record_id: str, expected: int
+) -> NoReturn:
+    """An update at revision ``expected`` changed nothing: NotFound when the record is gone,
+    else ConflictError naming the revision it is at."""
+    found = conn.execute(f"SELECT revision FROM {table} WHERE id = ?",  # noqa: S608 - our names
+                         (record_id,)).fetchone()  # fmt: skip
+    if found is None:
+        raise NotFound(f"no {what} `{record_id}`")
+    raise ConflictError(f"{what} `{record_id}` is at revision {found[0]}, not {expected}")
 
 
 def _filters(*pairs: tuple[str, str | None]) -> tuple[list[str], list[object]]:
