@@ -13,9 +13,10 @@ them.
    within 5 minutes. Rejecting needs only the session. An approval addressed to someone else
    does not exist for this user (404), and it is answered once.
 3. The agent verifies its challenge with the method (`spend`): approved and not expired, the
-   approval is spent once (an optimistic write) and becomes the session's proof, dated when
-   the person approved (so ``within`` counts from the approval). Pending: try again later,
-   nothing spent. Rejected or expired: refused.
+   approval is spent once (an optimistic write) and is a proof of the checkpoint's decision
+   that follows, and of that one only (it is never kept in the session), dated when the person
+   approved (so ``within`` counts from the approval). Pending: try again later, nothing
+   spent. Rejected or expired: refused.
 """
 
 from __future__ import annotations

@@ -255,13 +255,8 @@ class Runtime:
         doc["session"] = {
             "id": session.id,
             "started_at": session.started_at,
-            "proofs": [msgspec.structs.asdict(p) for p in session.proofs],
+            "proofs": [_proof_fact(p) for p in session.proofs],
         }
-        for proof in doc["session"]["proofs"]:
-            proof.pop("asserted_by", None)
-            for key in ("kind", "aal"):
-                if proof[key] is None:
-                    del proof[key]
         doc["signals"] = {**session.signals, **(doc.get("signals") or {})}
         for key in _STORED_KEYS:
             stored = session.context.get(key)
@@ -306,8 +301,12 @@ class Runtime:
         *,
         session_id: str | None = None,
         connection: Connection | None = None,
+        answered: StoredProof | None = None,
     ) -> Outcome:
         """Decide ``action`` for a request (a facts document), bound to a session if named.
+
+        ``answered``: a proof good for this one decision only, never kept in the session (a
+        person's approval of what an agent asked).
 
         The request's ``network`` and ``device`` sections are what the app reports; they are
         observed and enriched (service/observe.py) before the journey reads them.
@@ -353,6 +352,8 @@ class Runtime:
                 403,
             )
         doc = self._facts_document(app.name, request, session, now, plan)
+        if answered is not None and session is not None:
+            doc["session"]["proofs"].append(_proof_fact(answered))
         reported = self._reported(doc)
         try:
             seen = self._observe(reported, session, subject, now, connection)
@@ -932,6 +933,9 @@ class Runtime:
             raise ServiceError(
                 "challenge.not_live", "the challenge was already used", 409
             ) from None
+        if approved is not None:  # a person approved this one request, not the session
+            return self.decide(app, challenge.checkpoint, challenge.request,
+                               session_id=challenge.session_id, answered=approved)  # fmt: skip
         session = self._load_session(app, challenge.session_id)
         before = self.session_aal(session)
         if checked is not None and checked.proof is not None:
@@ -943,8 +947,6 @@ class Runtime:
                 aal=verified.aal,
                 amr=verified.amr,
             )
-        elif approved is not None:
-            stored = approved
         else:
             stored = StoredProof(method=method, at=now, asserted_by=app.id)
         posture = checked.posture if checked is not None else None
@@ -973,13 +975,7 @@ class Runtime:
                 session, lambda s: msgspec.structs.replace(s, handle=new_secret())
             )
             self.emit("assurance-level-change", session, {"previous": before, "current": after})
-        outcome = self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
-        if approved is not None:  # a person approved this one request: the proof is spent
-            spent = approved
-            kept = self._change(session, lambda s: msgspec.structs.replace(
-                s, proofs=tuple(p for p in s.proofs if p != spent)))  # fmt: skip
-            outcome = msgspec.structs.replace(outcome, session=kept)
-        return outcome
+        return self.decide(app, challenge.checkpoint, challenge.request, session_id=session.id)
 
     def _is_approval(self, app: App, session: Session, method: str) -> bool:
         """Whether ``method`` is of kind ``approval`` in the session's journey now."""
@@ -1170,3 +1166,13 @@ def _non_human(session: Session) -> bool:
 def _ended(reason: str) -> Decision:
     """The revocation of a session whose ground went away outside a request (logged)."""
     return Decision(outcome="revoke", reason=reason, action=CONTEXT_UPDATE, id=new_id("d"))
+
+
+def _proof_fact(proof: StoredProof) -> dict[str, Any]:
+    """A stored proof as the facts carry it (who asserted it is not a fact)."""
+    fact = msgspec.structs.asdict(proof)
+    fact.pop("asserted_by", None)
+    for key in ("kind", "aal"):
+        if fact[key] is None:
+            del fact[key]
+    return fact
