@@ -580,3 +580,11 @@ def test_bad_starts_are_refused_and_make_no_session(
     listed = world.admin.get("/admin/v1/decisions", params={"subject_id": "bot"})
     assert listed.status_code == 200
     assert listed.json()["decisions"] == []  # no agent session decided anything
+
+
+def test_a_key_with_a_label_too_long_is_refused_and_nothing_is_issued(world: World):
+    refused = world.admin.post("/admin/v1/subjects/bot/keys", params={"type": "agent"},
+                               json={"label": "x" * 201})  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["code"] == "request.invalid"
+    shown = world.admin.get("/admin/v1/subjects/bot", params={"type": "agent"}).json()
+    assert shown["authenticators"] == []

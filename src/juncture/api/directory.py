@@ -10,7 +10,7 @@ Nothing here ever returns a stored secret; what enrollment shows once is shown o
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -50,7 +50,7 @@ class SubjectChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class NewKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An API key to issue: a label, the checkpoints it reaches (globs; none: any), a life."""
 
-    label: str = ""
+    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
     scopes: list[str] = []
     expires_in: int | str | None = None
 
@@ -65,7 +65,7 @@ class NewAssertionKeys(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     """Public keys (a JWK Set) a service signs its client assertions with."""
 
     jwks: dict[str, Any]
-    label: str = ""
+    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
     scopes: list[str] = []
     expires_in: int | str | None = None
 
@@ -297,7 +297,7 @@ async def issue_key(request: Request) -> Response:
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     try:
         made, key = runtime.agents.issue_key(
-            subject, label=body.label[:200], scopes=parse_scopes(body.scopes),
+            subject, label=body.label, scopes=parse_scopes(body.scopes),
             expires_in=body.expires_in, now=runtime.now(),
         )  # fmt: skip
     except AuthnError as exc:
@@ -332,7 +332,7 @@ async def register_assertion_keys(request: Request) -> Response:
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     try:
         made = runtime.agents.register_assertion_keys(
-            subject, body.jwks, label=body.label[:200], scopes=parse_scopes(body.scopes),
+            subject, body.jwks, label=body.label, scopes=parse_scopes(body.scopes),
             expires_in=body.expires_in, now=runtime.now(),
         )  # fmt: skip
     except AuthnError as exc:
