@@ -491,12 +491,7 @@ class Runtime:
         if session is None:
             return Outcome(decision=decision)
         if decision.outcome == "revoke":
-            session = self._change(
-                session,
-                lambda s: msgspec.structs.replace(
-                    s, status="revoked", status_reason=decision.reason, updated_at=now
-                ),
-            )
+            session = self._change(session, lambda s: self.revoked(s, decision, now))
             self.emit("session-revoked", session, {"reason": decision.reason or "revoked"})
             self.end_dependants(session, now)
             return Outcome(decision=decision, session=session)
