@@ -77,6 +77,7 @@ CODES: dict[str, str] = {
     "policy.test.failed": "a policy test's decision differs from what it expects",
     "policy.test.invalid": "a policy test file is malformed",
     "facts.invalid": "a facts document has the wrong shape",
+    "facts.owned": "an app tried to set a fact only Juncture sets (observed, computed, recorded)",
     # -- decisions (reasons of denials the engine itself produces)
     "decision.no_checkpoint": "no checkpoint matches the action and the journey has no `*`",
     "decision.no_rule_matched": "the checkpoint's steps ended without an outcome",

@@ -152,18 +152,54 @@ def test_whole_batch_errors(body: Any, path: str) -> None:
     assert (raised.value.code, raised.value.path) == ("request.invalid", path)
 
 
+S1 = "s_" + "0" * 12 + "a" * 20
+S2 = "s_" + "0" * 12 + "b" * 20
+
+
+@pytest.mark.parametrize(
+    ("context", "properties", "path"),
+    [
+        ({"session_id": ""}, None, "$.context.session_id"),
+        ({"session_id": 7}, None, "$.context.session_id"),
+        ({"session_id": [S1]}, None, "$.context.session_id"),
+        ({"session_id": {"id": S1}}, None, "$.context.session_id"),
+        ({"session_id": None}, None, "$.context.session_id"),
+        ({"session_id": S1.upper()}, None, "$.context.session_id"),
+        ({"session_id": S1 + "0"}, None, "$.context.session_id"),
+        ({"session_id": "ch" + S1[1:]}, None, "$.context.session_id"),
+        (None, {"session_id": True}, "$.subject.properties.session_id"),
+        ({"session_id": S1}, {"session_id": S2}, "$.subject.properties.session_id"),
+    ],
+)
+def test_a_malformed_session_handle_is_refused_never_ignored(context, properties, path) -> None:
+    """A request that names a session is bound to it or refused: never decided sessionless."""
+    request = authzen.decode_evaluation(
+        _body(
+            {
+                "subject": {**ALICE, **({"properties": properties} if properties else {})},
+                "action": READ,
+                "resource": DOC,
+                **({"context": context} if context is not None else {}),
+            }
+        )
+    )
+    with pytest.raises(authzen.AuthZenError) as raised:
+        authzen.session_id_of(request)
+    assert (raised.value.code, raised.value.path) == ("request.invalid", path)
+
+
 def test_to_facts_lifts_well_typed_context_and_decodes_as_facts() -> None:
     request = authzen.decode_evaluation(
         _body(
             {
-                "subject": {**ALICE, "properties": {"device_id": "lt-1", "session_id": "s-2"}},
+                "subject": {**ALICE, "properties": {"device_id": "lt-1", "session_id": S1}},
                 "action": {"name": "read", "properties": {"m": "GET"}},
                 "resource": DOC,
                 "context": {
                     "ip": "10.0.0.1",
                     "geo": {"country": "DE", "lat": 52.5},
                     "device": {"managed": "yes"},
-                    "session_id": "s-1",
+                    "session_id": S1,
                 },
             }
         )
@@ -177,7 +213,7 @@ def test_to_facts_lifts_well_typed_context_and_decodes_as_facts() -> None:
     assert facts["action"] == {"name": "read", "properties": {"m": "GET"}}
     assert facts["resource"] == {"type": "doc", "id": "d1", "properties": {}}
     Facts.from_document(facts)  # a valid facts document
-    assert authzen.session_id_of(request) == "s-1"
+    assert authzen.session_id_of(request) == S1
     plain = authzen.decode_evaluation(
         _body({"subject": ALICE, "action": READ, "resource": DOC, "context": {"ip": "nope"}})
     )

@@ -78,7 +78,10 @@ async def evaluation(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     evaluation = _decode(authzen.decode_evaluation, await _body(request))
-    return _json(_decider(runtime, app, request)(evaluation))
+    try:
+        return _json(_decider(runtime, app, request)(evaluation))
+    except authzen.AuthZenError as exc:
+        raise ApiError(400, exc.code, str(exc), path=exc.path) from None
 
 
 async def evaluations(request: Request) -> Response:

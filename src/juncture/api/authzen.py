@@ -30,6 +30,7 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.engine.decision import StepUp
+from juncture.service.ids import is_id
 from juncture.service.observe import ReportedDevice
 
 Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
@@ -351,12 +352,31 @@ def run_evaluations(
 
 # -- to and from Juncture -------------------------------------------------------------------
 def session_id_of(request: EvaluationRequest) -> str | None:
-    """The session a request names: ``context.session_id`` or ``subject.properties.session_id``."""
-    for source in (request.context, request.subject.properties):
-        value = (source or {}).get("session_id")
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """The session a request names: ``context.session_id`` or ``subject.properties.session_id``.
+
+    A request that names a session is bound to it or refused, never decided without it: a
+    ``session_id`` that is not a well-formed session id (empty, a number, a list, an object,
+    any other text) is ``request.invalid``, and so are two that differ. A well-formed id of no
+    session of the app is the runtime's 404.
+
+    Raises:
+        AuthZenError: ``request.invalid`` with the path of the bad member.
+    """
+    named: str | None = None
+    for source, path in (
+        (request.context, "$.context.session_id"),
+        (request.subject.properties, "$.subject.properties.session_id"),
+    ):
+        if source is None or "session_id" not in source:
+            continue
+        value = source["session_id"]
+        if not is_id("s", value):
+            raise AuthZenError("`session_id` is not a session id (`s_` and 32 hex digits)",
+                               path=path)  # fmt: skip
+        if named is not None and value != named:
+            raise AuthZenError("two different `session_id`s name the session", path=path)
+        named = value
+    return named
 
 
 def _ip(value: Any) -> str | None:

@@ -78,3 +78,29 @@ def field_type(variable: str, field: str) -> str | None:
     """The static type of ``variable.field``, or None when it is dynamic."""
     fields = CLOSED.get(variable)
     return fields.get(field) if fields is not None else None
+
+
+#: The facts Juncture owns in the decision service: it observes, computes or records them, and no
+#: application input (AuthZEN context or subject properties, a session's start, a context or
+#: signal update) may set or shadow them. A variable mapped to None is owned whole. A facts
+#: document given to `juncture explain` or a policy test may still write them: it describes a
+#: moment, it does not report one.
+OWNED: Final[dict[str, frozenset[str] | None]] = {
+    "session": None,  # id, start, proofs, AAL, AMR: from the sessions Juncture keeps
+    "geo": None,  # from the IP (the geolocation database), distance and speed from history
+    "risk": None,  # the journey's risk rules' result
+    "agent": None,  # delegation and task of an agent's session
+    "grants": None,  # the live grants Juncture's own decisions made
+    "network": frozenset({"segment", "segments", "version", "labels"}),  # from the IP
+    "device": frozenset({"known", "user_agent_changed", "posture_age"}),  # the subject's history
+    # Shared Signals: an app may raise these (report `true`), never lower or replace them.
+    "signals": frozenset(SIGNAL_DEFAULTS),
+}
+
+
+def owned(variable: str, field: str | None = None) -> bool:
+    """Whether Juncture owns ``variable`` (whole) or its ``field``."""
+    if variable not in OWNED:
+        return False
+    fields = OWNED[variable]
+    return fields is None or (field is not None and field in fields)

@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 ENROLL = "authenticator.enroll"
 REMOVE = "authenticator.remove"
 CHECKPOINTS = (ENROLL, REMOVE)
+#: How recent the proofs the built-in enroll/remove rule counts must be.
+GATE_WITHIN = timedelta(minutes=10)
 _BUILT_IN = "(built-in)"
 
 
@@ -360,18 +362,24 @@ class Directory:
         now: datetime,
         decision_id: str | None,
     ) -> Decision:
-        """The built-in `authenticator.enroll` / `authenticator.remove` checkpoint."""
-        resource = request.get("resource") or {}
-        props = (resource.get("properties") or {}) if isinstance(resource, dict) else {}
-        given = props.get("aal")
-        wanted: int = given if isinstance(given, int) else 3
+        """The built-in `authenticator.enroll` / `authenticator.remove` checkpoint.
+
+        Adding, replacing or removing any authenticator (recovery codes included) needs the
+        AAL of the strongest confirmed authenticator the subject has (at least 1), proven
+        within the last 10 minutes: a weaker or older session could otherwise plant a way in
+        (replace the codes, add a passkey) that outranks what it proved. Nothing the app sends
+        lowers it; a journey that names the checkpoint itself (a recovery journey the team
+        wrote) decides instead.
+        """
         records = self.store.list_authenticators(session.subject_type, session.subject_id)
-        required = max(1, min(wanted, max(1, best_reachable(records, journey))))
-        current = session_view(journey, facts, now)["aal"]
+        required = max(1, best_reachable(records, journey))
+        view = session_view(journey, facts, now)
+        current = max((m["aal"] for m in view["methods"].values() if m["age"] <= GATE_WITHIN),
+                      default=0)  # fmt: skip
         ref = StepRef(
             kind="require",
-            text=f"built-in: {action} needs AAL {required} (the authenticator's, capped at "
-            "the subject's best)",
+            text=f"built-in: {action} needs AAL {required} (the subject's strongest "
+            "authenticator's) within 10 minutes",
             file=_BUILT_IN,
             line=0,
         )
@@ -395,6 +403,7 @@ class Directory:
             step_up=StepUp(
                 methods=methods,
                 mode="any",
+                within=int(GATE_WITHIN.total_seconds()),
                 aal=required,
                 acr_values=acr_values(required),
                 amr_values=tuple(dict.fromkeys(a for m in methods for a in journey.methods[m].amr)),

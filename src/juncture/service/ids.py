@@ -13,6 +13,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+def is_id(prefix: str, text: object) -> bool:
+    """Whether ``text`` is shaped like an id `new_id(prefix)` makes (and nothing else)."""
+    if not isinstance(text, str) or len(text) != len(prefix) + 33 or text[len(prefix)] != "_":
+        return False
+    if not text.startswith(prefix):
+        return False
+    return all(c in "0123456789abcdef" for c in text[len(prefix) + 1 :])
+
+
 def new_secret(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 

@@ -24,6 +24,7 @@ from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan
+from juncture.policy.schema import OWNED, owned
 from juncture.service.agents import Agents, Credential, agent_facts, grant_facts
 from juncture.service.approvals import APPROVE, Approvals, approval_methods, approval_ttl
 from juncture.service.authn import AuthnError, AuthnSettings, failed
@@ -69,7 +70,9 @@ _T = TypeVar("_T")
 #: Context sections an app reports and Juncture observes per request (service/observe.py).
 _REPORTED_KEYS = ("network", "device")
 #: Context sections a session stores as reported, read when a request lacks them.
-_STORED_KEYS = ("context", "agent", "grants")
+_STORED_KEYS = ("context",)
+#: Top-level facts sections only Juncture writes (schema.OWNED, those owned whole).
+_OWNED_SECTIONS = frozenset(name for name, fields in OWNED.items() if fields is None)
 
 
 class ServiceError(Exception):
@@ -241,6 +244,8 @@ class Runtime:
         """The facts of a request bound to a session (before observation). ``plan``: the
         version deciding, when known; facts none of its journeys reads are not built."""
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
+        for name in doc.keys() & _OWNED_SECTIONS:  # the API layers map none of these
+            raise _owned(name)
         if app_name is not None:
             doc["app"] = app_name
         if session is None:
@@ -262,18 +267,14 @@ class Runtime:
             stored = session.context.get(key)
             if stored is not None and key not in doc:
                 doc[key] = stored
-        # What Juncture itself knows wins over what the app says: who delegated, the task,
-        # the grants its own decisions made.
+        # Juncture's own facts (schema.OWNED; no app input reaches them): who delegated, the
+        # task, the grants its own decisions made.
         agent = agent_facts(session)
         if agent is not None:
-            given = doc.get("agent")
-            doc["agent"] = {**(given if isinstance(given, dict) else {}), **agent}
+            doc["agent"] = agent
         # A session's grants are known: none is an empty map, not a missing fact.
         if plan is None or "grants" in self._reads(plan):
-            grants = grant_facts(session, now or self.now()) if session.standing else {}
-            given = doc.get("grants")
-            if grants or given is None:
-                doc["grants"] = {**(given if isinstance(given, dict) else {}), **grants}
+            doc["grants"] = grant_facts(session, now or self.now()) if session.standing else {}
         return doc
 
     def _reads(self, plan: Plan) -> frozenset[str]:
@@ -345,6 +346,16 @@ class Runtime:
             except StoreError:
                 return Outcome(decision=_unavailable(action, plan.version, decision_id))
         subject = request.get("subject") or {}
+        if session is None:
+            try:
+                disabled = self._disabled(subject)
+            except StoreError:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id))
+            if disabled:  # disabled means deny on every entry path, sessionless included
+                decision = Decision(outcome="deny", reason="subject_disabled", action=action,
+                                    version=plan.version, id=decision_id)  # fmt: skip
+                self._record(app, action, request, None, decision, {}, started, now)
+                return Outcome(decision=decision)
         if session is not None and subject.get("id") not in (None, session.subject_id):
             raise ServiceError(
                 "session.subject_mismatch",
@@ -391,6 +402,14 @@ class Runtime:
             outcome = Outcome(decision=_unavailable(action, plan.version, decision_id))
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
+
+    def _disabled(self, subject: Mapping[str, Any]) -> bool:
+        """Whether a sessionless request's subject is in the directory and not active."""
+        subject_id = subject.get("id")
+        if not isinstance(subject_id, str):
+            return False
+        known = self.store.get_subject(str(subject.get("type") or "user"), subject_id)
+        return known is not None and known.status != "active"
 
     def _refuse(
         self,
@@ -614,6 +633,17 @@ class Runtime:
                 session = fresh
         raise ConflictError(session.id)
 
+    def _change_live(self, session: Session, change: Callable[[Session], Session]) -> Session:
+        """`_change` for a session that must still be active: ended and revoked are final, so
+        a session that is not (or stops being so in a lost race) gets 409 and no write."""
+
+        def live(s: Session) -> Session:
+            _require_active(s)
+            return change(s)
+
+        _require_active(session)
+        return self._change(session, live)
+
     def _record(
         self,
         app: App,
@@ -733,8 +763,7 @@ class Runtime:
         """Give an agent session a new task (or the same one changed): the next decisions
         follow it. The guard runs at once, as for a context update."""
         session = self._load_session(app, session_id)
-        if session.status != "active":
-            raise ServiceError("session.not_active", "the session is ended or revoked", 409)
+        _require_active(session)
         if session.delegation is None:
             raise ServiceError("task.invalid", "only an agent's session has a task", 400)
         now = self.now()
@@ -752,16 +781,19 @@ class Runtime:
             }
             return msgspec.structs.replace(s, task=given, standing=standing, updated_at=now)
 
-        session = self._change(session, retask)
+        session = self._change_live(session, retask)
         return self.update_context(app, session.id, context={}, signals={})
 
     def _check_context(self, context: Mapping[str, Any]) -> None:
-        if "geo" in context:
-            raise ServiceError(
-                "request.invalid",
-                "`geo` is observed from the IP (the geolocation database), not reported",
-                400,
-            )
+        """An app's context (a session's start, a context update): refused whole, with nothing
+        stored, when it is not well-typed or would set a fact Juncture owns."""
+        for name, section in context.items():
+            if owned(name):
+                raise _owned(name)
+            if name in _REPORTED_KEYS and isinstance(section, Mapping):
+                for field in section:
+                    if owned(name, field):
+                        raise _owned(f"{name}.{field}")
         unknown = sorted(set(context) - {*_REPORTED_KEYS, *_STORED_KEYS})
         if unknown:
             raise ServiceError("request.invalid", f"unknown context section `{unknown[0]}`", 400)
@@ -784,7 +816,7 @@ class Runtime:
         session = self._load_session(app, session_id)
         now = self.now()
         status = "revoked" if revoke_reason else "ended"
-        ended = self._change(
+        ended = self._change_live(
             session,
             lambda s: msgspec.structs.replace(
                 s, status=status, status_reason=revoke_reason or "logout", updated_at=now
@@ -822,10 +854,11 @@ class Runtime:
         """
         started = time.perf_counter_ns()
         self._check_context(context)
+        _check_signals(signals)
         session = self._load_session(app, session_id)
         now = self.now()
         stored = {k: v for k, v in context.items() if k in _STORED_KEYS}
-        session = self._change(
+        session = self._change_live(
             session,
             lambda s: msgspec.structs.replace(
                 s,
@@ -835,8 +868,6 @@ class Runtime:
             ),
         )
         reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
-        if session.status != "active":
-            return self.decide(app, CONTEXT_UPDATE, reported, session_id=session.id)
         try:
             plan = self.policies.active()
         except NoActiveVersion:
@@ -901,6 +932,8 @@ class Runtime:
                 400,
             )
         session = self._load_session(app, challenge.session_id)
+        # Ended, revoked and disabled are final: no secret is checked, nothing is recorded.
+        self._require_live(session)
         checked = None
         approved: StoredProof | None = None
         if self._is_approval(app, session, method):
@@ -963,7 +996,7 @@ class Runtime:
                 s, proofs=(*s.proofs, stored), observed=observed, updated_at=now
             )
 
-        session = self._change(session, record)
+        session = self._change_live(session, record)
         after = self.session_aal(session)
         if after > before:  # a stronger session gets a new handle
             session = self._change(
@@ -993,7 +1026,14 @@ class Runtime:
                 400,
             )
         session = self._load_session(app, challenge.session_id)
+        self._require_live(session)
         return self._authn(lambda: self.directory.start(challenge, session, method))
+
+    def _require_live(self, session: Session) -> None:
+        """409 unless the session is active and its subject is not disabled (both final)."""
+        _require_active(session)
+        if self._disabled({"type": session.subject_type, "id": session.subject_id}):
+            raise ServiceError("subject.disabled", "the subject is disabled", 409)
 
     def _authn(self, call: Callable[[], _T]) -> _T:
         try:
@@ -1145,6 +1185,26 @@ class Runtime:
             self.end_dependants(revoked, now)
             count += 1
         return count
+
+
+def _owned(name: str) -> ServiceError:
+    return ServiceError("facts.owned", f"`{name}` is a fact Juncture owns (observed, computed "
+                        "or recorded by Juncture): an app cannot set it", 400)  # fmt: skip
+
+
+def _check_signals(signals: Mapping[str, Any]) -> None:
+    """An app may report any signal, and raise (``true``) the Shared Signals ones Juncture
+    keeps, never lower or replace those: an event's `credential_compromised` stays."""
+    for name, value in signals.items():
+        if owned("signals", name) and value is not True:
+            raise ServiceError("facts.owned", f"`signals.{name}` can only be raised (`true`) by "
+                               "an app; Shared Signals events set it otherwise", 400)  # fmt: skip
+
+
+def _require_active(session: Session) -> None:
+    if session.status != "active":
+        raise ServiceError("session.not_active", f"the session is {session.status}: ended and "
+                           "revoked sessions are final", 409)  # fmt: skip
 
 
 def _non_human(session: Session) -> bool:
