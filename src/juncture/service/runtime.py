@@ -915,6 +915,8 @@ class Runtime:
         try:
             challenge = self.store.spend_attempt(challenge_id, at=now)
         except ConflictError:
+            if checked is not None:
+                self.directory.release(checked, session)
             raise ServiceError(
                 "challenge.not_live", "the challenge is expired, used or out of attempts", 409
             ) from None

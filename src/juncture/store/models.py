@@ -242,6 +242,9 @@ class Failures(msgspec.Struct, frozen=True, kw_only=True):
     first_at: datetime | None = None
     last_at: datetime | None = None
     locked_until: datetime | None = None
+    #: Attempts admitted and not settled yet (attempt id -> when admitted): each counts as
+    #: a failure to admission until it is settled, released or held too long.
+    pending: dict[str, datetime] = {}
 
 
 class AppKey(msgspec.Struct, frozen=True, kw_only=True):
