@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -26,7 +27,7 @@ from juncture.api.problems import ApiError, problem
 from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
-from juncture.service.runtime import Runtime, ServiceError
+from juncture.service.runtime import DecisionLogWriter, Runtime, ServiceError
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 from juncture.store.protocols import StoreError
@@ -87,25 +88,41 @@ def _errors(
     handler: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return problem(exc.status, exc.code, exc.detail, **exc.extra)
-        except ServiceError as exc:
-            response = problem(exc.status, exc.code, exc.message, **exc.extra)
-            if exc.retry_after is not None:
-                response.headers["Retry-After"] = str(exc.retry_after)
+        with DecisionLogWriter.awaited() as commits:
+            response = await _answer(handler, request)
+        if not commits:
             return response
-        except NoActiveVersion:
-            return problem(503, "unavailable.no_version", "no policy version is active yet")
+        # Durable decision log: the answer goes only once its records are committed (the
+        # loop serves other requests meanwhile; their records join the same commit).
+        try:
+            await asyncio.gather(*(asyncio.wrap_future(c) for c in commits))
         except StoreError:
-            log.exception("store unavailable")
-            return problem(503, "unavailable.store", "the store is unavailable; try again")
-        except Exception:  # never a stack trace to a caller
-            log.exception("internal error")
-            return problem(500, "internal.error", "internal error")
+            return problem(
+                503, "unavailable.decision_log", "the decision could not be logged; try again"
+            )
+        return response
 
     return wrapped
+
+
+async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+    except ServiceError as exc:
+        response = problem(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except NoActiveVersion:
+        return problem(503, "unavailable.no_version", "no policy version is active yet")
+    except StoreError:
+        log.exception("store unavailable")
+        return problem(503, "unavailable.store", "the store is unavailable; try again")
+    except Exception:  # never a stack trace to a caller
+        log.exception("internal error")
+        return problem(500, "internal.error", "internal error")
 
 
 async def metrics(request: Request) -> Response:
@@ -135,7 +152,12 @@ async def health(request: Request) -> Response:
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
     sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
-    body = {"status": "ok", "version": active, "signals": sources}
+    body = {
+        "status": "ok",
+        "version": active,
+        "signals": sources,
+        "decision_log": runtime.log.mode,
+    }
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 

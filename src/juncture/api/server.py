@@ -34,6 +34,8 @@ OBSERVE_ENV = "JUNCTURE_OBSERVE"
 AUTHN_ENV = "JUNCTURE_AUTHN"
 #: The inventory thresholds (`InventorySettings` as JSON), likewise.
 INVENTORY_ENV = "JUNCTURE_INVENTORY"
+#: The decision log's mode (`batched` or `durable`), likewise.
+DECISION_LOG_ENV = "JUNCTURE_DECISION_LOG"
 
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -66,11 +68,13 @@ def open_runtime(
     retention_days: float | None = None,
     observe: ObserveSettings | None = None,
     authn: AuthnSettings | None = None,
+    decision_log: str = "batched",
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
     Raises:
-        ValueError, ReputationError: observation settings that cannot be used.
+        ValueError, ReputationError: observation settings that cannot be used, an unknown
+        decision log mode.
     """
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
@@ -80,6 +84,7 @@ def open_runtime(
         retention=retention,
         observer=observer,
         authn=authn or authn_settings(None, db),
+        decision_log=decision_log,
     )
 
 
@@ -113,6 +118,7 @@ def build() -> ASGIApp:
         float(days) if days else None,
         observe_settings(os.environ.get(OBSERVE_ENV)),
         authn_settings(os.environ.get(AUTHN_ENV), os.environ.get(DB_ENV, "juncture.db")),
+        os.environ.get(DECISION_LOG_ENV) or "batched",
     )
     db = os.environ.get(DB_ENV, "juncture.db")
     transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
