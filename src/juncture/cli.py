@@ -413,6 +413,13 @@ def serve(
             "~0.2 s of them); durable: each answer waits for its record's commit."
         ),
     ] = DecisionLogMode.batched,
+    max_clock_skew: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds this node's clock may be off the store's before it refuses to decide.",
+        ),
+    ] = 2.0,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -421,6 +428,7 @@ def serve(
 
     from juncture.api.server import (
         AUTHN_ENV,
+        CLOCK_ENV,
         DB_ENV,
         DECISION_LOG_ENV,
         INVENTORY_ENV,
@@ -434,6 +442,7 @@ def serve(
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
+    from juncture.service.clock import ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.receive import Receiver, ReceiveSettings
@@ -515,6 +524,7 @@ def serve(
     os.environ[DB_ENV] = str(db)
     os.environ[RETENTION_ENV] = str(retention_days)
     os.environ[DECISION_LOG_ENV] = decision_log.value
+    os.environ[CLOCK_ENV] = msgspec.json.encode(ClockSettings(max_skew=max_clock_skew)).decode()
     os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
     os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
     os.environ[TRANSMIT_ENV] = msgspec.json.encode(transmit).decode()

@@ -1278,6 +1278,42 @@ def test_two_handles_racing_reserve_attempt_admit_no_more_than_the_limit(backend
         second.close()
 
 
+# -- node clocks ----------------------------------------------------------------------------
+
+
+def test_a_heartbeat_keeps_the_node_clock_beside_the_store_clock(store: Store):
+    from datetime import datetime as wall
+
+    before = wall.now(UTC)
+    ahead = before + timedelta(seconds=10)
+    beat = store.beat("n1", ahead)
+    after = wall.now(UTC)
+    assert (beat.node, beat.clock) == ("n1", ahead)
+    # the store's clock is the host's here: read between `before` and `after`
+    slack = timedelta(milliseconds=2)
+    assert before - slack <= beat.store_at <= after + slack
+    assert timedelta(seconds=9) < beat.offset <= timedelta(seconds=10, milliseconds=2)
+    store.beat("n2", before)
+    again = store.beat("n1", before)  # a node keeps one heartbeat, its latest
+    assert [h.node for h in store.heartbeats(within=timedelta(minutes=1))] == ["n1", "n2"]
+    assert store.heartbeats(within=timedelta(minutes=1))[0] == again
+
+
+def test_heartbeats_older_than_asked_are_left_out(store: Store):
+    import time
+
+    store.beat("n1", T0)
+    time.sleep(0.05)
+    store.beat("n2", T0)
+    assert [h.node for h in store.heartbeats(within=timedelta(milliseconds=30))] == ["n2"]
+
+
+def test_beat_refuses_a_naive_time(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        store.beat("n1", T0.replace(tzinfo=None))
+    assert store.heartbeats(within=timedelta(days=1)) == []
+
+
 def test_record_failure_refuses_a_naive_time(store: Store):
     with pytest.raises(StoreError, match="naive"):
         fail(store, 0, at=at(0).replace(tzinfo=None))

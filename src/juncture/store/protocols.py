@@ -20,6 +20,7 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    Heartbeat,
     OutboxItem,
     PolicyVersion,
     ReceivedEvent,
@@ -414,6 +415,24 @@ class ApprovalStore(Protocol):
         """The approvals asked of a user (of ``status`` when given), newest first."""
 
 
+class ClockStore(Protocol):
+    """The nodes' clocks against the store's: what keeps a node with a wrong clock from
+    stamping proofs and deciding `within` windows (service/clock.py).
+
+    The store's clock is the reference: SQLite reads the host's clock in the statement that
+    writes (``julianday('now')``, millisecond resolution); PostgreSQL would read the server's
+    ``clock_timestamp()``.
+    """
+
+    def beat(self, node: str, clock: datetime) -> Heartbeat:
+        """Write ``node``'s heartbeat: its ``clock`` reading and the store's clock, read in
+        the same write; returns it. Heartbeats more than a day old are dropped."""
+
+    def heartbeats(self, *, within: timedelta) -> list[Heartbeat]:
+        """The latest heartbeat of each node that wrote one at most ``within`` ago (by the
+        store's clock), by node."""
+
+
 class SweepStore(Protocol):
     """Sweep runs: their cursor and progress, and the sessions they go through."""
 
@@ -448,6 +467,7 @@ class Store(
     StreamStore,
     ApprovalStore,
     SweepStore,
+    ClockStore,
     Protocol,
 ):
     """Everything the runtime needs, from one backend."""

@@ -31,6 +31,7 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    Heartbeat,
     OutboxItem,
     PolicyVersion,
     ReceivedEvent,
@@ -271,6 +272,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " '$.subject_properties.email')) WHERE json_valid(CAST(body AS TEXT))"
         " AND json_type(CAST(body AS TEXT), '$.subject_properties.email') = 'text'",
         "CREATE INDEX sessions_email ON sessions (email, id) WHERE email IS NOT NULL",
+    ),
+    (
+        # Node heartbeats: each node's clock and the store's, read in the same write
+        # (µs since the epoch), so a node whose clock is off refuses to decide.
+        """CREATE TABLE heartbeats (
+            node TEXT PRIMARY KEY,
+            clock INTEGER NOT NULL,
+            store_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
     ),
 )
 
@@ -1025,6 +1035,32 @@ class SqliteStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM failures WHERE subject_type = ? AND subject_id = ?"
                          " AND counter = ?", (subject_type, subject_id, counter))  # fmt: skip
+
+    # -- node clocks ------------------------------------------------------------------------
+    def beat(self, node: str, clock: datetime) -> Heartbeat:
+        """Write the node's heartbeat with the host's clock as SQLite reads it in the same
+        statement (``julianday('now')``: µs since the epoch, millisecond resolution); drop
+        heartbeats more than a day old."""
+        micros = _micros(clock)
+        with self._transaction() as conn:
+            (store_at,) = conn.execute(
+                "INSERT INTO heartbeats (node, clock, store_at) VALUES (?, ?,"
+                " CAST(round((julianday('now') - 2440587.5) * 86400000.0) * 1000 AS INTEGER))"
+                " ON CONFLICT (node) DO UPDATE SET clock = excluded.clock,"
+                " store_at = excluded.store_at RETURNING store_at", (node, micros),
+            ).fetchone()  # fmt: skip
+            conn.execute("DELETE FROM heartbeats WHERE store_at < ?",
+                         (store_at - 86_400_000_000,))  # fmt: skip
+        return Heartbeat(node=node, clock=clock, store_at=_from_micros(store_at))
+
+    def heartbeats(self, *, within: timedelta) -> list[Heartbeat]:
+        rows = self._all(
+            "SELECT node, clock, store_at FROM heartbeats WHERE store_at >="
+            " CAST(round((julianday('now') - 2440587.5) * 86400000.0) * 1000 AS INTEGER) - ?"
+            " ORDER BY node", (within // _MICROSECOND,),
+        )  # fmt: skip
+        return [Heartbeat(node=node, clock=_from_micros(clock), store_at=_from_micros(at))
+                for node, clock, at in rows]  # fmt: skip
 
     # -- Shared Signals: events received --------------------------------------------------
     def receive_event(self, event: ReceivedEvent) -> bool:
