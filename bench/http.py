@@ -659,6 +659,12 @@ def report_modes(
                 f"{cpu:.0f} | {sum(r['status_errors'] for r in runs)} | "
                 f"{sum(r['socket_errors'] for r in runs)} |"
             )
+    if shutil.which("wrk") is None:
+        lines += [
+            "",
+            "With the Python fallback the client, not the server, bounds requests/s and "
+            "latency (it takes most of a CPU of the two); read the server CPU per request.",
+        ]
     lines += [
         "",
         "Decision log check, per run: "
