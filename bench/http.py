@@ -22,6 +22,13 @@ is left. Rounds interleave the four configurations; the figures are the medians 
 
     .venv/bin/python bench/http.py [--duration 20] [--connections 32] [--rounds 3]
         [--workers 1 2] [--threads 1] [--profile-seconds 10] [--no-write]
+
+With ``--decision-log batched durable`` it compares the decision log's modes instead (Juncture
+only, `juncture serve --decision-log MODE`, the modes interleaved per round; section
+`http-decision-log`). Without `wrk` on the PATH, the load comes from a Python fallback in this
+process (asyncio + httpx, the same closed loop over keep-alive connections): it is slower
+than wrk and shares the CPUs with the server, so its figures compare modes with each other,
+not with the wrk figures.
 """
 
 from __future__ import annotations
@@ -237,14 +244,14 @@ def request_body(session_id: str) -> bytes:
     ).encode()
 
 
-def start_juncture(tmp: Path, workers: int) -> Target:
+def start_juncture(tmp: Path, workers: int, decision_log: str = "batched") -> Target:
     bundle = tmp / "bundle"
     bundle.mkdir()
     (bundle / "acct.yaml").write_text(BUNDLE)
     db = tmp / "j.db"
     port = free_port()
     args = [str(JUNCTURE), "serve", "--db", str(db), "--bundle", str(bundle)]
-    args += ["--port", str(port), "--workers", str(workers)]
+    args += ["--port", str(port), "--workers", str(workers), "--decision-log", decision_log]
     server = Server(args, tmp, {**os.environ}, port).start()
     try:
         admin = db.with_name(db.name + ".admin-token").read_text().strip()
@@ -341,18 +348,88 @@ def wrk(target: Target, script: Path, seconds: float, args: argparse.Namespace) 
     return result
 
 
-def run_one(kind: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+def pyload(target: Target, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    """The fallback without wrk: ``args.connections`` keep-alive connections in a closed loop
+    from this process (asyncio + httpx), with wrk's figures (latency percentiles, errors)."""
+    import asyncio
+
+    headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = {"status": 0, "socket": 0}
+
+    async def connection(client: httpx.AsyncClient, until: float) -> None:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            try:
+                response = await client.post(PATH, content=target.body, headers=headers)
+            except httpx.HTTPError:
+                errors["socket"] += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            if response.status_code >= 400:
+                errors["status"] += 1
+
+    async def run() -> float:
+        limits = httpx.Limits(max_connections=args.connections)
+        async with httpx.AsyncClient(
+            base_url=target.server.url, limits=limits, timeout=5
+        ) as client:
+            begun = time.perf_counter()
+            until = begun + seconds
+            await asyncio.gather(*(connection(client, until) for _ in range(args.connections)))
+            return time.perf_counter() - begun
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = group_cpu_seconds(target.server.pgid)
+    elapsed = asyncio.run(run())
+    cpu_after = group_cpu_seconds(target.server.pgid)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    latencies.sort()
+
+    def pct(p: float) -> int:
+        return int(latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1e6)
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(elapsed * 1e6),
+        "rps": len(latencies) / elapsed,
+        "status_errors": errors["status"],
+        "socket_errors": errors["socket"],
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "p999_us": pct(99.9),
+        "max_us": int(latencies[-1] * 1e6),
+        "mean_us": statistics.mean(latencies) * 1e6,
+        "server_cpu_s": cpu_after - cpu_before,
+        "wrk_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    }
+
+
+def load(target: Target, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    """wrk when it is installed, else the Python fallback."""
+    if shutil.which("wrk") is None:
+        return pyload(target, seconds, args)
+    return wrk(target, script, seconds, args)
+
+
+def run_one(
+    kind: str, workers: int, args: argparse.Namespace, mode: str = "batched"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"jct-http-{kind}-") as name:
         tmp = Path(name)
-        target = (start_juncture if kind == "Juncture" else start_floor)(tmp, workers)
+        if kind == "Juncture":
+            target = start_juncture(tmp, workers, mode)
+        else:
+            target = start_floor(tmp, workers)
         try:
             checked = check_answer(target)
             script = tmp / "load.lua"
             script.write_text(
                 WRK_SCRIPT.replace("BODY", target.body.decode()).replace("KEY", target.key)
             )
-            warm = wrk(target, script, args.warmup, args)
-            result = wrk(target, script, args.duration, args)
+            warm = load(target, script, args.warmup, args)
+            result = load(target, script, args.duration, args)
         finally:
             target.server.stop()
         result["checked"] = checked
@@ -536,6 +613,90 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+def report_modes(
+    results: dict[tuple[str, int], list[dict[str, Any]]],
+    args: argparse.Namespace,
+    info: dict[str, str],
+) -> str:
+    """The decision log's modes side by side (``--decision-log batched durable``)."""
+    if shutil.which("wrk") is None:
+        loader = (
+            "the Python fallback (wrk is not installed): asyncio + httpx in the bench process, "
+            "sharing the CPUs with the server, so compare the modes with each other only"
+        )
+    else:
+        loader = "wrk"
+    lines = [
+        f"## HTTP: decision log modes, {args.connections} connections",
+        "",
+        *common.machine_lines(info, common.command()),
+        f"- load: {loader}; {args.connections} keep-alive connections, {args.duration:g} s "
+        f"timed after a {args.warmup:g} s warm-up, closed loop, 127.0.0.1; {args.rounds} "
+        "round(s), the modes interleaved per round; figures are medians over rounds",
+        "- request: as in the `http` section (session-bound `change_email`, allow)",
+        "- `batched`: records written by a background thread every 0.2 s after the answers; "
+        "`durable`: each answer waits for the commit of its record (synchronous=FULL), "
+        "concurrent requests' records committed together (group commit)",
+        "- checked after each run: the decision log holds an `allow` record for every answered "
+        "request; non-2xx responses and socket errors are 0",
+        "",
+        "| decision log | workers | requests/s | p50 ms | p90 ms | p99 ms | p99.9 ms | "
+        "server CPU µs / request | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workers in args.workers:
+        for mode in args.decision_log:
+            runs = results[(mode, workers)]
+            rps = [r["rps"] for r in runs]
+
+            def ms(key: str, runs: list[dict[str, Any]] = runs) -> str:
+                return f"{med([r[key] for r in runs]) / 1000:.2f}"
+
+            cpu = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            lines.append(
+                f"| `{mode}` | {workers} | {med(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}] | "
+                f"{ms('p50_us')} | {ms('p90_us')} | {ms('p99_us')} | {ms('p999_us')} | "
+                f"{cpu:.0f} | {sum(r['status_errors'] for r in runs)} | "
+                f"{sum(r['socket_errors'] for r in runs)} |"
+            )
+    if shutil.which("wrk") is None:
+        lines += [
+            "",
+            "With the Python fallback the client, not the server, bounds requests/s and "
+            "latency (it takes most of a CPU of the two); read the server CPU per request.",
+        ]
+    lines += [
+        "",
+        "Decision log check, per run: "
+        + "; ".join(
+            f"{mode} ×{w}: " + ", ".join(r["log"] for r in results[(mode, w)])
+            for w in args.workers
+            for mode in args.decision_log
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compare_modes(args: argparse.Namespace) -> None:
+    info = common.machine()
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for workers in args.workers:
+            for mode in args.decision_log:
+                result = run_one("Juncture", workers, args, mode)
+                results.setdefault((mode, workers), []).append(result)
+                print(
+                    f"[bench] round {round_ + 1} {mode} ×{workers}: {result['rps']:,.0f} req/s, "
+                    f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms",
+                    file=sys.stderr,
+                )
+    body = report_modes(results, args, info)
+    print(body)
+    if not args.no_write:
+        common.update_section("http-decision-log", body)
+        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds timed per run")
@@ -546,7 +707,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile-seconds", type=float, default=10.0, help="0: no profile")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument(
+        "--decision-log",
+        nargs="+",
+        choices=["batched", "durable"],
+        help="compare these decision log modes (Juncture only; wrk optional)",
+    )
     args = parser.parse_args()
+    if args.decision_log:
+        compare_modes(args)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
 

@@ -324,6 +324,13 @@ TokenOption = Annotated[
 ]
 
 
+class DecisionLogMode(StrEnum):
+    """When a decision's record is committed: after its answer, or before it."""
+
+    batched = "batched"
+    durable = "durable"
+
+
 @app.command()
 def serve(
     db: DbOption = Path("juncture.db"),
@@ -399,6 +406,20 @@ def serve(
         int,
         typer.Option(min=1, help="The inventory flags identities unused for this many days."),
     ] = 90,
+    decision_log: Annotated[
+        DecisionLogMode,
+        typer.Option(
+            help="batched: records written just after the answers (a crash loses at most "
+            "~0.2 s of them); durable: each answer waits for its record's commit."
+        ),
+    ] = DecisionLogMode.batched,
+    max_clock_skew: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds this node's clock may be off the store's before it refuses to decide.",
+        ),
+    ] = 2.0,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -407,7 +428,9 @@ def serve(
 
     from juncture.api.server import (
         AUTHN_ENV,
+        CLOCK_ENV,
         DB_ENV,
+        DECISION_LOG_ENV,
         INVENTORY_ENV,
         OBSERVE_ENV,
         RECEIVE_ENV,
@@ -419,6 +442,7 @@ def serve(
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
+    from juncture.service.clock import ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.receive import Receiver, ReceiveSettings
@@ -499,6 +523,8 @@ def serve(
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
     os.environ[DB_ENV] = str(db)
     os.environ[RETENTION_ENV] = str(retention_days)
+    os.environ[DECISION_LOG_ENV] = decision_log.value
+    os.environ[CLOCK_ENV] = msgspec.json.encode(ClockSettings(max_skew=max_clock_skew)).decode()
     os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
     os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
     os.environ[TRANSMIT_ENV] = msgspec.json.encode(transmit).decode()

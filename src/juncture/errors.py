@@ -143,6 +143,10 @@ CODES: dict[str, str] = {
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
     "unavailable.no_version": "no policy version is active yet (decisions: deny with this reason)",
+    "unavailable.decision_log": "durable decision log: the record could not be committed, so "
+    "no answer is given",
+    "unavailable.clock_skew": "this node's clock is off the store's by more than "
+    "`--max-clock-skew`: it decides nothing until it is set right (see /healthz `clock`)",
     "internal.error": "a bug; logged with the request id, never shown in detail",
     "decision.journey_not_allowed": "the chosen journey is not one the calling app is bound to",
     # -- authentication methods (juncture.methods; docs/methods.md)

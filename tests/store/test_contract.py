@@ -1210,6 +1210,110 @@ def test_two_handles_racing_record_failure_lose_no_count(backend: Backend):
         second.close()
 
 
+def reserve(
+    store: Store, attempt: str, seconds: float, limit: int = 3, hold: float = 120
+) -> int | None:
+    """Reserve an attempt when fewer than ``limit`` failures and reservations are there."""
+
+    def admit(failures: Failures | None) -> int | None:
+        taken = 0 if failures is None else failures.count + len(failures.pending)
+        return None if taken < limit else 7
+
+    return store.reserve_attempt("user", "u1", "password", attempt=attempt, at=at(seconds),
+                                 hold=timedelta(seconds=hold), admit=admit)  # fmt: skip
+
+
+def test_reserve_attempt_keeps_the_admitted_and_changes_nothing_when_refused(store: Store):
+    assert reserve(store, "a1", 0) is None
+    assert reserve(store, "a2", 1) is None
+    kept = store.get_failures("user", "u1", "password")
+    assert kept is not None
+    assert (kept.count, kept.pending) == (0, {"a1": at(0), "a2": at(1)})
+    fail(store, 2)
+    assert reserve(store, "a3", 3) == 7  # 1 failure + 2 in flight: refused, nothing kept
+    assert store.get_failures("user", "u1", "password").pending == {"a1": at(0), "a2": at(1)}
+
+
+def test_record_failure_and_release_settle_a_reservation(store: Store):
+    reserve(store, "a1", 0)
+    reserve(store, "a2", 0)
+    counted = fail(store, 1, attempt="a1")
+    assert (counted.count, counted.pending) == (1, {"a2": at(0)})
+    assert store.get_failures("user", "u1", "password") == counted
+    store.release_attempt("user", "u1", "password", "a2")
+    released = store.get_failures("user", "u1", "password")
+    assert (released.count, released.pending) == (1, {})
+    store.release_attempt("user", "u1", "password", "a2")  # gone: nothing happens
+    store.release_attempt("user", "u9", "password", "a2")
+    assert store.get_failures("user", "u9", "password") is None
+    assert fail(store, 2, attempt="unknown").count == 2
+    reserve(store, "a3", 3)
+    store.clear_failures("user", "u1", "password")  # a success forgets reservations too
+    assert store.get_failures("user", "u1", "password") is None
+
+
+def test_a_reservation_held_too_long_is_dropped(store: Store):
+    reserve(store, "a1", 0, limit=1)
+    assert reserve(store, "a2", 10, limit=1, hold=60) == 7
+    assert reserve(store, "a2", 61, limit=1, hold=60) is None
+    assert store.get_failures("user", "u1", "password").pending == {"a2": at(61)}
+
+
+def test_threads_racing_reserve_attempt_admit_no_more_than_the_limit(store: Store):
+    results, errors = race(8, lambda i: reserve(store, f"a{i}", 1, limit=3))
+    assert errors == []
+    assert results.count(None) == 3
+    assert len(store.get_failures("user", "u1", "password").pending) == 3
+
+
+def test_two_handles_racing_reserve_attempt_admit_no_more_than_the_limit(backend: Backend):
+    first, second = backend.open(), backend.open()
+    try:
+        handles = (first, second)
+        results, errors = race(8, lambda i: reserve(handles[i % 2], f"a{i}", 1, limit=3))
+        assert errors == []
+        assert results.count(None) == 3
+    finally:
+        first.close()
+        second.close()
+
+
+# -- node clocks ----------------------------------------------------------------------------
+
+
+def test_a_heartbeat_keeps_the_node_clock_beside_the_store_clock(store: Store):
+    from datetime import datetime as wall
+
+    before = wall.now(UTC)
+    ahead = before + timedelta(seconds=10)
+    beat = store.beat("n1", ahead)
+    after = wall.now(UTC)
+    assert (beat.node, beat.clock) == ("n1", ahead)
+    # the store's clock is the host's here: read between `before` and `after`
+    slack = timedelta(milliseconds=2)
+    assert before - slack <= beat.store_at <= after + slack
+    assert timedelta(seconds=9) < beat.offset <= timedelta(seconds=10, milliseconds=2)
+    store.beat("n2", before)
+    again = store.beat("n1", before)  # a node keeps one heartbeat, its latest
+    assert [h.node for h in store.heartbeats(within=timedelta(minutes=1))] == ["n1", "n2"]
+    assert store.heartbeats(within=timedelta(minutes=1))[0] == again
+
+
+def test_heartbeats_older_than_asked_are_left_out(store: Store):
+    import time
+
+    store.beat("n1", T0)
+    time.sleep(0.05)
+    store.beat("n2", T0)
+    assert [h.node for h in store.heartbeats(within=timedelta(milliseconds=30))] == ["n2"]
+
+
+def test_beat_refuses_a_naive_time(store: Store):
+    with pytest.raises(StoreError, match="naive"):
+        store.beat("n1", T0.replace(tzinfo=None))
+    assert store.heartbeats(within=timedelta(days=1)) == []
+
+
 def test_record_failure_refuses_a_naive_time(store: Store):
     with pytest.raises(StoreError, match="naive"):
         fail(store, 0, at=at(0).replace(tzinfo=None))

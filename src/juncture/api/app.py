@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,10 +24,11 @@ from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
+from juncture.service.clock import ClockWatch
 from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
-from juncture.service.runtime import Runtime, ServiceError
+from juncture.service.runtime import DecisionLogWriter, Runtime, ServiceError
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 from juncture.store.protocols import StoreError
@@ -83,29 +85,57 @@ class Metrics:
         self.exported: dict[tuple[str, str], int] = {}
 
 
+#: The routes that decide or stamp proofs: refused while this node's clock is off.
+CLOCKED = ("/access/", "/v1/")
+
+
 def _errors(
-    handler: Callable[[Request], Awaitable[Response]],
+    handler: Callable[[Request], Awaitable[Response]], *, clocked: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return problem(exc.status, exc.code, exc.detail, **exc.extra)
-        except ServiceError as exc:
-            response = problem(exc.status, exc.code, exc.message, **exc.extra)
-            if exc.retry_after is not None:
-                response.headers["Retry-After"] = str(exc.retry_after)
+        clock: ClockWatch | None = request.app.state.clock
+        if clocked and clock is not None and clock.skewed:
+            return problem(
+                503,
+                "unavailable.clock_skew",
+                f"this node's clock is off the store's by more than "
+                f"{clock.settings.max_skew:g} s: it decides nothing until it is set right",
+            )
+        with DecisionLogWriter.awaited() as commits:
+            response = await _answer(handler, request)
+        if not commits:
             return response
-        except NoActiveVersion:
-            return problem(503, "unavailable.no_version", "no policy version is active yet")
+        # Durable decision log: the answer goes only once its records are committed (the
+        # loop serves other requests meanwhile; their records join the same commit).
+        try:
+            await asyncio.gather(*(asyncio.wrap_future(c) for c in commits))
         except StoreError:
-            log.exception("store unavailable")
-            return problem(503, "unavailable.store", "the store is unavailable; try again")
-        except Exception:  # never a stack trace to a caller
-            log.exception("internal error")
-            return problem(500, "internal.error", "internal error")
+            return problem(
+                503, "unavailable.decision_log", "the decision could not be logged; try again"
+            )
+        return response
 
     return wrapped
+
+
+async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+    except ServiceError as exc:
+        response = problem(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except NoActiveVersion:
+        return problem(503, "unavailable.no_version", "no policy version is active yet")
+    except StoreError:
+        log.exception("store unavailable")
+        return problem(503, "unavailable.store", "the store is unavailable; try again")
+    except Exception:  # never a stack trace to a caller
+        log.exception("internal error")
+        return problem(500, "internal.error", "internal error")
 
 
 async def metrics(request: Request) -> Response:
@@ -135,7 +165,19 @@ async def health(request: Request) -> Response:
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
     sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
-    body = {"status": "ok", "version": active, "signals": sources}
+    body = {
+        "status": "ok",
+        "version": active,
+        "signals": sources,
+        "decision_log": runtime.log.mode,
+    }
+    clock: ClockWatch | None = request.app.state.clock
+    if clock is not None:
+        body["clock"] = msgspec.to_builtins(clock.state)
+        if clock.skewed:  # a balancer should send this node nothing
+            body["status"] = "unavailable"
+            return Response(msgspec.json.encode(body), status_code=503,
+                            media_type="application/json")  # fmt: skip
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
@@ -145,8 +187,10 @@ def create_app(
     transmitter: Transmitter | None = None,
     receiver: Receiver | None = None,
     inventory: InventorySettings | None = None,
+    clock: ClockWatch | None = None,
 ) -> ASGIApp:
-    """The ASGI app over a runtime (which owns the store), with Shared Signals when given."""
+    """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
+    with a ``clock``, the decision and session API is refused while it says skewed."""
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         *ACCESS_ROUTES,
         ("/v1/sessions", native.start_session, ["POST"]),
@@ -175,7 +219,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime.sweep_worker = SweepWorker(runtime.sweeper)
+        if clock is not None:
+            clock.start()  # the first check runs before any request is served
+        runtime.sweep_worker = SweepWorker(
+            runtime.sweeper, paused=(lambda: clock.skewed) if clock is not None else lambda: False
+        )
         runtime.sweep_worker.start()
         runtime.sweep_worker.wake()  # a run a restart interrupted goes on
         workers = SignalWorkers(transmitter, app.state.receiver)
@@ -187,13 +235,18 @@ def create_app(
         heap.settle()  # what start-up loaded, the active plan included, is never walked again
         yield
         workers.stop()
+        if clock is not None:
+            clock.stop()
         runtime.close()  # flush the decision log
         runtime.store.close()
 
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            *(Route(path, _errors(handler), methods=methods) for path, handler, methods in routes),
+            *(
+                Route(path, _errors(handler, clocked=path.startswith(CLOCKED)), methods=methods)
+                for path, handler, methods in routes
+            ),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
@@ -208,4 +261,5 @@ def create_app(
     app.state.transmitter = transmitter
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
+    app.state.clock = clock
     return RequestId(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp
 from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
+from juncture.service.clock import ClockSettings, ClockWatch, testing_offset
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.receive import Receiver, ReceiveSettings
@@ -34,6 +36,10 @@ OBSERVE_ENV = "JUNCTURE_OBSERVE"
 AUTHN_ENV = "JUNCTURE_AUTHN"
 #: The inventory thresholds (`InventorySettings` as JSON), likewise.
 INVENTORY_ENV = "JUNCTURE_INVENTORY"
+#: The decision log's mode (`batched` or `durable`), likewise.
+DECISION_LOG_ENV = "JUNCTURE_DECISION_LOG"
+#: The clock check's settings (`ClockSettings` as JSON), likewise.
+CLOCK_ENV = "JUNCTURE_CLOCK"
 
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -66,20 +72,24 @@ def open_runtime(
     retention_days: float | None = None,
     observe: ObserveSettings | None = None,
     authn: AuthnSettings | None = None,
+    decision_log: str = "batched",
+    now: Callable[[], datetime] = utc_now,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
     Raises:
-        ValueError, ReputationError: observation settings that cannot be used.
+        ValueError, ReputationError: observation settings that cannot be used, an unknown
+        decision log mode.
     """
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
     return Runtime(
         SqliteStore(db),
-        now=utc_now,
+        now=now,
         retention=retention,
         observer=observer,
         authn=authn or authn_settings(None, db),
+        decision_log=decision_log,
     )
 
 
@@ -108,11 +118,18 @@ def build() -> ASGIApp:
     """The app over the SQLite file named by ``JUNCTURE_DB`` (default ``juncture.db``)."""
     configure_logs()
     days = os.environ.get(RETENTION_ENV)
+    offset = testing_offset()
+    now = utc_now if not offset else lambda: utc_now() + offset
     runtime = open_runtime(
         os.environ.get(DB_ENV, "juncture.db"),
         float(days) if days else None,
         observe_settings(os.environ.get(OBSERVE_ENV)),
         authn_settings(os.environ.get(AUTHN_ENV), os.environ.get(DB_ENV, "juncture.db")),
+        os.environ.get(DECISION_LOG_ENV) or "batched",
+        now,
+    )
+    clock = ClockWatch(
+        runtime.store, now, _settings(os.environ.get(CLOCK_ENV), ClockSettings, "clock")
     )
     db = os.environ.get(DB_ENV, "juncture.db")
     transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
@@ -122,4 +139,5 @@ def build() -> ASGIApp:
         transmitter=transmitter,
         receiver=receiver,
         inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
+        clock=clock,
     )

@@ -49,7 +49,7 @@ from juncture.methods.totp import TotpRecord
 from juncture.methods.webauthn import PasskeyRecord
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
-from juncture.policy.plan import JourneyPlan
+from juncture.policy.plan import JourneyPlan, LockoutSpec
 from juncture.store.models import Authenticator, Failures
 
 #: Kinds whose credential is enrolled and kept in the directory, with their record types.
@@ -227,6 +227,39 @@ def lock_state(
     if backoff > timedelta(0) and failures.count > 0:
         delay = min(backoff * (2 ** (failures.count - 1)), lock)
         ready = failures.last_at + delay
+        if now < ready:
+            return max(1, int((ready - now).total_seconds() + 0.999))
+    return None
+
+
+#: How long an admitted attempt may stay unsettled before its reservation is dropped (its
+#: worker died between admission and the count): far longer than any verification takes.
+ATTEMPT_HOLD = timedelta(minutes=2)
+
+
+def admission(failures: Failures | None, *, now: datetime, spec: LockoutSpec) -> int | None:
+    """Seconds until one more attempt may be admitted, or None to admit it now.
+
+    The stored state decides first (`lock_state`). Then the attempts admitted and not
+    settled yet (``pending``) each count as a failure at the time it was admitted: whatever
+    they turn out to be, no more than ``after`` wrong guesses in a row are ever checked, and
+    the backoff runs from the latest of them. A refusal for attempts in flight waits 1 s.
+    """
+    backoff = timedelta(seconds=spec.backoff)
+    lock = timedelta(seconds=spec.lock)
+    wait = lock_state(failures, now=now, backoff=backoff, lock=lock)
+    if wait is not None or failures is None or not failures.pending:
+        return wait
+    # INVARIANT: attempts in flight count as failures, so at most `after` wrong guesses in a
+    # row are checked however many workers race (the store admits one attempt at a time).
+    recent = failures.last_at is not None and now - failures.last_at <= timedelta(
+        seconds=spec.within
+    )
+    count = (failures.count if recent else 0) + len(failures.pending)
+    if spec.after >= 1 and count >= spec.after:
+        return 1
+    if backoff > timedelta(0):
+        ready = max(failures.pending.values()) + min(backoff * (2 ** (count - 1)), lock)
         if now < ready:
             return max(1, int((ready - now).total_seconds() + 0.999))
     return None

@@ -6,10 +6,12 @@ the built-in rule asks for an AAL as high as the authenticator's, capped at the 
 subject's confirmed authenticators reach (a subject with only a password can add a second
 factor; one with a passkey must use a strong method to add or remove anything).
 
-Verification of a challenge (`verify`) checks the lockout first (the journey's `lockout:`
-counters, per subject: `password` and `second_factor`), then the proof against the subject's
-confirmed credentials, counts a failure atomically, and keeps single use by writing the
-changed credential record at the revision it was read.
+Verification of a challenge (`verify`) is admitted by the lockout first (the journey's
+`lockout:` counters, per subject: `password` and `second_factor`; the lock is checked and
+the attempt reserved in one store step, so workers racing never check more guesses than the
+limit), then checks the proof against the subject's confirmed credentials, counts a failure
+(settling the reservation), and keeps single use by writing the changed credential record at
+the revision it was read.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from juncture.methods.webauthn import PasskeyRecord, WebAuthn
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan, StepRef, acr_values, counter_for_kind
 from juncture.service.authn import (
+    ATTEMPT_HOLD,
     CONFIRMED_AT_ENROLLMENT,
     RECORDS,
     STARTED_KINDS,
@@ -44,6 +47,7 @@ from juncture.service.authn import (
     AuthnSettings,
     MethodTable,
     PendingWebAuthn,
+    admission,
     best_reachable,
     check_records,
     decode_pending,
@@ -51,7 +55,6 @@ from juncture.service.authn import (
     encode_record,
     environment,
     failed,
-    lock_state,
     usable,
 )
 from juncture.service.ids import new_id
@@ -84,6 +87,8 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     code: str
     kind: str
     journey: Any
+    #: The attempt the lockout admitted (settled by `settle` or `release`).
+    attempt: str
     proof: VerifiedProof | None = None
     posture: Any = None
     state: bytes | None = None
@@ -304,8 +309,31 @@ class Directory:
             raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
         method = self.methods.get(plan, journey, authenticator.method)
         now = self.runtime.now()
-        self._check_lock(journey, authenticator.subject_type, authenticator.subject_id,
-                         authenticator.kind, now)  # fmt: skip
+        who = (journey, authenticator.subject_type, authenticator.subject_id, authenticator.kind)
+        attempt = self._reserve(*who, now)
+        try:
+            result, record, lookup = self._confirmation(method, authenticator, proof, now)
+        except BaseException:
+            self._release(*who, attempt)
+            raise
+        if not result.ok or record is None:
+            self._count_failure(*who, now, attempt)
+            raise failed()
+        self._release(*who, attempt)
+        confirmed = msgspec.structs.replace(
+            authenticator, record=encode_record(record), confirmed_at=now, lookup=lookup
+        )
+        try:
+            return self.store.update_authenticator(
+                confirmed, expected_revision=authenticator.revision
+            )
+        except ConflictError:  # a concurrent confirmation won
+            raise failed() from None
+
+    def _confirmation(
+        self, method: MethodImpl[Any], authenticator: Authenticator, proof: object, now: datetime
+    ) -> tuple[MethodResult[Any], Any, str | None]:
+        """Check a new authenticator's first proof: (result, record to keep, lookup)."""
         context = Context(subject=authenticator.subject_id, challenge_id=authenticator.id)
         lookup = None
         try:
@@ -336,19 +364,7 @@ class Directory:
                 raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
         except ProofError as exc:
             raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
-        if not result.ok or record is None:
-            self._count_failure(journey, authenticator.subject_type, authenticator.subject_id,
-                                authenticator.kind, now)  # fmt: skip
-            raise failed()
-        confirmed = msgspec.structs.replace(
-            authenticator, record=encode_record(record), confirmed_at=now, lookup=lookup
-        )
-        try:
-            return self.store.update_authenticator(
-                confirmed, expected_revision=authenticator.revision
-            )
-        except ConflictError:  # a concurrent confirmation won
-            raise failed() from None
+        return result, record, lookup
 
     # -- the built-in enroll/remove rule ------------------------------------------------------
     def default_gate(
@@ -417,16 +433,24 @@ class Directory:
         counter = counter_for_kind(kind)
         return counter, journey.lockout[counter]
 
-    def _check_lock(
+    def _reserve(
         self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, now: datetime
-    ) -> None:
+    ) -> str:
+        """Admit one attempt (the lock checked and the attempt reserved in one store step,
+        so racing workers never check more guesses than the journey allows); its id.
+
+        Raises AuthnError ``auth.locked`` (429, with Retry-After).
+        """
         counter, spec = self._limits(journey, kind)
-        failures = self.store.get_failures(subject_type, subject_id, counter)
-        wait = lock_state(
-            failures,
-            now=now,
-            backoff=timedelta(seconds=spec.backoff),
-            lock=timedelta(seconds=spec.lock),
+        attempt = new_id("att")
+        wait = self.store.reserve_attempt(
+            subject_type,
+            subject_id,
+            counter,
+            attempt=attempt,
+            at=now,
+            hold=ATTEMPT_HOLD,
+            admit=lambda failures: admission(failures, now=now, spec=spec),
         )
         if wait is not None:
             raise AuthnError(
@@ -435,9 +459,24 @@ class Directory:
                 429,
                 retry_after=wait,
             )
+        return attempt
+
+    def _release(
+        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, attempt: str
+    ) -> None:
+        """Give an admitted attempt back uncounted (its input was refused before any check
+        said right or wrong)."""
+        counter, _ = self._limits(journey, kind)
+        self.store.release_attempt(subject_type, subject_id, counter, attempt)
 
     def _count_failure(
-        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, now: datetime
+        self,
+        journey: JourneyPlan,
+        subject_type: str,
+        subject_id: str,
+        kind: str,
+        now: datetime,
+        attempt: str,
     ) -> None:
         counter, spec = self._limits(journey, kind)
         self.store.record_failure(
@@ -448,6 +487,7 @@ class Directory:
             window=timedelta(seconds=spec.within),
             lock_after=spec.after,
             lock_for=timedelta(seconds=spec.lock),
+            attempt=attempt,
         )
 
     # -- challenges ---------------------------------------------------------------------------
@@ -494,8 +534,9 @@ class Directory:
     def verify(
         self, challenge: Challenge, session: Session, method_name: str, proof: object
     ) -> Checked:
-        """Check a proof for a challenge, counting nothing yet (the caller spends the attempt
-        first, then calls `settle`).
+        """Check a proof for a challenge, counting nothing yet: the lockout admits the attempt
+        and reserves it first (the caller spends the challenge's attempt, then calls `settle`,
+        or `release` when it cannot).
 
         Raises AuthnError: ``auth.locked`` (429) before anything is checked,
         ``challenge.proof_malformed`` (400), a method's configuration or outage (503).
@@ -504,7 +545,27 @@ class Directory:
         method: MethodImpl[Any] = self.methods.get(plan, journey, method_name)
         kind = method.kind
         now = self.runtime.now()
-        self._check_lock(journey, session.subject_type, session.subject_id, kind, now)
+        who = (journey, session.subject_type, session.subject_id, kind)
+        attempt = self._reserve(*who, now)
+        try:
+            return self._check(method, challenge, session, method_name, proof, journey, now,
+                               attempt)  # fmt: skip
+        except BaseException:
+            self._release(*who, attempt)
+            raise
+
+    def _check(
+        self,
+        method: MethodImpl[Any],
+        challenge: Challenge,
+        session: Session,
+        method_name: str,
+        proof: object,
+        journey: JourneyPlan,
+        now: datetime,
+        attempt: str,
+    ) -> Checked:
+        kind = method.kind
         context = Context(
             subject=session.subject_id,
             challenge_id=challenge.id,
@@ -550,6 +611,7 @@ class Directory:
             code=result.code,
             kind=kind,
             journey=journey,
+            attempt=attempt,
             proof=result.proof if ok else None,
             posture=result.posture if ok else None,
             state=result.state if ok else None,
@@ -560,9 +622,8 @@ class Directory:
         method's new challenge state (an email code marked used)."""
         now = self.runtime.now()
         if not checked.ok:
-            self._count_failure(
-                checked.journey, session.subject_type, session.subject_id, checked.kind, now
-            )
+            self._count_failure(checked.journey, session.subject_type, session.subject_id,
+                                checked.kind, now, checked.attempt)  # fmt: skip
             return
         self.store.clear_failures(
             session.subject_type, session.subject_id, counter_for_kind(checked.kind)
@@ -570,3 +631,9 @@ class Directory:
         if checked.state is not None:  # consumed meanwhile: the state no longer matters
             with contextlib.suppress(ConflictError):
                 self.store.set_challenge_state(challenge.id, method, checked.state, at=now)
+
+    def release(self, checked: Checked, session: Session) -> None:
+        """Give a checked proof's attempt back uncounted: the challenge could not take it
+        (used or out of attempts meanwhile), so its result was never told."""
+        self._release(checked.journey, session.subject_type, session.subject_id, checked.kind,
+                      checked.attempt)  # fmt: skip

@@ -4,7 +4,9 @@ Data flow of one decision (DESIGN.md): the calling app is authenticated (by the 
 the session is loaded -> its proofs, signals and context join the request's facts -> the
 active plan evaluates the guard then the checkpoint -> the session's effects and the
 decision record are stored -> the answer goes back. A revocation, a verified step-up and a
-publish are committed before they are acknowledged; the decision log is written in batches.
+publish are committed before they are acknowledged; the decision log is written in batches
+(``batched``: after the answer, at most `LOG_INTERVAL` seconds of records lost on a crash) or
+committed before the answer (``durable``: concurrent requests' records share one commit).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -117,18 +121,41 @@ def _unavailable(
     )
 
 
+#: The decision log's modes (`juncture serve --decision-log`).
+LOG_MODES = ("batched", "durable")
+#: Seconds between the batched writer's commits: the records a crash may lose.
+LOG_INTERVAL = 0.2
+#: The commits a request must wait for before its answer goes (durable mode): set by the
+#: API around each request (`DecisionLogWriter.awaited`), read by `Runtime._record`.
+_AWAITED: ContextVar[list[Future[None]] | None] = ContextVar("juncture_awaited", default=None)
+
+
 class DecisionLogWriter:
-    """Buffers decision records and writes them in batches from a background thread."""
+    """Writes decision records from a background thread.
+
+    ``batched`` (the default): records are buffered and written every ``interval`` seconds
+    (or at ``max_batch``), after the answers went: a crash loses at most the records of the
+    last interval (and those held while the store is down, at most `MAX_PENDING_RECORDS`).
+
+    ``durable``: each record comes with a future that the writer resolves once the
+    transaction holding it is committed; the writer commits whatever arrived while the last
+    commit ran (group commit), so concurrent requests share one transaction. A failed commit
+    fails the futures of its records (``StoreError``): the caller must not give the answer.
+    """
 
     def __init__(
         self,
         store: Store,
-        interval: float = 0.2,
+        interval: float = LOG_INTERVAL,
         max_batch: int = 500,
         *,
         retention: timedelta | None = None,
         now: Callable[[], datetime] | None = None,
+        mode: str = "batched",
     ) -> None:
+        if mode not in LOG_MODES:
+            raise ValueError(f"unknown decision log mode `{mode}`")
+        self.mode = mode
         self._store = store
         self._retention = retention
         self._now = now
@@ -136,23 +163,49 @@ class DecisionLogWriter:
         self._interval = interval
         self._max = max_batch
         self._buffer: list[bytes] = []
+        self._waiting: list[Future[None]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
 
-    def add(self, record: DecisionRecord) -> None:
+    @staticmethod
+    @contextlib.contextmanager
+    def awaited() -> Iterator[list[Future[None]]]:
+        """Collect, for the current request, the commits its answer must wait for (durable
+        mode; empty in batched mode)."""
+        pending: list[Future[None]] = []
+        token = _AWAITED.set(pending)
+        try:
+            yield pending
+        finally:
+            _AWAITED.reset(token)
+
+    def add(self, record: DecisionRecord) -> Future[None] | None:
+        """Queue a record; in durable mode, the future of its commit (else None)."""
         prepared = self._store.prepare_record(record)
+        if self.mode == "durable":
+            committed: Future[None] = Future()
+            with self._lock:
+                self._buffer.append(prepared)
+                self._waiting.append(committed)
+            self._wake.set()
+            return committed
         with self._lock:
             self._buffer.append(prepared)
             full = len(self._buffer) >= self._max
         if full:
             self._wake.set()
+        return None
 
     def flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            waiting, self._waiting = self._waiting, []
+        if waiting:  # durable: every record of the batch has a waiter
+            self._commit(batch, waiting)
+            return
         if batch:
             try:
                 self._store.record_prepared(batch)
@@ -164,6 +217,23 @@ class DecisionLogWriter:
                         del self._buffer[:overflow]
                 if overflow > 0:
                     log.error("decision log: store unavailable, %d records dropped", overflow)
+
+    def _commit(self, batch: list[bytes], waiting: list[Future[None]]) -> None:
+        """Durable mode: one transaction for the batch, then every waiter is told."""
+        try:
+            self._store.record_prepared(batch)
+        except StoreError as error:
+            # Not kept for later: their answers are refused (no record, no answer).
+            log.error("decision log: commit failed, %d answers refused: %s", len(batch), error)
+            for committed in waiting:
+                committed.set_exception(error)
+            return
+        except BaseException as error:  # a waiter must never hang
+            for committed in waiting:
+                committed.set_exception(StoreError(f"decision log: {error}"))
+            raise
+        for committed in waiting:
+            committed.set_result(None)
 
     def _run(self) -> None:
         while not self._stop:
@@ -198,10 +268,11 @@ class Runtime:
         store: Store,
         *,
         now: Callable[[], datetime],
-        log_interval: float = 0.2,
+        log_interval: float = LOG_INTERVAL,
         retention: timedelta | None = None,
         observer: Observer | None = None,
         authn: AuthnSettings | None = None,
+        decision_log: str = "batched",
     ) -> None:
         self.store = store
         self.now = now
@@ -215,7 +286,9 @@ class Runtime:
         #: Tells the event streams (service/transmit.py sets it): (event, session, details).
         self.emit: Callable[[str, Session, dict[str, Any]], None] = lambda *_: None
         self.policies = PolicyRegistry(store, now)
-        self.log = DecisionLogWriter(store, interval=log_interval, retention=retention, now=now)
+        self.log = DecisionLogWriter(
+            store, interval=log_interval, retention=retention, now=now, mode=decision_log
+        )
         self.stats: dict[tuple[str, str], int] = {}
         self._plan_reads: dict[str, frozenset[str]] = {}
 
@@ -660,7 +733,7 @@ class Runtime:
         key = (decision.outcome, decision.checkpoint or "-")
         self.stats[key] = self.stats.get(key, 0) + 1
         resource = request.get("resource")
-        self.log.add(
+        committed = self.log.add(
             DecisionRecord(
                 id=decision.id or new_id("d"),
                 at=now,
@@ -682,6 +755,17 @@ class Runtime:
                 facts=facts,
             )
         )
+        if committed is None:
+            return
+        awaited = _AWAITED.get()
+        if awaited is not None:  # the API waits (without blocking its loop) before answering
+            awaited.append(committed)
+            return
+        # No answer waits on this one (a background sweep): be durable before going on.
+        try:
+            committed.result(timeout=30)
+        except (StoreError, TimeoutError) as error:
+            log.error("decision log: record %s not committed: %s", decision.id, error)
 
     # -- sessions ---------------------------------------------------------------------------
     def start_session(
@@ -948,6 +1032,8 @@ class Runtime:
         try:
             challenge = self.store.spend_attempt(challenge_id, at=now)
         except ConflictError:
+            if checked is not None:
+                self.directory.release(checked, session)
             raise ServiceError(
                 "challenge.not_live", "the challenge is expired, used or out of attempts", 409
             ) from None

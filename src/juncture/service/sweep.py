@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -226,9 +227,17 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 class SweepWorker:
     """Runs the store's running sweeps in a background thread, a batch at a time."""
 
-    def __init__(self, sweeper: Sweeper, *, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        sweeper: Sweeper,
+        *,
+        interval: float = 0.5,
+        paused: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.sweeper = sweeper
         self.interval = interval
+        #: While true, no batch runs here (this node's clock is off: another node goes on).
+        self.paused = paused
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweep", daemon=True)
@@ -248,9 +257,11 @@ class SweepWorker:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
+            if self.paused():
+                continue
             try:
                 for run in self.sweeper.running():
-                    while run.status == "running" and not self._stop.is_set():
+                    while run.status == "running" and not self._stop.is_set() and not self.paused():
                         run = self.sweeper.step(run)
             except (StoreError, ConflictError):  # another worker holds it, or the store is down
                 log.warning("sweep: a batch did not complete; it will be tried again")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -242,6 +242,9 @@ class Failures(msgspec.Struct, frozen=True, kw_only=True):
     first_at: datetime | None = None
     last_at: datetime | None = None
     locked_until: datetime | None = None
+    #: Attempts admitted and not settled yet (attempt id -> when admitted): each counts as
+    #: a failure to admission until it is settled, released or held too long.
+    pending: dict[str, datetime] = {}
 
 
 class AppKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -375,6 +378,22 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SweepStatus = Literal["running", "done", "failed"]
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's latest heartbeat: its own clock and the store's, read in the same write."""
+
+    node: str
+    #: The node's clock when it wrote.
+    clock: datetime
+    #: The store's clock at that write (the reference nodes are compared to).
+    store_at: datetime
+
+    @property
+    def offset(self) -> timedelta:
+        """How far the node's clock was ahead of the store's (negative: behind), up to the
+        time the write took."""
+        return self.clock - self.store_at
 
 
 class SweepRun(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,7 +7,7 @@ may acknowledge the change as soon as the call returns (durability rule of DESIG
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    Heartbeat,
     OutboxItem,
     PolicyVersion,
     ReceivedEvent,
@@ -259,6 +260,7 @@ class FailureStore(Protocol):
         window: timedelta,
         lock_after: int,
         lock_for: timedelta,
+        attempt: str | None = None,
     ) -> Failures:
         """Count one failure atomically (concurrent calls never lose a count); returns the
         new state.
@@ -266,13 +268,43 @@ class FailureStore(Protocol):
         If the last failure is older than ``window`` (``at - last_at > window``) or there is
         none, the count restarts at 1, else it goes up by 1. When the count reaches
         ``lock_after`` (or is past it), ``locked_until`` becomes ``at + lock_for`` (a lock
-        still running is never shortened; ``lock_after < 1`` never locks).
+        still running is never shortened; ``lock_after < 1`` never locks). The reservation
+        ``attempt`` (`reserve_attempt`), if any, is settled by the same write.
         """
+
+    def reserve_attempt(
+        self,
+        subject_type: str,
+        subject_id: str,
+        counter: str,
+        *,
+        attempt: str,
+        at: datetime,
+        hold: timedelta,
+        admit: Callable[[Failures | None], int | None],
+    ) -> int | None:
+        """Admit one verification attempt or refuse it, in one atomic step across threads,
+        processes and nodes: no other reservation, failure or clearing of the counter comes
+        between the read and the write.
+
+        Reservations older than ``at - hold`` are dropped (their holder died), then
+        ``admit`` is called once with the counter (None when there is none; ``pending``
+        holds the live reservations). When it returns None the attempt is kept in
+        ``pending`` under ``attempt`` (admitted at ``at``) and None is returned; otherwise
+        nothing changes and its answer (seconds to wait) is returned. The attempt is settled
+        by `record_failure` (``attempt=``), `release_attempt` or `clear_failures`.
+        """
+
+    def release_attempt(
+        self, subject_type: str, subject_id: str, counter: str, attempt: str
+    ) -> None:
+        """Drop a reservation without counting anything (nothing happens when it is gone)."""
 
     def get_failures(self, subject_type: str, subject_id: str, counter: str) -> Failures | None: ...
 
     def clear_failures(self, subject_type: str, subject_id: str, counter: str) -> None:
-        """Forget the counter (after a success). Nothing happens when there is none."""
+        """Forget the counter and its reservations (after a success). Nothing happens when
+        there is none."""
 
 
 class EventStore(Protocol):
@@ -383,6 +415,24 @@ class ApprovalStore(Protocol):
         """The approvals asked of a user (of ``status`` when given), newest first."""
 
 
+class ClockStore(Protocol):
+    """The nodes' clocks against the store's: what keeps a node with a wrong clock from
+    stamping proofs and deciding `within` windows (service/clock.py).
+
+    The store's clock is the reference: SQLite reads the host's clock in the statement that
+    writes (``julianday('now')``, millisecond resolution); PostgreSQL would read the server's
+    ``clock_timestamp()``.
+    """
+
+    def beat(self, node: str, clock: datetime) -> Heartbeat:
+        """Write ``node``'s heartbeat: its ``clock`` reading and the store's clock, read in
+        the same write; returns it. Heartbeats more than a day old are dropped."""
+
+    def heartbeats(self, *, within: timedelta) -> list[Heartbeat]:
+        """The latest heartbeat of each node that wrote one at most ``within`` ago (by the
+        store's clock), by node."""
+
+
 class SweepStore(Protocol):
     """Sweep runs: their cursor and progress, and the sessions they go through."""
 
@@ -417,6 +467,7 @@ class Store(
     StreamStore,
     ApprovalStore,
     SweepStore,
+    ClockStore,
     Protocol,
 ):
     """Everything the runtime needs, from one backend."""

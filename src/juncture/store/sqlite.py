@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from juncture.store.models import (
     DecisionQuery,
     DecisionRecord,
     Failures,
+    Heartbeat,
     OutboxItem,
     PolicyVersion,
     ReceivedEvent,
@@ -271,6 +272,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " '$.subject_properties.email')) WHERE json_valid(CAST(body AS TEXT))"
         " AND json_type(CAST(body AS TEXT), '$.subject_properties.email') = 'text'",
         "CREATE INDEX sessions_email ON sessions (email, id) WHERE email IS NOT NULL",
+    ),
+    (
+        # Node heartbeats: each node's clock and the store's, read in the same write
+        # (µs since the epoch), so a node whose clock is off refuses to decide.
+        """CREATE TABLE heartbeats (
+            node TEXT PRIMARY KEY,
+            clock INTEGER NOT NULL,
+            store_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
     ),
 )
 
@@ -949,27 +959,71 @@ class SqliteStore:
         window: timedelta,
         lock_after: int,
         lock_for: timedelta,
+        attempt: str | None = None,
     ) -> Failures:
         """Count one failure (read, count and write in one write transaction: concurrent
         calls queue, none is lost); returns the new state.
 
         The count restarts at 1 when the last failure is older than ``window``, else goes up
         by 1; from ``lock_after`` failures on, each sets ``locked_until = at + lock_for`` (a
-        running lock is never shortened; ``lock_after < 1`` never locks).
+        running lock is never shortened; ``lock_after < 1`` never locks). The reservation
+        ``attempt`` is settled by the same write.
         """
         _micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            row = conn.execute("SELECT body FROM failures WHERE subject_type = ?"
-                               " AND subject_id = ? AND counter = ?", key).fetchone()  # fmt: skip
-            before = None if row is None else _decode(Failures, row[0])
+            before = _failures_row(conn, key)
             counted = _count_failure(before, key, at=at, window=window, lock_after=lock_after,
                                      lock_for=lock_for)  # fmt: skip
-            conn.execute("INSERT INTO failures (subject_type, subject_id, counter, body)"
-                         " VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id, counter)"
-                         " DO UPDATE SET body = excluded.body",
-                         (*key, _encode(counted)))  # fmt: skip
+            if attempt is not None and attempt in counted.pending:
+                pending = {k: v for k, v in counted.pending.items() if k != attempt}
+                counted = msgspec.structs.replace(counted, pending=pending)
+            _write_failures(conn, key, counted)
         return counted
+
+    def reserve_attempt(
+        self,
+        subject_type: str,
+        subject_id: str,
+        counter: str,
+        *,
+        attempt: str,
+        at: datetime,
+        hold: timedelta,
+        admit: Callable[[Failures | None], int | None],
+    ) -> int | None:
+        """Admit an attempt or refuse it: ``admit`` runs inside one ``BEGIN IMMEDIATE``
+        transaction, so no other process's reservation or failure comes between its read
+        and the reservation written (see the protocol)."""
+        _micros(at)
+        key = (subject_type, subject_id, counter)
+        with self._transaction() as conn:
+            before = _failures_row(conn, key)
+            if before is not None and before.pending:
+                live = {k: v for k, v in before.pending.items() if v >= at - hold}
+                if len(live) != len(before.pending):
+                    before = msgspec.structs.replace(before, pending=live)
+            wait = admit(before)
+            if wait is not None:
+                return wait
+            if before is None:
+                before = Failures(subject_type=subject_type, subject_id=subject_id,
+                                  counter=counter)  # fmt: skip
+            reserved = msgspec.structs.replace(before, pending={**before.pending, attempt: at})
+            _write_failures(conn, key, reserved)
+        return None
+
+    def release_attempt(
+        self, subject_type: str, subject_id: str, counter: str, attempt: str
+    ) -> None:
+        """Drop a reservation without counting it; nothing happens when it is gone."""
+        key = (subject_type, subject_id, counter)
+        with self._transaction() as conn:
+            before = _failures_row(conn, key)
+            if before is None or attempt not in before.pending:
+                return
+            pending = {k: v for k, v in before.pending.items() if k != attempt}
+            _write_failures(conn, key, msgspec.structs.replace(before, pending=pending))
 
     def get_failures(self, subject_type: str, subject_id: str, counter: str) -> Failures | None:
         row = self._one("SELECT body FROM failures WHERE subject_type = ? AND subject_id = ?"
@@ -981,6 +1035,32 @@ class SqliteStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM failures WHERE subject_type = ? AND subject_id = ?"
                          " AND counter = ?", (subject_type, subject_id, counter))  # fmt: skip
+
+    # -- node clocks ------------------------------------------------------------------------
+    def beat(self, node: str, clock: datetime) -> Heartbeat:
+        """Write the node's heartbeat with the host's clock as SQLite reads it in the same
+        statement (``julianday('now')``: µs since the epoch, millisecond resolution); drop
+        heartbeats more than a day old."""
+        micros = _micros(clock)
+        with self._transaction() as conn:
+            (store_at,) = conn.execute(
+                "INSERT INTO heartbeats (node, clock, store_at) VALUES (?, ?,"
+                " CAST(round((julianday('now') - 2440587.5) * 86400000.0) * 1000 AS INTEGER))"
+                " ON CONFLICT (node) DO UPDATE SET clock = excluded.clock,"
+                " store_at = excluded.store_at RETURNING store_at", (node, micros),
+            ).fetchone()  # fmt: skip
+            conn.execute("DELETE FROM heartbeats WHERE store_at < ?",
+                         (store_at - 86_400_000_000,))  # fmt: skip
+        return Heartbeat(node=node, clock=clock, store_at=_from_micros(store_at))
+
+    def heartbeats(self, *, within: timedelta) -> list[Heartbeat]:
+        rows = self._all(
+            "SELECT node, clock, store_at FROM heartbeats WHERE store_at >="
+            " CAST(round((julianday('now') - 2440587.5) * 86400000.0) * 1000 AS INTEGER) - ?"
+            " ORDER BY node", (within // _MICROSECOND,),
+        )  # fmt: skip
+        return [Heartbeat(node=node, clock=_from_micros(clock), store_at=_from_micros(at))
+                for node, clock, at in rows]  # fmt: skip
 
     # -- Shared Signals: events received --------------------------------------------------
     def receive_event(self, event: ReceivedEvent) -> bool:
@@ -1421,6 +1501,18 @@ def _outbox_item(row: Sequence[Any]) -> OutboxItem:
     )  # fmt: skip
 
 
+def _failures_row(conn: sqlite3.Connection, key: tuple[str, str, str]) -> Failures | None:
+    row = conn.execute("SELECT body FROM failures WHERE subject_type = ?"
+                       " AND subject_id = ? AND counter = ?", key).fetchone()  # fmt: skip
+    return None if row is None else _decode(Failures, row[0])
+
+
+def _write_failures(conn: sqlite3.Connection, key: tuple[str, str, str], value: Failures) -> None:
+    conn.execute("INSERT INTO failures (subject_type, subject_id, counter, body)"
+                 " VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id, counter)"
+                 " DO UPDATE SET body = excluded.body", (*key, _encode(value)))  # fmt: skip
+
+
 def _count_failure(
     before: Failures | None,
     key: tuple[str, str, str],
@@ -1444,7 +1536,8 @@ def _count_failure(
         locked_until = at + lock_for if locked_until is None else max(locked_until, at + lock_for)
     return Failures(subject_type=subject_type, subject_id=subject_id, counter=counter,
                     count=count, first_at=first_at, last_at=last_at,
-                    locked_until=locked_until)  # fmt: skip
+                    locked_until=locked_until,
+                    pending={} if before is None else before.pending)  # fmt: skip
 
 
 def _live_challenge(conn: sqlite3.Connection, challenge_id: str, at: datetime) -> Challenge:

@@ -1,0 +1,120 @@
+"""A node whose clock is off the store's must not decide: its proofs and `within` windows
+would be stamped by a wrong clock."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from juncture.service.clock import TEST_OFFSET_ENV
+from service.server import Server
+from service.test_http import admin
+
+JOURNEY = """\
+journey: acct
+applies_to: [web]
+methods:
+  password: {kind: password, aal: 1}
+checkpoints:
+  login: [{require: {any: [password]}}, {allow: {}}]
+  browse: [{allow: {}}]
+  "*": [{deny: unknown_action}]
+"""
+BODY = {
+    "subject": {"type": "user", "id": "alice"},
+    "action": {"name": "browse"},
+    "resource": {"type": "page", "id": "home"},
+}
+
+
+def _node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset: float, args: tuple[str, ...] = ()
+) -> Server:
+    """A `juncture serve` on the shared database whose clock runs ``offset`` seconds off."""
+    monkeypatch.setenv(TEST_OFFSET_ENV, str(offset))
+    try:
+        return Server(tmp_path / "j.db", tmp_path / "bundle", args=args).start()
+    finally:
+        monkeypatch.delenv(TEST_OFFSET_ENV)
+
+
+def test_a_node_with_a_skewed_clock_refuses_to_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """I2 (proofs within the window, by a right clock): two nodes on one database; the one
+    whose clock is 10 s ahead refuses decisions, sessions and challenge answers with 503
+    `unavailable.clock_skew` and says why in /healthz; the one 0.5 s off serves."""
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "acct.yaml").write_text(JOURNEY)
+    good = _node(tmp_path, monkeypatch, 0.5)
+    try:
+        with admin(good) as root:
+            made = root.post("/admin/v1/apps", json={"name": "web"})
+            assert made.status_code == 201, made.text
+        key = made.json()["key"]
+        bad = _node(tmp_path, monkeypatch, 10)
+        try:
+            health = httpx.get(f"{bad.url}/healthz")
+            assert health.status_code == 503, health.text
+            clock = health.json()["clock"]
+            assert clock["status"] == "skewed"
+            assert 9 < clock["offset_seconds"] < 11
+            assert clock["max_skew_seconds"] == 2
+            bad_app = bad.client(key)
+            refused = bad_app.post("/access/v1/evaluation", json=BODY)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["code"] == "unavailable.clock_skew"
+            started = bad_app.post(
+                "/v1/sessions", json={"subject": {"type": "user", "id": "alice"}}
+            )
+            assert (started.status_code, started.json()["code"]) == (
+                503,
+                "unavailable.clock_skew",
+            )
+            # the good node serves, and sees the bad one among its peers
+            good_app = good.client(key)
+            served = good_app.post("/access/v1/evaluation", json=BODY)
+            assert served.status_code == 200, served.text
+            assert served.json()["decision"] is True
+            started = good_app.post(
+                "/v1/sessions", json={"subject": {"type": "user", "id": "alice"}}
+            )
+            assert started.status_code == 201, started.text
+            deadline = time.monotonic() + 10  # its next heartbeat lists the bad node
+            while True:
+                health = httpx.get(f"{good.url}/healthz")
+                assert health.status_code == 200, health.text
+                clock = health.json()["clock"]
+                assert clock["status"] == "ok"
+                assert 0 < clock["offset_seconds"] < 1
+                if any(9 < p["offset_seconds"] < 11 for p in clock["peers"]):
+                    break
+                assert time.monotonic() < deadline, clock
+                time.sleep(0.2)
+            assert "unavailable.clock_skew" in _log(bad)
+        finally:
+            bad.stop()
+    finally:
+        good.stop()
+
+
+def test_the_bound_is_an_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`--max-clock-skew 15`: a node 10 s off serves."""
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "acct.yaml").write_text(JOURNEY)
+    node = _node(tmp_path, monkeypatch, 10, args=("--max-clock-skew", "15"))
+    try:
+        health = httpx.get(f"{node.url}/healthz")
+        assert health.status_code == 200, health.text
+        assert health.json()["clock"]["status"] == "ok"
+        assert health.json()["clock"]["max_skew_seconds"] == 15
+    finally:
+        node.stop()
+
+
+def _log(server: Server) -> str:
+    server.stop()
+    return server.output.decode(errors="replace")
