@@ -65,7 +65,8 @@ class Service:
         bundle = root / "bundle"
         bundle.mkdir()
         (bundle / "bank.yaml").write_text(VERSION_A)
-        self.server = Server(root / "j.db", bundle).start()
+        # durable: a decision's record is committed before its answer (I4)
+        self.server = Server(root / "j.db", bundle, args=("--decision-log", "durable")).start()
         self.admin = self.server.client(self.server.admin_token())
         made = self.admin.post("/admin/v1/apps", json={
             "name": "bank", "assertable_methods": ["password", "totp"]})  # fmt: skip
