@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-MAX_BODY = 1 << 20
+from juncture.api.limits import MAX_BODY
+
 MAX_DEPTH = 32
 
 
@@ -98,11 +99,14 @@ async def raw_body(request: Request, limit: int = MAX_BODY) -> bytes:
         raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or refused by the server past a limit: nobody to answer
+        raise ApiError(400, "request.malformed", "the body ended early") from None
     return b"".join(chunks)
 
 
