@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from juncture import __version__
-from juncture.api.limits import Limits
+from juncture.api.limits import Limits, default_hash_concurrency
 from juncture.bundles import find_bundles
 from juncture.engine import Facts, evaluate
 from juncture.engine.decision import Decision
@@ -409,6 +409,15 @@ def serve(
     max_headers: Annotated[
         int, typer.Option(min=1, help="Header lines of a request; more: 431.")
     ] = Limits().max_headers,
+    hash_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Password hashes computed at once per worker (default: half the CPUs)."
+        ),
+    ] = None,
+    hash_queue: Annotated[
+        int, typer.Option(min=0, help="Requests waiting to hash a password per worker; more: 429.")
+    ] = Limits().hash_queue,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -483,6 +492,8 @@ def serve(
             max_request_line=max_request_line,
             max_header_bytes=max_header_bytes,
             max_headers=max_headers,
+            hash_concurrency=hash_concurrency or default_hash_concurrency(),
+            hash_queue=hash_queue,
         )
         receive = ReceiveSettings()
         if transmitters is not None:

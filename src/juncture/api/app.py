@@ -20,7 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from juncture import __version__
 from juncture.api import admin, approvals, directory, heap, native, ssf
 from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
+from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
 from juncture.service.inventory import InventorySettings
@@ -90,7 +92,10 @@ def _errors(
         try:
             return await handler(request)
         except ApiError as exc:
-            return problem(exc.status, exc.code, exc.detail, **exc.extra)
+            response = problem(exc.status, exc.code, exc.detail, **exc.extra)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except ServiceError as exc:
             response = problem(exc.status, exc.code, exc.message, **exc.extra)
             if exc.retry_after is not None:
@@ -145,8 +150,10 @@ def create_app(
     transmitter: Transmitter | None = None,
     receiver: Receiver | None = None,
     inventory: InventorySettings | None = None,
+    limits: Limits | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given."""
+    limits = limits or Limits()
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         *ACCESS_ROUTES,
         ("/v1/sessions", native.start_session, ["POST"]),
@@ -187,6 +194,7 @@ def create_app(
         heap.settle()  # what start-up loaded, the active plan included, is never walked again
         yield
         workers.stop()
+        app.state.hash_pool.close()
         runtime.close()  # flush the decision log
         runtime.store.close()
 
@@ -208,4 +216,5 @@ def create_app(
     app.state.transmitter = transmitter
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
+    app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     return RequestId(app)

@@ -11,6 +11,7 @@ import msgspec
 from starlette.types import ASGIApp
 
 from juncture.api.app import create_app
+from juncture.api.limits import LIMITS_ENV, limits_from
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
 from juncture.service.inventory import InventorySettings
@@ -122,4 +123,5 @@ def build() -> ASGIApp:
         transmitter=transmitter,
         receiver=receiver,
         inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
+        limits=limits_from(os.environ.get(LIMITS_ENV)),
     )
