@@ -45,8 +45,16 @@ def peak_memory(server: Server) -> int:
     raise AssertionError("no VmHWM")
 
 
-def exchange(server: Server, head: bytes, rest: Iterable[bytes] = (), timeout: float = 30) -> bytes:
-    """Send ``head`` then ``rest`` (stopping once an answer comes); the bytes answered."""
+def exchange(
+    server: Server,
+    head: bytes,
+    rest: Iterable[bytes] = (),
+    timeout: float = 30,
+    *,
+    until_answer: bool = True,
+) -> bytes:
+    """Send ``head`` then ``rest`` (stopping once an answer comes, unless not
+    ``until_answer``, or the server closes); the bytes answered."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     answer = b""
     try:
@@ -54,7 +62,7 @@ def exchange(server: Server, head: bytes, rest: Iterable[bytes] = (), timeout: f
         deadline = time.monotonic() + timeout
         for piece in itertools.chain([head], rest):
             readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
+            if readable and until_answer:
                 break
             try:
                 sock.sendall(piece)
@@ -205,4 +213,18 @@ def test_gzip_bomb_bundle_refused(server: Server):
     assert answers[0].json()["code"] == "request.too_large"
     assert slowest < 0.5
     assert peak_memory(server) - before < 128 * MiB
+    assert_still_answers(server)
+
+
+def test_header_flood_pipelined_after_a_request_refused(server: Server):
+    """A flood pipelined behind a sane request: that one is answered, then the flood refused
+    (431 when the first answer is out, else the connection just closed) and not held."""
+    sane = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    flood = sane + b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: " + b"a" * (4 * MiB)
+    started = time.monotonic()
+    answer = exchange(server, flood, until_answer=False)
+    assert time.monotonic() - started < 5  # closed by the server, not by a timeout
+    statuses = [int(line.split(b" ")[1]) for line in answer.split(b"\r\n")
+                if line.startswith(b"HTTP/1.1 ")]  # fmt: skip
+    assert statuses in ([200], [200, 431])
     assert_still_answers(server)

@@ -207,23 +207,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = True
         self.parser = httptools.HttpRequestParser(self)  # what the old one buffered goes
         self.logger.info("Refused a request: %s", refusal.detail)
-        earlier = bool(self.pipeline)  # an earlier request is still owed its answer
-        self.pipeline.clear()
-        answered = False
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            # The app's request ends here: it reads a disconnect, its answer is dropped.
+        own = cycle is not None and self._cycle_of == self._messages
+        pending = cycle is not None and not cycle.response_complete
+        if self.pipeline or (pending and own and cycle.response_started):
+            # Answers queued, or this request's own half sent: nothing can be said in order.
+            if cycle is not None and pending:
+                cycle.disconnected = True
+                cycle.message_event.set()
+            self.pipeline.clear()
+            self.transport.close()
+            return
+        if cycle is not None and pending and not own:
+            # An earlier request is being answered: it is, then the connection is closed.
+            cycle.keep_alive = False
+            return
+        if cycle is not None and pending:  # the app's request ends here: it reads a disconnect
             cycle.disconnected = True
             cycle.message_event.set()
-            earlier = earlier or self._cycle_of != self._messages or cycle.response_started
-        elif cycle is not None and self._cycle_of == self._messages:
-            answered = True  # the app answered without reading the body: nothing to add
-        if earlier or self.transport.is_closing():
-            self.transport.close()  # nothing can be said in order
-            return
-        if not answered:
+        if not own or pending:  # else the app answered without reading the body: nothing to add
             self.transport.write(refusal.response(self.server_state.default_headers))
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._drained = 0
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
