@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from juncture import __version__
+from juncture.api.limits import Limits, default_hash_concurrency
 from juncture.bundles import find_bundles
 from juncture.engine import Facts, evaluate
 from juncture.engine.decision import Decision
@@ -420,12 +421,31 @@ def serve(
             help="Seconds this node's clock may be off the store's before it refuses to decide.",
         ),
     ] = 2.0,
+    max_request_line: Annotated[
+        int, typer.Option(min=1, help="Bytes of a request target (path and query); more: 414.")
+    ] = Limits().max_request_line,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1, help="Bytes of a request's header lines together; more: 431.")
+    ] = Limits().max_header_bytes,
+    max_headers: Annotated[
+        int, typer.Option(min=1, help="Header lines of a request; more: 431.")
+    ] = Limits().max_headers,
+    hash_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Password hashes computed at once per worker (default: half the CPUs)."
+        ),
+    ] = None,
+    hash_queue: Annotated[
+        int, typer.Option(min=0, help="Requests waiting to hash a password per worker; more: 429.")
+    ] = Limits().hash_queue,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
 
     import uvicorn
 
+    from juncture.api.limits import LIMITS_ENV
     from juncture.api.server import (
         AUTHN_ENV,
         CLOCK_ENV,
@@ -492,6 +512,13 @@ def serve(
             key_file=str(db) + ".ssf-key.json",
             allow_private=ssf_allow_private,
         )
+        limits = Limits(
+            max_request_line=max_request_line,
+            max_header_bytes=max_header_bytes,
+            max_headers=max_headers,
+            hash_concurrency=hash_concurrency or default_hash_concurrency(),
+            hash_queue=hash_queue,
+        )
         receive = ReceiveSettings()
         if transmitters is not None:
             receive = _transmitters_file(transmitters, ssf_allow_private)
@@ -531,6 +558,7 @@ def serve(
     os.environ[RECEIVE_ENV] = msgspec.json.encode(receive).decode()
     inventory = InventorySettings(key_rotation_days=key_rotation_days, unused_days=unused_days)
     os.environ[INVENTORY_ENV] = msgspec.json.encode(inventory).decode()
+    os.environ[LIMITS_ENV] = msgspec.json.encode(limits).decode()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,
@@ -541,6 +569,8 @@ def serve(
         # Client IPs are Juncture's business (--trusted-proxy): uvicorn must not rewrite the
         # peer from forwarding headers on its own.
         proxy_headers=False,
+        # uvicorn bounds neither the head nor the body with httptools: this protocol does.
+        http="juncture.api.protocol:LimitedHttpToolsProtocol",
     )
 
 

@@ -87,7 +87,9 @@ CODES: dict[str, str] = {
     # -- the HTTP API (RFC 9457 problem details)
     "request.malformed": "the body is not JSON, or is empty where one is required",
     "request.invalid": "a member is missing or has the wrong type (the detail names its JSON path)",
-    "request.too_large": "the body is larger than 1 MiB",
+    "request.too_large": "the body is larger than 1 MiB (a bundle upload: 64 MiB)",
+    "request.uri_too_long": "the request target is longer than `--max-request-line` bytes",
+    "request.headers_too_large": "more header lines, or bytes of them, than `juncture serve` takes",
     "request.too_deep": "the body nests deeper than 32 levels",
     "request.not_found": "no such endpoint",
     "request.method": "the endpoint does not take this method",
@@ -105,6 +107,7 @@ CODES: dict[str, str] = {
     "challenge.no_start": "the method has no start step (only WebAuthn and email codes do)",
     "challenge.no_credential": "the subject has no confirmed credential of this method",
     "auth.locked": "too many failed verifications: locked or backing off (see Retry-After)",
+    "auth.busy": "too many password hashes wait on this node (see Retry-After; nothing spent)",
     "subject.not_found": "no such subject in the directory",
     "subject.exists": "a subject with this type and id exists already",
     "subject.disabled": "the subject is disabled",

@@ -80,3 +80,24 @@ def test_upload_an_archive_over_http(tmp_path: Path):
             assert refused.status_code == 400
     finally:
         server.stop()
+
+
+def test_inflation_past_the_ratio_is_refused():
+    """Within the size limits, but inflating past 100 times its size beyond the first MiB."""
+    bomb = tar({"a.yaml": bytes(4 << 20)})
+    assert len(bomb) < 40_000
+    with pytest.raises(ApiError) as info:
+        read_archive(bomb)
+    assert info.value.code == "request.too_large"
+    assert read_archive(tar({"a.yaml": bytes(1 << 19)})) == {"a.yaml": bytes(1 << 19)}
+
+
+def test_other_compressions_are_refused():
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:bz2") as archive:
+        entry = tarfile.TarInfo("a.yaml")
+        entry.size = 1
+        archive.addfile(entry, io.BytesIO(b"x"))
+    with pytest.raises(ApiError) as info:
+        read_archive(out.getvalue())
+    assert info.value.code == "request.invalid"

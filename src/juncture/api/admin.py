@@ -12,7 +12,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from juncture.api.archive import ARCHIVE_TYPES, read_archive
+from juncture.api.archive import ARCHIVE_TYPES, read_archive_off_loop
 from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
 from juncture.api.views import app_view, to_json
@@ -58,7 +58,7 @@ async def upload_version(request: Request) -> Response:
     admin = authenticate_admin(request, runtime, "publish")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ARCHIVE_TYPES:  # a tar(.gz) of the bundle; options in the query
-        files = read_archive(await raw_body(request, MAX_BUNDLE_BYTES))
+        files = await read_archive_off_loop(await raw_body(request, MAX_BUNDLE_BYTES))
         params = request.query_params
         body = UploadVersion(
             comment=params.get("comment", ""), activate=params.get("activate", "false") == "true"

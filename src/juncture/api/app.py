@@ -21,7 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from juncture import __version__
 from juncture.api import admin, approvals, directory, heap, native, ssf
 from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
+from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
 from juncture.service.clock import ClockWatch
@@ -122,7 +124,10 @@ async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Re
     try:
         return await handler(request)
     except ApiError as exc:
-        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+        response = problem(exc.status, exc.code, exc.detail, **exc.extra)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except ServiceError as exc:
         response = problem(exc.status, exc.code, exc.message, **exc.extra)
         if exc.retry_after is not None:
@@ -188,9 +193,11 @@ def create_app(
     receiver: Receiver | None = None,
     inventory: InventorySettings | None = None,
     clock: ClockWatch | None = None,
+    limits: Limits | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
     with a ``clock``, the decision and session API is refused while it says skewed."""
+    limits = limits or Limits()
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         *ACCESS_ROUTES,
         ("/v1/sessions", native.start_session, ["POST"]),
@@ -237,6 +244,7 @@ def create_app(
         workers.stop()
         if clock is not None:
             clock.stop()
+        app.state.hash_pool.close()
         runtime.close()  # flush the decision log
         runtime.store.close()
 
@@ -262,4 +270,5 @@ def create_app(
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
     app.state.clock = clock
+    app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     return RequestId(app)

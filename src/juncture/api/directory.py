@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from juncture.api.auth import authenticate_admin, authenticate_app
+from juncture.api.hashing import hash_pool
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.methods.base import MethodError
@@ -248,8 +249,10 @@ async def admin_enroll(request: Request) -> Response:
         plan, journey = runtime.directory.journey(
             None, subject.type, body.journey, method=body.method
         )
-        enrolled = runtime.directory.enroll(
-            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+        enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
+            lambda: runtime.directory.enroll(
+                plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+            )
         )
     except AuthnError as exc:
         raise _authn(exc) from None
@@ -405,8 +408,10 @@ async def enroll(request: Request) -> Response:
     if outcome.decision.outcome != "allow":
         return _json(answer)
     try:
-        enrolled = runtime.directory.enroll(
-            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+        enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
+            lambda: runtime.directory.enroll(
+                plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
+            )
         )
     except AuthnError as exc:
         raise _authn(exc) from None

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from juncture.api.auth import authenticate_app, connection_of
+from juncture.api.hashing import hash_pool
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.service.agents import Credential
@@ -168,7 +169,9 @@ async def verify_challenge(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), Verify)
     proof = NO_PROOF if body.proof is msgspec.UNSET else body.proof
-    outcome = runtime.verify_challenge(
-        app, request.path_params["challenge_id"], body.method, proof
+    challenge_id = request.path_params["challenge_id"]
+    # A password is hashed here: in the bounded hashing pool, off the event loop.
+    outcome = await hash_pool(request).run(
+        lambda: runtime.verify_challenge(app, challenge_id, body.method, proof)
     )
     return _json(_answer(runtime, outcome, with_handle=True))

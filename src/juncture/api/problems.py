@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-MAX_BODY = 1 << 20
+from juncture.api.limits import MAX_BODY
+
 MAX_DEPTH = 32
 
 
 class ApiError(Exception):
     """An error answer: stable ``code``, HTTP ``status``, a message without secrets."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after
         self.extra = extra
 
 
@@ -32,6 +36,7 @@ _TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -98,11 +103,14 @@ async def raw_body(request: Request, limit: int = MAX_BODY) -> bytes:
         raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "request.too_large", f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or refused by the server past a limit: nobody to answer
+        raise ApiError(400, "request.malformed", "the body ended early") from None
     return b"".join(chunks)
 
 

@@ -12,6 +12,7 @@ import msgspec
 from starlette.types import ASGIApp
 
 from juncture.api.app import create_app
+from juncture.api.limits import LIMITS_ENV, limits_from
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
 from juncture.service.clock import ClockSettings, ClockWatch, testing_offset
@@ -140,4 +141,5 @@ def build() -> ASGIApp:
         receiver=receiver,
         inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
         clock=clock,
+        limits=limits_from(os.environ.get(LIMITS_ENV)),
     )
