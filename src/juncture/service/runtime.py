@@ -290,6 +290,7 @@ class Runtime:
             store, interval=log_interval, retention=retention, now=now, mode=decision_log
         )
         self.stats: dict[tuple[str, str], int] = {}
+        self._stats_lock = threading.Lock()  # decisions run on the loop, the sweep, the hash pool
         self._plan_reads: dict[str, frozenset[str]] = {}
 
     def close(self) -> None:
@@ -731,7 +732,8 @@ class Runtime:
         # Counted by the journey's checkpoint, not the caller's action name: labels stay a
         # bounded set whatever names callers send.
         key = (decision.outcome, decision.checkpoint or "-")
-        self.stats[key] = self.stats.get(key, 0) + 1
+        with self._stats_lock:
+            self.stats[key] = self.stats.get(key, 0) + 1
         resource = request.get("resource")
         committed = self.log.add(
             DecisionRecord(
