@@ -103,6 +103,7 @@ CODES: dict[str, str] = {
     "challenge.proof_malformed": "the proof does not have the method's shape (nothing spent)",
     "challenge.no_start": "the method has no start step (only WebAuthn and email codes do)",
     "challenge.no_credential": "the subject has no confirmed credential of this method",
+    "challenge.not_started": "the method needs its start step before a proof (nothing spent)",
     "auth.locked": "too many failed verifications: locked or backing off (see Retry-After)",
     "subject.not_found": "no such subject in the directory",
     "subject.exists": "a subject with this type and id exists already",

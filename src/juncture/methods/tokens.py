@@ -57,6 +57,8 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
 }
 MAX_TOKEN = 16 * 1024
 MAX_JWKS = 1024 * 1024
+#: How deep a token's header or payload may nest (real ones nest two or three levels).
+MAX_NESTING = 32
 _REFUSED_HEADERS = ("crit", "b64")
 PublicKey = RSAKey | ECKey | OKPKey
 
@@ -414,14 +416,62 @@ def _split(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
     parts = token.split(".")
     if len(parts) != 3:
         raise ProofError("a token must be a compact JWS: three base64url parts")
+    return json_segment(parts[0], "a token"), json_segment(parts[1], "a token")
+
+
+def json_segment(part: str, what: str) -> dict[str, Any]:
+    """One base64url part of a compact JWS (its header or payload) as a JSON object.
+
+    The guard every JOSE parser here shares: the decoded JSON may nest at most
+    `MAX_NESTING` levels, checked before parsing, so a part nesting thousands of levels
+    is refused instead of exhausting the parser's stack; any parse failure is a
+    malformed proof, never an unexpected exception.
+
+    Raises:
+        ProofError: the part is not canonical base64url of a JSON object within the limits.
+    """
     try:
-        header = json.loads(_b64(parts[0]))
-        claims = json.loads(_b64(parts[1]))
+        data = _b64(part)
     except (ValueError, binascii.Error):
-        raise ProofError("a token's header and payload must be base64url JSON") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ProofError("a token's header and payload must be JSON objects")
-    return header, claims
+        raise ProofError(f"{what}'s header and payload must be base64url JSON") from None
+    if too_deep(data):
+        raise ProofError(f"{what}'s header and payload may nest at most {MAX_NESTING} levels")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ProofError(f"{what}'s header and payload must be base64url JSON") from None
+    if not isinstance(value, dict):
+        raise ProofError(f"{what}'s header and payload must be JSON objects")
+    return value
+
+
+def too_deep(data: bytes, limit: int = MAX_NESTING) -> bool:
+    """Whether the arrays and objects of JSON ``data`` nest deeper than ``limit``.
+
+    A linear scan without recursion (brackets inside strings do not count), cheap when the
+    data has few brackets.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _b64(part: str) -> bytes:
