@@ -17,7 +17,6 @@ verification answers one message whatever failed.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -50,6 +49,7 @@ from juncture.methods.webauthn import PasskeyRecord
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.policy.plan import JourneyPlan
+from juncture.store.files import create_once
 from juncture.store.models import Authenticator, Failures
 
 #: Kinds whose credential is enrolled and kept in the directory, with their record types.
@@ -99,16 +99,14 @@ def load_or_create_keys(path: Path) -> KeyFile:
     Raises:
         ValueError: a file that is not a valid key file.
     """
-    if not path.exists():
+    if not path.exists():  # workers starting together: one file wins, all read it
         made = KeyFile(
             keys={"k1": SecretBox.generate_key()},
             current="k1",
             code_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(msgspec.json.format(msgspec.json.encode(made)) + b"\n")
-        return made
+        if create_once(path, msgspec.json.format(msgspec.json.encode(made)) + b"\n"):
+            return made
     try:
         return msgspec.json.decode(path.read_bytes(), type=KeyFile)
     except (OSError, msgspec.DecodeError) as exc:
