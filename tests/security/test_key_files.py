@@ -8,15 +8,20 @@ holding password hashes, session handles and keys were created world-readable.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import os
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from juncture.methods.delivery import Message, Outbox
 from juncture.service.authn import load_or_create_keys
 from juncture.service.transmit import load_signer
+from service.server import Server
+from service.test_http import admin
 
 PROCESSES = 6
 
@@ -50,3 +55,36 @@ def test_key_file_creation_race_one_key_for_all_workers(tmp_path: Path, target, 
         assert len(set(keys)) == 1, keys
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_database_and_secret_files_are_private(tmp_path: Path):
+    """I10: the database (password hashes, session handles), its -wal and -shm, the admin
+    token and the key files are created readable by their owner only, whatever the umask."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "j.yaml").write_text("journey: j\ncheckpoints:\n  '*': [{deny: no}]\n")
+    old = os.umask(0o022)
+    try:
+        server = Server(tmp_path / "j.db", bundle).start()
+    finally:
+        os.umask(old)
+    try:
+        with admin(server) as client:  # a write: the -wal and -shm exist now
+            assert client.post("/admin/v1/apps", json={"name": "web"}).status_code == 201
+        made = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("j.db"))
+        assert {"j.db", "j.db-wal", "j.db-shm", "j.db.admin-token", "j.db.keys"} <= set(made)
+        modes = {name: oct(stat.S_IMODE((tmp_path / name).stat().st_mode)) for name in made}
+        assert modes == dict.fromkeys(made, oct(0o600)), modes
+    finally:
+        server.stop()
+
+
+def test_development_outbox_of_email_codes_is_private(tmp_path: Path):
+    """I10: the development outbox (``--outbox``) holds email codes: owner-only."""
+    outbox = tmp_path / "outbox.jsonl"
+    old = os.umask(0o022)
+    try:
+        asyncio.run(Outbox(outbox).send(Message(to="a@example.com", subject="s", text="123456")))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(outbox.stat().st_mode) == 0o600

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
+from juncture.store.files import touch_private
 from juncture.store.models import (
     AdminCredential,
     App,
@@ -347,6 +348,13 @@ class SqliteStore:
         self._closed = False
         self._write_lock = threading.Lock()
         self._readers: deque[sqlite3.Connection] = deque()
+        if str(path) != ":memory:":
+            # Password hashes and session handles: readable by the owner only. SQLite gives
+            # the -wal and -shm files the database file's mode.
+            try:
+                touch_private(self.path)
+            except OSError as error:
+                raise StoreError(f"cannot open `{self.path}`: {error}") from error
         self._writer = self._connect()
         try:
             self._open()
