@@ -8,8 +8,9 @@ Shared by `external_jwt` and `device_attestation`. The rules (RFC 8725, JWT BCP)
 - ``alg`` must be one the issuer pins. Only asymmetric algorithms can be pinned, so
   ``none`` and HMAC (an RSA or EC public key used as an HMAC secret) never verify; a key
   whose JWK names an ``alg`` verifies only that alg, and a key is used only for the key
-  type and curve its algorithm needs. Keys embedded in the token (``jwk``, ``jku``,
-  ``x5c``, ``x5u``) are never used. A ``crit`` header is refused.
+  type and curve its algorithm needs; RSA keys under 2048 bits are never used. Keys
+  embedded in the token (``jwk``, ``jku``, ``x5c``, ``x5u``) are never used. A ``crit``
+  header is refused.
 - ``exp`` (when required), ``nbf`` and ``iat`` are checked against the ``now`` passed in,
   with a leeway; ``aud`` must name a configured audience when audiences are configured.
 
@@ -57,6 +58,8 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
 }
 MAX_TOKEN = 16 * 1024
 MAX_JWKS = 1024 * 1024
+#: RSA keys shorter than this are never used (RFC 7518 §3.3 asks for 2048 bits or more).
+MIN_RSA_BITS = 2048
 #: How deep a token's header or payload may nest (real ones nest two or three levels).
 MAX_NESTING = 32
 _REFUSED_HEADERS = ("crit", "b64")
@@ -261,12 +264,16 @@ def _parse_key_set(document: object) -> tuple[PublicKey, ...]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise MethodUnavailable("a key set must be a JSON object with a `keys` list")
     keys: list[PublicKey] = []
+    weak = 0
     for jwk in document["keys"]:
         if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
             continue
         kty = jwk.get("kty")
         try:
             if kty == "RSA":
+                if _rsa_bits(jwk.get("n")) < MIN_RSA_BITS:  # checked before joserfc, which warns
+                    weak += 1
+                    continue
                 keys.append(RSAKey.import_key(jwk))
             elif kty == "EC":
                 keys.append(ECKey.import_key(jwk))
@@ -276,8 +283,19 @@ def _parse_key_set(document: object) -> tuple[PublicKey, ...]:
         except (JoseError, ValueError, TypeError):
             continue
     if not keys:
-        raise MethodUnavailable("the key set holds no usable public key")
+        refused = f" ({weak} RSA key(s) under {MIN_RSA_BITS} bits refused)" if weak else ""
+        raise MethodUnavailable(f"the key set holds no usable public key{refused}")
     return tuple(keys)
+
+
+def _rsa_bits(modulus: object) -> int:
+    """The size of an RSA modulus given as base64url (0 when it is not one)."""
+    if not isinstance(modulus, str) or len(modulus) > 4096:
+        return 0
+    try:
+        return int.from_bytes(_b64(modulus), "big").bit_length()
+    except (ValueError, binascii.Error):
+        return 0
 
 
 def _check_uri(where: str, uri: str) -> str:
