@@ -465,7 +465,10 @@ def to_response(
 ) -> EvaluationResponse:
     """The AuthZEN answer for a Juncture decision.
 
-    ``decision`` is true only for ``allow`` and ``reroute``. ``context`` carries ``outcome``,
+    ``decision`` is true only for ``allow``: a ``reroute`` lets the action proceed only
+    elsewhere (its ``path``, with its ``scopes``), which a PEP reading only the boolean would
+    miss, so it is false, and the PEP that knows reroutes reads them from ``context``
+    (``outcome``, ``path``, ``scopes``, ``ttl``). ``context`` carries ``outcome``,
     ``reason``, ``id`` (the decision id), ``version``; ``missing`` (the facts a condition
     needed that were not observed) when there are any; ``scopes`` and ``ttl`` when granted;
     for ``reroute`` the ``path``; for ``step_up`` ``challenge_id``, ``methods``, ``acr_values``,
@@ -503,7 +506,7 @@ def to_response(
         context["www_authenticate"] = (
             www_authenticate if www_authenticate is not None else _challenge(step_up)
         )
-    return EvaluationResponse(decision=decision.permitted, context=context)
+    return EvaluationResponse(decision=decision.outcome == "allow", context=context)
 
 
 _challenge = www_authenticate  # to_response's parameter shadows the function's name
