@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -109,6 +110,14 @@ def _errors(
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with a metrics token (``--metrics-token-file``), only for it."""
+    token: bytes | None = request.app.state.metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return _unauthorized("auth.missing", "an `Authorization: Bearer` token is required")
+        if not hmac.compare_digest(given.strip().encode(), token):
+            return _unauthorized("auth.invalid", "the token is not valid")
     runtime: Runtime = request.app.state.runtime
     m: Metrics = request.app.state.metrics
     for key, count in list(runtime.stats.items()):
@@ -122,6 +131,12 @@ async def metrics(request: Request) -> Response:
     except StoreError:  # the gauge keeps its last value; /healthz reports the store
         log.warning("store unavailable while reading active sessions for /metrics")
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _unauthorized(code: str, detail: str) -> Response:
+    response = problem(401, code, detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
 
 
 async def openapi(request: Request) -> Response:
@@ -145,6 +160,7 @@ def create_app(
     transmitter: Transmitter | None = None,
     receiver: Receiver | None = None,
     inventory: InventorySettings | None = None,
+    metrics_token: str | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given."""
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
@@ -208,4 +224,5 @@ def create_app(
     app.state.transmitter = transmitter
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
+    app.state.metrics_token = metrics_token.encode() if metrics_token else None
     return RequestId(app)

@@ -34,6 +34,8 @@ OBSERVE_ENV = "JUNCTURE_OBSERVE"
 AUTHN_ENV = "JUNCTURE_AUTHN"
 #: The inventory thresholds (`InventorySettings` as JSON), likewise.
 INVENTORY_ENV = "JUNCTURE_INVENTORY"
+#: The token `/metrics` requires (``Authorization: Bearer``); unset: `/metrics` is open.
+METRICS_TOKEN_ENV = "JUNCTURE_METRICS_TOKEN"  # noqa: S105 (a variable name)
 
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -122,4 +124,5 @@ def build() -> ASGIApp:
         transmitter=transmitter,
         receiver=receiver,
         inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
+        metrics_token=(os.environ.get(METRICS_TOKEN_ENV) or "").strip() or None,
     )
