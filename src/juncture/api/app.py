@@ -143,12 +143,36 @@ async def openapi(request: Request) -> Response:
     return Response(json.dumps(openapi_document(__version__)), media_type="application/json")
 
 
+class WriteProbe:
+    """Whether the store takes writes, tried at most once every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._at: float | None = None
+        self._refused: str | None = None
+
+    def refused(self, runtime: Runtime) -> str | None:
+        """Why the last write probe failed (None: writes work)."""
+        now = time.monotonic()
+        if self._at is None or now - self._at >= self.interval:
+            self._at = now
+            try:
+                runtime.store.check_writable()
+                self._refused = None
+            except StoreError as error:
+                self._refused = str(error)
+        return self._refused
+
+
 async def health(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         active = runtime.store.active_version_id()
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
+    refused = request.app.state.write_probe.refused(runtime)
+    if refused is not None:  # reads work, writes do not (a read-only file or file system)
+        return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
     sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
     body = {"status": "ok", "version": active, "signals": sources}
     return Response(msgspec.json.encode(body), media_type="application/json")
@@ -225,4 +249,5 @@ def create_app(
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
+    app.state.write_probe = WriteProbe()
     return RequestId(app)

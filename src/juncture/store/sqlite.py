@@ -464,6 +464,23 @@ class SqliteStore:
                     raise StoreError(f"write failed: {error}") from error
                 raise
 
+    def check_writable(self) -> None:
+        """Try a write that changes nothing (rolled back): raises StoreError when writes fail
+        (a read-only file, directory or file system: SQLite then opens the file read-only)."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (version,) = conn.execute("PRAGMA user_version").fetchone()
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                finally:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot write: {error}") from error
+
     def close(self) -> None:
         """Close every connection. Idempotent; later calls raise StoreError."""
         with self._write_lock:
