@@ -467,6 +467,7 @@ def serve(
                         starttls=smtp_starttls,
                     ) if smtp_host is not None else None,
                     defaults=defaults,
+                    allow_private=ssf_allow_private,
                 )
             ).decode(),
             db,

@@ -40,7 +40,13 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from juncture.methods.base import ConfigError, MethodUnavailable, ProofError, duration_option
+from juncture.methods.base import (
+    ConfigError,
+    Fetcher,
+    MethodUnavailable,
+    ProofError,
+    duration_option,
+)
 
 #: Algorithm -> the key type (and curve) it needs. Symmetric algorithms are absent on purpose.
 ALGORITHMS: dict[str, tuple[str, str | None]] = {
@@ -103,8 +109,11 @@ class Issuer:
     types: tuple[str, ...]
 
 
-def build_issuer(name: str, options: IssuerOptions, *, need_audience: bool) -> Issuer:
-    """Check one issuer's options and make its key source."""
+def build_issuer(
+    name: str, options: IssuerOptions, *, need_audience: bool, fetch: Fetcher | None = None
+) -> Issuer:
+    """Check one issuer's options and make its key source (a ``jwks_uri`` is fetched with
+    ``fetch``, the server's guard for outgoing requests, when given)."""
     where = f"method `{name}`, issuer `{options.issuer}`"
     if not options.issuer:
         raise ConfigError(f"method `{name}`: `issuer` must not be empty")
@@ -130,7 +139,7 @@ def build_issuer(name: str, options: IssuerOptions, *, need_audience: bool) -> I
         )
     ttl = duration_option(name, "jwks_ttl", options.jwks_ttl)
     if options.jwks_uri is not None:
-        keys = KeySource(uri=_check_uri(where, options.jwks_uri), ttl=ttl)
+        keys = KeySource(uri=_check_uri(where, options.jwks_uri), ttl=ttl, fetch=fetch)
     elif options.jwks_file is not None:
         keys = KeySource(path=Path(options.jwks_file), ttl=ttl)
         keys.load_now(where)
@@ -183,6 +192,8 @@ class KeySource:
     ttl: int = 3600
     min_refresh: int = 60
     timeout: float = 5.0
+    #: The guarded GET for ``uri`` (`juncture.methods.base.Fetcher`); None: a plain httpx GET.
+    fetch: Fetcher | None = None
     _keys: tuple[PublicKey, ...] | None = None
     _loaded_at: datetime | None = None
     _attempted_at: datetime | None = None
@@ -234,7 +245,10 @@ class KeySource:
                 ) from None
         else:
             assert self.uri is not None
-            document = _fetch(self.uri, self.timeout)
+            if self.fetch is not None:
+                document = _fetch_guarded(self.fetch, self.uri, self.timeout)
+            else:
+                document = _fetch(self.uri, self.timeout)
         return _parse_key_set(document)
 
 
@@ -257,6 +271,25 @@ def _fetch(uri: str, timeout: float) -> object:
             f"the key set could not be fetched ({type(error).__name__})"
         ) from None
     except ValueError:
+        raise MethodUnavailable("the key set is not JSON") from None
+
+
+def _fetch_guarded(fetch: Fetcher, uri: str, timeout: float) -> object:
+    try:
+        status, body = fetch(uri, timeout, MAX_JWKS + 1)
+    except ValueError as error:  # the guard refused the URL: a private address, say
+        raise MethodUnavailable(f"the key set URL is refused: {error}") from None
+    except (httpx.HTTPError, OSError) as error:
+        raise MethodUnavailable(
+            f"the key set could not be fetched ({type(error).__name__})"
+        ) from None
+    if status != 200:
+        raise MethodUnavailable(f"the key set URL answered {status}")
+    if len(body) > MAX_JWKS:
+        raise MethodUnavailable("the key set is larger than 1 MiB")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         raise MethodUnavailable("the key set is not JSON") from None
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from juncture.errors import Location
+from juncture.events.urls import guarded_fetcher
 from juncture.methods import (
     KINDS,
     Context,
@@ -123,6 +124,8 @@ class AuthnSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     smtp: SmtpSettings | None = None
     #: Options per kind that journeys do not set (a WebAuthn ``rp_id`` and ``origins``).
     defaults: dict[str, dict[str, Any]] = {}
+    #: Let journeys' ``jwks_uri`` be http, loopback or private (``--ssf-allow-private``).
+    allow_private: bool = False
 
 
 def environment(settings: AuthnSettings) -> Environment:
@@ -141,7 +144,13 @@ def environment(settings: AuthnSettings) -> Environment:
         sender = SmtpSender(settings.smtp)
     elif settings.outbox is not None:
         sender = Outbox(Path(settings.outbox))
-    return Environment(secretbox=box, code_key=code_key, sender=sender, defaults=settings.defaults)
+    return Environment(
+        secretbox=box,
+        code_key=code_key,
+        sender=sender,
+        defaults=settings.defaults,
+        fetch=guarded_fetcher(allow_private=settings.allow_private),
+    )
 
 
 def encode_record(record: msgspec.Struct) -> bytes:
