@@ -439,6 +439,13 @@ def serve(
     hash_queue: Annotated[
         int, typer.Option(min=0, help="Requests waiting to hash a password per worker; more: 429.")
     ] = Limits().hash_queue,
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the token /metrics requires as `Authorization: Bearer` "
+            "(or set JUNCTURE_METRICS_TOKEN)."
+        ),
+    ] = None,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -452,6 +459,7 @@ def serve(
         DB_ENV,
         DECISION_LOG_ENV,
         INVENTORY_ENV,
+        METRICS_TOKEN_ENV,
         OBSERVE_ENV,
         RECEIVE_ENV,
         RETENTION_ENV,
@@ -503,6 +511,7 @@ def serve(
                         starttls=smtp_starttls,
                     ) if smtp_host is not None else None,
                     defaults=defaults,
+                    allow_private=ssf_allow_private,
                 )
             ).decode(),
             db,
@@ -522,6 +531,11 @@ def serve(
         receive = ReceiveSettings()
         if transmitters is not None:
             receive = _transmitters_file(transmitters, ssf_allow_private)
+        metrics_token = os.environ.get(METRICS_TOKEN_ENV)
+        if metrics_token_file is not None:
+            metrics_token = _secret_file(metrics_token_file, "metrics token")
+        if metrics_token is not None and not metrics_token.strip():
+            raise ValueError(f"{METRICS_TOKEN_ENV} is empty")
         runtime = open_runtime(db, observe=observe, authn=authn)
         Receiver(runtime, receive)  # refuses now what the workers could not use
     except JunctureError as exc:
@@ -559,6 +573,8 @@ def serve(
     inventory = InventorySettings(key_rotation_days=key_rotation_days, unused_days=unused_days)
     os.environ[INVENTORY_ENV] = msgspec.json.encode(inventory).decode()
     os.environ[LIMITS_ENV] = msgspec.json.encode(limits).decode()
+    if metrics_token is not None:  # the workers' environment, not their command line
+        os.environ[METRICS_TOKEN_ENV] = metrics_token.strip()
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,
@@ -572,6 +588,17 @@ def serve(
         # uvicorn bounds neither the head nor the body with httptools: this protocol does.
         http="juncture.api.protocol:LimitedHttpToolsProtocol",
     )
+
+
+def _secret_file(path: Path, what: str) -> str:
+    """A secret from its file (surrounding whitespace dropped). Raises ValueError."""
+    try:
+        secret = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {what} from `{path}`: {exc}") from None
+    if not secret:
+        raise ValueError(f"`{path}` holds no {what}")
+    return secret
 
 
 def _transmitters_file(path: Path, allow_private: bool) -> Any:

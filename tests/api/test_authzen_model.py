@@ -256,8 +256,10 @@ def test_to_response_for_each_outcome() -> None:
         challenge_id=None,
         www_authenticate=None,
     )
-    assert reroute.decision is True
-    assert reroute.context and reroute.context["path"] == "/lite"
+    assert reroute.decision is False  # true only for allow: a PEP reading it alone refuses
+    assert reroute.context is not None
+    assert (reroute.context["outcome"], reroute.context["path"]) == ("reroute", "/lite")
+    assert reroute.context["scopes"] == ["r"]
     outcomes: tuple[Literal["deny", "revoke"], ...] = ("deny", "revoke")
     for outcome in outcomes:
         answer = authzen.to_response(

@@ -171,8 +171,10 @@ def test_an_attackers_embedded_jwk_is_never_used():
 
 @pytest.mark.filterwarnings("ignore:Key size should be:joserfc.errors.SecurityWarning")
 def test_an_rsa_key_under_2048_bits_is_never_used():
-    transmitter = config(rsa_jwk(SMALL_RSA, "small"))
+    transmitter = config(rsa_jwk(SMALL_RSA, "small"), rsa_jwk(RSA_KEY, "rsa1"))
     refused(sign_rs256(header(kid="small"), claims(), key=SMALL_RSA), "invalid_key", transmitter)
+    with pytest.raises(MethodUnavailable, match="under 2048 bits"):  # no other key: none
+        config(rsa_jwk(SMALL_RSA, "small")).keys.keys(NOW)
 
 
 def test_a_key_bound_to_another_alg_is_not_used():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -144,6 +145,14 @@ async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Re
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with a metrics token (``--metrics-token-file``), only for it."""
+    token: bytes | None = request.app.state.metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return _unauthorized("auth.missing", "an `Authorization: Bearer` token is required")
+        if not hmac.compare_digest(given.strip().encode(), token):
+            return _unauthorized("auth.invalid", "the token is not valid")
     runtime: Runtime = request.app.state.runtime
     m: Metrics = request.app.state.metrics
     for key, count in list(runtime.stats.items()):
@@ -159,8 +168,35 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _unauthorized(code: str, detail: str) -> Response:
+    response = problem(401, code, detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 async def openapi(request: Request) -> Response:
     return Response(json.dumps(openapi_document(__version__)), media_type="application/json")
+
+
+class WriteProbe:
+    """Whether the store takes writes, tried at most once every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._at: float | None = None
+        self._refused: str | None = None
+
+    def refused(self, runtime: Runtime) -> str | None:
+        """Why the last write probe failed (None: writes work)."""
+        now = time.monotonic()
+        if self._at is None or now - self._at >= self.interval:
+            self._at = now
+            try:
+                runtime.store.check_writable()
+                self._refused = None
+            except StoreError as error:
+                self._refused = str(error)
+        return self._refused
 
 
 async def health(request: Request) -> Response:
@@ -169,6 +205,9 @@ async def health(request: Request) -> Response:
         active = runtime.store.active_version_id()
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
+    refused = request.app.state.write_probe.refused(runtime)
+    if refused is not None:  # reads work, writes do not (a read-only file or file system)
+        return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
     sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
     body = {
         "status": "ok",
@@ -194,6 +233,7 @@ def create_app(
     inventory: InventorySettings | None = None,
     clock: ClockWatch | None = None,
     limits: Limits | None = None,
+    metrics_token: str | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
     with a ``clock``, the decision and session API is refused while it says skewed."""
@@ -271,4 +311,6 @@ def create_app(
     app.state.inventory = inventory or InventorySettings()
     app.state.clock = clock
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
+    app.state.metrics_token = metrics_token.encode() if metrics_token else None
+    app.state.write_probe = WriteProbe()
     return RequestId(app)

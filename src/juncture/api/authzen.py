@@ -379,10 +379,18 @@ def session_id_of(request: EvaluationRequest) -> str | None:
     return named
 
 
-def _ip(value: Any) -> str | None:
-    """A reported IP as given (a string): one that does not parse is then a missing fact (the
-    observation refuses it), rather than no report at all (which a remembered IP would fill)."""
-    return value if isinstance(value, str) else None
+def _ip(*values: Any) -> str | None:
+    """The first reported IP of ``values`` (None: not reported), as given when a string.
+
+    Any other value (a number, a list, an object) was reported too, and is no address: it
+    becomes ``""``, which the observation refuses, so the IP is a missing fact. It is never
+    taken as no report at all, which a remembered IP or the connection's address
+    (``--connection-ip``) would fill.
+    """
+    for value in values:
+        if value is not None:
+            return value if isinstance(value, str) else ""
+    return None
 
 
 def _well_typed(value: Any, kind: type[msgspec.Struct]) -> dict[str, Any] | None:
@@ -406,8 +414,8 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
     Lifted when well-typed (otherwise they stay readable only under ``context``/properties):
 
     - ``network.ip`` from ``context.ip``, else ``subject.properties.ip_address`` (AuthZEN's
-      common subject property), when it is a string (one that does not parse as an IP address
-      is then a missing fact);
+      common subject property), when not null: a value that is not a string parsing as an
+      IP address is then a missing fact (never the remembered or the connection's address);
     - ``device`` from ``context.device`` when it is a valid reported device (``id``,
       ``platform``, ``user_agent``, ``managed``, ``compliant``, ``posture_at``); else
       ``device.id`` from ``subject.properties.device_id`` (string); ``device.user_agent``
@@ -432,7 +440,7 @@ def to_facts(request: EvaluationRequest, *, app: str | None) -> dict[str, Any]:
     }
     if app is not None:
         facts["app"] = app
-    ip = _ip(context.get("ip")) or _ip(subject_properties.get("ip_address"))
+    ip = _ip(context.get("ip"), subject_properties.get("ip_address"))
     if ip is not None:
         facts["network"] = {"ip": ip}
     device = _well_typed(context.get("device"), ReportedDevice)
@@ -477,7 +485,10 @@ def to_response(
 ) -> EvaluationResponse:
     """The AuthZEN answer for a Juncture decision.
 
-    ``decision`` is true only for ``allow`` and ``reroute``. ``context`` carries ``outcome``,
+    ``decision`` is true only for ``allow``: a ``reroute`` lets the action proceed only
+    elsewhere (its ``path``, with its ``scopes``), which a PEP reading only the boolean would
+    miss, so it is false, and the PEP that knows reroutes reads them from ``context``
+    (``outcome``, ``path``, ``scopes``, ``ttl``). ``context`` carries ``outcome``,
     ``reason``, ``id`` (the decision id), ``version``; ``missing`` (the facts a condition
     needed that were not observed) when there are any; ``scopes`` and ``ttl`` when granted;
     for ``reroute`` the ``path``; for ``step_up`` ``challenge_id``, ``methods``, ``acr_values``,
@@ -515,7 +526,7 @@ def to_response(
         context["www_authenticate"] = (
             www_authenticate if www_authenticate is not None else _challenge(step_up)
         )
-    return EvaluationResponse(decision=decision.permitted, context=context)
+    return EvaluationResponse(decision=decision.outcome == "allow", context=context)
 
 
 _challenge = www_authenticate  # to_response's parameter shadows the function's name

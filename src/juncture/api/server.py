@@ -41,6 +41,8 @@ INVENTORY_ENV = "JUNCTURE_INVENTORY"
 DECISION_LOG_ENV = "JUNCTURE_DECISION_LOG"
 #: The clock check's settings (`ClockSettings` as JSON), likewise.
 CLOCK_ENV = "JUNCTURE_CLOCK"
+#: The token `/metrics` requires (``Authorization: Bearer``); unset: `/metrics` is open.
+METRICS_TOKEN_ENV = "JUNCTURE_METRICS_TOKEN"  # noqa: S105 (a variable name)
 
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -142,4 +144,5 @@ def build() -> ASGIApp:
         inventory=inventory_settings(os.environ.get(INVENTORY_ENV)),
         clock=clock,
         limits=limits_from(os.environ.get(LIMITS_ENV)),
+        metrics_token=(os.environ.get(METRICS_TOKEN_ENV) or "").strip() or None,
     )

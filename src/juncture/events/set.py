@@ -64,7 +64,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from juncture.events.subjects import Subject, SubjectError, dump, parse_subject
-from juncture.methods.base import ConfigError
+from juncture.methods.base import ConfigError, Fetcher
 from juncture.methods.tokens import ALGORITHMS, IssuerOptions, KeySource, PublicKey, build_issuer
 
 __all__ = [
@@ -191,11 +191,13 @@ class TransmitterConfig:
         max_age: timedelta = timedelta(days=7),
         max_future: timedelta = timedelta(minutes=5),
         critical_subject_members: tuple[str, ...] = (),
+        fetch: Fetcher | None = None,
     ) -> TransmitterConfig:
         """Build from options, with exactly one key source, as `methods.tokens` builds issuers.
 
-        A ``jwks_uri`` must be https (plain http only for loopback); a file or inline set is
-        loaded now. Raises `ConfigError` on any problem.
+        A ``jwks_uri`` must be https (plain http only for loopback), and is fetched with
+        ``fetch`` (the SSRF guard) when given; a file or inline set is loaded now. Raises
+        `ConfigError` on any problem.
         """
         built = build_issuer(
             "ssf",
@@ -209,6 +211,7 @@ class TransmitterConfig:
                 jwks_ttl=jwks_ttl,
             ),
             need_audience=True,
+            fetch=fetch,
         )
         return cls(
             issuer=built.issuer,

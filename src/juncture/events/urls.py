@@ -46,6 +46,8 @@ __all__ = [
     "UnsafeUrl",
     "address_problem",
     "check_push_url",
+    "get",
+    "guarded_fetcher",
     "new_client",
     "pin_url",
     "post",
@@ -290,6 +292,59 @@ def post(
             headers=response.headers,
             body=b"".join(chunks)[:max_bytes],
         )
+
+
+def get(
+    client: httpx.Client,
+    pinned: Pinned,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    max_bytes: int,
+) -> Reply:
+    """GET the pinned address, as `post` sends: no redirect followed, at most ``max_bytes``
+    of the body read.
+
+    Raises:
+        httpx.HTTPError: the request could not be made or answered.
+    """
+    sent = {**headers, **pinned.headers, "Accept-Encoding": "identity"}
+    with client.stream(
+        "GET",
+        pinned.connect_url,
+        headers=sent,
+        timeout=timeout,
+        follow_redirects=False,
+        extensions=pinned.extensions,
+    ) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_raw(16384):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= max_bytes:
+                break
+        return Reply(
+            status=response.status_code,
+            headers=response.headers,
+            body=b"".join(chunks)[:max_bytes],
+        )
+
+
+def guarded_fetcher(*, allow_private: bool) -> Callable[[str, float, int], tuple[int, bytes]]:
+    """A GET through this guard for `juncture.methods.base.Environment.fetch` (key sets of
+    journeys' issuers): ``fetch(url, timeout, max_bytes)`` -> (status, at most ``max_bytes``
+    of the body). Raises UnsafeUrl (a ValueError) for a refused URL, httpx.HTTPError when the
+    request fails."""
+
+    def fetch(url: str, timeout: float, max_bytes: int) -> tuple[int, bytes]:
+        pinned = pin_url(url, allow_private=allow_private)
+        with new_client(timeout=timeout) as client:
+            reply = get(client, pinned, headers={"Accept": "application/json"},
+                        timeout=timeout, max_bytes=max_bytes)  # fmt: skip
+        return reply.status, reply.body
+
+    return fetch
 
 
 @functools.cache

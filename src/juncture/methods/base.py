@@ -15,7 +15,7 @@ unreadable stored record, a key source or mail server that is down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -175,6 +175,12 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
 NO_CONTEXT = Context()
 
 
+#: ``fetch(url, timeout, max_bytes)`` -> (HTTP status, at most ``max_bytes`` of the body): a
+#: GET through the server's guard for outgoing requests. Raises ValueError when the URL is
+#: refused (not https, a private or loopback address), httpx.HTTPError when the request fails.
+Fetcher = Callable[[str, float, int], tuple[int, bytes]]
+
+
 @dataclass(frozen=True, slots=True)
 class Environment:
     """Server-side things methods need that never sit in a journey file.
@@ -187,6 +193,8 @@ class Environment:
     code_key: bytes | None = None
     sender: Sender | None = None
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: How key sets are fetched from a ``jwks_uri``: the server's SSRF guard (see `Fetcher`).
+    fetch: Fetcher | None = None
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -71,7 +70,7 @@ from juncture.methods.base import (
     register,
     require_aware,
 )
-from juncture.methods.tokens import Refused
+from juncture.methods.tokens import Refused, json_segment
 from juncture.policy.model import METHOD_AMR
 
 MAX_ASSERTION = 8192
@@ -444,14 +443,12 @@ def _split(proof: object) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]
         raise ProofError(_SHAPE)
     if not all(_PART.fullmatch(part) for part in parts):
         raise ProofError(_SHAPE)
+    header = json_segment(parts[0], "a client assertion")
+    claims = json_segment(parts[1], "a client assertion")
     try:
-        header = json.loads(_b64(parts[0]))
-        claims = json.loads(_b64(parts[1]))
         signature = _b64(parts[2])
     except (ValueError, binascii.Error):
-        raise ProofError("a client assertion's header and payload must be base64url JSON") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ProofError("a client assertion's header and payload must be JSON objects")
+        raise ProofError(_SHAPE) from None
     return header, claims, f"{parts[0]}.{parts[1]}".encode(), signature
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -127,7 +128,9 @@ class Outbox:
             if self.path is not None:
                 line = msgspec.json.encode(message) + b"\n"
                 try:
-                    with self.path.open("ab") as file:
+                    # the codes are secrets: a new outbox file is its owner's only
+                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                    with os.fdopen(os.open(self.path, flags, 0o600), "ab") as file:
                         file.write(line)
                 except OSError as error:
                     raise MethodUnavailable(

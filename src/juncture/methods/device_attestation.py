@@ -98,7 +98,9 @@ class DeviceAttestation:
             parsed = parse_options(name, cls.kind, raw, IssuerOptions)
             if parsed.issuer in issuers:
                 raise ConfigError(f"method `{name}`: issuer `{parsed.issuer}` is listed twice")
-            issuers[parsed.issuer] = build_issuer(name, parsed, need_audience=False)
+            issuers[parsed.issuer] = build_issuer(
+                name, parsed, need_audience=False, fetch=env.fetch
+            )
         leeway = duration_option(name, "leeway", opts.leeway)
         if leeway > 300:
             raise ConfigError(f"method `{name}`: option `leeway` must be at most 5m")

@@ -83,7 +83,7 @@ class ExternalJwt:
             parsed = parse_options(name, cls.kind, raw, IssuerOptions)
             if parsed.issuer in issuers:
                 raise ConfigError(f"method `{name}`: issuer `{parsed.issuer}` is listed twice")
-            issuers[parsed.issuer] = build_issuer(name, parsed, need_audience=True)
+            issuers[parsed.issuer] = build_issuer(name, parsed, need_audience=True, fetch=env.fetch)
         method = cls(name=name, aal=aal, options=opts, issuers=issuers)
         if method.leeway > 300:
             raise ConfigError(f"method `{name}`: option `leeway` must be at most 5m")

@@ -8,8 +8,9 @@ Shared by `external_jwt` and `device_attestation`. The rules (RFC 8725, JWT BCP)
 - ``alg`` must be one the issuer pins. Only asymmetric algorithms can be pinned, so
   ``none`` and HMAC (an RSA or EC public key used as an HMAC secret) never verify; a key
   whose JWK names an ``alg`` verifies only that alg, and a key is used only for the key
-  type and curve its algorithm needs. Keys embedded in the token (``jwk``, ``jku``,
-  ``x5c``, ``x5u``) are never used. A ``crit`` header is refused.
+  type and curve its algorithm needs; RSA keys under 2048 bits are never used. Keys
+  embedded in the token (``jwk``, ``jku``, ``x5c``, ``x5u``) are never used. A ``crit``
+  header is refused.
 - ``exp`` (when required), ``nbf`` and ``iat`` are checked against the ``now`` passed in,
   with a leeway; ``aud`` must name a configured audience when audiences are configured.
 
@@ -39,7 +40,13 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from juncture.methods.base import ConfigError, MethodUnavailable, ProofError, duration_option
+from juncture.methods.base import (
+    ConfigError,
+    Fetcher,
+    MethodUnavailable,
+    ProofError,
+    duration_option,
+)
 
 #: Algorithm -> the key type (and curve) it needs. Symmetric algorithms are absent on purpose.
 ALGORITHMS: dict[str, tuple[str, str | None]] = {
@@ -57,6 +64,10 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
 }
 MAX_TOKEN = 16 * 1024
 MAX_JWKS = 1024 * 1024
+#: RSA keys shorter than this are never used (RFC 7518 §3.3 asks for 2048 bits or more).
+MIN_RSA_BITS = 2048
+#: How deep a token's header or payload may nest (real ones nest two or three levels).
+MAX_NESTING = 32
 _REFUSED_HEADERS = ("crit", "b64")
 PublicKey = RSAKey | ECKey | OKPKey
 
@@ -98,8 +109,11 @@ class Issuer:
     types: tuple[str, ...]
 
 
-def build_issuer(name: str, options: IssuerOptions, *, need_audience: bool) -> Issuer:
-    """Check one issuer's options and make its key source."""
+def build_issuer(
+    name: str, options: IssuerOptions, *, need_audience: bool, fetch: Fetcher | None = None
+) -> Issuer:
+    """Check one issuer's options and make its key source (a ``jwks_uri`` is fetched with
+    ``fetch``, the server's guard for outgoing requests, when given)."""
     where = f"method `{name}`, issuer `{options.issuer}`"
     if not options.issuer:
         raise ConfigError(f"method `{name}`: `issuer` must not be empty")
@@ -125,7 +139,7 @@ def build_issuer(name: str, options: IssuerOptions, *, need_audience: bool) -> I
         )
     ttl = duration_option(name, "jwks_ttl", options.jwks_ttl)
     if options.jwks_uri is not None:
-        keys = KeySource(uri=_check_uri(where, options.jwks_uri), ttl=ttl)
+        keys = KeySource(uri=_check_uri(where, options.jwks_uri), ttl=ttl, fetch=fetch)
     elif options.jwks_file is not None:
         keys = KeySource(path=Path(options.jwks_file), ttl=ttl)
         keys.load_now(where)
@@ -178,6 +192,8 @@ class KeySource:
     ttl: int = 3600
     min_refresh: int = 60
     timeout: float = 5.0
+    #: The guarded GET for ``uri`` (`juncture.methods.base.Fetcher`); None: a plain httpx GET.
+    fetch: Fetcher | None = None
     _keys: tuple[PublicKey, ...] | None = None
     _loaded_at: datetime | None = None
     _attempted_at: datetime | None = None
@@ -229,7 +245,10 @@ class KeySource:
                 ) from None
         else:
             assert self.uri is not None
-            document = _fetch(self.uri, self.timeout)
+            if self.fetch is not None:
+                document = _fetch_guarded(self.fetch, self.uri, self.timeout)
+            else:
+                document = _fetch(self.uri, self.timeout)
         return _parse_key_set(document)
 
 
@@ -255,16 +274,39 @@ def _fetch(uri: str, timeout: float) -> object:
         raise MethodUnavailable("the key set is not JSON") from None
 
 
+def _fetch_guarded(fetch: Fetcher, uri: str, timeout: float) -> object:
+    try:
+        status, body = fetch(uri, timeout, MAX_JWKS + 1)
+    except ValueError as error:  # the guard refused the URL: a private address, say
+        raise MethodUnavailable(f"the key set URL is refused: {error}") from None
+    except (httpx.HTTPError, OSError) as error:
+        raise MethodUnavailable(
+            f"the key set could not be fetched ({type(error).__name__})"
+        ) from None
+    if status != 200:
+        raise MethodUnavailable(f"the key set URL answered {status}")
+    if len(body) > MAX_JWKS:
+        raise MethodUnavailable("the key set is larger than 1 MiB")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MethodUnavailable("the key set is not JSON") from None
+
+
 def _parse_key_set(document: object) -> tuple[PublicKey, ...]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise MethodUnavailable("a key set must be a JSON object with a `keys` list")
     keys: list[PublicKey] = []
+    weak = 0
     for jwk in document["keys"]:
         if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
             continue
         kty = jwk.get("kty")
         try:
             if kty == "RSA":
+                if _rsa_bits(jwk.get("n")) < MIN_RSA_BITS:  # checked before joserfc, which warns
+                    weak += 1
+                    continue
                 keys.append(RSAKey.import_key(jwk))
             elif kty == "EC":
                 keys.append(ECKey.import_key(jwk))
@@ -274,8 +316,19 @@ def _parse_key_set(document: object) -> tuple[PublicKey, ...]:
         except (JoseError, ValueError, TypeError):
             continue
     if not keys:
-        raise MethodUnavailable("the key set holds no usable public key")
+        refused = f" ({weak} RSA key(s) under {MIN_RSA_BITS} bits refused)" if weak else ""
+        raise MethodUnavailable(f"the key set holds no usable public key{refused}")
     return tuple(keys)
+
+
+def _rsa_bits(modulus: object) -> int:
+    """The size of an RSA modulus given as base64url (0 when it is not one)."""
+    if not isinstance(modulus, str) or len(modulus) > 4096:
+        return 0
+    try:
+        return int.from_bytes(_b64(modulus), "big").bit_length()
+    except (ValueError, binascii.Error):
+        return 0
 
 
 def _check_uri(where: str, uri: str) -> str:
@@ -414,14 +467,62 @@ def _split(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
     parts = token.split(".")
     if len(parts) != 3:
         raise ProofError("a token must be a compact JWS: three base64url parts")
+    return json_segment(parts[0], "a token"), json_segment(parts[1], "a token")
+
+
+def json_segment(part: str, what: str) -> dict[str, Any]:
+    """One base64url part of a compact JWS (its header or payload) as a JSON object.
+
+    The guard every JOSE parser here shares: the decoded JSON may nest at most
+    `MAX_NESTING` levels, checked before parsing, so a part nesting thousands of levels
+    is refused instead of exhausting the parser's stack; any parse failure is a
+    malformed proof, never an unexpected exception.
+
+    Raises:
+        ProofError: the part is not canonical base64url of a JSON object within the limits.
+    """
     try:
-        header = json.loads(_b64(parts[0]))
-        claims = json.loads(_b64(parts[1]))
+        data = _b64(part)
     except (ValueError, binascii.Error):
-        raise ProofError("a token's header and payload must be base64url JSON") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ProofError("a token's header and payload must be JSON objects")
-    return header, claims
+        raise ProofError(f"{what}'s header and payload must be base64url JSON") from None
+    if too_deep(data):
+        raise ProofError(f"{what}'s header and payload may nest at most {MAX_NESTING} levels")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ProofError(f"{what}'s header and payload must be base64url JSON") from None
+    if not isinstance(value, dict):
+        raise ProofError(f"{what}'s header and payload must be JSON objects")
+    return value
+
+
+def too_deep(data: bytes, limit: int = MAX_NESTING) -> bool:
+    """Whether the arrays and objects of JSON ``data`` nest deeper than ``limit``.
+
+    A linear scan without recursion (brackets inside strings do not count), cheap when the
+    data has few brackets.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _b64(part: str) -> bytes:

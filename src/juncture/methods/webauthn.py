@@ -78,7 +78,15 @@ from juncture.methods.base import (
 )
 
 Requirement = Literal["required", "preferred", "discouraged"]
-_MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError)
+_MALFORMED = (
+    WebAuthnException,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+)
 _REFUSED_ALGS = {COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_1}
 
 

@@ -17,7 +17,6 @@ verification answers one message whatever failed.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import msgspec
 
 from juncture.errors import Location
+from juncture.events.urls import guarded_fetcher
 from juncture.methods import (
     KINDS,
     Context,
@@ -50,6 +50,7 @@ from juncture.methods.webauthn import PasskeyRecord
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.policy.plan import JourneyPlan, LockoutSpec
+from juncture.store.files import create_once
 from juncture.store.models import Authenticator, Failures
 
 #: Kinds whose credential is enrolled and kept in the directory, with their record types.
@@ -99,16 +100,14 @@ def load_or_create_keys(path: Path) -> KeyFile:
     Raises:
         ValueError: a file that is not a valid key file.
     """
-    if not path.exists():
+    if not path.exists():  # workers starting together: one file wins, all read it
         made = KeyFile(
             keys={"k1": SecretBox.generate_key()},
             current="k1",
             code_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(msgspec.json.format(msgspec.json.encode(made)) + b"\n")
-        return made
+        if create_once(path, msgspec.json.format(msgspec.json.encode(made)) + b"\n"):
+            return made
     try:
         return msgspec.json.decode(path.read_bytes(), type=KeyFile)
     except (OSError, msgspec.DecodeError) as exc:
@@ -125,6 +124,8 @@ class AuthnSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     smtp: SmtpSettings | None = None
     #: Options per kind that journeys do not set (a WebAuthn ``rp_id`` and ``origins``).
     defaults: dict[str, dict[str, Any]] = {}
+    #: Let journeys' ``jwks_uri`` be http, loopback or private (``--ssf-allow-private``).
+    allow_private: bool = False
 
 
 def environment(settings: AuthnSettings) -> Environment:
@@ -143,7 +144,13 @@ def environment(settings: AuthnSettings) -> Environment:
         sender = SmtpSender(settings.smtp)
     elif settings.outbox is not None:
         sender = Outbox(Path(settings.outbox))
-    return Environment(secretbox=box, code_key=code_key, sender=sender, defaults=settings.defaults)
+    return Environment(
+        secretbox=box,
+        code_key=code_key,
+        sender=sender,
+        defaults=settings.defaults,
+        fetch=guarded_fetcher(allow_private=settings.allow_private),
+    )
 
 
 def encode_record(record: msgspec.Struct) -> bytes:

@@ -29,7 +29,7 @@ from juncture.engine.decision import Trace
 from juncture.engine.evaluate import session_view
 from juncture.engine.facts import Facts
 from juncture.methods import Context
-from juncture.methods.base import EnrollmentError, MethodError, ProofError
+from juncture.methods.base import EnrollmentError, MethodError, ProofError, StateError
 from juncture.methods.base import Method as MethodImpl
 from juncture.methods.base import Proof as VerifiedProof
 from juncture.methods.base import Result as MethodResult
@@ -566,11 +566,8 @@ class Directory:
         attempt: str,
     ) -> Checked:
         kind = method.kind
-        context = Context(
-            subject=session.subject_id,
-            challenge_id=challenge.id,
-            state=challenge.states.get(method_name),
-        )
+        state = challenge.states.get(method_name)
+        context = Context(subject=session.subject_id, challenge_id=challenge.id, state=state)
         records = usable(
             self.store.list_authenticators(session.subject_type, session.subject_id),
             method_name,
@@ -592,6 +589,14 @@ class Directory:
                 )
         except ProofError as exc:
             raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
+        except StateError as exc:
+            if kind in STARTED_KINDS and state is None:  # the client skipped the start step
+                raise AuthnError(
+                    "challenge.not_started",
+                    f"start the challenge with method `{method_name}` before verifying it",
+                    409,
+                ) from None
+            raise AuthnError(exc.code, str(exc), exc.http_status) from None
         except MethodError as exc:
             raise AuthnError(exc.code, str(exc), exc.http_status) from None
         if result.ok and authenticator is not None:

@@ -29,6 +29,7 @@ from juncture.events.catalog import account_subject, effect_of
 from juncture.events.poll import PollClient
 from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
 from juncture.events.subjects import Subject, keys
+from juncture.events.urls import guarded_fetcher
 from juncture.methods.base import ConfigError
 from juncture.store.models import ReceivedEvent, Session
 from juncture.store.protocols import ConflictError
@@ -87,6 +88,7 @@ class Receiver:
         self.settings = settings
         self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = {}
         self.poll_clients: dict[str, PollClient] = {}
+        fetch = guarded_fetcher(allow_private=settings.allow_private)
         for entry in settings.transmitters:
             if entry.name in self.transmitters:
                 raise ConfigError(f"transmitter `{entry.name}` is configured twice")
@@ -100,6 +102,7 @@ class Receiver:
                 jwks_file=entry.jwks_file,
                 jwks=entry.jwks,
                 critical_subject_members=tuple(entry.critical_subject_members),
+                fetch=fetch,
             )
             self.transmitters[entry.name] = (entry, config)
 

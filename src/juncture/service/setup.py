@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy.loader import read_bundle_files
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
+from juncture.store.files import write_private
 from juncture.store.models import AdminCredential, AppKey
 
 ALL_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
@@ -59,10 +59,8 @@ def create_admin(runtime: Runtime, name: str, scopes: tuple[str, ...] = ALL_SCOP
 
 
 def write_secret_file(path: Path, secret: str) -> None:
-    """Write a secret readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
+    """Write a secret readable by its owner only (an existing file is made so first)."""
+    write_private(path, (secret + "\n").encode())
 
 
 def bootstrap(runtime: Runtime, db: Path, bundle_dir: Path | None) -> list[str]:

@@ -12,7 +12,6 @@ endpoints that are not private unless the operator allows them) or taken by poll
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -24,6 +23,7 @@ import msgspec
 from juncture.events import catalog
 from juncture.events.set import SetSigner, new_signing_key, public_jwks
 from juncture.events.subjects import matches, parse_subject
+from juncture.store.files import create_once
 from juncture.store.models import OutboxItem, Session, Stream
 
 if TYPE_CHECKING:
@@ -49,12 +49,12 @@ class TransmitSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 def load_signer(path: Path) -> SetSigner:
-    """The signing key in ``path`` (made, mode 0600, when it does not exist)."""
+    """The signing key in ``path`` (made, mode 0600, when it does not exist).
+
+    Workers starting together may each make one: the first to link its file into place wins,
+    the others read the winner's (`create_once`)."""
     if not path.exists():
-        key = new_signing_key("RS256")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(msgspec.json.encode(key) + b"\n")
+        create_once(path, msgspec.json.encode(new_signing_key("RS256")) + b"\n")
     key = msgspec.json.decode(path.read_bytes())
     return SetSigner(key, alg="RS256")
 

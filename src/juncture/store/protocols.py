@@ -104,6 +104,10 @@ class PolicyStore(Protocol):
 
     def active_version_id(self) -> str | None: ...
 
+    def check_writable(self) -> None:
+        """Raise StoreError when a write would fail now (nothing is changed)."""
+        ...
+
 
 class DecisionLog(Protocol):
     def record(self, records: Sequence[DecisionRecord]) -> None:

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
+from juncture.store.files import touch_private
 from juncture.store.models import (
     AdminCredential,
     App,
@@ -357,6 +358,13 @@ class SqliteStore:
         self._closed = False
         self._write_lock = threading.Lock()
         self._readers: deque[sqlite3.Connection] = deque()
+        if str(path) != ":memory:":
+            # Password hashes and session handles: readable by the owner only. SQLite gives
+            # the -wal and -shm files the database file's mode.
+            try:
+                touch_private(self.path)
+            except OSError as error:
+                raise StoreError(f"cannot open `{self.path}`: {error}") from error
         self._writer = self._connect()
         try:
             self._open()
@@ -465,6 +473,23 @@ class SqliteStore:
                 if isinstance(error, sqlite3.Error):
                     raise StoreError(f"write failed: {error}") from error
                 raise
+
+    def check_writable(self) -> None:
+        """Try a write that changes nothing (rolled back): raises StoreError when writes fail
+        (a read-only file, directory or file system: SQLite then opens the file read-only)."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (version,) = conn.execute("PRAGMA user_version").fetchone()
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                finally:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot write: {error}") from error
 
     def close(self) -> None:
         """Close every connection. Idempotent; later calls raise StoreError."""
