@@ -9,6 +9,7 @@ request of the node (decisions, health) is answered meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -48,7 +49,12 @@ class HashPool:
             )
         self.admitted += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            # The request's context goes along: in durable mode the decision's commit is then
+            # awaited by the request (and a failed one refuses the answer), as on the loop.
+            context = contextvars.copy_context()
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, context.run, call
+            )
         finally:
             self.admitted -= 1
 
