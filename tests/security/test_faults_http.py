@@ -1,0 +1,176 @@
+"""Faults under a real `juncture serve` on SQLite: the process killed under load, the disk
+full, the database read-only, a corrupt row, the database locked by another process.
+
+Whatever fails, a decision that needed the store is `deny` (or a 503 problem with a registered
+code), never `allow` and never a 500; what was acknowledged is there afterwards; the service
+recovers by itself when the fault goes. No assertion is on timing except generous bounds, so
+that a slow, shared 2-core machine does not make these tests flaky.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from juncture.errors import CODES
+from service.server import Server
+from service.test_http import bundle, new_app
+
+#: The longest any one answer may take while a fault lasts.
+BOUND = 30.0
+#: ... and while the store is locked: its busy timeout (5 s) once, and a margin for a slow
+#: machine; less than three busy timeouts, which three writes waiting in turn would take.
+LOCKED_BOUND = 14.0
+
+
+def ask(client: httpx.Client, session: str, action: str, subject: str = "alice") -> httpx.Response:
+    """An AuthZEN evaluation of ``action`` in ``session``."""
+    user = {"type": "user", "id": subject}
+    account = {"type": "account", "id": subject}
+    body = {"subject": user, "action": {"name": action}, "resource": account,
+            "context": {"session_id": session}}  # fmt: skip
+    return client.post("/access/v1/evaluation", json=body)
+
+
+def begin(client: httpx.Client, subject: str = "alice", **context: Any) -> httpx.Response:
+    """A session started with a password the app asserts (login allows at once)."""
+    body = {"subject": {"type": "user", "id": subject}, "proofs": [{"method": "password"}],
+            "context": context}  # fmt: skip
+    return client.post("/v1/sessions", json=body)
+
+
+def failed_closed(answer: httpx.Response) -> str:
+    """The answer to a request made while the store failed: a deny or a 503 problem (with a
+    registered code), never an allow and never a 500. Returns what it was."""
+    assert answer.status_code < 500 or answer.status_code == 503, answer.text
+    body = answer.json()
+    if answer.status_code == 503:
+        assert body["code"] == "unavailable.store", answer.text
+        return "503"
+    if answer.status_code >= 400:
+        assert body["code"] in CODES, answer.text
+        return body["code"]
+    return "answered"
+
+
+def decision_of(answer: httpx.Response) -> dict[str, Any]:
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "j.db", bundle(tmp_path / "v1", "10m")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# -- SIGKILL under load ---------------------------------------------------------------------------
+
+
+class Acknowledged:
+    """What the server acknowledged to the clients, gathered from several threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sessions: list[tuple[str, str]] = []  # (session, subject)
+        self.verified: list[str] = []
+        self.revoked: list[str] = []
+        self.errors: list[str] = []
+
+    def add(self, into: list[Any], value: Any) -> None:
+        with self.lock:
+            into.append(value)
+
+
+def load(server: Server, key: str, subject: str, acked: Acknowledged, killed: threading.Event,
+         ) -> None:  # fmt: skip
+    """Sessions, step-ups and revocations, until the server is gone."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=server.url, timeout=BOUND, headers=headers) as client:
+        round_ = 0
+        while not killed.is_set():
+            round_ += 1
+            try:
+                started = begin(client, subject)
+                if started.status_code != 201:
+                    acked.add(acked.errors, started.text)
+                    continue
+                session = started.json()["session"]["id"]
+                acked.add(acked.sessions, (session, subject))
+                asked = decision_of(ask(client, session, "change_email", subject))
+                challenge = asked["context"]["challenge_id"]
+                verified = client.post(f"/v1/challenges/{challenge}/verify",
+                                       json={"method": "totp"})  # fmt: skip
+                if verified.status_code == 200:
+                    acked.add(acked.verified, session)
+                elif verified.status_code >= 500:
+                    acked.add(acked.errors, verified.text)
+                if round_ % 2 == 0:
+                    ended = client.post(f"/v1/sessions/{session}/end",
+                                        json={"revoke_reason": "stolen"})  # fmt: skip
+                    if ended.status_code == 200:
+                        acked.add(acked.revoked, session)
+                    elif ended.status_code >= 500:
+                        acked.add(acked.errors, ended.text)
+            except httpx.TransportError:
+                if killed.is_set():
+                    return
+                time.sleep(0.05)  # the server is being killed: the next call says so
+
+
+def test_acknowledged_writes_survive_sigkill_under_load(tmp_path: Path) -> None:
+    """I1, I2: several clients start sessions, step up and revoke while the server is killed
+    with SIGKILL; after a restart on the same database every session whose start answered 201,
+    every proof whose verification answered 200 and every revocation that answered 200 is
+    there, and no revoked session is allowed anything."""
+    server = Server(tmp_path / "j.db", bundle(tmp_path / "v1", "10m")).start()
+    try:
+        _, web = new_app(server)
+        key = str(web.headers["Authorization"]).removeprefix("Bearer ")
+        acked = Acknowledged()
+        killed = threading.Event()
+        threads = [
+            threading.Thread(target=load, args=(server, key, f"user{n}", acked, killed))
+            for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(acked.revoked) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.kill()
+        killed.set()
+        for thread in threads:
+            thread.join(BOUND * 2)
+        assert not any(thread.is_alive() for thread in threads)
+        assert acked.errors == []
+        assert len(acked.revoked) >= 12, "too little load before the kill"
+
+        server.start()
+        for session, subject in acked.sessions:
+            read = web.get(f"/v1/sessions/{session}")
+            assert read.status_code == 200, read.text
+            if session in acked.verified:
+                assert "totp" in [p["method"] for p in read.json()["proofs"]], read.text
+            if session in acked.revoked:
+                assert read.json()["status"] == "revoked", read.text
+            answer = decision_of(ask(web, session, "change_email", subject))
+            if session in acked.revoked:  # I1
+                assert answer["decision"] is False, answer
+            elif session in acked.verified:  # I2: the acknowledged proof is there
+                assert answer["decision"] is True, answer
+        fresh = begin(web, "after")
+        assert fresh.status_code == 201, fresh.text
+        assert decision_of(ask(web, fresh.json()["session"]["id"], "login", "after"))["decision"]
+    finally:
+        server.stop()
