@@ -9,9 +9,11 @@ that a slow, shared 2-core machine does not make these tests flaky.
 
 from __future__ import annotations
 
+import resource
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pytest
 
 from juncture.errors import CODES
 from service.server import Server
-from service.test_http import bundle, new_app
+from service.test_http import admin, bundle, new_app
 
 #: The longest any one answer may take while a fault lasts.
 BOUND = 30.0
@@ -172,5 +174,126 @@ def test_acknowledged_writes_survive_sigkill_under_load(tmp_path: Path) -> None:
         fresh = begin(web, "after")
         assert fresh.status_code == 201, fresh.text
         assert decision_of(ask(web, fresh.json()["session"]["id"], "login", "after"))["decision"]
+    finally:
+        server.stop()
+
+
+# -- the disk full --------------------------------------------------------------------------------
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A child's file-size limit (soft: the test raises it again with prlimit, the space
+    "returns"); SIGXFSZ ignored, so a write past it fails with EFBIG instead of killing."""
+
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return preexec
+
+
+def test_disk_full_fails_closed_and_recovers_when_space_returns(tmp_path: Path) -> None:
+    """I5, I1, I2: with the database unable to grow, a decision that needs a write is deny
+    (or 503 `unavailable.store`), never an allow or a 500; a verification or revocation that
+    could not be written is not acknowledged; when space returns the service writes again
+    without a restart and everything acknowledged is there."""
+    limit = 2 * 1024 * 1024
+    server = Server(tmp_path / "j.db", bundle(tmp_path / "v1", "10m"),
+                    preexec=file_size_limit(limit)).start()  # fmt: skip
+    try:
+        _, web = new_app(server)
+        # before the disk fills: a verified session and a pending step-up
+        verified = begin(web).json()["session"]["id"]
+        challenge = decision_of(ask(web, verified, "change_email"))["context"]["challenge_id"]
+        assert web.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"}).is_success
+        pending = begin(web).json()["session"]["id"]
+        waiting = decision_of(ask(web, pending, "change_email"))["context"]["challenge_id"]
+        victim = begin(web).json()["session"]["id"]
+        spare = begin(web).json()["session"]["id"]
+        acknowledged = [verified, pending, victim, spare]
+        # fill it with work until writes fail
+        filler = {"filler": "x" * 2000}
+        for n in range(5000):
+            made = begin(web, f"filler{n}", context=filler)
+            if made.status_code != 201:
+                assert failed_closed(made) == "503"
+                break
+            assert "session" in made.json(), made.text
+            acknowledged.append(made.json()["session"]["id"])
+        else:
+            pytest.fail("the database never filled")
+        assert server.process is not None
+        # a failed write leaves room a smaller one fits in: fill that with small writes too
+        for _ in range(500):
+            small = decision_of(ask(web, spare, "change_email"))  # a challenge is written
+            if small["context"]["reason"] == "unavailable.store":
+                break
+        else:
+            pytest.fail("small writes never failed")
+        # full: the same write for another session is deny, never an allow, never a 500
+        stepped = decision_of(ask(web, pending, "change_email"))
+        assert stepped["decision"] is False
+        assert stepped["context"]["reason"] == "unavailable.store", stepped
+        # what is answered 200 or 201 is written; what could not be written is a 503
+        proof = web.post(f"/v1/challenges/{waiting}/verify", json={"method": "totp"})
+        ended = web.post(f"/v1/sessions/{victim}/end", json={"revoke_reason": "stolen"})
+        late = begin(web, "late")
+        outcomes = [failed_closed(a) for a in (proof, ended, late)]
+        assert "503" in outcomes, outcomes
+        # space returns: no restart
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # fmt: skip
+        later = begin(web, "later")
+        assert later.status_code == 201, later.text
+        for session in acknowledged:
+            assert web.get(f"/v1/sessions/{session}").status_code == 200
+        assert decision_of(ask(web, verified, "change_email"))["decision"] is True
+        proven = decision_of(ask(web, pending, "change_email"))["decision"]
+        assert proven is (proof.status_code == 200), (proof.text, proven)  # I2
+        status = web.get(f"/v1/sessions/{victim}").json()["status"]
+        assert status == ("revoked" if ended.status_code == 200 else "active"), ended.text
+        if ended.status_code == 200:  # I1
+            assert decision_of(ask(web, victim, "login"))["decision"] is False
+        # the decision records kept in memory while the disk was full are written now
+        with admin(server) as client:
+            log = client.get("/admin/v1/decisions", params={"session_id": pending}).json()
+        reasons = [d["decision"].get("reason") for d in log["decisions"]]
+        assert "unavailable.store" in reasons, reasons
+    finally:
+        server.stop()
+
+
+def test_session_start_the_store_cannot_finish_is_503_not_201_without_a_session(
+    tmp_path: Path,
+) -> None:
+    """I5 (found by the disk-full test): a start whose session was written but whose `login`
+    decision could not be (the disk filled in between) was answered 201 with a deny and no
+    session. It is a 503 `unavailable.store`: a 201 always hands out the session it made.
+
+    The space is given back a WAL frame more at each try, so that some start finds room for
+    its session but not for what its decision writes next."""
+    server = Server(tmp_path / "j.db", bundle(tmp_path / "v1", "10m"),
+                    preexec=file_size_limit(1024 * 1024)).start()  # fmt: skip
+    try:
+        _, web = new_app(server)
+        assert server.process is not None
+        pid = server.process.pid
+        wal = server.db.with_name(server.db.name + "-wal")
+        frames, refused, started = 1, 0, 0
+        for n in range(300):
+            made = begin(web, f"user{n}", context={"filler": "x" * 1500})
+            if made.status_code == 201:
+                assert "session" in made.json(), made.text
+                started += 1
+                frames = 1
+                if refused and started > 40:
+                    break
+                continue
+            assert failed_closed(made) == "503"
+            refused += 1
+            room = wal.stat().st_size + frames * (4096 + 24)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (room, resource.RLIM_INFINITY))
+            frames += 1
+        assert refused and started > 40, (refused, started)
     finally:
         server.stop()

@@ -757,7 +757,14 @@ class Runtime:
         )
         self.store.create_session(session)
         reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
-        return self.decide(app, action, reported, session_id=session.id, connection=connection)
+        outcome = self.decide(app, action, reported, session_id=session.id, connection=connection)
+        if outcome.session is None:  # the store failed after the session was made: nothing to
+            # hand out (its handle is never shown), so no start is acknowledged
+            code = outcome.decision.reason
+            if code != "unavailable.no_version":
+                code = "unavailable.store"
+            raise ServiceError(code, "the session could not be started; try again", 503)
+        return outcome
 
     def change_task(self, app: App, session_id: str, task: object) -> Outcome:
         """Give an agent session a new task (or the same one changed): the next decisions
