@@ -9,8 +9,10 @@ that a slow, shared 2-core machine does not make these tests flaky.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -261,6 +263,77 @@ def test_disk_full_fails_closed_and_recovers_when_space_returns(tmp_path: Path) 
         assert "unavailable.store" in reasons, reasons
     finally:
         server.stop()
+
+
+# -- the database locked by another process -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked(db: Path) -> Iterator[None]:
+    """Another process's connection holding the database's write lock (BEGIN EXCLUSIVE)."""
+    other = sqlite3.connect(db, isolation_level=None, timeout=BOUND)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    began = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - began
+
+
+def test_store_locked_fails_closed_within_a_bound_and_recovers(served: Server) -> None:
+    """I5, I1: while another process holds the database's write lock past the store's busy
+    timeout, decisions that need a write are deny `unavailable.store`, verifications and
+    revocations are 503 `unavailable.store` (not acknowledged), every one answered within a
+    bound however many wait together (each once cost the whole timeout in turn, so the last of
+    six waited 30 s), never an allow or a 500; when the lock goes the service works again,
+    without a restart, and nothing unacknowledged was written."""
+    _, web = new_app(served)
+    session = begin(web).json()["session"]["id"]
+    challenge = decision_of(ask(web, session, "change_email"))["context"]["challenge_id"]
+    answers: list[httpx.Response | Exception] = []
+    headers = dict(web.headers)
+
+    def request(method: str, path: str, body: Any = None) -> None:
+        try:  # one client each: they wait together
+            with httpx.Client(base_url=served.url, timeout=LOCKED_BOUND, headers=headers) as own:
+                answers.append(own.request(method, path, json=body))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    calls = [("POST", "/access/v1/evaluation", {
+        "subject": {"type": "user", "id": "alice"}, "action": {"name": "change_email"},
+        "resource": {"type": "account", "id": "alice"}, "context": {"session_id": session}})
+    ] * 4 + [("POST", f"/v1/challenges/{challenge}/verify", {"method": "totp"}),
+             ("POST", f"/v1/sessions/{session}/end", {"revoke_reason": "stolen"})]  # fmt: skip
+    with locked(served.db):
+        threads = [threading.Thread(target=request, args=call) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        read = web.get(f"/v1/sessions/{session}")  # reads do not need the lock
+    assert read.status_code == 200, read.text
+    assert not [a for a in answers if isinstance(a, Exception)], "no answer within the bound"
+    outcomes = sorted(failed_closed(a) for a in answers if isinstance(a, httpx.Response))
+    assert outcomes == ["503", "503", "answered", "answered", "answered", "answered"], outcomes
+    for answer in answers:
+        assert isinstance(answer, httpx.Response)
+        if answer.status_code == 200:
+            context = answer.json()["context"]
+            assert (context["outcome"], context["reason"]) == ("deny", "unavailable.store")
+
+    # the lock is gone: the service writes again, and what was refused was not written
+    after = web.get(f"/v1/sessions/{session}").json()
+    assert after["status"] == "active" and after["aal"] == 1, after
+    verified = web.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
+    assert verified.status_code == 200, verified.text
+    assert decision_of(ask(web, session, "change_email"))["decision"] is True
 
 
 def test_session_start_the_store_cannot_finish_is_503_not_201_without_a_session(

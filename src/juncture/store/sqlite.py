@@ -4,9 +4,12 @@ Records are stored as msgspec JSON beside the columns that are queried. Durabili
 journal with ``synchronous=FULL``, so a change is on disk when its method returns. Each
 state-changing method is one ``BEGIN IMMEDIATE`` transaction on the one writer connection
 (guarded by a lock: writers of this process queue in Python, not in SQLite's busy sleep;
-other processes wait up to ``busy_timeout``). Reads run on a pool of read-only connections,
-so readers never wait for a writer (WAL snapshots). Every `sqlite3` error surfaces as
-`StoreError` (a uniqueness violation as `ConflictError`).
+other processes wait up to ``busy_timeout``). Once a write has waited that long in vain (another
+process holds the lock), later writes wait only ``_BUSY_AGAIN`` until one gets through: the
+callers wait in line, so a lock held for long must not cost each of them the whole timeout.
+Reads run on a pool of read-only connections, so readers never wait for a writer (WAL
+snapshots). Every `sqlite3` error surfaces as `StoreError` (a uniqueness violation as
+`ConflictError`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ from juncture.store.protocols import ConflictError, NotFound, StoreError
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 _T = TypeVar("_T")
+#: How long a write waits for another process's lock after one waited the whole busy timeout
+#: in vain (seconds), until a write gets through again.
+_BUSY_AGAIN = 0.1
 
 #: One list of statements per schema version; version N is reached by running ``_MIGRATIONS[N-1]``.
 #: Released versions never change: a later schema appends a list (ALTER TABLE ..., new indexes).
@@ -344,6 +350,8 @@ class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._busy_ms = max(0, int(busy_timeout * 1000))
+        self._busy_again_ms = min(self._busy_ms, int(_BUSY_AGAIN * 1000))
+        self._locked_out = False  # the last write found the lock held for the whole timeout
         self._closed = False
         self._write_lock = threading.Lock()
         self._readers: deque[sqlite3.Connection] = deque()
@@ -442,9 +450,19 @@ class SqliteStore:
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if busy and not self._locked_out:
+                    with suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA busy_timeout = {self._busy_again_ms}")
+                    self._locked_out = True
+                raise StoreError(f"cannot start a write: {error}") from error
             except sqlite3.Error as error:
                 raise StoreError(f"cannot start a write: {error}") from error
             try:
+                if self._locked_out:  # the lock is ours again: wait the whole timeout next time
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                    self._locked_out = False
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as error:
