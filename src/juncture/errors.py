@@ -142,6 +142,7 @@ CODES: dict[str, str] = {
     "app.not_found": "no such app",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
+    "unavailable.corrupt": "a stored record cannot be read (decisions: deny with this reason)",
     "unavailable.no_version": "no policy version is active yet (decisions: deny with this reason)",
     "internal.error": "a bug; logged with the request id, never shown in detail",
     "decision.journey_not_allowed": "the chosen journey is not one the calling app is bound to",

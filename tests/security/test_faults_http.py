@@ -55,7 +55,7 @@ def failed_closed(answer: httpx.Response) -> str:
     assert answer.status_code < 500 or answer.status_code == 503, answer.text
     body = answer.json()
     if answer.status_code == 503:
-        assert body["code"] == "unavailable.store", answer.text
+        assert body["code"] in ("unavailable.store", "unavailable.corrupt"), answer.text
         return "503"
     if answer.status_code >= 400:
         assert body["code"] in CODES, answer.text
@@ -370,3 +370,44 @@ def test_session_start_the_store_cannot_finish_is_503_not_201_without_a_session(
         assert refused and started > 40, (refused, started)
     finally:
         server.stop()
+
+
+# -- a corrupt row --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\xff garbage", b"{}", b'{"id": 1, "status": []}'])
+def test_corrupt_session_row_fails_closed_and_spares_the_others(
+    served: Server, garbage: bytes
+) -> None:
+    """I5: a session whose stored body is garbage (written into the SQLite file behind the
+    server's back) is never allowed anything: its decisions are deny `unavailable.corrupt`,
+    its reads and changes 503 `unavailable.corrupt` (it once said `unavailable.store`, while
+    the store was fine), never a 500; the other sessions and the health are unaffected."""
+    _, web = new_app(served)
+    broken = begin(web).json()["session"]["id"]
+    other = begin(web, "bob").json()["session"]["id"]
+    assert decision_of(ask(web, broken, "login"))["decision"] is True
+    with contextlib.closing(sqlite3.connect(served.db, isolation_level=None)) as db:
+        db.execute("UPDATE sessions SET body = ? WHERE id = ?", (garbage, broken))
+    batch = {"subject": {"type": "user", "id": "alice"},
+             "resource": {"type": "account", "id": "alice"}, "context": {"session_id": broken},
+             "evaluations": [{"action": {"name": "login"}}]}  # fmt: skip
+    answers = {
+        "evaluation": ask(web, broken, "login"),
+        "read": web.get(f"/v1/sessions/{broken}"),
+        "signals": web.post(f"/v1/sessions/{broken}/signals", json={"context": {"context": {}}}),
+        "end": web.post(f"/v1/sessions/{broken}/end", json={}),
+        "batch": web.post("/access/v1/evaluations", json=batch),
+    }
+    for name in ("evaluation", "batch"):
+        body = decision_of(answers[name])
+        for item in body.get("evaluations", [body]):
+            assert item["decision"] is False, (name, body)
+            assert item["context"]["reason"] == "unavailable.corrupt", (name, body)
+    for name in ("read", "signals", "end"):
+        assert failed_closed(answers[name]) == "503"
+        assert answers[name].json()["code"] == "unavailable.corrupt", answers[name].text
+    assert decision_of(ask(web, other, "login", "bob"))["decision"] is True
+    assert web.get(f"/v1/sessions/{other}").status_code == 200
+    health = httpx.get(f"{served.url}/healthz")
+    assert health.status_code == 200, health.text

@@ -46,7 +46,7 @@ from juncture.store.models import (
     SweepRun,
     VersionInfo,
 )
-from juncture.store.protocols import ConflictError, NotFound, StoreError
+from juncture.store.protocols import ConflictError, CorruptError, NotFound, StoreError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -336,7 +336,7 @@ def _decode(kind: type[_T], body: bytes) -> _T:
     try:
         value: _T = _decoders[kind].decode(body)
     except msgspec.DecodeError as error:
-        raise StoreError(f"corrupt {kind.__name__.lower()} record: {error}") from error
+        raise CorruptError(f"corrupt {kind.__name__.lower()} record: {error}") from error
     return value
 
 
