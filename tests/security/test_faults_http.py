@@ -10,6 +10,8 @@ that a slow, shared 2-core machine does not make these tests flaky.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import resource
 import signal
 import sqlite3
@@ -261,6 +263,88 @@ def test_disk_full_fails_closed_and_recovers_when_space_returns(tmp_path: Path) 
             log = client.get("/admin/v1/decisions", params={"session_id": pending}).json()
         reasons = [d["decision"].get("reason") for d in log["decisions"]]
         assert "unavailable.store" in reasons, reasons
+    finally:
+        server.stop()
+
+
+# -- the database read-only ------------------------------------------------------------------------
+
+def file_modes_obeyed() -> Callable[[], None] | None:
+    """As root, a child without the capabilities that ignore file modes (it drops them from its
+    bounding set before it runs `juncture`), so that a read-only file is read-only to it."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return preexec
+
+
+def read_only(root: Path, on: bool = True) -> None:
+    """The database's files and their directory read-only (or writable again)."""
+    for name in ("j.db", "j.db-wal", "j.db-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (root / name).chmod(0o444 if on else 0o644)
+    root.chmod(0o555 if on else 0o755)
+
+
+@pytest.fixture
+def writable_again(tmp_path: Path) -> Iterator[Path]:
+    try:
+        yield tmp_path
+    finally:
+        read_only(tmp_path, on=False)  # so that pytest can clean up
+
+
+def test_read_only_database_fails_closed_and_recovers_without_a_restart(
+    writable_again: Path,
+) -> None:
+    """I5, I1, I2: the database made read-only. A running server's connection was opened for
+    writing and keeps working (a file's mode is checked when it is opened): what it answers
+    is real. Started on the read-only database, the server answers reads, a decision that
+    needs a write is deny `unavailable.store` and a start, verification or revocation 503,
+    none acknowledged; made writable again, it writes again without a restart (it once stayed
+    read-only until restarted)."""
+    root = writable_again
+    server = Server(root / "j.db", bundle(root / "v1", "10m"),
+                    preexec=file_modes_obeyed()).start()  # fmt: skip
+    try:
+        _, web = new_app(server)
+        key = str(web.headers["Authorization"]).removeprefix("Bearer ")
+        pending = begin(web).json()["session"]["id"]
+        victim = begin(web).json()["session"]["id"]
+        read_only(root)
+        during = begin(web)  # the open connection still writes
+        assert during.status_code == 201, during.text
+        asked = decision_of(ask(web, pending, "change_email"))
+        challenge = asked["context"]["challenge_id"]
+        server.stop()
+
+        server.start()  # on the read-only database
+        web = server.client(key)
+        assert web.get(f"/v1/sessions/{during.json()['session']['id']}").status_code == 200
+        stepped = decision_of(ask(web, victim, "change_email"))
+        assert (stepped["decision"], stepped["context"]["reason"]) == (False, "unavailable.store")
+        proof = web.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
+        ended = web.post(f"/v1/sessions/{victim}/end", json={"revoke_reason": "stolen"})
+        for answer in (begin(web, "late"), proof, ended):
+            assert failed_closed(answer) == "503"
+
+        read_only(root, on=False)  # no restart
+        later = begin(web, "later")
+        assert later.status_code == 201, later.text
+        assert web.get(f"/v1/sessions/{pending}").json()["aal"] == 1  # I2: not acknowledged
+        assert web.get(f"/v1/sessions/{victim}").json()["status"] == "active"
+        proof = web.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
+        assert proof.status_code == 200, proof.text
+        assert decision_of(ask(web, pending, "change_email"))["decision"] is True
+        ended = web.post(f"/v1/sessions/{victim}/end", json={"revoke_reason": "stolen"})
+        assert ended.status_code == 200, ended.text
+        assert decision_of(ask(web, victim, "login"))["decision"] is False  # I1
     finally:
         server.stop()
 

@@ -73,7 +73,10 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                out = self.process.stdout.read() if self.process.stdout else b""
+                out = b""
+                if self.process.stdout:
+                    out = self.process.stdout.read()
+                    self.process.stdout.close()
                 raise RuntimeError(f"server exited: {out.decode(errors='replace')}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503):

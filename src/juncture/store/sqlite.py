@@ -332,6 +332,11 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
 }
 
 
+def _read_only(error: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file (or its directory) is read-only to it."""
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+
+
 def _decode(kind: type[_T], body: bytes) -> _T:
     try:
         value: _T = _decoders[kind].decode(body)
@@ -352,6 +357,7 @@ class SqliteStore:
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._busy_again_ms = min(self._busy_ms, int(_BUSY_AGAIN * 1000))
         self._locked_out = False  # the last write found the lock held for the whole timeout
+        self._reopen = False  # the writer found the file read-only: open it afresh next time
         self._closed = False
         self._write_lock = threading.Lock()
         self._readers: deque[sqlite3.Connection] = deque()
@@ -447,10 +453,17 @@ class SqliteStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError("the store is closed")
+            if self._reopen:  # a file opened read-only stays so (for every connection of this
+                # process while one holds it open): all closed, the mode may be back
+                self._writer.close()
+                self._drain()
+                self._writer = self._connect()  # StoreError while it is still read-only
+                self._reopen = self._locked_out = False
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
+                self._reopen = _read_only(error)
                 busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
                 if busy and not self._locked_out:
                     with suppress(sqlite3.Error):
@@ -468,6 +481,8 @@ class SqliteStore:
             except BaseException as error:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+                if isinstance(error, sqlite3.Error):
+                    self._reopen = _read_only(error)
                 if isinstance(error, sqlite3.IntegrityError):
                     raise ConflictError(f"conflict: {error}") from error
                 if isinstance(error, sqlite3.Error):
