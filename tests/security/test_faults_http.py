@@ -349,6 +349,23 @@ def test_read_only_database_fails_closed_and_recovers_without_a_restart(
         server.stop()
 
 
+def test_unopenable_database_stops_the_start_with_one_error_line(writable_again: Path) -> None:
+    """I5: a read-only database with nothing to start from (stopped cleanly, so no WAL to read)
+    stops `juncture serve` with one error line and exit 2 (it once ended in a traceback)."""
+    root = writable_again
+    server = Server(root / "j.db", bundle(root / "v1", "10m"),
+                    preexec=file_modes_obeyed()).start()  # fmt: skip
+    server.stop()
+    read_only(root)
+    with pytest.raises(RuntimeError, match="cannot open") as refused:
+        server.start()
+    assert "Traceback" not in str(refused.value), refused.value
+    assert server.process is not None and server.process.returncode == 2
+    read_only(root, on=False)
+    server.start()
+    server.stop()
+
+
 # -- the database locked by another process -------------------------------------------------------
 
 
