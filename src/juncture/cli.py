@@ -477,6 +477,7 @@ def serve(
     from juncture.service.setup import bootstrap
     from juncture.service.transmit import TransmitSettings
     from juncture.signals import EnricherSettings
+    from juncture.store.protocols import StoreError
 
     try:
         observe = ObserveSettings(
@@ -543,7 +544,7 @@ def serve(
         for problem in getattr(exc, "errors", ()):  # a reputation file: every problem
             err.print(_problem_line(problem))
         raise typer.Exit(2) from None
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:  # a database it cannot open (read-only, not one)
         err.print(f"[red]error[/] {esc(str(exc))}")
         raise typer.Exit(2) from None
     try:

@@ -146,6 +146,7 @@ CODES: dict[str, str] = {
     "app.not_found": "no such app",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
+    "unavailable.corrupt": "a stored record cannot be read (decisions: deny with this reason)",
     "unavailable.no_version": "no policy version is active yet (decisions: deny with this reason)",
     "unavailable.decision_log": "durable decision log: the record could not be committed, so "
     "no answer is given",

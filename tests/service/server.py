@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -23,14 +27,23 @@ def free_port() -> int:
 
 class Server:
     def __init__(
-        self, db: Path, bundle: Path | None, port: int | None = None, args: tuple[str, ...] = ()
+        self,
+        db: Path,
+        bundle: Path | None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        preexec: Callable[[], None] | None = None,
     ) -> None:
+        """``preexec`` runs in the child before `juncture serve` starts (e.g. to set a resource
+        limit for a fault test); it is used by every start of this server."""
         self.db = db
+        self.preexec = preexec
         self.args = args
         self.bundle = bundle
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.drainer: threading.Thread | None = None
         self.output = b""
         self.clients: list[httpx.Client] = []
 
@@ -51,36 +64,67 @@ class Server:
         )
         args += self.args
         self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ}
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+            preexec_fn=self.preexec,  # a fault test's hook; None by default
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                out = self.process.stdout.read() if self.process.stdout else b""
+                out = b""
+                if self.process.stdout:
+                    out = self.process.stdout.read()
+                    self.process.stdout.close()
                 raise RuntimeError(f"server exited: {out.decode(errors='replace')}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503):
+                    assert self.process.stdout is not None
+                    self.drainer = threading.Thread(
+                        target=self._drain, args=(self.process.stdout,), daemon=True
+                    )
+                    self.drainer.start()
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not start")
 
+    def _drain(self, stream: IO[bytes]) -> None:
+        """Read the server's output as it comes: a server that logs much (a fault test's every
+        503 logs a traceback) must never block on a full pipe."""
+        with contextlib.suppress(ValueError, OSError):
+            for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+                self.output += chunk
+
+    def _collect(self) -> None:
+        """After the process ended: the rest of its output, then the pipe closed."""
+        assert self.process is not None
+        if self.drainer is not None:
+            self.drainer.join(10)
+            self.drainer = None
+        elif self.process.stdout:
+            self.output += self.process.stdout.read()
+        if self.process.stdout:
+            self.process.stdout.close()
+
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
-        if self.process.stdout:
-            self.output += self.process.stdout.read()
-            self.process.stdout.close()
+        self._collect()
 
     def stop(self) -> None:
         for client in self.clients:
             client.close()
         if self.process is None or self.process.poll() is not None:
             if self.process is not None and self.process.stdout:
-                self.process.stdout.close()
+                if self.drainer is not None:
+                    self._collect()
+                else:
+                    self.process.stdout.close()
             return
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -88,9 +132,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
-        if self.process.stdout:
-            self.output += self.process.stdout.read()
-            self.process.stdout.close()
+        self._collect()
 
     def admin_token(self) -> str:
         return self.db.with_name(self.db.name + ".admin-token").read_text().strip()

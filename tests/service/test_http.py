@@ -329,6 +329,15 @@ def test_decision_log_metrics_and_openapi(server: Server):
     assert {"/access/v1/evaluation", "/v1/sessions", "/admin/v1/versions"} <= set(spec["paths"])
 
 
+def test_decision_log_page_from_an_unknown_decision_is_400_not_503(server: Server):
+    """I6 (found by the fuzz): a `before` cursor naming no decision is bad input (400), not the
+    store being unavailable (503)."""
+    with admin(server) as client:
+        for cursor in ("", "d_" + "0" * 32, "x"):
+            page = client.get("/admin/v1/decisions", params={"before": cursor})
+            assert (page.status_code, page.json()["code"]) == (400, "request.invalid"), page.text
+
+
 def test_a_challenge_answers_only_its_methods_and_only_once(server: Server):
     _, web = new_app(server, methods=("password", "totp", "sms"))
     session = start(web)["session"]["id"]

@@ -253,7 +253,10 @@ async def query_decisions(request: Request) -> Response:
         before=params.get("before"),
     )
     runtime.log.flush()
-    records = runtime.store.query(query)
+    try:
+        records = runtime.store.query(query)
+    except NotFound:  # a cursor naming no decision is the caller's mistake, not the store's
+        raise ApiError(400, "request.invalid", "`before` names no logged decision") from None
     page = [msgspec.to_builtins(r) for r in records]
     after = records[-1].id if len(records) == query.limit else None
     return _json({"decisions": page, "next": after})

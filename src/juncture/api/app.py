@@ -34,7 +34,7 @@ from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import DecisionLogWriter, Runtime, ServiceError
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
-from juncture.store.protocols import StoreError
+from juncture.store.protocols import CorruptError, StoreError
 
 log = logging.getLogger("juncture.api")
 
@@ -136,6 +136,9 @@ async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Re
         return response
     except NoActiveVersion:
         return problem(503, "unavailable.no_version", "no policy version is active yet")
+    except CorruptError:  # one record, not the store: the rest of the service works on
+        log.exception("a stored record is corrupt")
+        return problem(503, "unavailable.corrupt", "a stored record cannot be read")
     except StoreError:
         log.exception("store unavailable")
         return problem(503, "unavailable.store", "the store is unavailable; try again")

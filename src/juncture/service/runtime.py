@@ -59,7 +59,7 @@ from juncture.store.models import (
     SubjectSeen,
     SweepRun,
 )
-from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
+from juncture.store.protocols import ConflictError, CorruptError, NotFound, Store, StoreError
 
 log = logging.getLogger("juncture.runtime")
 CHALLENGE_TTL = timedelta(minutes=5)
@@ -119,6 +119,14 @@ def _unavailable(
         version=version,
         id=decision_id,
     )
+
+
+def _why(error: StoreError) -> str:
+    """The reason a decision the store failed is deny: ``unavailable.<this>``."""
+    if isinstance(error, CorruptError):
+        log.error("a stored record is corrupt: %s", error)
+        return "corrupt"
+    return "store"
 
 
 #: The decision log's modes (`juncture serve --decision-log`).
@@ -395,8 +403,9 @@ class Runtime:
         try:
             plan = self.policies.active()
             session = self._load_session(app, session_id) if session_id else None
-        except StoreError:
-            return Outcome(decision=_unavailable(action, decision_id=decision_id))
+        except StoreError as exc:
+            why = _why(exc)
+            return Outcome(decision=_unavailable(action, decision_id=decision_id, reason=why))
         except NoActiveVersion:
             return Outcome(
                 decision=_unavailable(action, decision_id=decision_id, reason="no_version")
@@ -417,14 +426,14 @@ class Runtime:
                 if refused is not None:
                     return self._refuse(app, action, request, session, refused, plan, decision_id,
                                         started, now)  # fmt: skip
-            except StoreError:
-                return Outcome(decision=_unavailable(action, plan.version, decision_id))
+            except StoreError as exc:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
         subject = request.get("subject") or {}
         if session is None:
             try:
                 disabled = self._disabled(subject)
-            except StoreError:
-                return Outcome(decision=_unavailable(action, plan.version, decision_id))
+            except StoreError as exc:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
             if disabled:  # disabled means deny on every entry path, sessionless included
                 decision = Decision(outcome="deny", reason="subject_disabled", action=action,
                                     version=plan.version, id=decision_id)  # fmt: skip
@@ -442,8 +451,8 @@ class Runtime:
         reported = self._reported(doc)
         try:
             seen = self._observe(reported, session, subject, now, connection)
-        except StoreError:
-            return Outcome(decision=_unavailable(action, plan.version, decision_id))
+        except StoreError as exc:
+            return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
         doc.update(seen.sections())
         try:
             facts = Facts.from_document(doc)
@@ -467,13 +476,13 @@ class Runtime:
                     decision = self.directory.default_gate(
                         plan, built_in, action, facts, session, request, now, decision_id
                     )
-            except StoreError:
-                return Outcome(decision=_unavailable(action, plan.version, decision_id))
+            except StoreError as exc:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
         try:
             session = self._remember(session, seen, now)
             outcome = self._effects(app, plan, action, request, session, decision, now)
-        except StoreError:
-            outcome = Outcome(decision=_unavailable(action, plan.version, decision_id))
+        except StoreError as exc:
+            outcome = Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
 
@@ -843,7 +852,14 @@ class Runtime:
         )
         self.store.create_session(session)
         reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
-        return self.decide(app, action, reported, session_id=session.id, connection=connection)
+        outcome = self.decide(app, action, reported, session_id=session.id, connection=connection)
+        if outcome.session is None:  # the store failed after the session was made: nothing to
+            # hand out (its handle is never shown), so no start is acknowledged
+            code = outcome.decision.reason
+            if code not in ("unavailable.no_version", "unavailable.corrupt"):
+                code = "unavailable.store"
+            raise ServiceError(code, "the session could not be started; try again", 503)
+        return outcome
 
     def change_task(self, app: App, session_id: str, task: object) -> Outcome:
         """Give an agent session a new task (or the same one changed): the next decisions

@@ -39,6 +39,10 @@ class StoreError(Exception):
     """The store failed (unavailable, corrupt). Decisions made without it are deny."""
 
 
+class CorruptError(StoreError):
+    """A stored record cannot be read (not its kind's shape): what needs it fails closed."""
+
+
 class ConflictError(StoreError):
     """An optimistic update lost a race (the record changed since it was read)."""
 

@@ -4,9 +4,12 @@ Records are stored as msgspec JSON beside the columns that are queried. Durabili
 journal with ``synchronous=FULL``, so a change is on disk when its method returns. Each
 state-changing method is one ``BEGIN IMMEDIATE`` transaction on the one writer connection
 (guarded by a lock: writers of this process queue in Python, not in SQLite's busy sleep;
-other processes wait up to ``busy_timeout``). Reads run on a pool of read-only connections,
-so readers never wait for a writer (WAL snapshots). Every `sqlite3` error surfaces as
-`StoreError` (a uniqueness violation as `ConflictError`).
+other processes wait up to ``busy_timeout``). Once a write has waited that long in vain (another
+process holds the lock), later writes wait only ``_BUSY_AGAIN`` until one gets through: the
+callers wait in line, so a lock held for long must not cost each of them the whole timeout.
+Reads run on a pool of read-only connections, so readers never wait for a writer (WAL
+snapshots). Every `sqlite3` error surfaces as `StoreError` (a uniqueness violation as
+`ConflictError`).
 """
 
 from __future__ import annotations
@@ -45,11 +48,14 @@ from juncture.store.models import (
     SweepRun,
     VersionInfo,
 )
-from juncture.store.protocols import ConflictError, NotFound, StoreError
+from juncture.store.protocols import ConflictError, CorruptError, NotFound, StoreError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 _T = TypeVar("_T")
+#: How long a write waits for another process's lock after one waited the whole busy timeout
+#: in vain (seconds), until a write gets through again.
+_BUSY_AGAIN = 0.1
 
 #: One list of statements per schema version; version N is reached by running ``_MIGRATIONS[N-1]``.
 #: Released versions never change: a later schema appends a list (ALTER TABLE ..., new indexes).
@@ -337,11 +343,16 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
 }
 
 
+def _read_only(error: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file (or its directory) is read-only to it."""
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+
+
 def _decode(kind: type[_T], body: bytes) -> _T:
     try:
         value: _T = _decoders[kind].decode(body)
     except msgspec.DecodeError as error:
-        raise StoreError(f"corrupt {kind.__name__.lower()} record: {error}") from error
+        raise CorruptError(f"corrupt {kind.__name__.lower()} record: {error}") from error
     return value
 
 
@@ -355,6 +366,9 @@ class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._busy_ms = max(0, int(busy_timeout * 1000))
+        self._busy_again_ms = min(self._busy_ms, int(_BUSY_AGAIN * 1000))
+        self._locked_out = False  # the last write found the lock held for the whole timeout
+        self._reopen = False  # the writer found the file read-only: open it afresh next time
         self._closed = False
         self._write_lock = threading.Lock()
         self._readers: deque[sqlite3.Connection] = deque()
@@ -457,17 +471,36 @@ class SqliteStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError("the store is closed")
+            if self._reopen:  # a file opened read-only stays so (for every connection of this
+                # process while one holds it open): all closed, the mode may be back
+                self._writer.close()
+                self._drain()
+                self._writer = self._connect()  # StoreError while it is still read-only
+                self._reopen = self._locked_out = False
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                self._reopen = _read_only(error)
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if busy and not self._locked_out:
+                    with suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA busy_timeout = {self._busy_again_ms}")
+                    self._locked_out = True
+                raise StoreError(f"cannot start a write: {error}") from error
             except sqlite3.Error as error:
                 raise StoreError(f"cannot start a write: {error}") from error
             try:
+                if self._locked_out:  # the lock is ours again: wait the whole timeout next time
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                    self._locked_out = False
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as error:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+                if isinstance(error, sqlite3.Error):
+                    self._reopen = _read_only(error)
                 if isinstance(error, sqlite3.IntegrityError):
                     raise ConflictError(f"conflict: {error}") from error
                 if isinstance(error, sqlite3.Error):
