@@ -270,28 +270,7 @@ def post(
         httpx.HTTPError: the request could not be made or answered (``httpx.TimeoutException``
             when it took longer than ``timeout`` seconds for a step).
     """
-    sent = {**headers, **pinned.headers, "Accept-Encoding": "identity"}
-    with client.stream(
-        "POST",
-        pinned.connect_url,
-        content=content,
-        headers=sent,
-        timeout=timeout,
-        follow_redirects=False,
-        extensions=pinned.extensions,
-    ) as response:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_raw(16384):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= max_bytes:
-                break
-        return Reply(
-            status=response.status_code,
-            headers=response.headers,
-            body=b"".join(chunks)[:max_bytes],
-        )
+    return _request(client, "POST", pinned, content, headers, timeout, max_bytes)
 
 
 def get(
@@ -308,10 +287,23 @@ def get(
     Raises:
         httpx.HTTPError: the request could not be made or answered.
     """
+    return _request(client, "GET", pinned, None, headers, timeout, max_bytes)
+
+
+def _request(
+    client: httpx.Client,
+    method: str,
+    pinned: Pinned,
+    content: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+    max_bytes: int,
+) -> Reply:
     sent = {**headers, **pinned.headers, "Accept-Encoding": "identity"}
     with client.stream(
-        "GET",
+        method,
         pinned.connect_url,
+        content=content,
         headers=sent,
         timeout=timeout,
         follow_redirects=False,
