@@ -446,6 +446,14 @@ def serve(
             "(or set JUNCTURE_METRICS_TOKEN)."
         ),
     ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development mode: a test clock (/admin/v1/clock) moves decision time. "
+            "One worker; never in production.",
+        ),
+    ] = False,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -470,7 +478,7 @@ def serve(
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
-    from juncture.service.clock import ClockSettings
+    from juncture.service.clock import DEV_ENV, ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.receive import Receiver, ReceiveSettings
@@ -480,6 +488,8 @@ def serve(
     from juncture.store.protocols import StoreError
 
     try:
+        if dev and workers != 1:
+            raise ValueError("--dev runs one worker (the test clock lives in its process)")
         observe = ObserveSettings(
             enrichers=EnricherSettings(
                 trusted_proxies=tuple(trusted_proxy or ()),
@@ -563,7 +573,10 @@ def serve(
     out.print(f"  AuthZEN decision API: {base}/access/v1/evaluation")
     out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
+    if dev:
+        out.print(f"  development mode:     test clock {base}/admin/v1/clock (never in production)")
     os.environ[DB_ENV] = str(db)
+    os.environ[DEV_ENV] = "1" if dev else "0"
     os.environ[RETENTION_ENV] = str(retention_days)
     os.environ[DECISION_LOG_ENV] = decision_log.value
     os.environ[CLOCK_ENV] = msgspec.json.encode(ClockSettings(max_skew=max_clock_skew)).decode()

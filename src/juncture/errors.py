@@ -150,6 +150,7 @@ CODES: dict[str, str] = {
     "unavailable.no_version": "no policy version is active yet (decisions: deny with this reason)",
     "unavailable.decision_log": "durable decision log: the record could not be committed, so "
     "no answer is given",
+    "dev.disabled": "the endpoint exists only on a development server (`juncture serve --dev`)",
     "unavailable.clock_skew": "this node's clock is off the store's by more than "
     "`--max-clock-skew`: it decides nothing until it is set right (see /healthz `clock`)",
     "internal.error": "a bug; logged with the request id, never shown in detail",

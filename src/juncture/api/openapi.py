@@ -70,6 +70,14 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
     }
     schemas: dict[str, Any] = {
+        "MoveClock": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "offset": {"type": "string", "description": "`+11m`, `-5m`: from the real clock"},
+                "at": {"type": "string", "format": "date-time"},
+            },
+        },
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "code"],
@@ -573,6 +581,16 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "admin",
                 extra={"parameters": [_path_param("subject_type"), subj]},
             ),
+        },
+        "/admin/v1/clock": {
+            "get": _op("Development mode: the test clock (404 without --dev)", "admin", "admin"),
+            "post": _op(
+                "Development mode: move decision time (an offset, or a moment)",
+                "admin",
+                "admin",
+                "MoveClock",
+            ),
+            "delete": _op("Development mode: back to the real clock", "admin", "admin"),
         },
         "/admin/v1/sweeps": {
             "post": _op(
