@@ -20,7 +20,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, approvals, devclock, directory, heap, native, ssf
+from juncture.api import (
+    admin,
+    approvals,
+    devclock,
+    directory,
+    heap,
+    native,
+    ssf,
+    transmitters,
+)
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
@@ -271,6 +280,7 @@ def create_app(
         *approvals.ROUTES,
         *ssf.ROUTES,
         *devclock.ROUTES,
+        *transmitters.ROUTES,
     ]
 
     @contextlib.asynccontextmanager
