@@ -113,6 +113,7 @@ def test_login_step_up_publish_and_rollback_reach_a_live_session(server: Server,
     assert context["outcome"] == "step_up"
     assert context["acr_values"] == "urn:juncture:aal2 urn:juncture:aal3"
     assert context["max_age"] == 600
+    assert context["methods"] == ["totp"] and context["challenge_id"].startswith("ch_")
     assert 'error="insufficient_user_authentication"' in context["www_authenticate"]
 
     verified = web.post(f"/v1/challenges/{context['challenge_id']}/verify", json={"method": "totp"})
@@ -238,6 +239,14 @@ def test_context_updates_rerun_the_guard_at_once(server: Server):
     assert moved.status_code == 200, moved.text
     assert moved.json()["decision"]["outcome"] == "reroute"
     assert moved.json()["session"]["path"] == "/limited"
+    rerouted = evaluation(web, session)  # AuthZEN: false, and where to go on (docs/api.md)
+    assert rerouted["decision"] is False
+    context = rerouted["context"]
+    assert (context["outcome"], context["path"], context["scopes"]) == (
+        "reroute",
+        "/limited",
+        ["read"],
+    )
     leaked = web.post(
         f"/v1/sessions/{session}/signals", json={"signals": {"credential_compromised": True}}
     )
