@@ -277,7 +277,9 @@ def start_juncture(tmp: Path, workers: int, decision_log: str = "batched") -> Ta
             assert started.json()["decision"]["outcome"] == "allow", started.text
             session_id = started.json()["session"]["id"]
             body = request_body(session_id)
-            first = client.post(PATH, headers=auth, content=body)
+            first = client.post(
+                PATH, headers=auth | {"Content-Type": "application/json"}, content=body
+            )
             assert first.status_code == 200, first.text
             assert first.json()["context"]["outcome"] == "step_up", first.text
             challenge = first.json()["context"]["challenge_id"]

@@ -169,3 +169,31 @@ def test_the_facts_reference_covers_every_field_and_signal_default() -> None:
         assert f"| `{field}` |" in text, field
     for signal in SIGNAL_DEFAULTS:
         assert f"`{signal}`" in text, signal
+
+
+def _shell_commands(text: str) -> list[str]:
+    """The commands of a shell block, each with its continuation lines and quoted lines."""
+    commands: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        current = f"{current}\n{line}" if current else line
+        if not current.rstrip().endswith("\\") and current.count("'") % 2 == 0:
+            commands.append(current)
+            current = ""
+    return commands + ([current] if current else [])
+
+
+def test_every_curl_that_sends_a_body_declares_json() -> None:
+    """The API refuses a JSON body sent without `Content-Type: application/json`
+    (`request.content_type`), and `curl -d` alone sends a form: every example says it."""
+    sent = 0
+    for path in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for match in _FENCE.finditer(path.read_text(encoding="utf-8")):
+            for command in _shell_commands(match.group(2)):
+                if "curl" not in command or not re.search(r"\s(-d|--data\S*)\s", command):
+                    continue
+                sent += 1
+                assert re.search(r"-H ['\"]Content-Type: application/(json|gzip)['\"]", command), (
+                    f"{path.name}: {command}"
+                )
+    assert sent >= 10

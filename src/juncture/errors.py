@@ -86,6 +86,7 @@ CODES: dict[str, str] = {
     "decision.ambiguous_journey": "more than one journey governs this app and subject",
     # -- the HTTP API (RFC 9457 problem details)
     "request.malformed": "the body is not JSON, or is empty where one is required",
+    "request.content_type": "a body was sent without `Content-Type: application/json`",
     "request.invalid": "a member is missing or has the wrong type (the detail names its JSON path)",
     "request.too_large": "the body is larger than 1 MiB (a bundle upload: 64 MiB)",
     "request.uri_too_long": "the request target is longer than `--max-request-line` bytes",

@@ -3,6 +3,7 @@ who may call, context updates, durability across SIGKILL, bad input."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,7 @@ def test_login_step_up_publish_and_rollback_reach_a_live_session(server: Server,
     assert context["outcome"] == "step_up"
     assert context["acr_values"] == "urn:juncture:aal2 urn:juncture:aal3"
     assert context["max_age"] == 600
+    assert context["methods"] == ["totp"] and context["challenge_id"].startswith("ch_")
     assert 'error="insufficient_user_authentication"' in context["www_authenticate"]
 
     verified = web.post(f"/v1/challenges/{context['challenge_id']}/verify", json={"method": "totp"})
@@ -237,6 +239,14 @@ def test_context_updates_rerun_the_guard_at_once(server: Server):
     assert moved.status_code == 200, moved.text
     assert moved.json()["decision"]["outcome"] == "reroute"
     assert moved.json()["session"]["path"] == "/limited"
+    rerouted = evaluation(web, session)  # AuthZEN: false, and where to go on (docs/api.md)
+    assert rerouted["decision"] is False
+    context = rerouted["context"]
+    assert (context["outcome"], context["path"], context["scopes"]) == (
+        "reroute",
+        "/limited",
+        ["read"],
+    )
     leaked = web.post(
         f"/v1/sessions/{session}/signals", json={"signals": {"credential_compromised": True}}
     )
@@ -288,10 +298,14 @@ def test_acknowledged_changes_survive_sigkill(tmp_path: Path):
 
 def test_bad_input_gets_problem_details_and_changes_nothing(server: Server):
     _, web = new_app(server)
-    malformed = web.post("/v1/sessions", content=b"{not json", headers={"X-Request-ID": "abc-1"})
+    json_type = {"Content-Type": "application/json"}
+    malformed = web.post(
+        "/v1/sessions", content=b"{not json", headers={"X-Request-ID": "abc-1"} | json_type
+    )
     assert (malformed.status_code, malformed.json()["code"]) == (400, "request.malformed")
     assert malformed.headers["x-request-id"] == "abc-1"
-    assert web.post("/v1/sessions", content=b"[" * 100).json()["code"] == "request.too_deep"
+    deep = web.post("/v1/sessions", content=b"[" * 100, headers=json_type)
+    assert deep.json()["code"] == "request.too_deep"
     huge = web.post("/v1/sessions", content=b" " * (2 << 20))
     assert (huge.status_code, huge.json()["code"]) == (413, "request.too_large")
     wrong = web.post("/v1/sessions", json={"subject": {"id": 5}})
@@ -304,6 +318,38 @@ def test_bad_input_gets_problem_details_and_changes_nothing(server: Server):
     assert web.get("/nope").json()["code"] == "request.not_found"
     with admin(server) as client:
         assert client.get("/admin/v1/decisions").json()["decisions"] == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/problem+json",
+        "application/json; charset=latin-1",
+    ],
+)
+def test_a_json_body_must_be_declared_json(server: Server, content_type: str | None):
+    """A body the native API reads as JSON must say so; nothing is created when it does not."""
+    _, web = new_app(server)
+    body = json.dumps(
+        {"subject": {"type": "user", "id": "alice"}, "proofs": [{"method": "password"}]}
+    ).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    refused = web.post("/v1/sessions", content=body, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "request.content_type"
+    assert refused.headers["content-type"] == "application/problem+json"
+    with admin(server) as client:
+        assert client.get("/admin/v1/decisions").json()["decisions"] == []  # no session began
+    for declared in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
+        started = web.post("/v1/sessions", content=body, headers={"Content-Type": declared})
+        assert started.status_code == 201, started.text
+    session = started.json()["session"]["id"]
+    ended = web.post(f"/v1/sessions/{session}/end")  # an optional body may be left out
+    assert ended.status_code == 200, ended.text
 
 
 def test_decision_log_metrics_and_openapi(server: Server):

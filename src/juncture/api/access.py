@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from juncture.api import authzen
 from juncture.api.auth import authenticate_app, connection_of
-from juncture.api.problems import MAX_DEPTH, ApiError, raw_body, too_deep
+from juncture.api.problems import MAX_DEPTH, ApiError, raw_body, require_json, too_deep
 from juncture.service.runtime import Runtime
 from juncture.store.models import App
 
@@ -27,7 +27,13 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def _body(request: Request) -> bytes:
-    """The body, read within the size limit (streamed: a huge body is refused unread)."""
+    """The body, read within the size limit (streamed: a huge body is refused unread).
+
+    Every AuthZEN request must be sent as ``Content-Type: application/json`` (Authorization
+    API 1.0; certification scenario C.2.4.3): anything else, or none, is a 400 before the
+    body is read.
+    """
+    require_json(request)
     data = await raw_body(request)
     if too_deep(data):
         raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")

@@ -114,17 +114,62 @@ async def raw_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` value declares JSON: ``application/json``, any parameters.
+
+    The AuthZEN API asks for exactly ``application/json`` (Authorization API 1.0, "HTTPS
+    binding"), so a structured-syntax type such as ``application/problem+json`` is not taken:
+    it names another document format. A ``charset`` parameter, if any, must be UTF-8 (the only
+    encoding JSON has, RFC 8259 section 8.1).
+    """
+    if not content_type:
+        return False
+    media, *params = content_type.split(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
+def require_json(request: Request) -> None:
+    """Refuse a request whose body is not declared ``Content-Type: application/json``.
+
+    Raises:
+        ApiError: 400 ``request.content_type``.
+    """
+    declared = request.headers.get("content-type")
+    if not is_json(declared):
+        shown = f"`{declared}`" if declared else "none"
+        raise ApiError(
+            400,
+            "request.content_type",
+            f"the body must be sent with Content-Type: application/json (sent: {shown})",
+        )
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
     """The request's JSON body, within the size and nesting limits.
 
+    A body, when there is one, must be declared ``Content-Type: application/json``; an
+    endpoint whose body is optional takes an empty one without any ``Content-Type``.
+
     Raises:
-        ApiError: 413 ``request.too_large``, 400 ``request.malformed`` / ``request.too_deep``.
+        ApiError: 413 ``request.too_large``, 400 ``request.malformed`` / ``request.too_deep``
+            / ``request.content_type``.
     """
     data = await raw_body(request)
     if not data.strip():
         if required:
+            require_json(request)
             raise ApiError(400, "request.malformed", "a JSON body is required")
         return {}
+    require_json(request)
     if too_deep(data):
         raise ApiError(400, "request.too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
     try:
