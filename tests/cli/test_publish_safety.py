@@ -174,3 +174,20 @@ def test_rollback_takes_any_unique_prefix_of_a_version_id(tmp_path: Path):
             )
     finally:
         server.stop()
+
+
+def test_publish_taking_a_used_journey_away_from_its_app_is_refused(tmp_path: Path):
+    server, token = used_server(tmp_path)
+    try:
+        moved = ACCT.replace("EXTRA", "").replace("applies_to: [web]", "applies_to: [mobile]")
+        files = {"acct.yaml": moved, "spare.yaml": SPARE}
+        with admin(server, token) as client:
+            refused = client.post("/admin/v1/versions", json={"files": files, "activate": True})
+            assert refused.status_code == 409, refused.text
+            (removal,) = refused.json()["removals"]
+            assert (removal["kind"], removal["journey"], removal["apps"]) == (
+                "route", "acct", ["web"],
+            )  # fmt: skip
+            assert "journey `acct` for app(s) web" in refused.json()["detail"]
+    finally:
+        server.stop()
