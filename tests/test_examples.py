@@ -17,8 +17,8 @@ from juncture.policy import compile_plan, load
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = ROOT / "examples" / "journeys"
-VERSIONS = ROOT / "examples" / "versions"
-SCENARIO_BUNDLES = ("agent", "partner", "portal", "shop")
+V2 = ROOT / "examples" / "versions" / "workforce_v2"
+SCENARIO_BUNDLES = ("agent", "partner", "portal", "shop", "workforce")
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ def test_every_reference_scenario_has_a_bundle_with_tests() -> None:
         assert list((JOURNEYS / name).glob("*_test.yaml")), name
 
 
-@pytest.mark.parametrize("root", [JOURNEYS, VERSIONS], ids=["journeys", "versions"])
+@pytest.mark.parametrize("root", [JOURNEYS, V2], ids=["journeys", "workforce_v2"])
 def test_examples_check_without_errors(root: Path) -> None:
     code, report = _run("check", str(root))
     assert code == 0, report
@@ -43,7 +43,7 @@ def test_examples_check_without_errors(root: Path) -> None:
     assert not [p for p in report["problems"] if p["severity"] == "error"]
 
 
-@pytest.mark.parametrize("root", [JOURNEYS, VERSIONS], ids=["journeys", "versions"])
+@pytest.mark.parametrize("root", [JOURNEYS, V2], ids=["journeys", "workforce_v2"])
 def test_example_tests_pass_and_exercise_every_step(root: Path) -> None:
     code, report = _run("test", str(root))
     assert code == 0, report
@@ -57,15 +57,15 @@ def test_example_tests_pass_and_exercise_every_step(root: Path) -> None:
 
 
 def test_example_journeys_never_overlap_and_declare_who_they_govern() -> None:
-    for bundle_dir in [*JOURNEYS.iterdir(), *VERSIONS.iterdir()]:
+    for bundle_dir in [*JOURNEYS.iterdir(), *V2.iterdir()]:
         bundle = load(bundle_dir)
         for journey in bundle.journeys:
             assert journey.applies_to or journey.subjects, journey.name
 
 
 def test_a_tightened_version_changes_the_very_next_decision() -> None:
-    v1 = compile_plan(load(VERSIONS / "workforce_v1"))
-    v2 = compile_plan(load(VERSIONS / "workforce_v2"))
+    v1 = compile_plan(load(JOURNEYS / "workforce"))
+    v2 = compile_plan(load(V2 / "workforce"))
     assert v1.version.startswith("sha256:") and v2.version.startswith("sha256:")
     assert v1.version != v2.version
     now = datetime(2026, 9, 1, 11, 0, tzinfo=UTC)
@@ -88,6 +88,25 @@ def test_a_tightened_version_changes_the_very_next_decision() -> None:
     # What did not change decides the same under both versions.
     assert evaluate(v1, "expenses:submit", facts, now).outcome == "allow"
     assert evaluate(v2, "expenses:submit", facts, now).outcome == "allow"
+
+
+def test_version_2_is_the_whole_deployment_with_only_workforce_changed() -> None:
+    """`juncture publish examples/versions/workforce_v2` replaces the active version: it must
+    hold every example journey, the same files, so that no other app loses its journey."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+
+    assert sorted(p.name for p in V2.iterdir() if p.is_dir()) == sorted(SCENARIO_BUNDLES)
+    for name in SCENARIO_BUNDLES:
+        if name != "workforce":
+            assert files(V2 / name) == files(JOURNEYS / name), name
+    assert files(V2 / "workforce").keys() == files(JOURNEYS / "workforce").keys()
+    assert files(V2 / "workforce") != files(JOURNEYS / "workforce")
 
 
 def test_the_explain_example_of_the_docs_decides_as_documented() -> None:

@@ -350,9 +350,7 @@ def serve(
         Path | None, typer.Option(help="Publish this bundle first if no version is active.")
     ] = Path("examples/journeys"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(envvar="JUNCTURE_PORT", help="Port to listen on (or JUNCTURE_PORT).")
-    ] = 8900,
+    port: Annotated[int, typer.Option(envvar="JUNCTURE_PORT", help="Port to listen on.")] = 8900,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     retention_days: Annotated[
         float, typer.Option(help="Keep decision records this many days (0: forever).")
@@ -375,7 +373,8 @@ def serve(
         typer.Option(help="Take the client IP from the connection when the app reports none."),
     ] = False,
     signals_check_interval: Annotated[
-        float, typer.Option(help="Seconds between looks at the geo and reputation files.")
+        float,
+        typer.Option(help="Seconds between looks at the geo, reputation and transmitters files."),
     ] = 60.0,
     context_max_age: Annotated[
         str, typer.Option(help="How long a session's reported IP counts (e.g. 15m).")
@@ -410,7 +409,11 @@ def serve(
         str | None, typer.Option(help="Juncture's public base URL (the issuer of its events).")
     ] = None,
     transmitters: Annotated[
-        Path | None, typer.Option(help="Trusted Shared Signals transmitters (YAML or JSON).")
+        Path | None,
+        typer.Option(
+            help="Trusted Shared Signals transmitters (YAML or JSON; reloaded when it changes; "
+            "default: <db>.transmitters.json)."
+        ),
     ] = None,
     ssf_allow_private: Annotated[
         bool, typer.Option(help="Allow http, loopback and private event endpoints (dev/tests).")
@@ -462,6 +465,14 @@ def serve(
             "(or set JUNCTURE_METRICS_TOKEN)."
         ),
     ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development mode: a test clock (/admin/v1/clock) moves decision time. "
+            "One worker; never in production.",
+        ),
+    ] = False,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
     import os
@@ -486,16 +497,18 @@ def serve(
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
-    from juncture.service.clock import ClockSettings
+    from juncture.service.clock import DEV_ENV, ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
-    from juncture.service.receive import Receiver, ReceiveSettings
+    from juncture.service.receive import Receiver
     from juncture.service.setup import bootstrap
     from juncture.service.transmit import TransmitSettings
     from juncture.signals import EnricherSettings
     from juncture.store.protocols import StoreError
 
     try:
+        if dev and workers != 1:
+            raise ValueError("--dev runs one worker (the test clock lives in its process)")
         observe = ObserveSettings(
             enrichers=EnricherSettings(
                 trusted_proxies=tuple(trusted_proxy or ()),
@@ -545,9 +558,13 @@ def serve(
             hash_concurrency=hash_concurrency or default_hash_concurrency(),
             hash_queue=hash_queue,
         )
-        receive = ReceiveSettings()
-        if transmitters is not None:
-            receive = _transmitters_file(transmitters, ssf_allow_private)
+        # Without --transmitters, `<db>.transmitters.json` (made by the admin API) is the list.
+        receive = _transmitters_file(
+            transmitters or Path(str(db) + ".transmitters.json"),
+            ssf_allow_private,
+            signals_check_interval,
+            required=transmitters is not None,
+        )
         metrics_token = os.environ.get(METRICS_TOKEN_ENV)
         if metrics_token_file is not None:
             metrics_token = _secret_file(metrics_token_file, "metrics token")
@@ -585,7 +602,10 @@ def serve(
     out.print(f"  AuthZEN decision API: {base}/access/v1/evaluation")
     out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
+    if dev:
+        out.print(f"  development mode:     test clock {base}/admin/v1/clock (never in production)")
     os.environ[DB_ENV] = str(db)
+    os.environ[DEV_ENV] = "1" if dev else "0"
     os.environ[RETENTION_ENV] = str(retention_days)
     os.environ[DECISION_LOG_ENV] = decision_log.value
     os.environ[CLOCK_ENV] = msgspec.json.encode(ClockSettings(max_skew=max_clock_skew)).decode()
@@ -644,23 +664,22 @@ def _secret_file(path: Path, what: str) -> str:
     return secret
 
 
-def _transmitters_file(path: Path, allow_private: bool) -> Any:
-    """The trusted transmitters of a YAML or JSON file. Raises ValueError."""
-    from juncture.service.receive import ReceiveSettings
+def _transmitters_file(
+    path: Path, allow_private: bool, check_interval: float, required: bool = True
+) -> Any:
+    """The receiver's settings over a transmitters file (YAML or JSON), which must exist when
+    ``required``. Raises ValueError."""
+    from juncture.service.receive import ReceiveSettings, read_transmitters
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read `{path}`: {exc.strerror}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            raw = plain(read_yaml(data, str(path)))
-        else:
-            raw = msgspec.json.decode(data)
-        settings = msgspec.convert(raw, ReceiveSettings)
-    except (BundleError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValueError(f"`{path}`: {exc}") from None
-    return msgspec.structs.replace(settings, allow_private=allow_private)
+    if required and not path.exists():
+        raise ValueError(f"cannot read `{path}`: No such file or directory")
+    content = read_transmitters(path)  # refuses now a file that cannot be read
+    settings = ReceiveSettings(
+        file=str(path), check_interval=check_interval, allow_private=allow_private
+    )
+    if content.poll_interval is not None:
+        settings = msgspec.structs.replace(settings, poll_interval=content.poll_interval)
+    return settings
 
 
 @app.command("admin-key")
@@ -980,7 +999,7 @@ def wait(
     ] = "http://127.0.0.1:8900",
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait at most.")] = 30.0,
 ) -> None:
-    """Wait until the server answers /healthz as ready (e.g. after `juncture serve &`).
+    """Wait until the server answers /healthz as ready: run it after `juncture serve &`.
 
     Exit 0 once it is ready; 2 when it is not ready in time (one line says why).
     """

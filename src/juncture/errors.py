@@ -153,6 +153,11 @@ CODES: dict[str, str] = {
     "unavailable.no_version": "no policy version is active yet (decisions: deny with this reason)",
     "unavailable.decision_log": "durable decision log: the record could not be committed, so "
     "no answer is given",
+    "transmitter.exists": "a trusted transmitter of this name exists already",
+    "transmitter.not_found": "no trusted transmitter of this name",
+    "transmitter.file_invalid": "the transmitters file cannot be read as it is (fix it first), "
+    "or the server has none",
+    "dev.disabled": "the endpoint exists only on a development server (`juncture serve --dev`)",
     "unavailable.clock_skew": "this node's clock is off the store's by more than "
     "`--max-clock-skew`: it decides nothing until it is set right (see /healthz `clock`)",
     "internal.error": "a bug; logged with the request id, never shown in detail",

@@ -215,7 +215,8 @@ def test_app_cannot_set_owned_fact(world: World, variable: str, field: str) -> N
         world.start({"subject": {"id": "eve"}, "action": action, "context": {"context": section}}),
         world.start_agent({"action": action, "context": {"context": section}}),
     ):
-        assert started.status_code == 201, started.text
+        # the probe denies: no session is made (200), or one that is not let in (201)
+        assert started.status_code in (200, 201), started.text
         assert started.json()["decision"]["outcome"] != "allow", (variable, field, started.text)
 
     # Context updates of a live session: refused, nothing stored

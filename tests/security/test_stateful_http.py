@@ -117,7 +117,7 @@ class Histories(RuleBasedStateMachine):
         self.disabled: set[str] = set()
         self.answered: set[str] = set()
         self.consumed: set[str] = set()
-        self.challenge_of: dict[str, str] = {}
+        self.challenge_of: dict[str, tuple[str, str]] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def subject(self, n: int) -> str:
@@ -131,6 +131,11 @@ class Histories(RuleBasedStateMachine):
     def live(self, session: str) -> bool:
         model = self.models[session]
         return model.status == "active" and model.subject not in self.disabled
+
+    def open(self, session: str) -> bool:
+        """Active, or pending on its login: its challenges may still be answered."""
+        model = self.models[session]
+        return model.status in ("active", "pending") and model.subject not in self.disabled
 
     # -- rules ------------------------------------------------------------------------------
     @initialize()
@@ -156,6 +161,9 @@ class Histories(RuleBasedStateMachine):
         self.models[session] = Model(subject)
         self.models[session].proofs += ["password"] if password else []
         assert (body["decision"]["outcome"] == "allow") == password
+        # a login that steps up leaves the session pending until its challenge is answered
+        self.models[session].status = "active" if password else "pending"
+        assert body["session"]["status"] == self.models[session].status
         return str(session)
 
     @rule(target=challenges, session=sessions, action=st.sampled_from(ACTIONS))
@@ -175,11 +183,13 @@ class Histories(RuleBasedStateMachine):
         self.answered.add(context["id"])
         if not self.live(session):
             assert body["decision"] is False, (session, context)  # I1
+        if model.status == "pending" and action != "login":
+            assert context["reason"] == "login_incomplete", context
         if body["decision"] and action == "pay":  # I2: the proof the version asks for
             needed = "totp" if self.service.version == "A" else "password"
             assert needed in model.proofs, (model.proofs, context)
         if context["outcome"] == "step_up" and "challenge_id" in context:
-            self.challenge_of[context["challenge_id"]] = session
+            self.challenge_of[context["challenge_id"]] = (session, action)
             return str(context["challenge_id"])
         return "ch_" + "0" * 32
 
@@ -187,14 +197,14 @@ class Histories(RuleBasedStateMachine):
     def verify(self, challenge: str, method: str) -> None:
         answer = self.service.app.post(f"/v1/challenges/{challenge}/verify",
                                        json={"method": method})  # fmt: skip
-        session = self.challenge_of.get(challenge)
-        if session is None:
+        if challenge not in self.challenge_of:
             assert answer.status_code == 404
             return
+        session, action = self.challenge_of[challenge]
         if challenge in self.consumed:  # I3: answered at most once
             assert answer.status_code in (400, 409), answer.text
             return
-        if not self.live(session):
+        if not self.open(session):
             assert answer.status_code in (400, 409), answer.text
             return
         if answer.status_code == 400:  # a method the challenge did not name
@@ -202,8 +212,13 @@ class Histories(RuleBasedStateMachine):
             return
         assert answer.status_code == 200, answer.text
         self.consumed.add(challenge)
-        self.models[session].proofs.append(method)
+        model = self.models[session]
+        model.proofs.append(method)
         self.note(answer.json())
+        if model.status == "pending" and action == "login":  # the login passed: let in
+            assert answer.json()["decision"]["outcome"] == "allow", answer.text
+            model.status = "active"
+        assert answer.json()["session"]["status"] == model.status
 
     @rule(session=consumes(sessions), revoke=st.booleans())
     def end(self, session: str, revoke: bool) -> None:
@@ -213,7 +228,7 @@ class Histories(RuleBasedStateMachine):
         if model is None:
             assert ended.status_code == 404
             return
-        if model.status != "active":
+        if model.status not in ("active", "pending"):
             assert ended.status_code == 409, ended.text
             return
         assert ended.status_code == 200, ended.text
@@ -234,7 +249,7 @@ class Histories(RuleBasedStateMachine):
         if disable:
             self.disabled.add(subject)
             for model in self.models.values():
-                if model.subject == subject and model.status == "active":
+                if model.subject == subject and model.status in ("active", "pending"):
                     model.status = "revoked"  # disabling revokes the subject's sessions
         else:
             self.disabled.discard(subject)
@@ -249,7 +264,7 @@ class Histories(RuleBasedStateMachine):
         if model is None:
             assert updated.status_code == 404
             return
-        if model.status != "active":
+        if model.status not in ("active", "pending"):
             assert updated.status_code == 409, updated.text  # terminal is final
             return
         assert updated.status_code == 200, updated.text

@@ -20,14 +20,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juncture import __version__
-from juncture.api import admin, approvals, directory, heap, native, ssf
+from juncture.api import (
+    admin,
+    approvals,
+    devclock,
+    directory,
+    heap,
+    native,
+    ssf,
+    transmitters,
+)
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
-from juncture.service.clock import ClockWatch
+from juncture.service.clock import ClockWatch, DevClock
 from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
@@ -206,12 +215,16 @@ async def health(request: Request) -> Response:
     if refused is not None:  # reads work, writes do not (a read-only file or file system)
         return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
     sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
-    body = {
+    body: dict[str, object] = {
         "status": "ok",
         "version": active,
         "signals": sources,
         "decision_log": runtime.log.mode,
+        "dev": request.app.state.dev_clock is not None,
     }
+    dev_clock: DevClock | None = request.app.state.dev_clock
+    if dev_clock is not None:  # development mode: decisions run on the test clock
+        body["dev_clock"] = devclock.clock_view(dev_clock)
     clock: ClockWatch | None = request.app.state.clock
     if clock is not None:
         body["clock"] = msgspec.to_builtins(clock.state)
@@ -231,6 +244,7 @@ def create_app(
     clock: ClockWatch | None = None,
     limits: Limits | None = None,
     metrics_token: str | None = None,
+    dev_clock: DevClock | None = None,
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
     with a ``clock``, the decision and session API is refused while it says skewed."""
@@ -259,6 +273,8 @@ def create_app(
         *INVENTORY_ROUTES,
         *approvals.ROUTES,
         *ssf.ROUTES,
+        *devclock.ROUTES,
+        *transmitters.ROUTES,
     ]
 
     @contextlib.asynccontextmanager
@@ -307,6 +323,7 @@ def create_app(
     app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
     app.state.clock = clock
+    app.state.dev_clock = dev_clock
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
     app.state.write_probe = WriteProbe()

@@ -103,7 +103,9 @@ async def start_session(request: Request) -> Response:
         delegation=body.delegation.session_id if body.delegation is not None else None,
         task=body.task,
     )
-    return _json(_answer(runtime, outcome, with_handle=True), 201)
+    # A login that does not go on (deny, revoke) makes no session: 200 with the decision alone.
+    return _json(_answer(runtime, outcome, with_handle=True),
+                 201 if outcome.session is not None else 200)  # fmt: skip
 
 
 async def change_task(request: Request) -> Response:

@@ -70,6 +70,32 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
     }
     schemas: dict[str, Any] = {
+        "Transmitter": {
+            "type": "object",
+            "required": ["name", "issuer", "audience"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string"},
+                "issuer": {"type": "string"},
+                "audience": {"oneOf": [{"type": "string"}, {"type": "array"}]},
+                "algorithms": {"type": "array", "items": {"type": "string"}},
+                "jwks_file": {"type": "string"},
+                "jwks_uri": {"type": "string"},
+                "jwks": {"type": "object"},
+                "push_token": {"type": "string"},
+                "poll_url": {"type": "string"},
+                "poll_authorization": {"type": "string"},
+                "critical_subject_members": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "MoveClock": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "offset": {"type": "string", "description": "`+11m`, `-5m`: from the real clock"},
+                "at": {"type": "string", "format": "date-time"},
+            },
+        },
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "code"],
@@ -579,6 +605,35 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "admin",
                 extra={"parameters": [_path_param("subject_type"), subj]},
             ),
+        },
+        "/admin/v1/transmitters": {
+            "get": _op("Trusted Shared Signals transmitters (no secret shown)", "admin", "admin"),
+            "post": _op(
+                "Trust a transmitter (written to the transmitters file)",
+                "admin",
+                "admin",
+                "Transmitter",
+                "201",
+            ),
+        },
+        "/admin/v1/transmitters/{name}": {
+            "delete": _op(
+                "Stop trusting a transmitter",
+                "admin",
+                "admin",
+                ok="204",
+                extra={"parameters": [_path_param("name")]},
+            ),
+        },
+        "/admin/v1/clock": {
+            "get": _op("Development mode: the test clock (404 without --dev)", "admin", "admin"),
+            "post": _op(
+                "Development mode: move decision time (an offset, or a moment)",
+                "admin",
+                "admin",
+                "MoveClock",
+            ),
+            "delete": _op("Development mode: back to the real clock", "admin", "admin"),
         },
         "/admin/v1/sweeps": {
             "post": _op(

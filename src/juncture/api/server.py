@@ -15,7 +15,7 @@ from juncture.api.app import create_app
 from juncture.api.limits import LIMITS_ENV, limits_from
 from juncture.api.logs import configure as configure_logs
 from juncture.service.authn import AuthnSettings
-from juncture.service.clock import ClockSettings, ClockWatch, testing_offset
+from juncture.service.clock import DEV_ENV, ClockSettings, ClockWatch, DevClock, testing_offset
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.receive import Receiver, ReceiveSettings
@@ -122,7 +122,10 @@ def build() -> ASGIApp:
     configure_logs()
     days = os.environ.get(RETENTION_ENV)
     offset = testing_offset()
-    now = utc_now if not offset else lambda: utc_now() + offset
+    real_now = utc_now if not offset else lambda: utc_now() + offset
+    # Development mode: decisions run on the test clock; the clock check reads the real one.
+    dev_clock = DevClock(real_now) if os.environ.get(DEV_ENV) == "1" else None
+    now = dev_clock.now if dev_clock is not None else real_now
     runtime = open_runtime(
         os.environ.get(DB_ENV, "juncture.db"),
         float(days) if days else None,
@@ -132,7 +135,7 @@ def build() -> ASGIApp:
         now,
     )
     clock = ClockWatch(
-        runtime.store, now, _settings(os.environ.get(CLOCK_ENV), ClockSettings, "clock")
+        runtime.store, real_now, _settings(os.environ.get(CLOCK_ENV), ClockSettings, "clock")
     )
     db = os.environ.get(DB_ENV, "juncture.db")
     transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
@@ -145,4 +148,5 @@ def build() -> ASGIApp:
         clock=clock,
         limits=limits_from(os.environ.get(LIMITS_ENV)),
         metrics_token=(os.environ.get(METRICS_TOKEN_ENV) or "").strip() or None,
+        dev_clock=dev_clock,
     )

@@ -171,3 +171,46 @@ class ClockWatch:
 
 def _peer(heartbeat: Heartbeat) -> PeerClock:
     return PeerClock(node=heartbeat.node, offset_seconds=round(heartbeat.offset.total_seconds(), 3))
+
+
+#: `juncture serve --dev` hands development mode to its workers with this variable.
+DEV_ENV = "JUNCTURE_DEV"
+#: The furthest the test clock may be moved either way.
+MAX_DEV_OFFSET = timedelta(days=3650)
+
+
+class DevClock:
+    """Development mode's test clock (``juncture serve --dev``): the time decisions are made
+    at is the real clock plus an offset that ``/admin/v1/clock`` moves, so that time-bound
+    rules (`within`, a grant's `ttl`, a lockout) can be tried without waiting.
+
+    Only decision time moves: the heartbeat that compares this node's clock with the store's
+    (`ClockWatch`) reads the real clock, so a moved test clock never trips
+    ``unavailable.clock_skew``. The offset lives in this process (one worker only)."""
+
+    def __init__(self, real: Callable[[], datetime]) -> None:
+        self.real = real
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    @property
+    def offset(self) -> timedelta:
+        return self._offset
+
+    def now(self) -> datetime:
+        return self.real() + self._offset
+
+    def set_offset(self, offset: timedelta) -> None:
+        """Decision time is the real clock plus ``offset``. Raises ValueError past the bound."""
+        if abs(offset) > MAX_DEV_OFFSET:
+            raise ValueError("the test clock moves at most 3650 days either way")
+        with self._lock:
+            self._offset = offset
+
+    def set_at(self, moment: datetime) -> None:
+        """Decision time is ``moment`` now, and runs on from it. Raises ValueError."""
+        self.set_offset(moment - self.real())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = timedelta(0)

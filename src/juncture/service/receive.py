@@ -20,17 +20,25 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import os
+import threading
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import yaml
 
 from juncture.engine import Decision
+from juncture.errors import BundleError, PolicyError
 from juncture.events.catalog import account_subject, effect_of
 from juncture.events.poll import PollClient
 from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
 from juncture.events.subjects import Subject, keys
 from juncture.events.urls import guarded_fetcher
 from juncture.methods.base import ConfigError
+from juncture.policy.source import plain, read_yaml
+from juncture.signals.watch import WatchedFile
 from juncture.store.models import ReceivedEvent, Session
 from juncture.store.protocols import ConflictError
 
@@ -42,7 +50,9 @@ log = logging.getLogger("juncture.receive")
 MAX_MATCHED = 10_000
 
 
-class TransmitterEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TransmitterEntry(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """One trusted transmitter (an IdP, an MDM, an EDR, a fraud engine)."""
 
     name: str
@@ -66,6 +76,62 @@ class ReceiveSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     poll_interval: float = 10.0
     #: Allow plain-http, loopback and private poll URLs (development and tests only).
     allow_private: bool = False
+    #: The transmitters file (YAML or JSON: ``{"transmitters": [...]}``): when set, it is the
+    #: list (``transmitters`` above is ignored), reloaded when it changes and written by the
+    #: admin API; missing, there are none.
+    file: str | None = None
+    #: Seconds between looks at the file for a new version.
+    check_interval: float = 60.0
+
+
+class TransmittersFile(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    transmitters: list[TransmitterEntry] = []
+    #: Seconds between polls (read at start only).
+    poll_interval: float | None = None
+
+
+def read_transmitters(path: str | Path) -> TransmittersFile:
+    """The transmitters of a YAML or JSON file (a missing file: none). Raises ValueError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return TransmittersFile()
+    except OSError as exc:
+        raise ValueError(f"cannot read `{path}`: {exc.strerror}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            raw = plain(read_yaml(data, str(path)))
+        else:
+            raw = msgspec.json.decode(data)
+        return msgspec.convert(raw, TransmittersFile)
+    except (PolicyError, BundleError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"`{path}`: {exc}") from None
+
+
+def write_transmitters(path: str | Path, content: TransmittersFile) -> None:
+    """Replace the file at once (a new file renamed over it, mode 0600: it holds push tokens),
+    as JSON, or YAML for a ``.yaml``/``.yml`` name. Raises OSError."""
+    path = Path(path)
+    doc = msgspec.to_builtins(content)  # (defaults are left out)
+    if path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_dump(doc, sort_keys=False).encode()
+    else:
+        data = msgspec.json.format(msgspec.json.encode(doc)) + b"\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class ReceiveError(Exception):
@@ -86,11 +152,35 @@ class Receiver:
         self.runtime = runtime
         self.store = runtime.store
         self.settings = settings
-        self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = {}
         self.poll_clients: dict[str, PollClient] = {}
-        fetch = guarded_fetcher(allow_private=settings.allow_private)
-        for entry in settings.transmitters:
-            if entry.name in self.transmitters:
+        self._fetch = guarded_fetcher(allow_private=settings.allow_private)
+        self._lock = threading.Lock()
+        self.watch: WatchedFile | None = None
+        #: Why the file's current version is not in use (None: it is).
+        self.file_error: str | None = None
+        self.loaded_at: float | None = None
+        entries = settings.transmitters
+        if settings.file is not None:
+            self.watch = WatchedFile(settings.file, settings.check_interval)
+            _, current = self.watch.changed()
+            try:
+                entries = read_transmitters(settings.file).transmitters
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            self.watch.mark(current)
+            self.loaded_at = time.time()
+        #: Replaced whole (never changed in place) when the file changes.
+        self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = (
+            self.configure(entries)
+        )
+
+    def configure(
+        self, entries: list[TransmitterEntry]
+    ) -> dict[str, tuple[TransmitterEntry, TransmitterConfig]]:
+        """Each entry with its verifier. Raises ConfigError for one that cannot be used."""
+        configured: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = {}
+        for entry in entries:
+            if entry.name in configured:
                 raise ConfigError(f"transmitter `{entry.name}` is configured twice")
             config = TransmitterConfig.configure(
                 issuer=entry.issuer,
@@ -102,13 +192,80 @@ class Receiver:
                 jwks_file=entry.jwks_file,
                 jwks=entry.jwks,
                 critical_subject_members=tuple(entry.critical_subject_members),
-                fetch=fetch,
+                fetch=self._fetch,
             )
-            self.transmitters[entry.name] = (entry, config)
+            configured[entry.name] = (entry, config)
+        return configured
+
+    # -- the file ----------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Reload the transmitters file if it changed (looked at once per check interval, or
+        now with ``force``). A version that cannot be used keeps the last good list in use,
+        and is reported (`file_error`) and logged."""
+        watch = self.watch
+        if watch is None or not (watch.due(time.time()) or force):
+            return
+        if not self._lock.acquire(blocking=force):
+            return  # another thread is reloading it
+        try:
+            changed, current = watch.changed()
+            if not changed:
+                return
+            try:
+                configured = self.configure(read_transmitters(watch.path).transmitters)
+            except (ValueError, ConfigError) as exc:
+                if self.file_error != str(exc):
+                    log.error("transmitters file not reloaded (the last good one stays): %s", exc)
+                self.file_error = str(exc)
+                return
+            finally:
+                watch.mark(current)
+            for name in list(self.poll_clients):  # removed or changed: a new client
+                if name not in configured or configured[name][0] != self.transmitters.get(
+                    name, (None,)
+                )[0]:
+                    del self.poll_clients[name]
+            self.transmitters = configured
+            self.file_error = None
+            self.loaded_at = time.time()
+            log.info("transmitters file reloaded: %d transmitter(s)", len(configured))
+        finally:
+            self._lock.release()
+
+    def change(
+        self, add: TransmitterEntry | None = None, remove: str | None = None
+    ) -> dict[str, tuple[TransmitterEntry, TransmitterConfig]]:
+        """Add or remove one transmitter in the file, and reload it at once.
+
+        Raises:
+            ReceiveError: 409 no file to write; ValueError: the file as it is cannot be read;
+            ConfigError: the new entry cannot be used; KeyError: ``add`` exists already or
+            ``remove`` does not; OSError: the file cannot be written.
+        """
+        if self.watch is None:
+            raise ReceiveError(409, "invalid_request", "this server has no transmitters file")
+        path = self.watch.path
+        with self._lock:
+            content = read_transmitters(path)
+            entries = list(content.transmitters)
+            names = [e.name for e in entries]
+            if add is not None:
+                if add.name in names:
+                    raise KeyError(add.name)
+                entries.append(add)
+            if remove is not None:
+                if remove not in names:
+                    raise KeyError(remove)
+                entries = [e for e in entries if e.name != remove]
+            self.configure(entries)  # refuses, before writing, what could not be used
+            write_transmitters(path, msgspec.structs.replace(content, transmitters=entries))
+        self.refresh(force=True)
+        return self.transmitters
 
     # -- push --------------------------------------------------------------------------------
     def push(self, name: str, token: bytes, authorization: str | None) -> ReceivedEvent:
         """A pushed SET (RFC 8935). Raises ReceiveError (404/401) or SetError (400)."""
+        self.refresh()
         found = self.transmitters.get(name)
         if found is None:
             raise ReceiveError(404, "invalid_request", "no such transmitter")
@@ -267,6 +424,7 @@ def poll_all(receiver: Receiver) -> int:
     yet sent survive a failed poll.
     """
     taken = 0
+    receiver.refresh()
     for name, (entry, config) in receiver.transmitters.items():
         if entry.poll_url is None:
             continue

@@ -353,11 +353,26 @@ class Runtime:
         # task, the grants its own decisions made.
         agent = agent_facts(session)
         if agent is not None:
+            if session.delegation is not None:
+                agent["delegation"] = {**agent["delegation"],
+                                       **self._delegator(session.delegation.session_id, now)}
             doc["agent"] = agent
         # A session's grants are known: none is an empty map, not a missing fact.
         if plan is None or "grants" in self._reads(plan):
             doc["grants"] = grant_facts(session, now or self.now()) if session.standing else {}
         return doc
+
+    def _delegator(self, session_id: str, now: datetime | None) -> dict[str, Any]:
+        """What an agent's journey may require of the user session it acts for: its `aal` now,
+        its `started_at` and `age`. Nothing when it cannot be read (a missing fact denies)."""
+        try:
+            user = self.store.get_session(session_id)
+        except StoreError:
+            return {}
+        if user is None:
+            return {}
+        return {"aal": self.session_aal(user), "started_at": user.started_at,
+                "age": (now or self.now()) - user.started_at}  # fmt: skip
 
     def _reads(self, plan: Plan) -> frozenset[str]:
         """The variables some journey of a version reads."""
@@ -411,15 +426,15 @@ class Runtime:
                 decision=_unavailable(action, decision_id=decision_id, reason="no_version")
             )
         if session is not None and session.status != "active":
-            decision = Decision(
-                outcome="deny",
-                reason=f"session_{session.status}",
-                action=action,
-                version=plan.version,
-                id=decision_id,
-            )
-            self._record(app, action, request, session, decision, {}, started, now)
-            return Outcome(decision=decision, session=session)
+            try:
+                reason = self._not_active(session, action)
+            except StoreError as exc:
+                return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
+            if reason is not None:
+                decision = Decision(outcome="deny", reason=reason, action=action,
+                                    version=plan.version, id=decision_id)  # fmt: skip
+                self._record(app, action, request, session, decision, {}, started, now)
+                return Outcome(decision=decision, session=session)
         if session is not None and _non_human(session):
             try:
                 refused = self.agents.refusal(session, action, now)
@@ -481,10 +496,42 @@ class Runtime:
         try:
             session = self._remember(session, seen, now)
             outcome = self._effects(app, plan, action, request, session, decision, now)
+            if outcome.session is not None and outcome.session.status == "pending":
+                outcome = msgspec.structs.replace(outcome, session=self._logged_in(
+                    outcome.session, outcome.decision, now))  # fmt: skip
         except StoreError as exc:
             outcome = Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
         self._record(app, action, request, session, outcome.decision, doc, started, now)
         return outcome
+
+    def _not_active(self, session: Session, action: str) -> str | None:
+        """Why a session that is not active gets deny for ``action``; None for the login
+        decision of a pending session (whose subject is still enabled): the journey decides."""
+        if session.status != "pending":
+            return f"session_{session.status}"
+        if action != session.login:
+            return "login_incomplete"  # only the login's own challenge moves a pending session
+        if self._disabled({"type": session.subject_type, "id": session.subject_id}):
+            return "subject_disabled"
+        return None
+
+    def _logged_in(self, session: Session, decision: Decision, now: datetime) -> Session:
+        """A pending session after its login decision: active once it allows (or reroutes),
+        ended when it denies, still pending on a step-up (its challenge is the way on)."""
+        if decision.outcome in ("allow", "reroute"):
+            status, reason = "active", None
+        elif decision.outcome == "deny":
+            status, reason = "ended", "login_denied"
+        else:
+            return session
+
+        def settle(s: Session) -> Session:
+            if s.status != "pending":  # revoked or ended meanwhile: that stands
+                return s
+            return msgspec.structs.replace(s, status=status, status_reason=reason, login=None,
+                                           updated_at=now)  # fmt: skip
+
+        return self._change(session, settle)
 
     def _disabled(self, subject: Mapping[str, Any]) -> bool:
         """Whether a sessionless request's subject is in the directory and not active."""
@@ -843,6 +890,8 @@ class Runtime:
             started_at=now,
             updated_at=now,
             handle=new_secret(),
+            status="pending",  # until its login allows: only the login's challenge moves it
+            login=action,
             proofs=tuple(proofs),
             context={k: v for k, v in context.items() if k in _STORED_KEYS},
             delegation=delegated,
@@ -853,6 +902,10 @@ class Runtime:
         self.store.create_session(session)
         reported = {k: v for k, v in context.items() if k in _REPORTED_KEYS}
         outcome = self.decide(app, action, reported, session_id=session.id, connection=connection)
+        if outcome.decision.outcome in ("deny", "revoke") and outcome.session is not None:
+            # A login that does not go on makes no session: the answer is the decision alone.
+            self.store.delete_session(session.id)
+            return Outcome(decision=outcome.decision)
         if outcome.session is None:  # the store failed after the session was made: nothing to
             # hand out (its handle is never shown), so no start is acknowledged
             code = outcome.decision.reason
@@ -1134,7 +1187,8 @@ class Runtime:
         return self._authn(lambda: self.directory.start(challenge, session, method))
 
     def _require_live(self, session: Session) -> None:
-        """409 unless the session is active and its subject is not disabled (both final)."""
+        """409 unless the session is active (or pending) and its subject is not disabled:
+        ended, revoked and disabled are final."""
         _require_active(session)
         if self._disabled({"type": session.subject_type, "id": session.subject_id}):
             raise ServiceError("subject.disabled", "the subject is disabled", 409)
@@ -1274,9 +1328,9 @@ class Runtime:
         """Revoke every active session of a subject (it was disabled); how many."""
         now = self.now()
         count = 0
-        for session in self.store.list_sessions(
-            subject_id=subject_id, status="active", limit=10_000
-        ):
+        sessions = [s for status in ("active", "pending") for s in self.store.list_sessions(
+            subject_id=subject_id, status=status, limit=10_000)]  # fmt: skip
+        for session in sessions:
             if session.subject_type != subject_type:
                 continue
             revoked = self._change(
@@ -1306,7 +1360,8 @@ def _check_signals(signals: Mapping[str, Any]) -> None:
 
 
 def _require_active(session: Session) -> None:
-    if session.status != "active":
+    """409 for an ended or revoked session (a pending one is still on its way in)."""
+    if session.status in ("ended", "revoked"):
         raise ServiceError("session.not_active", f"the session is {session.status}: ended and "
                            "revoked sessions are final", 409)  # fmt: skip
 

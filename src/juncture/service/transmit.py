@@ -212,8 +212,9 @@ class SignalWorkers:
             self._threads.append(
                 threading.Thread(target=self._deliver, name="ssf-push", daemon=True)
             )
-        if self.receiver is not None and any(
-            entry.poll_url for entry, _ in self.receiver.transmitters.values()
+        if self.receiver is not None and (
+            self.receiver.watch is not None  # a file: poll transmitters may be added later
+            or any(entry.poll_url for entry, _ in self.receiver.transmitters.values())
         ):
             self._threads.append(threading.Thread(target=self._poll, name="ssf-poll", daemon=True))
         for thread in self._threads:

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
-SessionStatus = Literal["active", "ended", "revoked"]
+#: `pending`: started, its login not yet passed (only the login challenge can be answered).
+SessionStatus = Literal["pending", "active", "ended", "revoked"]
 SubjectStatus = Literal["active", "disabled"]
 
 
@@ -134,6 +135,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     #: Outcomes that stand beyond their decision (an allow with a ttl, a reroute), by
     #: checkpoint: what the sweep re-checks when a journey changes.
     standing: dict[str, Standing] = {}
+    #: While `pending`: the checkpoint whose allow makes the session active (its login).
+    login: str | None = None
     #: An agent's session: who it acts for, and its task.
     delegation: Delegation | None = None
     task: Task | None = None

@@ -58,6 +58,9 @@ class SessionStore(Protocol):
 
     def get_session(self, session_id: str) -> Session | None: ...
 
+    def delete_session(self, session_id: str) -> bool:
+        """Remove a session that never began (its login was denied); whether one was there."""
+
     def update_session(self, session: Session, *, expected_revision: int) -> Session:
         """Replace the session if its stored revision is ``expected_revision``.
 

@@ -557,6 +557,10 @@ class SqliteStore:
         row = self._one("SELECT body FROM sessions WHERE id = ?", (session_id,))
         return None if row is None else _decode(Session, row[0])
 
+    def delete_session(self, session_id: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
     def update_session(self, session: Session, *, expected_revision: int) -> Session:
         """Replace the session if its stored revision is ``expected_revision``.
 
