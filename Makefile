@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make run PORT=8901` serves elsewhere (or set JUNCTURE_PORT).
+PORT   ?= $(or $(JUNCTURE_PORT),8900)
 
 .PHONY: setup run examples test lint typecheck layers pytest bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 ## The main job on the embedded default: the decision service on SQLite (juncture.db), with
 ## the example journeys checked, tested and published as its first version.
 run: setup examples
-	$(BIN)/juncture serve --db juncture.db --bundle examples/journeys
+	$(BIN)/juncture serve --db juncture.db --bundle examples/journeys --port $(PORT)
 
 ## Check and test the example journeys.
 examples: setup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from datetime import UTC
 from enum import StrEnum
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 from juncture import __version__
 from juncture.api.limits import Limits, default_hash_concurrency
@@ -325,6 +327,15 @@ TokenOption = Annotated[
 ]
 
 
+class PlainHelp(TyperCommand):
+    """Help as plain text in two columns: a command with many options (`serve`) keeps every
+    option name whole at 80 columns, where the boxed layout would cut them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = None  # typer's own plain formatter
+
+
 class DecisionLogMode(StrEnum):
     """When a decision's record is committed: after its answer, or before it."""
 
@@ -332,14 +343,14 @@ class DecisionLogMode(StrEnum):
     durable = "durable"
 
 
-@app.command()
+@app.command(cls=PlainHelp)
 def serve(
     db: DbOption = Path("juncture.db"),
     bundle: Annotated[
         Path | None, typer.Option(help="Publish this bundle first if no version is active.")
     ] = Path("examples/journeys"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    port: Annotated[int, typer.Option(envvar="JUNCTURE_PORT", help="Port to listen on.")] = 8900,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     retention_days: Annotated[
         float, typer.Option(help="Keep decision records this many days (0: forever).")
@@ -353,7 +364,9 @@ def serve(
     ] = None,
     trusted_proxy: Annotated[
         list[str] | None,
-        typer.Option(help="A CIDR of reverse proxies trusted to forward client IPs (repeat)."),
+        typer.Option(
+            metavar="CIDR", help="A CIDR of reverse proxies trusted to forward client IPs (repeat)."
+        ),
     ] = None,
     connection_ip: Annotated[
         bool,
@@ -389,7 +402,8 @@ def serve(
         str | None, typer.Option(help="The WebAuthn relying party id (a domain).")
     ] = None,
     webauthn_origin: Annotated[
-        list[str] | None, typer.Option(help="An origin passkeys may be used from (repeat).")
+        list[str] | None,
+        typer.Option(metavar="ORIGIN", help="An origin passkeys may be used from (repeat)."),
     ] = None,
     issuer: Annotated[
         str | None, typer.Option(help="Juncture's public base URL (the issuer of its events).")
@@ -556,6 +570,12 @@ def serve(
             metrics_token = _secret_file(metrics_token_file, "metrics token")
         if metrics_token is not None and not metrics_token.strip():
             raise ValueError(f"{METRICS_TOKEN_ENV} is empty")
+        busy = _port_busy(host, port)  # the settings are sound: now, before anything is done
+        if busy is not None:
+            raise ValueError(
+                f"cannot listen on {host}:{port}: {busy} (another server? choose a port with "
+                "--port or JUNCTURE_PORT)"
+            )
         runtime = open_runtime(db, observe=observe, authn=authn)
         Receiver(runtime, receive)  # refuses now what the workers could not use
     except JunctureError as exc:
@@ -613,6 +633,26 @@ def serve(
     )
 
 
+def _port_busy(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (None: it can), as uvicorn will bind it."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        return f"cannot resolve the address ({exc})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "the port is in use"
+            return exc.strerror or str(exc)
+    return None
+
+
 def _secret_file(path: Path, what: str) -> str:
     """A secret from its file (surrounding whitespace dropped). Raises ValueError."""
     try:
@@ -647,7 +687,8 @@ def admin_key(
     db: DbOption = Path("juncture.db"),
     name: Annotated[str, typer.Option(help="Who the key is for.")] = "admin",
     scope: Annotated[
-        list[str] | None, typer.Option(help="read, publish, manage_apps (repeat; default all).")
+        list[str] | None,
+        typer.Option(help="read, publish, manage_apps or manage_subjects (repeat; default: all)."),
     ] = None,
 ) -> None:
     """Create an admin key in the database and print it (shown once)."""
@@ -657,7 +698,10 @@ def admin_key(
     scopes = tuple(scope or ALL_SCOPES)
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
-        err.print(f"[red]error[/] unknown scope `{esc(unknown[0])}`")
+        err.print(
+            f"[red]error[/] unknown scope `{esc(unknown[0])}`: the scopes are "
+            + ", ".join(ALL_SCOPES)
+        )
         raise typer.Exit(2)
     runtime = open_runtime(db)
     try:
@@ -668,16 +712,94 @@ def admin_key(
 
 
 def _client(server: str, token: str | None) -> Any:
+    """An HTTP client for the admin API: a connection that fails (refused, timed out, TLS) is
+    one line naming the URL, the cause and a hint, and exit 2, for every client command."""
     import httpx
 
     if not token:
         err.print("[red]error[/] give an admin key: --token or JUNCTURE_ADMIN_TOKEN")
         raise typer.Exit(2)
-    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    class Client(httpx.Client):
+        def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            try:
+                return super().send(request, **kwargs)
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                err.print(Text(f"error {_transport_error(str(request.url), exc)}"))
+                raise typer.Exit(2) from None
+
+    import os
+
+    timeout = os.environ.get(CLIENT_TIMEOUT_ENV, "")
+    try:
+        seconds = float(timeout) if timeout else CLIENT_TIMEOUT
+        if not 0 < seconds < 86400:
+            raise ValueError
+    except ValueError:
+        err.print(f"[red]error[/] {CLIENT_TIMEOUT_ENV} must be seconds, more than 0")
+        raise typer.Exit(2) from None
+    try:
+        return Client(
+            base_url=server, headers={"Authorization": f"Bearer {token}"}, timeout=seconds
+        )
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        err.print(Text(f"error {_transport_error(server, exc)}"))
+        raise typer.Exit(2) from None
+
+
+#: Seconds a client command waits for the server to connect or answer (or this variable).
+CLIENT_TIMEOUT = 30.0
+CLIENT_TIMEOUT_ENV = "JUNCTURE_CLIENT_TIMEOUT"
+
+
+def _transport_error(url: str, exc: Exception) -> str:
+    """One line for a request that never got an answer: the URL, the cause, a hint."""
+    import ssl
+
+    import httpx
+
+    causes: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(causes) < 10:
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None:
+        reason = getattr(tls, "reason", None) or getattr(tls, "verify_message", None) or tls
+        return (
+            f"{url}: TLS failed ({str(reason).lower()}); hint: is the server https with a "
+            "certificate this machine trusts? a local `juncture serve` speaks http://"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"{url}: no answer in time (timed out); hint: is the server up and reachable? "
+            f"(--server or JUNCTURE_SERVER; {CLIENT_TIMEOUT_ENV} sets the wait)"
+        )
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL, TypeError, ValueError)):
+        return f"{url}: not a server URL ({exc}); hint: give --server http://HOST:PORT"
+    if isinstance(exc, httpx.ConnectError):
+        oserror = next((c for c in causes if isinstance(c, OSError) and c.strerror), None)
+        cause = (oserror.strerror if oserror else str(exc)) or "cannot connect"
+        return (
+            f"cannot reach {url}: {cause.lower()}; hint: is `juncture serve` running there? "
+            "(--server or JUNCTURE_SERVER)"
+        )
+    return f"{url}: {exc or type(exc).__name__}; hint: is it a Juncture server? (--server)"
 
 
 def _call(response: Any) -> Any:
-    body = response.json() if response.content else {}
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        err.print(
+            Text(
+                f"error {response.url}: answered {response.status_code} with a body that is "
+                "not Juncture's JSON; hint: is --server the Juncture server's URL?"
+            )
+        )
+        raise typer.Exit(2)
     if response.status_code >= 400:
         err.print(
             f"[red]error[/] {response.status_code} {esc(str(body.get('code')))}: "
@@ -692,6 +814,15 @@ def _call(response: Any) -> Any:
     return body
 
 
+AllowRemovalOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-removal",
+        help="Activate even if it removes journeys or checkpoints used in the last 24 h.",
+    ),
+]
+
+
 @app.command()
 def publish(
     directory: DirArgument,
@@ -699,8 +830,13 @@ def publish(
     token: TokenOption = None,
     comment: Annotated[str, typer.Option(help="Why this version.")] = "",
     activate: Annotated[bool, typer.Option(help="Make it the active version.")] = True,
+    allow_removal: AllowRemovalOption = False,
 ) -> None:
-    """Upload a bundle as a new version and (by default) publish it."""
+    """Upload a bundle as a new version, show what it changes, and (by default) publish it.
+
+    Publishing is refused when the version removes journeys, checkpoints or app routes that
+    decisions used in the last 24 hours or live sessions use (unless --allow-removal).
+    """
     from juncture.service.setup import tree_files
 
     try:
@@ -714,12 +850,80 @@ def publish(
     payload = {
         "files_base64": {n: base64.b64encode(c).decode() for n, c in files.items()},
         "comment": comment,
-        "activate": activate,
+        "activate": False,
     }
     with _client(server, token) as client:
         body = _call(client.post("/admin/v1/versions", json=payload))
-    state = "published" if body["active"] else "stored"
-    out.print(f"{state} version {body['id']}" + ("" if body["created"] else " (already stored)"))
+        version_id = body["id"]
+        stored = "" if body["created"] else " (already stored)"
+        changes = body.get("changes") or {}
+        if changes.get("from") == version_id:
+            out.print(f"version {version_id} is already active{stored}")
+            return
+        _print_changes(changes)
+        if activate:
+            _activate(client, version_id, allow_removal)
+    state = "published" if activate else "stored"
+    out.print(f"{state} version {version_id}{stored}")
+
+
+def _print_changes(changes: dict[str, Any]) -> None:
+    """What a version changes, a line per journey, checkpoint or method."""
+    since = changes.get("from")
+    out.print(f"changes from {since}:" if since else "changes (no version was active):")
+    lines = 0
+    for sign, key in (("+", "added"), ("-", "removed"), ("~", "changed")):
+        for name in changes.get("journeys", {}).get(key, []):
+            out.print(Text(f"  {sign} journey {name}"))
+            lines += 1
+        for item in changes.get("checkpoints", {}).get(key, []):
+            out.print(Text(f"  {sign} checkpoint {item['journey']}: {item['checkpoint']}"))
+            lines += 1
+        for item in changes.get("methods", {}).get(key, []):
+            out.print(Text(f"  {sign} method {item['journey']}: {item['method']}"))
+            lines += 1
+    if not lines:
+        out.print("  no journey, checkpoint or method changes")
+
+
+def _activate(client: Any, version_id: str, allow_removal: bool) -> str:
+    """Activate a stored version (its id or a unique prefix): its full id. A refusal for
+    removals in use prints each and exits 1; an unknown or ambiguous id: one line, exit 2."""
+    response = client.post(
+        f"/admin/v1/versions/{version_id}/activate", json={"allow_removal": allow_removal}
+    )
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code == 409 and body.get("code") == "version.removes_used":
+        err.print(f"[red]refused[/] version {esc(version_id)} removes what is in use:")
+        for r in body.get("removals", []):
+            what = f"checkpoint {r['journey']}: {r['checkpoint']}"
+            if r["kind"] == "journey":
+                what = f"journey {r['journey']}"
+            elif r["kind"] == "route":
+                what = f"journey {r['journey']} for {', '.join(r['apps'])}"
+            err.print(
+                Text(
+                    f"  - {what} (apps: {', '.join(r['apps']) or 'none'}; "
+                    f"{r['decisions_24h']} decision(s) in 24 h, "
+                    f"{r['active_sessions']} live session(s))"
+                )
+            )
+        err.print("the version is stored, not active; to go ahead: --allow-removal")
+        raise typer.Exit(1)
+    if response.status_code in (404, 409) and body.get("code") in (
+        "version.not_found",
+        "version.ambiguous",
+    ):
+        matches = body.get("matches") or []
+        more = f" ({', '.join(m[:19] + '…' for m in matches)})" if matches else ""
+        err.print(f"[red]error[/] {esc(str(body.get('detail')))}{esc(more)}")
+        raise typer.Exit(2)
+    return str(_call(response)["active"])
 
 
 @app.command()
@@ -737,13 +941,16 @@ def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption 
 
 @app.command()
 def rollback(
-    version_id: Annotated[str, typer.Argument(help="The version to make active again.")],
+    version_id: Annotated[
+        str, typer.Argument(help="The version to make active again (any unique prefix).")
+    ],
     server: ServerOption = "http://127.0.0.1:8900",
     token: TokenOption = None,
+    allow_removal: AllowRemovalOption = False,
 ) -> None:
     """Make an earlier version the active one."""
     with _client(server, token) as client:
-        _call(client.post(f"/admin/v1/versions/{version_id}/activate"))
+        version_id = _activate(client, version_id, allow_removal)
     out.print(f"active version is now {esc(version_id)}")
 
 
@@ -782,6 +989,56 @@ def sweep(
     out.print(
         f"{run['status']}: {run['processed']} sessions checked, {run['changed']} changed{unread}"
     )
+
+
+@app.command()
+def wait(
+    server: Annotated[
+        str,
+        typer.Option("--url", "--server", envvar="JUNCTURE_SERVER", help="The server's base URL."),
+    ] = "http://127.0.0.1:8900",
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait at most.")] = 30.0,
+) -> None:
+    """Wait until the server answers /healthz as ready: run it after `juncture serve &`.
+
+    Exit 0 once it is ready; 2 when it is not ready in time (one line says why).
+    """
+    import time
+
+    import httpx
+
+    url = server.rstrip("/") + "/healthz"
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            response = httpx.get(url, timeout=min(max(left, 0.05), 2.0))
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            last = _transport_error(url, exc)
+            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+                break  # waiting does not mend a URL
+        else:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if response.status_code == 200 and isinstance(body, dict):
+                version = body.get("version")
+                out.print(f"ready {esc(server)}" + (f" (version {version})" if version else ""))
+                return
+            code = body.get("code") or body.get("status") if isinstance(body, dict) else None
+            last = f"{url} answered {response.status_code}" + (f" {code}" if code else "")
+        time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+    err.print(
+        Text(
+            f"error not ready after {timeout:g} s: {last}; hint: is `juncture serve` running "
+            "(see its output) on this URL? (--url or JUNCTURE_SERVER)"
+        )
+    )
+    raise typer.Exit(2)
 
 
 class IdentityType(StrEnum):

@@ -144,6 +144,9 @@ CODES: dict[str, str] = {
     "stream.unsafe_endpoint": "a push endpoint not https, or resolving to a non-public address",
     "policy.invalid": "an uploaded bundle has errors; `problems` lists every one",
     "version.not_found": "no such policy version",
+    "version.ambiguous": "more than one policy version starts with the id prefix given",
+    "version.removes_used": "activating the version would remove journeys, checkpoints or app"
+    " routes in use (decisions in the last 24 hours, live sessions)",
     "app.not_found": "no such app",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",

@@ -37,8 +37,10 @@ def test_publish_versions_rollback(tmp_path: Path):
             token=token,
         )
         assert published.exit_code == 0, published.output
-        assert published.output.startswith("published version sha256:")
-        v2 = published.output.split()[2]
+        assert "~ checkpoint acct: change_email" in published.output  # what changes, first
+        last = published.output.splitlines()[-1]
+        assert last.startswith("published version sha256:")
+        v2 = last.split()[2]
         again = run("publish", tmp_path / "v2", "--server", server.url, token=token)
         assert "(already stored)" in again.output
 
@@ -52,7 +54,7 @@ def test_publish_versions_rollback(tmp_path: Path):
         back = run("rollback", v1, "--server", server.url, token=token)
         assert back.exit_code == 0 and v1 in back.output
         missing = run("rollback", "sha256:nope", "--server", server.url, token=token)
-        assert missing.exit_code == 1 and "version.not_found" in missing.output
+        assert missing.exit_code == 2 and "no version starts with" in missing.output
 
         broken = tmp_path / "broken"
         broken.mkdir()

@@ -591,7 +591,12 @@ def test_password_failures_lock_the_subject_whatever_the_challenge(world: World)
     started = world.login()
     locked = world.verify(started["decision"]["challenge"]["id"], "password", PASSWORD)
     assert (locked.status_code, locked.json()["code"]) == (429, "auth.locked")
-    assert int(locked.headers["Retry-After"]) > 800
+    wait = int(locked.headers["Retry-After"])
+    assert wait > 800
+    # the title says what happened and when to retry
+    title = locked.json()["title"]
+    assert title.startswith("Too many failed attempts: locked until 20")
+    assert title.endswith(f"Z; retry after {wait} s")
     # a second factor has its own counter: not locked by password failures
     subject = world.admin.get("/admin/v1/subjects/alice").json()
     assert subject["status"] == "active"

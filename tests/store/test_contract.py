@@ -315,6 +315,51 @@ def test_list_versions_breaks_time_ties_by_insertion(store: Store):
     assert [i.id for i in store.list_versions()] == ["v2", "v1"]
 
 
+def test_version_ids_find_the_versions_a_prefix_names(store: Store):
+    for n in (1, 2, 12):
+        store.put_version(make_version(n))
+    assert store.version_ids("v1") == ["v1", "v12"]
+    assert store.version_ids("v1", limit=5) == ["v1", "v12"]
+    assert store.version_ids("v12") == ["v12"]
+    assert store.version_ids("v2") == ["v2"]
+    assert store.version_ids("v3") == []
+    assert store.version_ids("%") == [] and store.version_ids("v_") == []  # no patterns
+    assert store.version_ids("") == ["v1", "v12"]  # at most ``limit``
+
+
+def test_usage_since_counts_decisions_by_journey_and_checkpoint_and_live_sessions(store: Store):
+    def decided(n: int, journey: str | None, checkpoint: str | None, **changes: Any):
+        body = {"outcome": "allow", "journey": journey, "checkpoint": checkpoint}
+        return make_decision(n, decision=body, **changes)
+
+    store.record(
+        [
+            decided(1, "shop", "login"),
+            decided(2, "shop", "login"),
+            decided(3, "shop", "pay", app="ios"),
+            decided(4, None, None, outcome="deny"),
+            decided(5, "shop", "old"),
+        ]
+    )
+    store.create_session(make_session(1))
+    store.create_session(make_session(2))
+    store.create_session(make_session(3, status="ended"))
+    before = make_decision(6, at=at(-100), decision={"journey": "gone", "checkpoint": "x"})
+    store.record([before])  # older than ``since``: not counted
+    as_tuples = [(u.app, u.subject_type, u.journey, u.checkpoint, u.decisions, u.sessions)
+                 for u in store.usage_since(at(1))]  # fmt: skip
+    assert sorted(as_tuples, key=str) == sorted(
+        [
+            ("shop", "user", "shop", "login", 2, 0),
+            ("ios", "user", "shop", "pay", 1, 0),
+            ("shop", "user", None, None, 1, 0),
+            ("shop", "user", "shop", "old", 1, 0),
+            ("shop", "user", None, None, 0, 2),
+        ],
+        key=str,
+    )
+
+
 def test_concurrent_activations_leave_one_active(store: Store):
     for n in range(8):
         store.put_version(make_version(n))

@@ -18,6 +18,7 @@ from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_
 from juncture.api.views import app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
+from juncture.service.policies import AmbiguousVersion
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 from juncture.store.models import App, AppKey, DecisionQuery
@@ -31,6 +32,12 @@ class UploadVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     files_base64: dict[str, str] = {}
     comment: str = ""
     activate: bool = False
+    #: Activate even if journeys, checkpoints or app routes in use would go (see `_activate`).
+    allow_removal: bool = False
+
+
+class Activate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    allow_removal: bool = False
 
 
 class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -61,7 +68,9 @@ async def upload_version(request: Request) -> Response:
         files = await read_archive_off_loop(await raw_body(request, MAX_BUNDLE_BYTES))
         params = request.query_params
         body = UploadVersion(
-            comment=params.get("comment", ""), activate=params.get("activate", "false") == "true"
+            comment=params.get("comment", ""),
+            activate=params.get("activate", "false") == "true",
+            allow_removal=params.get("allow_removal", "false") == "true",
         )
     else:
         body = convert(await json_body(request), UploadVersion)
@@ -78,20 +87,67 @@ async def upload_version(request: Request) -> Response:
         raise ApiError(
             422, "policy.invalid", "the bundle has errors", problems=[p.to_dict() for p in problems]
         )
+    changes = runtime.policies.changes(version_id)
     sweep = None
     if body.activate:
-        runtime.policies.activate(version_id, by=admin.name)
-        sweep = runtime.start_sweep(f"publish {version_id}").id
+        sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
     return _json(
         {
             "id": version_id,
             "created": created,
             "active": body.activate,
             "sweep": sweep,
+            "changes": changes,
             "warnings": [p.to_dict() for p in problems],
         },
         201 if created else 200,
     )
+
+
+def _activate(runtime: Runtime, version_id: str, by: str, *, allow_removal: bool) -> str:
+    """Activate a stored version and start its sweep; the sweep's id.
+
+    Refused (409 ``version.removes_used``, nothing changed) when the version takes away a
+    journey, a checkpoint or an app's route that decisions used in the last 24 hours or live
+    sessions use now, unless ``allow_removal``.
+    """
+    if not allow_removal:
+        removals = runtime.policies.removals(version_id)
+        if removals:
+            names = ", ".join(_removal_name(r) for r in removals)
+            raise ApiError(
+                409,
+                "version.removes_used",
+                f"this version removes what is in use: {names}"
+                " (publish with allow_removal to go ahead)",
+                removals=removals,
+            )
+    runtime.policies.activate(version_id, by=by)
+    return runtime.start_sweep(f"publish {version_id}").id
+
+
+def _removal_name(removal: dict[str, Any]) -> str:
+    if removal["kind"] == "checkpoint":
+        return f"checkpoint `{removal['checkpoint']}` of journey `{removal['journey']}`"
+    if removal["kind"] == "route":
+        apps = ", ".join(removal["apps"])
+        return f"journey `{removal['journey']}` for app(s) {apps}"
+    return f"journey `{removal['journey']}`"
+
+
+def _version_id(runtime: Runtime, prefix: str) -> str:
+    """The stored version a (unique) id prefix names. Raises ApiError 404 or 409."""
+    try:
+        return runtime.policies.resolve(prefix)
+    except NotFound:
+        raise ApiError(404, "version.not_found", f"no version starts with `{prefix}`") from None
+    except AmbiguousVersion as exc:
+        raise ApiError(
+            409,
+            "version.ambiguous",
+            f"more than one version starts with `{prefix}`: give more of the id",
+            matches=exc.matches,
+        ) from None
 
 
 async def list_versions(request: Request) -> Response:
@@ -103,7 +159,7 @@ async def list_versions(request: Request) -> Response:
 async def show_version(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    version = runtime.store.get_version(request.path_params["version_id"])
+    version = runtime.store.get_version(_version_id(runtime, request.path_params["version_id"]))
     if version is None:
         raise ApiError(404, "version.not_found", "no such version")
     files: dict[str, str | None] = {}
@@ -126,13 +182,13 @@ async def show_version(request: Request) -> Response:
 async def activate_version(request: Request) -> Response:
     runtime = _runtime(request)
     admin = authenticate_admin(request, runtime, "publish")
-    version_id = request.path_params["version_id"]
+    body = convert(await json_body(request, required=False), Activate)
+    version_id = _version_id(runtime, request.path_params["version_id"])
     try:
-        runtime.policies.activate(version_id, by=admin.name)
+        sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    sweep = runtime.start_sweep(f"publish {version_id}")
-    return _json({"active": version_id, "sweep": sweep.id})
+    return _json({"active": version_id, "sweep": sweep})
 
 
 async def start_sweep(request: Request) -> Response:
@@ -164,11 +220,14 @@ async def diff_versions(request: Request) -> Response:
     against = request.query_params.get("against")
     if not against:
         raise ApiError(400, "request.invalid", "give `?against=<version id>`")
+    against = _version_id(runtime, against)
+    to = _version_id(runtime, request.path_params["version_id"])
     try:
-        text = runtime.policies.diff(against, request.path_params["version_id"])
+        text = runtime.policies.diff(against, to)
+        changes = runtime.policies.changes(to, against)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"from": against, "to": request.path_params["version_id"], "diff": text})
+    return _json({"from": against, "to": to, "diff": text, "changes": changes})
 
 
 async def create_app(request: Request) -> Response:

@@ -134,15 +134,9 @@ async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Re
     try:
         return await handler(request)
     except ApiError as exc:
-        response = problem(exc.status, exc.code, exc.detail, **exc.extra)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return problem(exc.status, exc.code, exc.detail, retry_after=exc.retry_after, **exc.extra)
     except ServiceError as exc:
-        response = problem(exc.status, exc.code, exc.message, **exc.extra)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return problem(exc.status, exc.code, exc.message, retry_after=exc.retry_after, **exc.extra)
     except NoActiveVersion:
         return problem(503, "unavailable.no_version", "no policy version is active yet")
     except CorruptError:  # one record, not the store: the rest of the service works on

@@ -298,7 +298,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "files_base64": {"type": "object", "additionalProperties": {"type": "string"}},
                 "comment": {"type": "string"},
                 "activate": {"type": "boolean"},
+                "allow_removal": {"type": "boolean"},
             },
+        },
+        "Activate": {
+            "type": "object",
+            "properties": {"allow_removal": {"type": "boolean"}},
         },
         "NewApp": {
             "type": "object",
@@ -318,6 +323,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "authenticator_id",
         )
     )  # fmt: skip
+    vid = {**vid, "description": "A version id, or any prefix of one no other version shares."}
     paths: dict[str, Any] = {
         "/.well-known/authzen-configuration": {
             "get": _op("AuthZEN discovery metadata", "access", "")
@@ -660,7 +666,20 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "/admin/v1/versions/{version_id}/activate": {
             "post": _op(
-                "Publish (or roll back to) a version", "admin", "admin", extra={"parameters": [vid]}
+                "Publish (or roll back to) a version",
+                "admin",
+                "admin",
+                extra={
+                    "parameters": [vid],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Activate"}
+                            }
+                        },
+                    },
+                },
             )
         },
         "/admin/v1/versions/{version_id}/diff": {

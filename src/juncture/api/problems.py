@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -42,16 +43,29 @@ _TITLES = {
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
+def problem(
+    status: int, code: str, detail: str, *, retry_after: int | None = None, **extra: Any
+) -> Response:
+    """A problem response; ``retry_after`` (seconds) sets the Retry-After header, and for a
+    lockout the title says until when."""
+    title = _TITLES.get(status, "Error")
+    if code == "auth.locked" and retry_after is not None:
+        until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=retry_after)
+        title = (
+            f"Too many failed attempts: locked until {until.strftime('%Y-%m-%dT%H:%M:%SZ')}; "
+            f"retry after {retry_after} s"
+        )
     body = {
         "type": f"urn:juncture:error:{code}",
-        "title": _TITLES.get(status, "Error"),
+        "title": title,
         "status": status,
         "code": code,
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="juncture"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="juncture"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return Response(
         msgspec.json.encode(body),
         status_code=status,

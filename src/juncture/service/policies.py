@@ -11,12 +11,18 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
 
 from juncture.errors import BundleError, PolicyError
 from juncture.policy import Plan, check, compile_plan, load_sources
-from juncture.store.models import PolicyVersion
+from juncture.store.models import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
+
+#: How far back a decision counts as use of its journey and checkpoint (publish safety).
+USED_WITHIN = timedelta(hours=24)
 
 
 class NoActiveVersion(Exception):
@@ -96,3 +102,139 @@ class PolicyRegistry:
             b = new.files.get(name, b"").decode("utf-8", "replace").splitlines(keepends=True)
             out += difflib.unified_diff(a, b, f"{old_id[:19]}/{name}", f"{new_id[:19]}/{name}")
         return "".join(out)
+
+    def resolve(self, prefix: str) -> str:
+        """The one stored version whose id starts with ``prefix``.
+
+        Raises NotFound (no such version) or AmbiguousVersion (more than one).
+        """
+        found = self._store.version_ids(prefix, limit=5)
+        if not found:
+            raise NotFound(prefix)
+        if len(found) > 1 and prefix not in found:
+            raise AmbiguousVersion(prefix, found)
+        return prefix if prefix in found else found[0]
+
+    def changes(self, new_id: str, old_id: str | None = None) -> dict[str, Any]:
+        """What activating ``new_id`` changes against ``old_id`` (default: the active version).
+        Raises NotFound."""
+        old_id = old_id if old_id is not None else self._store.active_version_id()
+        old = self.plan(old_id) if old_id is not None else None
+        return {"from": old_id, "to": new_id, **summarize(old, self.plan(new_id))}
+
+    def removals(self, new_id: str, *, within: timedelta = USED_WITHIN) -> list[dict[str, Any]]:
+        """The journeys, checkpoints and app routes that activating ``new_id`` would take away
+        although decisions used them within ``within`` or live sessions use them now.
+        Raises NotFound."""
+        new = self.plan(new_id)
+        active_id = self._store.active_version_id()
+        active = self.plan(active_id) if active_id is not None else None
+        names = {app.id: app.name for app in self._store.list_apps()}  # journeys name apps
+        found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        for used in self._store.usage_since(self._now() - within):
+            app = names.get(used.app, used.app) if used.app is not None else None
+            use = msgspec.structs.replace(used, app=app)
+            journey = use.journey
+            if journey is None and active is not None and use.subject_type is not None:
+                governing, _ = active.route(use.app, use.subject_type)
+                journey = governing.name if governing is not None else None
+            if journey is None:
+                continue
+            kind, checkpoint = _removed(new, use, journey)
+            if kind is None or (active is not None and _removed(active, use, journey)[0]):
+                continue  # kept, or already gone from the active version
+            item = found.setdefault(
+                (kind, journey, checkpoint),
+                {
+                    "kind": kind,
+                    "journey": journey,
+                    "checkpoint": checkpoint,
+                    "apps": [],
+                    "decisions_24h": 0,
+                    "active_sessions": 0,
+                },
+            )
+            if use.app is not None and use.app not in item["apps"]:
+                item["apps"].append(use.app)
+                item["apps"].sort()
+            item["decisions_24h"] += use.decisions
+            item["active_sessions"] += use.sessions
+        return [found[key] for key in sorted(found, key=lambda k: (k[0], k[1], k[2] or ""))]
+
+
+class AmbiguousVersion(Exception):
+    """A version id prefix that more than one stored version starts with."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        super().__init__(prefix)
+        self.prefix = prefix
+        self.matches = matches
+
+
+def _removed(new: Plan, use: Usage, journey: str) -> tuple[str | None, str | None]:
+    """Whether ``new`` takes away what ``use`` relied on: (kind, checkpoint) or (None, None).
+
+    ``journey``: the journey is gone; ``route``: it stays but no longer governs the app (for
+    that subject type); ``checkpoint``: the journey stays but the checkpoint is gone.
+    """
+    if journey not in new.journeys:
+        return "journey", None
+    if use.subject_type is not None:
+        governing, _ = new.route(use.app, use.subject_type)
+        if governing is None or governing.name != journey:
+            return "route", None
+    if use.checkpoint is not None and use.checkpoint not in new.journeys[journey].fingerprints:
+        return "checkpoint", use.checkpoint
+    return None, None
+
+
+def summarize(old: Plan | None, new: Plan) -> dict[str, Any]:
+    """Journeys, checkpoints and methods added, removed and changed from ``old`` to ``new``.
+
+    A checkpoint changed when what its decision depends on changed (its fingerprint); a
+    journey changed when it applies elsewhere or any of its checkpoints or methods changed; a
+    method changed when its kind, level or options did.
+    """
+    before = old.journeys if old is not None else {}
+    after = new.journeys
+    journeys: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+    checkpoints: dict[str, list[dict[str, str]]] = {"added": [], "removed": [], "changed": []}
+    methods: dict[str, list[dict[str, str]]] = {"added": [], "removed": [], "changed": []}
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        if a is None:
+            journeys["added"].append(name)
+        elif b is None:
+            journeys["removed"].append(name)
+        a_points = a.fingerprints if a is not None else {}
+        b_points = b.fingerprints if b is not None else {}
+        a_methods = a.methods if a is not None else {}
+        b_methods = b.methods if b is not None else {}
+        touched = False
+        for point in sorted(set(a_points) | set(b_points)):
+            entry = {"journey": name, "checkpoint": point}
+            if point not in a_points:
+                checkpoints["added"].append(entry)
+            elif point not in b_points:
+                checkpoints["removed"].append(entry)
+            elif a_points[point] != b_points[point]:
+                checkpoints["changed"].append(entry)
+            else:
+                continue
+            touched = True
+        for method in sorted(set(a_methods) | set(b_methods)):
+            entry = {"journey": name, "method": method}
+            if method not in a_methods:
+                methods["added"].append(entry)
+            elif method not in b_methods:
+                methods["removed"].append(entry)
+            elif a_methods[method] != b_methods[method]:
+                methods["changed"].append(entry)
+            else:
+                continue
+            touched = True
+        if a is not None and b is not None:
+            moved = (a.applies_to, a.subjects) != (b.applies_to, b.subjects)
+            if touched or moved:
+                journeys["changed"].append(name)
+    return {"journeys": journeys, "checkpoints": checkpoints, "methods": methods}

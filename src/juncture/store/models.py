@@ -169,6 +169,18 @@ class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
     activated_by: str | None = None
 
 
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """How much one app used a journey (and a checkpoint of it) lately: decisions logged, or
+    live sessions (``journey`` None: the store does not know which journey governs them)."""
+
+    app: str | None
+    subject_type: str | None
+    journey: str | None = None
+    checkpoint: str | None = None
+    decisions: int = 0
+    sessions: int = 0
+
+
 class Challenge(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     session_id: str

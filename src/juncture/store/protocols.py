@@ -31,6 +31,7 @@ from juncture.store.models import (
     Subject,
     SubjectSeen,
     SweepRun,
+    Usage,
     VersionInfo,
 )
 
@@ -110,6 +111,14 @@ class PolicyStore(Protocol):
         """Make ``version_id`` the one active version (atomically). Raises NotFound."""
 
     def active_version_id(self) -> str | None: ...
+
+    def version_ids(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The ids of stored versions that start with ``prefix`` (at most ``limit``)."""
+
+    def usage_since(self, since: datetime) -> list[Usage]:
+        """What the decision log holds since ``since``, by app, subject type, journey and
+        checkpoint; and the live sessions by app and subject type (journey and checkpoint
+        None)."""
 
     def check_writable(self) -> None:
         """Raise StoreError when a write would fail now (nothing is changed)."""

@@ -46,6 +46,7 @@ from juncture.store.models import (
     Subject,
     SubjectSeen,
     SweepRun,
+    Usage,
     VersionInfo,
 )
 from juncture.store.protocols import ConflictError, CorruptError, NotFound, StoreError
@@ -700,6 +701,34 @@ class SqliteStore:
     def active_version_id(self) -> str | None:
         row = self._one("SELECT id FROM versions WHERE active = 1", ())
         return None if row is None else str(row[0])
+
+    def version_ids(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The ids of stored versions that start with ``prefix`` (at most ``limit``)."""
+        rows = self._all("SELECT id FROM versions WHERE substr(id, 1, ?) = ? ORDER BY id"
+                         " LIMIT ?", (len(prefix), prefix, max(limit, 0)))  # fmt: skip
+        return [str(row[0]) for row in rows]
+
+    def usage_since(self, since: datetime) -> list[Usage]:
+        """Decisions logged since ``since`` by app, subject type, journey and checkpoint; live
+        sessions by app and subject type. One pass over the day's records (a publish asks)."""
+        rows = self._all(
+            "SELECT app, json_extract(CAST(body AS TEXT), '$.subject_type') AS st,"
+            " json_extract(CAST(body AS TEXT), '$.decision.journey') AS journey,"
+            " json_extract(CAST(body AS TEXT), '$.decision.checkpoint') AS checkpoint,"
+            " count(*) FROM decisions WHERE at >= ? GROUP BY app, st, journey, checkpoint",
+            (_micros(since),),
+        )
+        found = [
+            Usage(app=app, subject_type=st, journey=journey, checkpoint=point, decisions=count)
+            for app, st, journey, point, count in rows
+        ]
+        rows = self._all(
+            "SELECT app, json_extract(CAST(body AS TEXT), '$.subject_type') AS st, count(*)"
+            " FROM sessions WHERE status IN ('active', 'pending') GROUP BY app, st",
+            (),
+        )
+        found += [Usage(app=app, subject_type=st, sessions=count) for app, st, count in rows]
+        return found
 
     # -- decision log ---------------------------------------------------------------------
     def record(self, records: Sequence[DecisionRecord]) -> None:
