@@ -7,7 +7,7 @@ from typing import Any
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _ERRORS = {
     "400": {
-        "description": "bad input",
+        "description": "bad input (`request.invalid`, ...; a body not sent as application/json: `request.content_type`)",
         "content": {"application/problem+json": {"schema": _PROBLEM}},
     },
     "401": {
