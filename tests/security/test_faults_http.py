@@ -10,8 +10,6 @@ that a slow, shared 2-core machine does not make these tests flaky.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import resource
 import signal
 import sqlite3
@@ -25,7 +23,7 @@ import httpx
 import pytest
 
 from juncture.errors import CODES
-from service.server import Server
+from service.server import Server, file_modes_obeyed
 from service.test_http import admin, bundle, new_app
 
 #: The longest any one answer may take while a fault lasts.
@@ -274,21 +272,6 @@ def test_disk_full_fails_closed_and_recovers_when_space_returns(tmp_path: Path) 
 
 
 # -- the database read-only ------------------------------------------------------------------------
-
-def file_modes_obeyed() -> Callable[[], None] | None:
-    """As root, a child without the capabilities that ignore file modes (it drops them from its
-    bounding set before it runs `juncture`), so that a read-only file is read-only to it."""
-    if os.geteuid() != 0:
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def preexec() -> None:
-        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-    return preexec
-
 
 def read_only(root: Path, on: bool = True) -> None:
     """The database's files and their directory read-only (or writable again)."""

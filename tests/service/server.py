@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -136,3 +137,18 @@ class Server:
 
     def admin_token(self) -> str:
         return self.db.with_name(self.db.name + ".admin-token").read_text().strip()
+
+
+def file_modes_obeyed() -> Callable[[], None] | None:
+    """As root, a child without the capabilities that ignore file modes (it drops them from its
+    bounding set before it runs `juncture`), so that a read-only file is read-only to it."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return preexec
