@@ -5,11 +5,8 @@ secret leaks. Over real HTTP against `juncture serve` on SQLite.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyotp
-import pytest
 
 from service.test_methods_http import (
     PASSWORD,
@@ -20,17 +17,7 @@ from service.test_methods_http import (
     next_code,
     step_up,
 )
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    made = World(tmp_path)
-    try:
-        made.subject()
-        made.enroll_password()
-        yield made
-    finally:
-        made.stop()
+from service.test_methods_http import world as world  # the fixture: alice, a password
 
 
 def test_session_handle_rotates_whenever_aal_rises(world: World) -> None:

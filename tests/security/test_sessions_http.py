@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,17 +22,7 @@ from service.test_methods_http import (
     step_up,
     totp_enrolled,
 )
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    made = World(tmp_path)
-    try:
-        made.subject()
-        made.enroll_password()
-        yield made
-    finally:
-        made.stop()
+from service.test_methods_http import world as world  # the fixture: alice, a password
 
 
 def evaluation(world: World, action: str, context: dict[str, Any],
