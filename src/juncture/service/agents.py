@@ -528,11 +528,20 @@ class Agents:
         )
 
     # -- decisions -----------------------------------------------------------------------------
-    def refusal(self, session: Session, action: str, now: datetime) -> tuple[str, bool] | None:
+    def delegator(self, session: Session) -> Session | None:
+        """The user session an agent's session acts for, as stored now (None: gone, or not
+        an agent's). Reads the store: its errors propagate."""
+        if session.delegation is None:
+            return None
+        return self.store.get_session(session.delegation.session_id)
+
+    def refusal(
+        self, session: Session, action: str, now: datetime, user: Session | None
+    ) -> tuple[str, bool] | None:
         """Why a non-human session may not go on with ``action``, and whether that ends it;
-        None when it may (the journey decides). Reads the store: its errors propagate."""
+        None when it may (the journey decides). ``user``: its `delegator`, read by the caller.
+        Reads the store: its errors propagate."""
         if session.delegation is not None:
-            user = self.store.get_session(session.delegation.session_id)
             if user is None or user.status != "active":
                 return "delegation_ended", True
         if session.credential is not None:

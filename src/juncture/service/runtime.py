@@ -322,9 +322,12 @@ class Runtime:
         session: Session | None,
         now: datetime | None = None,
         plan: Plan | None = None,
+        *,
+        delegator: Session | None = None,
     ) -> dict[str, Any]:
         """The facts of a request bound to a session (before observation). ``plan``: the
-        version deciding, when known; facts none of its journeys reads are not built."""
+        version deciding, when known; facts none of its journeys reads are not built.
+        ``delegator``: an agent's user session when the caller has read it already."""
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
         for name in doc.keys() & _OWNED_SECTIONS:  # the API layers map none of these
             raise _owned(name)
@@ -355,20 +358,24 @@ class Runtime:
         if agent is not None:
             if session.delegation is not None:
                 agent["delegation"] = {**agent["delegation"],
-                                       **self._delegator(session.delegation.session_id, now)}
+                                       **self._delegator(session, delegator, now)}
             doc["agent"] = agent
         # A session's grants are known: none is an empty map, not a missing fact.
         if plan is None or "grants" in self._reads(plan):
             doc["grants"] = grant_facts(session, now or self.now()) if session.standing else {}
         return doc
 
-    def _delegator(self, session_id: str, now: datetime | None) -> dict[str, Any]:
-        """What an agent's journey may require of the user session it acts for: its `aal` now,
-        its `started_at` and `age`. Nothing when it cannot be read (a missing fact denies)."""
-        try:
-            user = self.store.get_session(session_id)
-        except StoreError:
-            return {}
+    def _delegator(
+        self, session: Session, user: Session | None, now: datetime | None
+    ) -> dict[str, Any]:
+        """What an agent's journey may require of the user session it acts for (``user``, read
+        here when the caller has not): its `aal` now, its `started_at` and `age`. Nothing when
+        it cannot be read (a missing fact denies)."""
+        if user is None:
+            try:
+                user = self.agents.delegator(session)
+            except StoreError:
+                return {}
         if user is None:
             return {}
         return {"aal": self.session_aal(user), "started_at": user.started_at,
@@ -435,9 +442,11 @@ class Runtime:
                                     version=plan.version, id=decision_id)  # fmt: skip
                 self._record(app, action, request, session, decision, {}, started, now)
                 return Outcome(decision=decision, session=session)
+        delegator: Session | None = None
         if session is not None and _non_human(session):
             try:
-                refused = self.agents.refusal(session, action, now)
+                delegator = self.agents.delegator(session)  # read once: refusal and facts
+                refused = self.agents.refusal(session, action, now, delegator)
                 if refused is not None:
                     return self._refuse(app, action, request, session, refused, plan, decision_id,
                                         started, now)  # fmt: skip
@@ -460,7 +469,7 @@ class Runtime:
                 "the request's subject is not the session's subject",
                 403,
             )
-        doc = self._facts_document(app.name, request, session, now, plan)
+        doc = self._facts_document(app.name, request, session, now, plan, delegator=delegator)
         if answered is not None and session is not None:
             doc["session"]["proofs"].append(_proof_fact(answered))
         reported = self._reported(doc)
