@@ -374,7 +374,6 @@ class Directory:
         action: str,
         facts: Facts,
         session: Session,
-        request: Mapping[str, Any],
         now: datetime,
         decision_id: str | None,
     ) -> Decision:

@@ -498,7 +498,7 @@ class Runtime:
                     decision = Approvals.default_gate(plan, built_in, facts, now, decision_id)
                 else:
                     decision = self.directory.default_gate(
-                        plan, built_in, action, facts, session, request, now, decision_id
+                        plan, built_in, action, facts, session, now, decision_id
                     )
             except StoreError as exc:
                 return Outcome(decision=_unavailable(action, plan.version, decision_id, _why(exc)))
