@@ -152,10 +152,16 @@ def test_rollback_takes_any_unique_prefix_of_a_version_id(tmp_path: Path):
         v2 = ACCT.replace("EXTRA", "  profile: [{allow: {}}]\n")
         assert run("publish", write(tmp_path / "v2", v2), "--server", server.url,
                    token=token).exit_code == 0  # fmt: skip
+        v2_id = active_version(server)
         back = run("rollback", v1[:14], "--server", server.url, token=token)
         assert back.exit_code == 0, back.output
         assert back.output.strip() == f"active version is now {v1}"
         assert active_version(server) == v1
+        # the digest alone, as people copy it from `versions`
+        forward = run("rollback", v2_id.removeprefix("sha256:")[:10], "--server", server.url,
+                      token=token)  # fmt: skip
+        assert forward.exit_code == 0, forward.output
+        assert active_version(server) == v2_id
 
         ambiguous = run("rollback", "sha256:", "--server", server.url, token=token)
         assert ambiguous.exit_code == 2

@@ -37,6 +37,27 @@ def test_a_single_top_directory_is_stripped():
     assert read_archive(tar({"a.yaml": b"1"}, gzip=False)) == {"a.yaml": b"1"}
 
 
+def test_a_directory_of_bundles_is_merged_like_juncture_publish_merges_it():
+    tree = {
+        "./shop/shop.yaml": b"s", "./shop/shop_test.yaml": b"t", "./shop/data/users.yaml": b"u",
+        "./agent/agent.yaml": b"a", "./agent/data/tasks.yaml": b"k",
+    }  # fmt: skip
+    assert read_archive(tar(tree)) == {
+        "shop.yaml": b"s", "shop_test.yaml": b"t", "data/users.yaml": b"u",
+        "agent.yaml": b"a", "data/tasks.yaml": b"k",
+    }  # fmt: skip
+    # the same, under one top directory
+    assert read_archive(tar({f"top/{k[2:]}": v for k, v in tree.items()})) == read_archive(
+        tar(tree)
+    )
+    for clash in ({"a/data/d.yaml": b"1", "b/data/d.yaml": b"2"},
+                  {"data/d.yaml": b"1", "b/x.yaml": b"x", "b/data/d.yaml": b"2"}):  # fmt: skip
+        with pytest.raises(ApiError) as info:
+            read_archive(tar(clash))
+        assert (info.value.code, info.value.status) == ("request.invalid", 400)
+        assert "`data/d.yaml` is in more than one bundle" in info.value.detail
+
+
 @pytest.mark.parametrize(
     "data",
     [

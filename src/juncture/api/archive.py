@@ -70,7 +70,8 @@ def read_archive(data: bytes) -> dict[str, bytes]:
 
     The archive is read as a stream, gzip inflated as it goes (other compressions are not
     taken); each entry is checked before its content is read. A single top-level directory
-    (``bundle/shop.yaml``) is stripped. Links, devices, absolute names and ``..`` are refused.
+    (``bundle/shop.yaml``) is stripped; a directory of bundles is merged into one (`_merged`).
+    Links, devices, absolute names and ``..`` are refused.
 
     Raises:
         ApiError: 400 ``request.invalid`` naming the entry at fault; 413 ``request.too_large``
@@ -90,7 +91,32 @@ def read_archive(data: bytes) -> dict[str, bytes]:
     if len(tops) == 1 and all("/" in name for name in files):
         top = tops.pop()
         files = {name[len(top) + 1 :]: content for name, content in files.items()}
-    return files
+    return _merged(files)
+
+
+def _journey_file(name: str) -> bool:
+    stem, _, suffix = name.rpartition(".")
+    return suffix.lower() in ("yaml", "yml") and not stem.lower().endswith("_test")
+
+
+def _merged(files: dict[str, bytes]) -> dict[str, bytes]:
+    """A directory of bundles (``shop/shop.yaml``, ``shop/data/users.yaml``, ``agent/...``)
+    merged into one, as ``juncture publish`` merges a directory of bundle directories; an
+    archive with journey files at its top is one bundle, kept as it is. Raises ApiError when
+    two bundles hold a file of the same name."""
+    if any("/" not in name and _journey_file(name) for name in files):
+        return files
+    merged: dict[str, bytes] = {}
+    for name, content in sorted(files.items()):
+        bundle, _, inner = name.partition("/")
+        # outside a bundle directory (a top-level file, `data/...`): the loader judges it
+        key = name if not inner or bundle == "data" else inner
+        if key in merged:
+            raise ApiError(
+                400, "request.invalid", f"`{key}` is in more than one bundle of the archive"
+            )
+        merged[key] = content
+    return merged
 
 
 def _files(archive: tarfile.TarFile) -> dict[str, bytes]:

@@ -21,6 +21,9 @@ from juncture.policy import Plan, check, compile_plan, load_sources
 from juncture.store.models import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
 
+#: Version ids are ``sha256:<hex digest of the bundle>``.
+DIGEST = "sha256:"
+
 #: How far back a decision counts as use of its journey and checkpoint (publish safety).
 USED_WITHIN = timedelta(hours=24)
 
@@ -104,10 +107,13 @@ class PolicyRegistry:
         return "".join(out)
 
     def resolve(self, prefix: str) -> str:
-        """The one stored version whose id starts with ``prefix``.
+        """The one stored version whose id starts with ``prefix``; the digest alone may be
+        given without its ``sha256:``, as people copy it (``rollback 40c087d8``).
 
         Raises NotFound (no such version) or AmbiguousVersion (more than one).
         """
+        if ":" not in prefix and prefix:
+            prefix = f"{DIGEST}{prefix}"
         found = self._store.version_ids(prefix, limit=5)
         if not found:
             raise NotFound(prefix)
