@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # `make run PORT=8901` serves elsewhere (or set JUNCTURE_PORT).
 PORT   ?= $(or $(JUNCTURE_PORT),8900)
 
-.PHONY: setup run examples test lint typecheck layers pytest bench clean
+.PHONY: setup tools run examples test lint typecheck layers pytest bench clean
 
 setup: $(STAMP)
 
@@ -28,7 +28,15 @@ examples: setup
 	$(BIN)/juncture test examples/journeys
 
 ## The whole test suite: lint, types, import layers, then pytest with branch coverage.
-test: setup lint typecheck layers pytest
+test: setup tools lint typecheck layers pytest
+
+## Programs the tests run besides Python: jq, which the docs' examples use (their test runs
+## them). Installed with apt-get when missing and we are root (CI); otherwise we say what to do.
+tools:
+	@command -v jq >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; \
+	  else echo "make test needs jq: install it (apt-get install jq, brew install jq)"; exit 1; fi; }
 
 lint: setup
 	$(BIN)/ruff check src tests bench
