@@ -500,7 +500,6 @@ def serve(
     from juncture.service.clock import DEV_ENV, ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
-    from juncture.service.receive import Receiver
     from juncture.service.setup import bootstrap
     from juncture.service.transmit import TransmitSettings
     from juncture.signals import EnricherSettings
@@ -577,7 +576,7 @@ def serve(
                 "--port or JUNCTURE_PORT)"
             )
         runtime = open_runtime(db, observe=observe, authn=authn)
-        Receiver(runtime, receive)  # refuses now what the workers could not use
+        runtime.receiver(receive)  # refuses now what the workers could not use
     except JunctureError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")
         for problem in getattr(exc, "errors", ()):  # a reputation file: every problem

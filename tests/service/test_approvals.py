@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from juncture.engine import Decision, Facts
 from juncture.policy import compile_plan, load_sources
-from juncture.service.approvals import APPROVE, Approvals
+from juncture.service.approval_requests import APPROVE, approval_gate
 
 NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
 PEOPLE = """\
@@ -29,7 +29,7 @@ def decide(journey: str, *proofs: tuple[str, timedelta]) -> Decision:
         "session": {"id": "s1", "proofs": [{"method": m, "at": (NOW - ago).isoformat()}
                                            for m, ago in proofs]},
     })  # fmt: skip
-    return Approvals.default_gate(plan, plan.journeys["people"], facts, NOW, "d1")
+    return approval_gate(plan, plan.journeys["people"], facts, NOW, "d1")
 
 
 def test_a_recent_second_factor_approves() -> None:

@@ -19,7 +19,7 @@ APP = App(id="app_1", name="web", created_at=NOW)
 def test_no_published_version_denies(tmp_path: Path):
     runtime = Runtime(SqliteStore(tmp_path / "r.db"), now=lambda: NOW, log_interval=0.01)
     try:
-        decision = runtime.decide(APP, "login", {}).decision
+        decision = runtime.decisions.decide(APP, "login", {}).decision
         assert (decision.outcome, decision.reason) == ("deny", "unavailable.no_version")
     finally:
         runtime.close()
@@ -34,9 +34,9 @@ def test_an_unavailable_store_denies_never_allows(tmp_path: Path):
     )
     assert version is not None
     runtime.policies.activate(version, by="t")
-    assert runtime.decide(APP, "a", {}).decision.outcome == "allow"
+    assert runtime.decisions.decide(APP, "a", {}).decision.outcome == "allow"
     store.close()  # the store is gone: every later call fails
-    decision = runtime.decide(APP, "a", {}).decision
+    decision = runtime.decisions.decide(APP, "a", {}).decision
     assert (decision.outcome, decision.reason) == ("deny", "unavailable.store")
     runtime.close()
 
@@ -65,13 +65,13 @@ def test_retention_purges_old_decision_records(tmp_path: Path):
         )
         assert version is not None
         runtime.policies.activate(version, by="t")
-        runtime.decide(APP, "a", {})
-        runtime.log.flush()
-        assert runtime.log.purge() == 0  # nothing old yet
+        runtime.decisions.decide(APP, "a", {})
+        runtime.log.writer.flush()
+        assert runtime.log.writer.purge() == 0  # nothing old yet
         clock[0] = NOW + timedelta(seconds=30)
-        assert runtime.log.purge() == 0  # at most once a minute
+        assert runtime.log.writer.purge() == 0  # at most once a minute
         clock[0] = NOW + timedelta(days=2)
-        assert runtime.log.purge() == 1
+        assert runtime.log.writer.purge() == 1
         assert store.query(DecisionQuery()) == []
     finally:
         runtime.close()
@@ -79,8 +79,8 @@ def test_retention_purges_old_decision_records(tmp_path: Path):
 
 
 def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, monkeypatch):
-    from juncture.service import runtime as runtime_module
-    from juncture.service.runtime import DecisionLogWriter
+    from juncture.service import decision_log as runtime_module
+    from juncture.service.decision_log import DecisionLogWriter
     from juncture.store.models import DecisionRecord
 
     monkeypatch.setattr(runtime_module, "MAX_PENDING_RECORDS", 3)

@@ -22,6 +22,12 @@ NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
 APP = App(id="app_desk", name="desk", created_at=NOW, assertable_methods=("password",))
 
 
+def sweeper_of(runtime: Runtime, *, batch: int) -> Sweeper:
+    """A sweeper over the runtime's services, with small batches."""
+    return Sweeper(runtime.store, runtime.now, runtime.policies, runtime.decisions,
+                   runtime.changes, runtime.emitter, batch=batch)  # fmt: skip
+
+
 def open_runtime(db: Path) -> Runtime:
     return Runtime(SqliteStore(db), now=lambda: NOW, log_interval=0.01)
 
@@ -39,14 +45,14 @@ def dashboard_sessions(runtime: Runtime, count: int) -> list[str]:
     ids = []
     for i in range(count):
         ip = "10.1.1.1" if i % 2 else "198.51.100.1"
-        outcome = runtime.start_session(
+        outcome = runtime.sessions.start(
             APP,
             {"id": f"user{i}"},
             {"network": {"ip": ip}},
             [StoredProof(method="password", at=NOW, asserted_by=APP.id)],
         )
         assert outcome.session is not None
-        decided = runtime.decide(APP, "dashboard", {}, session_id=outcome.session.id)
+        decided = runtime.decisions.decide(APP, "dashboard", {}, session_id=outcome.session.id)
         assert decided.decision.outcome == "allow"
         ids.append(outcome.session.id)
     return ids
@@ -64,8 +70,8 @@ def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Pat
     def tell(kind: str, session: object, details: object) -> None:
         told.append(f"{kind} {session.subject_id}")  # type: ignore[attr-defined]
 
-    runtime.emit = tell
-    first = Sweeper(runtime, batch=3)
+    runtime.emitter.listen(tell)
+    first = sweeper_of(runtime, batch=3)
     run = first.start("test")
     run = first.step(run)  # one batch of three, then the process "dies"
     assert (run.status, run.processed, run.total) == ("running", 3, 7)
@@ -73,9 +79,9 @@ def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Pat
     runtime.store.close()
 
     again = open_runtime(db)
-    again.emit = tell
+    again.emitter.listen(tell)
     try:
-        sweeper = Sweeper(again, batch=3)
+        sweeper = sweeper_of(again, batch=3)
         [resumed] = sweeper.running()
         assert (resumed.id, resumed.cursor, resumed.processed) == (run.id, run.cursor, 3)
         done = sweeper.run(resumed)
@@ -111,17 +117,17 @@ def test_a_publish_sweep_re_decides_only_the_checkpoints_the_publish_changed(tmp
     try:
         publish(runtime, RISKY)
         runtime.store.put_app(APP)
-        started = runtime.start_session(
+        started = runtime.sessions.start(
             APP, {"id": "ana"}, {}, [StoredProof(method="password", at=NOW, asserted_by=APP.id)]
         )
         assert started.session is not None
         session_id = started.session.id
-        assert runtime.decide(APP, "dashboard", {}, session_id=session_id).decision.outcome == (
-            "allow"
-        )
+        decided = runtime.decisions.decide(APP, "dashboard", {}, session_id=session_id)
+        assert decided.decision.outcome == "allow"
         stored = runtime.store.get_session(session_id)
         assert stored is not None
-        runtime.signal(stored, {"risk_elevated": True}, NOW)  # facts change, nothing re-checks
+        # facts change, nothing re-checks
+        runtime.changes.signal(stored, {"risk_elevated": True}, NOW)
         # a publish that changes only `login`: the dashboard decides as before, so it stands
         version = publish(runtime, RISKY.replace("ttl: 8h", "ttl: 4h"))
         after_publish = runtime.sweeper.run(runtime.start_sweep(f"publish {version}"))
@@ -154,7 +160,7 @@ def test_a_corrupt_stored_session_is_logged_and_passed_over_not_retried_forever(
                 "UPDATE sessions SET body = ? WHERE id = ?", [(b"{not json", i) for i in broken]
             )
         publish(runtime, V2)
-        sweeper = Sweeper(runtime, batch=3)
+        sweeper = sweeper_of(runtime, batch=3)
         with caplog.at_level(logging.ERROR, logger="juncture.sweep"):
             done = sweeper.run(sweeper.start("manual"))
         assert (done.status, done.processed, done.skipped) == ("done", 7, 2)

@@ -59,7 +59,7 @@ def _decider(runtime: Runtime, app: App, request: Request) -> Callable[[Any], An
         started = time.perf_counter()
         facts = authzen.to_facts(evaluation, app=app.name)
         action = facts["action"]["name"]
-        outcome = runtime.decide(
+        outcome = runtime.decisions.decide(
             app,
             action,
             facts,

@@ -311,7 +311,7 @@ async def query_decisions(request: Request) -> Response:
         limit=limit,
         before=params.get("before"),
     )
-    runtime.log.flush()
+    runtime.log.writer.flush()
     try:
         records = runtime.store.query(query)
     except NotFound:  # a cursor naming no decision is the caller's mistake, not the store's

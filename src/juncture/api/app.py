@@ -37,10 +37,12 @@ from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
 from juncture.service.clock import ClockWatch, DevClock
+from juncture.service.decision_log import DecisionLogWriter
 from juncture.service.inventory import InventorySettings
+from juncture.service.outcome import ServiceError
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
-from juncture.service.runtime import DecisionLogWriter, Runtime, ServiceError
+from juncture.service.runtime import Runtime
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 from juncture.store.protocols import CorruptError, StoreError
@@ -161,7 +163,7 @@ async def metrics(request: Request) -> Response:
             return _unauthorized("auth.invalid", "the token is not valid")
     runtime: Runtime = request.app.state.runtime
     m: Metrics = request.app.state.metrics
-    for key, count in list(runtime.stats.items()):
+    for key, count in list(runtime.log.stats.items()):
         outcome, checkpoint = key
         delta = count - m.exported.get(key, 0)
         if delta > 0:
@@ -219,7 +221,7 @@ async def health(request: Request) -> Response:
         "status": "ok",
         "version": active,
         "signals": sources,
-        "decision_log": runtime.log.mode,
+        "decision_log": runtime.log.writer.mode,
         "dev": request.app.state.dev_clock is not None,
     }
     dev_clock: DevClock | None = request.app.state.dev_clock
@@ -320,7 +322,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = Metrics()
     app.state.transmitter = transmitter
-    app.state.receiver = receiver or Receiver(runtime, ReceiveSettings())
+    app.state.receiver = receiver or runtime.receiver(ReceiveSettings())
     app.state.inventory = inventory or InventorySettings()
     app.state.clock = clock
     app.state.dev_clock = dev_clock

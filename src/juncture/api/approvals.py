@@ -17,9 +17,10 @@ from starlette.responses import Response
 from juncture.api.auth import authenticate_app
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, to_json
-from juncture.service.approvals import approval_view
+from juncture.service.approval_requests import approval_view
 from juncture.service.authn import AuthnError
-from juncture.service.runtime import Runtime, ServiceError
+from juncture.service.outcome import ServiceError
+from juncture.service.runtime import Runtime
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

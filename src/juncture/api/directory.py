@@ -24,7 +24,8 @@ from juncture.methods.base import MethodError
 from juncture.service.agents import parse_scopes
 from juncture.service.authn import AuthnError, authenticator_view, shown_view
 from juncture.service.directory import ENROLL, REMOVE
-from juncture.service.runtime import Outcome, Runtime, ServiceError
+from juncture.service.outcome import Outcome, ServiceError
+from juncture.service.runtime import Runtime
 from juncture.store.models import App, Authenticator, Session, Subject
 
 SUBJECT_TYPES = ("user", "service", "agent")
@@ -288,7 +289,7 @@ async def admin_remove(request: Request) -> Response:
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
     runtime.store.delete_authenticator(found.id)
-    ended = runtime.end_credential_sessions(found, "credential_removed")
+    ended = runtime.changes.end_credential_sessions(found, "credential_removed")
     return _json({"removed": authenticator_view(found), "sessions_revoked": ended})
 
 
@@ -352,7 +353,7 @@ def _own_session(
     """The app's live session of ``subject_id``, and the subject in the directory."""
     if not session_id:
         raise ApiError(400, "request.invalid", "`session_id` (a session of the subject) is needed")
-    session = runtime.get_session(app, session_id)
+    session = runtime.sessions.get(app, session_id)
     if session.subject_id != subject_id:
         raise ApiError(403, "session.subject_mismatch", "the session is not the subject's")
     if session.status != "active":
@@ -363,7 +364,7 @@ def _own_session(
 def _gate(
     runtime: Runtime, app: App, session: Session, action: str, found: dict[str, Any]
 ) -> Outcome:
-    return runtime.decide(
+    return runtime.decisions.decide(
         app, action, {"resource": {"type": "authenticator", **found}}, session_id=session.id
     )
 
@@ -371,7 +372,7 @@ def _gate(
 def _answer(runtime: Runtime, outcome: Outcome) -> dict[str, Any]:
     out: dict[str, Any] = {"decision": decision_view(outcome.decision, outcome.challenge)}
     if outcome.session is not None:
-        out["session"] = session_body(outcome.session, runtime.session_aal(outcome.session))
+        out["session"] = session_body(outcome.session, runtime.facts.session_aal(outcome.session))
     return out
 
 
@@ -462,7 +463,8 @@ async def start_challenge(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), Start)
-    public, to_send = runtime.start_challenge(app, request.path_params["challenge_id"], body.method)
+    challenge_id = request.path_params["challenge_id"]
+    public, to_send = runtime.challenges.start(app, challenge_id, body.method)
     await _send(to_send)
     return _json({"method": body.method, "start": public})
 

@@ -39,7 +39,7 @@ async def list_identities(request: Request) -> Response:
     authenticate_admin(request, runtime, "read")
     params = request.query_params
     limit = page_limit(request)
-    runtime.log.flush()  # the last decisions count too
+    runtime.log.writer.flush()  # the last decisions count too
     try:
         found, after = inventory(
             runtime.store,
@@ -58,7 +58,7 @@ async def list_identities(request: Request) -> Response:
 async def read_identity(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    runtime.log.flush()
+    runtime.log.writer.flush()
     try:
         found = identity(
             runtime.store,

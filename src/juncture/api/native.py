@@ -13,7 +13,9 @@ from juncture.api.hashing import hash_pool
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.service.agents import Credential
-from juncture.service.runtime import NO_PROOF, Outcome, Runtime
+from juncture.service.challenges import NO_PROOF
+from juncture.service.outcome import Outcome
+from juncture.service.runtime import Runtime
 from juncture.store.models import DecisionQuery, StoredProof
 
 
@@ -78,7 +80,7 @@ def _answer(runtime: Runtime, outcome: Outcome, *, with_handle: bool = False) ->
     out: dict[str, Any] = {"decision": decision_view(outcome.decision, outcome.challenge)}
     if outcome.session is not None:
         out["session"] = session_body(
-            outcome.session, runtime.session_aal(outcome.session), with_handle=with_handle
+            outcome.session, runtime.facts.session_aal(outcome.session), with_handle=with_handle
         )
     return out
 
@@ -92,7 +94,7 @@ async def start_session(request: Request) -> Response:
     if body.subject is None and (body.credential is None or body.credential.api_key is None):
         raise ApiError(400, "request.invalid", "`subject` is required (only an API key names "
                        "its own)")  # fmt: skip
-    outcome = runtime.start_session(
+    outcome = runtime.sessions.start(
         app,
         msgspec.to_builtins(body.subject) if body.subject is not None else {},
         body.context,
@@ -113,16 +115,16 @@ async def change_task(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), TaskChange)
-    outcome = runtime.change_task(app, request.path_params["session_id"], body.task)
+    outcome = runtime.sessions.change_task(app, request.path_params["session_id"], body.task)
     return _json(_answer(runtime, outcome))
 
 
 async def read_session(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
-    session = runtime.get_session(app, request.path_params["session_id"])
-    view = session_body(session, runtime.session_aal(session))
-    runtime.log.flush()
+    session = runtime.sessions.get(app, request.path_params["session_id"])
+    view = session_body(session, runtime.facts.session_aal(session))
+    runtime.log.writer.flush()
     last = runtime.store.query(DecisionQuery(session_id=session.id, limit=1))
     if last:
         view["last_decision"] = {
@@ -144,10 +146,10 @@ async def end_session(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request, required=False), EndSession)
-    session = runtime.end_session(
+    session = runtime.sessions.end(
         app, request.path_params["session_id"], revoke_reason=body.revoke_reason
     )
-    return _json(session_body(session, runtime.session_aal(session)))
+    return _json(session_body(session, runtime.facts.session_aal(session)))
 
 
 async def update_context(request: Request) -> Response:
@@ -156,7 +158,7 @@ async def update_context(request: Request) -> Response:
     body = convert(await json_body(request), ContextUpdate)
     if not body.context and not body.signals:
         raise ApiError(400, "request.invalid", "give `context` or `signals`")
-    outcome = runtime.update_context(
+    outcome = runtime.sessions.update_context(
         app,
         request.path_params["session_id"],
         context=body.context,
@@ -174,6 +176,6 @@ async def verify_challenge(request: Request) -> Response:
     challenge_id = request.path_params["challenge_id"]
     # A password is hashed here: in the bounded hashing pool, off the event loop.
     outcome = await hash_pool(request).run(
-        lambda: runtime.verify_challenge(app, challenge_id, body.method, proof)
+        lambda: runtime.challenges.verify(app, challenge_id, body.method, proof)
     )
     return _json(_answer(runtime, outcome, with_handle=True))

@@ -18,9 +18,9 @@ from juncture.service.authn import AuthnSettings
 from juncture.service.clock import DEV_ENV, ClockSettings, ClockWatch, DevClock, testing_offset
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import Observer, ObserveSettings
-from juncture.service.receive import Receiver, ReceiveSettings
+from juncture.service.receive import ReceiveSettings
 from juncture.service.runtime import Runtime
-from juncture.service.transmit import TransmitSettings, Transmitter
+from juncture.service.transmit import TransmitSettings
 from juncture.store.sqlite import SqliteStore
 
 DB_ENV = "JUNCTURE_DB"
@@ -138,8 +138,8 @@ def build() -> ASGIApp:
         runtime.store, real_now, _settings(os.environ.get(CLOCK_ENV), ClockSettings, "clock")
     )
     db = os.environ.get(DB_ENV, "juncture.db")
-    transmitter = Transmitter(runtime, transmit_settings(os.environ.get(TRANSMIT_ENV), db))
-    receiver = Receiver(runtime, receive_settings(os.environ.get(RECEIVE_ENV)))
+    transmitter = runtime.transmitter(transmit_settings(os.environ.get(TRANSMIT_ENV), db))
+    receiver = runtime.receiver(receive_settings(os.environ.get(RECEIVE_ENV)))
     return create_app(
         runtime,
         transmitter=transmitter,

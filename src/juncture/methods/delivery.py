@@ -19,7 +19,7 @@ from typing import Protocol
 import aiosmtplib
 import msgspec
 
-from juncture.methods.base import ConfigError, EnrollmentError, MethodUnavailable
+from juncture.methods.errors import ConfigError, EnrollmentError, MethodUnavailable
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

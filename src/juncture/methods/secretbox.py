@@ -19,7 +19,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from juncture.methods.base import ConfigError, StateError
+from juncture.methods.errors import ConfigError, StateError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

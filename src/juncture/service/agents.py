@@ -11,7 +11,7 @@ the same journeys. What differs is how they prove who they are and what their se
   later decision, and a credential removed or run out ends the sessions it started.
 - **Delegation.** An agent acts for a person: its session names the delegating user's session
   (of the same app), which must stay live. Ending or revoking the user's session revokes the
-  agent sessions that act for it (`Runtime` calls `dependants` on every end), and a decision
+  agent sessions that act for it (session_changes.py `end_dependants`, on every end), and a decision
   of an agent session whose user session is gone revokes it (the check does not trust that the
   cascade ran).
 - **Tasks.** What the agent is doing now (id, purpose, tools, expiry, details): journeys read it
@@ -29,8 +29,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -40,8 +39,9 @@ from juncture.methods.base import EnrollmentError, MethodError
 from juncture.policy import Plan
 from juncture.policy.duration import parse_duration
 from juncture.policy.plan import JourneyPlan
-from juncture.service.authn import AuthnError, decode_record, encode_record
+from juncture.service.authn import AuthnError, MethodTable, decode_record, encode_record
 from juncture.service.ids import new_id
+from juncture.service.session_changes import SessionChanges
 from juncture.store.models import (
     Authenticator,
     Delegation,
@@ -50,10 +50,7 @@ from juncture.store.models import (
     Subject,
     Task,
 )
-from juncture.store.protocols import ConflictError
-
-if TYPE_CHECKING:
-    from juncture.service.runtime import Runtime
+from juncture.store.protocols import ConflictError, Store
 
 #: Subject types that are not people.
 NON_HUMAN = ("service", "agent")
@@ -98,86 +95,6 @@ def _credential_refused() -> AuthnError:
     return AuthnError("credential.invalid", "the credential was not accepted", 401)
 
 
-@lru_cache(maxsize=16_384)
-def _when(at: datetime) -> str:
-    """A time as facts carry it (RFC 3339, UTC, ``Z``): what `timestamp()` reads. Cached: a
-    session's grants are read at every one of its decisions, with the same times."""
-    return at.isoformat().replace("+00:00", "Z")
-
-
-def task_view(task: Task) -> dict[str, Any]:
-    """`agent.task` as journeys read it: the task's details, then its own fields."""
-    return {
-        **task.details,
-        "id": task.id,
-        "purpose": task.purpose,
-        "tools": list(task.tools),
-        "started_at": _when(task.started_at),
-        "expires_at": _when(task.expires_at),
-    }
-
-
-def agent_facts(session: Session) -> dict[str, Any] | None:
-    """The `agent` facts Juncture knows of a session (delegation, task), or None."""
-    if session.delegation is None and session.task is None:
-        return None
-    out: dict[str, Any] = {}
-    if session.delegation is not None:
-        out["delegated_by"] = session.delegation.subject_id
-        out["delegation"] = {
-            "session_id": session.delegation.session_id,
-            "subject_type": session.delegation.subject_type,
-        }
-    if session.task is not None:
-        out["task"] = task_view(session.task)
-    return out
-
-
-#: A session's standing outcomes -> (its grants, the first of their expiries): grants change
-#: only with what stands, or when one of them lapses, and are read at every decision.
-_GRANTS: dict[tuple[Any, ...], tuple[dict[str, Any], datetime | None]] = {}
-_GRANTS_MAX = 8192
-
-
-def grant_facts(session: Session, now: datetime) -> dict[str, Any]:
-    """The session's live grants by scope: each allow with a ttl and scopes not yet expired
-    (the longest-lived one when several checkpoints grant a scope). Read only: the map may
-    be shared with the session's next decisions."""
-    key = tuple(session.standing.items())
-    cached = _GRANTS.get(key)
-    if cached is not None and (cached[1] is None or now < cached[1]):
-        return cached[0]
-    grants, first = _live_grants(session, now)
-    if len(_GRANTS) >= _GRANTS_MAX:
-        _GRANTS.clear()
-    _GRANTS[key] = (grants, first)
-    return grants
-
-
-def _live_grants(session: Session, now: datetime) -> tuple[dict[str, Any], datetime | None]:
-    grants: dict[str, Any] = {}
-    until: dict[str, datetime] = {}
-    for checkpoint, standing in session.standing.items():
-        expires_at = standing.expires_at
-        if standing.outcome != "allow" or not standing.scopes or expires_at is None:
-            continue
-        if expires_at <= now:
-            continue
-        for scope in standing.scopes:
-            kept = until.get(scope)
-            if kept is not None and kept >= expires_at:  # the longest-lived one stays
-                continue
-            until[scope] = expires_at
-            grants[scope] = {
-                "scope": scope,
-                "checkpoint": checkpoint,
-                "granted_at": _when(standing.decided_at),
-                "expires_at": _when(expires_at),
-                "decision": standing.decision,
-            }
-    return grants, min(until.values(), default=None)
-
-
 def in_scope(patterns: tuple[str, ...], action: str) -> bool:
     """Whether a credential's scopes (checkpoint globs; none: any) reach ``action``."""
     return not patterns or any(fnmatchcase(action, p) for p in patterns)
@@ -218,11 +135,12 @@ def _overlap(value: int | str) -> timedelta | None:
 
 
 class Agents:
-    """Credentials, delegation and tasks of non-human identities, over the runtime."""
+    """Credentials, delegation and tasks of non-human identities."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(self, store: Store, methods: MethodTable, changes: SessionChanges) -> None:
+        self.store = store
+        self.methods = methods
+        self.changes = changes
 
     # -- credentials (administrators) ----------------------------------------------------------
     def _method(self, kind: str) -> Any:
@@ -231,7 +149,7 @@ class Agents:
         from the journey or the server's default)."""
         options = {"audience": "registration"} if kind == "client_assertion" else {}
         return KINDS[kind].configure(
-            name=kind, aal=1, options=options, env=self.runtime.directory.methods.env
+            name=kind, aal=1, options=options, env=self.methods.env
         )
 
     @staticmethod
@@ -324,7 +242,7 @@ class Agents:
                 msgspec.structs.replace(fresh, expires_at=ends), expected_revision=fresh.revision
             )
         if grace is None:
-            self.runtime.end_credential_sessions(retired, "credential_rotated")
+            self.changes.end_credential_sessions(retired, "credential_rotated")
         return made, key, retired
 
     def register_assertion_keys(
@@ -411,7 +329,7 @@ class Agents:
         if journey is None:
             raise _error("journey.not_found", "no journey governs this app and subject type", 400)
         name = self._method_name(journey, kind, credential.method)
-        method = self.runtime.directory.methods.get(plan, journey, name)
+        method = self.methods.get(plan, journey, name)
         for authenticator in candidates:
             if authenticator.expires_at is not None and authenticator.expires_at <= now:
                 continue
@@ -528,13 +446,6 @@ class Agents:
         )
 
     # -- decisions -----------------------------------------------------------------------------
-    def delegator(self, session: Session) -> Session | None:
-        """The user session an agent's session acts for, as stored now (None: gone, or not
-        an agent's). Reads the store: its errors propagate."""
-        if session.delegation is None:
-            return None
-        return self.store.get_session(session.delegation.session_id)
-
     def refusal(
         self, session: Session, action: str, now: datetime, user: Session | None
     ) -> tuple[str, bool] | None:
@@ -555,11 +466,3 @@ class Agents:
         if not in_scope(session.credential_scopes, action):
             return "outside_credential_scope", False
         return None
-
-    @staticmethod
-    def grant_until(session: Session, expires_at: datetime) -> datetime:
-        """A grant's expiry: never past the session's task."""
-        if session.task is not None:
-            return min(expires_at, session.task.expires_at)
-        return expires_at
-

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -44,7 +44,6 @@ from juncture.service.authn import (
     STARTED_KINDS,
     TOKEN_KINDS,
     AuthnError,
-    AuthnSettings,
     MethodTable,
     PendingWebAuthn,
     admission,
@@ -53,16 +52,14 @@ from juncture.service.authn import (
     decode_pending,
     decode_record,
     encode_record,
-    environment,
     failed,
     usable,
 )
 from juncture.service.ids import new_id
+from juncture.service.policies import PolicyRegistry
+from juncture.service.session_changes import SessionChanges
 from juncture.store.models import Authenticator, Challenge, Session, Subject
-from juncture.store.protocols import ConflictError
-
-if TYPE_CHECKING:
-    from juncture.service.runtime import Runtime
+from juncture.store.protocols import ConflictError, Store
 
 #: The checkpoints that guard the directory's own changes.
 ENROLL = "authenticator.enroll"
@@ -108,12 +105,21 @@ def _b64url(raw: bytes) -> str:
 
 
 class Directory:
-    """Subjects and authenticators over the runtime's store and active journeys."""
+    """Subjects and authenticators over the store and the active journeys."""
 
-    def __init__(self, runtime: Runtime, settings: AuthnSettings) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
-        self.methods = MethodTable(environment(settings))
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        policies: PolicyRegistry,
+        methods: MethodTable,
+        changes: SessionChanges,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.policies = policies
+        self.methods = methods
+        self.changes = changes
 
     # -- subjects ---------------------------------------------------------------------------
     def create_subject(
@@ -126,7 +132,7 @@ class Directory:
         owner: str | None = None,
         description: str = "",
     ) -> Subject:
-        now = self.runtime.now()
+        now = self.now()
         subject = Subject(
             type=subject_type,
             id=subject_id,
@@ -170,7 +176,7 @@ class Directory:
                 status=status or current.status,
                 owner=owner if owner is not None else current.owner,
                 description=description if description is not None else current.description,
-                updated_at=self.runtime.now(),
+                updated_at=self.now(),
             )
             try:
                 stored = self.store.put_subject(changed, expected_revision=current.revision)
@@ -180,7 +186,7 @@ class Directory:
         else:
             raise AuthnError("subject.busy", "the subject kept changing; try again", 409)
         if stored.status == "disabled":
-            self.runtime.revoke_subject_sessions(subject_type, subject_id, "account_disabled")
+            self.changes.revoke_subject_sessions(subject_type, subject_id, "account_disabled")
         return stored
 
     # -- which journey ----------------------------------------------------------------------
@@ -194,7 +200,7 @@ class Directory:
     ) -> tuple[Plan, JourneyPlan]:
         """The journey an app's subject is governed by; for an administrator (no app), the one
         named, or the only one that declares ``method``."""
-        plan = self.runtime.policies.active()
+        plan = self.policies.active()
         if name is None and app_name is None and method is not None:
             declaring = [j for j in plan.journeys.values() if method in j.methods]
             if len(declaring) == 1:
@@ -240,7 +246,7 @@ class Directory:
                 "administrator (`/admin/v1/subjects/{id}/keys`, `.../assertion-keys`)",
                 400,
             )
-        now = self.runtime.now()
+        now = self.now()
         authenticator_id = new_id("au")
         existing = self.store.list_authenticators(subject.type, subject.id)
         record: msgspec.Struct
@@ -308,7 +314,7 @@ class Directory:
         if authenticator.confirmed_at is not None:
             raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
         method = self.methods.get(plan, journey, authenticator.method)
-        now = self.runtime.now()
+        now = self.now()
         who = (journey, authenticator.subject_type, authenticator.subject_id, authenticator.kind)
         attempt = self._reserve(*who, now)
         try:
@@ -501,7 +507,7 @@ class Directory:
         method = self.methods.get(plan, journey, method_name)
         if method.kind not in STARTED_KINDS:
             raise AuthnError("challenge.no_start", f"method `{method_name}` has no start", 400)
-        now = self.runtime.now()
+        now = self.now()
         records = usable(
             self.store.list_authenticators(session.subject_type, session.subject_id),
             method_name,
@@ -543,7 +549,7 @@ class Directory:
         plan, journey = self._session_journey(session)
         method: MethodImpl[Any] = self.methods.get(plan, journey, method_name)
         kind = method.kind
-        now = self.runtime.now()
+        now = self.now()
         who = (journey, session.subject_type, session.subject_id, kind)
         attempt = self._reserve(*who, now)
         try:
@@ -624,7 +630,7 @@ class Directory:
     def settle(self, checked: Checked, challenge: Challenge, session: Session, method: str) -> None:
         """After the attempt is spent: count a failure, or clear the counter and keep the
         method's new challenge state (an email code marked used)."""
-        now = self.runtime.now()
+        now = self.now()
         if not checked.ok:
             self._count_failure(checked.journey, session.subject_type, session.subject_id,
                                 checked.kind, now, checked.attempt)  # fmt: skip

@@ -23,8 +23,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import yaml
@@ -38,12 +40,13 @@ from juncture.events.subjects import Subject, keys
 from juncture.events.urls import guarded_fetcher
 from juncture.methods.base import ConfigError
 from juncture.policy.source import plain, read_yaml
+from juncture.service.decisions import Decisions
+from juncture.service.policies import PolicyRegistry
+from juncture.service.session_changes import SessionChanges
+from juncture.service.sweep import Sweeper
 from juncture.signals.watch import WatchedFile
 from juncture.store.models import ReceivedEvent, Session
-from juncture.store.protocols import ConflictError
-
-if TYPE_CHECKING:
-    from juncture.service.runtime import Runtime
+from juncture.store.protocols import ConflictError, Store
 
 log = logging.getLogger("juncture.receive")
 #: Sessions one event may touch, at most (a subject with more is touched in its newest).
@@ -147,10 +150,23 @@ class ReceiveError(Exception):
 class Receiver:
     """Applies verified events to sessions; configured once per server."""
 
-    def __init__(self, runtime: Runtime, settings: ReceiveSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        policies: PolicyRegistry,
+        changes: SessionChanges,
+        decisions: Decisions,
+        sweeper: Sweeper,
+        settings: ReceiveSettings,
+    ) -> None:
         """Raises ConfigError for a transmitter that cannot be used."""
-        self.runtime = runtime
-        self.store = runtime.store
+        self.store = store
+        self.now = now
+        self.policies = policies
+        self.changes = changes
+        self.decisions = decisions
+        self.sweeper = sweeper
         self.settings = settings
         self.poll_clients: dict[str, PollClient] = {}
         self._fetch = guarded_fetcher(allow_private=settings.allow_private)
@@ -283,7 +299,7 @@ class Receiver:
 
         Raises SetError (the err to answer) or MethodUnavailable (the keys cannot be had).
         """
-        now = self.runtime.now()
+        now = self.now()
         event = verify_set(token, config, now=now)
         effect = effect_of(event)
         receipt = ReceivedEvent(
@@ -327,11 +343,11 @@ class Receiver:
         revoked: list[str] = []
         signalled: dict[str, dict[str, Any]] = {}
         rechecked: list[str] = []
-        plan = self.runtime.policies.active()
-        now = self.runtime.now()
+        plan = self.policies.active()
+        now = self.now()
         for session in sessions:
             if effect.revoke:
-                self.runtime.revoke(
+                self.changes.revoke(
                     session,
                     _decision(effect.reason or "revoked", plan.version),
                     now,
@@ -346,7 +362,7 @@ class Receiver:
             }
             if fresh:
                 try:
-                    session = self.runtime.signal(session, fresh, now)
+                    session = self.changes.signal(session, fresh, now)
                 except ConflictError:
                     continue
                 signalled[session.id] = fresh
@@ -356,12 +372,12 @@ class Receiver:
             if fresh or effect.recheck:
                 app = self.store.get_app(session.app)
                 if app is not None:
-                    guard = self.runtime.recheck(plan, app, session, None, now)
+                    guard = self.decisions.recheck(plan, app, session, None, now)
                     if guard.outcome == "revoke":
-                        self.runtime.revoke(session, guard, now)
+                        self.changes.revoke(session, guard, now)
                         revoked.append(session.id)
                         continue
-                    if effect.recheck and self.runtime.sweeper.recheck(plan, app, session):
+                    if effect.recheck and self.sweeper.recheck(plan, app, session):
                         rechecked.append(session.id)
         subject_id = sessions[0].subject_id
         return msgspec.structs.replace(

@@ -19,18 +19,19 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from juncture.engine import Decision
 from juncture.policy import Plan
+from juncture.service.decisions import Decisions
+from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
+from juncture.service.policies import PolicyRegistry
+from juncture.service.session_changes import SessionChanges
 from juncture.store.models import App, Session, SweepRun
-from juncture.store.protocols import ConflictError, NotFound, StoreError
-
-if TYPE_CHECKING:
-    from juncture.service.runtime import Runtime
+from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
 log = logging.getLogger("juncture.sweep")
 #: Sessions per batch (one read, then the decisions, then the writes of what changed).
@@ -38,11 +39,25 @@ BATCH = 2000
 
 
 class Sweeper:
-    """Runs sweeps over the runtime's sessions."""
+    """Runs sweeps over the stored sessions."""
 
-    def __init__(self, runtime: Runtime, *, batch: int = BATCH) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        policies: PolicyRegistry,
+        decisions: Decisions,
+        changes: SessionChanges,
+        emitter: Emitter,
+        *,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.policies = policies
+        self.decisions = decisions
+        self.changes = changes
+        self.emitter = emitter
         self.batch = batch
         self._lock = threading.Lock()
         #: (old version, new version, app, subject type, action) -> decides the same in both.
@@ -50,8 +65,8 @@ class Sweeper:
 
     def start(self, reason: str) -> SweepRun:
         """A new run against the active version (its progress starts at 0)."""
-        plan = self.runtime.policies.active()
-        now = self.runtime.now()
+        plan = self.policies.active()
+        now = self.now()
         run = SweepRun(
             id=new_id("sw"),
             reason=reason,
@@ -70,7 +85,7 @@ class Sweeper:
         known = self._unchanged.get(key)
         if known is None:
             try:
-                old = self.runtime.policies.plan(standing.version)
+                old = self.policies.plan(standing.version)
             except (NotFound, StoreError):
                 return True
             except Exception:  # a version that no longer compiles: decide again
@@ -96,8 +111,8 @@ class Sweeper:
             for session_id in page.corrupt:  # told, passed over; it cannot stop the run
                 log.error("sweep %s: session %s has a corrupt stored record; skipped", run.id,
                           session_id)  # fmt: skip
-            plan = self.runtime.policies.active()
-            now = self.runtime.now()
+            plan = self.policies.active()
+            now = self.now()
             apps: dict[str, App | None] = {}
             planned: list[Change] = []
             policy_only = run.reason.startswith("publish ")
@@ -117,9 +132,9 @@ class Sweeper:
                 if after is None:
                     continue
                 if change.revocation is not None:
-                    self.runtime.after_revoke(after, change.revocation, now)
+                    self.changes.after_revoke(after, change.revocation, now)
                 else:
-                    self.runtime.emit("token-claims-change", after, change.claims)
+                    self.emitter.emit("token-claims-change", after, change.claims)
             done = page.rows < self.batch
             updated = msgspec.structs.replace(
                 run,
@@ -142,7 +157,7 @@ class Sweeper:
     def recheck(self, plan: Plan, app: App, session: Session) -> int:
         """Re-check one session now and store what changed (a signal asked for it); 1 when
         anything changed."""
-        now = self.runtime.now()
+        now = self.now()
         change = self.plan(plan, app, session, now)
         if change is None:
             return 0
@@ -151,9 +166,9 @@ class Sweeper:
             return 0
         after = stored[0]
         if change.revocation is not None:
-            self.runtime.after_revoke(after, change.revocation, now)
+            self.changes.after_revoke(after, change.revocation, now)
         else:
-            self.runtime.emit("token-claims-change", after, change.claims)
+            self.emitter.emit("token-claims-change", after, change.claims)
         return 1
 
     def plan(
@@ -173,13 +188,13 @@ class Sweeper:
         ]
         if policy_only and not live:
             return None
-        decisions = self.runtime.recheck_many(plan, app, session, live or [None], now)
+        decisions = self.decisions.recheck_many(plan, app, session, live or [None], now)
         withdrawn: list[str] = []
         moved: dict[str, Decision] = {}
         for action, decision in decisions.items():
             if decision.outcome == "revoke":
                 return Change(
-                    after=self.runtime.revoked(session, decision, now), revocation=decision
+                    after=self.changes.revoked(session, decision, now), revocation=decision
                 )
             if action is None:
                 continue
@@ -197,8 +212,8 @@ class Sweeper:
         if not withdrawn and not moved:
             return None
         return Change(
-            after=self.runtime.restanded(session, withdrawn, moved, now),
-            claims=self.runtime.claims(withdrawn, moved),
+            after=self.changes.restanded(session, withdrawn, moved, now),
+            claims=self.changes.claims(withdrawn, moved),
         )
 
 

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from juncture.events import catalog
 from juncture.events.set import SetSigner, new_signing_key, public_jwks
 from juncture.events.subjects import matches, parse_subject
+from juncture.service.emitter import Emitter
 from juncture.store.files import create_once
 from juncture.store.models import OutboxItem, Session, Stream
-
-if TYPE_CHECKING:
-    from juncture.service.runtime import Runtime
+from juncture.store.protocols import Store
 
 PUSH = "urn:ietf:rfc:8935"
 POLL = "urn:ietf:rfc:8936"
@@ -71,13 +70,19 @@ def session_subject(session: Session) -> dict[str, Any]:
 class Transmitter:
     """Signs events and writes them to the outbox of every stream that asked for them."""
 
-    def __init__(self, runtime: Runtime, settings: TransmitSettings) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        emitter: Emitter,
+        settings: TransmitSettings,
+    ) -> None:
+        self.store = store
+        self.now = now
         self.settings = settings
         self.signer = load_signer(Path(settings.key_file or "juncture.db.ssf-key.json"))
         self.wake = threading.Event()
-        runtime.emit = self.emit
+        emitter.listen(self.emit)
 
     @property
     def issuer(self) -> str:
@@ -105,8 +110,8 @@ class Transmitter:
 
     # -- emitting ------------------------------------------------------------------------------
     def emit(self, kind: str, session: Session, details: Mapping[str, Any]) -> None:
-        """Tell the session's app's streams (called by the runtime after the change is stored)."""
-        now = self.runtime.now()
+        """Tell the session's app's streams (an `Emitter` listener: after the change is stored)."""
+        now = self.now()
         try:
             outgoing = self._outgoing(kind, details, now)
             if outgoing is None:
@@ -234,7 +239,7 @@ class SignalWorkers:
         transmitter = self.transmitter
         delivery = PushDelivery(
             transmitter.store,
-            now=transmitter.runtime.now,
+            now=transmitter.now,
             allow_private=transmitter.settings.allow_private,
         )
         while not self._stop.is_set():

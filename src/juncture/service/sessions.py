@@ -1,0 +1,262 @@
+"""Sessions as apps see them: started (the `login` checkpoint decided at once, a credential
+checked for services and agents), read, ended or revoked, given new context or a new task.
+
+A session starts `pending` and is `active` once its login allows; a login that denies makes
+no session (the answer is the decision alone).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from juncture.engine import Facts, evaluate
+from juncture.service.agents import Agents, Credential
+from juncture.service.decision_log import DecisionLog
+from juncture.service.decisions import Decisions
+from juncture.service.effects import Effects
+from juncture.service.emitter import Emitter
+from juncture.service.facts import REPORTED_KEYS, STORED_KEYS, FactsAssembly, check_signals
+from juncture.service.ids import new_id, new_secret
+from juncture.service.observe import Connection
+from juncture.service.outcome import (
+    Outcome,
+    ServiceError,
+    authn,
+    check_assertable,
+    require_active,
+    unavailable,
+)
+from juncture.service.policies import NoActiveVersion, PolicyRegistry
+from juncture.service.session_changes import CONTEXT_UPDATE, SessionChanges
+from juncture.service.sweep import Sweeper
+from juncture.store.models import App, Session, StoredProof
+from juncture.store.protocols import Store
+
+
+class Sessions:
+    """Starts, reads, updates and ends sessions."""
+
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], datetime],
+        policies: PolicyRegistry,
+        decisions: Decisions,
+        facts: FactsAssembly,
+        changes: SessionChanges,
+        effects: Effects,
+        log: DecisionLog,
+        agents: Agents,
+        sweeper: Sweeper,
+        emitter: Emitter,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.policies = policies
+        self.decisions = decisions
+        self.facts = facts
+        self.changes = changes
+        self.effects = effects
+        self.log = log
+        self.agents = agents
+        self.sweeper = sweeper
+        self.emitter = emitter
+
+    def start(
+        self,
+        app: App,
+        subject: Mapping[str, Any],
+        context: Mapping[str, Any],
+        proofs: list[StoredProof],
+        action: str = "login",
+        connection: Connection | None = None,
+        *,
+        credential: Credential | None = None,
+        delegation: str | None = None,
+        task: object = None,
+    ) -> Outcome:
+        """Start a session and decide its `login` checkpoint (the context's ``network`` and
+        ``device`` are that decision's observation; the other sections are stored).
+
+        A service or an agent may start with a ``credential`` Juncture checks (an API key, a
+        client assertion: service/agents.py); an agent names the user session it acts for
+        (``delegation``, required for subject type ``agent``) and may be given its ``task``.
+        """
+        now = self.now()
+        subject_type = str(subject.get("type") or "user")
+        subject_id = subject.get("id")
+        if credential is None and (not isinstance(subject_id, str) or not subject_id):
+            raise ServiceError("request.invalid", "`subject.id` is required", 400)
+        self.facts.check_context(context)
+        for proof in proofs:
+            check_assertable(app, proof.method)
+        used = None
+        if credential is not None:
+            try:
+                plan = self.policies.active()
+            except NoActiveVersion:
+                raise ServiceError("unavailable.no_version", "no journey version is active",
+                                   503) from None  # fmt: skip
+            network = context.get("network")
+            ip = network.get("ip") if isinstance(network, dict) else None
+            found, used, verified = authn(lambda: self.agents.authenticate(
+                plan, app.name, subject, credential, ip=ip if isinstance(ip, str) else None,
+                now=now,
+            ))  # fmt: skip
+            subject_type, subject_id = found.type, found.id
+            proofs = [*proofs, verified]
+        assert isinstance(subject_id, str)
+        if subject_type == "agent" and delegation is None:
+            raise ServiceError("delegation.required", "an agent's session names the user "
+                               "session it acts for (`delegation.session_id`)", 400)  # fmt: skip
+        if delegation is not None and subject_type != "agent":
+            raise ServiceError("delegation.invalid", "only agents act for a user", 400)
+        delegated = authn(lambda: self.agents.delegation(app.id, delegation)) if (
+            delegation is not None) else None  # fmt: skip
+        given_task = authn(lambda: self.agents.task(task, now)) if task is not None else None
+        known = self.store.get_subject(subject_type, subject_id)
+        if known is not None and known.status != "active":
+            raise ServiceError("subject.disabled", "the subject is disabled", 403)
+        session = Session(
+            id=new_id("s"),
+            app=app.id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            subject_properties=dict(subject.get("properties") or {}),
+            started_at=now,
+            updated_at=now,
+            handle=new_secret(),
+            status="pending",  # until its login allows: only the login's challenge moves it
+            login=action,
+            proofs=tuple(proofs),
+            context={k: v for k, v in context.items() if k in STORED_KEYS},
+            delegation=delegated,
+            task=given_task,
+            credential=used.id if used is not None else None,
+            credential_scopes=used.scopes if used is not None else (),
+        )
+        self.store.create_session(session)
+        reported = {k: v for k, v in context.items() if k in REPORTED_KEYS}
+        outcome = self.decisions.decide(
+            app, action, reported, session_id=session.id, connection=connection
+        )
+        if outcome.decision.outcome in ("deny", "revoke") and outcome.session is not None:
+            # A login that does not go on makes no session: the answer is the decision alone.
+            self.store.delete_session(session.id)
+            return Outcome(decision=outcome.decision)
+        if outcome.session is None:  # the store failed after the session was made: nothing to
+            # hand out (its handle is never shown), so no start is acknowledged
+            code = outcome.decision.reason
+            if code not in ("unavailable.no_version", "unavailable.corrupt"):
+                code = "unavailable.store"
+            raise ServiceError(code, "the session could not be started; try again", 503)
+        return outcome
+
+    def change_task(self, app: App, session_id: str, task: object) -> Outcome:
+        """Give an agent session a new task (or the same one changed): the next decisions
+        follow it. The guard runs at once, as for a context update."""
+        session = self.changes.load(app, session_id)
+        require_active(session)
+        if session.delegation is None:
+            raise ServiceError("task.invalid", "only an agent's session has a task", 400)
+        now = self.now()
+        given = authn(lambda: self.agents.task(task, now))
+
+        def retask(s: Session) -> Session:
+            # What the old task granted never outlives the new one.
+            standing = {
+                action: msgspec.structs.replace(
+                    stood, expires_at=min(stood.expires_at, given.expires_at)
+                )
+                if stood.expires_at is not None
+                else stood
+                for action, stood in s.standing.items()
+            }
+            return msgspec.structs.replace(s, task=given, standing=standing, updated_at=now)
+
+        session = self.changes.change_live(session, retask)
+        return self.update_context(app, session.id, context={}, signals={})
+
+    def get(self, app: App, session_id: str) -> Session:
+        return self.changes.load(app, session_id)
+
+    def end(self, app: App, session_id: str, *, revoke_reason: str | None) -> Session:
+        session = self.changes.load(app, session_id)
+        now = self.now()
+        status = "revoked" if revoke_reason else "ended"
+        ended = self.changes.change_live(
+            session,
+            lambda s: msgspec.structs.replace(
+                s, status=status, status_reason=revoke_reason or "logout", updated_at=now
+            ),
+        )
+        if revoke_reason:
+            self.emitter.emit("session-revoked", ended, {"reason": revoke_reason})
+        self.changes.end_dependants(ended, now)
+        return ended
+
+    def update_context(
+        self,
+        app: App,
+        session_id: str,
+        *,
+        context: Mapping[str, Any],
+        signals: Mapping[str, Any],
+        connection: Connection | None = None,
+    ) -> Outcome:
+        """Store new observations, then run the guard at once (revoke, reroute, or nothing).
+
+        The guard's decision is logged as action `context_update`.
+        """
+        started = time.perf_counter_ns()
+        self.facts.check_context(context)
+        check_signals(signals)
+        session = self.changes.load(app, session_id)
+        now = self.now()
+        stored = {k: v for k, v in context.items() if k in STORED_KEYS}
+        session = self.changes.change_live(
+            session,
+            lambda s: msgspec.structs.replace(
+                s,
+                context={**s.context, **stored},
+                signals={**s.signals, **signals},
+                updated_at=now,
+            ),
+        )
+        reported = {k: v for k, v in context.items() if k in REPORTED_KEYS}
+        try:
+            plan = self.policies.active()
+        except NoActiveVersion:
+            return Outcome(decision=unavailable("", reason="no_version"), session=session)
+        doc = self.facts.document(app.name, reported, session, now, plan)
+        seen = self.facts.observe(self.facts.reported(doc), session, {}, now, connection)
+        doc.update(seen.sections())
+        facts = Facts.from_document(doc)
+        decision = evaluate(
+            plan,
+            CONTEXT_UPDATE,
+            facts,
+            now,
+            decision_id=new_id("d"),
+            guard_only=True,
+            allowed_journeys=frozenset(app.journeys) or None,
+        )
+        remembered = self.facts.remember(session, seen, now)
+        session = remembered if remembered is not None else session
+        outcome = Outcome(decision=decision, session=session)
+        if decision.reason != "guard_passed":
+            outcome = self.effects.apply(app, plan, CONTEXT_UPDATE, {}, session, decision, now)
+        self.log.record(app, CONTEXT_UPDATE, {}, outcome.session, decision, doc, started, now)
+        current = outcome.session
+        if current is not None and current.status == "active" and current.standing:
+            # What stands (allows with a ttl, grants, reroutes) is decided again with the new
+            # context: those that no longer hold are withdrawn now, not when they lapse.
+            if self.sweeper.recheck(plan, app, current):
+                fresh = self.store.get_session(current.id)
+                outcome = msgspec.structs.replace(outcome, session=fresh or current)
+        return outcome
