@@ -15,13 +15,13 @@ from starlette.responses import Response
 from juncture.api.archive import ARCHIVE_TYPES, read_archive_off_loop
 from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
-from juncture.api.views import app_view, to_json
+from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
 from juncture.service.policies import AmbiguousVersion
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
-from juncture.store.models import App, AppKey, DecisionQuery
+from juncture.store.models import App, AppKey, DecisionQuery, DecisionRecord, VersionInfo
 from juncture.store.protocols import ConflictError, NotFound
 
 
@@ -49,6 +49,85 @@ class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: How long the app's current keys keep working after the new one is issued.
     overlap_seconds: int = 86400
+
+
+# -- the shapes of the answers (documented in /openapi.json) -----------------------------------
+
+
+class Uploaded(msgspec.Struct, frozen=True, kw_only=True):
+    """A version stored (`created`: new; false: the same bundle was there already)."""
+
+    id: str
+    created: bool
+    active: bool
+    #: The sweep the activation started (when `activate`).
+    sweep: str | None
+    changes: Any
+    warnings: list[dict[str, Any]]
+
+
+class VersionList(msgspec.Struct, frozen=True, kw_only=True):
+    versions: list[VersionInfo]
+
+
+class VersionShown(msgspec.Struct, frozen=True, kw_only=True):
+    """A version and its files (null: a file that is not UTF-8 text)."""
+
+    id: str
+    author: str
+    created_at: datetime
+    comment: str
+    files: dict[str, str | None]
+
+
+class Activated(msgspec.Struct, frozen=True, kw_only=True):
+    active: str
+    sweep: str
+
+
+class VersionDiff(msgspec.Struct, frozen=True, kw_only=True):
+    from_: str = msgspec.field(name="from")
+    to: str
+    diff: str
+    changes: Any
+
+
+class SweepView(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep's progress (`service.sweep.progress`)."""
+
+    id: str
+    reason: str
+    version: str
+    status: str
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    total: int
+    processed: int
+    changed: int
+    skipped: int
+
+
+class SweepList(msgspec.Struct, frozen=True, kw_only=True):
+    sweeps: list[SweepView]
+
+
+class AppList(msgspec.Struct, frozen=True, kw_only=True):
+    apps: list[AppView]
+
+
+class AppWithKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An app and its new key (shown this once)."""
+
+    app: AppView
+    key: str
+
+
+class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Logged decisions, newest first; `next`: the `before` of the next page."""
+
+    decisions: list[DecisionRecord]
+    next: str | None
 
 
 def _runtime(request: Request) -> Runtime:

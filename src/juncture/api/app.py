@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -181,7 +180,9 @@ def _unauthorized(code: str, detail: str) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return Response(json.dumps(openapi_document(__version__)), media_type="application/json")
+    """The OpenAPI document, built when the app was created (`api/openapi.py`)."""
+    document: bytes = request.app.state.openapi
+    return Response(document, media_type="application/json")
 
 
 class WriteProbe:
@@ -316,6 +317,12 @@ def create_app(
             404: lambda request, exc: problem(404, "request.not_found", "no such endpoint"),
             405: lambda request, exc: problem(405, "request.method", "method not allowed"),
         },
+    )
+    # Every route is described (else start-up stops here), and the document is built once.
+    app.state.openapi = msgspec.json.encode(
+        openapi_document(
+            __version__, [(r.path, r.methods or ()) for r in app.routes if isinstance(r, Route)]
+        )
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics()
