@@ -232,7 +232,7 @@ def _version_id(runtime: Runtime, prefix: str) -> str:
 async def list_versions(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    return _json({"versions": [msgspec.to_builtins(v) for v in runtime.store.list_versions()]})
+    return _json(VersionList(versions=list(runtime.store.list_versions())))
 
 
 async def show_version(request: Request) -> Response:
@@ -248,13 +248,13 @@ async def show_version(request: Request) -> Response:
         except UnicodeDecodeError:
             files[name] = None
     return _json(
-        {
-            "id": version.id,
-            "author": version.author,
-            "created_at": version.created_at,
-            "comment": version.comment,
-            "files": files,
-        }
+        VersionShown(
+            id=version.id,
+            author=version.author,
+            created_at=version.created_at,
+            comment=version.comment,
+            files=files,
+        )
     )
 
 
@@ -267,7 +267,7 @@ async def activate_version(request: Request) -> Response:
         sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"active": version_id, "sweep": sweep})
+    return _json(Activated(active=version_id, sweep=sweep))
 
 
 async def start_sweep(request: Request) -> Response:
@@ -306,7 +306,7 @@ async def diff_versions(request: Request) -> Response:
         changes = runtime.policies.changes(to, against)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"from": against, "to": to, "diff": text, "changes": changes})
+    return _json(VersionDiff(from_=against, to=to, diff=text, changes=changes))
 
 
 async def create_app(request: Request) -> Response:
@@ -395,6 +395,5 @@ async def query_decisions(request: Request) -> Response:
         records = runtime.store.query(query)
     except NotFound:  # a cursor naming no decision is the caller's mistake, not the store's
         raise ApiError(400, "request.invalid", "`before` names no logged decision") from None
-    page = [msgspec.to_builtins(r) for r in records]
     after = records[-1].id if len(records) == query.limit else None
-    return _json({"decisions": page, "next": after})
+    return _json(DecisionPage(decisions=list(records), next=after))

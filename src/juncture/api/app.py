@@ -35,6 +35,7 @@ from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
+from juncture.api.views import Health
 from juncture.service.clock import ClockWatch, DevClock
 from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
@@ -215,25 +216,21 @@ async def health(request: Request) -> Response:
     refused = request.app.state.write_probe.refused(runtime)
     if refused is not None:  # reads work, writes do not (a read-only file or file system)
         return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
-    sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
-    body: dict[str, object] = {
-        "status": "ok",
-        "version": active,
-        "signals": sources,
-        "decision_log": runtime.log.mode,
-        "dev": request.app.state.dev_clock is not None,
-    }
     dev_clock: DevClock | None = request.app.state.dev_clock
-    if dev_clock is not None:  # development mode: decisions run on the test clock
-        body["dev_clock"] = devclock.clock_view(dev_clock)
     clock: ClockWatch | None = request.app.state.clock
-    if clock is not None:
-        body["clock"] = msgspec.to_builtins(clock.state)
-        if clock.skewed:  # a balancer should send this node nothing
-            body["status"] = "unavailable"
-            return Response(msgspec.json.encode(body), status_code=503,
-                            media_type="application/json")  # fmt: skip
-    return Response(msgspec.json.encode(body), media_type="application/json")
+    skewed = clock is not None and clock.skewed  # a balancer should send this node nothing
+    body = Health(
+        status="unavailable" if skewed else "ok",
+        version=active,
+        signals=runtime.observer.enricher.status(),
+        decision_log=runtime.log.mode,
+        dev=dev_clock is not None,
+        # development mode: decisions run on the test clock
+        dev_clock=devclock.clock_view(dev_clock) if dev_clock is not None else msgspec.UNSET,
+        clock=clock.state if clock is not None else msgspec.UNSET,
+    )
+    return Response(msgspec.json.encode(body), status_code=503 if skewed else 200,
+                    media_type="application/json")  # fmt: skip
 
 
 def create_app(
