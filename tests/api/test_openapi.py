@@ -279,4 +279,18 @@ def test_real_answers_match_their_documented_schemas(server: Server) -> None:
         check(client.get("/admin/v1/sweeps"), "get", "/admin/v1/sweeps")
         check(client.get(f"/admin/v1/sweeps/{sweep}"), "get", "/admin/v1/sweeps/{sweep_id}")
         check(client.post("/admin/v1/apps", json={"name": ""}), "post", "/admin/v1/apps")
+        subjects, subject = "/admin/v1/subjects", "/admin/v1/subjects/{subject_id}"
+        check(client.post(subjects, json={"id": "carol"}), "post", subjects)
+        service = {"id": "svc", "type": "service", "owner": "team:ops"}
+        check(client.post(subjects, json=service), "post", subjects)
+        check(client.get(subjects), "get", subjects)
+        check(client.get(subjects, params={"limit": 1}), "get", subjects)  # with `next`
+        check(client.get("/admin/v1/subjects/svc", params={"type": "service"}), "get", subject)
+        changed = client.patch("/admin/v1/subjects/carol", json={"attributes": {"tier": 1}})
+        check(changed, "patch", subject)
+        enrolled = client.post("/admin/v1/subjects/carol/authenticators", json={"method": "totp"})
+        made = check(enrolled, "post", f"{subject}/authenticators")["authenticator"]["id"]
+        check(client.get("/admin/v1/subjects/carol"), "get", subject)
+        removed = client.delete(f"/admin/v1/subjects/carol/authenticators/{made}")
+        check(removed, "delete", f"{subject}/authenticators/{{authenticator_id}}")
     check(httpx.get(f"{server.url}/admin/v1/apps"), "get", "/admin/v1/apps")  # 401
