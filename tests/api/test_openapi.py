@@ -24,6 +24,7 @@ from juncture.api.server import open_runtime
 from juncture.errors import CODES
 from service.server import Server
 from service.test_http import admin, bundle, evaluation, new_app, start
+from service.test_transmitters_http import edr
 
 SPEC = openapi_document(__version__)
 SCHEMAS = SPEC["components"]["schemas"]
@@ -293,4 +294,7 @@ def test_real_answers_match_their_documented_schemas(server: Server) -> None:
         check(client.get("/admin/v1/subjects/carol"), "get", subject)
         removed = client.delete(f"/admin/v1/subjects/carol/authenticators/{made}")
         check(removed, "delete", f"{subject}/authenticators/{{authenticator_id}}")
+        trusted = client.post("/admin/v1/transmitters", json=edr())
+        check(trusted, "post", "/admin/v1/transmitters")
+        check(client.get("/admin/v1/transmitters"), "get", "/admin/v1/transmitters")
     check(httpx.get(f"{server.url}/admin/v1/apps"), "get", "/admin/v1/apps")  # 401

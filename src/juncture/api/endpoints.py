@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from juncture.api import admin, approvals, devclock, directory, native, ssf
+from juncture.api import admin, approvals, devclock, directory, native, ssf, transmitters
 from juncture.api.authzen import (
     ActionSearchRequest,
     EvaluationRequest,
@@ -245,10 +245,11 @@ def _admin() -> list[Endpoint]:
                  "agent of the inventory", "admin", "admin:read",
                  errors={404: ("identity.not_found",)}),
         Endpoint("GET", "/admin/v1/transmitters", "Trusted Shared Signals transmitters (no "
-                 "secret shown)", "admin", "admin:read"),
+                 "secret shown)", "admin", "admin:read", ok={200: transmitters.TransmitterList}),
         Endpoint("POST", "/admin/v1/transmitters", "Trust a transmitter (written to the "
                  "transmitters file)", "admin", "admin:manage_apps", TransmitterEntry,
-                 ok={201: Obj}, errors={409: ("transmitter.exists", "transmitter.file_invalid")}),
+                 ok={201: transmitters.TransmitterView},
+                 errors={409: ("transmitter.exists", "transmitter.file_invalid")}),
         Endpoint("DELETE", "/admin/v1/transmitters/{name}", "Stop trusting a transmitter",
                  "admin", "admin:manage_apps", ok={204: None},
                  errors={404: ("transmitter.not_found",), 409: ("transmitter.file_invalid",)}),
