@@ -188,6 +188,8 @@ def example(schema: Any, name: str, ids: dict[str, list[str]]) -> Any:
         return None
     if "enum" in schema:
         return schema["enum"][0]
+    if "anyOf" in schema:  # msgspec's `X | None`: the first option is the value itself
+        return example(schema["anyOf"][0], name, ids)
     if "default" in schema:
         return schema["default"]
     kind = schema.get("type")

@@ -15,13 +15,13 @@ from starlette.responses import Response
 from juncture.api.archive import ARCHIVE_TYPES, read_archive_off_loop
 from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
-from juncture.api.views import app_view, to_json
+from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.service.ids import new_id, new_key
 from juncture.service.policies import AmbiguousVersion
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
-from juncture.store.models import App, AppKey, DecisionQuery
+from juncture.store.models import App, AppKey, DecisionQuery, DecisionRecord, VersionInfo
 from juncture.store.protocols import ConflictError, NotFound
 
 
@@ -49,6 +49,85 @@ class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: How long the app's current keys keep working after the new one is issued.
     overlap_seconds: int = 86400
+
+
+# -- the shapes of the answers (documented in /openapi.json) -----------------------------------
+
+
+class Uploaded(msgspec.Struct, frozen=True, kw_only=True):
+    """A version stored (`created`: new; false: the same bundle was there already)."""
+
+    id: str
+    created: bool
+    active: bool
+    #: The sweep the activation started (when `activate`).
+    sweep: str | None
+    changes: Any
+    warnings: list[dict[str, Any]]
+
+
+class VersionList(msgspec.Struct, frozen=True, kw_only=True):
+    versions: list[VersionInfo]
+
+
+class VersionShown(msgspec.Struct, frozen=True, kw_only=True):
+    """A version and its files (null: a file that is not UTF-8 text)."""
+
+    id: str
+    author: str
+    created_at: datetime
+    comment: str
+    files: dict[str, str | None]
+
+
+class Activated(msgspec.Struct, frozen=True, kw_only=True):
+    active: str
+    sweep: str
+
+
+class VersionDiff(msgspec.Struct, frozen=True, kw_only=True):
+    from_: str = msgspec.field(name="from")
+    to: str
+    diff: str
+    changes: Any
+
+
+class SweepView(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep's progress (`service.sweep.progress`)."""
+
+    id: str
+    reason: str
+    version: str
+    status: str
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    total: int
+    processed: int
+    changed: int
+    skipped: int
+
+
+class SweepList(msgspec.Struct, frozen=True, kw_only=True):
+    sweeps: list[SweepView]
+
+
+class AppList(msgspec.Struct, frozen=True, kw_only=True):
+    apps: list[AppView]
+
+
+class AppWithKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An app and its new key (shown this once)."""
+
+    app: AppView
+    key: str
+
+
+class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Logged decisions, newest first; `next`: the `before` of the next page."""
+
+    decisions: list[DecisionRecord]
+    next: str | None
 
 
 def _runtime(request: Request) -> Runtime:
@@ -153,7 +232,7 @@ def _version_id(runtime: Runtime, prefix: str) -> str:
 async def list_versions(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    return _json({"versions": [msgspec.to_builtins(v) for v in runtime.store.list_versions()]})
+    return _json(VersionList(versions=list(runtime.store.list_versions())))
 
 
 async def show_version(request: Request) -> Response:
@@ -169,13 +248,13 @@ async def show_version(request: Request) -> Response:
         except UnicodeDecodeError:
             files[name] = None
     return _json(
-        {
-            "id": version.id,
-            "author": version.author,
-            "created_at": version.created_at,
-            "comment": version.comment,
-            "files": files,
-        }
+        VersionShown(
+            id=version.id,
+            author=version.author,
+            created_at=version.created_at,
+            comment=version.comment,
+            files=files,
+        )
     )
 
 
@@ -188,7 +267,7 @@ async def activate_version(request: Request) -> Response:
         sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"active": version_id, "sweep": sweep})
+    return _json(Activated(active=version_id, sweep=sweep))
 
 
 async def start_sweep(request: Request) -> Response:
@@ -227,7 +306,7 @@ async def diff_versions(request: Request) -> Response:
         changes = runtime.policies.changes(to, against)
     except NotFound:
         raise ApiError(404, "version.not_found", "no such version") from None
-    return _json({"from": against, "to": to, "diff": text, "changes": changes})
+    return _json(VersionDiff(from_=against, to=to, diff=text, changes=changes))
 
 
 async def create_app(request: Request) -> Response:
@@ -316,6 +395,5 @@ async def query_decisions(request: Request) -> Response:
         records = runtime.store.query(query)
     except NotFound:  # a cursor naming no decision is the caller's mistake, not the store's
         raise ApiError(400, "request.invalid", "`before` names no logged decision") from None
-    page = [msgspec.to_builtins(r) for r in records]
     after = records[-1].id if len(records) == query.limit else None
-    return _json({"decisions": page, "next": after})
+    return _json(DecisionPage(decisions=list(records), next=after))

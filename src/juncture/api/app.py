@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import ApiError, problem
+from juncture.api.views import Health
 from juncture.service.clock import ClockWatch, DevClock
 from juncture.service.decision_log import DecisionLogWriter
 from juncture.service.inventory import InventorySettings
@@ -183,7 +183,9 @@ def _unauthorized(code: str, detail: str) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return Response(json.dumps(openapi_document(__version__)), media_type="application/json")
+    """The OpenAPI document, built when the app was created (`api/openapi.py`)."""
+    document: bytes = request.app.state.openapi
+    return Response(document, media_type="application/json")
 
 
 class WriteProbe:
@@ -216,25 +218,21 @@ async def health(request: Request) -> Response:
     refused = request.app.state.write_probe.refused(runtime)
     if refused is not None:  # reads work, writes do not (a read-only file or file system)
         return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
-    sources = [msgspec.to_builtins(s) for s in runtime.observer.enricher.status()]
-    body: dict[str, object] = {
-        "status": "ok",
-        "version": active,
-        "signals": sources,
-        "decision_log": runtime.log.writer.mode,
-        "dev": request.app.state.dev_clock is not None,
-    }
     dev_clock: DevClock | None = request.app.state.dev_clock
-    if dev_clock is not None:  # development mode: decisions run on the test clock
-        body["dev_clock"] = devclock.clock_view(dev_clock)
     clock: ClockWatch | None = request.app.state.clock
-    if clock is not None:
-        body["clock"] = msgspec.to_builtins(clock.state)
-        if clock.skewed:  # a balancer should send this node nothing
-            body["status"] = "unavailable"
-            return Response(msgspec.json.encode(body), status_code=503,
-                            media_type="application/json")  # fmt: skip
-    return Response(msgspec.json.encode(body), media_type="application/json")
+    skewed = clock is not None and clock.skewed  # a balancer should send this node nothing
+    body = Health(
+        status="unavailable" if skewed else "ok",
+        version=active,
+        signals=runtime.observer.enricher.status(),
+        decision_log=runtime.log.writer.mode,
+        dev=dev_clock is not None,
+        # development mode: decisions run on the test clock
+        dev_clock=devclock.clock_view(dev_clock) if dev_clock is not None else msgspec.UNSET,
+        clock=clock.state if clock is not None else msgspec.UNSET,
+    )
+    return Response(msgspec.json.encode(body), status_code=503 if skewed else 200,
+                    media_type="application/json")  # fmt: skip
 
 
 def create_app(
@@ -318,6 +316,12 @@ def create_app(
             404: lambda request, exc: problem(404, "request.not_found", "no such endpoint"),
             405: lambda request, exc: problem(405, "request.method", "method not allowed"),
         },
+    )
+    # Every route is described (else start-up stops here), and the document is built once.
+    app.state.openapi = msgspec.json.encode(
+        openapi_document(
+            __version__, [(r.path, r.methods or ()) for r in app.routes if isinstance(r, Route)]
+        )
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics()

@@ -9,7 +9,6 @@ Without ``--dev`` every method answers 404 ``dev.disabled``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -17,7 +16,7 @@ from starlette.responses import Response
 
 from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body
-from juncture.api.views import to_json
+from juncture.api.views import DevClockView, to_json
 from juncture.engine.facts import parse_now
 from juncture.errors import FactsError
 from juncture.policy.duration import parse_duration
@@ -44,12 +43,10 @@ def _dev_clock(request: Request) -> tuple[DevClock, Runtime]:
     return clock, runtime
 
 
-def clock_view(clock: DevClock) -> dict[str, Any]:
-    return {
-        "now": clock.now(),
-        "real_now": clock.real(),
-        "offset_seconds": clock.offset.total_seconds(),
-    }
+def clock_view(clock: DevClock) -> DevClockView:
+    return DevClockView(
+        now=clock.now(), real_now=clock.real(), offset_seconds=clock.offset.total_seconds()
+    )
 
 
 def _signed_duration(text: str) -> timedelta:

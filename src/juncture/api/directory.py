@@ -10,6 +10,7 @@ Nothing here ever returns a stored secret; what enrollment shows once is shown o
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -94,6 +95,85 @@ class Confirm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 class Start(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     method: str
+
+
+# -- the shapes of the answers (documented in /openapi.json) -----------------------------------
+
+
+class SubjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    id: str
+
+
+class AuthenticatorView(msgspec.Struct, frozen=True, kw_only=True):
+    """An authenticator (`service.authn.authenticator_view`): never its record."""
+
+    id: str
+    subject: SubjectRef
+    method: str
+    kind: str
+    label: str
+    created_at: datetime
+    confirmed: bool
+    confirmed_at: datetime | None
+    last_used_at: datetime | None
+    last_used_from: str | None
+    expires_at: datetime | None
+    scopes: list[str]
+
+
+class SubjectShown(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject; `owner` and `description` for services and agents only."""
+
+    type: str
+    id: str
+    status: str
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    owner: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class SubjectDetail(SubjectShown, frozen=True, kw_only=True):
+    authenticators: list[AuthenticatorView]
+
+
+class SubjectList(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of subjects; `next` (the `after` of the next page) when the page is full."""
+
+    subjects: list[SubjectShown]
+    next: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class AuthenticatorList(msgspec.Struct, frozen=True, kw_only=True):
+    authenticators: list[AuthenticatorView]
+
+
+class Enrolled(msgspec.Struct, frozen=True, kw_only=True):
+    """A new authenticator and what is shown of it this once (a TOTP secret, ...)."""
+
+    authenticator: AuthenticatorView
+    shown: Any
+
+
+class AuthenticatorAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """An authenticator confirmed, or registered (assertion keys)."""
+
+    authenticator: AuthenticatorView
+
+
+class Removed(msgspec.Struct, frozen=True, kw_only=True):
+    removed: AuthenticatorView
+    sessions_revoked: int
+
+
+class IssuedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A new API key (shown this once); `retired`: the key a rotation replaces."""
+
+    authenticator: AuthenticatorView
+    key: str
+    retired: AuthenticatorView | msgspec.UnsetType = msgspec.UNSET
 
 
 def _runtime(request: Request) -> Runtime:

@@ -9,9 +9,10 @@ credentials) are taken, never shown.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,6 +28,32 @@ def _receiver(request: Request) -> tuple[Receiver, Runtime]:
     receiver: Receiver = request.app.state.receiver
     runtime: Runtime = request.app.state.runtime
     return receiver, runtime
+
+
+class TransmitterView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API shows of a trusted transmitter: no secret, no poll URL query."""
+
+    name: str
+    issuer: str
+    audience: str | list[str]
+    algorithms: list[str]
+    #: Where its keys come from: `jwks_uri`, `jwks_file` or `inline`.
+    keys: Literal["jwks_uri", "jwks_file", "inline"]
+    jwks_uri: str | None
+    jwks_file: str | None
+    delivery: Literal["poll", "push"]
+    poll_url: str | None
+    push_token_set: bool
+    poll_authorization_set: bool
+    critical_subject_members: list[str]
+
+
+class TransmitterList(msgspec.Struct, frozen=True, kw_only=True):
+    """The transmitters file (null: none) and its last error, and the transmitters."""
+
+    file: str | None
+    error: str | None
+    transmitters: list[TransmitterView]
 
 
 def transmitter_view(entry: TransmitterEntry) -> dict[str, Any]:

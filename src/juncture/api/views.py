@@ -2,13 +2,164 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from juncture.api.authzen import www_authenticate
 from juncture.engine import Decision
-from juncture.store.models import App, Challenge, Session
+from juncture.engine.decision import StepUp
+from juncture.service.clock import ClockState
+from juncture.signals.watch import SourceStatus
+from juncture.store.models import (
+    App,
+    Challenge,
+    Delegation,
+    Observed,
+    Session,
+    Standing,
+    Task,
+)
+
+# -- the shapes of the answers (documented in /openapi.json; the builders below fill them) -----
+
+
+class ChallengeView(msgspec.Struct, frozen=True, kw_only=True):
+    """A step-up challenge: what answers it and until when."""
+
+    id: str
+    session_id: str
+    checkpoint: str
+    methods: list[str]
+    mode: str
+    within: int | None
+    aal: int | None
+    expires_at: datetime
+    attempts_left: int
+
+
+class StepUpView(StepUp, frozen=True, kw_only=True, omit_defaults=True):
+    """What would satisfy the gate; `max_age` repeats `within` (RFC 9470)."""
+
+    max_age: int | None = None
+
+
+class DecisionView(Decision, frozen=True, kw_only=True, omit_defaults=True):
+    """A decision as the API shows it: the engine's, with `permitted`, the RFC 9470
+    `www_authenticate` challenge of a step-up and the challenge to answer."""
+
+    step_up: StepUpView | None = None
+    permitted: bool
+    www_authenticate: str | None = None
+    challenge: ChallengeView | None = None
+
+
+class SubjectView(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    id: str
+    properties: dict[str, Any]
+
+
+class ProofView(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    at: datetime
+    asserted_by: str | None
+
+
+class CredentialView(msgspec.Struct, frozen=True, kw_only=True):
+    """The credential a service's or agent's session started with."""
+
+    id: str
+    scopes: list[str]
+
+
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A session (never its secrets); `handle` only in the answer that starts it."""
+
+    id: str
+    status: str
+    status_reason: str | None
+    subject: SubjectView
+    started_at: datetime
+    updated_at: datetime
+    aal: int
+    proofs: list[ProofView]
+    signals: dict[str, Any]
+    context: dict[str, Any]
+    observed: Observed
+    path: str | None
+    scopes: list[str]
+    standing: dict[str, Standing]
+    delegation: Delegation | msgspec.UnsetType = msgspec.UNSET
+    task: Task | msgspec.UnsetType = msgspec.UNSET
+    credential: CredentialView | msgspec.UnsetType = msgspec.UNSET
+    handle: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class LastDecision(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    at: datetime
+    action: str
+    outcome: str
+    reason: str | None
+    version: str
+
+
+class SessionRead(SessionView, frozen=True, kw_only=True):
+    """A session with its last decision (and that decision's risk) and the security events
+    received about it."""
+
+    last_decision: LastDecision | msgspec.UnsetType = msgspec.UNSET
+    risk: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    events: list[dict[str, Any]]
+
+
+class DecisionAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision and, when one goes on or was made, the session it is about."""
+
+    decision: DecisionView
+    session: SessionView | msgspec.UnsetType = msgspec.UNSET
+
+
+class AppKeyView(msgspec.Struct, frozen=True, kw_only=True):
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class AppView(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered app (its keys by prefix only)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    journeys: list[str]
+    assertable_methods: list[str]
+    disabled: bool
+    keys: list[AppKeyView]
+
+
+class DevClockView(msgspec.Struct, frozen=True, kw_only=True):
+    """Development mode's test clock: decision time, the real time, the offset between."""
+
+    now: datetime
+    real_now: datetime
+    offset_seconds: float
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """`ok`, or `unavailable` (503) while this node's clock is off the store's."""
+
+    status: str
+    #: The active policy version (null: none yet).
+    version: str | None
+    #: The files the enrichers read (geo databases, reputation list) and their state.
+    signals: list[SourceStatus]
+    decision_log: str
+    dev: bool
+    dev_clock: DevClockView | msgspec.UnsetType = msgspec.UNSET
+    clock: ClockState | msgspec.UnsetType = msgspec.UNSET
 
 
 def decision_view(decision: Decision, challenge: Challenge | None) -> dict[str, Any]:
