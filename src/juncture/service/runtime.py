@@ -52,7 +52,6 @@ from juncture.store.models import (
     Authenticator,
     Challenge,
     DecisionRecord,
-    Posture,
     Session,
     Standing,
     StoredProof,
@@ -1148,16 +1147,7 @@ class Runtime:
         def record(s: Session) -> Session:
             observed = s.observed
             if posture is not None:  # a device attestation: the device's posture, verified
-                observed = msgspec.structs.replace(
-                    observed,
-                    posture=Posture(
-                        device_id=posture.device_id,
-                        managed=posture.managed,
-                        compliant=posture.compliant,
-                        at=posture.observed_at,
-                        source="attestation",
-                    ),
-                )
+                observed = msgspec.structs.replace(observed, posture=posture)
             return msgspec.structs.replace(
                 s, proofs=(*s.proofs, stored), observed=observed, updated_at=now
             )
