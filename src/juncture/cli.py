@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -29,6 +31,10 @@ from juncture.policy import check as check_bundle
 from juncture.policy import compile_plan, load_sources
 from juncture.policy.loader import read_bundle_files
 from juncture.policy.source import plain, read_json, read_yaml
+
+if TYPE_CHECKING:
+    from juncture.api.settings import ServerSettings
+    from juncture.service.runtime import Runtime
 
 app = typer.Typer(
     name="juncture",
@@ -475,108 +481,159 @@ def serve(
     ] = False,
 ) -> None:
     """Run the decision service on SQLite; publish the example journeys on first start."""
+    with _refusal_exits():
+        settings = _server_settings(
+            db=db, host=host, port=port, workers=workers, retention_days=retention_days,
+            geo_db=geo_db, asn_db=asn_db, reputation=reputation, trusted_proxy=trusted_proxy,
+            connection_ip=connection_ip, signals_check_interval=signals_check_interval,
+            context_max_age=context_max_age, posture_max_age=posture_max_age,
+            key_file=key_file, outbox=outbox, smtp_host=smtp_host, smtp_port=smtp_port,
+            smtp_from=smtp_from, smtp_starttls=smtp_starttls, webauthn_rp_id=webauthn_rp_id,
+            webauthn_origin=webauthn_origin, issuer=issuer, transmitters=transmitters,
+            ssf_allow_private=ssf_allow_private, key_rotation_days=key_rotation_days,
+            unused_days=unused_days, decision_log=decision_log, max_clock_skew=max_clock_skew,
+            max_request_line=max_request_line, max_header_bytes=max_header_bytes,
+            max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
+            metrics_token_file=metrics_token_file, dev=dev,
+        )  # fmt: skip
+        runtime = _checked_runtime(settings, host, port)
+    _bootstrap(runtime, db, bundle)
+    _start_server(settings, host, port, workers)
+
+
+def _server_settings(
+    *,
+    db: Path,
+    host: str,
+    port: int,
+    workers: int,
+    retention_days: float,
+    geo_db: Path | None,
+    asn_db: Path | None,
+    reputation: Path | None,
+    trusted_proxy: list[str] | None,
+    connection_ip: bool,
+    signals_check_interval: float,
+    context_max_age: str,
+    posture_max_age: str,
+    key_file: Path | None,
+    outbox: Path | None,
+    smtp_host: str | None,
+    smtp_port: int,
+    smtp_from: str,
+    smtp_starttls: bool,
+    webauthn_rp_id: str | None,
+    webauthn_origin: list[str] | None,
+    issuer: str | None,
+    transmitters: Path | None,
+    ssf_allow_private: bool,
+    key_rotation_days: int,
+    unused_days: int,
+    decision_log: DecisionLogMode,
+    max_clock_skew: float,
+    max_request_line: int,
+    max_header_bytes: int,
+    max_headers: int,
+    hash_concurrency: int | None,
+    hash_queue: int,
+    metrics_token_file: Path | None,
+    dev: bool,
+) -> ServerSettings:
+    """`juncture serve`'s options as the server's settings (`ServerSettings`), each concern's
+    settings checked as it is built. Raises ValueError (and JunctureError: a reputation file)."""
     import os
 
-    import uvicorn
-
-    from juncture.api.limits import LIMITS_ENV
-    from juncture.api.server import (
-        AUTHN_ENV,
-        CLOCK_ENV,
-        DB_ENV,
-        DECISION_LOG_ENV,
-        INVENTORY_ENV,
-        METRICS_TOKEN_ENV,
-        OBSERVE_ENV,
-        RECEIVE_ENV,
-        RETENTION_ENV,
-        TRANSMIT_ENV,
-        authn_settings,
-        open_runtime,
-    )
+    from juncture.api.settings import METRICS_TOKEN_ENV, ServerSettings, decode, encode
     from juncture.methods.delivery import SmtpSettings
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
-    from juncture.service.clock import DEV_ENV, ClockSettings
+    from juncture.service.clock import ClockSettings
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
-    from juncture.service.setup import bootstrap
     from juncture.service.transmit import TransmitSettings
     from juncture.signals import EnricherSettings
+
+    if dev and workers != 1:
+        raise ValueError("--dev runs one worker (the test clock lives in its process)")
+    observe = ObserveSettings(
+        enrichers=EnricherSettings(
+            trusted_proxies=tuple(trusted_proxy or ()),
+            geo_city_db=str(geo_db) if geo_db is not None else None,
+            geo_asn_db=str(asn_db) if asn_db is not None else None,
+            reputation_file=str(reputation) if reputation is not None else None,
+            geo_check_interval=signals_check_interval,
+            reputation_check_interval=signals_check_interval,
+        ),
+        connection_ip=connection_ip,
+        context_max_age=float(parse_duration(context_max_age)),
+        posture_max_age=float(parse_duration(posture_max_age)),
+    )
+    # A client assertion's audience is Juncture itself, unless a journey names another.
+    defaults: dict[str, dict[str, Any]] = {
+        "client_assertion": {"audience": issuer or f"http://{host}:{port}"}
+    }
+    if webauthn_rp_id is not None:
+        defaults["webauthn"] = {
+            "rp_id": webauthn_rp_id,
+            "origins": list(webauthn_origin or [f"https://{webauthn_rp_id}"]),
+        }
+    authn = AuthnSettings(
+        key_file=str(key_file) if key_file is not None else None,
+        outbox=str(outbox) if outbox is not None else None,
+        smtp=SmtpSettings(
+            host=smtp_host, port=smtp_port, from_address=smtp_from, starttls=smtp_starttls
+        ) if smtp_host is not None else None,
+        defaults=defaults,
+        allow_private=ssf_allow_private,
+    )  # fmt: skip
+    transmit = TransmitSettings(
+        issuer=issuer or f"http://{host}:{port}",
+        key_file=str(db) + ".ssf-key.json",
+        allow_private=ssf_allow_private,
+    )
+    limits = Limits(
+        max_request_line=max_request_line,
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        hash_concurrency=hash_concurrency or default_hash_concurrency(),
+        hash_queue=hash_queue,
+    )
+    # Without --transmitters, `<db>.transmitters.json` (made by the admin API) is the list.
+    receive = _transmitters_file(
+        transmitters or Path(str(db) + ".transmitters.json"),
+        ssf_allow_private,
+        signals_check_interval,
+        required=transmitters is not None,
+    )
+    metrics_token = os.environ.get(METRICS_TOKEN_ENV)
+    if metrics_token_file is not None:
+        metrics_token = _secret_file(metrics_token_file, "metrics token")
+    if metrics_token is not None and not metrics_token.strip():
+        raise ValueError(f"{METRICS_TOKEN_ENV} is empty")
+    settings = ServerSettings(
+        db=str(db),
+        retention_days=retention_days,
+        decision_log=decision_log.value,
+        dev=dev,
+        metrics_token=metrics_token.strip() if metrics_token is not None else None,
+        clock=ClockSettings(max_skew=max_clock_skew),
+        observe=observe,
+        authn=authn,
+        transmit=transmit,
+        receive=receive,
+        inventory=InventorySettings(key_rotation_days=key_rotation_days, unused_days=unused_days),
+        limits=limits,
+    )
+    return decode(encode(settings))  # as the workers will read them: checked now
+
+
+@contextmanager
+def _refusal_exits() -> Iterator[None]:
+    """Settings or a database that cannot be used: what is wrong, and exit 2."""
     from juncture.store.protocols import StoreError
 
     try:
-        if dev and workers != 1:
-            raise ValueError("--dev runs one worker (the test clock lives in its process)")
-        observe = ObserveSettings(
-            enrichers=EnricherSettings(
-                trusted_proxies=tuple(trusted_proxy or ()),
-                geo_city_db=str(geo_db) if geo_db is not None else None,
-                geo_asn_db=str(asn_db) if asn_db is not None else None,
-                reputation_file=str(reputation) if reputation is not None else None,
-                geo_check_interval=signals_check_interval,
-                reputation_check_interval=signals_check_interval,
-            ),
-            connection_ip=connection_ip,
-            context_max_age=float(parse_duration(context_max_age)),
-            posture_max_age=float(parse_duration(posture_max_age)),
-        )
-        # A client assertion's audience is Juncture itself, unless a journey names another.
-        defaults: dict[str, dict[str, Any]] = {
-            "client_assertion": {"audience": issuer or f"http://{host}:{port}"}
-        }
-        if webauthn_rp_id is not None:
-            defaults["webauthn"] = {
-                "rp_id": webauthn_rp_id,
-                "origins": list(webauthn_origin or [f"https://{webauthn_rp_id}"]),
-            }
-        authn = authn_settings(
-            msgspec.json.encode(
-                AuthnSettings(
-                    key_file=str(key_file) if key_file is not None else None,
-                    outbox=str(outbox) if outbox is not None else None,
-                    smtp=SmtpSettings(
-                        host=smtp_host, port=smtp_port, from_address=smtp_from,
-                        starttls=smtp_starttls,
-                    ) if smtp_host is not None else None,
-                    defaults=defaults,
-                    allow_private=ssf_allow_private,
-                )
-            ).decode(),
-            db,
-        )  # fmt: skip
-        transmit = TransmitSettings(
-            issuer=issuer or f"http://{host}:{port}",
-            key_file=str(db) + ".ssf-key.json",
-            allow_private=ssf_allow_private,
-        )
-        limits = Limits(
-            max_request_line=max_request_line,
-            max_header_bytes=max_header_bytes,
-            max_headers=max_headers,
-            hash_concurrency=hash_concurrency or default_hash_concurrency(),
-            hash_queue=hash_queue,
-        )
-        # Without --transmitters, `<db>.transmitters.json` (made by the admin API) is the list.
-        receive = _transmitters_file(
-            transmitters or Path(str(db) + ".transmitters.json"),
-            ssf_allow_private,
-            signals_check_interval,
-            required=transmitters is not None,
-        )
-        metrics_token = os.environ.get(METRICS_TOKEN_ENV)
-        if metrics_token_file is not None:
-            metrics_token = _secret_file(metrics_token_file, "metrics token")
-        if metrics_token is not None and not metrics_token.strip():
-            raise ValueError(f"{METRICS_TOKEN_ENV} is empty")
-        busy = _port_busy(host, port)  # the settings are sound: now, before anything is done
-        if busy is not None:
-            raise ValueError(
-                f"cannot listen on {host}:{port}: {busy} (another server? choose a port with "
-                "--port or JUNCTURE_PORT)"
-            )
-        runtime = open_runtime(db, observe=observe, authn=authn)
-        runtime.receiver(receive)  # refuses now what the workers could not use
+        yield
     except JunctureError as exc:
         err.print(f"[red]error[/] {esc(str(exc))}")
         for problem in getattr(exc, "errors", ()):  # a reputation file: every problem
@@ -585,6 +642,30 @@ def serve(
     except (ValueError, StoreError) as exc:  # a database it cannot open (read-only, not one)
         err.print(f"[red]error[/] {esc(str(exc))}")
         raise typer.Exit(2) from None
+
+
+def _checked_runtime(settings: ServerSettings, host: str, port: int) -> Runtime:
+    """A runtime over the settings' database, once what the workers will use is checked:
+    the port, the database, the observation sources, the transmitters. Raises ValueError,
+    StoreError, JunctureError."""
+    from juncture.api.server import open_runtime
+
+    busy = _port_busy(host, port)  # the settings are sound: now, before anything is done
+    if busy is not None:
+        raise ValueError(
+            f"cannot listen on {host}:{port}: {busy} (another server? choose a port with "
+            "--port or JUNCTURE_PORT)"
+        )
+    runtime = open_runtime(settings.db, observe=settings.observe, authn=settings.authn)
+    runtime.receiver(settings.receive)  # refuses now what the workers could not use
+    return runtime
+
+
+def _bootstrap(runtime: Runtime, db: Path, bundle: Path | None) -> None:
+    """The database made ready (migrated, an admin key, the bundle published when no version
+    is active), then the runtime closed; exit 1 for a bundle with errors."""
+    from juncture.service.setup import bootstrap
+
     try:
         said = bootstrap(runtime, db, bundle if bundle is not None and bundle.exists() else None)
     except BundleError as exc:
@@ -596,27 +677,26 @@ def serve(
         runtime.store.close()
     for line in said:
         out.print(esc(line))
-    base = f"http://{host}:{port}"
+
+
+def _start_server(settings: ServerSettings, host: str, port: int, workers: int) -> None:
+    """Say where the service is and run it: uvicorn's workers build the app from the
+    settings, handed to them as one environment variable (their environment, not their
+    command line: it may hold the metrics token)."""
+    import os
+
+    import uvicorn
+
+    from juncture.api.settings import SETTINGS_ENV, encode
+
+    base, db = f"http://{host}:{port}", settings.db
     out.print(f"Juncture {__version__} on {base}")
     out.print(f"  AuthZEN decision API: {base}/access/v1/evaluation")
     out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")
     out.print(f"  admin key:            {db}.admin-token (create more: juncture admin-key)")
-    if dev:
+    if settings.dev:
         out.print(f"  development mode:     test clock {base}/admin/v1/clock (never in production)")
-    os.environ[DB_ENV] = str(db)
-    os.environ[DEV_ENV] = "1" if dev else "0"
-    os.environ[RETENTION_ENV] = str(retention_days)
-    os.environ[DECISION_LOG_ENV] = decision_log.value
-    os.environ[CLOCK_ENV] = msgspec.json.encode(ClockSettings(max_skew=max_clock_skew)).decode()
-    os.environ[OBSERVE_ENV] = msgspec.json.encode(observe).decode()
-    os.environ[AUTHN_ENV] = msgspec.json.encode(authn).decode()
-    os.environ[TRANSMIT_ENV] = msgspec.json.encode(transmit).decode()
-    os.environ[RECEIVE_ENV] = msgspec.json.encode(receive).decode()
-    inventory = InventorySettings(key_rotation_days=key_rotation_days, unused_days=unused_days)
-    os.environ[INVENTORY_ENV] = msgspec.json.encode(inventory).decode()
-    os.environ[LIMITS_ENV] = msgspec.json.encode(limits).decode()
-    if metrics_token is not None:  # the workers' environment, not their command line
-        os.environ[METRICS_TOKEN_ENV] = metrics_token.strip()
+    os.environ[SETTINGS_ENV] = encode(settings)
     uvicorn.run(
         "juncture.api.server:build",
         factory=True,

@@ -45,7 +45,8 @@ def test_a_fresh_statement_gives_the_posture_and_a_proof() -> None:
     assert result.ok
     posture = result.posture
     assert (posture.device_id, posture.managed, posture.compliant) == ("dev-42", True, True)
-    assert posture.observed_at == NOW - timedelta(minutes=1)
+    assert posture.at == NOW - timedelta(minutes=1)
+    assert posture.source == "attestation"
     proof = result.proof
     assert (proof.method, proof.kind, proof.aal, proof.amr) == (
         "laptop",
@@ -53,7 +54,7 @@ def test_a_fresh_statement_gives_the_posture_and_a_proof() -> None:
         0,
         (),
     )
-    assert proof.at == posture.observed_at
+    assert proof.at == posture.at
 
 
 def test_an_unmanaged_device_passes_unless_the_method_requires_management() -> None:

@@ -1,5 +1,6 @@
 """The limits a node puts on what a request may cost it: the size of its head and body, and
-how many passwords it hashes at once. Set by `juncture serve`, handed to its workers as JSON."""
+how many passwords it hashes at once. Set by `juncture serve`, handed to its workers in the
+server's settings (`juncture.api.settings`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from juncture.policy.loader import MAX_BUNDLE_BYTES
 
 #: The most bytes of a request body (the API's JSON bodies).
 MAX_BODY = 1 << 20
-
-#: The limits (`Limits` as JSON), handed from `juncture serve` to its workers.
-LIMITS_ENV = "JUNCTURE_LIMITS"
 
 #: The one route whose body may be larger than `MAX_BODY`: a bundle upload.
 BUNDLE_UPLOAD = ("POST", "/admin/v1/versions")
@@ -48,12 +46,3 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         """The most bytes a body of this route may have (the API refuses larger ones too)."""
         return MAX_BUNDLE_BYTES if (method, path) == BUNDLE_UPLOAD else MAX_BODY
 
-
-def limits_from(text: str | None) -> Limits:
-    """The limits from their JSON (None or empty: the defaults). Raises ValueError."""
-    if not text:
-        return Limits()
-    try:
-        return msgspec.json.decode(text, type=Limits)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise ValueError(f"invalid limits: {exc}") from None

@@ -13,7 +13,6 @@ answer rather than a reset, and the connection is closed.
 from __future__ import annotations
 
 import functools
-import os
 import urllib.parse
 from typing import Any
 
@@ -21,7 +20,8 @@ import httptools
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from juncture.api.limits import LIMITS_ENV, Limits, limits_from
+from juncture.api.limits import Limits
+from juncture.api.settings import from_environment
 
 #: How long, and how many bytes, a refused connection is drained before it is closed.
 LINGER_SECONDS = 2.0
@@ -35,7 +35,7 @@ _TITLES = {413: "Content Too Large", 414: "URI Too Long", 431: "Request Header F
 @functools.cache
 def configured() -> Limits:
     """The limits `juncture serve` handed to this worker (the defaults when none)."""
-    return limits_from(os.environ.get(LIMITS_ENV))
+    return from_environment().limits
 
 
 class Refused(Exception):

@@ -33,6 +33,7 @@ from juncture.methods.errors import (
 )
 from juncture.policy.duration import parse_duration
 from juncture.policy.model import Method as MethodDeclaration
+from juncture.store.models import Posture
 
 if TYPE_CHECKING:
     from juncture.methods.delivery import Sender
@@ -66,15 +67,6 @@ class Proof(msgspec.Struct, frozen=True, kw_only=True):
     amr: tuple[str, ...]
     at: datetime
     acr: str | None = None
-
-
-class Posture(msgspec.Struct, frozen=True, kw_only=True):
-    """A device's management state, as a device-management issuer attested it."""
-
-    device_id: str
-    managed: bool
-    compliant: bool
-    observed_at: datetime
 
 
 R = TypeVar("R")

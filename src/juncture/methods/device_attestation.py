@@ -33,7 +33,6 @@ from juncture.methods.base import (
     Context,
     Environment,
     Options,
-    Posture,
     Proof,
     Result,
     duration_option,
@@ -52,6 +51,7 @@ from juncture.methods.tokens import (
     split_issuers,
     verify_token,
 )
+from juncture.store.models import Posture
 
 
 class DeviceAttestationOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,7 +152,11 @@ class DeviceAttestation:
         except Refused as refused:
             return failure(refused.code)
         posture = Posture(
-            device_id=device_id, managed=managed, compliant=compliant, observed_at=observed_at
+            device_id=device_id,
+            managed=managed,
+            compliant=compliant,
+            at=observed_at,
+            source="attestation",
         )
         at = min(observed_at, now)
         proof_ = Proof(method=self.name, kind=self.kind, aal=self.aal, amr=self.amr, at=at)

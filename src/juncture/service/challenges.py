@@ -26,7 +26,7 @@ from juncture.service.outcome import (
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Posture, Session, StoredProof
+from juncture.store.models import App, Session, StoredProof
 from juncture.store.protocols import ConflictError, Store
 
 #: No proof given: the app asserts the method.
@@ -139,16 +139,7 @@ class Challenges:
         def record(s: Session) -> Session:
             observed = s.observed
             if posture is not None:  # a device attestation: the device's posture, verified
-                observed = msgspec.structs.replace(
-                    observed,
-                    posture=Posture(
-                        device_id=posture.device_id,
-                        managed=posture.managed,
-                        compliant=posture.compliant,
-                        at=posture.observed_at,
-                        source="attestation",
-                    ),
-                )
+                observed = msgspec.structs.replace(observed, posture=posture)
             return msgspec.structs.replace(
                 s, proofs=(*s.proofs, stored), observed=observed, updated_at=now
             )

@@ -173,8 +173,6 @@ def _peer(heartbeat: Heartbeat) -> PeerClock:
     return PeerClock(node=heartbeat.node, offset_seconds=round(heartbeat.offset.total_seconds(), 3))
 
 
-#: `juncture serve --dev` hands development mode to its workers with this variable.
-DEV_ENV = "JUNCTURE_DEV"
 #: The furthest the test clock may be moved either way.
 MAX_DEV_OFFSET = timedelta(days=3650)
 

@@ -28,7 +28,6 @@ import msgspec
 
 from juncture.signals import Enricher, EnricherSettings, History, Observation
 from juncture.signals.client_ip import reported_ip
-from juncture.signals.device import Posture as PostureView
 from juncture.signals.velocity import Located as LocatedView
 from juncture.store.models import Located, Observed, Posture, Session, SubjectSeen
 
@@ -283,17 +282,10 @@ class Observer:
             ),
         )
 
-    def _fresh(self, posture: Posture | None, now: datetime) -> PostureView | None:
+    def _fresh(self, posture: Posture | None, now: datetime) -> Posture | None:
         if posture is None or now - posture.at > self.posture_max_age:
             return None  # stale is missing
-        return PostureView(
-            device_id=posture.device_id,
-            managed=posture.managed,
-            compliant=posture.compliant,
-            at=posture.at,
-            source=posture.source,
-            platform=posture.platform,
-        )
+        return posture
 
 
 def remember_subject(

@@ -14,29 +14,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
 from typing import Any
 
-import msgspec
+from juncture.store.models import Posture
 
 #: Longest device id, platform or user agent taken; longer values are not facts but noise.
 MAX_ID_CHARS = 256
 MAX_USER_AGENT_CHARS = 1024
-
-
-class Posture(msgspec.Struct, frozen=True, kw_only=True):
-    """A device's reported posture and when it was observed (the store's record of it).
-
-    ``device_id`` ties it to one device; ``None`` when the proof it came from is bound to
-    the session rather than to a device id. ``source``: ``attestation`` or ``app``.
-    """
-
-    device_id: str | None = None
-    managed: bool | None = None
-    compliant: bool | None = None
-    at: datetime
-    source: str = "app"
-    platform: str | None = None
 
 
 def clean_id(value: object, limit: int = MAX_ID_CHARS) -> str | None:

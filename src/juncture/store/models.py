@@ -34,7 +34,13 @@ class Located(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Posture(msgspec.Struct, frozen=True, kw_only=True):
-    """A device's reported posture and when it was observed (attestation or device signal)."""
+    """A device's posture and when it was observed: the one type for it, from a verified
+    device attestation (`juncture.methods.device_attestation`) or a device signal the app
+    reported, as stored with the session and read into the ``device`` facts.
+
+    ``device_id`` ties it to one device; ``None`` when the proof it came from is bound to
+    the session rather than to a device id.
+    """
 
     device_id: str | None = None
     managed: bool | None = None
