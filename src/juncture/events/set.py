@@ -64,8 +64,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from juncture.events.subjects import Subject, SubjectError, dump, parse_subject
-from juncture.methods.base import ConfigError, Fetcher
+from juncture.methods.base import ConfigError
 from juncture.methods.tokens import ALGORITHMS, IssuerOptions, KeySource, PublicKey, build_issuer
+from juncture.outbound import Fetcher
 
 __all__ = [
     "ERR_CODES",

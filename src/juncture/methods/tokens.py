@@ -14,7 +14,8 @@ Shared by `external_jwt` and `device_attestation`. The rules (RFC 8725, JWT BCP)
 - ``exp`` (when required), ``nbf`` and ``iat`` are checked against the ``now`` passed in,
   with a leeway; ``aud`` must name a configured audience when audiences are configured.
 
-Key sets come from a file, inline JSON, or a URL fetched with httpx and cached for a TTL.
+Key sets come from a file, inline JSON, or a URL fetched through the SSRF guard
+(`juncture.outbound`) and cached for a TTL.
 An unknown ``kid`` refetches at most once a minute (key rotation); a failed fetch keeps
 the last good keys.
 """
@@ -42,11 +43,11 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from juncture.methods.base import (
     ConfigError,
-    Fetcher,
     MethodUnavailable,
     ProofError,
     duration_option,
 )
+from juncture.outbound import Fetcher, guarded_fetcher
 
 #: Algorithm -> the key type (and curve) it needs. Symmetric algorithms are absent on purpose.
 ALGORITHMS: dict[str, tuple[str, str | None]] = {
@@ -192,7 +193,8 @@ class KeySource:
     ttl: int = 3600
     min_refresh: int = 60
     timeout: float = 5.0
-    #: The guarded GET for ``uri`` (`juncture.methods.base.Fetcher`); None: a plain httpx GET.
+    #: The guarded GET for ``uri`` (`juncture.outbound.Fetcher`); None: the guard with private
+    #: addresses refused (`juncture.outbound.guarded_fetcher`).
     fetch: Fetcher | None = None
     _keys: tuple[PublicKey, ...] | None = None
     _loaded_at: datetime | None = None
@@ -245,36 +247,12 @@ class KeySource:
                 ) from None
         else:
             assert self.uri is not None
-            if self.fetch is not None:
-                document = _fetch_guarded(self.fetch, self.uri, self.timeout)
-            else:
-                document = _fetch(self.uri, self.timeout)
+            fetch = self.fetch or guarded_fetcher(allow_private=False)
+            document = _fetch(fetch, self.uri, self.timeout)
         return _parse_key_set(document)
 
 
-def _fetch(uri: str, timeout: float) -> object:
-    try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
-            client.stream("GET", uri, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise MethodUnavailable(f"the key set URL answered {response.status_code}")
-            body = b""
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_JWKS:
-                    raise MethodUnavailable("the key set is larger than 1 MiB")
-        return json.loads(body)
-    except httpx.HTTPError as error:
-        raise MethodUnavailable(
-            f"the key set could not be fetched ({type(error).__name__})"
-        ) from None
-    except ValueError:
-        raise MethodUnavailable("the key set is not JSON") from None
-
-
-def _fetch_guarded(fetch: Fetcher, uri: str, timeout: float) -> object:
+def _fetch(fetch: Fetcher, uri: str, timeout: float) -> object:
     try:
         status, body = fetch(uri, timeout, MAX_JWKS + 1)
     except ValueError as error:  # the guard refused the URL: a private address, say
