@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVa
 import msgspec
 
 from juncture.errors import CODES as ERROR_CODES
-from juncture.errors import JunctureError
+from juncture.errors import ConfigError as ConfigError
+from juncture.errors import MethodError as MethodError
+from juncture.errors import MethodUnavailable as MethodUnavailable
+from juncture.errors import ProofError as ProofError
 from juncture.outbound import Fetcher
 from juncture.policy.duration import parse_duration
 from juncture.policy.model import Method as MethodDeclaration
@@ -41,34 +44,6 @@ CODES: dict[str, str] = {
 }
 
 
-class MethodError(JunctureError):
-    """An error of an authentication method, with a stable ``method.*`` code."""
-
-    code = "method.proof.malformed"
-    http_status = 400
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            if code not in CODES:
-                raise ValueError(f"unregistered method error code `{code}`")
-            self.code = code  # type: ignore[misc]
-
-
-class ConfigError(MethodError):
-    """A method's options or the server configuration it needs are wrong."""
-
-    code = "method.config.value"
-    http_status = 400
-
-
-class ProofError(MethodError):
-    """The submitted proof is malformed: the message says which shape was expected."""
-
-    code = "method.proof.malformed"
-    http_status = 400
-
-
 class StateError(MethodError):
     """A stored credential record or challenge state cannot be used (a server-side fault)."""
 
@@ -81,13 +56,6 @@ class EnrollmentError(MethodError):
 
     code = "method.enrollment.invalid"
     http_status = 400
-
-
-class MethodUnavailable(MethodError):
-    """Something outside the method (a key source, a mail server) does not answer."""
-
-    code = "method.unavailable.keys"
-    http_status = 503
 
 
 class Proof(msgspec.Struct, frozen=True, kw_only=True):
