@@ -95,7 +95,9 @@ _EC_CURVES: dict[str, ec.EllipticCurve] = {
 
 
 class IssuerOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One issuer, as a method's options give it (at the top level or under ``issuers``)."""
+    """One issuer, as a method's options give it (at the top level or under ``issuers``); a
+    Shared Signals transmitter is built from the same options (`juncture.events.set`).
+    ``acr_aal``, ``subject_claim`` and ``types`` are read by the methods only."""
 
     issuer: str
     audience: str | tuple[str, ...] | None = None
@@ -114,6 +116,8 @@ ISSUER_KEYS = frozenset(IssuerOptions.__struct_fields__)
 
 @dataclass(frozen=True, slots=True)
 class Issuer:
+    """A checked issuer: whom to believe, for which audiences, with which algorithms and keys."""
+
     issuer: str
     audiences: tuple[str, ...]
     algorithms: tuple[str, ...]
@@ -127,7 +131,8 @@ def build_issuer(
     name: str, options: IssuerOptions, *, need_audience: bool, fetch: Fetcher | None = None
 ) -> Issuer:
     """Check one issuer's options and make its key source (a ``jwks_uri`` is fetched with
-    ``fetch``, the server's guard for outgoing requests, when given)."""
+    ``fetch``, the server's guard for outgoing requests; without it, the same guard with
+    private addresses refused). Raises `ConfigError` on any problem."""
     where = f"method `{name}`, issuer `{options.issuer}`"
     if not options.issuer:
         raise ConfigError(f"method `{name}`: `issuer` must not be empty")
