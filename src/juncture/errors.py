@@ -228,6 +228,45 @@ class JunctureError(Exception):
             self.code = code  # type: ignore[misc]
 
 
+# The errors of authentication methods (re-exported by `juncture.methods.base`), here because
+# `juncture.jose` raises them too, for key sets and tokens that methods and Shared Signals share.
+
+
+class MethodError(JunctureError):
+    """An error of an authentication method, with a stable ``method.*`` code."""
+
+    code = "method.proof.malformed"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            if code not in CODES or not code.startswith("method."):
+                raise ValueError(f"unregistered method error code `{code}`")
+            self.code = code  # type: ignore[misc]
+
+
+class ConfigError(MethodError):
+    """A method's options or the server configuration it needs are wrong."""
+
+    code = "method.config.value"
+    http_status = 400
+
+
+class ProofError(MethodError):
+    """The submitted proof is malformed: the message says which shape was expected."""
+
+    code = "method.proof.malformed"
+    http_status = 400
+
+
+class MethodUnavailable(MethodError):
+    """Something outside the method (a key source, a mail server) does not answer."""
+
+    code = "method.unavailable.keys"
+    http_status = 503
+
+
 class PolicyError(JunctureError):
     """A problem in a policy bundle, found while loading, checking or compiling it."""
 

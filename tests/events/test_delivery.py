@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from juncture.events.delivery import DeliveryReport, PushDelivery, Verdict, judge
-from juncture.events.urls import Reply
+from juncture.outbound import Reply
 from juncture.store.models import OutboxItem, Stream
 from juncture.store.sqlite import SqliteStore
 

@@ -27,8 +27,8 @@ from juncture.events.set import (
     verify_set,
 )
 from juncture.events.subjects import Complex, IssSub, Opaque, SubjectError
+from juncture.jose import KeySource
 from juncture.methods.base import ConfigError
-from juncture.methods.tokens import KeySource
 
 from .transmitter import AUDIENCE, EC_KEY, ISSUER, NOW, RSA_KEY, SMALL_RSA, ec_jwk
 

@@ -9,8 +9,8 @@ import pytest
 
 from juncture.events.set import MAX_SET_BYTES, SetError, TransmitterConfig, verify_set
 from juncture.events.subjects import Complex, Email, IssSub, Opaque
+from juncture.jose import KeySource
 from juncture.methods.base import ConfigError, MethodUnavailable
-from juncture.methods.tokens import KeySource
 
 from .transmitter import (
     AUDIENCE,

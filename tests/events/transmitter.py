@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from juncture.events.set import TransmitterConfig
-from juncture.methods.tokens import KeySource
+from juncture.jose import KeySource
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 ISSUER = "https://idp.example.com/"

@@ -7,16 +7,21 @@ from typing import Any
 
 import pytest
 
-from juncture.methods.base import PUBLIC_FAILURE, MethodUnavailable
+from juncture.methods.base import PUBLIC_FAILURE, Environment, MethodUnavailable
 from juncture.methods.external_jwt import ExternalJwt
+from juncture.outbound import guarded_fetcher
 
 from .conftest import NOW, make
 from .issuer import AUDIENCE, EC_KEY, ISSUER, NEW_EC, claims, jwks, jwks_server, sign
 
+#: The key set servers here listen on 127.0.0.1: allowed as `--ssf-allow-private` allows them.
+PRIVATE_ALLOWED = Environment(fetch=guarded_fetcher(allow_private=True))
 
-def idp(url: str, **options: Any) -> ExternalJwt:
+
+def idp(url: str, env: Environment = PRIVATE_ALLOWED, **options: Any) -> ExternalJwt:
     return make(
         "external_jwt",
+        env,
         issuer=ISSUER,
         audience=AUDIENCE,
         algorithms=["ES256"],
@@ -118,3 +123,15 @@ def test_keys_from_the_url_verify_only_their_own_signatures() -> None:
             "method.failed.signature",
             PUBLIC_FAILURE,
         )
+
+
+def test_without_a_fetcher_the_guard_refuses_a_private_key_set_url() -> None:
+    # A method built with no server fetcher still goes through the SSRF guard, private
+    # addresses refused: no request reaches the loopback key set server.
+    with jwks_server(jwks(EC_KEY)) as server:
+        method = idp(server.url, Environment())
+        with pytest.raises(MethodUnavailable) as caught:
+            method.verify(None, token(NOW), now=NOW)
+        assert caught.value.code == "method.unavailable.keys"
+        assert "refused" in caught.value.message
+        assert server.requests == 0

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from juncture.jose import IssuerOptions, build_issuer
 from juncture.methods.base import ConfigError
-from juncture.methods.tokens import IssuerOptions, build_issuer
 from methods.issuer import EC_KEY, jwks
 from service.server import Server
 from service.test_http import admin

@@ -125,7 +125,7 @@ def _configured(request: Request, body: StreamIn, stream: Stream | None) -> dict
     if delivery.method == PUSH:
         if not endpoint:
             raise ApiError(400, "request.invalid", "push delivery needs `delivery.endpoint_url`")
-        from juncture.events.urls import UnsafeUrl, check_push_url
+        from juncture.outbound import UnsafeUrl, check_push_url
 
         try:
             check_push_url(endpoint, allow_private=transmitter.settings.allow_private)

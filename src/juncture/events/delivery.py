@@ -3,7 +3,7 @@
 `PushDelivery.deliver_due` takes what is due from the store and sends it, one SET per request,
 ``Content-Type: application/secevent+jwt``, ``Accept: application/json`` and the stream's
 ``authorization_header`` (SSF 1.0, stream configuration ``delivery``), to the address the
-endpoint was checked and pinned to (`juncture.events.urls`: the check runs again before every
+endpoint was checked and pinned to (`juncture.outbound`: the check runs again before every
 batch, so a name that now resolves to a private address is refused). What an answer means
 (`judge`):
 
@@ -61,7 +61,7 @@ from typing import Literal
 import httpx
 import msgspec
 
-from juncture.events.urls import (
+from juncture.outbound import (
     Pinned,
     Reply,
     Resolver,
@@ -188,7 +188,7 @@ class PushDelivery:
     """Delivers the outbox's due SETs to push streams; see the module docstring.
 
     ``client``: used for every request when given (tests, a custom CA); otherwise each
-    stream's batch gets its own `juncture.events.urls.new_client`, so a connection made for
+    stream's batch gets its own `juncture.outbound.new_client`, so a connection made for
     one host is never reused for another host behind the same address.
     """
 

@@ -12,7 +12,7 @@ always answers at once (a receiver asking to wait gets what there is now, possib
 A paused or disabled stream returns nothing (SSF 1.0's stream status: a paused stream holds
 its events).
 
-Receiver: `PollClient` polls a transmitter (`juncture.events.urls` checks and pins the URL
+Receiver: `PollClient` polls a transmitter (`juncture.outbound` checks and pins the URL
 before every request). Each SET it gets goes to ``handle``, which answers None (processed) or
 an RFC 8935 err code; the jtis go back as ``ack`` or ``setErrs`` in the *next* request, which
 also asks for more, until a request brings nothing. Acknowledgements that could not be sent
@@ -31,7 +31,7 @@ import httpx
 import msgspec
 
 from juncture.events.set import ERR_CODES, MAX_SET_BYTES
-from juncture.events.urls import Resolver, UnsafeUrl, new_client, pin_url, post, resolve_host
+from juncture.outbound import Resolver, UnsafeUrl, new_client, pin_url, post, resolve_host
 from juncture.store.models import Stream
 from juncture.store.protocols import StreamStore
 
@@ -172,7 +172,7 @@ class PollClient:
     """Polls one transmitter's poll endpoint (RFC 8936) for a receiver.
 
     ``client``: used for every request when given; otherwise each `poll_once` opens and closes
-    its own (`juncture.events.urls.new_client`). ``max_rounds`` bounds the requests of one
+    its own (`juncture.outbound.new_client`). ``max_rounds`` bounds the requests of one
     `poll_once`.
     """
 

@@ -32,9 +32,9 @@ err                    when
 Checks run in that order of concern: the token's shape and header, then ``iss``, then the
 signature, then every other claim, so nothing but the issuer is judged before the signature
 holds. Keys come only from the transmitter's configured key set (``jwks_uri``, a file or
-inline, through `juncture.methods.tokens.KeySource`); keys named in the token (``jwk``,
+inline, through `juncture.jose.KeySource`); keys named in the token (``jwk``,
 ``jku``, ``x5u``, ``x5c``) are never used. When the key set cannot be had at all,
-`juncture.methods.base.MethodUnavailable` (503) propagates: the transmitter is not at fault
+`juncture.errors.MethodUnavailable` (503) propagates: the transmitter is not at fault
 and should retry.
 
 The subject is ``sub_id``; when it is absent, the legacy ``events.<uri>.subject`` that older
@@ -47,7 +47,6 @@ interoperability profile), ES256 or another asymmetric algorithm on request.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -58,14 +57,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from juncture.errors import ConfigError
 from juncture.events.subjects import Subject, SubjectError, dump, parse_subject
-from juncture.methods.base import ConfigError, Fetcher
-from juncture.methods.tokens import ALGORITHMS, IssuerOptions, KeySource, PublicKey, build_issuer
+from juncture.jose import (
+    ALGORITHMS,
+    REFUSED_HEADERS,
+    IssuerOptions,
+    KeySource,
+    PrivateKey,
+    b64decode,
+    build_issuer,
+    candidates,
+    new_signing_key,
+    sign_compact,
+    signing_key,
+    verify_compact,
+)
+from juncture.outbound import Fetcher
 
 __all__ = [
     "ERR_CODES",
@@ -82,7 +91,6 @@ __all__ = [
 
 TYP = "secevent+jwt"
 MAX_SET_BYTES = 64 * 1024
-MIN_RSA_BITS = 2048
 #: The codes `SetError.err` takes: the IANA "Security Event Token Error Codes" (RFC 8935) and
 #: SSF's ``invalid_state``. `verify_set` raises only the first four; the rest are for the
 #: receiver around it (endpoint authentication, authorization, a verification's state).
@@ -97,12 +105,6 @@ ERR_CODES = frozenset(
         "invalid_state",
     }
 )
-_EC_CURVES: dict[str, ec.EllipticCurve] = {
-    "P-256": ec.SECP256R1(),
-    "P-384": ec.SECP384R1(),
-    "P-521": ec.SECP521R1(),
-}
-_REFUSED_HEADERS = ("crit", "b64")
 
 
 class SetError(Exception):
@@ -193,7 +195,7 @@ class TransmitterConfig:
         critical_subject_members: tuple[str, ...] = (),
         fetch: Fetcher | None = None,
     ) -> TransmitterConfig:
-        """Build from options, with exactly one key source, as `methods.tokens` builds issuers.
+        """Build from options, with exactly one key source, by `juncture.jose.build_issuer`.
 
         A ``jwks_uri`` must be https (plain http only for loopback), and is fetched with
         ``fetch`` (the SSRF guard) when given; a file or inline set is loaded now. Raises
@@ -291,7 +293,7 @@ def _check_header(header: Mapping[str, Any], transmitter: TransmitterConfig) -> 
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower().removeprefix("application/") != TYP:
         raise SetError("invalid_request", f"the SET's `typ` header must be `{TYP}`")
-    for name in _REFUSED_HEADERS:
+    for name in REFUSED_HEADERS:
         if name in header:
             raise SetError("invalid_request", f"the `{name}` header is not accepted")
     alg = header.get("alg")
@@ -308,41 +310,17 @@ def _verify_signature(
     token: str, header: Mapping[str, Any], alg: str, transmitter: TransmitterConfig, now: datetime
 ) -> dict[str, Any]:
     kid = header.get("kid")
-    candidates = _candidates(transmitter.keys.keys(now), alg, kid)
-    if not candidates and kid is not None:  # perhaps rotated: refetch (rate-limited)
-        candidates = _candidates(transmitter.keys.keys(now, refresh=True), alg, kid)
-    if not candidates:
+    keys = candidates(transmitter.keys.keys(now), alg, kid)
+    if not keys and kid is not None:  # perhaps rotated: refetch (rate-limited)
+        keys = candidates(transmitter.keys.keys(now, refresh=True), alg, kid)
+    if not keys:
         raise SetError("invalid_key", "no key of the transmitter fits the SET's `kid` and `alg`")
-    for key in candidates:
-        try:
-            payload = jws.deserialize_compact(token, key, algorithms=[alg]).payload
-        except (JoseError, ValueError):
-            continue
-        claims = _json(payload)
-        assert isinstance(claims, dict)  # the same bytes `_split` decoded
-        return claims
-    raise SetError("invalid_key", "the SET's signature does not verify")
-
-
-def _candidates(keys: tuple[PublicKey, ...], alg: str, kid: object) -> list[PublicKey]:
-    kty, curve = ALGORITHMS[alg]
-    found = []
-    for key in keys:
-        if key.key_type != kty or (kid is not None and key.kid != kid):
-            continue
-        if curve is not None and getattr(key, "curve_name", None) != curve:
-            continue
-        if key.get("alg") not in (None, alg):
-            continue
-        if isinstance(key, RSAKey) and _rsa_bits(key) < MIN_RSA_BITS:
-            continue
-        found.append(key)
-    return found
-
-
-def _rsa_bits(key: RSAKey) -> int:
-    raw = key.raw_value
-    return raw.key_size if isinstance(raw, rsa.RSAPublicKey | rsa.RSAPrivateKey) else 0
+    payload = verify_compact(token, keys, alg)
+    if payload is None:
+        raise SetError("invalid_key", "the SET's signature does not verify")
+    claims = _json(payload)
+    assert isinstance(claims, dict)  # the same bytes `_split` decoded
+    return claims
 
 
 def _event(claims: dict[str, Any], transmitter: TransmitterConfig, now: datetime) -> SecurityEvent:
@@ -440,12 +418,7 @@ def _no_constant(name: str) -> object:
 
 def _b64(part: str) -> bytes:
     """Decode base64url without padding; refuse any other spelling of the same bytes."""
-    if "=" in part or "+" in part or "/" in part:
-        raise ValueError("not base64url")
-    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != part:
-        raise ValueError("not canonical base64url")
-    return data
+    return b64decode(part, canonical=True)
 
 
 def _clip(text: str) -> str:
@@ -454,16 +427,6 @@ def _clip(text: str) -> str:
 
 # -- issuing -------------------------------------------------------------------------------
 
-PrivateKey = (
-    RSAKey
-    | ECKey
-    | OKPKey
-    | rsa.RSAPrivateKey
-    | ec.EllipticCurvePrivateKey
-    | ed25519.Ed25519PrivateKey
-    | ed448.Ed448PrivateKey
-)
-
 
 class SetSigner:
     """Issues compact SETs with one private key (``kid`` and ``alg`` go in every header)."""
@@ -471,19 +434,7 @@ class SetSigner:
     def __init__(
         self, key: Mapping[str, Any] | PrivateKey, kid: str | None = None, alg: str = "RS256"
     ) -> None:
-        if alg not in ALGORITHMS:
-            raise ConfigError(
-                f"signing algorithm `{alg}` is not accepted (asymmetric only: "
-                f"{', '.join(ALGORITHMS)})"
-            )
-        jwk = _import_private(key)
-        kty, curve = ALGORITHMS[alg]
-        if jwk.key_type != kty or (curve is not None and getattr(jwk, "curve_name", None) != curve):
-            raise ConfigError(f"the signing key does not fit algorithm `{alg}`")
-        if not jwk.is_private:
-            raise ConfigError("the signing key must be a private key")
-        if isinstance(jwk, RSAKey) and _rsa_bits(jwk) < MIN_RSA_BITS:
-            raise ConfigError(f"an RSA signing key needs at least {MIN_RSA_BITS} bits")
+        jwk = signing_key(key, alg)
         self._key = jwk
         self.alg = alg
         self.kid = kid or jwk.kid or jwk.thumbprint()
@@ -497,8 +448,7 @@ class SetSigner:
     def sign(self, claims: Mapping[str, Any]) -> str:
         """Sign claims as they are; `issue` is the checked way to build them."""
         header = {"typ": TYP, "alg": self.alg, "kid": self.kid}
-        payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
-        return jws.serialize_compact(header, payload, self._key, algorithms=[self.alg])
+        return sign_compact(header, claims, self._key, self.alg)
 
     def issue(
         self,
@@ -540,50 +490,6 @@ class SetSigner:
         if toe is not None:
             claims["toe"] = int(toe.timestamp())
         return self.sign(claims)
-
-
-def _import_private(key: Mapping[str, Any] | PrivateKey) -> RSAKey | ECKey | OKPKey:
-    if isinstance(key, RSAKey | ECKey | OKPKey):
-        return key
-    try:
-        if isinstance(key, Mapping):
-            kty = key.get("kty")
-            if kty == "RSA":
-                return RSAKey.import_key(dict(key))
-            if kty == "EC":
-                return ECKey.import_key(dict(key))
-            if kty == "OKP":
-                return OKPKey.import_key(dict(key))
-            raise ConfigError("a signing key must be an RSA, EC or OKP private JWK")
-        if isinstance(key, rsa.RSAPrivateKey):
-            return RSAKey.import_key(key)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return ECKey.import_key(key)
-        return OKPKey.import_key(key)
-    except (JoseError, ValueError, TypeError):
-        raise ConfigError("the signing key cannot be read as a private key") from None
-
-
-def new_signing_key(alg: str = "RS256", *, kid: str | None = None) -> dict[str, Any]:
-    """A new private JWK for `SetSigner`: RSA 2048 for ``RS*``/``PS*``, the matching curve
-    for ``ES*``, Ed25519/Ed448 for those; ``kid`` defaults to the RFC 7638 thumbprint.
-    Keep it secret; `public_jwks` gives what to publish."""
-    if alg not in ALGORITHMS:
-        raise ConfigError(f"signing algorithm `{alg}` is not accepted")
-    kty, curve = ALGORITHMS[alg]
-    jwk: RSAKey | ECKey | OKPKey
-    if kty == "RSA":
-        jwk = RSAKey.import_key(rsa.generate_private_key(65537, MIN_RSA_BITS))
-    elif kty == "EC":
-        assert curve is not None
-        jwk = ECKey.import_key(ec.generate_private_key(_EC_CURVES[curve]))
-    elif curve == "Ed25519":
-        jwk = OKPKey.import_key(ed25519.Ed25519PrivateKey.generate())
-    else:
-        jwk = OKPKey.import_key(ed448.Ed448PrivateKey.generate())
-    private = dict(jwk.as_dict(private=True))
-    private.update(kid=kid or jwk.thumbprint(), alg=alg, use="sig")
-    return private
 
 
 def public_jwks(*signers: SetSigner) -> dict[str, Any]:

@@ -15,7 +15,7 @@ unreadable stored record, a key source or mail server that is down.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -31,6 +31,7 @@ from juncture.methods.errors import (
     ProofError,
     StateError,
 )
+from juncture.outbound import Fetcher
 from juncture.policy.duration import parse_duration
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.store.models import Posture
@@ -130,12 +131,6 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
 NO_CONTEXT = Context()
 
 
-#: ``fetch(url, timeout, max_bytes)`` -> (HTTP status, at most ``max_bytes`` of the body): a
-#: GET through the server's guard for outgoing requests. Raises ValueError when the URL is
-#: refused (not https, a private or loopback address), httpx.HTTPError when the request fails.
-Fetcher = Callable[[str, float, int], tuple[int, bytes]]
-
-
 @dataclass(frozen=True, slots=True)
 class Environment:
     """Server-side things methods need that never sit in a journey file.
@@ -148,7 +143,8 @@ class Environment:
     code_key: bytes | None = None
     sender: Sender | None = None
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: How key sets are fetched from a ``jwks_uri``: the server's SSRF guard (see `Fetcher`).
+    #: How key sets are fetched from a ``jwks_uri``: the server's SSRF guard
+    #: (`juncture.outbound.guarded_fetcher`); None: the guard with private addresses refused.
     fetch: Fetcher | None = None
 
 

@@ -52,6 +52,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
+from juncture.jose import json_segment
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
@@ -70,7 +71,7 @@ from juncture.methods.base import (
     register,
     require_aware,
 )
-from juncture.methods.tokens import Refused, json_segment
+from juncture.methods.tokens import Refused
 from juncture.policy.model import METHOD_AMR
 
 MAX_ASSERTION = 8192

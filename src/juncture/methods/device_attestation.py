@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
+from juncture.jose import ISSUER_KEYS, Issuer, IssuerOptions, build_issuer
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
@@ -41,16 +42,7 @@ from juncture.methods.base import (
     register,
     require_aware,
 )
-from juncture.methods.tokens import (
-    ISSUER_KEYS,
-    Issuer,
-    IssuerOptions,
-    Refused,
-    build_issuer,
-    numeric_date,
-    split_issuers,
-    verify_token,
-)
+from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
 from juncture.store.models import Posture
 
 

@@ -1,6 +1,6 @@
 """An ID token or JWT access token from a configured issuer (federation, workloads).
 
-The token is verified by `juncture.methods.tokens` (pinned asymmetric algorithms, the
+The token is verified by `juncture.methods.tokens` over `juncture.jose` (pinned algorithms, the
 issuer's own keys, ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` with a leeway, an optional
 ``nonce``). What it proves comes from its claims (OIDC Core §2, RFC 9068, RFC 9470):
 
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
+from juncture.jose import ISSUER_KEYS, Issuer, IssuerOptions, build_issuer
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
@@ -35,16 +36,7 @@ from juncture.methods.base import (
     register,
     require_aware,
 )
-from juncture.methods.tokens import (
-    ISSUER_KEYS,
-    Issuer,
-    IssuerOptions,
-    Refused,
-    build_issuer,
-    numeric_date,
-    split_issuers,
-    verify_token,
-)
+from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
 
 MAX_AMR = 16
 

@@ -27,7 +27,6 @@ from typing import Any
 import msgspec
 
 from juncture.errors import Location
-from juncture.events.urls import guarded_fetcher
 from juncture.methods import (
     KINDS,
     Context,
@@ -47,6 +46,7 @@ from juncture.methods.recovery_code import RecoveryCodesRecord
 from juncture.methods.secretbox import SecretBox
 from juncture.methods.totp import TotpRecord
 from juncture.methods.webauthn import PasskeyRecord
+from juncture.outbound import guarded_fetcher
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.policy.plan import JourneyPlan, LockoutSpec

@@ -37,8 +37,8 @@ from juncture.events.catalog import account_subject, effect_of
 from juncture.events.poll import PollClient
 from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
 from juncture.events.subjects import Subject, keys
-from juncture.events.urls import guarded_fetcher
 from juncture.methods.base import ConfigError
+from juncture.outbound import guarded_fetcher
 from juncture.policy.source import plain, read_yaml
 from juncture.service.decisions import Decisions
 from juncture.service.policies import PolicyRegistry

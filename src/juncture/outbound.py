@@ -1,23 +1,36 @@
-"""Outbound HTTP for Shared Signals, made safe (the SSRF guard): where Juncture may send a
-request, and the one way it sends it (`post`).
+"""Every outbound HTTP request Juncture makes, made safe: the SSRF guard, timeouts, size caps.
 
-A receiver chooses its push endpoint (SSF 1.0 stream configuration, ``delivery.endpoint_url``)
-and a poll transmitter is configured by an operator, so the URL is not ours to trust: it could
-name the metadata service at ``169.254.169.254``, a database on ``10.0.0.5`` or the server's
-own admin port. `pin_url` allows only ``https`` (plain ``http`` too when ``allow_private``), no
+Juncture sends requests to URLs it did not choose: a receiver's push endpoint (SSF 1.0 stream
+configuration, ``delivery.endpoint_url``), a transmitter an operator configured for polling,
+the ``jwks_uri`` of a journey's token issuer or of a Shared Signals transmitter. Such a URL
+could name the metadata service at ``169.254.169.254``, a database on ``10.0.0.5`` or the
+server's own admin port, so every one of these requests goes through this module:
+
+- SSF push delivery (`juncture.events.delivery`) and SSF polling (`juncture.events.poll`) pin
+  the URL with `pin_url` and send with `post`, on a client from `new_client`;
+- key sets (`juncture.jose.KeySource`, for methods and for SSF receiving) are fetched with a
+  `Fetcher` made by `guarded_fetcher`.
+
+(Mail goes out by SMTP to the operator's own server, `juncture.methods.delivery`; the CLI's
+requests go to the Juncture server the operator names. Neither is a URL from elsewhere.)
+
+The rules. `pin_url` allows only ``https`` (plain ``http`` too when ``allow_private``), no
 userinfo, a host; it resolves the host and refuses the URL when **any** address is not public:
 loopback, private, link-local, multicast, reserved, unspecified, shared (CGNAT
 ``100.64.0.0/10``), documentation, benchmarking, unique-local and site-local IPv6, and those
 same addresses inside IPv4-mapped, NAT64 and 6to4 IPv6 forms. ``allow_private`` (development
-and tests) lifts the address rule and allows ``http``; the other rules still hold.
+and tests: ``juncture serve --ssf-allow-private``) lifts the address rule and allows ``http``;
+the other rules still hold. A request follows no redirect (a 3xx is returned as it is, so a
+redirect to a private address is never followed), asks for no compression, reads at most
+``max_bytes`` of the answer, and gives up with ``httpx.TimeoutException`` when one step (connect,
+a read) takes longer than ``timeout`` seconds or the whole answer takes longer than
+``timeout`` times `DEADLINE_FACTOR` (a server dripping a byte at a time cannot hold it).
 
 DNS rebinding: a name may resolve to a public address when checked and to ``127.0.0.1`` a
 moment later when connected. `Pinned` defeats it: the request is sent to the *checked* address
 (`Pinned.connect_url`) with the original ``Host`` header and, for https, the original host name
 as TLS SNI (`Pinned.extensions`), so the certificate is still verified against the name. Check
-and pin right before each connection, and send with `post` (`juncture.events.delivery` and
-`juncture.events.poll` do): it follows no redirect, asks for no compression and reads at most
-``max_bytes`` of the answer.
+and pin right before each connection.
 
 Residual risks, documented rather than handled: only the first resolved address is tried (no
 fallback to the others); the resolver has no timeout of its own (getaddrinfo blocks as long as
@@ -31,6 +44,7 @@ import functools
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +53,9 @@ import httpx
 import msgspec
 
 __all__ = [
+    "DEADLINE_FACTOR",
     "MAX_URL_LENGTH",
+    "Fetcher",
     "Pinned",
     "Reply",
     "Resolver",
@@ -55,10 +71,16 @@ __all__ = [
 ]
 
 MAX_URL_LENGTH = 2048
+#: A whole answer must arrive within ``timeout`` times this (each step within ``timeout``).
+DEADLINE_FACTOR = 3
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``resolve(host)``: the IP addresses (as text) a host name resolves to.
 Resolver = Callable[[str], Sequence[str]]
+#: ``fetch(url, timeout, max_bytes)`` -> (HTTP status, at most ``max_bytes`` of the body): a
+#: guarded GET (`guarded_fetcher`). Raises ValueError (`UnsafeUrl`) when the URL is refused
+#: (not https, a private or loopback address), httpx.HTTPError when the request fails.
+Fetcher = Callable[[str, float, int], tuple[int, bytes]]
 
 
 class UnsafeUrl(ValueError):
@@ -300,6 +322,7 @@ def _request(
     max_bytes: int,
 ) -> Reply:
     sent = {**headers, **pinned.headers, "Accept-Encoding": "identity"}
+    deadline = time.monotonic() + timeout * DEADLINE_FACTOR
     with client.stream(
         method,
         pinned.connect_url,
@@ -311,7 +334,9 @@ def _request(
     ) as response:
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_raw(16384):
+        for chunk in response.iter_raw():
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the answer took too long", request=response.request)
             chunks.append(chunk)
             size += len(chunk)
             if size >= max_bytes:
@@ -323,14 +348,14 @@ def _request(
         )
 
 
-def guarded_fetcher(*, allow_private: bool) -> Callable[[str, float, int], tuple[int, bytes]]:
-    """A GET through this guard for `juncture.methods.base.Environment.fetch` (key sets of
-    journeys' issuers): ``fetch(url, timeout, max_bytes)`` -> (status, at most ``max_bytes``
-    of the body). Raises UnsafeUrl (a ValueError) for a refused URL, httpx.HTTPError when the
-    request fails."""
+def guarded_fetcher(*, allow_private: bool, resolve: Resolver = resolve_host) -> Fetcher:
+    """A GET through this guard (key sets: `juncture.jose.KeySource`, given to methods as
+    `juncture.methods.base.Environment.fetch`): ``fetch(url, timeout, max_bytes)`` ->
+    (status, at most ``max_bytes`` of the body). Raises UnsafeUrl (a ValueError) for a
+    refused URL, httpx.HTTPError when the request fails or takes too long."""
 
     def fetch(url: str, timeout: float, max_bytes: int) -> tuple[int, bytes]:
-        pinned = pin_url(url, allow_private=allow_private)
+        pinned = pin_url(url, allow_private=allow_private, resolve=resolve)
         with new_client(timeout=timeout) as client:
             reply = get(client, pinned, headers={"Accept": "application/json"},
                         timeout=timeout, max_bytes=max_bytes)  # fmt: skip

@@ -1,4 +1,5 @@
-"""The outbound URL guard: which URLs Juncture sends to, pinning, and the one guarded POST.
+"""The outbound guard (`juncture.outbound`): which URLs Juncture sends to, pinning, the guarded
+POST and the guarded GET (key sets), with its size cap, timeouts and redirects not followed.
 
 Literal addresses and ``localhost`` go through the real resolver; only names that must not
 depend on the machine's DNS (``*.test``) use an injected one.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,11 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-from juncture.events.urls import (
+from juncture.outbound import (
     MAX_URL_LENGTH,
     UnsafeUrl,
     address_problem,
     check_push_url,
+    guarded_fetcher,
     new_client,
     pin_url,
     post,
@@ -319,3 +322,150 @@ def test_post_raises_httpx_errors_for_a_closed_port():
     pinned = pin_url(f"http://127.0.0.1:{port}/", allow_private=True)
     with new_client(timeout=2) as client, pytest.raises(httpx.ConnectError):
         post(client, pinned, content=b"", headers={}, timeout=2, max_bytes=10)
+
+
+# -- the guarded GET (`guarded_fetcher`, key sets), against real servers -----------------------
+
+
+class GetServer:
+    """A real HTTP server on 127.0.0.1 whose GET answer ``handle(handler)`` writes."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.handle: Callable[[BaseHTTPRequestHandler], None] = _answer(200, b'{"keys": []}')
+        self.port = 0
+
+    def url(self, path: str = "/jwks.json") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _answer(
+    status: int, body: bytes, headers: dict[str, str] | None = None
+) -> Callable[[BaseHTTPRequestHandler], None]:
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return handle
+
+
+@pytest.fixture
+def get_servers() -> Iterator[Callable[[], GetServer]]:
+    started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+
+    def start() -> GetServer:
+        state = GetServer()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                state.paths.append(self.path)
+                state.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        state.port = httpd.server_address[1]
+        thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        started.append((httpd, thread))
+        return state
+
+    try:
+        yield start
+    finally:
+        for httpd, thread in started:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_fetcher_refuses_a_private_target_unless_allowed(
+    get_servers: Callable[[], GetServer], host: str
+):
+    server = get_servers()
+    url = server.url().replace("127.0.0.1", host)
+    with pytest.raises(UnsafeUrl, match="must be https"):
+        guarded_fetcher(allow_private=False)(url, 2, 1000)
+    https = url.replace("http:", "https:")
+    with pytest.raises(UnsafeUrl, match="not a public address"):
+        guarded_fetcher(allow_private=False)(https, 2, 1000)
+    assert server.paths == []  # nothing reached the server
+    assert guarded_fetcher(allow_private=True)(url, 2, 1000) == (200, b'{"keys": []}')
+    assert server.paths == ["/jwks.json"]
+
+
+def test_the_fetcher_refuses_a_public_name_that_resolves_to_a_private_address(
+    get_servers: Callable[[], GetServer],
+):
+    server = get_servers()
+    fetch = guarded_fetcher(allow_private=False, resolve=lambda host: ["127.0.0.1"])
+    with pytest.raises(UnsafeUrl, match=r"resolves to 127\.0\.0\.1"):
+        fetch(f"https://idp.example.com:{server.port}/jwks.json", 2, 1000)
+    assert server.paths == []
+
+
+def test_the_fetcher_reads_at_most_max_bytes(get_servers: Callable[[], GetServer]):
+    server = get_servers()
+    server.handle = _answer(200, b"x" * 200_000)
+    status, body = guarded_fetcher(allow_private=True)(server.url(), 2, 1000)
+    assert (status, body) == (200, b"x" * 1000)
+
+
+def test_the_fetcher_does_not_follow_a_redirect_to_a_private_address(
+    get_servers: Callable[[], GetServer],
+):
+    inside, outside = get_servers(), get_servers()
+    secret = inside.url("/latest/meta-data")
+    outside.handle = _answer(302, b"", {"Location": secret})
+    status, body = guarded_fetcher(allow_private=True)(outside.url(), 2, 1000)
+    assert (status, body) == (302, b"")
+    assert outside.paths == ["/jwks.json"]
+    assert inside.paths == []  # the redirect was returned, not followed
+
+
+def test_the_fetcher_times_out_on_a_server_that_does_not_answer(
+    get_servers: Callable[[], GetServer],
+):
+    server = get_servers()
+    release = threading.Event()
+    server.handle = lambda handler: (release.wait(5), None)[1]
+    began = time.monotonic()
+    try:
+        with pytest.raises(httpx.TimeoutException):
+            guarded_fetcher(allow_private=True)(server.url(), 0.3, 1000)
+    finally:
+        release.set()
+    assert time.monotonic() - began < 2
+
+
+def test_the_fetcher_times_out_on_a_server_that_drips_its_answer(
+    get_servers: Callable[[], GetServer],
+):
+    # Each byte comes within the per-step timeout, but the whole answer would take 4s: the
+    # fetcher gives up after `timeout` times DEADLINE_FACTOR.
+    server = get_servers()
+
+    def drip(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "20")
+        handler.end_headers()
+        for _ in range(20):
+            try:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    server.handle = drip
+    began = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        guarded_fetcher(allow_private=True)(server.url(), 0.4, 1000)
+    assert time.monotonic() - began < 3
