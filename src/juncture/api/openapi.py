@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of every endpoint (served at `/openapi.json`).
 
 Generated from the route table, the description of each route (`api/endpoints.py`) and the
-msgspec structs they name (`api/describe.py` builds it; docs/architecture/openapi.md).
+msgspec structs they name (`api/describe.py` builds it; docs/architecture.md, "The OpenAPI document").
 """
 
 from __future__ import annotations

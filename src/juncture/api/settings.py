@@ -4,7 +4,7 @@
 with ``--workers`` > 1 starts worker processes that import the app factory by name, so the
 settings cross the process boundary as one environment variable, `SETTINGS_ENV`, holding the
 struct as JSON. A worker decodes it strictly (`from_environment`): an unknown field or a
-wrong type stops it. See docs/architecture/settings.md for how a new option flows.
+wrong type stops it. See docs/architecture.md ("Server settings") for how a new option flows.
 """
 
 from __future__ import annotations
