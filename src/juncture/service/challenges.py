@@ -26,7 +26,7 @@ from juncture.service.outcome import (
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Session, StoredProof
+from juncture.store.models import App, Challenge, Session, StoredProof
 from juncture.store.protocols import ConflictError, Store
 
 #: No proof given: the app asserts the method.
@@ -67,10 +67,7 @@ class Challenges:
         challenge did not name, a malformed proof, a locked counter) changes nothing; a
         wrong proof spends an attempt and counts a failure.
         """
-        found = self.store.get_challenge(challenge_id)
-        if found is None or found.app != app.id:
-            raise ServiceError("challenge.not_found", "no such challenge", 404)
-        challenge = found
+        challenge = self._found(app, challenge_id)
         now = self.now()
         if (
             challenge.consumed_at is not None
@@ -80,12 +77,7 @@ class Challenges:
             raise ServiceError(
                 "challenge.not_live", "the challenge is expired, used or out of attempts", 409
             )
-        if method not in challenge.methods:
-            raise ServiceError(
-                "challenge.method_not_accepted",
-                f"method `{method}` does not answer this challenge",
-                400,
-            )
+        _accepts(challenge, method)
         session = self.changes.load(app, challenge.session_id)
         # Ended, revoked and disabled are final: no secret is checked, nothing is recorded.
         self._require_live(session)
@@ -168,18 +160,18 @@ class Challenges:
 
     def start(self, app: App, challenge_id: str, method: str) -> tuple[Any, Any]:
         """Start a method's ceremony (WebAuthn options, an email code): (public, to send)."""
-        challenge = self.store.get_challenge(challenge_id)
-        if challenge is None or challenge.app != app.id:
-            raise ServiceError("challenge.not_found", "no such challenge", 404)
-        if method not in challenge.methods:
-            raise ServiceError(
-                "challenge.method_not_accepted",
-                f"method `{method}` does not answer this challenge",
-                400,
-            )
+        challenge = self._found(app, challenge_id)
+        _accepts(challenge, method)
         session = self.changes.load(app, challenge.session_id)
         self._require_live(session)
         return authn(lambda: self.directory.start(challenge, session, method))
+
+    def _found(self, app: App, challenge_id: str) -> Challenge:
+        """The app's challenge of that id (another app's does not exist for it)."""
+        challenge = self.store.get_challenge(challenge_id)
+        if challenge is None or challenge.app != app.id:
+            raise ServiceError("challenge.not_found", "no such challenge", 404)
+        return challenge
 
     def _require_live(self, session: Session) -> None:
         """409 unless the session is active (or pending) and its subject is not disabled:
@@ -187,3 +179,12 @@ class Challenges:
         require_active(session)
         if self.decisions.disabled({"type": session.subject_type, "id": session.subject_id}):
             raise ServiceError("subject.disabled", "the subject is disabled", 409)
+
+
+def _accepts(challenge: Challenge, method: str) -> None:
+    """400 unless ``method`` is one the challenge named."""
+    if method not in challenge.methods:
+        raise ServiceError(
+            "challenge.method_not_accepted", f"method `{method}` does not answer this challenge",
+            400,
+        )  # fmt: skip
