@@ -124,12 +124,12 @@ def decide_forever(
         app = runtime.store.get_app(app_id)
         assert app is not None
         request = {"resource": {"type": "page", "id": "dashboard"}}
-        runtime.decide(app, "dashboard", request, session_id=session_id)  # the plan compiled
+        runtime.decisions.decide(app, "dashboard", request, session_id=session_id)  # the plan compiled
         heap.settle()  # as a server worker does once started
         started = time.perf_counter()
         done = 0
         while not stop.is_set():
-            runtime.decide(app, "dashboard", request, session_id=session_id)
+            runtime.decisions.decide(app, "dashboard", request, session_id=session_id)
             done += 1
             with counter.get_lock():
                 counter.value += 1
