@@ -124,7 +124,8 @@ def decide_forever(
         app = runtime.store.get_app(app_id)
         assert app is not None
         request = {"resource": {"type": "page", "id": "dashboard"}}
-        runtime.decisions.decide(app, "dashboard", request, session_id=session_id)  # the plan compiled
+        # the plan compiled
+        runtime.decisions.decide(app, "dashboard", request, session_id=session_id)
         heap.settle()  # as a server worker does once started
         started = time.perf_counter()
         done = 0
