@@ -38,8 +38,8 @@ import msgspec  # noqa: E402
 
 from juncture.api import heap  # noqa: E402
 from juncture.api.server import open_runtime  # noqa: E402
+from juncture.records import App, Observed, Session, Standing, StoredProof  # noqa: E402
 from juncture.service.ids import new_id  # noqa: E402
-from juncture.store.models import App, Observed, Session, Standing, StoredProof  # noqa: E402
 
 V1 = """\
 journey: desk

@@ -192,8 +192,8 @@ def test_the_page_runs_as_written(page: Path, tmp_path: Path) -> None:
 
 def test_shown_answers_are_tied_to_the_call_before_them() -> None:
     script = (
-        "curl -s a\n# 201 {\"outcome\": \"allow\", \"id\": \"s_…\"}\n"
-        "X=$(curl -s b)  # a comment\ncurl c; curl d\n# {\"aal\": 2,\n#  \"b\": true}\n"
+        'curl -s a\n# 201 {"outcome": "allow", "id": "s_…"}\n'
+        'X=$(curl -s b)  # a comment\ncurl c; curl d\n# {"aal": 2,\n#  "b": true}\n'
         "# not an answer: curl e\n"
     )
     shown = shown_answers(script)

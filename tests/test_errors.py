@@ -67,8 +67,10 @@ def test_every_code_the_service_answers_with_is_registered():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "src" / "juncture"
-    pattern = re.compile(r'ApiError\(\s*\d+,\s*"([a-z_.]+)"|problem\(\s*\d+,\s*"([a-z_.]+)"'
-                         r'|ServiceError\(\s*"([a-z_.]+)"')
+    pattern = re.compile(
+        r'ApiError\(\s*\d+,\s*"([a-z_.]+)"|problem\(\s*\d+,\s*"([a-z_.]+)"'
+        r'|ServiceError\(\s*"([a-z_.]+)"'
+    )
     used = set()
     for path in [*root.glob("api/*.py"), *root.glob("service/*.py")]:
         for match in pattern.finditer(path.read_text()):

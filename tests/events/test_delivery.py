@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 
 from juncture.events.delivery import DeliveryReport, PushDelivery, Verdict, judge
 from juncture.outbound import Reply
-from juncture.store.models import OutboxItem, Stream
+from juncture.records import OutboxItem, Stream
 from juncture.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -27,7 +27,7 @@ from juncture.events.poll import (
     PollReport,
     answer_poll,
 )
-from juncture.store.models import OutboxItem, Stream
+from juncture.records import OutboxItem, Stream
 from juncture.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -273,6 +273,7 @@ def test_disk_full_fails_closed_and_recovers_when_space_returns(tmp_path: Path) 
 
 # -- the database read-only ------------------------------------------------------------------------
 
+
 def read_only(root: Path, on: bool = True) -> None:
     """The database's files and their directory read-only (or writable again)."""
     for name in ("j.db", "j.db-wal", "j.db-shm"):

@@ -29,8 +29,9 @@ def test_session_handle_rotates_whenever_aal_rises(world: World) -> None:
     assert first["aal"] == 1 and first["handle"] != session["handle"]
     body = enroll(world, session["id"], "totp")
     phone = pyotp.TOTP(body["shown"]["secret"])
-    assert confirm(world, session["id"], body["authenticator"]["id"], phone.now()).status_code \
-        == 200
+    assert (
+        confirm(world, session["id"], body["authenticator"]["id"], phone.now()).status_code == 200
+    )
     challenge = step_up(world, session["id"])["challenge_id"]
     raised = world.verify(challenge, "totp", next_code(phone)).json()["session"]
     assert raised["aal"] == 2 and raised["handle"] not in (session["handle"], first["handle"])
@@ -55,8 +56,9 @@ def test_every_decision_used_one_version_and_a_rejected_upload_serves_none(
     assert world.admin.get("/healthz").json()["version"] == active
     assert world.ask(session, "change_email")["version"] == active
     changed = journey().replace("within: 10m", "within: 5m")
-    published = world.admin.post("/admin/v1/versions",
-                                 json={"files": {"acct.yaml": changed}, "activate": True})
+    published = world.admin.post(
+        "/admin/v1/versions", json={"files": {"acct.yaml": changed}, "activate": True}
+    )
     assert published.status_code == 201, published.text
     newer = published.json()["id"]
     assert world.ask(session, "change_email")["version"] == newer

@@ -77,8 +77,9 @@ class Service:
 
     def publish(self, version: str) -> None:
         text = VERSION_A if version == "A" else VERSION_B
-        published = self.admin.post("/admin/v1/versions",
-                                    json={"files": {"bank.yaml": text}, "activate": True})
+        published = self.admin.post(
+            "/admin/v1/versions", json={"files": {"bank.yaml": text}, "activate": True}
+        )
         assert published.status_code in (200, 201), published.text
         self.version = version
 

@@ -49,9 +49,10 @@ def test_the_test_clock_makes_a_within_window_run_out(tmp_path: Path) -> None:
             assert reset.status_code == 200 and reset.json()["offset_seconds"] == 0
             at = client.post("/admin/v1/clock", json={"at": "2030-01-01T00:00:00Z"})
             assert at.status_code == 200 and at.json()["now"].startswith("2030-01-01T00:00:0")
-        assert server.client("jct_adm_x_y").post(
-            "/admin/v1/clock", json={"offset": "1m"}
-        ).status_code == 401
+        assert (
+            server.client("jct_adm_x_y").post("/admin/v1/clock", json={"offset": "1m"}).status_code
+            == 401
+        )
     finally:
         server.stop()
 

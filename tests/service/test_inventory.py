@@ -11,6 +11,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from juncture.records import (
+    Authenticator,
+    DecisionRecord,
+    Session,
+    Standing,
+    Subject,
+    Task,
+)
 from juncture.service.inventory import (
     FLAGS,
     IdentityNotFound,
@@ -18,14 +26,6 @@ from juncture.service.inventory import (
     InventorySettings,
     identity,
     inventory,
-)
-from juncture.store.models import (
-    Authenticator,
-    DecisionRecord,
-    Session,
-    Standing,
-    Subject,
-    Task,
 )
 from juncture.store.protocols import Store
 from juncture.store.sqlite import SqliteStore

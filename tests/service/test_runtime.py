@@ -7,9 +7,9 @@ from pathlib import Path
 
 import msgspec
 
+from juncture.records import App
 from juncture.service.ids import new_id, new_key, secret_matches, split_key
 from juncture.service.runtime import Runtime
-from juncture.store.models import App
 from juncture.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
@@ -54,7 +54,7 @@ def test_keys_and_ids():
 def test_retention_purges_old_decision_records(tmp_path: Path):
     from datetime import timedelta
 
-    from juncture.store.models import DecisionQuery
+    from juncture.records import DecisionQuery
 
     clock = [NOW]
     store = SqliteStore(tmp_path / "r.db")
@@ -79,9 +79,9 @@ def test_retention_purges_old_decision_records(tmp_path: Path):
 
 
 def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, monkeypatch):
+    from juncture.records import DecisionRecord
     from juncture.service import decision_log as runtime_module
     from juncture.service.decision_log import DecisionLogWriter
-    from juncture.store.models import DecisionRecord
 
     monkeypatch.setattr(runtime_module, "MAX_PENDING_RECORDS", 3)
     store = SqliteStore(tmp_path / "r.db")

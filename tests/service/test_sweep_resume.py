@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from juncture.records import App, StoredProof
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import Sweeper
-from juncture.store.models import App, StoredProof
 from juncture.store.sqlite import SqliteStore
 
 from .test_sweep_http import V1, V2

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from juncture.store.models import (
+from juncture.records import (
     AdminCredential,
     App,
     AppKey,
@@ -769,6 +769,7 @@ def test_a_closed_store_refuses_reads_and_writes(backend: Backend):
 
 
 # -- what was observed of subjects ---------------------------------------------------------
+
 
 def make_seen(**changes: Any) -> SubjectSeen:
     seen = SubjectSeen(

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from juncture.store.models import DecisionQuery, StreamSubject
+from juncture.records import DecisionQuery, StreamSubject
 from juncture.store.protocols import ConflictError, StoreError
 from juncture.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -139,9 +139,10 @@ def test_a_failing_write_is_a_store_error_and_rolls_back(store: SqliteStore, pat
 
 
 def test_a_write_that_cannot_get_the_lock_in_time_is_a_store_error(path: Path):
-    with SqliteStore(path, busy_timeout=0.05) as store, closing(
-        sqlite3.connect(path, isolation_level=None)
-    ) as other:
+    with (
+        SqliteStore(path, busy_timeout=0.05) as store,
+        closing(sqlite3.connect(path, isolation_level=None)) as other,
+    ):
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreError, match="cannot start a write"):
             store.create_session(make_session())
@@ -151,9 +152,10 @@ def test_a_write_that_cannot_get_the_lock_in_time_is_a_store_error(path: Path):
 
 
 def test_readers_do_not_wait_for_a_writer(path: Path):
-    with SqliteStore(path, busy_timeout=0.05) as store, closing(
-        sqlite3.connect(path, isolation_level=None)
-    ) as other:
+    with (
+        SqliteStore(path, busy_timeout=0.05) as store,
+        closing(sqlite3.connect(path, isolation_level=None)) as other,
+    ):
         store.create_session(make_session())
         other.execute("BEGIN IMMEDIATE")
         other.execute("DELETE FROM sessions")
@@ -306,8 +308,10 @@ def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path
         assert migrated.find_authenticator("cred-a1") == authenticator
         assert migrated.get_failures("user", "u1", "password") == failures
         assert migrated.sessions_after(None).sessions == [make_session(1)]
-        assert migrated.get_sessions(["s1", "s2"]) == {"s1": make_session(1),
-                                                       "s2": make_session(2, status="ended")}
+        assert migrated.get_sessions(["s1", "s2"]) == {
+            "s1": make_session(1),
+            "s2": make_session(2, status="ended"),
+        }
         assert migrated.list_received() == []
         assert migrated.receive_event(make_event()) is True
         assert migrated.list_received(session_id="s1") == [make_event()]
@@ -348,9 +352,7 @@ def plans(store: SqliteStore, call: Callable[[], object]) -> list[str]:
             for sql in statements]  # fmt: skip
 
 
-def test_sessions_after_walks_the_primary_key_with_100000_sessions(
-    store: SqliteStore, path: Path
-):
+def test_sessions_after_walks_the_primary_key_with_100000_sessions(store: SqliteStore, path: Path):
     """The sweep's batches stay one index range each, however many sessions there are, and
     whatever the statistics (ANALYZE) say of the status index."""
     statuses = ("active", "ended", "revoked", "ended")

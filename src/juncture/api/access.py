@@ -17,8 +17,8 @@ from starlette.responses import Response
 from juncture.api import authzen
 from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.problems import MAX_DEPTH, ApiError, raw_body, require_json, too_deep
+from juncture.records import App
 from juncture.service.runtime import Runtime
-from juncture.store.models import App
 
 
 def _runtime(request: Request) -> Runtime:

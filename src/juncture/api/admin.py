@@ -17,11 +17,11 @@ from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
+from juncture.records import App, AppKey, DecisionQuery, DecisionRecord, VersionInfo
 from juncture.service.ids import new_id, new_key
 from juncture.service.policies import AmbiguousVersion
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
-from juncture.store.models import App, AppKey, DecisionQuery, DecisionRecord, VersionInfo
 from juncture.store.protocols import ConflictError, NotFound
 
 

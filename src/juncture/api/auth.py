@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from juncture.api.problems import ApiError
+from juncture.records import AdminCredential, App, AppKey
 from juncture.service.ids import secret_matches, split_key
 from juncture.service.observe import Connection
 from juncture.service.runtime import Runtime
-from juncture.store.models import AdminCredential, App, AppKey
 
 ADMIN_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 

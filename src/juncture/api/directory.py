@@ -22,12 +22,12 @@ from juncture.api.hashing import hash_pool
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
 from juncture.methods.base import MethodError
+from juncture.records import App, Authenticator, Session, Subject
 from juncture.service.agents import parse_scopes
 from juncture.service.authn import AuthnError, authenticator_view, shown_view
 from juncture.service.directory import ENROLL, REMOVE
 from juncture.service.outcome import Outcome, ServiceError
 from juncture.service.runtime import Runtime
-from juncture.store.models import App, Authenticator, Session, Subject
 
 SUBJECT_TYPES = ("user", "service", "agent")
 _OWNER = re.compile(r"^(user|team):[A-Za-z0-9][A-Za-z0-9._@/-]{0,127}$")

@@ -22,7 +22,6 @@ def default_hash_concurrency() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-
 class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: Bytes of the request target (path and query); past it: 414 ``request.uri_too_long``.
     max_request_line: int = 8 << 10
@@ -45,4 +44,3 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def body_limit(self, method: str, path: str) -> int:
         """The most bytes a body of this route may have (the API refuses larger ones too)."""
         return MAX_BUNDLE_BYTES if (method, path) == BUNDLE_UPLOAD else MAX_BODY
-

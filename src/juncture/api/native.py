@@ -12,11 +12,11 @@ from juncture.api.auth import authenticate_app, connection_of
 from juncture.api.hashing import hash_pool
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, session_body, to_json
+from juncture.records import DecisionQuery, StoredProof
 from juncture.service.agents import Credential
 from juncture.service.challenges import NO_PROOF
 from juncture.service.outcome import Outcome
 from juncture.service.runtime import Runtime
-from juncture.store.models import DecisionQuery, StoredProof
 
 
 class SubjectIn(msgspec.Struct, frozen=True, kw_only=True):

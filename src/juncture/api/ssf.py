@@ -20,11 +20,11 @@ from juncture.events.catalog import stream_subject, stream_updated, verification
 from juncture.events.set import SetError
 from juncture.events.subjects import SubjectError, parse_subject
 from juncture.methods.base import MethodUnavailable
+from juncture.records import App, Stream, StreamSubject
 from juncture.service.ids import new_id
 from juncture.service.receive import ReceiveError
 from juncture.service.runtime import Runtime
 from juncture.service.transmit import POLL, PUSH, SUPPORTED, Transmitter
-from juncture.store.models import App, Stream, StreamSubject
 from juncture.store.protocols import ConflictError
 
 SET_TYPE = "application/secevent+jwt"

@@ -10,9 +10,7 @@ import msgspec
 from juncture.api.authzen import www_authenticate
 from juncture.engine import Decision
 from juncture.engine.decision import StepUp
-from juncture.service.clock import ClockState
-from juncture.signals.watch import SourceStatus
-from juncture.store.models import (
+from juncture.records import (
     App,
     Challenge,
     Delegation,
@@ -21,6 +19,8 @@ from juncture.store.models import (
     Standing,
     Task,
 )
+from juncture.service.clock import ClockState
+from juncture.signals.watch import SourceStatus
 
 # -- the shapes of the answers (documented in /openapi.json; the builders below fill them) -----
 

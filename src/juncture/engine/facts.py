@@ -187,9 +187,14 @@ def _resolve_relative(value: Any, now: datetime, key: str = "") -> Any:
         return {k: _resolve_relative(v, now, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_relative(v, now, key) for v in value]
-    if key in ("at", "started_at", "posture_at") and isinstance(value, str) and value[:1] in (
-        "-",
-        "+",
+    if (
+        key in ("at", "started_at", "posture_at")
+        and isinstance(value, str)
+        and value[:1]
+        in (
+            "-",
+            "+",
+        )
     ):  # (an empty string is `in "-+"`: it is not a relative time)
         sign = -1 if value[0] == "-" else 1
         return (now + sign * timedelta(seconds=parse_duration(value[1:]))).isoformat()

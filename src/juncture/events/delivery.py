@@ -71,7 +71,7 @@ from juncture.outbound import (
     post,
     resolve_host,
 )
-from juncture.store.models import OutboxItem, Stream
+from juncture.records import OutboxItem, Stream
 from juncture.store.protocols import StreamStore
 
 __all__ = [

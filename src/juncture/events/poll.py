@@ -32,7 +32,7 @@ import msgspec
 
 from juncture.events.set import ERR_CODES, MAX_SET_BYTES
 from juncture.outbound import Resolver, UnsafeUrl, new_client, pin_url, post, resolve_host
-from juncture.store.models import Stream
+from juncture.records import Stream
 from juncture.store.protocols import StreamStore
 
 __all__ = [

@@ -34,7 +34,7 @@ from juncture.methods.errors import (
 from juncture.outbound import Fetcher
 from juncture.policy.duration import parse_duration
 from juncture.policy.model import Method as MethodDeclaration
-from juncture.store.models import Posture
+from juncture.records import Posture
 
 if TYPE_CHECKING:
     from juncture.methods.delivery import Sender

@@ -43,7 +43,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
-from juncture.store.models import Posture
+from juncture.records import Posture
 
 
 class DeviceAttestationOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):

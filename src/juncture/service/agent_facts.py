@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from juncture.store.models import Session, Task
+from juncture.records import Session, Task
 
 
 @lru_cache(maxsize=16_384)

@@ -39,10 +39,7 @@ from juncture.methods.base import EnrollmentError, MethodError
 from juncture.policy import Plan
 from juncture.policy.duration import parse_duration
 from juncture.policy.plan import JourneyPlan
-from juncture.service.authn import AuthnError, MethodTable, decode_record, encode_record
-from juncture.service.ids import new_id
-from juncture.service.session_changes import SessionChanges
-from juncture.store.models import (
+from juncture.records import (
     Authenticator,
     Delegation,
     Session,
@@ -50,6 +47,9 @@ from juncture.store.models import (
     Subject,
     Task,
 )
+from juncture.service.authn import AuthnError, MethodTable, decode_record, encode_record
+from juncture.service.ids import new_id
+from juncture.service.session_changes import SessionChanges
 from juncture.store.protocols import ConflictError, Store
 
 #: Subject types that are not people.
@@ -148,9 +148,7 @@ class Agents:
         option (a client assertion's audience matters when one is verified, and comes then
         from the journey or the server's default)."""
         options = {"audience": "registration"} if kind == "client_assertion" else {}
-        return KINDS[kind].configure(
-            name=kind, aal=1, options=options, env=self.methods.env
-        )
+        return KINDS[kind].configure(name=kind, aal=1, options=options, env=self.methods.env)
 
     @staticmethod
     def _non_human(subject: Subject) -> None:
@@ -340,8 +338,12 @@ class Agents:
             # Said only to a caller that proved the credential: nothing to learn otherwise.
             if known.status != "active":
                 raise _error("subject.disabled", "the subject is disabled", 403)
-            return known, used, StoredProof(
-                method=name, at=now, kind=verified.kind, aal=verified.aal, amr=verified.amr
+            return (
+                known,
+                used,
+                StoredProof(
+                    method=name, at=now, kind=verified.kind, aal=verified.aal, amr=verified.amr
+                ),
             )
         raise _credential_refused()
 

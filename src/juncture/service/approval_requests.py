@@ -34,9 +34,9 @@ from juncture.engine.facts import Facts
 from juncture.policy import Plan
 from juncture.policy.duration import parse_duration
 from juncture.policy.plan import JourneyPlan, StepRef, acr_values
+from juncture.records import Approval, Challenge, Session, StoredProof
 from juncture.service.authn import AuthnError
 from juncture.service.ids import new_id
-from juncture.store.models import Approval, Challenge, Session, StoredProof
 from juncture.store.protocols import ConflictError, Store
 
 #: The user's checkpoint that approving is.

@@ -9,12 +9,12 @@ from datetime import datetime
 
 import msgspec
 
+from juncture.records import App, Approval, Session
 from juncture.service.approval_requests import APPROVE
 from juncture.service.authn import AuthnError
 from juncture.service.decisions import Decisions
 from juncture.service.outcome import Outcome
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Approval, Session
 from juncture.store.protocols import ConflictError, Store
 
 

@@ -50,8 +50,8 @@ from juncture.outbound import guarded_fetcher
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.policy.plan import JourneyPlan, LockoutSpec
+from juncture.records import Authenticator, Failures
 from juncture.store.files import create_once
-from juncture.store.models import Authenticator, Failures
 
 #: Kinds whose credential is enrolled and kept in the directory, with their record types.
 RECORDS: dict[str, type[msgspec.Struct]] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from juncture.records import App, Challenge, Session, StoredProof
 from juncture.service.approval_requests import ApprovalRequests
 from juncture.service.authn import failed
 from juncture.service.decisions import Decisions
@@ -26,7 +27,6 @@ from juncture.service.outcome import (
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Challenge, Session, StoredProof
 from juncture.store.protocols import ConflictError, Store
 
 #: No proof given: the app asserts the method.

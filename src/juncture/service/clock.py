@@ -25,7 +25,7 @@ from typing import Literal
 
 import msgspec
 
-from juncture.store.models import Heartbeat
+from juncture.records import Heartbeat
 from juncture.store.protocols import ClockStore, StoreError
 
 log = logging.getLogger("juncture.clock")

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from juncture.engine import Decision
+from juncture.records import App, DecisionRecord, Session
 from juncture.service.ids import new_id
-from juncture.store.models import App, DecisionRecord, Session
 from juncture.store.protocols import Store, StoreError
 
 log = logging.getLogger("juncture.runtime")

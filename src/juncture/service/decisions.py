@@ -20,6 +20,7 @@ from juncture.engine import Decision, Facts, evaluate
 from juncture.errors import FactsError
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan
+from juncture.records import App, Session, StoredProof
 from juncture.service.agent_facts import non_human
 from juncture.service.agents import Agents
 from juncture.service.approval_requests import APPROVE, approval_gate
@@ -39,7 +40,6 @@ from juncture.service.outcome import (
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import CONTEXT_UPDATE, SessionChanges
-from juncture.store.models import App, Session, StoredProof
 from juncture.store.protocols import Store, StoreError
 
 

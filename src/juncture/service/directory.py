@@ -37,6 +37,7 @@ from juncture.methods.email_code import EmailCode, EmailRecord
 from juncture.methods.webauthn import PasskeyRecord, WebAuthn
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan, StepRef, acr_values, counter_for_kind
+from juncture.records import Authenticator, Challenge, Session, Subject
 from juncture.service.authn import (
     ATTEMPT_HOLD,
     CONFIRMED_AT_ENROLLMENT,
@@ -58,7 +59,6 @@ from juncture.service.authn import (
 from juncture.service.ids import new_id
 from juncture.service.policies import PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import Authenticator, Challenge, Session, Subject
 from juncture.store.protocols import ConflictError, Store
 
 #: The checkpoints that guard the directory's own changes.

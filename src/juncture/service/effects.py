@@ -12,12 +12,12 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.policy import Plan
+from juncture.records import App, Challenge, Session
 from juncture.service.approval_requests import ApprovalRequests, approval_methods, approval_ttl
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
 from juncture.service.outcome import Outcome
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Challenge, Session
 from juncture.store.protocols import Store
 
 CHALLENGE_TTL = timedelta(minutes=5)

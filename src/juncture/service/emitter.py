@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from juncture.store.models import Session
+from juncture.records import Session
 
 #: A listener: (event kind, the session as stored now, the event's details).
 Listener = Callable[[str, Session, Mapping[str, Any]], None]

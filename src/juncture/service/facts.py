@@ -16,6 +16,7 @@ from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
 from juncture.policy import Plan
 from juncture.policy.schema import OWNED, owned
+from juncture.records import Session, StoredProof, SubjectSeen
 from juncture.service.agent_facts import agent_facts, grant_facts
 from juncture.service.observe import (
     Connection,
@@ -29,7 +30,6 @@ from juncture.service.observe import (
 from juncture.service.outcome import ServiceError, owned_error
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import Session, StoredProof, SubjectSeen
 from juncture.store.protocols import ConflictError, Store, StoreError
 
 #: Context sections an app reports and Juncture observes per request (service/observe.py).

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from juncture.store.models import Authenticator, Session, Subject
+from juncture.records import Authenticator, Session, Subject
 from juncture.store.protocols import Store
 
 #: The subject types the inventory lists: those that are not people.

@@ -26,10 +26,10 @@ from typing import Any
 
 import msgspec
 
+from juncture.records import Located, Observed, Posture, Session, SubjectSeen
 from juncture.signals import Enricher, EnricherSettings, History, Observation
 from juncture.signals.client_ip import reported_ip
 from juncture.signals.velocity import Located as LocatedView
-from juncture.store.models import Located, Observed, Posture, Session, SubjectSeen
 
 #: Located observations kept per subject (for speed from the subject's other sessions).
 RECENT_LOCATIONS = 10

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from juncture.engine import Decision
+from juncture.records import App, Challenge, Session
 from juncture.service.authn import AuthnError
-from juncture.store.models import App, Challenge, Session
 from juncture.store.protocols import CorruptError, StoreError
 
 log = logging.getLogger("juncture.runtime")

@@ -18,7 +18,7 @@ import msgspec
 
 from juncture.errors import BundleError, PolicyError
 from juncture.policy import Plan, check, compile_plan, load_sources
-from juncture.store.models import PolicyVersion, Usage
+from juncture.records import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
 
 #: Version ids are ``sha256:<hex digest of the bundle>``.

@@ -40,12 +40,12 @@ from juncture.events.subjects import Subject, keys
 from juncture.methods.base import ConfigError
 from juncture.outbound import guarded_fetcher
 from juncture.policy.source import plain, read_yaml
+from juncture.records import ReceivedEvent, Session
 from juncture.service.decisions import Decisions
 from juncture.service.policies import PolicyRegistry
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sweep import Sweeper
 from juncture.signals.watch import WatchedFile
-from juncture.store.models import ReceivedEvent, Session
 from juncture.store.protocols import ConflictError, Store
 
 log = logging.getLogger("juncture.receive")
@@ -186,8 +186,8 @@ class Receiver:
             self.watch.mark(current)
             self.loaded_at = time.time()
         #: Replaced whole (never changed in place) when the file changes.
-        self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = (
-            self.configure(entries)
+        self.transmitters: dict[str, tuple[TransmitterEntry, TransmitterConfig]] = self.configure(
+            entries
         )
 
     def configure(
@@ -237,9 +237,10 @@ class Receiver:
             finally:
                 watch.mark(current)
             for name in list(self.poll_clients):  # removed or changed: a new client
-                if name not in configured or configured[name][0] != self.transmitters.get(
-                    name, (None,)
-                )[0]:
+                if (
+                    name not in configured
+                    or configured[name][0] != self.transmitters.get(name, (None,))[0]
+                ):
                     del self.poll_clients[name]
             self.transmitters = configured
             self.file_error = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from juncture.records import SweepRun
 from juncture.service.agents import Agents
 from juncture.service.approval_requests import ApprovalRequests
 from juncture.service.approvals import Approvals
@@ -39,7 +40,6 @@ from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
 from juncture.service.sweep import Sweeper, SweepWorker
 from juncture.service.transmit import TransmitSettings, Transmitter
-from juncture.store.models import SweepRun
 from juncture.store.protocols import Store
 
 

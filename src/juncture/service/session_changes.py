@@ -13,12 +13,12 @@ from typing import Any
 import msgspec
 
 from juncture.engine import Decision
+from juncture.records import App, Authenticator, Session, Standing
 from juncture.service.agent_facts import grant_until
 from juncture.service.decision_log import DecisionLog
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
 from juncture.service.outcome import ServiceError, require_active
-from juncture.store.models import App, Authenticator, Session, Standing
 from juncture.store.protocols import ConflictError, NotFound, Store
 
 #: The action name under which a context update's guard decision is logged.

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from juncture.engine import Facts, evaluate
+from juncture.records import App, Session, StoredProof
 from juncture.service.agents import Agents, Credential
 from juncture.service.decision_log import DecisionLog
 from juncture.service.decisions import Decisions
@@ -34,7 +35,6 @@ from juncture.service.outcome import (
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import CONTEXT_UPDATE, SessionChanges
 from juncture.service.sweep import Sweeper
-from juncture.store.models import App, Session, StoredProof
 from juncture.store.protocols import Store
 
 

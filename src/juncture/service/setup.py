@@ -8,10 +8,10 @@ from pathlib import Path
 from juncture.bundles import find_bundles
 from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy.loader import read_bundle_files
+from juncture.records import AdminCredential, AppKey
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
 from juncture.store.files import write_private
-from juncture.store.models import AdminCredential, AppKey
 
 ALL_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 

@@ -25,12 +25,12 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.policy import Plan
+from juncture.records import App, Session, SweepRun
 from juncture.service.decisions import Decisions
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
 from juncture.service.policies import PolicyRegistry
 from juncture.service.session_changes import SessionChanges
-from juncture.store.models import App, Session, SweepRun
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
 log = logging.getLogger("juncture.sweep")

@@ -23,9 +23,9 @@ import msgspec
 from juncture.events import catalog
 from juncture.events.set import SetSigner, new_signing_key, public_jwks
 from juncture.events.subjects import matches, parse_subject
+from juncture.records import OutboxItem, Session, Stream
 from juncture.service.emitter import Emitter
 from juncture.store.files import create_once
-from juncture.store.models import OutboxItem, Session, Stream
 from juncture.store.protocols import Store
 
 PUSH = "urn:ietf:rfc:8935"

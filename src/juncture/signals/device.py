@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from juncture.store.models import Posture
+from juncture.records import Posture
 
 #: Longest device id, platform or user agent taken; longer values are not facts but noise.
 MAX_ID_CHARS = 256

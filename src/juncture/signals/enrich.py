@@ -20,13 +20,13 @@ from typing import Any, Literal
 import msgspec
 
 from juncture.engine.facts import DeviceIn, GeoIn, NetworkIn
+from juncture.records import Posture
 from juncture.signals.client_ip import ClientIP, ForwardedHeader, reported_ip
 from juncture.signals.device import device_facts
 from juncture.signals.geo import DEFAULT_CACHE_SIZE, GeoDatabase, Mode
 from juncture.signals.reputation import ReputationFile
 from juncture.signals.velocity import Located, travel_from
 from juncture.signals.watch import SourceStatus
-from juncture.store.models import Posture
 
 IpSource = Literal["reported", "connection"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from juncture.store.models import (
+from juncture.records import (
     AdminCredential,
     App,
     Approval,

@@ -25,8 +25,7 @@ from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
-from juncture.store.files import touch_private
-from juncture.store.models import (
+from juncture.records import (
     AdminCredential,
     App,
     Approval,
@@ -49,6 +48,7 @@ from juncture.store.models import (
     Usage,
     VersionInfo,
 )
+from juncture.store.files import touch_private
 from juncture.store.protocols import ConflictError, CorruptError, NotFound, StoreError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -1,4 +1,9 @@
-"""The records Juncture stores. Server-owned fields only; secrets only as hashes."""
+"""The records Juncture stores. Server-owned fields only; secrets only as hashes.
+
+They are the vocabulary the services and the API share with every store backend, so they
+live beside the store rather than inside it: ``api`` speaks in records and never imports
+``juncture.store``.
+"""
 
 from __future__ import annotations
 
