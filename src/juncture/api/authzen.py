@@ -30,6 +30,7 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.engine.decision import StepUp
+from juncture.errors import RequestError
 from juncture.service.ids import is_id
 from juncture.service.observe import ReportedDevice
 
@@ -51,12 +52,12 @@ SEARCH_ACTION_PATH = "/access/v1/search/action"
 METADATA_PATH = "/.well-known/authzen-configuration"
 
 
-class AuthZenError(Exception):
-    """A request AuthZEN says is malformed: a stable ``code`` and the JSON ``path``."""
+class AuthZenError(RequestError):
+    """A request AuthZEN says is malformed: a stable ``code`` and the JSON ``path`` (a member
+    of the problem answered, 400)."""
 
     def __init__(self, message: str, *, code: str = INVALID, path: str = "$") -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code, extra={"path": path})
         self.path = path
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from juncture.engine import Decision
+from juncture.errors import CodedRefusal
 from juncture.records import App, Challenge, Session
 from juncture.service.authn import AuthnError
 from juncture.store.protocols import CorruptError, StoreError
@@ -18,19 +19,8 @@ log = logging.getLogger("juncture.runtime")
 _T = TypeVar("_T")
 
 
-class ServiceError(Exception):
+class ServiceError(CodedRefusal):
     """A request the runtime refuses: carries a stable code and an HTTP status."""
-
-    def __init__(
-        self, code: str, message: str, status: int, *, extra: dict[str, Any] | None = None,
-        retry_after: int | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.extra = extra or {}
-        self.retry_after = retry_after
 
     @classmethod
     def of(cls, error: AuthnError, **extra: Any) -> ServiceError:

@@ -8,14 +8,14 @@ no session (the answer is the decision alone).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from juncture.engine import Facts, evaluate
-from juncture.records import App, Session, StoredProof
+from juncture.records import App, ReceivedEvent, Session, StoredProof
 from juncture.service.agents import Agents, Credential
 from juncture.service.decision_log import DecisionLog
 from juncture.service.decisions import Decisions
@@ -184,6 +184,14 @@ class Sessions:
 
     def get(self, app: App, session_id: str) -> Session:
         return self.changes.load(app, session_id)
+
+    def of_app(self, app: App, *, limit: int = 1000) -> Sequence[Session]:
+        """The app's sessions, most recently started first."""
+        return self.store.list_sessions(app=app.id, limit=limit)
+
+    def received(self, session: Session) -> Sequence[ReceivedEvent]:
+        """The Shared Signals events received about the session, newest first."""
+        return self.store.list_received(session_id=session.id)
 
     def end(self, app: App, session_id: str, *, revoke_reason: str | None) -> Session:
         session = self.changes.load(app, session_id)
