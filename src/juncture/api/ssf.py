@@ -125,7 +125,7 @@ def _configured(request: Request, body: StreamIn, stream: Stream | None) -> dict
 
         try:
             check_push_url(endpoint, allow_private=transmitter.settings.allow_private)
-        except UnsafeUrl as exc:
+        except UnsafeUrl as exc:  # its own code here: the stream's endpoint, not any URL
             raise ApiError(400, "stream.unsafe_endpoint", str(exc)) from None
     else:
         stream_id = stream.id if stream is not None else "{stream_id}"
@@ -263,7 +263,7 @@ def _dump(subject: Any) -> dict[str, Any]:
 def _subject(body: SubjectIn) -> dict[str, Any]:
     try:
         return _dump(parse_subject(body.subject))
-    except SubjectError as exc:
+    except SubjectError as exc:  # the detail says which member is the subject
         raise ApiError(400, "request.invalid", f"invalid subject: {exc}") from None
 
 
@@ -308,7 +308,7 @@ async def poll(request: Request) -> Response:
 
     try:
         answer = runtime.streams.poll(stream, await json_body(request))
-    except PollError as exc:
+    except PollError as exc:  # RFC 8936 answers in its own form, not a problem document
         return _err(400, exc.err, exc.description)
     return _json(answer)
 
@@ -326,7 +326,7 @@ async def receive(request: Request) -> Response:
         receiver.push(
             request.path_params["transmitter"], token, request.headers.get("authorization")
         )
-    except ReceiveError as exc:
+    except ReceiveError as exc:  # RFC 8935 answers in its own form, not a problem document
         return _err(exc.status, exc.err, exc.description)
     except SetError as exc:
         return _err(400, exc.err, exc.description)

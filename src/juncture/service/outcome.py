@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -75,13 +74,6 @@ def check_assertable(app: App, method: str) -> None:
         raise ServiceError(
             "auth.method_not_assertable", f"this app may not assert method `{method}`", 403
         )
-
-
-def authn(call: Callable[[], _T]) -> _T:
-    try:
-        return call()
-    except AuthnError as exc:
-        raise ServiceError.of(exc) from None
 
 
 def store_failed(action: str, version: str, decision_id: str, error: StoreError) -> Outcome:
