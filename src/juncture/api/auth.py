@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from juncture.api.problems import ApiError
+from juncture.errors import AuthError
 from juncture.records import AdminCredential, App
 from juncture.service.ids import split_key
 from juncture.service.observe import Connection
@@ -17,10 +17,10 @@ def _bearer(request: Request) -> tuple[str, str]:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "auth.missing", "an `Authorization: Bearer` key is required")
+        raise AuthError("an `Authorization: Bearer` key is required", code="auth.missing")
     parts = split_key(token.strip())
     if parts is None:
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+        raise AuthError("the key is not valid")
     return parts
 
 
@@ -29,7 +29,7 @@ def authenticate_app(request: Request, runtime: Runtime) -> App:
     prefix, secret = _bearer(request)
     app = runtime.apps.app_for_key(prefix, secret)
     if app is None:
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+        raise AuthError("the key is not valid")
     return app
 
 
@@ -38,9 +38,9 @@ def authenticate_admin(request: Request, runtime: Runtime, scope: str) -> AdminC
     prefix, secret = _bearer(request)
     admin = runtime.apps.admin_for_key(prefix, secret)
     if admin is None:
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+        raise AuthError("the key is not valid")
     if scope not in admin.scopes:
-        raise ApiError(403, "auth.forbidden", f"this key lacks the `{scope}` scope")
+        raise AuthError(f"this key lacks the `{scope}` scope", code="auth.forbidden", status=403)
     return admin
 
 
