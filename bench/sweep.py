@@ -163,7 +163,7 @@ def one_round(count: int, rate: float) -> dict[str, float]:
             traffic.start()
             while counter.value == 0:  # the other worker is serving before the sweep starts
                 time.sleep(0.01)
-            run = runtime.sweeper.start(f"publish {version}")  # as a publish starts it
+            run = runtime.sweeper.start("publish", f"publish {version}")  # as a publish does
             served = counter.value
             started = time.perf_counter()
             run = runtime.sweeper.run(run)

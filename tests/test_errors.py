@@ -69,10 +69,12 @@ def test_every_code_the_service_answers_with_is_registered():
     root = Path(__file__).resolve().parents[1] / "src" / "juncture"
     pattern = re.compile(
         r'ApiError\(\s*\d+,\s*"([a-z_.]+)"|problem\(\s*\d+,\s*"([a-z_.]+)"'
-        r'|ServiceError\(\s*"([a-z_.]+)"'
+        r'|(?:ServiceError|AuthnError|InventoryError|CodedRefusal|_error)\(\s*"([a-z_.]+)"'
+        r'|\bcode=\s*"([a-z_.]+)"|^\s+code = "([a-z_.]+)"',
+        re.M,
     )
     used = set()
-    for path in [*root.glob("api/*.py"), *root.glob("service/*.py")]:
+    for path in [*root.glob("api/*.py"), *root.glob("service/*.py"), root / "errors.py"]:
         for match in pattern.finditer(path.read_text()):
             used.add(next(g for g in match.groups() if g))
     assert used, "the pattern found nothing: it is out of date"

@@ -7,7 +7,8 @@ for policy errors, the location in the journey file it is about.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -214,18 +215,153 @@ CODES: dict[str, str] = {
 
 
 class JunctureError(Exception):
-    """Base of every error Juncture raises on purpose."""
+    """Base of every error Juncture raises on purpose.
+
+    Each carries its registered ``code`` (in `CODES`), an HTTP ``status``, a ``message`` and
+    optional extra members of the problem document (``extra``) and a ``retry_after`` in
+    seconds. The API answers any of them the same way, as an RFC 9457 problem
+    (`juncture.api.problems.problem_of`): a handler raises, it never translates.
+
+    A `Refusal` is an answer to the caller: the families below say what kind (request,
+    auth, not found, conflict, rate limited, unavailable), each with its status, and
+    `CodedRefusal` carries a status chosen where it is raised, for the services whose codes
+    span several families. The other branches (`MethodError`, `PolicyError`, `BundleError`,
+    `FactsError`) are what callers inside Juncture catch and make sense of: one that reaches
+    the API's error guard unhandled is a bug there (500 ``internal.error``).
+    """
 
     code: ClassVar[str] = "internal"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             if code not in CODES:
                 raise ValueError(f"unregistered error code `{code}`")
             self.code = code  # type: ignore[misc]
+        self.status: int = status if status is not None else self.http_status
+        self.extra: dict[str, Any] = dict(extra) if extra else {}
+        self.retry_after = retry_after
+
+    @property
+    def detail(self) -> str:
+        """What the caller is told: the message, unless it may hold what a caller must not
+        see (a store's own error text)."""
+        return self.message
+
+
+# -- refusals: answered to the caller as they are, by what the caller did or what went wrong --
+
+
+class Refusal(JunctureError):
+    """An error the API answers as it is (`juncture.api.problems.problem_of`): its status,
+    code, detail, extra members and Retry-After."""
+
+
+class RequestError(Refusal):
+    """The request is malformed or asks for something that cannot be (400)."""
+
+    code = "request.invalid"
+    http_status = 400
+
+
+class AuthError(Refusal):
+    """The caller is not authenticated (401) or not allowed (403)."""
+
+    code = "auth.invalid"
+    http_status = 401
+
+
+class NotFoundError(Refusal):
+    """What the request names does not exist, for this caller (404)."""
+
+    code = "request.not_found"
+    http_status = 404
+
+
+class StateConflict(Refusal):
+    """The request does not fit the current state, or lost a race (409)."""
+
+    code = "state.conflict"
+    http_status = 409
+
+
+class RateLimited(Refusal):
+    """Too many attempts or too much waiting work: try again later (429, Retry-After)."""
+
+    code = "auth.busy"
+    http_status = 429
+
+
+class Unavailable(Refusal):
+    """Something Juncture needs is not there: the store, a version, a key source (503)."""
+
+    code = "unavailable.store"
+    http_status = 503
+
+
+class CodedRefusal(Refusal):
+    """A refusal whose code and status the raiser picks from the registry, for services
+    whose refusals span the families (authentication, sessions, the inventory)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, extra=extra, retry_after=retry_after)
+
+
+# -- the store's errors (raised by every backend; `juncture.store.protocols` re-exports them)
+
+
+class StoreError(Unavailable):
+    """The store failed (unavailable, corrupt). Decisions made without it are deny.
+
+    Its message is the backend's own text: logged, never shown (``detail`` is fixed)."""
+
+    code = "unavailable.store"
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(" ".join(str(a) for a in args))
+        self.args = args
+
+    @property
+    def detail(self) -> str:
+        return "the store is unavailable; try again"
+
+
+class CorruptError(StoreError):
+    """A stored record cannot be read (not its kind's shape): what needs it fails closed."""
+
+    code = "unavailable.corrupt"
+
+    @property
+    def detail(self) -> str:
+        return "a stored record cannot be read"
+
+
+class ConflictError(StoreError):
+    """An optimistic update lost a race (the record changed since it was read). Callers
+    catch it and retry or refuse; one that escapes is a store failure (503)."""
+
+
+class NotFound(StoreError):
+    """The record does not exist. Callers catch it and answer their own ``*.not_found``; one
+    that escapes is a store failure (503)."""
 
 
 # The errors of authentication methods (re-exported by `juncture.methods.base`), here because

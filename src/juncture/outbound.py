@@ -52,6 +52,8 @@ from typing import Any
 import httpx
 import msgspec
 
+from juncture.errors import RequestError
+
 __all__ = [
     "DEADLINE_FACTOR",
     "MAX_URL_LENGTH",
@@ -83,7 +85,7 @@ Resolver = Callable[[str], Sequence[str]]
 Fetcher = Callable[[str, float, int], tuple[int, bytes]]
 
 
-class UnsafeUrl(ValueError):
+class UnsafeUrl(RequestError, ValueError):
     """A URL Juncture will not send to; the message (``reason``) says why, in lowercase."""
 
     def __init__(self, reason: str) -> None:

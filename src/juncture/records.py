@@ -404,6 +404,9 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SweepStatus = Literal["running", "done", "failed"]
+#: What a sweep re-checks: after a ``publish``, only the standing outcomes whose checkpoint the
+#: new version changed; a ``recheck`` (a signal, an administrator's request) decides them all.
+SweepKind = Literal["publish", "recheck"]
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
@@ -426,7 +429,7 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     """A run of the sweep over the active sessions, with its cursor and progress."""
 
     id: str
-    reason: str  # "publish <version>", "signal <jti>", "manual"
+    reason: str  # "publish <version>", "signal <jti>", "manual by <admin>": shown, not read
     version: str
     started_at: datetime
     updated_at: datetime
@@ -440,6 +443,8 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     #: Optimistic concurrency: bumped by every update (0: not stored yet).
     revision: int = 0
+    #: A run stored before kinds existed re-checks everything (always safe).
+    kind: SweepKind = "recheck"
 
 
 class SessionPage(msgspec.Struct, frozen=True, kw_only=True):

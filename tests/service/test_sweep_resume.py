@@ -72,7 +72,7 @@ def test_a_sweep_interrupted_by_a_restart_resumes_where_it_stopped(tmp_path: Pat
 
     runtime.emitter.listen(tell)
     first = sweeper_of(runtime, batch=3)
-    run = first.start("test")
+    run = first.start("recheck", "test")
     run = first.step(run)  # one batch of three, then the process "dies"
     assert (run.status, run.processed, run.total) == ("running", 3, 7)
     runtime.close()
@@ -129,13 +129,18 @@ def test_a_publish_sweep_re_decides_only_the_checkpoints_the_publish_changed(tmp
         # facts change, nothing re-checks
         runtime.changes.signal(stored, {"risk_elevated": True}, NOW)
         # a publish that changes only `login`: the dashboard decides as before, so it stands
-        version = publish(runtime, RISKY.replace("ttl: 8h", "ttl: 4h"))
-        after_publish = runtime.sweeper.run(runtime.start_sweep(f"publish {version}"))
+        changed = RISKY.replace("ttl: 8h", "ttl: 4h")
+        version, _, _ = runtime.policies.upload({"desk.yaml": changed.encode()}, author="t")
+        assert version is not None
+        started_run = runtime.versions.publish(version, "t")  # activate + a `publish` sweep
+        assert (started_run.kind, started_run.reason) == ("publish", f"publish {version}")
+        assert runtime.store.active_version_id() == version
+        after_publish = runtime.sweeper.run(started_run)
         assert (after_publish.processed, after_publish.changed) == (1, 0)
         current = runtime.store.get_session(session_id)
         assert current is not None and "dashboard" in current.standing
         # a manual sweep decides everything again: the risky session loses the dashboard
-        manual = runtime.sweeper.run(runtime.start_sweep("manual"))
+        manual = runtime.sweeper.run(runtime.versions.sweep("t"))
         assert manual.changed == 1
         current = runtime.store.get_session(session_id)
         assert current is not None and "dashboard" not in current.standing
@@ -162,7 +167,7 @@ def test_a_corrupt_stored_session_is_logged_and_passed_over_not_retried_forever(
         publish(runtime, V2)
         sweeper = sweeper_of(runtime, batch=3)
         with caplog.at_level(logging.ERROR, logger="juncture.sweep"):
-            done = sweeper.run(sweeper.start("manual"))
+            done = sweeper.run(sweeper.start("recheck", "manual"))
         assert (done.status, done.processed, done.skipped) == ("done", 7, 2)
         sound = runtime.store.get_sessions([i for i in ids if i not in broken]).values()
         lost = {s.id for s in sound if "dashboard" not in s.standing}

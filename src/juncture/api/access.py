@@ -40,13 +40,6 @@ async def _body(request: Request) -> bytes:
     return data
 
 
-def _decode(decoder: Callable[[bytes], Any], data: bytes) -> Any:
-    try:
-        return decoder(data)
-    except authzen.AuthZenError as exc:
-        raise ApiError(400, exc.code, str(exc), path=exc.path) from None
-
-
 def _json(body: Any) -> Response:
     return Response(msgspec.json.encode(body), media_type="application/json")
 
@@ -83,17 +76,14 @@ def _decider(runtime: Runtime, app: App, request: Request) -> Callable[[Any], An
 async def evaluation(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
-    evaluation = _decode(authzen.decode_evaluation, await _body(request))
-    try:
-        return _json(_decider(runtime, app, request)(evaluation))
-    except authzen.AuthZenError as exc:
-        raise ApiError(400, exc.code, str(exc), path=exc.path) from None
+    evaluation = authzen.decode_evaluation(await _body(request))
+    return _json(_decider(runtime, app, request)(evaluation))
 
 
 async def evaluations(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
-    batch = _decode(authzen.decode_evaluations, await _body(request))
+    batch = authzen.decode_evaluations(await _body(request))
     return _json(authzen.run_evaluations(batch, _decider(runtime, app, request)))
 
 
@@ -128,7 +118,7 @@ def candidates(runtime: Runtime, app: App, search: authzen.SearchRequest) -> lis
     for entity in declared.get(key) or []:
         add(entity)
     if search.kind == "subject":
-        for session in runtime.store.list_sessions(app=app.id, limit=1000):
+        for session in runtime.sessions.of_app(app, limit=1000):
             add({"type": session.subject_type, "id": session.subject_id})
     if search.kind == "action":
         for journey in plan.journeys.values():
@@ -141,13 +131,9 @@ def _search(kind: authzen.SearchKind) -> Callable[[Request], Awaitable[Response]
     async def handler(request: Request) -> Response:
         runtime = _runtime(request)
         app = authenticate_app(request, runtime)
-        search = _decode(lambda data: authzen.decode_search(kind, data), await _body(request))
-        try:
-            found = candidates(runtime, app, search)
-            result = authzen.run_search(search, found, _decider(runtime, app, request))
-        except authzen.AuthZenError as exc:
-            raise ApiError(400, exc.code, str(exc), path=exc.path) from None
-        return _json(result)
+        search = authzen.decode_search(kind, await _body(request))
+        found = candidates(runtime, app, search)
+        return _json(authzen.run_search(search, found, _decider(runtime, app, request)))
 
     return handler
 

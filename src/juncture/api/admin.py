@@ -17,12 +17,9 @@ from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
-from juncture.records import App, AppKey, DecisionQuery, DecisionRecord, VersionInfo
-from juncture.service.ids import new_id, new_key
-from juncture.service.policies import AmbiguousVersion
+from juncture.records import DecisionQuery, DecisionRecord, VersionInfo
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
-from juncture.store.protocols import ConflictError, NotFound
 
 
 class UploadVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,7 +166,10 @@ async def upload_version(request: Request) -> Response:
     changes = runtime.policies.changes(version_id)
     sweep = None
     if body.activate:
-        sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
+        published = runtime.versions.publish(
+            version_id, admin.name, allow_removal=body.allow_removal
+        )
+        sweep = published.id
     return _json(
         {
             "id": version_id,
@@ -183,64 +183,22 @@ async def upload_version(request: Request) -> Response:
     )
 
 
-def _activate(runtime: Runtime, version_id: str, by: str, *, allow_removal: bool) -> str:
-    """Activate a stored version and start its sweep; the sweep's id.
-
-    Refused (409 ``version.removes_used``, nothing changed) when the version takes away a
-    journey, a checkpoint or an app's route that decisions used in the last 24 hours or live
-    sessions use now, unless ``allow_removal``.
-    """
-    if not allow_removal:
-        removals = runtime.policies.removals(version_id)
-        if removals:
-            names = ", ".join(_removal_name(r) for r in removals)
-            raise ApiError(
-                409,
-                "version.removes_used",
-                f"this version removes what is in use: {names}"
-                " (publish with allow_removal to go ahead)",
-                removals=removals,
-            )
-    runtime.policies.activate(version_id, by=by)
-    return runtime.start_sweep(f"publish {version_id}").id
-
-
-def _removal_name(removal: dict[str, Any]) -> str:
-    if removal["kind"] == "checkpoint":
-        return f"checkpoint `{removal['checkpoint']}` of journey `{removal['journey']}`"
-    if removal["kind"] == "route":
-        apps = ", ".join(removal["apps"])
-        return f"journey `{removal['journey']}` for app(s) {apps}"
-    return f"journey `{removal['journey']}`"
-
-
 def _version_id(runtime: Runtime, prefix: str) -> str:
-    """The stored version a (unique) id prefix names. Raises ApiError 404 or 409."""
-    try:
-        return runtime.policies.resolve(prefix)
-    except NotFound:
-        raise ApiError(404, "version.not_found", f"no version starts with `{prefix}`") from None
-    except AmbiguousVersion as exc:
-        raise ApiError(
-            409,
-            "version.ambiguous",
-            f"more than one version starts with `{prefix}`: give more of the id",
-            matches=exc.matches,
-        ) from None
+    """The stored version a (unique) id prefix names. Raises NotFoundError 404 or
+    AmbiguousVersion 409."""
+    return runtime.versions.resolve(prefix)
 
 
 async def list_versions(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    return _json(VersionList(versions=list(runtime.store.list_versions())))
+    return _json(VersionList(versions=list(runtime.versions.list())))
 
 
 async def show_version(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    version = runtime.store.get_version(_version_id(runtime, request.path_params["version_id"]))
-    if version is None:
-        raise ApiError(404, "version.not_found", "no such version")
+    version = runtime.versions.get(_version_id(runtime, request.path_params["version_id"]))
     files: dict[str, str | None] = {}
     for name, content in version.files.items():
         try:
@@ -263,17 +221,14 @@ async def activate_version(request: Request) -> Response:
     admin = authenticate_admin(request, runtime, "publish")
     body = convert(await json_body(request, required=False), Activate)
     version_id = _version_id(runtime, request.path_params["version_id"])
-    try:
-        sweep = _activate(runtime, version_id, admin.name, allow_removal=body.allow_removal)
-    except NotFound:
-        raise ApiError(404, "version.not_found", "no such version") from None
-    return _json(Activated(active=version_id, sweep=sweep))
+    sweep = runtime.versions.publish(version_id, admin.name, allow_removal=body.allow_removal)
+    return _json(Activated(active=version_id, sweep=sweep.id))
 
 
 async def start_sweep(request: Request) -> Response:
     runtime = _runtime(request)
     admin = authenticate_admin(request, runtime, "publish")
-    run = runtime.start_sweep(f"manual by {admin.name}")
+    run = runtime.versions.sweep(admin.name)
     return _json(progress(run), 202)
 
 
@@ -281,16 +236,13 @@ async def list_sweeps(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     status = request.query_params.get("status")
-    return _json({"sweeps": [progress(r) for r in runtime.store.list_sweeps(status=status)]})
+    return _json({"sweeps": [progress(r) for r in runtime.versions.sweeps(status)]})
 
 
 async def read_sweep(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    run = runtime.store.get_sweep(request.path_params["sweep_id"])
-    if run is None:
-        raise ApiError(404, "sweep.not_found", "no such sweep")
-    return _json(progress(run))
+    return _json(progress(runtime.versions.sweep_run(request.path_params["sweep_id"])))
 
 
 async def diff_versions(request: Request) -> Response:
@@ -301,11 +253,7 @@ async def diff_versions(request: Request) -> Response:
         raise ApiError(400, "request.invalid", "give `?against=<version id>`")
     against = _version_id(runtime, against)
     to = _version_id(runtime, request.path_params["version_id"])
-    try:
-        text = runtime.policies.diff(against, to)
-        changes = runtime.policies.changes(to, against)
-    except NotFound:
-        raise ApiError(404, "version.not_found", "no such version") from None
+    text, changes = runtime.versions.compare(against, to)
     return _json(VersionDiff(from_=against, to=to, diff=text, changes=changes))
 
 
@@ -315,27 +263,14 @@ async def create_app(request: Request) -> Response:
     body = convert(await json_body(request), NewApp)
     if not body.name.strip():
         raise ApiError(400, "request.invalid", "`name` must not be empty")
-    key, prefix, digest = new_key("app")
-    now = runtime.now()
-    app = App(
-        id=new_id("app"),
-        name=body.name,
-        created_at=now,
-        journeys=tuple(body.journeys),
-        assertable_methods=tuple(body.assertable_methods),
-        keys=(AppKey(prefix=prefix, hash=digest, created_at=now),),
-    )
-    try:
-        runtime.store.put_app(app)
-    except ConflictError:
-        raise ApiError(409, "state.conflict", "try again") from None
+    app, key = runtime.apps.create(body.name, body.journeys, body.assertable_methods)
     return _json({"app": app_view(app), "key": key}, 201)
 
 
 async def list_apps(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
-    return _json({"apps": [app_view(a) for a in runtime.store.list_apps()]})
+    return _json({"apps": [app_view(a) for a in runtime.apps.list()]})
 
 
 async def rotate_key(request: Request) -> Response:
@@ -344,21 +279,9 @@ async def rotate_key(request: Request) -> Response:
     body = convert(await json_body(request, required=False), RotateKey)
     if not 0 <= body.overlap_seconds <= 30 * 86400:
         raise ApiError(400, "request.invalid", "`overlap_seconds` must be 0 to 30 days")
-    app = runtime.store.get_app(request.path_params["app_id"])
-    if app is None:
-        raise ApiError(404, "app.not_found", "no such app")
-    now = runtime.now()
-    until = now + timedelta(seconds=body.overlap_seconds)
-    old = tuple(
-        msgspec.structs.replace(k, expires_at=min(k.expires_at or until, until))
-        for k in app.keys
-        if k.expires_at is None or k.expires_at > now
+    app, key = runtime.apps.rotate_key(
+        request.path_params["app_id"], timedelta(seconds=body.overlap_seconds)
     )
-    key, prefix, digest = new_key("app")
-    app = msgspec.structs.replace(
-        app, keys=(*old, AppKey(prefix=prefix, hash=digest, created_at=now))
-    )
-    runtime.store.put_app(app)
     return _json({"app": app_view(app), "key": key}, 201)
 
 
@@ -390,10 +313,6 @@ async def query_decisions(request: Request) -> Response:
         limit=limit,
         before=params.get("before"),
     )
-    runtime.log.writer.flush()
-    try:
-        records = runtime.store.query(query)
-    except NotFound:  # a cursor naming no decision is the caller's mistake, not the store's
-        raise ApiError(400, "request.invalid", "`before` names no logged decision") from None
+    records = runtime.log.writer.query(query)
     after = records[-1].id if len(records) == query.limit else None
     return _json(DecisionPage(decisions=list(records), next=after))

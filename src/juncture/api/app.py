@@ -34,18 +34,17 @@ from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
-from juncture.api.problems import ApiError, problem
+from juncture.api.problems import problem, problem_of
 from juncture.api.views import Health
+from juncture.errors import CorruptError, Refusal, StoreError
 from juncture.service.clock import ClockWatch, DevClock
 from juncture.service.decision_log import DecisionLogWriter
 from juncture.service.inventory import InventorySettings
-from juncture.service.outcome import ServiceError
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
-from juncture.store.protocols import CorruptError, StoreError
 
 log = logging.getLogger("juncture.api")
 
@@ -133,20 +132,17 @@ def _errors(
 
 
 async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """The handler's answer; any error it lets out answered as a problem, in one place."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return problem(exc.status, exc.code, exc.detail, retry_after=exc.retry_after, **exc.extra)
-    except ServiceError as exc:
-        return problem(exc.status, exc.code, exc.message, retry_after=exc.retry_after, **exc.extra)
-    except NoActiveVersion:
-        return problem(503, "unavailable.no_version", "no policy version is active yet")
-    except CorruptError:  # one record, not the store: the rest of the service works on
+    except CorruptError as exc:  # one record, not the store: the rest of the service works on
         log.exception("a stored record is corrupt")
-        return problem(503, "unavailable.corrupt", "a stored record cannot be read")
-    except StoreError:
+        return problem_of(exc)
+    except StoreError as exc:
         log.exception("store unavailable")
-        return problem(503, "unavailable.store", "the store is unavailable; try again")
+        return problem_of(exc)
+    except Refusal as exc:
+        return problem_of(exc)
     except Exception:  # never a stack trace to a caller
         log.exception("internal error")
         return problem(500, "internal.error", "internal error")
@@ -170,7 +166,7 @@ async def metrics(request: Request) -> Response:
             m.decisions.labels(outcome=outcome, checkpoint=checkpoint or "-").inc(delta)
             m.exported[key] = count
     try:
-        m.sessions.set(runtime.store.count_active_sessions())
+        m.sessions.set(runtime.health.active_sessions())
     except StoreError:  # the gauge keeps its last value; /healthz reports the store
         log.warning("store unavailable while reading active sessions for /metrics")
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
@@ -188,34 +184,15 @@ async def openapi(request: Request) -> Response:
     return Response(document, media_type="application/json")
 
 
-class WriteProbe:
-    """Whether the store takes writes, tried at most once every ``interval`` seconds."""
-
-    def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
-        self._at: float | None = None
-        self._refused: str | None = None
-
-    def refused(self, runtime: Runtime) -> str | None:
-        """Why the last write probe failed (None: writes work)."""
-        now = time.monotonic()
-        if self._at is None or now - self._at >= self.interval:
-            self._at = now
-            try:
-                runtime.store.check_writable()
-                self._refused = None
-            except StoreError as error:
-                self._refused = str(error)
-        return self._refused
-
-
 async def health(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    # /healthz answers outside the error guard, with its own details (the store's own error
+    # text, for writes refused, is for the operator looking at the health check).
     try:
-        active = runtime.store.active_version_id()
+        active = runtime.health.active_version()
     except StoreError:
         return problem(503, "unavailable.store", "the store is unavailable")
-    refused = request.app.state.write_probe.refused(runtime)
+    refused = runtime.health.writes_refused()
     if refused is not None:  # reads work, writes do not (a read-only file or file system)
         return problem(503, "unavailable.store", f"the store refuses writes: {refused}")
     dev_clock: DevClock | None = request.app.state.dev_clock
@@ -281,11 +258,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if clock is not None:
             clock.start()  # the first check runs before any request is served
-        runtime.sweep_worker = SweepWorker(
+        sweep_worker = SweepWorker(
             runtime.sweeper, paused=(lambda: clock.skewed) if clock is not None else lambda: False
         )
-        runtime.sweep_worker.start()
-        runtime.sweep_worker.wake()  # a run a restart interrupted goes on
+        sweep_worker.start()
+        sweep_worker.wake()  # a run a restart interrupted goes on
         workers = SignalWorkers(transmitter, app.state.receiver)
         workers.start()
         # The active plan is compiled before the heap settles (no version yet, or the store
@@ -298,8 +275,7 @@ def create_app(
         if clock is not None:
             clock.stop()
         app.state.hash_pool.close()
-        runtime.close()  # flush the decision log
-        runtime.store.close()
+        runtime.shutdown()  # flush the decision log, close the store
 
     app = Starlette(
         lifespan=lifespan,
@@ -332,5 +308,4 @@ def create_app(
     app.state.dev_clock = dev_clock
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
-    app.state.write_probe = WriteProbe()
     return RequestId(app)

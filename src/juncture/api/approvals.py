@@ -18,8 +18,6 @@ from juncture.api.auth import authenticate_app
 from juncture.api.problems import ApiError, convert, json_body
 from juncture.api.views import decision_view, to_json
 from juncture.service.approval_requests import approval_view
-from juncture.service.authn import AuthnError
-from juncture.service.outcome import ServiceError
 from juncture.service.runtime import Runtime
 
 
@@ -51,22 +49,16 @@ async def list_approvals(request: Request) -> Response:
     status = request.query_params.get("status")
     if status not in (None, "pending", "approved", "rejected"):
         raise ApiError(400, "request.invalid", "`status` is pending, approved or rejected")
-    try:
-        found = runtime.approvals.list_for(app, _session_id(request), status=status)
-    except AuthnError as exc:
-        raise ServiceError.of(exc) from None
+    found = runtime.approvals.list_for(app, _session_id(request), status=status)
     return _json({"approvals": [approval_view(a) for a in found]})
 
 
 async def read_approval(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
-    try:
-        found = runtime.approvals.get_for(
-            app, _session_id(request), request.path_params["approval_id"]
-        )
-    except AuthnError as exc:
-        raise ServiceError.of(exc) from None
+    found = runtime.approvals.get_for(
+        app, _session_id(request), request.path_params["approval_id"]
+    )
     return _json(approval_view(found))
 
 
@@ -76,13 +68,10 @@ async def answer_approval(request: Request) -> Response:
     body = convert(await json_body(request), Answer)
     if body.reason is not None and len(body.reason) > 500:
         raise ApiError(400, "request.invalid", "`reason` is at most 500 characters")
-    try:
-        outcome, answered = runtime.approvals.answer(
-            app, body.session_id, request.path_params["approval_id"],
-            approve=body.answer == "approve", reason=body.reason,
-        )  # fmt: skip
-    except AuthnError as exc:
-        raise ServiceError.of(exc) from None
+    outcome, answered = runtime.approvals.answer(
+        app, body.session_id, request.path_params["approval_id"],
+        approve=body.answer == "approve", reason=body.reason,
+    )  # fmt: skip
     out: dict[str, Any] = {}
     if outcome is not None:
         out["decision"] = decision_view(outcome.decision, outcome.challenge)

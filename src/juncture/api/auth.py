@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from juncture.api.problems import ApiError
-from juncture.records import AdminCredential, App, AppKey
-from juncture.service.ids import secret_matches, split_key
+from juncture.errors import AuthError
+from juncture.records import AdminCredential, App
+from juncture.service.ids import split_key
 from juncture.service.observe import Connection
 from juncture.service.runtime import Runtime
 
@@ -17,39 +17,30 @@ def _bearer(request: Request) -> tuple[str, str]:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "auth.missing", "an `Authorization: Bearer` key is required")
+        raise AuthError("an `Authorization: Bearer` key is required", code="auth.missing")
     parts = split_key(token.strip())
     if parts is None:
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+        raise AuthError("the key is not valid")
     return parts
-
-
-def _live(key: AppKey, secret: str, runtime: Runtime) -> bool:
-    if not secret_matches(secret, key.hash):
-        return False
-    return key.expires_at is None or runtime.now() < key.expires_at
 
 
 def authenticate_app(request: Request, runtime: Runtime) -> App:
     """The app whose API key is presented. 401 otherwise (never saying which part failed)."""
     prefix, secret = _bearer(request)
-    app = runtime.store.find_app_by_key_prefix(prefix) if prefix.startswith("jct_app_") else None
-    key = next((k for k in app.keys if k.prefix == prefix), None) if app else None
-    if app is None or key is None or app.disabled or not _live(key, secret, runtime):
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+    app = runtime.apps.app_for_key(prefix, secret)
+    if app is None:
+        raise AuthError("the key is not valid")
     return app
 
 
 def authenticate_admin(request: Request, runtime: Runtime, scope: str) -> AdminCredential:
     """The administrator presenting a key with ``scope``: 401 without one, 403 outside it."""
     prefix, secret = _bearer(request)
-    admin = (
-        runtime.store.find_admin_by_key_prefix(prefix) if prefix.startswith("jct_adm_") else None
-    )
-    if admin is None or admin.key.prefix != prefix or not _live(admin.key, secret, runtime):
-        raise ApiError(401, "auth.invalid", "the key is not valid")
+    admin = runtime.apps.admin_for_key(prefix, secret)
+    if admin is None:
+        raise AuthError("the key is not valid")
     if scope not in admin.scopes:
-        raise ApiError(403, "auth.forbidden", f"this key lacks the `{scope}` scope")
+        raise AuthError(f"this key lacks the `{scope}` scope", code="auth.forbidden", status=403)
     return admin
 
 

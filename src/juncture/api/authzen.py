@@ -1,4 +1,7 @@
-"""OpenID AuthZEN Authorization API 1.0: the wire model and its rules (no HTTP here).
+"""OpenID AuthZEN Authorization API 1.0: the wire model and its rules (no HTTP here), in
+three modules: the model and its decoding (`authzen_model.py`), search (`authzen_search.py`)
+and, here, batches and the mapping to and from Juncture's decisions. This module names them
+all (`__all__`): callers import `authzen` alone.
 
 https://openid.net/specs/authorization-api-1_0-final.html (source: github.com/openid/authzen
 ``api/authorization-api-1_0.md``) and the certification scenario
@@ -20,295 +23,75 @@ https://openid.net/specs/authorization-api-1_0-final.html (source: github.com/op
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
+from juncture.api.authzen_model import (
+    EVALUATION_PATH,
+    EVALUATIONS_PATH,
+    INVALID,
+    MALFORMED,
+    MAX_PAGE,
+    METADATA_PATH,
+    SEARCH_ACTION_PATH,
+    SEARCH_RESOURCE_PATH,
+    SEARCH_SUBJECT_PATH,
+    SEMANTICS,
+    Action,
+    ActionSearchRequest,
+    AuthZenError,
+    EvaluationRequest,
+    EvaluationResponse,
+    EvaluationsRequest,
+    EvaluationsResponse,
+    Metadata,
+    Resource,
+    ResourceSearchRequest,
+    SearchResponse,
+    Semantic,
+    Subject,
+    SubjectSearchRequest,
+    decode_action_search,
+    decode_evaluation,
+    decode_evaluations,
+    decode_resource_search,
+    decode_subject_search,
+    merge_defaults,
+)
+from juncture.api.authzen_search import (
+    Catalog,
+    SearchKind,
+    SearchRequest,
+    catalog,
+    decode_search,
+    run_search,
+    search_actions,
+    search_resources,
+    search_subjects,
+)
 from juncture.engine import Decision
 from juncture.engine.decision import StepUp
 from juncture.service.ids import is_id
 from juncture.service.observe import ReportedDevice
 
-Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
-SEMANTICS: tuple[str, ...] = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
-
-#: Error codes this module raises (the caller maps them to HTTP 400).
-INVALID = "request.invalid"
-MALFORMED = "request.malformed"
-
-#: The most results one search page holds, whatever ``page.limit`` asks for.
-MAX_PAGE = 1000
-
-EVALUATION_PATH = "/access/v1/evaluation"
-EVALUATIONS_PATH = "/access/v1/evaluations"
-SEARCH_SUBJECT_PATH = "/access/v1/search/subject"
-SEARCH_RESOURCE_PATH = "/access/v1/search/resource"
-SEARCH_ACTION_PATH = "/access/v1/search/action"
-METADATA_PATH = "/.well-known/authzen-configuration"
-
-
-class AuthZenError(Exception):
-    """A request AuthZEN says is malformed: a stable ``code`` and the JSON ``path``."""
-
-    def __init__(self, message: str, *, code: str = INVALID, path: str = "$") -> None:
-        super().__init__(message)
-        self.code = code
-        self.path = path
-
-
-# -- the information model -------------------------------------------------------------------
-class _Wire(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Lenient base: unknown members are ignored (AuthZEN forward compatibility)."""
-
-
-class Subject(_Wire, frozen=True):
-    type: str
-    id: str
-    properties: dict[str, Any] | None = None
-
-
-class Resource(_Wire, frozen=True):
-    type: str
-    id: str
-    properties: dict[str, Any] | None = None
-
-
-class Action(_Wire, frozen=True):
-    name: str
-    properties: dict[str, Any] | None = None
-
-
-class EvaluationRequest(_Wire, frozen=True):
-    subject: Subject
-    action: Action
-    resource: Resource
-    context: dict[str, Any] | None = None
-
-
-class EvaluationResponse(_Wire, frozen=True):
-    decision: bool
-    context: dict[str, Any] | None = None
-
-
-class Options(_Wire, frozen=True):
-    evaluations_semantic: str = "execute_all"
-
-
-class EvaluationsRequest(_Wire, frozen=True):
-    """The batch as sent: the top-level members are defaults (partial entities allowed)."""
-
-    subject: dict[str, Any] | None = None
-    action: dict[str, Any] | None = None
-    resource: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    evaluations: list[Any] | None = None
-    options: Options = Options()
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The top-level members given, by name."""
-        return {k: v for k in _PARTS if (v := getattr(self, k)) is not None}
-
-    @property
-    def semantic(self) -> Semantic:
-        return self.options.evaluations_semantic  # type: ignore[return-value]
-
-
-class EvaluationsResponse(_Wire, frozen=True):
-    """``{"evaluations": [...]}``; for a request without items, the single-evaluation shape."""
-
-    evaluations: list[EvaluationResponse] | None = None
-    decision: bool | None = None
-    context: dict[str, Any] | None = None
-
-
-class PageRequest(_Wire, frozen=True):
-    token: str | None = None
-    limit: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    properties: dict[str, Any] | None = None
-
-
-class TypeOnly(_Wire, frozen=True):
-    """The entity searched for: its ``type``; an ``id``, if sent, is ignored."""
-
-    type: str
-    properties: dict[str, Any] | None = None
-
-
-class SubjectSearchRequest(_Wire, frozen=True):
-    subject: TypeOnly
-    action: Action
-    resource: Resource
-    context: dict[str, Any] | None = None
-    page: PageRequest | None = None
-
-
-class ResourceSearchRequest(_Wire, frozen=True):
-    subject: Subject
-    action: Action
-    resource: TypeOnly
-    context: dict[str, Any] | None = None
-    page: PageRequest | None = None
-
-
-class ActionSearchRequest(_Wire, frozen=True):
-    subject: Subject
-    resource: Resource
-    context: dict[str, Any] | None = None
-    page: PageRequest | None = None
-
-
-class EntityRef(_Wire, frozen=True):
-    type: str
-    id: str
-
-
-class ActionRef(_Wire, frozen=True):
-    name: str
-
-
-class SearchResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """``page`` first (RECOMMENDED), then ``results``; ``page.next_token`` is always present."""
-
-    page: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    results: list[Any]  # REQUIRED, even when empty: never omitted
-
-
-class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    policy_decision_point: str
-    access_evaluation_endpoint: str
-    access_evaluations_endpoint: str | None = None
-    search_subject_endpoint: str | None = None
-    search_resource_endpoint: str | None = None
-    search_action_endpoint: str | None = None
-    capabilities: list[str] | None = None
-
-
-_PARTS = ("subject", "action", "resource", "context")
-_REQUIRED = {"subject": ("type", "id"), "resource": ("type", "id"), "action": ("name",)}
-
-# -- decoding -------------------------------------------------------------------------------
-_T = TypeVar("_T")
-_MISSING = re.compile(r"^Object missing required field `([^`]+)`(?: - at `(\$[^`]*)`)?$")
-_AT = re.compile(r" - at `(\$[^`]*)`$")
-
-
-def _path(message: str, prefix: str = "$") -> str:
-    """The JSON path of a msgspec validation message, under ``prefix``."""
-    missing = _MISSING.match(message)
-    if missing is not None:
-        where = (missing.group(2) or "$") + "." + missing.group(1)
-    else:
-        at = _AT.search(message)
-        where = at.group(1) if at else "$"
-    return prefix + where[1:]
-
-
-def _invalid(exc: msgspec.ValidationError, prefix: str = "$") -> AuthZenError:
-    text = str(exc)
-    path = _path(text, prefix)
-    return AuthZenError(f"invalid request: {_AT.sub('', text)} at `{path}`", path=path)
-
-
-def _decode(body: bytes, kind: type[_T]) -> _T:
-    if not body.strip():
-        raise AuthZenError("a JSON body is required", code=MALFORMED)
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc) from None
-    except msgspec.DecodeError as exc:
-        raise AuthZenError(f"the body is not valid JSON: {exc}", code=MALFORMED) from None
-
-
-def _convert(value: Any, kind: type[_T], path: str) -> _T:
-    try:
-        return msgspec.convert(value, kind, strict=True)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc, path) from None
-
-
-def decode_evaluation(body: bytes) -> EvaluationRequest:
-    """Decode an Access Evaluation request. Unknown members are ignored.
-
-    Raises:
-        AuthZenError: ``request.malformed`` (not JSON, empty) or ``request.invalid`` (a
-            required member missing, a wrong type), with the JSON path.
-    """
-    return _decode(body, EvaluationRequest)
-
-
-def decode_evaluations(body: bytes) -> EvaluationsRequest:
-    """Decode an Access Evaluations request: top-level defaults, items, options.
-
-    Whole-payload problems raise (a default or ``evaluations`` of the wrong type, an unknown
-    ``evaluations_semantic``); a bad item does not: it is answered ``false`` by
-    :func:`run_evaluations`. Without items the top level must be a complete evaluation.
-    """
-    request = _decode(body, EvaluationsRequest)
-    if request.options.evaluations_semantic not in SEMANTICS:
-        raise AuthZenError(
-            f"`evaluations_semantic` must be one of {', '.join(SEMANTICS)}",
-            path="$.options.evaluations_semantic",
-        )
-    if not request.evaluations:
-        merge_defaults(request.defaults, {})  # the single-evaluation form: validate it now
-    return request
-
-
-def decode_subject_search(body: bytes) -> SubjectSearchRequest:
-    """Decode a Subject Search request (``subject.type``, ``action``, ``resource``)."""
-    return _decode(body, SubjectSearchRequest)
-
-
-def decode_resource_search(body: bytes) -> ResourceSearchRequest:
-    """Decode a Resource Search request (``subject``, ``action``, ``resource.type``)."""
-    return _decode(body, ResourceSearchRequest)
-
-
-def decode_action_search(body: bytes) -> ActionSearchRequest:
-    """Decode an Action Search request (``subject``, ``resource``; an ``action`` is ignored)."""
-    return _decode(body, ActionSearchRequest)
+#: The AuthZEN API in one name: the model (`authzen_model`), search (`authzen_search`) and,
+#: here, batches and the mapping to and from Juncture's decisions.
+__all__ = [
+    "EVALUATIONS_PATH", "EVALUATION_PATH", "INVALID", "MALFORMED", "MAX_PAGE", "METADATA_PATH",
+    "SEARCH_ACTION_PATH", "SEARCH_RESOURCE_PATH", "SEARCH_SUBJECT_PATH", "SEMANTICS", "Action",
+    "ActionSearchRequest", "AuthZenError", "Catalog", "EvaluationRequest", "EvaluationResponse",
+    "EvaluationsRequest", "EvaluationsResponse", "Metadata", "Resource", "ResourceSearchRequest",
+    "SearchKind", "SearchRequest", "SearchResponse", "Semantic", "Subject", "SubjectSearchRequest",
+    "catalog", "decode_action_search", "decode_evaluation", "decode_evaluations",
+    "decode_resource_search", "decode_search", "decode_subject_search", "merge_defaults",
+    "metadata", "run_evaluations", "run_search", "search_actions", "search_resources",
+    "search_subjects", "session_id_of", "to_facts", "to_response", "www_authenticate",
+]  # fmt: skip
 
 
 # -- batches --------------------------------------------------------------------------------
-def merge_defaults(
-    defaults: Mapping[str, Any], item: Mapping[str, Any], *, path: str = "$"
-) -> EvaluationRequest:
-    """One item of a batch with the request's defaults applied.
-
-    An item's ``subject``, ``action``, ``resource`` or ``context`` replaces the default as a
-    whole (its ``properties`` are not merged with the default's); a required sub-member it
-    leaves out (``type``/``id`` of an entity, ``name`` of the action) is taken from the default.
-    ``null`` counts as absent.
-
-    Raises:
-        AuthZenError: ``request.invalid`` when the result is not a valid evaluation (``path``
-            is the item's path: ``$.evaluations[1].resource``).
-    """
-    merged: dict[str, Any] = {}
-    for part in _PARTS:
-        own = item.get(part)
-        default = defaults.get(part)
-        if own is None:
-            value = default
-        elif isinstance(own, dict) and isinstance(default, dict) and part in _REQUIRED:
-            value = dict(own)
-            for key in _REQUIRED[part]:
-                if value.get(key) is None and default.get(key) is not None:
-                    value[key] = default[key]
-        else:
-            value = own
-        if value is not None:
-            merged[part] = value
-    return _convert(merged, EvaluationRequest, path)
-
-
 def _failed(exc: AuthZenError) -> EvaluationResponse:
     error = {"status": 400, "code": exc.code, "path": exc.path, "message": str(exc)}
     return EvaluationResponse(decision=False, context={"error": error})
@@ -548,228 +331,4 @@ def metadata(base_url: str) -> dict[str, Any]:
         search_action_endpoint=base + SEARCH_ACTION_PATH,
     )
     out: dict[str, Any] = msgspec.to_builtins(document)
-    return out
-
-
-# -- search ---------------------------------------------------------------------------------
-class Catalog(msgspec.Struct, frozen=True, kw_only=True):
-    """The entities a search may return."""
-
-    subjects: tuple[Subject, ...] = ()
-    resources: tuple[Resource, ...] = ()
-    actions: tuple[Action, ...] = ()
-
-
-def catalog(data: Mapping[str, Any]) -> Catalog:
-    """The search candidates a bundle declares in its data document ``data/entities``.
-
-    ``entities`` holds three lists: ``subjects`` and ``resources`` of ``{type, id,
-    properties?}``, ``actions`` of ``{name, properties?}``. Items not of that shape are skipped.
-    """
-    declared = data.get("entities")
-    declared = declared if isinstance(declared, Mapping) else {}
-
-    def items(key: str, kind: type[_T]) -> tuple[_T, ...]:
-        listed = declared.get(key)
-        out: list[_T] = []
-        for item in listed if isinstance(listed, list) else ():
-            try:
-                out.append(msgspec.convert(item, kind, strict=True))
-            except msgspec.ValidationError:
-                continue
-        return tuple(out)
-
-    return Catalog(
-        subjects=items("subjects", Subject),
-        resources=items("resources", Resource),
-        actions=items("actions", Action),
-    )
-
-
-def _fingerprint(request: msgspec.Struct) -> str:
-    fields = {f: getattr(request, f) for f in request.__struct_fields__ if f != "page"}
-    digest = hashlib.sha256(msgspec.json.encode(fields, order="sorted")).digest()
-    return base64.urlsafe_b64encode(digest[:9]).decode()
-
-
-def _token(offset: int, limit: int | None, fingerprint: str) -> str:
-    raw = msgspec.json.encode({"o": offset, "l": limit, "f": fingerprint})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-class _Token(msgspec.Struct, frozen=True):
-    o: Annotated[int, msgspec.Meta(ge=0)]
-    l: Annotated[int, msgspec.Meta(ge=0)] | None  # noqa: E741
-    f: str
-
-
-def _read_token(token: str, fingerprint: str) -> _Token:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        parsed = msgspec.json.decode(raw, type=_Token)
-    except (ValueError, msgspec.DecodeError):
-        raise AuthZenError(
-            "`page.token` is not a token this PDP issued", path="$.page.token"
-        ) from None
-    if parsed.f != fingerprint:
-        raise AuthZenError(
-            "`page.token` belongs to a search with other parameters", path="$.page.token"
-        )
-    return parsed
-
-
-_C = TypeVar("_C")
-
-
-def _search(
-    request: SubjectSearchRequest | ResourceSearchRequest | ActionSearchRequest,
-    candidates: Sequence[_C],
-    ask: Callable[[_C], EvaluationRequest],
-    decide: Callable[[EvaluationRequest], EvaluationResponse],
-) -> tuple[list[_C], dict[str, Any]]:
-    fingerprint = _fingerprint(request)
-    page = request.page or PageRequest()
-    offset, limit = 0, page.limit
-    if page.token:
-        token = _read_token(page.token, fingerprint)
-        offset = token.o
-        limit = page.limit if page.limit is not None else token.l
-    size = min(limit, MAX_PAGE) if limit else MAX_PAGE  # absent or 0: no limit but the cap
-    found: list[_C] = []
-    next_token = ""
-    for index in range(offset, len(candidates)):
-        candidate = candidates[index]
-        try:
-            permitted = decide(ask(candidate)).decision
-        except AuthZenError:
-            permitted = False
-        if not permitted:
-            continue
-        if len(found) == size:  # one more exists: the next page starts here
-            next_token = _token(index, limit, fingerprint)
-            break
-        found.append(candidate)
-    return found, {"next_token": next_token, "count": len(found)}
-
-
-def search_subjects(
-    request: SubjectSearchRequest,
-    candidates: Sequence[Subject],
-    decide: Callable[[EvaluationRequest], EvaluationResponse],
-) -> SearchResponse:
-    """The candidates of the searched ``subject.type`` for which ``decide`` permits the action
-    on the resource, in candidate order, one page at a time (``page.limit``, opaque
-    ``page.token``; ``page.next_token`` is empty on the last page). An unknown type or id
-    gives no results, never an error.
-
-    Raises:
-        AuthZenError: ``request.invalid`` at ``$.page.token`` for a token not issued for this
-            same search.
-    """
-    wanted = [c for c in candidates if c.type == request.subject.type]
-
-    def ask(candidate: Subject) -> EvaluationRequest:
-        return EvaluationRequest(
-            subject=candidate,
-            action=request.action,
-            resource=request.resource,
-            context=request.context,
-        )
-
-    found, page = _search(request, wanted, ask, decide)
-    return SearchResponse(page=page, results=[EntityRef(type=c.type, id=c.id) for c in found])
-
-
-def search_resources(
-    request: ResourceSearchRequest,
-    candidates: Sequence[Resource],
-    decide: Callable[[EvaluationRequest], EvaluationResponse],
-) -> SearchResponse:
-    """The candidates of the searched ``resource.type`` the subject may act on; paged as
-    :func:`search_subjects`."""
-    wanted = [c for c in candidates if c.type == request.resource.type]
-
-    def ask(candidate: Resource) -> EvaluationRequest:
-        return EvaluationRequest(
-            subject=request.subject,
-            action=request.action,
-            resource=candidate,
-            context=request.context,
-        )
-
-    found, page = _search(request, wanted, ask, decide)
-    return SearchResponse(page=page, results=[EntityRef(type=c.type, id=c.id) for c in found])
-
-
-def search_actions(
-    request: ActionSearchRequest,
-    candidates: Sequence[Action],
-    decide: Callable[[EvaluationRequest], EvaluationResponse],
-) -> SearchResponse:
-    """The candidate actions the subject may take on the resource; paged as
-    :func:`search_subjects`. Results carry the action ``name`` only."""
-
-    def ask(candidate: Action) -> EvaluationRequest:
-        return EvaluationRequest(
-            subject=request.subject,
-            action=candidate,
-            resource=request.resource,
-            context=request.context,
-        )
-
-    found, page = _search(request, list(candidates), ask, decide)
-    return SearchResponse(page=page, results=[ActionRef(name=c.name) for c in found])
-
-
-# -- one entry point for the three searches ---------------------------------------------------
-SearchKind = Literal["subject", "resource", "action"]
-_SEARCH_TYPES: dict[str, type[Any]] = {
-    "subject": SubjectSearchRequest,
-    "resource": ResourceSearchRequest,
-    "action": ActionSearchRequest,
-}
-
-
-class SearchRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A decoded search of any kind: ``kind``, the typed ``request``, and ``base`` (its
-    ``subject``, ``action``, ``resource``, ``context`` as plain mappings)."""
-
-    kind: SearchKind
-    request: SubjectSearchRequest | ResourceSearchRequest | ActionSearchRequest
-    base: dict[str, Any]
-
-
-def decode_search(kind: SearchKind, body: bytes) -> SearchRequest:
-    """Decode a Subject, Resource or Action Search request (see the ``decode_*_search``)."""
-    request = _decode(body, _SEARCH_TYPES[kind])
-    base = {
-        part: msgspec.to_builtins(value)
-        for part in _PARTS
-        if (value := getattr(request, part, None)) is not None
-    }
-    return SearchRequest(kind=kind, request=request, base=base)
-
-
-def run_search(
-    search: SearchRequest,
-    candidates: Sequence[Mapping[str, Any]],
-    decide: Callable[[EvaluationRequest], EvaluationResponse],
-) -> SearchResponse:
-    """Run a search over candidate entities given as mappings (``{type, id, properties?}``, or
-    ``{name, properties?}`` for actions); candidates not of that shape are skipped."""
-    request = search.request
-    if isinstance(request, SubjectSearchRequest):
-        return search_subjects(request, _shaped(candidates, Subject), decide)
-    if isinstance(request, ResourceSearchRequest):
-        return search_resources(request, _shaped(candidates, Resource), decide)
-    return search_actions(request, _shaped(candidates, Action), decide)
-
-
-def _shaped(candidates: Sequence[Mapping[str, Any]], kind: type[_T]) -> list[_T]:
-    out: list[_T] = []
-    for candidate in candidates:
-        try:
-            out.append(msgspec.convert(candidate, kind, strict=True))
-        except msgspec.ValidationError:
-            continue
     return out

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from juncture.api.auth import ADMIN_SCOPES
-from juncture.errors import CODES
+from juncture.errors import CODES, JunctureError
 
 #: The paths refused while this node's clock is off the store's (`api.app.CLOCKED`; a test
 #: holds the two equal).
@@ -111,7 +111,7 @@ class Endpoint:
         return {status: tuple(out[status]) for status in sorted(out)}
 
 
-class UndocumentedRoute(Exception):
+class UndocumentedRoute(JunctureError):
     """A route without its `Endpoint`, or an `Endpoint` of no route."""
 
 

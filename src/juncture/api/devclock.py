@@ -84,7 +84,7 @@ async def move_clock(request: Request) -> Response:
         else:
             assert body.at is not None
             clock.set_at(parse_now(body.at))
-    except (ValueError, FactsError) as exc:
+    except (ValueError, FactsError) as exc:  # a time the caller gave: not `facts.invalid`
         raise ApiError(400, "request.invalid", str(exc)) from None
     return _answer(clock)
 

@@ -24,9 +24,9 @@ from juncture.api.views import decision_view, session_body, to_json
 from juncture.methods.base import MethodError
 from juncture.records import App, Authenticator, Session, Subject
 from juncture.service.agents import parse_scopes
-from juncture.service.authn import AuthnError, authenticator_view, shown_view
+from juncture.service.authn import authenticator_view, shown_view
 from juncture.service.directory import ENROLL, REMOVE
-from juncture.service.outcome import Outcome, ServiceError
+from juncture.service.outcome import Outcome
 from juncture.service.runtime import Runtime
 
 SUBJECT_TYPES = ("user", "service", "agent")
@@ -185,10 +185,6 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(to_json(body), status_code=status, media_type="application/json")
 
 
-def _authn(error: AuthnError) -> ServiceError:
-    return ServiceError.of(error)
-
-
 def subject_view(subject: Subject) -> dict[str, Any]:
     view = {
         "type": subject.type,
@@ -219,17 +215,11 @@ def _type(request: Request) -> str:
 
 
 def _subject(runtime: Runtime, subject_type: str, subject_id: str) -> Subject:
-    try:
-        return runtime.directory.subject(subject_type, subject_id)
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    return runtime.directory.subject(subject_type, subject_id)
 
 
 def _authenticator(runtime: Runtime, subject: Subject, authenticator_id: str) -> Authenticator:
-    found = runtime.store.get_authenticator(authenticator_id)
-    if found is None or (found.subject_type, found.subject_id) != (subject.type, subject.id):
-        raise ApiError(404, "authenticator.not_found", "no such authenticator")
-    return found
+    return runtime.directory.authenticator(subject, authenticator_id)
 
 
 async def _send(enrolled_or_started: Any) -> None:
@@ -239,7 +229,7 @@ async def _send(enrolled_or_started: Any) -> None:
         return
     try:
         await method.send(message)
-    except MethodError as exc:
+    except MethodError as exc:  # not the caller's doing: whatever the method says, 503
         raise ApiError(503, exc.code, str(exc)) from None
 
 
@@ -256,13 +246,10 @@ async def create_subject(request: Request) -> Response:
     if body.type == "user" and (body.owner is not None or body.description):
         raise ApiError(400, "request.invalid", "`owner` and `description` are for services "
                        "and agents")  # fmt: skip
-    try:
-        made = runtime.directory.create_subject(
-            body.type, body.id, attributes=body.attributes, status=body.status,
-            owner=body.owner, description=body.description,
-        )  # fmt: skip
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    made = runtime.directory.create_subject(
+        body.type, body.id, attributes=body.attributes, status=body.status,
+        owner=body.owner, description=body.description,
+    )  # fmt: skip
     return _json(subject_view(made), 201)
 
 
@@ -274,7 +261,7 @@ async def list_subjects(request: Request) -> Response:
     except ValueError:
         raise ApiError(400, "request.invalid", "`limit` must be a number") from None
     status = request.query_params.get("status")
-    found = runtime.store.list_subjects(
+    found = runtime.directory.subjects(
         subject_type=request.query_params.get("type"),
         status=status,
         limit=limit,
@@ -292,7 +279,7 @@ async def read_subject(request: Request) -> Response:
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     view = subject_view(subject)
     view["authenticators"] = [
-        authenticator_view(a) for a in runtime.store.list_authenticators(subject.type, subject.id)
+        authenticator_view(a) for a in runtime.directory.authenticators(subject)
     ]
     return _json(view)
 
@@ -306,17 +293,14 @@ async def change_subject(request: Request) -> Response:
     if kind == "user" and (body.owner is not None or body.description is not None):
         raise ApiError(400, "request.invalid", "`owner` and `description` are for services "
                        "and agents")  # fmt: skip
-    try:
-        changed = runtime.directory.update_subject(
-            kind,
-            request.path_params["subject_id"],
-            attributes=body.attributes,
-            status=body.status,
-            owner=body.owner,
-            description=body.description,
-        )
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    changed = runtime.directory.update_subject(
+        kind,
+        request.path_params["subject_id"],
+        attributes=body.attributes,
+        status=body.status,
+        owner=body.owner,
+        description=body.description,
+    )
     return _json(subject_view(changed))
 
 
@@ -326,17 +310,14 @@ async def admin_enroll(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request), Enroll)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
-    try:
-        plan, journey = runtime.directory.journey(
-            None, subject.type, body.journey, method=body.method
+    plan, journey = runtime.directory.journey(
+        None, subject.type, body.journey, method=body.method
+    )
+    enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
+        lambda: runtime.directory.enroll(
+            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
         )
-        enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
-            lambda: runtime.directory.enroll(
-                plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
-            )
-        )
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    )
     await _send((enrolled.message, enrolled.method))
     return _json(
         {
@@ -353,13 +334,10 @@ async def admin_confirm(request: Request) -> Response:
     body = convert(await json_body(request), Confirm)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
-    try:
-        plan, journey = runtime.directory.journey(
-            None, subject.type, body.journey, method=found.method
-        )
-        confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    plan, journey = runtime.directory.journey(
+        None, subject.type, body.journey, method=found.method
+    )
+    confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
     return _json({"authenticator": authenticator_view(confirmed)})
 
 
@@ -368,7 +346,7 @@ async def admin_remove(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
-    runtime.store.delete_authenticator(found.id)
+    runtime.directory.remove(found)
     ended = runtime.changes.end_credential_sessions(found, "credential_removed")
     return _json({"removed": authenticator_view(found), "sessions_revoked": ended})
 
@@ -379,13 +357,10 @@ async def issue_key(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request), NewKey)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
-    try:
-        made, key = runtime.agents.issue_key(
-            subject, label=body.label, scopes=parse_scopes(body.scopes),
-            expires_in=body.expires_in, now=runtime.now(),
-        )  # fmt: skip
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    made, key = runtime.agents.issue_key(
+        subject, label=body.label, scopes=parse_scopes(body.scopes),
+        expires_in=body.expires_in, now=runtime.now(),
+    )  # fmt: skip
     return _json({"authenticator": authenticator_view(made), "key": key}, 201)
 
 
@@ -395,13 +370,10 @@ async def rotate_key(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request, required=False), Rotate)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
-    try:
-        made, key, retired = runtime.agents.rotate_key(
-            subject, request.path_params["authenticator_id"], overlap=body.overlap,
-            now=runtime.now(),
-        )  # fmt: skip
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    made, key, retired = runtime.agents.rotate_key(
+        subject, request.path_params["authenticator_id"], overlap=body.overlap,
+        now=runtime.now(),
+    )  # fmt: skip
     return _json(
         {"authenticator": authenticator_view(made), "key": key,
          "retired": authenticator_view(retired)},
@@ -414,13 +386,10 @@ async def register_assertion_keys(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request), NewAssertionKeys)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
-    try:
-        made = runtime.agents.register_assertion_keys(
-            subject, body.jwks, label=body.label, scopes=parse_scopes(body.scopes),
-            expires_in=body.expires_in, now=runtime.now(),
-        )  # fmt: skip
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    made = runtime.agents.register_assertion_keys(
+        subject, body.jwks, label=body.label, scopes=parse_scopes(body.scopes),
+        expires_in=body.expires_in, now=runtime.now(),
+    )  # fmt: skip
     return _json({"authenticator": authenticator_view(made)}, 201)
 
 
@@ -461,7 +430,7 @@ async def list_authenticators(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     subject_id = request.path_params["subject_id"]
     _, subject = _own_session(runtime, app, request.query_params.get("session_id"), subject_id)
-    found = runtime.store.list_authenticators(subject.type, subject.id)
+    found = runtime.directory.authenticators(subject)
     return _json({"authenticators": [authenticator_view(a) for a in found]})
 
 
@@ -471,31 +440,25 @@ async def enroll(request: Request) -> Response:
     body = convert(await json_body(request), Enroll)
     subject_id = request.path_params["subject_id"]
     session, subject = _own_session(runtime, app, body.session_id, subject_id)
-    try:
-        plan, journey = runtime.directory.journey(app.name, subject.type)
-        info = journey.methods.get(body.method)
-        if info is None:
-            raise AuthnError(
-                "authenticator.unknown_method",
-                f"journey `{journey.name}` declares no method `{body.method}`",
-                400,
-            )
-        runtime.directory.methods.get(plan, journey, body.method)  # configured: or 503 now
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    plan, journey = runtime.directory.journey(app.name, subject.type)
+    info = journey.methods.get(body.method)
+    if info is None:
+        raise ApiError(
+            400,
+            "authenticator.unknown_method",
+            f"journey `{journey.name}` declares no method `{body.method}`",
+        )
+    runtime.directory.methods.get(plan, journey, body.method)  # configured: or 503 now
     properties = {"method": body.method, "kind": info.kind, "aal": info.aal}
     outcome = _gate(runtime, app, session, ENROLL, {"id": body.method, "properties": properties})
     answer = _answer(runtime, outcome)
     if outcome.decision.outcome != "allow":
         return _json(answer)
-    try:
-        enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
-            lambda: runtime.directory.enroll(
-                plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
-            )
+    enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
+        lambda: runtime.directory.enroll(
+            plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
         )
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    )
     await _send((enrolled.message, enrolled.method))
     answer["authenticator"] = authenticator_view(enrolled.authenticator)
     answer["shown"] = shown_view(enrolled.shown)
@@ -509,11 +472,8 @@ async def confirm(request: Request) -> Response:
     subject_id = request.path_params["subject_id"]
     _, subject = _own_session(runtime, app, body.session_id, subject_id)
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
-    try:
-        plan, journey = runtime.directory.journey(app.name, subject.type)
-        confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    plan, journey = runtime.directory.journey(app.name, subject.type)
+    confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
     return _json({"authenticator": authenticator_view(confirmed)})
 
 
@@ -525,16 +485,13 @@ async def remove(request: Request) -> Response:
         runtime, app, request.query_params.get("session_id"), subject_id
     )
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
-    try:
-        _, journey = runtime.directory.journey(app.name, subject.type)
-    except AuthnError as exc:
-        raise _authn(exc) from None
+    _, journey = runtime.directory.journey(app.name, subject.type)
     info = journey.methods.get(found.method)
     properties = {"method": found.method, "kind": found.kind, "aal": info.aal if info else 3}
     outcome = _gate(runtime, app, session, REMOVE, {"id": found.id, "properties": properties})
     answer = _answer(runtime, outcome)
     if outcome.decision.outcome == "allow":
-        runtime.store.delete_authenticator(found.id)
+        runtime.directory.remove(found)
         answer["removed"] = authenticator_view(found)
     return _json(answer)
 

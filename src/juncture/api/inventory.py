@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from juncture.api.auth import authenticate_admin
-from juncture.api.problems import ApiError, page_limit
+from juncture.api.problems import page_limit
 from juncture.api.views import to_json
-from juncture.service.inventory import InventoryError, InventorySettings, identity, inventory
+from juncture.service.inventory import InventorySettings
 from juncture.service.runtime import Runtime
 
 
@@ -30,28 +30,19 @@ def _json(body: Any) -> Response:
     return Response(to_json(body), media_type="application/json")
 
 
-def _refused(error: InventoryError) -> ApiError:
-    return ApiError(error.status, error.code, error.message)
-
-
 async def list_identities(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     params = request.query_params
     limit = page_limit(request)
     runtime.log.writer.flush()  # the last decisions count too
-    try:
-        found, after = inventory(
-            runtime.store,
-            runtime.now(),
-            _settings(request),
-            subject_type=params.get("type"),
-            flag=params.get("flag"),
-            limit=limit,
-            after=params.get("after"),
-        )
-    except InventoryError as exc:
-        raise _refused(exc) from None
+    found, after = runtime.inventory.page(
+        _settings(request),
+        subject_type=params.get("type"),
+        flag=params.get("flag"),
+        limit=limit,
+        after=params.get("after"),
+    )
     return _json({"identities": found, "next": after})
 
 
@@ -59,16 +50,9 @@ async def read_identity(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     runtime.log.writer.flush()
-    try:
-        found = identity(
-            runtime.store,
-            runtime.now(),
-            _settings(request),
-            request.path_params["subject_type"],
-            request.path_params["subject_id"],
-        )
-    except InventoryError as exc:
-        raise _refused(exc) from None
+    found = runtime.inventory.identity(
+        _settings(request), request.path_params["subject_type"], request.path_params["subject_id"]
+    )
     return _json(found)
 
 

@@ -124,8 +124,7 @@ async def read_session(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     session = runtime.sessions.get(app, request.path_params["session_id"])
     view = session_body(session, runtime.facts.session_aal(session))
-    runtime.log.writer.flush()
-    last = runtime.store.query(DecisionQuery(session_id=session.id, limit=1))
+    last = runtime.log.writer.query(DecisionQuery(session_id=session.id, limit=1))
     if last:
         view["last_decision"] = {
             "id": last[0].id,
@@ -137,7 +136,7 @@ async def read_session(request: Request) -> Response:
         }
         view["risk"] = last[0].decision.get("risk")
     view["events"] = [
-        msgspec.to_builtins(e) for e in runtime.store.list_received(session_id=session.id)
+        msgspec.to_builtins(e) for e in runtime.sessions.received(session)
     ]
     return _json(view)
 

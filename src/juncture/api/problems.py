@@ -10,22 +10,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from juncture.api.limits import MAX_BODY
+from juncture.errors import CodedRefusal, Refusal
 
 MAX_DEPTH = 32
 
 
-class ApiError(Exception):
-    """An error answer: stable ``code``, HTTP ``status``, a message without secrets."""
+class ApiError(CodedRefusal):
+    """A refusal the API itself decides (the request's form, the caller's key): stable
+    ``code``, HTTP ``status``, a message without secrets, extra problem members."""
 
     def __init__(
         self, status: int, code: str, detail: str, *, retry_after: int | None = None, **extra: Any
     ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.retry_after = retry_after
-        self.extra = extra
+        super().__init__(code, detail, status, extra=extra, retry_after=retry_after)
 
 
 _TITLES = {
@@ -71,6 +68,14 @@ def problem(
         status_code=status,
         media_type="application/problem+json",
         headers=headers,
+    )
+
+
+def problem_of(error: Refusal) -> Response:
+    """The one mapping of Juncture's errors to the wire: every `Refusal` a handler lets out
+    is answered with its own status, code, detail, extra members and Retry-After."""
+    return problem(
+        error.status, error.code, error.detail, retry_after=error.retry_after, **error.extra
     )
 
 

@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from juncture.api.limits import Limits
 from juncture.api.settings import from_environment
+from juncture.errors import CodedRefusal
 
 #: How long, and how many bytes, a refused connection is drained before it is closed.
 LINGER_SECONDS = 2.0
@@ -38,14 +39,12 @@ def configured() -> Limits:
     return from_environment().limits
 
 
-class Refused(Exception):
-    """A request past a limit: the answer to send instead of handing it to the app."""
+class Refused(CodedRefusal):
+    """A request past a limit: the answer to send instead of handing it to the app (written
+    here, at the protocol level, before any app runs: `response`)."""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
+        super().__init__(code, detail, status)
 
     def response(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         body = msgspec.json.encode(

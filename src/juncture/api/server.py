@@ -13,10 +13,10 @@ from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
 from juncture.api.settings import ServerSettings, authn_key_file, from_environment
 from juncture.service.authn import AuthnSettings
-from juncture.service.clock import ClockWatch, DevClock, testing_offset
+from juncture.service.clock import DevClock, testing_offset
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.runtime import Runtime
-from juncture.store.sqlite import SqliteStore
+from juncture.service.setup import open_store
 
 
 def utc_now() -> datetime:
@@ -40,7 +40,7 @@ def open_runtime(
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
     return Runtime(
-        SqliteStore(db),
+        open_store(db),
         now=now,
         retention=retention,
         observer=observer,
@@ -71,7 +71,7 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         settings.decision_log,
         now,
     )
-    clock = ClockWatch(runtime.store, real_now, settings.clock)
+    clock = runtime.clock_watch(real_now, settings.clock)
     transmitter = runtime.transmitter(settings.transmit)
     receiver = runtime.receiver(settings.receive)
     return create_app(

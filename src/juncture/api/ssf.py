@@ -20,12 +20,11 @@ from juncture.events.catalog import stream_subject, stream_updated, verification
 from juncture.events.set import SetError
 from juncture.events.subjects import SubjectError, parse_subject
 from juncture.methods.base import MethodUnavailable
-from juncture.records import App, Stream, StreamSubject
+from juncture.records import App, Stream
 from juncture.service.ids import new_id
 from juncture.service.receive import ReceiveError
 from juncture.service.runtime import Runtime
 from juncture.service.transmit import POLL, PUSH, SUPPORTED, Transmitter
-from juncture.store.protocols import ConflictError
 
 SET_TYPE = "application/secevent+jwt"
 
@@ -107,10 +106,7 @@ def stream_view(stream: Stream) -> dict[str, Any]:
 def _own(runtime: Runtime, app: App, stream_id: str | None) -> Stream:
     if not stream_id:
         raise ApiError(400, "request.invalid", "`stream_id` is required")
-    stream = runtime.store.get_stream(stream_id)
-    if stream is None or stream.app != app.id:  # another app's stream does not exist
-        raise ApiError(404, "stream.not_found", "no such stream")
-    return stream
+    return runtime.streams.own(app, stream_id)
 
 
 def _configured(request: Request, body: StreamIn, stream: Stream | None) -> dict[str, Any]:
@@ -129,7 +125,7 @@ def _configured(request: Request, body: StreamIn, stream: Stream | None) -> dict
 
         try:
             check_push_url(endpoint, allow_private=transmitter.settings.allow_private)
-        except UnsafeUrl as exc:
+        except UnsafeUrl as exc:  # its own code here: the stream's endpoint, not any URL
             raise ApiError(400, "stream.unsafe_endpoint", str(exc)) from None
     else:
         stream_id = stream.id if stream is not None else "{stream_id}"
@@ -178,7 +174,7 @@ async def create_stream(request: Request) -> Response:
         updated_at=now,
         **fields,
     )
-    made = runtime.store.put_stream(stream, expected_revision=0)
+    made = runtime.streams.create(stream)
     return _json(stream_view(made), 201)
 
 
@@ -187,7 +183,7 @@ async def read_stream(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     stream_id = request.query_params.get("stream_id")
     if stream_id is None:
-        return _json([stream_view(s) for s in runtime.store.list_streams(app=app.id)])
+        return _json([stream_view(s) for s in runtime.streams.of(app)])
     return _json(stream_view(_own(runtime, app, stream_id)))
 
 
@@ -208,10 +204,7 @@ async def _change_stream(request: Request, *, replace: bool) -> Response:
         if "description" not in raw:
             fields.pop("description")
     changed = msgspec.structs.replace(stream, updated_at=runtime.now(), **fields)
-    try:
-        stored = runtime.store.put_stream(changed, expected_revision=stream.revision)
-    except ConflictError:
-        raise ApiError(409, "state.conflict", "the stream changed meanwhile; try again") from None
+    stored = runtime.streams.update(changed, read=stream)
     return _json(stream_view(stored))
 
 
@@ -227,7 +220,7 @@ async def delete_stream(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
     stream = _own(runtime, app, request.query_params.get("stream_id"))
-    runtime.store.delete_stream(stream.id)
+    runtime.streams.delete(stream)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
@@ -249,7 +242,7 @@ async def update_status(request: Request) -> Response:
     changed = msgspec.structs.replace(
         stream, status=body.status, status_reason=body.reason, updated_at=runtime.now()
     )
-    stored = runtime.store.put_stream(changed, expected_revision=stream.revision)
+    stored = runtime.streams.update(changed, read=stream)
     if stored.status == "enabled" and stream.status != "enabled":
         event = stream_updated("enabled", body.reason)
         _transmitter(request).enqueue(
@@ -270,7 +263,7 @@ def _dump(subject: Any) -> dict[str, Any]:
 def _subject(body: SubjectIn) -> dict[str, Any]:
     try:
         return _dump(parse_subject(body.subject))
-    except SubjectError as exc:
+    except SubjectError as exc:  # the detail says which member is the subject
         raise ApiError(400, "request.invalid", f"invalid subject: {exc}") from None
 
 
@@ -279,12 +272,7 @@ async def add_subject(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), SubjectIn)
     stream = _own(runtime, app, body.stream_id)
-    runtime.store.add_stream_subject(
-        StreamSubject(
-            stream_id=stream.id, subject=_subject(body), verified=body.verified,
-            added_at=runtime.now(),
-        )
-    )  # fmt: skip
+    runtime.streams.add_subject(stream, _subject(body), verified=body.verified)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
@@ -293,7 +281,7 @@ async def remove_subject(request: Request) -> Response:
     app = authenticate_app(request, runtime)
     body = convert(await json_body(request), SubjectIn)
     stream = _own(runtime, app, body.stream_id)
-    runtime.store.remove_stream_subject(stream.id, _subject(body))
+    runtime.streams.remove_subject(stream, _subject(body))
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
@@ -316,11 +304,11 @@ async def poll(request: Request) -> Response:
     stream = _own(runtime, app, request.path_params["stream_id"])
     if stream.delivery_method != POLL:
         return _err(400, "invalid_request", "this stream is delivered by push")
-    from juncture.events.poll import PollError, answer_poll
+    from juncture.events.poll import PollError
 
     try:
-        answer = answer_poll(runtime.store, stream, await json_body(request), now=runtime.now())
-    except PollError as exc:
+        answer = runtime.streams.poll(stream, await json_body(request))
+    except PollError as exc:  # RFC 8936 answers in its own form, not a problem document
         return _err(400, exc.err, exc.description)
     return _json(answer)
 
@@ -338,7 +326,7 @@ async def receive(request: Request) -> Response:
         receiver.push(
             request.path_params["transmitter"], token, request.headers.get("authorization")
         )
-    except ReceiveError as exc:
+    except ReceiveError as exc:  # RFC 8935 answers in its own form, not a problem document
         return _err(exc.status, exc.err, exc.description)
     except SetError as exc:
         return _err(400, exc.err, exc.description)

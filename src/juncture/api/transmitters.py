@@ -92,6 +92,8 @@ async def list_transmitters(request: Request) -> Response:
 
 
 def _change(receiver: Receiver, **change: Any) -> None:
+    # Kept by hand: what the receiver raises means something else on this admin route (a
+    # method's ConfigError is the caller's bad transmitter; a ReceiveError here is the file).
     try:
         receiver.change(**change)
     except KeyError as exc:

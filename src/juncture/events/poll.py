@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import httpx
 import msgspec
 
+from juncture.errors import JunctureError
 from juncture.events.set import ERR_CODES, MAX_SET_BYTES
 from juncture.outbound import Resolver, UnsafeUrl, new_client, pin_url, post, resolve_host
 from juncture.records import Stream
@@ -55,14 +56,14 @@ MAX_ACKS = 1000
 _MAX_ERROR_CHARS = 300
 
 
-class PollError(Exception):
+class PollError(JunctureError):
     """A poll request the transmitter refuses: ``400 {"err", "description"}`` (RFC 8936's
-    error response)."""
+    error response; not a `Refusal`, so never answered as a problem)."""
 
     def __init__(self, err: str, description: str) -> None:
         if err not in ERR_CODES:
             raise ValueError(f"unknown SET error code `{err}`")
-        super().__init__(f"{err}: {description}")
+        super().__init__(f"{err}: {description}", code="request.invalid", status=400)
         self.err = err
         self.description = description
 

@@ -58,7 +58,7 @@ from typing import Any
 
 import msgspec
 
-from juncture.errors import ConfigError
+from juncture.errors import ConfigError, JunctureError
 from juncture.events.subjects import Subject, SubjectError, dump, parse_subject
 from juncture.jose import (
     ALGORITHMS,
@@ -107,13 +107,15 @@ ERR_CODES = frozenset(
 )
 
 
-class SetError(Exception):
-    """A SET that is refused; ``err`` is the RFC 8935 code, ``description`` says why."""
+class SetError(JunctureError):
+    """A SET that is refused; ``err`` is the RFC 8935 code, ``description`` says why.
+
+    Not a `Refusal`: it is answered in RFC 8935's form (``body``), not as a problem."""
 
     def __init__(self, err: str, description: str) -> None:
         if err not in ERR_CODES:
             raise ValueError(f"unknown SET error code `{err}`")
-        super().__init__(f"{err}: {description}")
+        super().__init__(f"{err}: {description}", code="request.invalid", status=400)
         self.err = err
         self.description = description
 

@@ -77,6 +77,8 @@ from typing import Any
 
 import msgspec
 
+from juncture.errors import RequestError
+
 __all__ = [
     "MEMBERS",
     "Account",
@@ -128,7 +130,7 @@ _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):\S+")
 _FORMAT = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
-class SubjectError(ValueError):
+class SubjectError(RequestError, ValueError):
     """A subject identifier that is malformed; ``err`` is the RFC 8935 code for it."""
 
     err = "invalid_request"

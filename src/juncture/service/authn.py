@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from juncture.errors import Location
+from juncture.errors import CodedRefusal, Location
 from juncture.methods import (
     KINDS,
     Context,
@@ -71,17 +71,9 @@ CONFIRMED_AT_ENROLLMENT = frozenset({"password", "recovery_code"})
 STARTED_KINDS = frozenset({"webauthn", "email_code"})
 
 
-class AuthnError(Exception):
-    """Refused: a stable code, a message fit for the caller, an HTTP status."""
-
-    def __init__(
-        self, code: str, message: str, status: int, *, retry_after: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
+class AuthnError(CodedRefusal):
+    """CodedRefusal: a stable code, a message fit for the caller, an HTTP status (and a
+    Retry-After for lockouts)."""
 
 
 class KeyFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

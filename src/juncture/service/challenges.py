@@ -21,7 +21,6 @@ from juncture.service.ids import new_secret
 from juncture.service.outcome import (
     Outcome,
     ServiceError,
-    authn,
     check_assertable,
     require_active,
 )
@@ -87,11 +86,11 @@ class Challenges:
             if proof is not NO_PROOF:
                 raise ServiceError("challenge.proof_malformed", "an approval is verified "
                                    "without a proof: the person answered it", 400)  # fmt: skip
-            approved = authn(lambda: self.approval_requests.spend(challenge, method, now))
+            approved = self.approval_requests.spend(challenge, method, now)
         elif proof is NO_PROOF:
             check_assertable(app, method)
         else:
-            checked = authn(lambda: self.directory.verify(challenge, session, method, proof))
+            checked = self.directory.verify(challenge, session, method, proof)
         try:
             challenge = self.store.spend_attempt(challenge_id, at=now)
         except ConflictError:
@@ -164,7 +163,7 @@ class Challenges:
         _accepts(challenge, method)
         session = self.changes.load(app, challenge.session_id)
         self._require_live(session)
-        return authn(lambda: self.directory.start(challenge, session, method))
+        return self.directory.start(challenge, session, method)
 
     def _found(self, app: App, challenge_id: str) -> Challenge:
         """The app's challenge of that id (another app's does not exist for it)."""

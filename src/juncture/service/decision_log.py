@@ -12,16 +12,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
 from juncture.engine import Decision
-from juncture.records import App, DecisionRecord, Session
+from juncture.errors import RequestError
+from juncture.records import App, DecisionQuery, DecisionRecord, Session
 from juncture.service.ids import new_id
-from juncture.store.protocols import Store, StoreError
+from juncture.store.protocols import NotFound, Store, StoreError
 
 log = logging.getLogger("juncture.runtime")
 #: Decision records kept in memory while the store is unavailable, at most.
@@ -122,6 +123,19 @@ class DecisionLogWriter:
                         del self._buffer[:overflow]
                 if overflow > 0:
                     log.error("decision log: store unavailable, %d records dropped", overflow)
+
+    def query(self, query: DecisionQuery) -> Sequence[DecisionRecord]:
+        """Logged decisions, newest first, the last ones included (the buffer is flushed).
+
+        Raises:
+            RequestError: 400 ``request.invalid``, ``before`` names no logged decision (the
+                caller's cursor is wrong, not the store).
+        """
+        self.flush()
+        try:
+            return self._store.query(query)
+        except NotFound:
+            raise RequestError("`before` names no logged decision") from None
 
     def _commit(self, batch: list[bytes], waiting: list[Future[None]]) -> None:
         """Durable mode: one transaction for the batch, then every waiter is told."""

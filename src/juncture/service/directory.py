@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,6 +155,28 @@ class Directory:
         if found is None:
             raise AuthnError("subject.not_found", "no such subject", 404)
         return found
+
+    def subjects(
+        self, *, subject_type: str | None, status: str | None, limit: int, after: str | None
+    ) -> Sequence[Subject]:
+        """A page of subjects by (type, id); ``after``: the ``type:id`` the page starts after."""
+        return self.store.list_subjects(
+            subject_type=subject_type, status=status, limit=limit, after=after
+        )
+
+    def authenticators(self, subject: Subject) -> Sequence[Authenticator]:
+        return self.store.list_authenticators(subject.type, subject.id)
+
+    def authenticator(self, subject: Subject, authenticator_id: str) -> Authenticator:
+        """The subject's authenticator. Raises AuthnError 404 ``authenticator.not_found``."""
+        found = self.store.get_authenticator(authenticator_id)
+        if found is None or (found.subject_type, found.subject_id) != (subject.type, subject.id):
+            raise AuthnError("authenticator.not_found", "no such authenticator", 404)
+        return found
+
+    def remove(self, authenticator: Authenticator) -> None:
+        """Delete an authenticator (its sessions are the caller's to end, or not)."""
+        self.store.delete_authenticator(authenticator.id)
 
     def update_subject(
         self,

@@ -22,7 +22,6 @@ from juncture.service.observe import (
     Connection,
     Observer,
     Reported,
-    ReportError,
     Seen,
     remember_subject,
     take_reported,
@@ -150,10 +149,7 @@ class FactsAssembly:
 
     @staticmethod
     def reported(doc: dict[str, Any]) -> Reported:
-        try:
-            return take_reported(doc)
-        except ReportError as exc:
-            raise ServiceError("facts.invalid", str(exc), 400) from None
+        return take_reported(doc)  # or ReportError: 400 facts.invalid
 
     def observe(
         self,

@@ -21,12 +21,13 @@ session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
 
+from juncture.errors import CodedRefusal
 from juncture.records import Authenticator, Session, Subject
 from juncture.store.protocols import Store
 
@@ -56,14 +57,8 @@ class InventorySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             raise ValueError("`key_rotation_days` and `unused_days` must be at least 1")
 
 
-class InventoryError(Exception):
-    """Refused: a stable code, a message fit for the caller, an HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class InventoryError(CodedRefusal):
+    """CodedRefusal: a stable code, a message fit for the caller, an HTTP status."""
 
 
 class IdentityNotFound(InventoryError):
@@ -284,3 +279,32 @@ def _identity(
 
 def _time(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+class Inventory:
+    """The inventory over one store and clock (`inventory` and `identity` above)."""
+
+    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+
+    def page(
+        self,
+        settings: InventorySettings,
+        *,
+        subject_type: str | None = None,
+        flag: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of identities and the next page's token. Raises InventoryError."""
+        return inventory(
+            self._store, self._now(), settings, subject_type=subject_type, flag=flag,
+            limit=limit, after=after,
+        )  # fmt: skip
+
+    def identity(
+        self, settings: InventorySettings, subject_type: str, subject_id: str
+    ) -> dict[str, Any]:
+        """One identity. Raises IdentityNotFound."""
+        return identity(self._store, self._now(), settings, subject_type, subject_id)

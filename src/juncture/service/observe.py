@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from juncture.errors import RequestError
 from juncture.records import Located, Observed, Posture, Session, SubjectSeen
 from juncture.signals import Enricher, EnricherSettings, History, Observation
 from juncture.signals.client_ip import reported_ip
@@ -81,8 +82,10 @@ class Reported(msgspec.Struct, frozen=True, kw_only=True):
     device: ReportedDevice | None = None
 
 
-class ReportError(ValueError):
-    """A reported section that is not well-typed (the caller answers 400 ``facts.invalid``)."""
+class ReportError(RequestError, ValueError):
+    """A reported section that is not well-typed: 400 ``facts.invalid``."""
+
+    code = "facts.invalid"
 
 
 def take_reported(doc: dict[str, Any]) -> Reported:

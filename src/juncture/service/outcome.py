@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
 
 from juncture.engine import Decision
+from juncture.errors import CodedRefusal
 from juncture.records import App, Challenge, Session
 from juncture.service.authn import AuthnError
 from juncture.store.protocols import CorruptError, StoreError
@@ -18,19 +18,8 @@ log = logging.getLogger("juncture.runtime")
 _T = TypeVar("_T")
 
 
-class ServiceError(Exception):
+class ServiceError(CodedRefusal):
     """A request the runtime refuses: carries a stable code and an HTTP status."""
-
-    def __init__(
-        self, code: str, message: str, status: int, *, extra: dict[str, Any] | None = None,
-        retry_after: int | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.extra = extra or {}
-        self.retry_after = retry_after
 
     @classmethod
     def of(cls, error: AuthnError, **extra: Any) -> ServiceError:
@@ -85,13 +74,6 @@ def check_assertable(app: App, method: str) -> None:
         raise ServiceError(
             "auth.method_not_assertable", f"this app may not assert method `{method}`", 403
         )
-
-
-def authn(call: Callable[[], _T]) -> _T:
-    try:
-        return call()
-    except AuthnError as exc:
-        raise ServiceError.of(exc) from None
 
 
 def store_failed(action: str, version: str, decision_id: str, error: StoreError) -> Outcome:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from juncture.errors import BundleError, PolicyError
+from juncture.errors import BundleError, PolicyError, StateConflict, Unavailable
 from juncture.policy import Plan, check, compile_plan, load_sources
 from juncture.records import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
@@ -28,8 +28,13 @@ DIGEST = "sha256:"
 USED_WITHIN = timedelta(hours=24)
 
 
-class NoActiveVersion(Exception):
+class NoActiveVersion(Unavailable):
     """No version has been published yet."""
+
+    code = "unavailable.no_version"
+
+    def __init__(self, message: str = "no policy version is active yet") -> None:
+        super().__init__(message)
 
 
 class PolicyRegistry:
@@ -168,11 +173,16 @@ class PolicyRegistry:
         return [found[key] for key in sorted(found, key=lambda k: (k[0], k[1], k[2] or ""))]
 
 
-class AmbiguousVersion(Exception):
+class AmbiguousVersion(StateConflict):
     """A version id prefix that more than one stored version starts with."""
 
+    code = "version.ambiguous"
+
     def __init__(self, prefix: str, matches: list[str]) -> None:
-        super().__init__(prefix)
+        super().__init__(
+            f"more than one version starts with `{prefix}`: give more of the id",
+            extra={"matches": matches},
+        )
         self.prefix = prefix
         self.matches = matches
 

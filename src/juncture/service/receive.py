@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import yaml
 
 from juncture.engine import Decision
-from juncture.errors import BundleError, PolicyError
+from juncture.errors import BundleError, JunctureError, PolicyError
 from juncture.events.catalog import account_subject, effect_of
 from juncture.events.poll import PollClient
 from juncture.events.set import SecurityEvent, SetError, TransmitterConfig, verify_set
@@ -137,12 +137,22 @@ def write_transmitters(path: str | Path, content: TransmittersFile) -> None:
         raise
 
 
-class ReceiveError(Exception):
-    """A push that is refused before its SET is read (unknown transmitter, bad credentials)."""
+class ReceiveError(JunctureError):
+    """A push that is refused before its SET is read (unknown transmitter, bad credentials).
+
+    Not a `Refusal`: the push endpoint answers it in RFC 8935's form (``err``,
+    ``description``), the transmitters' admin API as ``transmitter.file_invalid``."""
+
+    #: The registered code of each status it is raised with.
+    CODES: ClassVar[dict[int, str]] = {
+        401: "auth.invalid",
+        404: "transmitter.not_found",
+        409: "transmitter.file_invalid",
+        503: "unavailable.store",
+    }
 
     def __init__(self, status: int, err: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
+        super().__init__(description, code=self.CODES.get(status, "request.invalid"), status=status)
         self.err = err
         self.description = description
 

@@ -12,8 +12,15 @@ The services, from the bottom up (a module imports only those below it; import-l
   authenticators, the approvals agents ask;
 - `effects` (effects.py) then `decisions` (decisions.py): deciding, and what a decision does;
 - `sweeper` (sweep.py): standing outcomes re-checked after a publish or a signal;
-- `sessions`, `challenges`, `approvals`: what the API offers apps; the Shared Signals
-  `receiver` and `transmitter` (receive.py, transmit.py), made with their settings.
+- `sessions`, `challenges`, `approvals`, `versions`: what the API offers apps and
+  administrators; the Shared Signals `receiver` and `transmitter` (receive.py, transmit.py)
+  and the `clock_watch` (clock.py), made with their settings;
+- beside them, over the store alone: `apps` (callers' keys), `streams` (SSF stream
+  management), `health` (what /healthz and /metrics read), `inventory` (non-human
+  identities).
+
+The API reaches the store only through these services (import-linter: "The API speaks to
+services, never to the store").
 """
 
 from __future__ import annotations
@@ -21,25 +28,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from juncture.records import SweepRun
 from juncture.service.agents import Agents
 from juncture.service.approval_requests import ApprovalRequests
 from juncture.service.approvals import Approvals
+from juncture.service.apps import Apps
 from juncture.service.authn import AuthnSettings, MethodTable, environment
 from juncture.service.challenges import Challenges
+from juncture.service.clock import ClockSettings, ClockWatch
 from juncture.service.decision_log import LOG_INTERVAL, DecisionLog, DecisionLogWriter
 from juncture.service.decisions import Decisions
 from juncture.service.directory import Directory
 from juncture.service.effects import Effects
 from juncture.service.emitter import Emitter
 from juncture.service.facts import FactsAssembly
+from juncture.service.health import Health
+from juncture.service.inventory import Inventory
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
-from juncture.service.sweep import Sweeper, SweepWorker
+from juncture.service.streams import Streams
+from juncture.service.sweep import Sweeper
 from juncture.service.transmit import TransmitSettings, Transmitter
+from juncture.service.versions import Versions
 from juncture.store.protocols import Store
 
 
@@ -90,21 +102,28 @@ class Runtime:
             self.approval_requests, self.emitter,
         )  # fmt: skip
         self.approvals = Approvals(store, now, self.changes, self.decisions)
-        #: Runs sweeps in the background when the server runs (started by the app's lifespan).
-        self.sweep_worker: SweepWorker | None = None
+        self.versions = Versions(store, self.policies, self.sweeper)
+        self.apps = Apps(store, now)
+        self.streams = Streams(store, now)
+        self.health = Health(store)
+        self.inventory = Inventory(store, now)
 
     def close(self) -> None:
-        if self.sweep_worker is not None:
-            self.sweep_worker.stop()
+        """Stop the background sweep worker, if any, and flush the decision log."""
+        if self.sweeper.worker is not None:
+            self.sweeper.worker.stop()
         self.log.writer.close()
 
-    def start_sweep(self, reason: str) -> SweepRun:
-        """Begin re-checking every session with a standing outcome (after a publish, or on
-        request); the background worker runs it, a batch at a time."""
-        run = self.sweeper.start(reason)
-        if self.sweep_worker is not None:
-            self.sweep_worker.wake()
-        return run
+    def shutdown(self) -> None:
+        """`close`, then close the store: the server is going away."""
+        self.close()
+        self.store.close()
+
+    def clock_watch(
+        self, now: Callable[[], datetime], settings: ClockSettings | None = None
+    ) -> ClockWatch:
+        """This node's clock checked against the store's (heartbeats), with its settings."""
+        return ClockWatch(self.store, now, settings)
 
     def receiver(self, settings: ReceiveSettings) -> Receiver:
         """The Shared Signals receiver over these services. Raises ConfigError for a

@@ -8,14 +8,14 @@ no session (the answer is the decision alone).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from juncture.engine import Facts, evaluate
-from juncture.records import App, Session, StoredProof
+from juncture.records import App, ReceivedEvent, Session, StoredProof
 from juncture.service.agents import Agents, Credential
 from juncture.service.decision_log import DecisionLog
 from juncture.service.decisions import Decisions
@@ -27,7 +27,6 @@ from juncture.service.observe import Connection
 from juncture.service.outcome import (
     Outcome,
     ServiceError,
-    authn,
     check_assertable,
     require_active,
     unavailable,
@@ -104,10 +103,10 @@ class Sessions:
                                    503) from None  # fmt: skip
             network = context.get("network")
             ip = network.get("ip") if isinstance(network, dict) else None
-            found, used, verified = authn(lambda: self.agents.authenticate(
+            found, used, verified = self.agents.authenticate(
                 plan, app.name, subject, credential, ip=ip if isinstance(ip, str) else None,
                 now=now,
-            ))  # fmt: skip
+            )  # fmt: skip
             subject_type, subject_id = found.type, found.id
             proofs = [*proofs, verified]
         assert isinstance(subject_id, str)
@@ -116,9 +115,8 @@ class Sessions:
                                "session it acts for (`delegation.session_id`)", 400)  # fmt: skip
         if delegation is not None and subject_type != "agent":
             raise ServiceError("delegation.invalid", "only agents act for a user", 400)
-        delegated = authn(lambda: self.agents.delegation(app.id, delegation)) if (
-            delegation is not None) else None  # fmt: skip
-        given_task = authn(lambda: self.agents.task(task, now)) if task is not None else None
+        delegated = self.agents.delegation(app.id, delegation) if delegation is not None else None
+        given_task = self.agents.task(task, now) if task is not None else None
         known = self.store.get_subject(subject_type, subject_id)
         if known is not None and known.status != "active":
             raise ServiceError("subject.disabled", "the subject is disabled", 403)
@@ -165,7 +163,7 @@ class Sessions:
         if session.delegation is None:
             raise ServiceError("task.invalid", "only an agent's session has a task", 400)
         now = self.now()
-        given = authn(lambda: self.agents.task(task, now))
+        given = self.agents.task(task, now)
 
         def retask(s: Session) -> Session:
             # What the old task granted never outlives the new one.
@@ -184,6 +182,14 @@ class Sessions:
 
     def get(self, app: App, session_id: str) -> Session:
         return self.changes.load(app, session_id)
+
+    def of_app(self, app: App, *, limit: int = 1000) -> Sequence[Session]:
+        """The app's sessions, most recently started first."""
+        return self.store.list_sessions(app=app.id, limit=limit)
+
+    def received(self, session: Session) -> Sequence[ReceivedEvent]:
+        """The Shared Signals events received about the session, newest first."""
+        return self.store.list_received(session_id=session.id)
 
     def end(self, app: App, session_id: str, *, revoke_reason: str | None) -> Session:
         session = self.changes.load(app, session_id)

@@ -12,6 +12,8 @@ from juncture.records import AdminCredential, AppKey
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
 from juncture.store.files import write_private
+from juncture.store.protocols import Store
+from juncture.store.sqlite import SqliteStore
 
 ALL_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 
@@ -40,6 +42,12 @@ def tree_files(root: str | Path) -> dict[str, bytes]:
                 )
             files[name] = content
     return files
+
+
+def open_store(db: str | Path) -> Store:
+    """The store of a server: the SQLite file ``db`` (created when missing). The one place
+    the API's composition chooses a backend."""
+    return SqliteStore(db)
 
 
 def create_admin(runtime: Runtime, name: str, scopes: tuple[str, ...] = ALL_SCOPES) -> str:

@@ -25,7 +25,7 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.policy import Plan
-from juncture.records import App, Session, SweepRun
+from juncture.records import App, Session, SweepKind, SweepRun
 from juncture.service.decisions import Decisions
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
@@ -62,13 +62,17 @@ class Sweeper:
         self._lock = threading.Lock()
         #: (old version, new version, app, subject type, action) -> decides the same in both.
         self._unchanged: dict[tuple[str, str, str, str, str], bool] = {}
+        #: The background worker running this sweeper's runs (set by `SweepWorker`).
+        self.worker: SweepWorker | None = None
 
-    def start(self, reason: str) -> SweepRun:
-        """A new run against the active version (its progress starts at 0)."""
+    def start(self, kind: SweepKind, reason: str) -> SweepRun:
+        """A new run against the active version (its progress starts at 0); ``reason`` is
+        shown, ``kind`` says what it re-checks."""
         plan = self.policies.active()
         now = self.now()
         run = SweepRun(
             id=new_id("sw"),
+            kind=kind,
             reason=reason,
             version=plan.version,
             started_at=now,
@@ -76,6 +80,13 @@ class Sweeper:
             total=self.store.count_active_sessions(),
         )
         return self.store.put_sweep(run, expected_revision=0)
+
+    def begin(self, kind: SweepKind, reason: str) -> SweepRun:
+        """Start a run and wake the background worker, if one runs here, to go through it."""
+        run = self.start(kind, reason)
+        if self.worker is not None:
+            self.worker.wake()
+        return run
 
     def _may_differ(self, plan: Plan, app: App, session: Session, action: str) -> bool:
         standing = session.standing[action]
@@ -115,7 +126,7 @@ class Sweeper:
             now = self.now()
             apps: dict[str, App | None] = {}
             planned: list[Change] = []
-            policy_only = run.reason.startswith("publish ")
+            policy_only = run.kind == "publish"
             for session in sessions:
                 if not session.standing:
                     continue
@@ -250,6 +261,7 @@ class SweepWorker:
         paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.sweeper = sweeper
+        sweeper.worker = self
         self.interval = interval
         #: While true, no batch runs here (this node's clock is off: another node goes on).
         self.paused = paused

@@ -11,6 +11,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+# The store's errors live in the one error tree (`juncture.errors`), so that the API can
+# answer them without importing the store; backends and services import them from here too.
+from juncture.errors import ConflictError as ConflictError
+from juncture.errors import CorruptError as CorruptError
+from juncture.errors import NotFound as NotFound
+from juncture.errors import StoreError as StoreError
 from juncture.records import (
     AdminCredential,
     App,
@@ -34,22 +40,6 @@ from juncture.records import (
     Usage,
     VersionInfo,
 )
-
-
-class StoreError(Exception):
-    """The store failed (unavailable, corrupt). Decisions made without it are deny."""
-
-
-class CorruptError(StoreError):
-    """A stored record cannot be read (not its kind's shape): what needs it fails closed."""
-
-
-class ConflictError(StoreError):
-    """An optimistic update lost a race (the record changed since it was read)."""
-
-
-class NotFound(StoreError):
-    """The record does not exist."""
 
 
 class SessionStore(Protocol):
