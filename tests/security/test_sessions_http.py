@@ -87,9 +87,10 @@ DECIDES = {
 }  # fmt: skip
 DECIDES_NOT = {
     "/v1/sessions/{session_id}/end": "ends a session; decides nothing",
-    "/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm": "needs a live session of the subject (a disabled one has none)",
+    "/v1/subjects/{subject_id}/authenticators/{authenticator_id}/confirm":
+        "needs a live session of the subject (a disabled one has none)",
     "/ssf/v1/events": "a transmitter's events, not an app's request",
-}
+}  # fmt: skip
 
 
 def test_disabled_subject_denied_on_every_route_that_decides(world: World) -> None:
