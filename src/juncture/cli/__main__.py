@@ -1,0 +1,5 @@
+"""``python -m juncture.cli``: the command line."""
+
+from juncture.cli.app import main
+
+main()
