@@ -81,7 +81,6 @@ class CompiledCondition:
             raise rt.CelEvalError(f"internal error: {type(exc).__name__}") from None
 
 
-
 def parse_networks(networks: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[Any, ...]]:
     return {
         name: tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)

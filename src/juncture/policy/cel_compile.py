@@ -185,7 +185,6 @@ def _ident_path(node: Node, scope: frozenset[str]) -> list[str] | None:
     return None
 
 
-
 def _has_path(activation: Activation, path: tuple[str, ...], field: str) -> bool:
     current: Any = activation
     for part in path:

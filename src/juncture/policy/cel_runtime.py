@@ -143,7 +143,6 @@ def map_find(mapping: dict[Any, Any], key: object) -> Any:
     return _ABSENT
 
 
-
 def has_field(operand: Any, field: str) -> bool:
     """``has(operand.field)`` once the operand is known: a map has the field or not."""
     if type(operand) is dict:

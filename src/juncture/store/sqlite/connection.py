@@ -38,7 +38,6 @@ def _read_only(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
 
 
-
 class SqliteConnections:
     """The writer connection, the pool of readers and the write transaction that every
     table's methods share; opening creates or migrates the schema."""

@@ -73,7 +73,6 @@ DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
 }
 
 
-
 def decode(kind: type[_T], body: bytes) -> _T:
     try:
         value: _T = DECODERS[kind].decode(body)
@@ -82,11 +81,9 @@ def decode(kind: type[_T], body: bytes) -> _T:
     return value
 
 
-
 def json_list(values: Sequence[str]) -> str:
     """Values as one JSON array, for ``json_each(?)`` (one parameter, whatever the count)."""
     return encode(list(values)).decode()
-
 
 
 def optional_micros(at: datetime | None) -> int | None:
@@ -95,7 +92,6 @@ def optional_micros(at: datetime | None) -> int | None:
 
 def optional_time(micros: int | None) -> datetime | None:
     return None if micros is None else from_micros(micros)
-
 
 
 def missed(
