@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from juncture.errors import Location, PolicyError
-from juncture.policy import cel
+from juncture.policy import cel_compile, cel_interpret
 from juncture.policy.cel import CompiledCondition, compile_condition, parse_networks
 from juncture.policy.cel_runtime import CelEvalError
 
@@ -822,7 +822,7 @@ def test_code_generation_failure_is_reported_as_too_complex(
     def explode(*args: object, **kwargs: object) -> str:
         raise RecursionError
 
-    monkeypatch.setattr(cel._Generator, "boolean", explode)
+    monkeypatch.setattr(cel_compile.Generator, "boolean", explode)
     assert codes("risk.score > 1") == ["policy.cel.too_complex"]
 
 
@@ -850,7 +850,7 @@ def test_reference_turns_recursion_into_an_evaluation_error(
     def deep(self: object, node: object, local: object) -> object:
         raise RecursionError
 
-    monkeypatch.setattr(cel._Interpreter, "run", deep)
+    monkeypatch.setattr(cel_interpret.Interpreter, "run", deep)
     with pytest.raises(CelEvalError, match="too deep"):
         condition.reference(FACTS)
 

@@ -192,9 +192,9 @@ def test_query_uses_an_index_for_each_filter(store: SqliteStore):
 
 
 def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Path):
-    from juncture.store.sqlite import _MIGRATIONS
+    from juncture.store.sqlite.schema import MIGRATIONS
 
-    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], "PRAGMA user_version = 1")
+    raw(path, "PRAGMA journal_mode = WAL", *MIGRATIONS[0], "PRAGMA user_version = 1")
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
     raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5,
@@ -224,9 +224,9 @@ DROP_SCHEMA_8 = ("DROP TABLE heartbeats",)
 
 
 def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Path):
-    from juncture.store.sqlite import _MIGRATIONS
+    from juncture.store.sqlite.schema import MIGRATIONS
 
-    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], *_MIGRATIONS[1],
+    raw(path, "PRAGMA journal_mode = WAL", *MIGRATIONS[0], *MIGRATIONS[1],
         "PRAGMA user_version = 2")  # fmt: skip
     with SqliteStore(path) as second:  # records written by the second schema's code
         second.create_session(make_session())
@@ -284,9 +284,9 @@ def test_subject_and_authenticator_lists_use_an_index(store: SqliteStore):
 
 
 def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path):
-    from juncture.store.sqlite import _MIGRATIONS
+    from juncture.store.sqlite.schema import MIGRATIONS
 
-    raw(path, "PRAGMA journal_mode = WAL", *_MIGRATIONS[0], *_MIGRATIONS[1], *_MIGRATIONS[2],
+    raw(path, "PRAGMA journal_mode = WAL", *MIGRATIONS[0], *MIGRATIONS[1], *MIGRATIONS[2],
         "PRAGMA user_version = 3")  # fmt: skip
     with SqliteStore(path) as third:  # records written by the third schema's code
         third.create_session(make_session(1))

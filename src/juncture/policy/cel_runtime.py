@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -32,6 +32,9 @@ _NUMBERS = (int, float)
 _ORDERED_SAME = {str, bytes, bool, datetime, timedelta}
 _SIMPLE = {str, bytes, bool, int, float, type(None), datetime, timedelta}
 
+
+#: What a condition reads: the facts, by variable name.
+Activation = Mapping[str, Any]
 
 class CelEvalError(Exception):
     """Evaluating a condition failed; ``missing`` names the fact that was not observed, if any."""
@@ -139,6 +142,27 @@ def map_find(mapping: dict[Any, Any], key: object) -> Any:
             return value
     return _ABSENT
 
+
+def has_field(operand: Any, field: str) -> bool:
+    """``has(operand.field)`` once the operand is known: a map has the field or not."""
+    if type(operand) is dict:
+        return field in operand
+    raise CelEvalError(f"has() needs a map, got {type_name(operand)}")
+
+
+def build_map(entries: tuple[tuple[Any, Any], ...]) -> dict[Any, Any]:
+    """A map literal's value: keys of the CEL key types, none repeated (``1`` and ``true``
+    are different CEL keys but one Python key: refused too)."""
+    out: dict[Any, Any] = {}
+    for key, value in entries:
+        if type(key) not in (str, int, bool):
+            raise CelEvalError(f"unsupported map key type {type_name(key)}")
+        if map_find(out, key) is not _ABSENT:
+            raise CelEvalError(f"duplicate map key `{key}`")
+        if key in out:  # 1 and true are different CEL keys but one Python key
+            raise CelEvalError(f"map key `{key}` collides with a key of another type")
+        out[key] = value
+    return out
 
 def contains_in(element: object, container: object) -> bool:
     if type(container) is list:

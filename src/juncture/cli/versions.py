@@ -1,0 +1,151 @@
+"""Policy versions on a server: publish (with its changes shown and its removals
+guarded), list, roll back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape as esc
+from rich.text import Text
+
+from juncture.cli.client import admin_client, checked_body
+from juncture.cli.options import DirArgument, ServerOption, TokenOption
+from juncture.cli.output import err, out, problem_line
+from juncture.errors import BundleError
+
+AllowRemovalOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-removal",
+        help="Activate even if it removes journeys or checkpoints used in the last 24 h.",
+    ),
+]
+
+
+def publish(
+    directory: DirArgument,
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+    comment: Annotated[str, typer.Option(help="Why this version.")] = "",
+    activate: Annotated[bool, typer.Option(help="Make it the active version.")] = True,
+    allow_removal: AllowRemovalOption = False,
+) -> None:
+    """Upload a bundle as a new version, show what it changes, and (by default) publish it.
+
+    Publishing is refused when the version removes journeys, checkpoints or app routes that
+    decisions used in the last 24 hours or live sessions use (unless --allow-removal).
+    """
+    from juncture.service.setup import tree_files
+
+    try:
+        files = tree_files(directory)
+    except BundleError as exc:
+        for problem in exc.errors:
+            err.print(problem_line(problem))
+        raise typer.Exit(1) from None
+    import base64
+
+    payload = {
+        "files_base64": {n: base64.b64encode(c).decode() for n, c in files.items()},
+        "comment": comment,
+        "activate": False,
+    }
+    with admin_client(server, token) as client:
+        body = checked_body(client.post("/admin/v1/versions", json=payload))
+        version_id = body["id"]
+        stored = "" if body["created"] else " (already stored)"
+        changes = body.get("changes") or {}
+        if changes.get("from") == version_id:
+            out.print(f"version {version_id} is already active{stored}")
+            return
+        _print_changes(changes)
+        if activate:
+            _activate(client, version_id, allow_removal)
+    state = "published" if activate else "stored"
+    out.print(f"{state} version {version_id}{stored}")
+
+
+def _print_changes(changes: dict[str, Any]) -> None:
+    """What a version changes, a line per journey, checkpoint or method."""
+    since = changes.get("from")
+    out.print(f"changes from {since}:" if since else "changes (no version was active):")
+    lines = 0
+    for sign, key in (("+", "added"), ("-", "removed"), ("~", "changed")):
+        for name in changes.get("journeys", {}).get(key, []):
+            out.print(Text(f"  {sign} journey {name}"))
+            lines += 1
+        for item in changes.get("checkpoints", {}).get(key, []):
+            out.print(Text(f"  {sign} checkpoint {item['journey']}: {item['checkpoint']}"))
+            lines += 1
+        for item in changes.get("methods", {}).get(key, []):
+            out.print(Text(f"  {sign} method {item['journey']}: {item['method']}"))
+            lines += 1
+    if not lines:
+        out.print("  no journey, checkpoint or method changes")
+
+
+def _activate(client: Any, version_id: str, allow_removal: bool) -> str:
+    """Activate a stored version (its id or a unique prefix): its full id. A refusal for
+    removals in use prints each and exits 1; an unknown or ambiguous id: one line, exit 2."""
+    response = client.post(
+        f"/admin/v1/versions/{version_id}/activate", json={"allow_removal": allow_removal}
+    )
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code == 409 and body.get("code") == "version.removes_used":
+        err.print(f"[red]refused[/] version {esc(version_id)} removes what is in use:")
+        for r in body.get("removals", []):
+            what = f"checkpoint {r['journey']}: {r['checkpoint']}"
+            if r["kind"] == "journey":
+                what = f"journey {r['journey']}"
+            elif r["kind"] == "route":
+                what = f"journey {r['journey']} for {', '.join(r['apps'])}"
+            err.print(
+                Text(
+                    f"  - {what} (apps: {', '.join(r['apps']) or 'none'}; "
+                    f"{r['decisions_24h']} decision(s) in 24 h, "
+                    f"{r['active_sessions']} live session(s))"
+                )
+            )
+        err.print("the version is stored, not active; to go ahead: --allow-removal")
+        raise typer.Exit(1)
+    if response.status_code in (404, 409) and body.get("code") in (
+        "version.not_found",
+        "version.ambiguous",
+    ):
+        matches = body.get("matches") or []
+        more = f" ({', '.join(m[:19] + '…' for m in matches)})" if matches else ""
+        err.print(f"[red]error[/] {esc(str(body.get('detail')))}{esc(more)}")
+        raise typer.Exit(2)
+    return str(checked_body(response)["active"])
+
+
+def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption = None) -> None:
+    """List the server's policy versions, newest first."""
+    with admin_client(server, token) as client:
+        body = checked_body(client.get("/admin/v1/versions"))
+    for v in body["versions"]:
+        mark = "*" if v["active"] else " "
+        line = Text(f"{mark} {v['id']}  {v['created_at']}  {v['author']}")
+        if v.get("comment"):
+            line.append(f"  {v['comment']}")
+        out.print(line, overflow="ignore", crop=False)
+
+
+def rollback(
+    version_id: Annotated[
+        str, typer.Argument(help="The version to make active again (any unique prefix).")
+    ],
+    server: ServerOption = "http://127.0.0.1:8900",
+    token: TokenOption = None,
+    allow_removal: AllowRemovalOption = False,
+) -> None:
+    """Make an earlier version the active one."""
+    with admin_client(server, token) as client:
+        version_id = _activate(client, version_id, allow_removal)
+    out.print(f"active version is now {esc(version_id)}")
