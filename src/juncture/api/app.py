@@ -22,6 +22,7 @@ from juncture import __version__
 from juncture.api import (
     admin,
     approvals,
+    boundary,
     devclock,
     directory,
     heap,
@@ -30,6 +31,7 @@ from juncture.api import (
     transmitters,
 )
 from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.boundary import ServiceCalls
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
@@ -103,7 +105,7 @@ CLOCKED = ("/access/", "/v1/")
 
 
 def _errors(
-    handler: Callable[[Request], Awaitable[Response]], *, clocked: bool = False
+    handler: Callable[[Request], Awaitable[Response]], *, body_limit: int, clocked: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
         clock: ClockWatch | None = request.app.state.clock
@@ -115,7 +117,7 @@ def _errors(
                 f"{clock.settings.max_skew:g} s: it decides nothing until it is set right",
             )
         with DecisionLogWriter.awaited() as commits:
-            response = await _answer(handler, request)
+            response = await _answer(handler, request, body_limit)
         if not commits:
             return response
         # Durable decision log: the answer goes only once its records are committed (the
@@ -131,10 +133,14 @@ def _errors(
     return wrapped
 
 
-async def _answer(handler: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
-    """The handler's answer; any error it lets out answered as a problem, in one place."""
+async def _answer(
+    handler: Callable[[Request], Awaitable[Response]], request: Request, body_limit: int
+) -> Response:
+    """The handler's answer, on the loop or in a worker thread as the store asks
+    (api/boundary.py); any error it lets out answered as a problem, in one place."""
+    calls: ServiceCalls = request.app.state.service_calls
     try:
-        return await handler(request)
+        return await calls.answer(handler, request, body_limit=body_limit)
     except CorruptError as exc:  # one record, not the store: the rest of the service works on
         log.exception("a stored record is corrupt")
         return problem_of(exc)
@@ -222,10 +228,18 @@ def create_app(
     limits: Limits | None = None,
     metrics_token: str | None = None,
     dev_clock: DevClock | None = None,
+    store_calls: str = "auto",
 ) -> ASGIApp:
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
-    with a ``clock``, the decision and session API is refused while it says skewed."""
+    with a ``clock``, the decision and session API is refused while it says skewed.
+    ``store_calls`` says where requests run (api/boundary.py): ``auto`` (as the store asks),
+    ``loop`` or ``threads``.
+
+    Raises:
+        ValueError: ``store_calls`` is none of those.
+    """
     limits = limits or Limits()
+    mode = boundary.store_calls(store_calls, remote=runtime.remote_store)
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         *ACCESS_ROUTES,
         ("/v1/sessions", native.start_session, ["POST"]),
@@ -275,13 +289,22 @@ def create_app(
         if clock is not None:
             clock.stop()
         app.state.hash_pool.close()
+        app.state.service_calls.close()
         runtime.shutdown()  # flush the decision log, close the store
 
     app = Starlette(
         lifespan=lifespan,
         routes=[
             *(
-                Route(path, _errors(handler, clocked=path.startswith(CLOCKED)), methods=methods)
+                Route(
+                    path,
+                    _errors(
+                        handler,
+                        body_limit=max(limits.body_limit(m, path) for m in methods),
+                        clocked=path.startswith(CLOCKED),
+                    ),
+                    methods=methods,
+                )
                 for path, handler, methods in routes
             ),
             Route("/metrics", metrics, methods=["GET"]),
@@ -307,5 +330,6 @@ def create_app(
     app.state.clock = clock
     app.state.dev_clock = dev_clock
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
+    app.state.service_calls = ServiceCalls(mode)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
     return RequestId(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -30,7 +31,9 @@ class HashPool:
     def __init__(self, concurrency: int, queue: int) -> None:
         self.concurrency = concurrency
         self.capacity = concurrency + queue
-        self.admitted = 0  # running or waiting; changed on the event loop only
+        self.admitted = 0  # running or waiting
+        # Handlers run on the server's loop, or in worker threads (api/boundary.py).
+        self._admitting = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hash")
 
     async def run(self, call: Callable[[], _T]) -> _T:
@@ -40,14 +43,15 @@ class HashPool:
             ApiError: 429 ``auth.busy`` (with `Retry-After`) when the pool and its queue are
                 full; nothing was done.
         """
-        if self.admitted >= self.capacity:
-            raise ApiError(
-                429,
-                "auth.busy",
-                "too many password verifications are under way on this node; try again",
-                retry_after=RETRY_AFTER,
-            )
-        self.admitted += 1
+        with self._admitting:
+            if self.admitted >= self.capacity:
+                raise ApiError(
+                    429,
+                    "auth.busy",
+                    "too many password verifications are under way on this node; try again",
+                    retry_after=RETRY_AFTER,
+                )
+            self.admitted += 1
         try:
             # The request's context goes along: in durable mode the decision's commit is then
             # awaited by the request (and a failed one refuses the answer), as on the loop.
@@ -56,7 +60,8 @@ class HashPool:
                 self._executor, context.run, call
             )
         finally:
-            self.admitted -= 1
+            with self._admitting:
+                self.admitted -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

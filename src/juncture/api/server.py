@@ -83,4 +83,5 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         limits=settings.limits,
         metrics_token=settings.metrics_token,
         dev_clock=dev_clock,
+        store_calls=settings.store_calls,
     )

@@ -38,6 +38,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     retention_days: float = 0
     #: ``batched`` or ``durable`` (when a decision's record is committed).
     decision_log: str = "batched"
+    #: Where requests call the store: ``auto`` (as the store asks), ``loop`` or ``threads``
+    #: (api/boundary.py).
+    store_calls: str = "auto"
     #: Development mode: a test clock moves decision time (one worker).
     dev: bool = False
     #: The token `/metrics` requires; None: `/metrics` is open.

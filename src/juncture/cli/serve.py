@@ -42,6 +42,14 @@ class DecisionLogMode(StrEnum):
     durable = "durable"
 
 
+class StoreCallsMode(StrEnum):
+    """Where requests call the store: as the store asks, on the event loop, or in threads."""
+
+    auto = "auto"
+    loop = "loop"
+    threads = "threads"
+
+
 def serve(
     db: DbOption = Path("juncture.db"),
     bundle: Annotated[
@@ -131,6 +139,14 @@ def serve(
             "~0.2 s of them); durable: each answer waits for its record's commit."
         ),
     ] = DecisionLogMode.batched,
+    store_calls: Annotated[
+        StoreCallsMode,
+        typer.Option(
+            envvar="JUNCTURE_STORE_CALLS",
+            help="Where requests call the store: auto (a local file on the event loop, a "
+            "database server in worker threads), loop or threads.",
+        ),
+    ] = StoreCallsMode.auto,
     max_clock_skew: Annotated[
         float,
         typer.Option(
@@ -183,7 +199,8 @@ def serve(
             smtp_from=smtp_from, smtp_starttls=smtp_starttls, webauthn_rp_id=webauthn_rp_id,
             webauthn_origin=webauthn_origin, issuer=issuer, transmitters=transmitters,
             ssf_allow_private=ssf_allow_private, key_rotation_days=key_rotation_days,
-            unused_days=unused_days, decision_log=decision_log, max_clock_skew=max_clock_skew,
+            unused_days=unused_days, decision_log=decision_log, store_calls=store_calls,
+            max_clock_skew=max_clock_skew,
             max_request_line=max_request_line, max_header_bytes=max_header_bytes,
             max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
             metrics_token_file=metrics_token_file, dev=dev,
@@ -222,6 +239,7 @@ def _server_settings(
     key_rotation_days: int,
     unused_days: int,
     decision_log: DecisionLogMode,
+    store_calls: StoreCallsMode,
     max_clock_skew: float,
     max_request_line: int,
     max_header_bytes: int,
@@ -306,6 +324,7 @@ def _server_settings(
         db=str(db),
         retention_days=retention_days,
         decision_log=decision_log.value,
+        store_calls=store_calls.value,
         dev=dev,
         metrics_token=metrics_token.strip() if metrics_token is not None else None,
         clock=ClockSettings(max_skew=max_clock_skew),

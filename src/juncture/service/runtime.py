@@ -70,6 +70,8 @@ class Runtime:
         decision_log: str = "batched",
     ) -> None:
         self.store = store
+        #: The store's calls cross a network: the API runs requests off its event loop.
+        self.remote_store = bool(store.remote)
         self.now = now
         self.policies = PolicyRegistry(store, now)
         self.observer = observer or Observer(ObserveSettings())

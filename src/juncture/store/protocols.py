@@ -482,4 +482,8 @@ class Store(
 ):
     """Everything the runtime needs, from one backend."""
 
+    #: Whether its calls cross a network (a database server) rather than read a local file:
+    #: the API then runs requests off the server's event loop (api/boundary.py says why).
+    remote: bool
+
     def close(self) -> None: ...

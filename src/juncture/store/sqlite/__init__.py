@@ -44,3 +44,6 @@ class SqliteStore(
     Opening creates or migrates the schema (``PRAGMA user_version``). Raises StoreError when
     the file is not a database or was written by a newer schema.
     """
+
+    #: A local file: requests call it on the server's event loop (api/boundary.py says why).
+    remote = False
