@@ -39,9 +39,10 @@ class Deployment:
     """The shipped examples served as `make run` serves them (plus a geolocation database, as
     `juncture serve --geo-db` documents)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store_calls: str) -> None:
         geo = write_city_db(root / "city.mmdb")
-        self.server = Server(root / "juncture.db", EXAMPLES, args=("--geo-db", str(geo))).start()
+        args = ("--geo-db", str(geo), "--store-calls", store_calls)
+        self.server = Server(root / "juncture.db", EXAMPLES, args=args).start()
 
     def app(self, name: str, methods: tuple[str, ...]) -> httpx.Client:
         with admin(self.server) as client:
@@ -52,9 +53,11 @@ class Deployment:
         return self.server.client(made.json()["key"])
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    made = Deployment(tmp_path)
+# Requests call the store on the event loop (SQLite's default) or in worker threads (what a
+# database server gets, api/boundary.py): every scenario holds both ways.
+@pytest.fixture(params=["loop", "threads"])
+def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    made = Deployment(tmp_path, request.param)
     yield made
     made.server.stop()
 
