@@ -27,6 +27,7 @@ from juncture.engine.decision import Decision
 from juncture.engine.facts import parse_now
 from juncture.engine.testing import run_tests
 from juncture.errors import BundleError, FactsError, JunctureError, PolicyError
+from juncture.plugins import load_configured
 from juncture.policy import check as check_bundle
 from juncture.policy import compile_plan, load_sources
 from juncture.policy.loader import read_bundle_files
@@ -35,6 +36,8 @@ from juncture.policy.source import plain, read_json, read_yaml
 if TYPE_CHECKING:
     from juncture.api.settings import ServerSettings
     from juncture.service.runtime import Runtime
+
+load_configured()  # the built-in and plug-in method kinds and enrichers (juncture.plugins)
 
 app = typer.Typer(
     name="juncture",

@@ -1,10 +1,14 @@
 """Authentication methods: each verifies one kind of proof and says what it is worth (AAL, amr).
 
-Importing the package registers every built-in kind in `KINDS`.
+Each kind is one module that declares it (`KIND`, a `MethodKind`: name, default AAL, ``amr``
+values, record type, enrol / start / confirm capabilities). Importing the package registers
+the built-in kinds, in this order (the journey language lists them so); a plug-in registers
+its own with `register_kind` (see `juncture.plugins`).
 """
 
-from juncture.methods import (  # noqa: F401  (each registers its kind)
+from juncture.methods import (
     api_key,
+    approval,
     client_assertion,
     device_attestation,
     email_code,
@@ -16,24 +20,47 @@ from juncture.methods import (  # noqa: F401  (each registers its kind)
 )
 from juncture.methods.base import (
     KINDS,
+    METHOD_KINDS,
     Context,
     Enrollment,
     Environment,
     Issued,
     MethodError,
+    MethodKind,
     Proof,
     Result,
     build,
+    register_kind,
 )
 
+#: The built-in kinds, in the order journeys' error messages list them.
+BUILT_IN: tuple[MethodKind, ...] = (
+    password.KIND,
+    email_code.KIND,
+    recovery_code.KIND,
+    totp.KIND,
+    webauthn.KIND,
+    external_jwt.KIND,
+    device_attestation.KIND,
+    approval.KIND,
+    api_key.KIND,
+    client_assertion.KIND,
+)
+for _kind in BUILT_IN:
+    register_kind(_kind)
+
 __all__ = [
+    "BUILT_IN",
     "KINDS",
+    "METHOD_KINDS",
     "Context",
     "Enrollment",
     "Environment",
     "Issued",
     "MethodError",
+    "MethodKind",
     "Proof",
     "Result",
     "build",
+    "register_kind",
 ]

@@ -33,13 +33,13 @@ from juncture.methods.base import (
     ConfigError,
     Context,
     Environment,
+    MethodKind,
     Options,
     Proof,
     Result,
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
@@ -53,7 +53,6 @@ class DeviceAttestationOptions(Options, frozen=True, kw_only=True, forbid_unknow
     require_compliant: bool = False
 
 
-@register
 class DeviceAttestation:
     """A device's posture, as its management issuer signed it."""
 
@@ -153,3 +152,6 @@ class DeviceAttestation:
         at = min(observed_at, now)
         proof_ = Proof(method=self.name, kind=self.kind, aal=self.aal, amr=self.amr, at=at)
         return Result(ok=True, code="ok", proof=proof_, posture=posture, claims=claims)
+
+
+KIND = MethodKind(name="device_attestation", aal=0, implementation=DeviceAttestation)

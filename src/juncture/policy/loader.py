@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from juncture.errors import BundleError, Location, PolicyError
+from juncture.policy import kinds
 from juncture.policy import model as m
 from juncture.policy.duration import format_duration, parse_duration
 from juncture.policy.source import Located, plain, read_json, read_yaml
@@ -292,16 +293,16 @@ class _Decoder:
                 )
                 continue
             kind = attrs["kind"].value
-            if kind not in m.METHOD_KINDS:
+            if kind not in kinds.KINDS:
                 self.error(
                     f"unknown method kind `{kind}`",
                     "policy.schema.value",
                     attrs["kind"].location,
-                    suggest(str(kind), m.METHOD_KINDS)
-                    or f"expected one of {', '.join(m.METHOD_KINDS)}",
+                    suggest(str(kind), kinds.KINDS)
+                    or f"expected one of {', '.join(kinds.KINDS)}",
                 )
                 continue
-            aal = m.METHOD_KINDS[kind]
+            aal = kinds.default_aal(kind)
             if "aal" in attrs:
                 aal = self.integer(attrs["aal"], "`aal`", 0, 3) or 0
             options = {k: plain(v) for k, v in attrs.items() if k not in ("kind", "aal")}
