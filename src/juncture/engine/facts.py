@@ -95,18 +95,18 @@ _TAIL: tuple[tuple[str, Any, Any], ...] = (
     ("grants", Union[list[Any], dict[str, Any], None], None),  # noqa: UP007
     ("signals", dict[str, Any], {}),
 )
-_documents: dict[tuple[str, ...], Any] = {}
+_documents: dict[tuple[tuple[str, int], ...], Any] = {}
 
 
 def document_type() -> Any:
     """The facts document's struct for the schema as it is now: the built-in sections and
-    those enrichers registered (built once per set of variables)."""
-    extra = tuple(v.name for v in schema.registered())
-    found = _documents.get(extra)
+    those enrichers registered (built once per set of registered variables)."""
+    extra = schema.registered()
+    key = tuple((v.name, id(v)) for v in extra)
+    found = _documents.get(key)
     if found is None:
-        for variable in schema.registered():
-            _SECTIONS.setdefault(variable.name, section_type(variable))
-        sections = [(n, Optional[_SECTIONS[n]], None) for n in ("network", "geo", "device", *extra)]  # noqa: UP045
+        sections = [(n, Optional[_SECTIONS[n]], None) for n in ("network", "geo", "device")]  # noqa: UP045
+        sections += [(v.name, Optional[section_type(v)], None) for v in extra]  # noqa: UP045
         found = msgspec.defstruct(
             "FactsDocument",
             [*_HEAD, *sections, *_TAIL],
@@ -118,7 +118,7 @@ def document_type() -> Any:
             omit_defaults=True,
         )
         found.__doc__ = "The facts of one request, as callers write them."
-        _documents[extra] = found
+        _documents[key] = found
     return found
 
 
