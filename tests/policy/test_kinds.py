@@ -33,9 +33,26 @@ def test_a_registered_kind_is_known_with_its_default_aal_and_amr() -> None:
     assert "unknown method kind `magic_link`" in str(caught.value.errors[0])
 
 
-def test_a_kind_is_registered_once_with_an_aal_in_range() -> None:
-    with pytest.raises(ValueError, match="registered twice"):
-        kinds.register(kinds.Kind(name="password", aal=1, amr=("pwd",)))
+def test_the_built_in_kinds_are_known_without_their_methods() -> None:
+    assert list(kinds.KINDS)[:2] == ["password", "email_code"]
+    assert kinds.built_in("password") == kinds.Kind(name="password", aal=1, amr=("pwd",))
+    assert kinds.default_aal("webauthn") == 3 and kinds.amr("client_assertion") == ("swk",)
+
+
+def test_a_built_in_kind_takes_a_richer_descriptor_with_the_same_data() -> None:
+    bare = kinds.KINDS["totp"]
+    richer = kinds.Kind(name="totp", aal=2, amr=("otp",))
+    try:
+        assert kinds.register(richer) is richer and kinds.KINDS["totp"] is richer
+        kinds.unregister("totp")  # a built-in kind stays, as the language's bare descriptor
+        assert kinds.KINDS["totp"] is kinds.built_in("totp")
+    finally:
+        kinds.register(bare)  # as it was (the totp module's descriptor, when imported)
+
+
+def test_a_kind_is_registered_consistently_with_an_aal_in_range() -> None:
+    with pytest.raises(ValueError, match="known already with aal 1"):
+        kinds.register(kinds.Kind(name="password", aal=2, amr=("pwd",)))
     with pytest.raises(ValueError, match="aal must be 0"):
         kinds.register(kinds.Kind(name="strong", aal=4))
     assert "strong" not in kinds.KINDS

@@ -1,9 +1,10 @@
 """Authentication methods: each verifies one kind of proof and says what it is worth (AAL, amr).
 
-Each kind is one module that declares it (`KIND`, a `MethodKind`: name, default AAL, ``amr``
-values, record type, enrol / start / confirm capabilities). Importing the package registers
-the built-in kinds, in this order (the journey language lists them so); a plug-in registers
-its own with `register_kind` (see `juncture.plugins`).
+Each kind is one module that declares it (`KIND`, a `MethodKind`: the verifying class, the
+record type, the enrol / start / confirm / lookup steps, over the kind's name, default AAL and
+``amr`` values, which the journey language holds for the built-in kinds:
+`juncture.policy.kinds`). Importing the package registers the built-in kinds; a plug-in
+registers its own with `register_kind` (see `juncture.plugins`).
 """
 
 from juncture.methods import (
@@ -33,7 +34,7 @@ from juncture.methods.base import (
     register_kind,
 )
 
-#: The built-in kinds, in the order journeys' error messages list them.
+#: The built-in kinds (in the journey language's order).
 BUILT_IN: tuple[MethodKind, ...] = (
     password.KIND,
     email_code.KIND,

@@ -46,6 +46,7 @@ from juncture.methods.base import (
     parse_options,
     require_aware,
 )
+from juncture.policy.kinds import built_in
 
 PREFIX = "jct"
 KEY_ID_BYTES = 10  # 80 bits: exactly 16 base32 characters, no padding
@@ -141,6 +142,6 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-KIND = MethodKind(
-    name="api_key", aal=1, implementation=ApiKey, record=ApiKeyRecord, issued_by_admin=True
+KIND = MethodKind.of(
+    built_in("api_key"), implementation=ApiKey, record=ApiKeyRecord, issued_by_admin=True
 )

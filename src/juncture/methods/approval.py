@@ -8,5 +8,6 @@ kind is declared so that journeys may name it (``kind: approval``), with AAL 0 a
 from __future__ import annotations
 
 from juncture.methods.base import MethodKind
+from juncture.policy.kinds import built_in
 
-KIND = MethodKind(name="approval", aal=0)
+KIND = MethodKind.of(built_in("approval"))

@@ -222,12 +222,14 @@ Lookup = Callable[[object], str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MethodKind(Kind):
-    """A method kind, declared once by its module and registered with `register_kind`.
+    """A method kind, declared by its module and registered with `register_kind`.
 
     The journey language reads the `Kind` part (name, default AAL, AMR values); the directory
-    and the challenges read the rest. A kind without ``implementation`` is known to journeys
-    but not verified by Juncture (``approval``: a person answers). ``record`` None: the proof
-    is a signed statement checked against an issuer's keys, nothing is stored per subject.
+    and the challenges read the rest. A built-in kind's module makes it with `of` from the
+    language's descriptor (`juncture.policy.kinds.BUILT_IN`); a plug-in gives every field. A
+    kind without ``implementation`` is known to journeys but not verified by Juncture
+    (``approval``: a person answers). ``record`` None: the proof is a signed statement checked
+    against an issuer's keys, nothing is stored per subject.
     """
 
     #: The class that verifies proofs (configured per journey method).
@@ -243,6 +245,12 @@ class MethodKind(Kind):
     confirm: Confirm | None = None
     start: Start | None = None
     lookup: Lookup | None = None
+
+    @classmethod
+    def of(cls, kind: Kind, **behaviour: Any) -> MethodKind:
+        """The behaviour bound to a kind the journey language knows (a built-in one: its name,
+        AAL and AMR are `juncture.policy.kinds.BUILT_IN`'s)."""
+        return cls(name=kind.name, aal=kind.aal, amr=kind.amr, **behaviour)
 
 
 #: kind -> the class that implements it (every registered kind that has one).

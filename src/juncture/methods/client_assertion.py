@@ -73,6 +73,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.tokens import Refused
+from juncture.policy.kinds import built_in
 
 MAX_ASSERTION = 8192
 MAX_KEYS = 10
@@ -456,10 +457,8 @@ def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-KIND = MethodKind(
-    name="client_assertion",
-    aal=2,
-    amr=("swk",),
+KIND = MethodKind.of(
+    built_in("client_assertion"),
     implementation=ClientAssertion,
     record=AssertionKeysRecord,
     issued_by_admin=True,

@@ -43,6 +43,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
+from juncture.policy.kinds import built_in
 from juncture.records import Posture
 
 
@@ -154,4 +155,4 @@ class DeviceAttestation:
         return Result(ok=True, code="ok", proof=proof_, posture=posture, claims=claims)
 
 
-KIND = MethodKind(name="device_attestation", aal=0, implementation=DeviceAttestation)
+KIND = MethodKind.of(built_in("device_attestation"), implementation=DeviceAttestation)

@@ -50,6 +50,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.delivery import Message, Sender
+from juncture.policy.kinds import built_in
 
 _ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
 _KEY_PREFIX = b"juncture/email_code/v1\x00"
@@ -252,10 +253,8 @@ def _start(
     return method.issue(records[-1], challenge_id=challenge_id, now=now)
 
 
-KIND = MethodKind(
-    name="email_code",
-    aal=1,
-    amr=("otp",),
+KIND = MethodKind.of(
+    built_in("email_code"),
     implementation=EmailCode,
     record=EmailRecord,
     enrol=_enrol,

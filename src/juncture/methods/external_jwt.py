@@ -37,6 +37,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
+from juncture.policy.kinds import built_in
 
 MAX_AMR = 16
 
@@ -126,4 +127,4 @@ def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-KIND = MethodKind(name="external_jwt", aal=1, implementation=ExternalJwt)
+KIND = MethodKind.of(built_in("external_jwt"), implementation=ExternalJwt)

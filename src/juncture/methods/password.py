@@ -49,6 +49,7 @@ from juncture.methods.base import (
     parse_options,
     require_aware,
 )
+from juncture.policy.kinds import built_in
 
 _SHA1_LINE = re.compile(r"^([0-9a-fA-F]{40})(:\d+)?$")
 
@@ -220,10 +221,8 @@ def _enrol(method: Password, request: EnrolRequest) -> NewCredential:
     return NewCredential(record=done.record)
 
 
-KIND = MethodKind(
-    name="password",
-    aal=1,
-    amr=("pwd",),
+KIND = MethodKind.of(
+    built_in("password"),
     implementation=Password,
     record=PasswordRecord,
     confirmed_at_enrollment=True,

@@ -42,6 +42,7 @@ from juncture.methods.base import (
     parse_options,
     require_aware,
 )
+from juncture.policy.kinds import built_in
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 LENGTH = 16
@@ -164,10 +165,8 @@ def _enrol(method: RecoveryCode, request: EnrolRequest) -> NewCredential:
     return NewCredential(record=done.record, shown=done.shown)
 
 
-KIND = MethodKind(
-    name="recovery_code",
-    aal=1,
-    amr=("otp",),
+KIND = MethodKind.of(
+    built_in("recovery_code"),
     implementation=RecoveryCode,
     record=RecoveryCodesRecord,
     confirmed_at_enrollment=True,

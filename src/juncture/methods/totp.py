@@ -48,6 +48,7 @@ from juncture.methods.base import (
     require_aware,
 )
 from juncture.methods.secretbox import Sealed, SecretBox
+from juncture.policy.kinds import built_in
 
 Algorithm = Literal["SHA1", "SHA256", "SHA512"]
 _DIGEST = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
@@ -230,10 +231,8 @@ def _confirm(
     return Confirmation(result=result, record=result.record)
 
 
-KIND = MethodKind(
-    name="totp",
-    aal=2,
-    amr=("otp",),
+KIND = MethodKind.of(
+    built_in("totp"),
     implementation=Totp,
     record=TotpRecord,
     enrol=_enrol,

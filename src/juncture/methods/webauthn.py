@@ -80,6 +80,7 @@ from juncture.methods.base import (
     parse_options,
     require_aware,
 )
+from juncture.policy.kinds import built_in
 
 Requirement = Literal["required", "preferred", "discouraged"]
 _MALFORMED = (
@@ -478,10 +479,8 @@ def _start(
     return method.begin_authentication(now=now, credentials=list(records)), None
 
 
-KIND = MethodKind(
-    name="webauthn",
-    aal=3,
-    amr=("hwk",),
+KIND = MethodKind.of(
+    built_in("webauthn"),
     implementation=WebAuthn,
     record=PasskeyRecord,
     enrol=_enrol,

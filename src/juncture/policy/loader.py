@@ -298,8 +298,7 @@ class _Decoder:
                     f"unknown method kind `{kind}`",
                     "policy.schema.value",
                     attrs["kind"].location,
-                    suggest(str(kind), kinds.KINDS)
-                    or f"expected one of {', '.join(kinds.KINDS)}",
+                    suggest(str(kind), kinds.KINDS) or f"expected one of {', '.join(kinds.KINDS)}",
                 )
                 continue
             aal = kinds.default_aal(kind)
