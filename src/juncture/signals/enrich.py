@@ -1,5 +1,11 @@
 """Enrich one request: what it tells (an `Observation`) and what came before (a `History`)
-become the ``network``, ``geo`` and ``device`` facts, observed afresh for this decision.
+become the ``network``, ``geo`` and ``device`` facts, observed afresh for this decision, and
+the sections plug-in enrichers provide.
+
+The enrichers (`juncture.signals.enrichers.FactEnricher`) run in order: the built-in ones
+(`juncture.signals.builtin`: geolocation and travel, reputation labels, device facts; each only
+when its source is configured), then the registered plug-in ones, each reading what those
+before it found.
 
 `Enricher.enrich` is pure apart from reading the geolocation databases and the reputation
 file (and reloading them when they change, as of the observation's time): it reads no
