@@ -19,7 +19,8 @@ from juncture.errors import CODES
 from juncture.methods import BUILT_IN
 from juncture.policy import check, compile_plan, load_sources
 from juncture.policy.cel_runtime import FUNCTIONS, METHODS
-from juncture.policy.loader import _JOURNEY_KEYS, is_test_file
+from juncture.policy.decode import _JOURNEY_KEYS
+from juncture.policy.loader import is_test_file
 from juncture.policy.schema import CLOSED, OPEN, SIGNAL_DEFAULTS
 from juncture.policy.source import plain, read_yaml
 

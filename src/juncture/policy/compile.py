@@ -9,8 +9,8 @@ from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy import kinds
 from juncture.policy import model as m
 from juncture.policy.cel import CompiledCondition, compile_condition, parse_networks
+from juncture.policy.decode import suggest
 from juncture.policy.duration import format_duration
-from juncture.policy.loader import suggest
 from juncture.policy.plan import (
     DEFAULT_LOCKOUT,
     IF,
