@@ -35,7 +35,9 @@ def test_a_registered_kind_is_known_with_its_default_aal_and_amr() -> None:
 
 def test_the_built_in_kinds_are_known_without_their_methods() -> None:
     assert list(kinds.KINDS)[:2] == ["password", "email_code"]
-    assert kinds.built_in("password") == kinds.Kind(name="password", aal=1, amr=("pwd",))
+    assert kinds.built_in("password") == kinds.Kind(
+        name="password", aal=1, amr=("pwd",), counter="password"
+    )
     assert kinds.default_aal("webauthn") == 3 and kinds.amr("client_assertion") == ("swk",)
 
 
@@ -53,6 +55,8 @@ def test_a_built_in_kind_takes_a_richer_descriptor_with_the_same_data() -> None:
 def test_a_kind_is_registered_consistently_with_an_aal_in_range() -> None:
     with pytest.raises(ValueError, match="known already with aal 1"):
         kinds.register(kinds.Kind(name="password", aal=2, amr=("pwd",)))
+    with pytest.raises(ValueError, match="no lockout counter `pin`"):
+        kinds.register(kinds.Kind(name="strong", aal=2, counter="pin"))
     with pytest.raises(ValueError, match="aal must be 0"):
         kinds.register(kinds.Kind(name="strong", aal=4))
     assert "strong" not in kinds.KINDS

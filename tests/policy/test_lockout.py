@@ -67,6 +67,7 @@ def test_a_journey_without_lockout_gets_both_default_counters() -> None:
         ("webauthn", "second_factor"),
         ("email_code", "second_factor"),
         ("recovery_code", "second_factor"),
+        ("no_such_kind", "second_factor"),
     ],
 )
 def test_counter_for_kind(kind: str, counter: str) -> None:

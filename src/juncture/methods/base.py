@@ -250,7 +250,7 @@ class MethodKind(Kind):
     def of(cls, kind: Kind, **behaviour: Any) -> MethodKind:
         """The behaviour bound to a kind the journey language knows (a built-in one: its name,
         AAL and AMR are `juncture.policy.kinds.BUILT_IN`'s)."""
-        return cls(name=kind.name, aal=kind.aal, amr=kind.amr, **behaviour)
+        return cls(name=kind.name, aal=kind.aal, amr=kind.amr, counter=kind.counter, **behaviour)
 
 
 #: kind -> the class that implements it (every registered kind that has one).

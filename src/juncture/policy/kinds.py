@@ -2,8 +2,8 @@
 
 The loader checks a journey's ``kind:`` (and suggests a spelling), gives a method the kind's
 default AAL when the journey sets none, and the compiler gives it the kind's RFC 8176 ``amr``
-values. That is all the pure core needs of a kind, and it is data: `Kind` (name, default AAL,
-AMR values).
+values, and the lockout counts its failures on a counter. That is all the pure core needs of
+a kind, and it is data: `Kind` (name, default AAL, AMR values, lockout counter).
 
 Why a registry here, and why the built-in kinds' data sit in it: the core may not import
 `juncture.methods` (it sits below it), and it must work on its own (`juncture check`, the
@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from juncture.policy.model import LOCKOUT_COUNTERS
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Kind:
@@ -33,12 +35,14 @@ class Kind:
     aal: int
     #: The RFC 8176 ``amr`` values a method of this kind proves.
     amr: tuple[str, ...] = ()
+    #: The lockout counter its failed verifications count against (`model.LOCKOUT_COUNTERS`).
+    counter: str = "second_factor"
 
 
 #: The built-in kinds, in the order error messages list them. The default AAL follows NIST
 #: SP 800-63B-4 §2; `docs/journeys.md` and `docs/methods.md` describe each.
 BUILT_IN: tuple[Kind, ...] = (
-    Kind(name="password", aal=1, amr=("pwd",)),
+    Kind(name="password", aal=1, amr=("pwd",), counter="password"),
     Kind(name="email_code", aal=1, amr=("otp",)),
     Kind(name="recovery_code", aal=1, amr=("otp",)),
     Kind(name="totp", aal=2, amr=("otp",)),
@@ -57,19 +61,26 @@ KINDS: Mapping[str, Kind] = _KINDS
 
 def register(kind: Kind) -> Kind:
     """Make a kind known to the journey language. A kind known already may be registered
-    again with the same AAL and AMR (a method module binding its behaviour to it): the new
+    again with the same AAL, AMR and counter (a method module binding its behaviour to it): the new
     descriptor takes its place.
 
     Raises:
-        ValueError: the kind is known with another AAL or AMR, or an AAL outside 0..3.
+        ValueError: the kind is known with another AAL, AMR or counter, an AAL outside 0..3,
+            or a counter that is not a lockout counter.
     """
     if not 0 <= kind.aal <= 3:
         raise ValueError(f"method kind `{kind.name}`: aal must be 0..3, not {kind.aal}")
+    if kind.counter not in LOCKOUT_COUNTERS:
+        raise ValueError(f"method kind `{kind.name}`: no lockout counter `{kind.counter}`")
     known = _KINDS.get(kind.name)
-    if known is not None and (known.aal, known.amr) != (kind.aal, kind.amr):
+    if known is not None and (known.aal, known.amr, known.counter) != (
+        kind.aal,
+        kind.amr,
+        kind.counter,
+    ):
         raise ValueError(
-            f"method kind `{kind.name}` is known already with aal {known.aal} and amr "
-            f"{list(known.amr)}"
+            f"method kind `{kind.name}` is known already with aal {known.aal}, amr "
+            f"{list(known.amr)} and counter `{known.counter}`"
         )
     _KINDS[kind.name] = kind
     return kind
