@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from juncture.api.settings import ServerSettings
     from juncture.service.runtime import Runtime
 
-load_configured()  # the built-in and plug-in method kinds and enrichers (juncture.plugins)
+load_configured()  # plug-ins' method kinds and enrichers, before a journey is read
 
 app = typer.Typer(
     name="juncture",

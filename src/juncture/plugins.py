@@ -33,14 +33,13 @@ _loaded: set[str] = set()
 
 
 def load(modules: Iterable[str]) -> list[str]:
-    """Import the built-in kinds and then each plug-in module (once); the names imported now.
+    """Import each plug-in module (once); the names imported now. The built-in kinds and
+    facts need no loading: the journey language knows them, and the server builds the
+    built-in methods and enrichers itself.
 
     Raises:
         ImportError: a module that cannot be imported (the server refuses to start).
     """
-    import juncture.methods
-    import juncture.signals  # noqa: F401  (the built-in enrichers)
-
     done = []
     for name in modules:
         name = name.strip()
