@@ -16,10 +16,11 @@ from juncture.cli import app
 from juncture.engine.facts import Facts, FactsDocument
 from juncture.engine.testing import run_tests
 from juncture.errors import CODES
+from juncture.methods import BUILT_IN
 from juncture.policy import check, compile_plan, load_sources
-from juncture.policy import model as m
 from juncture.policy.cel_runtime import FUNCTIONS, METHODS
-from juncture.policy.loader import _JOURNEY_KEYS, is_test_file
+from juncture.policy.decode import _JOURNEY_KEYS
+from juncture.policy.loader import is_test_file
 from juncture.policy.schema import CLOSED, OPEN, SIGNAL_DEFAULTS
 from juncture.policy.source import plain, read_yaml
 
@@ -147,8 +148,8 @@ def test_the_language_reference_covers_what_the_code_defines() -> None:
         assert f"| `{key}` |" in text, key
     for step in ("allow", "deny", "reroute", "revoke", "require", "if", "use"):
         assert f"| `{step}" in text, step
-    for kind in m.METHOD_KINDS:
-        assert f"| `{kind}` |" in text, kind
+    for kind in BUILT_IN:
+        assert f"| `{kind.name}` |" in text, kind.name
     for name in FUNCTIONS:
         assert f"{name}(" in text, name
     for name in METHODS:

@@ -15,14 +15,6 @@ MAX_LINES = 600
 #: src/juncture) -> why. None today.
 TABULAR: dict[str, str] = {}
 
-#: TEMPORARY: being split in a parallel branch (issue 14); the lead removes each entry when
-#: merging the branch that splits it.
-BEING_SPLIT: dict[str, str] = {
-    "service/directory.py": "being split in a parallel branch (helper-plugins)",
-    "policy/loader.py": "being split in a parallel branch (helper-plugins)",
-}
-
-
 def _sizes() -> dict[str, int]:
     return {
         path.relative_to(SRC).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
@@ -31,7 +23,7 @@ def _sizes() -> dict[str, int]:
 
 
 def test_no_module_is_over_the_limit() -> None:
-    allowed = TABULAR.keys() | BEING_SPLIT.keys()
+    allowed = TABULAR.keys()
     over = {name: n for name, n in _sizes().items() if n > MAX_LINES and name not in allowed}
     assert over == {}, f"modules over {MAX_LINES} lines (split them along their concerns): " + (
         ", ".join(f"{name} ({n})" for name, n in sorted(over.items()))
@@ -43,11 +35,11 @@ def test_every_allowed_module_exists_and_needs_it() -> None:
     sizes = _sizes()
     stale = [
         name
-        for name in TABULAR.keys() | BEING_SPLIT.keys()
+        for name in TABULAR
         if sizes.get(name, 0) <= MAX_LINES
     ]
     assert stale == [], f"allow-list entries no longer needed: {sorted(stale)}"
-    assert all(reason.strip() for reason in (*TABULAR.values(), *BEING_SPLIT.values()))
+    assert all(reason.strip() for reason in TABULAR.values())
 
 
 def test_the_limit_is_seen() -> None:

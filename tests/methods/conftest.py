@@ -10,7 +10,7 @@ import pytest
 from juncture.errors import Location
 from juncture.methods import Environment, build
 from juncture.methods.secretbox import SecretBox
-from juncture.policy.model import METHOD_KINDS
+from juncture.policy.kinds import default_aal
 from juncture.policy.model import Method as Declaration
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ def make(
     declaration = Declaration(
         name=name or kind,
         kind=kind,
-        aal=METHOD_KINDS[kind] if aal is None else aal,
+        aal=default_aal(kind) if aal is None else aal,
         options=options,
         location=Location(),
     )

@@ -12,7 +12,7 @@ import pytest
 
 import juncture.methods
 from juncture.errors import Location
-from juncture.methods import KINDS, Context, Environment, build
+from juncture.methods import BUILT_IN, KINDS, METHOD_KINDS, Context, Environment, build
 from juncture.methods.base import (
     CODES,
     PUBLIC_FAILURE,
@@ -26,7 +26,7 @@ from juncture.methods.recovery_code import RecoveryCodesRecord
 from juncture.methods.totp import TotpRecord
 from juncture.methods.webauthn import PasskeyRecord
 from juncture.policy import load_sources
-from juncture.policy.model import METHOD_KINDS
+from juncture.policy.kinds import KINDS as LANGUAGE_KINDS
 from juncture.policy.model import Method as Declaration
 
 from .authenticator import SoftAuthenticator
@@ -38,23 +38,29 @@ SOURCES = sorted((ROOT / "src" / "juncture" / "methods").glob("*.py"))
 
 
 def test_every_kind_of_the_language_is_implemented_but_approval() -> None:
-    assert set(KINDS) == set(METHOD_KINDS) - {"approval"}
+    assert set(KINDS) == {k.name for k in BUILT_IN} - {"approval"}
+    assert {k.name for k in BUILT_IN} <= set(LANGUAGE_KINDS)
     for kind, cls in KINDS.items():
         assert cls.kind == kind
+        assert METHOD_KINDS[kind].implementation is cls
         assert callable(cls.configure) and callable(cls.verify)
 
 
 def test_public_exports() -> None:
     assert juncture.methods.__all__ == [
+        "BUILT_IN",
         "KINDS",
+        "METHOD_KINDS",
         "Context",
         "Enrollment",
         "Environment",
         "Issued",
         "MethodError",
+        "MethodKind",
         "Proof",
         "Result",
         "build",
+        "register_kind",
     ]
 
 

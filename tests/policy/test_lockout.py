@@ -10,6 +10,7 @@ import pytest
 from juncture.errors import BundleError, PolicyError
 from juncture.policy import compile_plan, load_sources
 from juncture.policy import model as m
+from juncture.policy.kinds import KINDS
 from juncture.policy.plan import DEFAULT_LOCKOUT, JourneyPlan, LockoutSpec, counter_for_kind
 
 
@@ -66,6 +67,7 @@ def test_a_journey_without_lockout_gets_both_default_counters() -> None:
         ("webauthn", "second_factor"),
         ("email_code", "second_factor"),
         ("recovery_code", "second_factor"),
+        ("no_such_kind", "second_factor"),
     ],
 )
 def test_counter_for_kind(kind: str, counter: str) -> None:
@@ -73,7 +75,7 @@ def test_counter_for_kind(kind: str, counter: str) -> None:
 
 
 def test_every_method_kind_counts_on_a_known_counter() -> None:
-    assert {counter_for_kind(kind) for kind in m.METHOD_KINDS} == set(m.LOCKOUT_COUNTERS)
+    assert {counter_for_kind(kind) for kind in KINDS} == set(m.LOCKOUT_COUNTERS)
     assert set(DEFAULT_LOCKOUT) == set(m.LOCKOUT_COUNTERS) == set(m.LOCKOUT_DEFAULTS)
 
 

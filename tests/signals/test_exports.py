@@ -10,12 +10,16 @@ def test_signals_exports():
         "Enricher",
         "EnricherSettings",
         "Enrichment",
+        "FactEnricher",
         "History",
         "Located",
         "Observation",
         "Posture",
         "ReputationError",
+        "Request",
         "SourceStatus",
+        "register_enricher",
+        "unregister_enricher",
     ]
     for name in juncture.signals.__all__:
         assert getattr(juncture.signals, name) is not None

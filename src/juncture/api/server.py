@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from juncture.api.app import create_app
 from juncture.api.logs import configure as configure_logs
 from juncture.api.settings import ServerSettings, authn_key_file, from_environment
+from juncture.plugins import load_configured
 from juncture.service.authn import AuthnSettings
 from juncture.service.clock import DevClock, testing_offset
 from juncture.service.observe import Observer, ObserveSettings
@@ -37,6 +38,7 @@ def open_runtime(
         ValueError, ReputationError: observation settings that cannot be used, an unknown
         decision log mode.
     """
+    load_configured()  # plug-ins' kinds and enrichers, before anything reads them
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
     return Runtime(

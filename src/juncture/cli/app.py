@@ -12,8 +12,11 @@ from juncture.cli.serve import PlainHelp, serve
 from juncture.cli.sweep import sweep
 from juncture.cli.versions import publish, rollback, versions
 from juncture.cli.wait import wait
+from juncture.plugins import load_configured
 
 __all__ = ["app", "main"]
+
+load_configured()  # plug-ins' method kinds and enrichers, before a journey is read
 
 app = typer.Typer(
     name="juncture",

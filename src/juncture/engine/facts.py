@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, Optional, Union
 
 import msgspec
 
 from juncture.errors import FactsError
+from juncture.policy import schema
 from juncture.policy.duration import parse_duration
 from juncture.policy.prefixes import parse_ip_text
-from juncture.policy.schema import SIGNAL_DEFAULTS
+from juncture.policy.schema import SIGNAL_DEFAULTS, Timestamp
 
 SubjectType = Literal["user", "service", "agent"]
-#: A timestamp must say its time zone: a naive one is ambiguous, so it is refused.
-Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class _In(
@@ -58,48 +57,73 @@ class SessionIn(_In, frozen=True):
     proofs: tuple[Proof, ...] = ()
 
 
-class NetworkIn(_In, frozen=True):
-    ip: str | None = None
-    segment: str | None = None
-    labels: list[str] | None = None
+def section_type(variable: schema.Variable) -> Any:
+    """The strict struct a facts document writes a closed variable as: its written fields
+    (`schema.Field.written`), each optional (what was not observed is absent)."""
+    return msgspec.defstruct(
+        f"{variable.name.title().replace('_', '')}In",
+        [
+            (name, Optional[f.written], None)  # noqa: UP045 (`Any | None` is not a type)
+            for name, f in variable.fields.items()
+            if f.written is not None
+        ],
+        bases=(_In,),
+        module=__name__,
+        frozen=True,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        omit_defaults=True,
+    )
 
 
-class GeoIn(_In, frozen=True):
-    country: str | None = None
-    region: str | None = None
-    city: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    asn: int | None = None
-    distance_km: float | None = None
-    speed_kmh: float | None = None
+#: The observed sections, derived from the fact schema (`juncture.policy.schema`).
+NetworkIn: Any = section_type(schema.VARIABLE_TABLE["network"])
+GeoIn: Any = section_type(schema.VARIABLE_TABLE["geo"])
+DeviceIn: Any = section_type(schema.VARIABLE_TABLE["device"])
+_SECTIONS: dict[str, Any] = {"network": NetworkIn, "geo": GeoIn, "device": DeviceIn}
+#: The parts of the document before and after the closed sections, as callers write them.
+_HEAD: tuple[tuple[str, Any, Any], ...] = (
+    ("app", Optional[str], None),  # noqa: UP045
+    ("subject", Entity, Entity()),
+    ("action", Optional[ActionIn], None),  # noqa: UP045
+    ("resource", Optional[Entity], None),  # noqa: UP045
+    ("context", Optional[dict[str, Any]], None),  # noqa: UP045
+    ("session", Optional[SessionIn], None),  # noqa: UP045
+)
+_TAIL: tuple[tuple[str, Any, Any], ...] = (
+    ("agent", Optional[dict[str, Any]], None),  # noqa: UP045
+    ("grants", Union[list[Any], dict[str, Any], None], None),  # noqa: UP007
+    ("signals", dict[str, Any], {}),
+)
+_documents: dict[tuple[tuple[str, int], ...], Any] = {}
 
 
-class DeviceIn(_In, frozen=True):
-    id: str | None = None
-    known: bool | None = None
-    managed: bool | None = None
-    compliant: bool | None = None
-    posture_at: Timestamp | None = None
-    platform: str | None = None
-    user_agent_changed: bool | None = None
+def document_type() -> Any:
+    """The facts document's struct for the schema as it is now: the built-in sections and
+    those enrichers registered (built once per set of registered variables)."""
+    extra = schema.registered()
+    key = tuple((v.name, id(v)) for v in extra)
+    found = _documents.get(key)
+    if found is None:
+        sections = [(n, Optional[_SECTIONS[n]], None) for n in ("network", "geo", "device")]  # noqa: UP045
+        sections += [(v.name, Optional[section_type(v)], None) for v in extra]  # noqa: UP045
+        found = msgspec.defstruct(
+            "FactsDocument",
+            [*_HEAD, *sections, *_TAIL],
+            bases=(_In,),
+            module=__name__,
+            frozen=True,
+            kw_only=True,
+            forbid_unknown_fields=True,
+            omit_defaults=True,
+        )
+        found.__doc__ = "The facts of one request, as callers write them."
+        _documents[key] = found
+    return found
 
 
-class FactsDocument(_In, frozen=True):
-    """The facts of one request, as callers write them."""
-
-    app: str | None = None
-    subject: Entity = Entity()
-    action: ActionIn | None = None
-    resource: Entity | None = None
-    context: dict[str, Any] | None = None
-    session: SessionIn | None = None
-    network: NetworkIn | None = None
-    geo: GeoIn | None = None
-    device: DeviceIn | None = None
-    agent: dict[str, Any] | None = None
-    grants: list[Any] | dict[str, Any] | None = None
-    signals: dict[str, Any] = {}
+#: The facts document of the built-in schema (`document_type` adds enrichers' sections).
+FactsDocument: Any = document_type()
 
 
 def _parse_ip(text: str) -> tuple[Any, str, int] | None:
@@ -121,7 +145,7 @@ class Facts:
 
     __slots__ = ("app", "base", "device_posture_at", "ip", "proofs", "session", "subject_type")
 
-    def __init__(self, document: FactsDocument) -> None:
+    def __init__(self, document: Any) -> None:
         self.app = document.app
         self.subject_type = document.subject.type or "user"
         subject = _present(document.subject)
@@ -159,6 +183,10 @@ class Facts:
                 else:
                     self.ip, network["ip"], network["version"] = parsed
             base["network"] = network
+        for variable in schema.registered():  # the sections enrichers provide
+            value = getattr(document, variable.name, None)
+            if value is not None:
+                base[variable.name] = _present(value)
         self.base = base
         self.session = document.session
         self.proofs = document.session.proofs if document.session is not None else ()
@@ -175,7 +203,7 @@ class Facts:
         """
         try:
             resolved = _resolve_relative(document, now) if now is not None else document
-            return cls(msgspec.convert(resolved, FactsDocument, strict=True))
+            return cls(msgspec.convert(resolved, document_type(), strict=True))
         except msgspec.ValidationError as exc:
             raise FactsError(f"invalid facts: {exc}") from None
         except ValueError as exc:

@@ -36,16 +36,17 @@ from juncture.methods.base import (
     Enrollment,
     EnrollmentError,
     Environment,
+    MethodKind,
     Options,
     Proof,
     ProofError,
     Result,
+    default_amr,
     failure,
     parse_options,
-    register,
     require_aware,
 )
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 PREFIX = "jct"
 KEY_ID_BYTES = 10  # 80 bits: exactly 16 base32 characters, no padding
@@ -85,7 +86,6 @@ class ApiKeyShown(msgspec.Struct, frozen=True, kw_only=True):
     key_id: str
 
 
-@register
 class ApiKey:
     """A random bearer key that a service or an agent sends with each request."""
 
@@ -94,7 +94,7 @@ class ApiKey:
     def __init__(self, *, name: str, aal: int, options: Options) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
 
     @classmethod
@@ -140,3 +140,8 @@ class ApiKey:
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+KIND = MethodKind.of(
+    built_in("api_key"), implementation=ApiKey, record=ApiKeyRecord, issued_by_admin=True
+)

@@ -15,7 +15,7 @@ unreadable stored record, a key source or mail server that is down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -32,12 +32,14 @@ from juncture.methods.errors import (
     StateError,
 )
 from juncture.outbound import Fetcher
+from juncture.policy import kinds
 from juncture.policy.duration import parse_duration
+from juncture.policy.kinds import Kind
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.records import Posture
 
 if TYPE_CHECKING:
-    from juncture.methods.delivery import Sender
+    from juncture.methods.delivery import Message, Sender
     from juncture.methods.secretbox import SecretBox
 
 #: The one message a failed verification shows, whatever failed.
@@ -172,18 +174,121 @@ class Method(Protocol[R]):
     ) -> Result[R]: ...
 
 
-#: kind -> the class that implements it. Each method module registers itself.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewCredential:
+    """What a kind's enrol step made: the record to store (a pending one when the kind
+    confirms later), what to show once, and a message to send (an email code's first)."""
+
+    record: msgspec.Struct
+    shown: Any = None
+    message: Message | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrolRequest:
+    """What the directory knows when a subject enrols a credential of a method."""
+
+    subject: str
+    #: The caller's fields (a password, an address, an account or user name).
+    given: Mapping[str, Any]
+    now: datetime
+    #: The new authenticator's id (one-time codes are bound to it until confirmed).
+    authenticator_id: str
+    #: The subject's confirmed records of this method, decoded (a passkey's siblings).
+    existing: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirmation:
+    """A pending credential's first proof checked: the result, the record to keep, and the
+    lookup key the directory finds the credential by (a passkey's credential id)."""
+
+    result: Result[Any]
+    record: Any = None
+    lookup: str | None = None
+
+
+#: enrol(method, request): a new credential, or raises ProofError / EnrollmentError.
+Enrol = Callable[[Any, EnrolRequest], NewCredential]
+#: confirm(method, stored record bytes, proof, now, context): the first proof of a pending
+#: credential. Raises ProofError for a malformed proof; msgspec errors for an unreadable record.
+Confirm = Callable[[Any, bytes, object, datetime, Context], Confirmation]
+#: start(method, the subject's confirmed records decoded, challenge id, now): what the client
+#: gets and the message to send, or None when the subject has nothing to start with.
+Start = Callable[[Any, Sequence[Any], str, datetime], "tuple[Issued, Message | None] | None"]
+#: lookup(proof): the key of the one credential a proof names (checked against no other).
+Lookup = Callable[[object], str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MethodKind(Kind):
+    """A method kind, declared by its module and registered with `register_kind`.
+
+    The journey language reads the `Kind` part (name, default AAL, AMR values); the directory
+    and the challenges read the rest. A built-in kind's module makes it with `of` from the
+    language's descriptor (`juncture.policy.kinds.BUILT_IN`); a plug-in gives every field. A
+    kind without ``implementation`` is known to journeys but not verified by Juncture
+    (``approval``: a person answers). ``record`` None: the proof is a signed statement checked
+    against an issuer's keys, nothing is stored per subject.
+    """
+
+    #: The class that verifies proofs (configured per journey method).
+    implementation: type[Method[Any]] | None = None
+    #: The record type a confirmed authenticator of this kind stores.
+    record: type[msgspec.Struct] | None = None
+    #: Credentials an administrator issues (keys of services and agents), never enrolled.
+    issued_by_admin: bool = False
+    #: Usable as soon as enrolled (the enrollment itself is the knowledge); a new one
+    #: replaces the subject's old ones of the same method.
+    confirmed_at_enrollment: bool = False
+    enrol: Enrol | None = None
+    confirm: Confirm | None = None
+    start: Start | None = None
+    lookup: Lookup | None = None
+
+    @classmethod
+    def of(cls, kind: Kind, **behaviour: Any) -> MethodKind:
+        """The behaviour bound to a kind the journey language knows (a built-in one: its name,
+        AAL and AMR are `juncture.policy.kinds.BUILT_IN`'s)."""
+        return cls(name=kind.name, aal=kind.aal, amr=kind.amr, counter=kind.counter, **behaviour)
+
+
+#: kind -> the class that implements it (every registered kind that has one).
 KINDS: dict[str, type[Method[Any]]] = {}
+#: kind -> its descriptor (every kind registered through `register_kind`).
+METHOD_KINDS: dict[str, MethodKind] = {}
 
-M = TypeVar("M", bound=type[Method[Any]])
+
+def register_kind(kind: MethodKind) -> MethodKind:
+    """Register a method kind: in the journey language (`juncture.policy.kinds`) and here.
+
+    Call it once per kind, at import of the module that declares it, before any journey that
+    names the kind is loaded.
+
+    Raises:
+        ValueError: the kind is registered already (or its AAL is out of range).
+    """
+    if kind.name in METHOD_KINDS:
+        raise ValueError(f"method kind `{kind.name}` is registered twice")
+    if kind.implementation is not None and kind.implementation.kind != kind.name:
+        raise ValueError(f"method kind `{kind.name}`: its class says `{kind.implementation.kind}`")
+    kinds.register(kind)
+    METHOD_KINDS[kind.name] = kind
+    if kind.implementation is not None:
+        KINDS[kind.name] = kind.implementation
+    return kind
 
 
-def register(cls: M) -> M:
-    """Add a method class to `KINDS` under its ``kind``."""
-    if cls.kind in KINDS:
-        raise ValueError(f"method kind `{cls.kind}` is registered twice")
-    KINDS[cls.kind] = cls
-    return cls
+def unregister_kind(name: str) -> None:
+    """Forget a kind (tests that register their own)."""
+    METHOD_KINDS.pop(name, None)
+    KINDS.pop(name, None)
+    kinds.unregister(name)
+
+
+def default_amr(kind: str) -> tuple[str, ...]:
+    """The RFC 8176 values a method of ``kind`` proves unless its options say otherwise."""
+    return kinds.amr(kind)
 
 
 def build(declaration: MethodDeclaration, env: Environment) -> Method[Any]:

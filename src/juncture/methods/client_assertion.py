@@ -60,19 +60,20 @@ from juncture.methods.base import (
     Enrollment,
     EnrollmentError,
     Environment,
+    MethodKind,
     Options,
     Proof,
     ProofError,
     Result,
     StateError,
+    default_amr,
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.tokens import Refused
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 MAX_ASSERTION = 8192
 MAX_KEYS = 10
@@ -131,7 +132,6 @@ class AssertionKeysShown(msgspec.Struct, frozen=True, kw_only=True):
     kids: tuple[str, ...]
 
 
-@register
 class ClientAssertion:
     """A JWT the client signed with its own private key (``private_key_jwt``)."""
 
@@ -149,7 +149,7 @@ class ClientAssertion:
     ) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
         self.audience = audience
         self.max_lifetime = max_lifetime
@@ -455,3 +455,11 @@ def _split(proof: object) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]
 
 def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+KIND = MethodKind.of(
+    built_in("client_assertion"),
+    implementation=ClientAssertion,
+    record=AssertionKeysRecord,
+    issued_by_admin=True,
+)

@@ -33,16 +33,17 @@ from juncture.methods.base import (
     ConfigError,
     Context,
     Environment,
+    MethodKind,
     Options,
     Proof,
     Result,
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
+from juncture.policy.kinds import built_in
 from juncture.records import Posture
 
 
@@ -53,7 +54,6 @@ class DeviceAttestationOptions(Options, frozen=True, kw_only=True, forbid_unknow
     require_compliant: bool = False
 
 
-@register
 class DeviceAttestation:
     """A device's posture, as its management issuer signed it."""
 
@@ -153,3 +153,6 @@ class DeviceAttestation:
         at = min(observed_at, now)
         proof_ = Proof(method=self.name, kind=self.kind, aal=self.aal, amr=self.amr, at=at)
         return Result(ok=True, code="ok", proof=proof_, posture=posture, claims=claims)
+
+
+KIND = MethodKind.of(built_in("device_attestation"), implementation=DeviceAttestation)

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
@@ -28,25 +28,29 @@ import msgspec
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
+    Confirmation,
     Context,
     Enrollment,
     EnrollmentError,
+    EnrolRequest,
     Environment,
     Issued,
+    MethodKind,
+    NewCredential,
     Options,
     Proof,
     ProofError,
     Result,
     check_range,
     decode_state,
+    default_amr,
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.delivery import Message, Sender
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 _ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
 _KEY_PREFIX = b"juncture/email_code/v1\x00"
@@ -76,7 +80,6 @@ class EmailCodeState(msgspec.Struct, frozen=True, kw_only=True, tag="email_code"
     used: bool = False
 
 
-@register
 class EmailCode:
     """A numeric code mailed to the subject's address."""
 
@@ -94,7 +97,7 @@ class EmailCode:
     ) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
         self.ttl = ttl
         self._key = key
@@ -211,3 +214,50 @@ def mask(address: str) -> str:
     """``ada@example.com`` -> ``a**@example.com``: enough to recognise, not to harvest."""
     local, _, domain = address.partition("@")
     return f"{local[:1]}{'*' * max(2, len(local) - 1)}@{domain}"
+
+
+class PendingEmail(msgspec.Struct, frozen=True, kw_only=True, tag="pending.email_code"):
+    """An email address enrolled but not confirmed: the code sent to it."""
+
+    email: EmailRecord
+    state: bytes
+
+
+def _enrol(method: EmailCode, request: EnrolRequest) -> NewCredential:
+    email = method.enroll(request.given.get("address"), subject=request.subject, now=request.now)
+    issued, message = method.issue(
+        email.record, challenge_id=request.authenticator_id, now=request.now
+    )
+    return NewCredential(
+        record=PendingEmail(email=email.record, state=issued.state),
+        shown=issued.public,
+        message=message,
+    )
+
+
+def _confirm(
+    method: EmailCode, stored: bytes, proof: object, now: datetime, context: Context
+) -> Confirmation:
+    pending = msgspec.json.decode(stored, type=PendingEmail)
+    result = method.verify(
+        pending.email, proof, now=now, context=msgspec.structs.replace(context, state=pending.state)
+    )
+    return Confirmation(result=result, record=pending.email)
+
+
+def _start(
+    method: EmailCode, records: Sequence[EmailRecord], challenge_id: str, now: datetime
+) -> tuple[Issued, Message | None] | None:
+    if not records:
+        return None  # no confirmed address
+    return method.issue(records[-1], challenge_id=challenge_id, now=now)
+
+
+KIND = MethodKind.of(
+    built_in("email_code"),
+    implementation=EmailCode,
+    record=EmailRecord,
+    enrol=_enrol,
+    confirm=_confirm,
+    start=_start,
+)

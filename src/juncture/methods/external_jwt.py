@@ -27,16 +27,17 @@ from juncture.methods.base import (
     ConfigError,
     Context,
     Environment,
+    MethodKind,
     Options,
     Proof,
     Result,
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.tokens import Refused, numeric_date, split_issuers, verify_token
+from juncture.policy.kinds import built_in
 
 MAX_AMR = 16
 
@@ -46,7 +47,6 @@ class ExternalJwtOptions(Options, frozen=True, kw_only=True, forbid_unknown_fiel
     require_nonce: bool = False
 
 
-@register
 class ExternalJwt:
     """A token an external identity provider or workload platform signed."""
 
@@ -125,3 +125,6 @@ class ExternalJwt:
 
 def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+KIND = MethodKind.of(built_in("external_jwt"), implementation=ExternalJwt)

@@ -34,19 +34,22 @@ from juncture.methods.base import (
     Context,
     Enrollment,
     EnrollmentError,
+    EnrolRequest,
     Environment,
+    MethodKind,
+    NewCredential,
     Options,
     Proof,
     ProofError,
     Result,
     StateError,
     check_range,
+    default_amr,
     failure,
     parse_options,
-    register,
     require_aware,
 )
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 _SHA1_LINE = re.compile(r"^([0-9a-fA-F]{40})(:\d+)?$")
 
@@ -98,7 +101,6 @@ def _sha1(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).digest()
 
 
-@register
 class Password:
     """A memorized secret, AAL1 on its own (``amr`` ``pwd``)."""
 
@@ -109,7 +111,7 @@ class Password:
     ) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
         self.breached = breached
         self.hasher = argon2.PasswordHasher(
@@ -210,3 +212,19 @@ class Password:
         if len(text) > self.options.max_length:
             raise ProofError(f"a password has at most {self.options.max_length} characters")
         return text
+
+
+def _enrol(method: Password, request: EnrolRequest) -> NewCredential:
+    done = method.enroll(
+        request.given.get("password"), now=request.now, context_words=(request.subject,)
+    )
+    return NewCredential(record=done.record)
+
+
+KIND = MethodKind.of(
+    built_in("password"),
+    implementation=Password,
+    record=PasswordRecord,
+    confirmed_at_enrollment=True,
+    enrol=_enrol,
+)

@@ -28,18 +28,21 @@ from juncture.methods.base import (
     Context,
     Enrollment,
     EnrollmentError,
+    EnrolRequest,
     Environment,
+    MethodKind,
+    NewCredential,
     Options,
     Proof,
     ProofError,
     Result,
     check_range,
+    default_amr,
     failure,
     parse_options,
-    register,
     require_aware,
 )
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 LENGTH = 16
@@ -74,7 +77,6 @@ class RecoveryCodes(msgspec.Struct, frozen=True, kw_only=True):
     codes: tuple[str, ...]
 
 
-@register
 class RecoveryCode:
     """Single-use codes kept on paper or in a password manager."""
 
@@ -83,7 +85,7 @@ class RecoveryCode:
     def __init__(self, *, name: str, aal: int, options: RecoveryCodeOptions) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
 
     @classmethod
@@ -156,3 +158,17 @@ def _shape(proof: object) -> str:
 
 def _digest(salt: bytes, code: str) -> bytes:
     return hashlib.sha256(salt + b"\x00" + code.encode()).digest()
+
+
+def _enrol(method: RecoveryCode, request: EnrolRequest) -> NewCredential:
+    done = method.enroll(subject=request.subject, now=request.now)
+    return NewCredential(record=done.record, shown=done.shown)
+
+
+KIND = MethodKind.of(
+    built_in("recovery_code"),
+    implementation=RecoveryCode,
+    record=RecoveryCodesRecord,
+    confirmed_at_enrollment=True,
+    enrol=_enrol,
+)

@@ -29,22 +29,26 @@ import segno
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
+    Confirmation,
     Context,
     Enrollment,
     EnrollmentError,
+    EnrolRequest,
     Environment,
+    MethodKind,
+    NewCredential,
     Options,
     Proof,
     ProofError,
     Result,
     check_range,
+    default_amr,
     failure,
     parse_options,
-    register,
     require_aware,
 )
 from juncture.methods.secretbox import Sealed, SecretBox
-from juncture.policy.model import METHOD_AMR
+from juncture.policy.kinds import built_in
 
 Algorithm = Literal["SHA1", "SHA256", "SHA512"]
 _DIGEST = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
@@ -82,7 +86,6 @@ class TotpSetup(msgspec.Struct, frozen=True, kw_only=True):
     qr_svg: str
 
 
-@register
 class Totp:
     """A one-time password from a device (``amr`` ``otp``)."""
 
@@ -91,7 +94,7 @@ class Totp:
     def __init__(self, *, name: str, aal: int, options: TotpOptions, box: SecretBox) -> None:
         self.name = name
         self.aal = aal
-        self.amr = options.amr if options.amr is not None else METHOD_AMR[self.kind]
+        self.amr = options.amr if options.amr is not None else default_amr(self.kind)
         self.options = options
         self.box = box
 
@@ -211,3 +214,27 @@ def _shape(proof: object, digits: int) -> str:
     if len(code) != digits or not code.isascii() or not code.isdigit():
         raise ProofError(f"a TOTP code must be a string of {digits} digits")
     return code
+
+
+def _enrol(method: Totp, request: EnrolRequest) -> NewCredential:
+    account = request.given.get("account") or request.subject
+    done = method.enroll(subject=request.subject, account=str(account), now=request.now)
+    return NewCredential(record=done.record, shown=done.shown)
+
+
+def _confirm(
+    method: Totp, stored: bytes, proof: object, now: datetime, context: Context
+) -> Confirmation:
+    result = method.confirm(
+        msgspec.json.decode(stored, type=TotpRecord), proof, now=now, context=context
+    )
+    return Confirmation(result=result, record=result.record)
+
+
+KIND = MethodKind.of(
+    built_in("totp"),
+    implementation=Totp,
+    record=TotpRecord,
+    enrol=_enrol,
+    confirm=_confirm,
+)

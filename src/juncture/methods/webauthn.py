@@ -24,6 +24,7 @@ user verification.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -61,10 +62,14 @@ from webauthn.helpers.structs import (
 from juncture.methods.base import (
     NO_CONTEXT,
     ConfigError,
+    Confirmation,
     Context,
     EnrollmentError,
+    EnrolRequest,
     Environment,
     Issued,
+    MethodKind,
+    NewCredential,
     Options,
     Proof,
     ProofError,
@@ -73,9 +78,9 @@ from juncture.methods.base import (
     duration_option,
     failure,
     parse_options,
-    register,
     require_aware,
 )
+from juncture.policy.kinds import built_in
 
 Requirement = Literal["required", "preferred", "discouraged"]
 _MALFORMED = (
@@ -131,7 +136,6 @@ class AuthenticationState(msgspec.Struct, frozen=True, kw_only=True, tag="webaut
     allowed: tuple[bytes, ...] = ()
 
 
-@register
 class WebAuthn:
     """Public-key credentials bound to the relying party's origins (phishing-resistant)."""
 
@@ -428,3 +432,59 @@ def _check_origin(name: str, origin: str, rp_id: str) -> None:
             f"method `{name}`: origin `{origin}` must be `https://HOST[:PORT]` with HOST the "
             f"rp_id `{rp_id}` or a subdomain of it (plain http only for localhost)"
         )
+
+
+class PendingWebAuthn(msgspec.Struct, frozen=True, kw_only=True, tag="pending.webauthn"):
+    """A passkey enrolled but not registered yet: the ceremony's state."""
+
+    state: bytes
+
+
+def _lookup(proof: object) -> str:
+    """The directory's key of the passkey a proof names."""
+    return _key(WebAuthn.credential_id(proof))
+
+
+def _key(credential_id: bytes) -> str:
+    return "webauthn:" + base64.urlsafe_b64encode(credential_id).rstrip(b"=").decode()
+
+
+def _enrol(method: WebAuthn, request: EnrolRequest) -> NewCredential:
+    passkeys = list(request.existing)
+    issued = method.begin_registration(
+        subject=request.subject,
+        user_name=str(request.given.get("user_name") or request.subject),
+        display_name=request.given.get("display_name"),
+        now=request.now,
+        existing=passkeys,
+        user_handle=passkeys[0].user_handle if passkeys else None,
+    )
+    return NewCredential(record=PendingWebAuthn(state=issued.state), shown=issued.public)
+
+
+def _confirm(
+    method: WebAuthn, stored: bytes, proof: object, now: datetime, context: Context
+) -> Confirmation:
+    pending = msgspec.json.decode(stored, type=PendingWebAuthn)
+    result = method.finish_registration(proof, state=pending.state, now=now)
+    lookup = None
+    if isinstance(result.record, PasskeyRecord):
+        lookup = _key(result.record.credential_id)
+    return Confirmation(result=result, record=result.record, lookup=lookup)
+
+
+def _start(
+    method: WebAuthn, records: Sequence[PasskeyRecord], challenge_id: str, now: datetime
+) -> tuple[Issued, None]:
+    return method.begin_authentication(now=now, credentials=list(records)), None
+
+
+KIND = MethodKind.of(
+    built_in("webauthn"),
+    implementation=WebAuthn,
+    record=PasskeyRecord,
+    enrol=_enrol,
+    confirm=_confirm,
+    start=_start,
+    lookup=_lookup,
+)

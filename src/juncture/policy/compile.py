@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from juncture.errors import BundleError, Location, PolicyError
+from juncture.policy import kinds
 from juncture.policy import model as m
 from juncture.policy.cel import CompiledCondition, compile_condition, parse_networks
+from juncture.policy.decode import suggest
 from juncture.policy.duration import format_duration
-from juncture.policy.loader import suggest
 from juncture.policy.plan import (
     DEFAULT_LOCKOUT,
     IF,
@@ -84,7 +85,7 @@ def _lockout(journey: m.Journey) -> dict[str, LockoutSpec]:
 
 
 def _amr(methods: dict[str, m.Method], names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(a for n in names for a in m.METHOD_AMR[methods[n].kind]))
+    return tuple(dict.fromkeys(a for n in names for a in kinds.amr(methods[n].kind)))
 
 
 class _JourneyCompiler:
@@ -277,7 +278,7 @@ class _JourneyCompiler:
                 name=name,
                 kind=meth.kind,
                 aal=meth.aal,
-                amr=m.METHOD_AMR[meth.kind],
+                amr=kinds.amr(meth.kind),
                 options=meth.options,
             )
             for name, meth in j.methods.items()

@@ -14,32 +14,8 @@ import msgspec
 from juncture.errors import Location
 
 SubjectType = Literal["user", "service", "agent"]
-METHOD_KINDS: dict[str, int] = {
-    # kind -> default AAL when the journey does not set one (NIST SP 800-63B-4 §2)
-    "password": 1,
-    "email_code": 1,
-    "recovery_code": 1,
-    "totp": 2,
-    "webauthn": 3,
-    "external_jwt": 1,
-    "device_attestation": 0,
-    "approval": 0,
-    "api_key": 1,
-    "client_assertion": 2,
-}
-#: RFC 8176 `amr` values a method of each kind proves.
-METHOD_AMR: dict[str, tuple[str, ...]] = {
-    "password": ("pwd",),
-    "email_code": ("otp",),
-    "recovery_code": ("otp",),
-    "totp": ("otp",),
-    "webauthn": ("hwk",),
-    "external_jwt": (),
-    "device_attestation": (),
-    "approval": (),
-    "api_key": (),
-    "client_assertion": ("swk",),
-}
+#: The method kinds (their default AAL and RFC 8176 `amr` values) are not listed here: each
+#: is declared once by its method module and registered in `juncture.policy.kinds`.
 
 
 class Condition(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from juncture.policy import model
+from juncture.policy import kinds, model
 from juncture.policy.cel import CompiledCondition
 from juncture.policy.prefixes import PrefixTable
 
@@ -116,8 +116,10 @@ DEFAULT_LOCKOUT: Final[dict[str, LockoutSpec]] = {
 
 
 def counter_for_kind(kind: str) -> str:
-    """The failure counter a failed verification of a method of ``kind`` counts against."""
-    return "password" if kind == "password" else "second_factor"
+    """The failure counter a failed verification of a method of ``kind`` counts against (the
+    kind's `kinds.Kind.counter`; an unknown kind counts as a second factor)."""
+    known = kinds.KINDS.get(kind)
+    return known.counter if known is not None else "second_factor"
 
 
 CompiledStep = tuple[Any, ...]

@@ -1,61 +1,134 @@
-"""The variables a condition may read, and the static type of every known fact.
+"""The fact schema: every variable a condition may read, said once.
 
-The engine assembles facts to this schema (and validates their types), so the
-compiler may rely on these types to emit plain Python operators. ``None`` as a
-type means *dynamic*: any CEL value, checked at run time.
+`VARIABLE_TABLE` is the one source. Each closed variable lists its fields, and each field says
+three things: its static type in conditions (``None``: dynamic, any CEL value checked at run
+time), the type a facts document writes it as (``written``; ``None``: Juncture computes it and
+nobody writes it), and whether Juncture owns it (no application input may set it). Everything
+else is derived from the table:
+
+- what the condition compiler reads (`CLOSED`, `OPEN`, `VARIABLES`, `SCALAR_VARIABLES`,
+  `field_type`): the engine assembles facts to these types (and validates them), so compiled
+  conditions may use plain Python operators;
+- what the decision service refuses from apps (`OWNED`, `owned`);
+- the strict structs a facts document is decoded into (`juncture.engine.facts` builds them
+  from ``written``), so the document and the conditions cannot disagree.
+
+An enricher that provides new facts (`juncture.signals.register_enricher`, a plug-in's)
+registers its variable here (`register_variable`) before any journey that reads it is loaded.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Final
 
-#: A closed variable: its fields are known and misspelt fields are reported by `check`.
-CLOSED: Final[dict[str, dict[str, str | None]]] = {
-    "session": {
-        "id": "string",
-        "started_at": "timestamp",
-        "age": "duration",
-        "aal": "int",
-        "methods": None,  # map: method name -> {kind, aal, at, age}
-        "amr": None,  # list of RFC 8176 amr values proven
-        "proofs": None,  # list of {method, at}, every proof the session holds
-    },
-    "network": {
-        "ip": "string",
-        "segment": "string",
-        "segments": None,  # list: every journey network holding the IP, most specific first
-        "version": "int",
-        "labels": None,  # list: reputation labels of the IP or its ASN (anonymizing_proxy, ...)
-    },
-    "geo": {
-        "country": "string",
-        "region": "string",
-        "city": "string",
-        "lat": "double",
-        "lon": "double",
-        "asn": "int",
-        "distance_km": "double",
-        "speed_kmh": "double",
-    },
-    "device": {
-        "id": "string",
-        "known": "bool",
-        "managed": "bool",
-        "compliant": "bool",
-        "posture_age": "duration",
-        "platform": "string",
-        "user_agent_changed": "bool",
-    },
-    "risk": {"score": "int", "level": "string", "reasons": None},
-}
+import msgspec
 
-#: Open variables: any field may be read; their values are dynamic.
-OPEN: Final[frozenset[str]] = frozenset(
-    {"subject", "action", "resource", "context", "agent", "grants", "signals", "data"}
+#: A timestamp must say its time zone: a naive one is ambiguous, so it is refused.
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Field:
+    """One field of a closed variable."""
+
+    #: Its static type in conditions: string, int, double, bool, timestamp, duration, or
+    #: None (dynamic).
+    type: str | None
+    #: The type a facts document writes it as; None: computed by Juncture, never written.
+    written: Any = None
+    #: Written but not read under this name (``device.posture_at`` is read as ``posture_age``).
+    readable: bool = True
+    #: Juncture observes or computes it: no application input may set it.
+    owned: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variable:
+    """A top-level variable: closed (its fields known) or open (any field, dynamic)."""
+
+    name: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+    closed: bool = True
+    #: Owned whole: no application input may set any of it.
+    owned: bool = False
+
+
+def _f(type_: str | None, written: Any = None, *, owned: bool = False) -> Field:
+    return Field(type=type_, written=written, owned=owned)
+
+
+_BUILT_IN: Final[tuple[Variable, ...]] = (
+    Variable(  # id, start, proofs, AAL, AMR: from the sessions Juncture keeps
+        name="session",
+        owned=True,
+        fields={
+            "id": _f("string", str),
+            "started_at": _f("timestamp", Timestamp),
+            "age": _f("duration"),
+            "aal": _f("int"),
+            "methods": _f(None),  # map: method name -> {kind, aal, at, age}
+            "amr": _f(None),  # list of RFC 8176 amr values proven
+            "proofs": _f(None, Any),  # list of {method, at}, every proof the session holds
+        },
+    ),
+    Variable(  # the IP: reported by the app or observed; the rest from the IP
+        name="network",
+        fields={
+            "ip": _f("string", str),
+            "segment": _f("string", str, owned=True),
+            "segments": _f(None, owned=True),  # every journey network holding the IP
+            "version": _f("int", owned=True),
+            "labels": _f(None, list[str], owned=True),  # reputation labels of the IP or ASN
+        },
+    ),
+    Variable(  # from the IP (the geolocation database), distance and speed from history
+        name="geo",
+        owned=True,
+        fields={
+            "country": _f("string", str),
+            "region": _f("string", str),
+            "city": _f("string", str),
+            "lat": _f("double", float),
+            "lon": _f("double", float),
+            "asn": _f("int", int),
+            "distance_km": _f("double", float),
+            "speed_kmh": _f("double", float),
+        },
+    ),
+    Variable(  # reported by the app, and the subject's history
+        name="device",
+        fields={
+            "id": _f("string", str),
+            "known": _f("bool", bool, owned=True),
+            "managed": _f("bool", bool),
+            "compliant": _f("bool", bool),
+            "posture_at": Field(type="timestamp", written=Timestamp, readable=False),
+            "posture_age": _f("duration", owned=True),
+            "platform": _f("string", str),
+            "user_agent_changed": _f("bool", bool, owned=True),
+        },
+    ),
+    Variable(  # the journey's risk rules' result
+        name="risk",
+        owned=True,
+        fields={"score": _f("int"), "level": _f("string"), "reasons": _f(None)},
+    ),
+    Variable(name="subject", closed=False),
+    Variable(name="action", closed=False),
+    Variable(name="resource", closed=False),
+    Variable(name="context", closed=False),
+    Variable(name="agent", closed=False, owned=True),  # delegation and task of an agent
+    Variable(name="grants", closed=False, owned=True),  # live grants of Juncture's decisions
+    Variable(name="signals", closed=False),
+    Variable(name="data", closed=False),
 )
 
-#: Every variable a condition may name.
-VARIABLES: Final[frozenset[str]] = frozenset(CLOSED) | OPEN | {"now"}
+#: name -> variable: the built-in ones and those enrichers registered (the one source).
+VARIABLE_TABLE: Final[dict[str, Variable]] = {v.name: v for v in _BUILT_IN}
 
 #: The static type of a top-level variable that is not a map.
 SCALAR_VARIABLES: Final[dict[str, str]] = {"now": "timestamp"}
@@ -73,29 +146,87 @@ SIGNAL_DEFAULTS: Final[dict[str, bool]] = {
     "risk_elevated": False,
 }
 
+#: A closed variable: its fields are known and misspelt fields are reported by `check`.
+CLOSED: Final[dict[str, dict[str, str | None]]] = {}
+#: Open variables: any field may be read; their values are dynamic.
+OPEN: Final[frozenset[str]] = frozenset(v.name for v in _BUILT_IN if not v.closed)
+#: The facts Juncture owns in the decision service: it observes, computes or records them, and
+#: no application input (AuthZEN context or subject properties, a session's start, a context
+#: or signal update) may set or shadow them. A variable mapped to None is owned whole. A facts
+#: document given to `juncture explain` or a policy test may still write them: it describes a
+#: moment, it does not report one. Shared Signals: an app may raise these (report `true`),
+#: never lower or replace them.
+OWNED: Final[dict[str, frozenset[str] | None]] = {}
+
+
+class _Names(AbstractSet[str]):
+    """Every variable a condition may name, as the table says now."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in VARIABLE_TABLE or name in SCALAR_VARIABLES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*VARIABLE_TABLE, *SCALAR_VARIABLES])
+
+    def __len__(self) -> int:
+        return len(VARIABLE_TABLE) + len(SCALAR_VARIABLES)
+
+
+#: Every variable a condition may name.
+VARIABLES: Final[AbstractSet[str]] = _Names()
+
+
+def _derive(variable: Variable) -> None:
+    """Add a variable's rows to the derived tables."""
+    if variable.closed:
+        CLOSED[variable.name] = {n: f.type for n, f in variable.fields.items() if f.readable}
+    if variable.owned:
+        OWNED[variable.name] = None
+    else:
+        mine = frozenset(n for n, f in variable.fields.items() if f.owned)
+        if mine:
+            OWNED[variable.name] = mine
+
+
+for _variable in _BUILT_IN:
+    _derive(_variable)
+OWNED["signals"] = frozenset(SIGNAL_DEFAULTS)
+
+
+def register_variable(variable: Variable) -> Variable:
+    """Add a closed variable an enricher provides; the same one again is a no-op.
+
+    Raises:
+        ValueError: the name is taken (by a built-in or another enricher's variable), or the
+            variable is open.
+    """
+    known = VARIABLE_TABLE.get(variable.name)
+    if known is not None and known != variable:
+        raise ValueError(f"fact variable `{variable.name}` is defined already")
+    if not variable.closed or variable.name in SCALAR_VARIABLES:
+        raise ValueError(f"fact variable `{variable.name}`: an enricher's variable is closed")
+    VARIABLE_TABLE[variable.name] = variable
+    _derive(variable)
+    return variable
+
+
+def unregister_variable(name: str) -> None:
+    """Forget a variable an enricher registered (tests); built-in ones stay."""
+    if name in VARIABLE_TABLE and VARIABLE_TABLE[name] not in _BUILT_IN:
+        del VARIABLE_TABLE[name]
+        CLOSED.pop(name, None)
+        OWNED.pop(name, None)
+
+
+def registered() -> tuple[Variable, ...]:
+    """The variables enrichers registered, beyond the built-in ones."""
+    return tuple(v for v in VARIABLE_TABLE.values() if v not in _BUILT_IN)
+
 
 def field_type(variable: str, field: str) -> str | None:
     """The static type of ``variable.field``, or None when it is dynamic."""
     fields = CLOSED.get(variable)
     return fields.get(field) if fields is not None else None
-
-
-#: The facts Juncture owns in the decision service: it observes, computes or records them, and no
-#: application input (AuthZEN context or subject properties, a session's start, a context or
-#: signal update) may set or shadow them. A variable mapped to None is owned whole. A facts
-#: document given to `juncture explain` or a policy test may still write them: it describes a
-#: moment, it does not report one.
-OWNED: Final[dict[str, frozenset[str] | None]] = {
-    "session": None,  # id, start, proofs, AAL, AMR: from the sessions Juncture keeps
-    "geo": None,  # from the IP (the geolocation database), distance and speed from history
-    "risk": None,  # the journey's risk rules' result
-    "agent": None,  # delegation and task of an agent's session
-    "grants": None,  # the live grants Juncture's own decisions made
-    "network": frozenset({"segment", "segments", "version", "labels"}),  # from the IP
-    "device": frozenset({"known", "user_agent_changed", "posture_age"}),  # the subject's history
-    # Shared Signals: an app may raise these (report `true`), never lower or replace them.
-    "signals": frozenset(SIGNAL_DEFAULTS),
-}
 
 
 def owned(variable: str, field: str | None = None) -> bool:

@@ -29,46 +29,24 @@ import msgspec
 from juncture.errors import CodedRefusal, Location
 from juncture.methods import (
     KINDS,
+    METHOD_KINDS,
     Context,
     Environment,
     MethodError,
+    MethodKind,
     build,
 )
-from juncture.methods.api_key import ApiKeyRecord
 from juncture.methods.base import PUBLIC_FAILURE, ConfigError
 from juncture.methods.base import Method as MethodImpl
 from juncture.methods.base import Result as MethodResult
-from juncture.methods.client_assertion import AssertionKeysRecord
 from juncture.methods.delivery import Outbox, Sender, SmtpSender, SmtpSettings
-from juncture.methods.email_code import EmailRecord
-from juncture.methods.password import PasswordRecord
-from juncture.methods.recovery_code import RecoveryCodesRecord
 from juncture.methods.secretbox import SecretBox
-from juncture.methods.totp import TotpRecord
-from juncture.methods.webauthn import PasskeyRecord
 from juncture.outbound import guarded_fetcher
 from juncture.policy import Plan
 from juncture.policy.model import Method as MethodDeclaration
 from juncture.policy.plan import JourneyPlan, LockoutSpec
 from juncture.records import Authenticator, Failures
 from juncture.store.files import create_once
-
-#: Kinds whose credential is enrolled and kept in the directory, with their record types.
-RECORDS: dict[str, type[msgspec.Struct]] = {
-    "password": PasswordRecord,
-    "totp": TotpRecord,
-    "webauthn": PasskeyRecord,
-    "email_code": EmailRecord,
-    "recovery_code": RecoveryCodesRecord,
-    "api_key": ApiKeyRecord,
-    "client_assertion": AssertionKeysRecord,
-}
-#: Kinds whose proof is a signed statement checked against an issuer's keys (no enrollment).
-TOKEN_KINDS = frozenset({"external_jwt", "device_attestation"})
-#: Kinds usable as soon as they are enrolled: the enrollment itself is the knowledge.
-CONFIRMED_AT_ENROLLMENT = frozenset({"password", "recovery_code"})
-#: Kinds whose challenge needs a start step (a ceremony, a code sent).
-STARTED_KINDS = frozenset({"webauthn", "email_code"})
 
 
 class AuthnError(CodedRefusal):
@@ -149,27 +127,23 @@ def encode_record(record: msgspec.Struct) -> bytes:
     return msgspec.json.encode(record)
 
 
-def decode_record(authenticator: Authenticator) -> Any:
-    kind = RECORDS.get(authenticator.kind)
+def method_kind(name: str) -> MethodKind:
+    """The registered descriptor of a method kind (a journey's kinds are all registered)."""
+    kind = METHOD_KINDS.get(name)
     if kind is None:
+        raise AuthnError("internal.error", f"method kind `{name}` is not registered", 500)
+    return kind
+
+
+def decode_record(authenticator: Authenticator) -> Any:
+    kind = METHOD_KINDS.get(authenticator.kind)
+    record = kind.record if kind is not None else None
+    if record is None:
         raise AuthnError("internal.error", "an authenticator of an unknown kind", 500)
     try:
-        return msgspec.json.decode(authenticator.record, type=kind)
+        return msgspec.json.decode(authenticator.record, type=record)
     except msgspec.DecodeError:
         raise AuthnError("internal.error", "a stored authenticator cannot be read", 500) from None
-
-
-class PendingWebAuthn(msgspec.Struct, frozen=True, kw_only=True, tag="pending.webauthn"):
-    """A passkey enrolled but not registered yet: the ceremony's state."""
-
-    state: bytes
-
-
-def decode_pending(authenticator: Authenticator) -> PendingWebAuthn | None:
-    try:
-        return msgspec.json.decode(authenticator.record, type=PendingWebAuthn)
-    except msgspec.DecodeError:
-        return None
 
 
 class MethodTable:

@@ -16,7 +16,6 @@ the revision it was read.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -29,34 +28,32 @@ from juncture.engine.decision import Trace
 from juncture.engine.evaluate import session_view
 from juncture.engine.facts import Facts
 from juncture.methods import Context
-from juncture.methods.base import EnrollmentError, MethodError, ProofError, StateError
+from juncture.methods.base import (
+    EnrollmentError,
+    EnrolRequest,
+    MethodError,
+    ProofError,
+    StateError,
+)
 from juncture.methods.base import Method as MethodImpl
 from juncture.methods.base import Proof as VerifiedProof
 from juncture.methods.base import Result as MethodResult
-from juncture.methods.email_code import EmailCode, EmailRecord
-from juncture.methods.webauthn import PasskeyRecord, WebAuthn
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan, StepRef, acr_values, counter_for_kind
 from juncture.records import Authenticator, Challenge, Session, Subject
 from juncture.service.authn import (
-    ATTEMPT_HOLD,
-    CONFIRMED_AT_ENROLLMENT,
-    RECORDS,
-    STARTED_KINDS,
-    TOKEN_KINDS,
     AuthnError,
     MethodTable,
-    PendingWebAuthn,
-    admission,
     best_reachable,
     check_records,
-    decode_pending,
     decode_record,
     encode_record,
     failed,
+    method_kind,
     usable,
 )
 from juncture.service.ids import new_id
+from juncture.service.lockout import Lockout
 from juncture.service.policies import PolicyRegistry
 from juncture.service.session_changes import SessionChanges
 from juncture.store.protocols import ConflictError, Store
@@ -68,13 +65,6 @@ CHECKPOINTS = (ENROLL, REMOVE)
 #: How recent the proofs the built-in enroll/remove rule counts must be.
 GATE_WITHIN = timedelta(minutes=10)
 _BUILT_IN = "(built-in)"
-
-
-class PendingEmail(msgspec.Struct, frozen=True, kw_only=True, tag="pending.email_code"):
-    """An email address enrolled but not confirmed: the code sent to it."""
-
-    email: EmailRecord
-    state: bytes
 
 
 class Checked(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,10 +90,6 @@ class Enrolled(msgspec.Struct, frozen=True, kw_only=True):
     method: Any = None
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 class Directory:
     """Subjects and authenticators over the store and the active journeys."""
 
@@ -114,12 +100,14 @@ class Directory:
         policies: PolicyRegistry,
         methods: MethodTable,
         changes: SessionChanges,
+        lockout: Lockout,
     ) -> None:
         self.store = store
         self.now = now
         self.policies = policies
         self.methods = methods
         self.changes = changes
+        self.lockout = lockout
 
     # -- subjects ---------------------------------------------------------------------------
     def create_subject(
@@ -256,57 +244,30 @@ class Directory:
         if subject.status != "active":
             raise AuthnError("subject.disabled", "the subject is disabled", 403)
         method = self.methods.get(plan, journey, method_name)
-        kind = method.kind
-        if kind not in RECORDS:
-            raise AuthnError(
-                "authenticator.not_enrollable", f"method `{method_name}` has nothing to enroll", 400
-            )
-        if kind in ("api_key", "client_assertion"):
+        kind = method_kind(method.kind)
+        if kind.issued_by_admin:
             raise AuthnError(
                 "authenticator.not_enrollable",
                 f"method `{method_name}`: keys of services and agents are issued by an "
                 "administrator (`/admin/v1/subjects/{id}/keys`, `.../assertion-keys`)",
                 400,
             )
+        if kind.enrol is None:
+            raise AuthnError(
+                "authenticator.not_enrollable", f"method `{method_name}` has nothing to enroll", 400
+            )
         now = self.now()
         authenticator_id = new_id("au")
         existing = self.store.list_authenticators(subject.type, subject.id)
-        record: msgspec.Struct
-        shown: Any = None
-        message: Any = None
+        request = EnrolRequest(
+            subject=subject.id,
+            given=given,
+            now=now,
+            authenticator_id=authenticator_id,
+            existing=[decode_record(a) for a in usable(existing, method_name, kind.name)],
+        )
         try:
-            if kind == "password":
-                done = method.enroll(  # type: ignore[attr-defined]
-                    given.get("password"), now=now, context_words=(subject.id,)
-                )
-                record = done.record
-            elif kind == "totp":
-                account = given.get("account") or subject.id
-                done = method.enroll(  # type: ignore[attr-defined]
-                    subject=subject.id, account=str(account), now=now
-                )
-                record, shown = done.record, done.shown
-            elif kind == "recovery_code":
-                done = method.enroll(subject=subject.id, now=now)  # type: ignore[attr-defined]
-                record, shown = done.record, done.shown
-            elif kind == "email_code":
-                assert isinstance(method, EmailCode)
-                email = method.enroll(given.get("address"), subject=subject.id, now=now).record
-                issued, message = method.issue(email, challenge_id=authenticator_id, now=now)
-                record = PendingEmail(email=email, state=issued.state)
-                shown = issued.public
-            else:  # webauthn
-                assert isinstance(method, WebAuthn)
-                passkeys = [decode_record(a) for a in usable(existing, method_name, kind)]
-                issued = method.begin_registration(
-                    subject=subject.id,
-                    user_name=str(given.get("user_name") or subject.id),
-                    display_name=given.get("display_name"),
-                    now=now,
-                    existing=passkeys,
-                    user_handle=passkeys[0].user_handle if passkeys else None,
-                )
-                record, shown = PendingWebAuthn(state=issued.state), issued.public
+            made_now = kind.enrol(method, request)
         except ProofError as exc:
             raise AuthnError("enrollment.invalid", str(exc), 400) from None
         except EnrollmentError as exc:
@@ -316,18 +277,20 @@ class Directory:
             subject_type=subject.type,
             subject_id=subject.id,
             method=method_name,
-            kind=kind,
+            kind=kind.name,
             created_at=now,
-            record=encode_record(record),
+            record=encode_record(made_now.record),
             label=label,
-            confirmed_at=now if kind in CONFIRMED_AT_ENROLLMENT else None,
+            confirmed_at=now if kind.confirmed_at_enrollment else None,
         )
         made = self.store.create_authenticator(authenticator)
-        if kind in CONFIRMED_AT_ENROLLMENT:  # a new password or set of codes replaces the old
+        if kind.confirmed_at_enrollment:  # a new password or set of codes replaces the old
             for old in existing:
-                if old.method == method_name and old.kind == kind:
+                if old.method == method_name and old.kind == kind.name:
                     self.store.delete_authenticator(old.id)
-        return Enrolled(authenticator=made, shown=shown, message=message, method=method)
+        return Enrolled(
+            authenticator=made, shown=made_now.shown, message=made_now.message, method=method
+        )
 
     def confirm(
         self, plan: Plan, journey: JourneyPlan, authenticator: Authenticator, proof: object
@@ -338,16 +301,16 @@ class Directory:
         method = self.methods.get(plan, journey, authenticator.method)
         now = self.now()
         who = (journey, authenticator.subject_type, authenticator.subject_id, authenticator.kind)
-        attempt = self._reserve(*who, now)
+        attempt = self.lockout.reserve(*who, now)
         try:
             result, record, lookup = self._confirmation(method, authenticator, proof, now)
         except BaseException:
-            self._release(*who, attempt)
+            self.lockout.release(*who, attempt)
             raise
         if not result.ok or record is None:
-            self._count_failure(*who, now, attempt)
+            self.lockout.count_failure(*who, now, attempt)
             raise failed()
-        self._release(*who, attempt)
+        self.lockout.release(*who, attempt)
         confirmed = msgspec.structs.replace(
             authenticator, record=encode_record(record), confirmed_at=now, lookup=lookup
         )
@@ -363,36 +326,18 @@ class Directory:
     ) -> tuple[MethodResult[Any], Any, str | None]:
         """Check a new authenticator's first proof: (result, record to keep, lookup)."""
         context = Context(subject=authenticator.subject_id, challenge_id=authenticator.id)
-        lookup = None
+        confirm = method_kind(authenticator.kind).confirm
+        if confirm is None:  # confirmed at enrollment, or issued confirmed
+            raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
         try:
-            if authenticator.kind == "totp":
-                result: MethodResult[Any] = method.confirm(  # type: ignore[attr-defined]
-                    decode_record(authenticator), proof, now=now, context=context
-                )
-                record = result.record
-            elif authenticator.kind == "webauthn":
-                pending = decode_pending(authenticator)
-                if pending is None:
-                    raise AuthnError("internal.error", "a passkey without its ceremony", 500)
-                assert isinstance(method, WebAuthn)
-                result = method.finish_registration(proof, state=pending.state, now=now)
-                record = result.record
-                if isinstance(record, PasskeyRecord):
-                    lookup = "webauthn:" + _b64url(record.credential_id)
-            elif authenticator.kind == "email_code":
-                pending_email = msgspec.json.decode(authenticator.record, type=PendingEmail)
-                result = method.verify(
-                    pending_email.email,
-                    proof,
-                    now=now,
-                    context=msgspec.structs.replace(context, state=pending_email.state),
-                )
-                record = pending_email.email
-            else:
-                raise AuthnError("authenticator.confirmed", "the authenticator is confirmed", 409)
+            done = confirm(method, authenticator.record, proof, now, context)
         except ProofError as exc:
             raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
-        return result, record, lookup
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise AuthnError(
+                "internal.error", "a pending authenticator cannot be read", 500
+            ) from None
+        return done.result, done.record, done.lookup
 
     # -- the built-in enroll/remove rule ------------------------------------------------------
     def default_gate(
@@ -455,68 +400,6 @@ class Directory:
             **common,  # type: ignore[arg-type]
         )
 
-    # -- lockout ------------------------------------------------------------------------------
-    def _limits(self, journey: JourneyPlan, kind: str) -> tuple[str, Any]:
-        counter = counter_for_kind(kind)
-        return counter, journey.lockout[counter]
-
-    def _reserve(
-        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, now: datetime
-    ) -> str:
-        """Admit one attempt (the lock checked and the attempt reserved in one store step,
-        so racing workers never check more guesses than the journey allows); its id.
-
-        Raises AuthnError ``auth.locked`` (429, with Retry-After).
-        """
-        counter, spec = self._limits(journey, kind)
-        attempt = new_id("att")
-        wait = self.store.reserve_attempt(
-            subject_type,
-            subject_id,
-            counter,
-            attempt=attempt,
-            at=now,
-            hold=ATTEMPT_HOLD,
-            admit=lambda failures: admission(failures, now=now, spec=spec),
-        )
-        if wait is not None:
-            raise AuthnError(
-                "auth.locked",
-                "too many failed verifications: try again later",
-                429,
-                retry_after=wait,
-            )
-        return attempt
-
-    def _release(
-        self, journey: JourneyPlan, subject_type: str, subject_id: str, kind: str, attempt: str
-    ) -> None:
-        """Give an admitted attempt back uncounted (its input was refused before any check
-        said right or wrong)."""
-        counter, _ = self._limits(journey, kind)
-        self.store.release_attempt(subject_type, subject_id, counter, attempt)
-
-    def _count_failure(
-        self,
-        journey: JourneyPlan,
-        subject_type: str,
-        subject_id: str,
-        kind: str,
-        now: datetime,
-        attempt: str,
-    ) -> None:
-        counter, spec = self._limits(journey, kind)
-        self.store.record_failure(
-            subject_type,
-            subject_id,
-            counter,
-            at=now,
-            window=timedelta(seconds=spec.within),
-            lock_after=spec.after,
-            lock_for=timedelta(seconds=spec.lock),
-            attempt=attempt,
-        )
-
     # -- challenges ---------------------------------------------------------------------------
     def _session_journey(self, session: Session) -> tuple[Plan, JourneyPlan]:
         app = self.store.get_app(session.app)
@@ -524,10 +407,11 @@ class Directory:
 
     def start(self, challenge: Challenge, session: Session, method_name: str) -> tuple[Any, Any]:
         """Start a method's ceremony for a challenge: (what the client gets, a message to
-        send or None). Only WebAuthn and email codes have one."""
+        send or None). Only kinds with a start step have one (WebAuthn, email codes)."""
         plan, journey = self._session_journey(session)
         method = self.methods.get(plan, journey, method_name)
-        if method.kind not in STARTED_KINDS:
+        start = method_kind(method.kind).start
+        if start is None:
             raise AuthnError("challenge.no_start", f"method `{method_name}` has no start", 400)
         now = self.now()
         records = usable(
@@ -535,21 +419,12 @@ class Directory:
             method_name,
             method.kind,
         )
-        message = None
-        if method.kind == "webauthn":
-            assert isinstance(method, WebAuthn)
-            issued = method.begin_authentication(
-                now=now, credentials=[decode_record(a) for a in records]
+        started = start(method, [decode_record(a) for a in records], challenge.id, now)
+        if started is None:
+            raise AuthnError(
+                "challenge.no_credential", "no confirmed credential for this method", 409
             )
-        else:
-            assert isinstance(method, EmailCode)
-            if not records:
-                raise AuthnError(
-                    "challenge.no_credential", "no confirmed address for this method", 409
-                )
-            issued, message = method.issue(
-                decode_record(records[-1]), challenge_id=challenge.id, now=now
-            )
+        issued, message = started
         try:
             self.store.set_challenge_state(challenge.id, method_name, issued.state, at=now)
         except ConflictError:
@@ -573,12 +448,12 @@ class Directory:
         kind = method.kind
         now = self.now()
         who = (journey, session.subject_type, session.subject_id, kind)
-        attempt = self._reserve(*who, now)
+        attempt = self.lockout.reserve(*who, now)
         try:
             return self._check(method, challenge, session, method_name, proof, journey, now,
                                attempt)  # fmt: skip
         except BaseException:
-            self._release(*who, attempt)
+            self.lockout.release(*who, attempt)
             raise
 
     def _check(
@@ -601,11 +476,12 @@ class Directory:
             kind,
         )
         authenticator: Authenticator | None = None
+        described = method_kind(kind)
         try:
-            if kind in TOKEN_KINDS:
+            if described.record is None:  # a signed statement: no record of the subject's
                 result: MethodResult[Any] = method.verify(None, proof, now=now, context=context)
-            elif kind == "webauthn":
-                wanted = "webauthn:" + _b64url(WebAuthn.credential_id(proof))
+            elif described.lookup is not None:  # the proof names its credential
+                wanted = described.lookup(proof)
                 candidates = [a for a in records if a.lookup == wanted]
                 result, authenticator = check_records(
                     method, candidates, proof, now=now, context=context
@@ -617,7 +493,7 @@ class Directory:
         except ProofError as exc:
             raise AuthnError("challenge.proof_malformed", str(exc), 400) from None
         except StateError as exc:
-            if kind in STARTED_KINDS and state is None:  # the client skipped the start step
+            if described.start is not None and state is None:  # the client skipped the start step
                 raise AuthnError(
                     "challenge.not_started",
                     f"start the challenge with method `{method_name}` before verifying it",
@@ -654,8 +530,8 @@ class Directory:
         method's new challenge state (an email code marked used)."""
         now = self.now()
         if not checked.ok:
-            self._count_failure(checked.journey, session.subject_type, session.subject_id,
-                                checked.kind, now, checked.attempt)  # fmt: skip
+            self.lockout.count_failure(checked.journey, session.subject_type, session.subject_id,
+                                      checked.kind, now, checked.attempt)  # fmt: skip
             return
         self.store.clear_failures(
             session.subject_type, session.subject_id, counter_for_kind(checked.kind)
@@ -667,5 +543,5 @@ class Directory:
     def release(self, checked: Checked, session: Session) -> None:
         """Give a checked proof's attempt back uncounted: the challenge could not take it
         (used or out of attempts meanwhile), so its result was never told."""
-        self._release(checked.journey, session.subject_type, session.subject_id, checked.kind,
-                      checked.attempt)  # fmt: skip
+        self.lockout.release(checked.journey, session.subject_type, session.subject_id,
+                             checked.kind, checked.attempt)  # fmt: skip

@@ -35,8 +35,12 @@ from juncture.store.protocols import ConflictError, Store, StoreError
 REPORTED_KEYS = ("network", "device")
 #: Context sections a session stores as reported, read when a request lacks them.
 STORED_KEYS = ("context",)
-#: Top-level facts sections only Juncture writes (schema.OWNED, those owned whole).
-_OWNED_SECTIONS = frozenset(name for name, fields in OWNED.items() if fields is None)
+
+
+def owned_sections() -> frozenset[str]:
+    """Top-level facts sections only Juncture writes (schema.OWNED, those owned whole; the
+    sections plug-in enrichers provide join when they register)."""
+    return frozenset(name for name, fields in OWNED.items() if fields is None)
 
 
 class FactsAssembly:
@@ -71,7 +75,7 @@ class FactsAssembly:
         version deciding, when known; facts none of its journeys reads are not built.
         ``delegator``: an agent's user session when the caller has read it already."""
         doc: dict[str, Any] = {k: v for k, v in request.items() if v is not None}
-        for name in doc.keys() & _OWNED_SECTIONS:  # the API layers map none of these
+        for name in doc.keys() & owned_sections():  # the API layers map none of these
             raise owned_error(name)
         if app_name is not None:
             doc["app"] = app_name

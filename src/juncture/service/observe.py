@@ -4,8 +4,9 @@ into the ``network``, ``geo`` and ``device`` facts of this decision, and remembe
 Apps report what they see of the end user (``network.ip``, ``device.id``, ``device.platform``,
 ``device.user_agent``, a device posture); Juncture observes the rest itself (geolocation,
 reputation labels, distance and speed, whether the device is known, whether the user agent
-changed) with the enrichers of `juncture.signals`. What the app reports is taken per request;
-what the session remembers fills in only while it is fresh:
+changed) with the enrichers of `juncture.signals` (plug-in enrichers add their own sections).
+What the app reports is taken per request; what the session remembers fills in only while it
+is fresh:
 
 - the IP last reported for the session counts for ``context_max_age`` after it was reported;
   after that, a request that reports none has no IP (and so no segment, no geo): missing;
@@ -121,6 +122,8 @@ class Seen(msgspec.Struct, frozen=True, kw_only=True):
     #: A new place for the subject's recent locations, a device first seen now.
     new_location: Located | None = None
     new_device: str | None = None
+    #: The sections plug-in enrichers provided (`juncture.signals.register_enricher`).
+    extra: dict[str, dict[str, Any]] = {}
 
     def sections(self) -> dict[str, Any]:
         """The facts sections, only those observed."""
@@ -129,6 +132,7 @@ class Seen(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value:
                 out[name] = value
+        out.update((name, value) for name, value in self.extra.items() if value)
         return out
 
 
@@ -275,6 +279,7 @@ class Observer:
             network=network,
             geo=geo,
             device=_present(enriched.device),
+            extra=enriched.extra,
             observed=observed,
             changed=in_session and observed != prev,
             new_location=located if in_session and new_ip and located is not None else None,

@@ -43,6 +43,7 @@ from juncture.service.emitter import Emitter
 from juncture.service.facts import FactsAssembly
 from juncture.service.health import Health
 from juncture.service.inventory import Inventory
+from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
@@ -85,7 +86,9 @@ class Runtime:
         self.changes = SessionChanges(store, now, self.emitter, self.log)
         self.facts = FactsAssembly(store, now, self.policies, self.observer, self.changes)
         self.agents = Agents(store, self.methods, self.changes)
-        self.directory = Directory(store, now, self.policies, self.methods, self.changes)
+        self.directory = Directory(
+            store, now, self.policies, self.methods, self.changes, Lockout(store)
+        )
         self.approval_requests = ApprovalRequests(store)
         self.effects = Effects(store, self.changes, self.approval_requests, self.emitter)
         self.decisions = Decisions(

@@ -1,5 +1,11 @@
 """Enrich one request: what it tells (an `Observation`) and what came before (a `History`)
-become the ``network``, ``geo`` and ``device`` facts, observed afresh for this decision.
+become the ``network``, ``geo`` and ``device`` facts, observed afresh for this decision, and
+the sections plug-in enrichers provide.
+
+The enrichers (`juncture.signals.enrichers.FactEnricher`) run in order: the built-in ones
+(`juncture.signals.builtin`: geolocation and travel, reputation labels, device facts; each only
+when its source is configured), then the registered plug-in ones, each reading what those
+before it found.
 
 `Enricher.enrich` is pure apart from reading the geolocation databases and the reputation
 file (and reloading them when they change, as of the observation's time): it reads no
@@ -20,50 +26,18 @@ from typing import Any, Literal
 import msgspec
 
 from juncture.engine.facts import DeviceIn, GeoIn, NetworkIn
-from juncture.records import Posture
+from juncture.signals.builtin import DeviceEnricher, GeoEnricher, ReputationEnricher, located_at
 from juncture.signals.client_ip import ClientIP, ForwardedHeader, reported_ip
-from juncture.signals.device import device_facts
+from juncture.signals.enrichers import FactEnricher, History, Observation, Request, registered
 from juncture.signals.geo import DEFAULT_CACHE_SIZE, GeoDatabase, Mode
 from juncture.signals.reputation import ReputationFile
-from juncture.signals.velocity import Located, travel_from
+from juncture.signals.velocity import Located
 from juncture.signals.watch import SourceStatus
 
 IpSource = Literal["reported", "connection"]
-
-
-class Observation(msgspec.Struct, frozen=True, kw_only=True):
-    """What one request tells. ``at`` is the time of the request (aware: it has a zone)."""
-
-    at: datetime
-    #: The connection's peer address (the socket's remote end).
-    peer: str | None = None
-    #: The values of the RFC 7239 ``Forwarded`` header lines, in order.
-    forwarded: tuple[str, ...] = ()
-    #: The values of the ``X-Forwarded-For`` header lines, in order.
-    x_forwarded_for: tuple[str, ...] = ()
-    #: The end user's IP as the calling app reported it (its request context).
-    reported_ip: str | None = None
-    #: ``reported_ip`` already parsed and canonical (the caller checked it): not parsed again.
-    address: Any = None
-    user_agent: str | None = None
-    device_id: str | None = None
-    #: The platform as the app reported it (a posture record's platform wins).
-    platform: str | None = None
-
-
-class History(msgspec.Struct, frozen=True, kw_only=True):
-    """What was observed before this request, as the store keeps it."""
-
-    #: The session's previous located observation.
-    previous: Located | None = None
-    #: The user agent of the session's previous request.
-    previous_user_agent: str | None = None
-    #: The subject's recent located observations, across its sessions.
-    recent: tuple[Located, ...] = ()
-    #: The device ids the subject used before.
-    known_devices: frozenset[str] = frozenset()
-    #: The latest posture record (device attestation or device signal).
-    posture: Posture | None = None
+#: The sections the built-in enrichers fill (the others are plug-ins').
+_BUILT_IN_SECTIONS = frozenset({"network", "geo", "device"})
+__all__ = ["Enricher", "EnricherSettings", "Enrichment", "History", "Observation"]
 
 
 #: The history of a subject and session seen for the first time.
@@ -107,6 +81,8 @@ class Enrichment(msgspec.Struct, frozen=True, kw_only=True):
     device: DeviceIn
     #: This request's location, to store as the next request's ``History.previous``.
     located: Located | None = None
+    #: The sections plug-in enrichers provided (variable -> fields).
+    extra: dict[str, dict[str, Any]] = {}
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -144,9 +120,16 @@ class Enricher:
                 check_interval=settings.reputation_check_interval,
                 now=loaded_at,
             )
+        #: The built-in enrichers, in the order they run.
+        self.enrichers: tuple[FactEnricher, ...] = (
+            *((GeoEnricher(self.geo),) if self.geo is not None else ()),
+            *((ReputationEnricher(self.reputation),) if self.reputation is not None else ()),
+            DeviceEnricher(),
+        )
 
     def enrich(self, observation: Observation, history: History = _NO_HISTORY) -> Enrichment:
-        """The facts of one request (see the module's rules for which IP is used).
+        """The facts of one request (see the module's rules for which IP is used): the
+        built-in enrichers', then the registered plug-in enrichers' (`registered`).
 
         Raises:
             ValueError: an observation time without a time zone.
@@ -154,7 +137,6 @@ class Enricher:
         at = observation.at
         if at.tzinfo is None:
             raise ValueError("the observation time needs a time zone")
-        now = at.timestamp()
         source: IpSource
         if observation.reported_ip is not None:
             source = "reported"
@@ -167,38 +149,25 @@ class Enricher:
                 x_forwarded_for=observation.x_forwarded_for,
             )
         text = str(ip) if ip is not None else None
-        geo = self.geo.lookup(text, now=now) if self.geo is not None and text else {}
+        facts: dict[str, dict[str, Any]] = {"network": {"ip": text} if text else {}}
+        for enricher in (*self.enrichers, *registered()):
+            found = enricher.enrich(
+                Request(observation=observation, history=history, ip=ip, facts=facts)
+            )
+            if found:
+                facts.setdefault(enricher.provides.name, {}).update(found)
+        geo = facts.get("geo", {})
         located = None
         if "lat" in geo and "lon" in geo:
-            located = Located(
-                lat=geo["lat"], lon=geo["lon"], at=at, ip=text, country=geo.get("country")
-            )
-            earlier = history.recent
-            if history.previous is not None:
-                earlier = (*earlier, history.previous)
-            moved = travel_from(earlier, located)
-            if moved is not None:
-                geo["distance_km"] = round(moved.distance_km, 3)
-                geo["speed_kmh"] = round(moved.speed_kmh, 3)
-        # Labels only for a known IP: an unknown address is not "on no list", it is unknown.
-        labels = None
-        if self.reputation is not None and ip is not None:
-            labels = self.reputation.labels(ip, geo.get("asn"), now=now)
-        device = device_facts(
-            device_id=observation.device_id,
-            known_devices=history.known_devices,
-            posture=history.posture,
-            platform=observation.platform,
-            user_agent=observation.user_agent,
-            previous_user_agent=history.previous_user_agent,
-        )
+            located = located_at(geo, at, text)
         return Enrichment(
             observed_at=at,
             ip_source=source,
-            network=NetworkIn(ip=text, labels=labels),
+            network=NetworkIn(**facts["network"]),
             geo=GeoIn(**geo),
-            device=DeviceIn(**device),
+            device=DeviceIn(**facts.get("device", {})),
             located=located,
+            extra={k: v for k, v in facts.items() if k not in _BUILT_IN_SECTIONS},
         )
 
     def status(self) -> list[SourceStatus]:
