@@ -316,3 +316,19 @@ async def query_decisions(request: Request) -> Response:
     records = runtime.log.writer.query(query)
     after = records[-1].id if len(records) == query.limit else None
     return _json(DecisionPage(decisions=list(records), next=after))
+
+
+ROUTES = [
+    ("/admin/v1/versions", upload_version, ["POST"]),
+    ("/admin/v1/versions", list_versions, ["GET"]),
+    ("/admin/v1/versions/{version_id}", show_version, ["GET"]),
+    ("/admin/v1/versions/{version_id}/activate", activate_version, ["POST"]),
+    ("/admin/v1/versions/{version_id}/diff", diff_versions, ["GET"]),
+    ("/admin/v1/apps", create_app, ["POST"]),
+    ("/admin/v1/apps", list_apps, ["GET"]),
+    ("/admin/v1/apps/{app_id}/keys", rotate_key, ["POST"]),
+    ("/admin/v1/decisions", query_decisions, ["GET"]),
+    ("/admin/v1/sweeps", start_sweep, ["POST"]),
+    ("/admin/v1/sweeps", list_sweeps, ["GET"]),
+    ("/admin/v1/sweeps/{sweep_id}", read_sweep, ["GET"]),
+]

@@ -178,3 +178,13 @@ async def verify_challenge(request: Request) -> Response:
         lambda: runtime.challenges.verify(app, challenge_id, body.method, proof)
     )
     return _json(_answer(runtime, outcome, with_handle=True))
+
+
+ROUTES = [
+    ("/v1/sessions", start_session, ["POST"]),
+    ("/v1/sessions/{session_id}", read_session, ["GET"]),
+    ("/v1/sessions/{session_id}/end", end_session, ["POST"]),
+    ("/v1/sessions/{session_id}/signals", update_context, ["POST"]),
+    ("/v1/sessions/{session_id}/task", change_task, ["POST"]),
+    ("/v1/challenges/{challenge_id}/verify", verify_challenge, ["POST"]),
+]
