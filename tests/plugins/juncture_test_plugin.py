@@ -73,10 +73,15 @@ class MagicWord:
 
 
 def _enrol(method: MagicWord, request: EnrolRequest) -> NewCredential:
-    word = secrets.token_hex(8)
+    """The subject's chosen word (the enrollment's ``input.word``), or one made and shown once."""
+    chosen = request.given.get("input", {}).get("word")
+    if chosen is not None and (not isinstance(chosen, str) or len(chosen) < 8):
+        raise ProofError("a chosen magic word is a string of 8 characters or more")
+    word = chosen or secrets.token_hex(8)
     digest = hashlib.sha256(word.encode()).hexdigest()
     return NewCredential(
-        record=MagicRecord(digest=digest, created_at=request.now), shown={"word": word}
+        record=MagicRecord(digest=digest, created_at=request.now),
+        shown=None if chosen else {"word": word},
     )
 
 

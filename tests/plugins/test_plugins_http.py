@@ -156,6 +156,23 @@ def test_the_enricher_fact_and_the_plugin_method_decide(world: World) -> None:
     assert asked["outcome"] == "step_up" and asked["methods"] == ["word"]
 
 
+def test_a_plugin_kind_takes_its_own_enrollment_input(world: World) -> None:
+    short = world.admin.post(
+        "/admin/v1/subjects/alice/authenticators",
+        json={"method": "word", "input": {"word": "short"}},
+    )
+    assert short.status_code == 400 and short.json()["code"] == "enrollment.invalid"
+    enrolled = world.enroll("word", input={"word": "chosen-by-alice"})
+    assert enrolled["shown"] is None  # the subject chose it: nothing to show
+
+    risky = world.login(RISKY)
+    after_password = world.verify(risky["decision"]["challenge"]["id"], "password", PASSWORD)
+    challenge = after_password.json()["decision"]["challenge"]["id"]
+    right = world.verify(challenge, "word", "chosen-by-alice")
+    assert right.status_code == 200, right.text
+    assert right.json()["decision"]["outcome"] == "allow"
+
+
 def test_an_app_cannot_report_the_enricher_fact(world: World) -> None:
     started = world.app.post(
         "/v1/sessions",

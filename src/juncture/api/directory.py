@@ -85,6 +85,8 @@ class Enroll(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     address: str | None = None  # email_code
     user_name: str | None = None  # webauthn
     display_name: str | None = None  # webauthn
+    #: A plug-in kind's own fields, handed to its enrol step as ``given["input"]``.
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Confirm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
