@@ -54,8 +54,6 @@ from juncture.store.protocols import ConflictError, Store
 
 #: Subject types that are not people.
 NON_HUMAN = ("service", "agent")
-#: The credential kinds of non-human identities.
-CREDENTIAL_KINDS = ("api_key", "client_assertion")
 #: The longest a task may be given for, and an API key issued for.
 MAX_TASK = timedelta(hours=24)
 MAX_KEY = timedelta(days=730)

@@ -28,13 +28,12 @@ from typing import Annotated, Any
 import msgspec
 
 from juncture.errors import CodedRefusal
+from juncture.methods import METHOD_KINDS
 from juncture.records import Authenticator, Session, Subject
 from juncture.store.protocols import Store
 
 #: The subject types the inventory lists: those that are not people.
 IDENTITY_TYPES = ("agent", "service")
-#: The credential kinds that are keys to rotate.
-KEY_KINDS = ("api_key", "client_assertion")
 #: Every flag, sorted.
 FLAGS = ("grants_outlive_task", "key_too_old", "no_owner", "unused")
 #: At most this many subjects are looked at to fill one page when filtering by a flag: the
@@ -229,7 +228,7 @@ def _identity(
     old = [
         f"{a.kind.replace('_', ' ')} {a.id} is {_days(now - a.created_at)} days old"
         for a in credentials
-        if a.kind in KEY_KINDS
+        if _is_key(a.kind)
         and (a.expires_at is None or a.expires_at > now)
         and now - a.created_at > rotation
     ]
@@ -308,3 +307,10 @@ class Inventory:
     ) -> dict[str, Any]:
         """One identity. Raises IdentityNotFound."""
         return identity(self._store, self._now(), settings, subject_type, subject_id)
+
+
+def _is_key(kind: str) -> bool:
+    """Whether credentials of ``kind`` are keys an administrator issues (and should rotate):
+    the kind says so (``MethodKind.issued_by_admin``), built-in or plug-in."""
+    found = METHOD_KINDS.get(kind)
+    return found is not None and found.issued_by_admin
