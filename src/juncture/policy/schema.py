@@ -129,6 +129,7 @@ _BUILT_IN: Final[tuple[Variable, ...]] = (
 
 #: name -> variable: the built-in ones and those enrichers registered (the one source).
 VARIABLE_TABLE: Final[dict[str, Variable]] = {v.name: v for v in _BUILT_IN}
+_BUILT_IN_NAMES: Final[frozenset[str]] = frozenset(VARIABLE_TABLE)
 
 #: The static type of a top-level variable that is not a map.
 SCALAR_VARIABLES: Final[dict[str, str]] = {"now": "timestamp"}
@@ -207,20 +208,31 @@ def register_variable(variable: Variable) -> Variable:
         raise ValueError(f"fact variable `{variable.name}`: an enricher's variable is closed")
     VARIABLE_TABLE[variable.name] = variable
     _derive(variable)
+    _refresh_registered()
     return variable
 
 
 def unregister_variable(name: str) -> None:
     """Forget a variable an enricher registered (tests); built-in ones stay."""
-    if name in VARIABLE_TABLE and VARIABLE_TABLE[name] not in _BUILT_IN:
+    if name in VARIABLE_TABLE and name not in _BUILT_IN_NAMES:
         del VARIABLE_TABLE[name]
         CLOSED.pop(name, None)
         OWNED.pop(name, None)
+        _refresh_registered()
+
+
+#: The variables enrichers registered, kept as one tuple: every decision reads it.
+_registered: tuple[Variable, ...] = ()
+
+
+def _refresh_registered() -> None:
+    global _registered
+    _registered = tuple(v for n, v in VARIABLE_TABLE.items() if n not in _BUILT_IN_NAMES)
 
 
 def registered() -> tuple[Variable, ...]:
     """The variables enrichers registered, beyond the built-in ones."""
-    return tuple(v for v in VARIABLE_TABLE.values() if v not in _BUILT_IN)
+    return _registered
 
 
 def field_type(variable: str, field: str) -> str | None:
