@@ -221,13 +221,25 @@ def unregister_variable(name: str) -> None:
         _refresh_registered()
 
 
-#: The variables enrichers registered, kept as one tuple: every decision reads it.
+#: The variables enrichers registered, and the sections only Juncture writes (those owned
+#: whole), kept derived: every decision reads them.
 _registered: tuple[Variable, ...] = ()
+_owned_sections: frozenset[str] = frozenset()
 
 
 def _refresh_registered() -> None:
-    global _registered
+    global _registered, _owned_sections
     _registered = tuple(v for n, v in VARIABLE_TABLE.items() if n not in _BUILT_IN_NAMES)
+    _owned_sections = frozenset(name for name, fields in OWNED.items() if fields is None)
+
+
+def owned_sections() -> frozenset[str]:
+    """Top-level facts sections only Juncture writes (`OWNED`, those owned whole; the
+    sections plug-in enrichers provide join when they register)."""
+    return _owned_sections
+
+
+_refresh_registered()
 
 
 def registered() -> tuple[Variable, ...]:

@@ -15,7 +15,7 @@ from juncture.engine import Facts
 from juncture.engine.evaluate import session_view
 from juncture.errors import FactsError
 from juncture.policy import Plan
-from juncture.policy.schema import OWNED, owned
+from juncture.policy.schema import owned, owned_sections
 from juncture.records import Session, StoredProof, SubjectSeen
 from juncture.service.agent_facts import agent_facts, grant_facts
 from juncture.service.observe import (
@@ -35,12 +35,6 @@ from juncture.store.protocols import ConflictError, Store, StoreError
 REPORTED_KEYS = ("network", "device")
 #: Context sections a session stores as reported, read when a request lacks them.
 STORED_KEYS = ("context",)
-
-
-def owned_sections() -> frozenset[str]:
-    """Top-level facts sections only Juncture writes (schema.OWNED, those owned whole; the
-    sections plug-in enrichers provide join when they register)."""
-    return frozenset(name for name, fields in OWNED.items() if fields is None)
 
 
 class FactsAssembly:

@@ -150,10 +150,10 @@ class Enricher:
             )
         text = str(ip) if ip is not None else None
         facts: dict[str, dict[str, Any]] = {"network": {"ip": text} if text else {}}
-        for enricher in (*self.enrichers, *registered()):
-            found = enricher.enrich(
-                Request(observation=observation, history=history, ip=ip, facts=facts)
-            )
+        plugins = registered()
+        request = Request(observation=observation, history=history, ip=ip, facts=facts)
+        for enricher in self.enrichers + plugins if plugins else self.enrichers:
+            found = enricher.enrich(request)
             if found:
                 facts.setdefault(enricher.provides.name, {}).update(found)
         geo = facts.get("geo", {})
@@ -167,7 +167,9 @@ class Enricher:
             geo=GeoIn(**geo),
             device=DeviceIn(**facts.get("device", {})),
             located=located,
-            extra={k: v for k, v in facts.items() if k not in _BUILT_IN_SECTIONS},
+            extra=(
+                {k: v for k, v in facts.items() if k not in _BUILT_IN_SECTIONS} if plugins else {}
+            ),
         )
 
     def status(self) -> list[SourceStatus]:
