@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/http.py
+	$(BIN)/python bench/store_boundary.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -13,12 +13,13 @@ serves both ways:
 
 The choice is made by measurement (``bench/store_boundary.py``, the "store boundary" section
 of ``bench/RESULTS.md``). On the embedded SQLite store a decision's store calls are local point
-reads of tens of microseconds: a thread hop costs about as much as the whole decision, and
-threads make half the decisions a worker makes on the loop (0.52). With a round trip of a
-quarter of a millisecond on every store call, as a networked database has, calls on the loop
-stop every other request of the worker for each round trip, and threads make 4.4 times as many
-decisions. So a local store runs on the loop and a remote one in threads; `juncture serve
---store-calls` may force either (the test suite runs the HTTP scenarios in both modes).
+reads of tens of microseconds: a thread hop costs as much as the whole decision or more, and
+threads made between a fifth and a half of the decisions a worker makes on the loop (runs on a
+2-CPU machine). With a round trip of a quarter of a millisecond on every store call, as a
+networked database has, calls on the loop stop every other request of the worker for each round
+trip, and threads made 2.6 to 4.9 times as many decisions. So a local store runs on the loop
+and a remote one in threads; `juncture serve --store-calls` may force either (the test suite
+runs the reference scenarios in both modes).
 
 We did not make the store Protocols async: every service above the store would have had to
 become async too (the engine's callers, the sweep, the command line, the tests), for what the
