@@ -1,0 +1,140 @@
+"""The PostgreSQL connections every table shares: a pool, one connection per call.
+
+Records are stored as msgspec JSON beside the columns that are queried, as in SQLite. Each
+state-changing method is one transaction on a connection taken from the pool (safe to call
+from any number of threads: the API runs requests in worker threads for a remote store);
+a read is one autocommit statement. Single use and optimistic concurrency hold across nodes
+because every such write is a conditional UPDATE (``WHERE revision = ...``) or reads its row
+``FOR UPDATE`` first; PostgreSQL re-checks the condition against the committed row.
+
+Every driver error surfaces as `StoreError` (a uniqueness violation as `ConflictError`)
+without the driver's message: the API answers it as ``unavailable.store``, and the server's
+own words (host names, users) stay in the server's log. A pool with no free connection
+waits ``timeout`` seconds, then raises StoreError: a request never hangs on the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Self
+
+import psycopg
+import psycopg_pool
+
+from juncture.store.postgres.schema import migrate
+from juncture.store.protocols import ConflictError, StoreError
+
+__all__ = ["PgConnection", "PostgresConnections", "store_error"]
+
+log = logging.getLogger(__name__)
+
+#: A pooled connection (rows as tuples).
+PgConnection = psycopg.Connection[tuple[Any, ...]]
+
+
+def store_error(what: str, error: Exception) -> StoreError:
+    """The store error for a driver error: ConflictError for an integrity violation, else
+    StoreError naming what failed and the SQLSTATE only (never the server's message)."""
+    if isinstance(error, psycopg.errors.IntegrityError):
+        code = getattr(error, "sqlstate", None) or "integrity"
+        return ConflictError(f"conflict: {what} ({code})")
+    if isinstance(error, psycopg_pool.PoolTimeout):
+        return StoreError(f"{what}: no database connection free in time")
+    code = getattr(error, "sqlstate", None)
+    log.warning("postgres: %s: %s", what, error)
+    return StoreError(f"{what}: the database is unavailable" + (f" ({code})" if code else ""))
+
+
+class PostgresConnections:
+    """The pool that every table's methods share; opening creates or migrates the schema.
+
+    ``url`` is a libpq connection string or ``postgresql://`` URL. ``timeout``: how long a
+    call waits for a connection (seconds) before StoreError.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 16,
+        timeout: float = 2.0,
+        migrate_schema: bool = True,
+    ) -> None:
+        self.url = url
+        self._closed = False
+        connect_timeout = max(1, int(timeout + 0.999))
+        self._pool: psycopg_pool.ConnectionPool[PgConnection] = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            timeout=timeout,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            name="juncture",
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(timeout, connect_timeout + 0.5))
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            self._pool.close(timeout=0)
+            raise store_error("cannot open the store", error) from error
+        except BaseException:
+            self._pool.close(timeout=0)
+            raise
+        try:
+            with self._connection() as conn:
+                try:
+                    migrate(conn, apply=migrate_schema)
+                except psycopg.Error as error:
+                    raise store_error("cannot migrate the schema", error) from error
+        except BaseException:
+            self._pool.close(timeout=0)
+            raise
+
+    # -- connections ----------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[PgConnection]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            raise store_error("database call failed", error) from error
+
+    def _one(self, sql: str, params: Sequence[object]) -> Any:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[object]) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[PgConnection]:
+        """One transaction, committed on exit, rolled back on any error."""
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
+    def check_writable(self) -> None:
+        """Try a write that changes nothing (rolled back): raises StoreError when writes fail
+        (no server, or a read-only one: a standby)."""
+        try:
+            with self._connection() as conn, conn.transaction(force_rollback=True):
+                conn.execute("UPDATE juncture_schema SET version = version")
+        except psycopg.Error as error:  # pragma: no cover - _connection maps them
+            raise store_error("cannot write", error) from error
+
+    def close(self) -> None:
+        """Close the pool. Idempotent; later calls raise StoreError."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close(timeout=1.0)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
