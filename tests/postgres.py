@@ -5,7 +5,8 @@ Debian's binaries (`initdb`, `pg_ctl`) are found on PATH, else under
 test` installs it when missing). When they are missing the fixture fails, saying so: the
 PostgreSQL tests never skip. The server runs as an unprivileged user when the tests run as
 root (PostgreSQL refuses root), in a temporary directory, on 127.0.0.1 and a free port, its
-socket in that directory, with fsync off (a test server: nothing must survive it). Each
+socket in that directory, with fsync off (a test server: nothing must survive a machine
+crash; commits stay synchronous, so a server killed keeps what it acknowledged). Each
 test gets a database of its own (`PostgresServer.create_database`).
 """
 
@@ -86,7 +87,7 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root}"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                   " -c fsync=off -c full_page_writes=off"
                    " -c max_connections=300")  # fmt: skip
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")  # fmt: skip
