@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from juncture.store.postgres import SCHEMA_VERSION, PostgresStore, is_postgres_url
+from juncture.service.database import files_base, is_postgres_url
+from juncture.store.postgres import SCHEMA_VERSION, PostgresStore
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import StoreError
 from postgres import PostgresServer
@@ -127,3 +129,11 @@ def test_a_db_argument_is_a_postgres_url_by_its_scheme():
     assert is_postgres_url("postgres://u@h/db")
     assert not is_postgres_url("juncture.db")
     assert not is_postgres_url("/var/lib/juncture/postgresql.db")
+
+
+def test_files_beside_a_postgres_database_go_to_the_current_directory_by_its_name():
+    assert files_base("juncture.db") == Path("juncture.db")
+    assert files_base("postgresql://u:secret@db.example:6543/prod") == Path(
+        "postgres-db.example-6543-prod"
+    )
+    assert files_base("postgres://db.example/juncture") == Path("postgres-db.example-5432-juncture")

@@ -22,13 +22,7 @@ from juncture.store.postgres.streams import PostgresStreams
 from juncture.store.postgres.sweeps import PostgresSweeps
 from juncture.store.postgres.versions import PostgresPolicyVersions
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url"]
-
-
-def is_postgres_url(db: str) -> bool:
-    """Whether ``--db`` names a PostgreSQL database (a ``postgresql://`` or ``postgres://``
-    URL) rather than a SQLite file."""
-    return db.startswith(("postgresql://", "postgres://"))
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
 class PostgresStore(
@@ -48,8 +42,9 @@ class PostgresStore(
     """`juncture.store.protocols.Store` over one PostgreSQL database, safe to share between
     threads and between nodes.
 
-    Opening migrates the schema under an advisory lock. Raises StoreError when the server
-    cannot be reached or its schema is newer than this code knows.
+    Opening migrates the schema under an advisory lock (``migrate_schema=False``: only checks
+    it is not newer). Raises StoreError when the server cannot be reached or its schema is
+    newer than this code knows.
     """
 
     #: A database server: requests call it from worker threads (api/boundary.py says why).

@@ -83,11 +83,7 @@ class PostgresConnections:
             self._pool.close(timeout=0)
             raise
         try:
-            with self._connection() as conn:
-                try:
-                    migrate(conn, apply=migrate_schema)
-                except psycopg.Error as error:
-                    raise store_error("cannot migrate the schema", error) from error
+            self.migrate(apply=migrate_schema)
         except BaseException:
             self._pool.close(timeout=0)
             raise
@@ -116,6 +112,12 @@ class PostgresConnections:
         """One transaction, committed on exit, rolled back on any error."""
         with self._connection() as conn, conn.transaction():
             yield conn
+
+    def migrate(self, *, apply: bool = True) -> int:
+        """Bring the schema up to date (``apply``), or only read its version; returns the
+        version found. Raises StoreError (a schema newer than this code knows included)."""
+        with self._connection() as conn:
+            return migrate(conn, apply=apply)
 
     def check_writable(self) -> None:
         """Try a write that changes nothing (rolled back): raises StoreError when writes fail
