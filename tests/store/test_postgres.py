@@ -137,3 +137,18 @@ def test_files_beside_a_postgres_database_go_to_the_current_directory_by_its_nam
         "postgres-db.example-6543-prod"
     )
     assert files_base("postgres://db.example/juncture") == Path("postgres-db.example-5432-juncture")
+
+
+def test_a_database_that_takes_no_writes_is_not_writable(postgres_url: str):
+    store = PostgresStore(postgres_url)
+    try:
+        store.check_writable()
+        name = postgres_url.rsplit("/", 1)[1]
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        store.close()
+        store = PostgresStore(postgres_url, migrate_schema=False)
+        with pytest.raises(StoreError, match="takes no writes"):
+            store.check_writable()
+    finally:
+        store.close()
