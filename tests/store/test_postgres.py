@@ -93,6 +93,8 @@ def test_a_stopped_server_answers_store_error_and_the_store_recovers(own_server:
     url = own_server.create_database()
     store = PostgresStore(url, timeout=1.0)
     try:
+        with store._connection(), store._connection(), store._connection():
+            pass  # three connections in the pool, idle: all broken by the restart
         assert store.get_session("s1") is None
         own_server.stop()
         began = time.monotonic()
@@ -111,6 +113,8 @@ def test_a_stopped_server_answers_store_error_and_the_store_recovers(own_server:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        for _ in range(5):  # recovered: the broken connections were replaced
+            assert store.get_session("s1") is None
     finally:
         store.close()
 

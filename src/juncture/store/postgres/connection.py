@@ -16,6 +16,7 @@ waits ``timeout`` seconds, then raises StoreError: a request never hangs on the 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
@@ -64,6 +65,7 @@ class PostgresConnections:
     ) -> None:
         self.url = url
         self._closed = False
+        self._checking = threading.Lock()  # held while the idle connections are checked
         connect_timeout = max(1, int(timeout + 0.999))
         self._pool: psycopg_pool.ConnectionPool[PgConnection] = psycopg_pool.ConnectionPool(
             url,
@@ -97,7 +99,27 @@ class PostgresConnections:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            if isinstance(error, psycopg.OperationalError):
+                self._check_idle()
             raise store_error("database call failed", error) from error
+
+    def _check_idle(self) -> None:
+        """A connection failed (the server restarted, or is gone): check the idle ones in the
+        background and replace the broken, so a restart costs about one failed call rather
+        than one per pooled connection. In a thread: a check over a partitioned network may
+        wait for TCP, and no caller must."""
+        if self._closed or not self._checking.acquire(blocking=False):
+            return
+
+        def check() -> None:
+            try:
+                self._pool.check()
+            except Exception as error:  # a closed pool, a server still gone
+                log.info("postgres: checking idle connections: %s", error)
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=check, name="juncture-pg-check", daemon=True).start()
 
     def _one(self, sql: str, params: Sequence[object]) -> Any:
         with self._connection() as conn:
