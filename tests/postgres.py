@@ -26,8 +26,21 @@ from pathlib import Path
 import psycopg
 import pytest
 
-#: The unprivileged user the server runs as when the tests run as root.
+#: The unprivileged user the server runs as when the tests run as root (made when missing).
 RUN_AS = "nobody"
+FALLBACK_USER = "juncture-test"
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    """`RUN_AS`, or a system user made for the tests when there is none."""
+    for name in (RUN_AS, FALLBACK_USER):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", FALLBACK_USER], check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    return pwd.getpwnam(FALLBACK_USER)
 
 
 def find_binaries() -> Path:
@@ -68,9 +81,10 @@ class PostgresServer:
         self.data = self.root / "data"
         self.port = free_port()
         self._names = itertools.count(1)
-        self._user = RUN_AS if os.geteuid() == 0 else None
-        if self._user is not None:
-            entry = pwd.getpwnam(self._user)
+        self._user: str | None = None
+        if os.geteuid() == 0:
+            entry = _unprivileged_user()
+            self._user = entry.pw_name
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o755)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
