@@ -31,12 +31,18 @@ examples: setup
 test: setup tools lint typecheck layers pytest
 
 ## Programs the tests run besides Python: jq, which the docs' examples use (their test runs
-## them). Installed with apt-get when missing and we are root (CI); otherwise we say what to do.
+## them), and PostgreSQL (the tests start a server of their own: tests/postgres.py finds
+## initdb on PATH or in /usr/lib/postgresql/<version>/bin). Installed with apt-get when missing
+## and we are root (CI); otherwise we say what to do.
 tools:
 	@command -v jq >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; \
 	  else echo "make test needs jq: install it (apt-get install jq, brew install jq)"; exit 1; fi; }
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "make test needs PostgreSQL: install it (apt-get install postgresql)"; exit 1; fi; }
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -39,10 +39,12 @@ class Deployment:
     """The shipped examples served as `make run` serves them (plus a geolocation database, as
     `juncture serve --geo-db` documents)."""
 
-    def __init__(self, root: Path, store_calls: str) -> None:
+    def __init__(self, root: Path, store_calls: str, db: str | None = None) -> None:
         geo = write_city_db(root / "city.mmdb")
         args = ("--geo-db", str(geo), "--store-calls", store_calls)
-        self.server = Server(root / "juncture.db", EXAMPLES, args=args).start()
+        # On PostgreSQL the server keeps its key files in its directory (docs/deploy.md).
+        where, cwd = (db, root) if db is not None else (root / "juncture.db", None)
+        self.server = Server(where, EXAMPLES, args=args, cwd=cwd).start()
 
     def app(self, name: str, methods: tuple[str, ...]) -> httpx.Client:
         with admin(self.server) as client:
@@ -54,10 +56,14 @@ class Deployment:
 
 
 # Requests call the store on the event loop (SQLite's default) or in worker threads (what a
-# database server gets, api/boundary.py): every scenario holds both ways.
-@pytest.fixture(params=["loop", "threads"])
+# database server gets, api/boundary.py): every scenario holds both ways, and on PostgreSQL.
+@pytest.fixture(params=["loop", "threads", "postgres"])
 def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    made = Deployment(tmp_path, request.param)
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database()
+        made = Deployment(tmp_path, "auto", db=url)
+    else:
+        made = Deployment(tmp_path, request.param)
     yield made
     made.server.stop()
 

@@ -17,6 +17,8 @@ from typing import IO
 
 import httpx
 
+from juncture.service.database import files_base
+
 JUNCTURE = Path(sys.executable).with_name("juncture")
 
 
@@ -29,15 +31,18 @@ def free_port() -> int:
 class Server:
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         bundle: Path | None,
         port: int | None = None,
         args: tuple[str, ...] = (),
         preexec: Callable[[], None] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         """``preexec`` runs in the child before `juncture serve` starts (e.g. to set a resource
-        limit for a fault test); it is used by every start of this server."""
+        limit for a fault test); it is used by every start of this server. ``db`` may be a
+        PostgreSQL URL: the server then runs in ``cwd``, where it keeps its key files."""
         self.db = db
+        self.cwd = cwd
         self.preexec = preexec
         self.args = args
         self.bundle = bundle
@@ -61,7 +66,7 @@ class Server:
         args += (
             ["--bundle", str(self.bundle)]
             if self.bundle
-            else ["--bundle", str(self.db.parent / "none")]
+            else ["--bundle", str((self.cwd or Path(self.db).parent) / "none")]
         )
         args += self.args
         self.process = subprocess.Popen(
@@ -69,6 +74,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ},
+            cwd=self.cwd,
             preexec_fn=self.preexec,  # a fault test's hook; None by default
         )
         deadline = time.monotonic() + 20
@@ -136,7 +142,8 @@ class Server:
         self._collect()
 
     def admin_token(self) -> str:
-        return self.db.with_name(self.db.name + ".admin-token").read_text().strip()
+        base = (self.cwd or Path()) / files_base(self.db)
+        return base.with_name(base.name + ".admin-token").read_text().strip()
 
 
 def file_modes_obeyed() -> Callable[[], None] | None:

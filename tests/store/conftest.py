@@ -2,7 +2,8 @@
 
 A backend opens any number of stores over the same data (`open`), so a test can reopen
 after close, race two handles, or write from a child process (`open_source`). A later
-backend (PostgreSQL, Redis) adds a class here and its name to the fixture's params.
+backend (Redis) adds a class here and its name to BACKENDS. The PostgreSQL backend gives
+each test a fresh database of the session's server (tests/postgres.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 
 import pytest
 
+from juncture.store.postgres import PostgresStore
 from juncture.store.protocols import Store
 from juncture.store.sqlite import SqliteStore
 
@@ -30,7 +32,7 @@ class Backend(Protocol):
 class SqliteBackend:
     name = "sqlite"
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         self.path = tmp_path / "juncture.db"
 
     def open(self) -> Store:
@@ -43,12 +45,31 @@ class SqliteBackend:
         )
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SqliteBackend}
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self.url: str = request.getfixturevalue("postgres_server").create_database()
+
+    def open(self) -> Store:
+        return PostgresStore(self.url)
+
+    def open_source(self) -> str:
+        return (
+            "from juncture.store.postgres import PostgresStore\n"
+            f"store = PostgresStore({self.url!r})"
+        )
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "sqlite": SqliteBackend,
+    "postgres": PostgresBackend,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture

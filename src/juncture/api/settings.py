@@ -17,6 +17,7 @@ import msgspec
 from juncture.api.limits import Limits
 from juncture.service.authn import AuthnSettings
 from juncture.service.clock import ClockSettings
+from juncture.service.database import files_base
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import ObserveSettings
 from juncture.service.receive import ReceiveSettings
@@ -55,14 +56,17 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def with_key_files(self) -> ServerSettings:
         """The key files that were not given, next to the database: ``<db>.keys`` (secrets
-        at rest) and ``<db>.ssf-key.json`` (the events' signing key)."""
+        at rest) and ``<db>.ssf-key.json`` (the events' signing key); for a PostgreSQL URL,
+        in the current directory (`files_base`)."""
         return msgspec.structs.replace(
             self,
             authn=authn_key_file(self.authn, self.db),
             transmit=(
                 self.transmit
                 if self.transmit.key_file is not None
-                else msgspec.structs.replace(self.transmit, key_file=self.db + ".ssf-key.json")
+                else msgspec.structs.replace(
+                    self.transmit, key_file=str(files_base(self.db)) + ".ssf-key.json"
+                )
             ),
         )
 
@@ -71,7 +75,7 @@ def authn_key_file(authn: AuthnSettings, db: str | Path) -> AuthnSettings:
     """The authentication settings with their key file, ``<db>.keys`` when not given."""
     if authn.key_file is not None:
         return authn
-    return msgspec.structs.replace(authn, key_file=str(Path(db)) + ".keys")
+    return msgspec.structs.replace(authn, key_file=str(files_base(db)) + ".keys")
 
 
 def encode(settings: ServerSettings) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from juncture.cli.output import err
 
 
 def admin_key(
-    db: DbOption = Path("juncture.db"),
+    db: DbOption = "juncture.db",
     name: Annotated[str, typer.Option(help="Who the key is for.")] = "admin",
     scope: Annotated[
         list[str] | None,

@@ -7,6 +7,7 @@ import typer
 
 from juncture.cli.admin_key import admin_key
 from juncture.cli.identities import identities
+from juncture.cli.migrate import migrate
 from juncture.cli.offline import check, explain, test, version
 from juncture.cli.serve import PlainHelp, serve
 from juncture.cli.sweep import sweep
@@ -31,6 +32,7 @@ app.command()(explain)
 app.command()(version)
 app.command(cls=PlainHelp)(serve)
 app.command("admin-key")(admin_key)
+app.command()(migrate)
 app.command()(publish)
 app.command()(versions)
 app.command()(rollback)

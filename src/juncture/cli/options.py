@@ -20,7 +20,9 @@ DirArgument = Annotated[
 ]
 
 
-DbOption = Annotated[Path, typer.Option("--db", help="The SQLite database file.")]
+DbOption = Annotated[
+    str, typer.Option("--db", help="The SQLite database file, or a postgresql:// URL.")
+]
 ServerOption = Annotated[
     str, typer.Option("--server", envvar="JUNCTURE_SERVER", help="The server's base URL.")
 ]

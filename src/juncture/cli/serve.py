@@ -51,7 +51,7 @@ class StoreCallsMode(StrEnum):
 
 
 def serve(
-    db: DbOption = Path("juncture.db"),
+    db: DbOption = "juncture.db",
     bundle: Annotated[
         Path | None, typer.Option(help="Publish this bundle first if no version is active.")
     ] = Path("examples/journeys"),
@@ -188,7 +188,11 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the decision service on SQLite; publish the example journeys on first start."""
+    """Run the decision service on SQLite or PostgreSQL; publish the example journeys on
+    first start."""
+    from juncture.service.database import is_postgres_url
+
+    db = db if is_postgres_url(db) else str(Path(db))
     with _refusal_exits():
         settings = _server_settings(
             db=db, host=host, port=port, workers=workers, retention_days=retention_days,
@@ -212,7 +216,7 @@ def serve(
 
 def _server_settings(
     *,
-    db: Path,
+    db: str,
     host: str,
     port: int,
     workers: int,
@@ -258,6 +262,7 @@ def _server_settings(
     from juncture.policy.duration import parse_duration
     from juncture.service.authn import AuthnSettings
     from juncture.service.clock import ClockSettings
+    from juncture.service.database import files_base
     from juncture.service.inventory import InventorySettings
     from juncture.service.observe import ObserveSettings
     from juncture.service.transmit import TransmitSettings
@@ -298,7 +303,7 @@ def _server_settings(
     )  # fmt: skip
     transmit = TransmitSettings(
         issuer=issuer or f"http://{host}:{port}",
-        key_file=str(db) + ".ssf-key.json",
+        key_file=str(files_base(db)) + ".ssf-key.json",
         allow_private=ssf_allow_private,
     )
     limits = Limits(
@@ -310,7 +315,7 @@ def _server_settings(
     )
     # Without --transmitters, `<db>.transmitters.json` (made by the admin API) is the list.
     receive = _transmitters_file(
-        transmitters or Path(str(db) + ".transmitters.json"),
+        transmitters or Path(str(files_base(db)) + ".transmitters.json"),
         ssf_allow_private,
         signals_check_interval,
         required=transmitters is not None,
@@ -372,7 +377,7 @@ def _checked_runtime(settings: ServerSettings, host: str, port: int) -> Runtime:
     return runtime
 
 
-def _bootstrap(runtime: Runtime, db: Path, bundle: Path | None) -> None:
+def _bootstrap(runtime: Runtime, db: str, bundle: Path | None) -> None:
     """The database made ready (migrated, an admin key, the bundle published when no version
     is active), then the runtime closed; exit 1 for a bundle with errors."""
     from juncture.service.setup import bootstrap
@@ -399,8 +404,9 @@ def _start_server(settings: ServerSettings, host: str, port: int, workers: int) 
     import uvicorn
 
     from juncture.api.settings import SETTINGS_ENV, encode
+    from juncture.service.database import files_base
 
-    base, db = f"http://{host}:{port}", settings.db
+    base, db = f"http://{host}:{port}", files_base(settings.db)
     out.print(f"Juncture {__version__} on {base}")
     out.print(f"  AuthZEN decision API: {base}/access/v1/evaluation")
     out.print(f"  API description:      {base}/openapi.json  (docs/api.md has examples)")

@@ -9,6 +9,7 @@ from juncture.bundles import find_bundles
 from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy.loader import read_bundle_files
 from juncture.records import AdminCredential, AppKey
+from juncture.service.database import files_base, is_postgres_url
 from juncture.service.ids import new_id, new_key
 from juncture.service.runtime import Runtime
 from juncture.store.files import write_private
@@ -45,8 +46,13 @@ def tree_files(root: str | Path) -> dict[str, bytes]:
 
 
 def open_store(db: str | Path) -> Store:
-    """The store of a server: the SQLite file ``db`` (created when missing). The one place
-    the API's composition chooses a backend."""
+    """The store of a server: the PostgreSQL database of a ``postgresql://`` URL (its schema
+    migrated), else the SQLite file ``db`` (created when missing). The one place the API's
+    composition chooses a backend."""
+    if is_postgres_url(db):
+        from juncture.store.postgres import PostgresStore  # psycopg only when it is used
+
+        return PostgresStore(str(db))
     return SqliteStore(db)
 
 
@@ -71,7 +77,7 @@ def write_secret_file(path: Path, secret: str) -> None:
     write_private(path, (secret + "\n").encode())
 
 
-def bootstrap(runtime: Runtime, db: Path, bundle_dir: Path | None) -> list[str]:
+def bootstrap(runtime: Runtime, db: str | Path, bundle_dir: Path | None) -> list[str]:
     """Publish the first version and create the first admin key if there are none.
 
     Returns lines to tell the operator.
@@ -87,7 +93,8 @@ def bootstrap(runtime: Runtime, db: Path, bundle_dir: Path | None) -> list[str]:
         runtime.policies.activate(version_id, by="bootstrap")
         said.append(f"published {bundle_dir} as version {version_id}")
     if runtime.store.count_admins() == 0:
-        token_file = db.with_name(db.name + ".admin-token")
+        base = files_base(db)
+        token_file = base.with_name(base.name + ".admin-token")
         write_secret_file(token_file, create_admin(runtime, "bootstrap"))
         said.append(f"admin key written to {token_file} (readable by you only)")
     return said

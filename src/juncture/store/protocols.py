@@ -1,5 +1,5 @@
-"""What the runtime needs from storage. Backends: `sqlite.SqliteStore` (PostgreSQL and Redis
-later), all held to one contract test suite (tests/store/).
+"""What the runtime needs from storage. Backends: `sqlite.SqliteStore` and
+`postgres.PostgresStore` (Redis later), all held to one contract test suite (tests/store/).
 
 Every method that changes state is one transaction, committed before it returns: a caller
 may acknowledge the change as soon as the call returns (durability rule of DESIGN.md).
@@ -430,8 +430,8 @@ class ClockStore(Protocol):
     stamping proofs and deciding `within` windows (service/clock.py).
 
     The store's clock is the reference: SQLite reads the host's clock in the statement that
-    writes (``julianday('now')``, millisecond resolution); PostgreSQL would read the server's
-    ``clock_timestamp()``.
+    writes (``julianday('now')``, millisecond resolution); PostgreSQL reads the server's
+    ``clock_timestamp()`` (microseconds).
     """
 
     def beat(self, node: str, clock: datetime) -> Heartbeat:

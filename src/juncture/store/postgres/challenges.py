@@ -1,0 +1,88 @@
+"""Challenges: created, attempts spent, consumed once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from juncture.records import Challenge
+from juncture.store.postgres.connection import PgConnection, PostgresConnections
+from juncture.store.postgres.rows import decode, encode, to_micros
+from juncture.store.protocols import ConflictError, NotFound
+
+
+class PostgresChallenges(PostgresConnections):
+    """`ChallengeStore` over the ``challenges`` table."""
+
+    def create_challenge(self, challenge: Challenge) -> None:
+        """Insert a new challenge. Raises ConflictError when its id is taken."""
+        row = (challenge.id, challenge.session_id, to_micros(challenge.expires_at),
+               encode(challenge))  # fmt: skip
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO challenges (id, session_id, expires_at, body)"
+                         " VALUES (%s, %s, %s, %s)", row)  # fmt: skip
+
+    def get_challenge(self, challenge_id: str) -> Challenge | None:
+        row = self._one("SELECT body FROM challenges WHERE id = %s", (challenge_id,))
+        return None if row is None else decode(Challenge, row[0])
+
+    def spend_attempt(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Use one attempt of a live challenge; returns it with ``attempts_left - 1``.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``), consumed
+        or out of attempts.
+        """
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            if challenge.attempts_left <= 0:
+                raise ConflictError(f"challenge `{challenge_id}` has no attempts left")
+            spent = msgspec.structs.replace(challenge, attempts_left=challenge.attempts_left - 1)
+            conn.execute("UPDATE challenges SET body = %s WHERE id = %s",
+                         (encode(spent), challenge_id))  # fmt: skip
+        return spent
+
+    def consume_challenge(self, challenge_id: str, *, at: datetime) -> Challenge:
+        """Mark a live challenge used, exactly once; returns it with ``consumed_at = at``.
+
+        Raises NotFound, or ConflictError when it is expired or already consumed. Attempts are
+        not checked: the attempt that verified it was spent before.
+        """
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            consumed = msgspec.structs.replace(challenge, consumed_at=at)
+            conn.execute("UPDATE challenges SET body = %s WHERE id = %s",
+                         (encode(consumed), challenge_id))  # fmt: skip
+        return consumed
+
+    def set_challenge_state(
+        self, challenge_id: str, method: str, state: bytes, *, at: datetime
+    ) -> Challenge:
+        """Keep a method's ceremony state on a live challenge, replacing that method's earlier
+        state; returns the challenge with it.
+
+        Raises NotFound, or ConflictError when it is expired (``at >= expires_at``) or
+        consumed. Attempts are not checked.
+        """
+        to_micros(at)
+        with self._transaction() as conn:
+            challenge = _live_challenge(conn, challenge_id, at)
+            kept = msgspec.structs.replace(challenge, states={**challenge.states, method: state})
+            conn.execute("UPDATE challenges SET body = %s WHERE id = %s",
+                         (encode(kept), challenge_id))  # fmt: skip
+        return kept
+
+
+def _live_challenge(conn: PgConnection, challenge_id: str, at: datetime) -> Challenge:
+    """The challenge, locked until the transaction ends (a concurrent spend or consume on
+    another node waits, then reads what this one wrote): live, or NotFound/ConflictError."""
+    row = conn.execute("SELECT body FROM challenges WHERE id = %s FOR UPDATE",
+                       (challenge_id,)).fetchone()  # fmt: skip
+    if row is None:
+        raise NotFound(f"no challenge `{challenge_id}`")
+    challenge = decode(Challenge, row[0])
+    if challenge.consumed_at is not None:
+        raise ConflictError(f"challenge `{challenge_id}` was already used")
+    if at >= challenge.expires_at:
+        raise ConflictError(f"challenge `{challenge_id}` has expired")
+    return challenge

@@ -1,0 +1,85 @@
+"""Policy versions (which one is active) and the usage a publish weighs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from juncture.records import PolicyVersion, Usage, VersionInfo
+from juncture.store.postgres.connection import PostgresConnections
+from juncture.store.postgres.rows import VersionHead, decode, encode, from_micros, to_micros
+from juncture.store.protocols import NotFound
+
+
+class PostgresPolicyVersions(PostgresConnections):
+    """`PolicyStore` over the ``versions`` table (usage reads ``decisions`` and ``sessions``)."""
+
+    def put_version(self, version: PolicyVersion) -> bool:
+        row = (version.id, to_micros(version.created_at), encode(version))
+        with self._transaction() as conn:
+            inserted: int = conn.execute(
+                "INSERT INTO versions (id, created_at, body) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING", row,
+            ).rowcount  # fmt: skip
+        return inserted == 1
+
+    def get_version(self, version_id: str) -> PolicyVersion | None:
+        row = self._one("SELECT body FROM versions WHERE id = %s", (version_id,))
+        return None if row is None else decode(PolicyVersion, row[0])
+
+    def list_versions(self) -> Sequence[VersionInfo]:
+        rows = self._all("SELECT body, active, activated_at, activated_by FROM versions"
+                         " ORDER BY created_at DESC, seq DESC", ())  # fmt: skip
+        infos = []
+        for body, active, activated_at, activated_by in rows:
+            head = decode(VersionHead, body)
+            infos.append(VersionInfo(
+                id=head.id, author=head.author, created_at=head.created_at, comment=head.comment,
+                active=bool(active), activated_by=activated_by,
+                activated_at=None if activated_at is None else from_micros(activated_at),
+            ))  # fmt: skip
+        return infos
+
+    def activate(self, version_id: str, *, by: str, at: datetime) -> None:
+        when = to_micros(at)
+        with self._transaction() as conn:
+            # Activations queue (a row lock on the active one would miss the first activation).
+            conn.execute("LOCK TABLE versions IN SHARE ROW EXCLUSIVE MODE")
+            found = conn.execute("SELECT 1 FROM versions WHERE id = %s", (version_id,)).fetchone()
+            if found is None:
+                raise NotFound(f"no policy version `{version_id}`")
+            conn.execute("UPDATE versions SET active = false WHERE active")
+            conn.execute("UPDATE versions SET active = true, activated_at = %s, activated_by = %s"
+                         " WHERE id = %s", (when, by, version_id))  # fmt: skip
+
+    def active_version_id(self) -> str | None:
+        row = self._one("SELECT id FROM versions WHERE active", ())
+        return None if row is None else str(row[0])
+
+    def version_ids(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The ids of stored versions that start with ``prefix`` (at most ``limit``)."""
+        rows = self._all("SELECT id FROM versions WHERE substr(id, 1, %s) = %s ORDER BY id"
+                         " LIMIT %s", (len(prefix), prefix, max(limit, 0)))  # fmt: skip
+        return [str(row[0]) for row in rows]
+
+    def usage_since(self, since: datetime) -> list[Usage]:
+        """Decisions logged since ``since`` by app, subject type, journey and checkpoint; live
+        sessions by app and subject type. One pass over the day's records (a publish asks)."""
+        rows = self._all(
+            "SELECT app, convert_from(body, 'UTF8')::json ->> 'subject_type' AS st,"
+            " convert_from(body, 'UTF8')::json #>> '{decision,journey}' AS journey,"
+            " convert_from(body, 'UTF8')::json #>> '{decision,checkpoint}' AS checkpoint,"
+            " count(*) FROM decisions WHERE at >= %s GROUP BY app, st, journey, checkpoint",
+            (to_micros(since),),
+        )
+        found = [
+            Usage(app=app, subject_type=st, journey=journey, checkpoint=point, decisions=count)
+            for app, st, journey, point, count in rows
+        ]
+        rows = self._all(
+            "SELECT app, convert_from(body, 'UTF8')::json ->> 'subject_type' AS st, count(*)"
+            " FROM sessions WHERE status IN ('active', 'pending') GROUP BY app, st",
+            (),
+        )
+        found += [Usage(app=app, subject_type=st, sessions=count) for app, st, count in rows]
+        return found
