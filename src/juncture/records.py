@@ -425,6 +425,17 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
         return self.clock - self.store_at
 
 
+class SweepLease(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch of a sweep run that one node took: the active sessions after ``start`` up to
+    and including ``end``, in id order, until ``until`` (then another node may take it)."""
+
+    start: str | None
+    end: str
+    rows: int
+    node: str
+    until: datetime
+
+
 class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     """A run of the sweep over the active sessions, with its cursor and progress."""
 
@@ -445,6 +456,10 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     revision: int = 0
     #: A run stored before kinds existed re-checks everything (always safe).
     kind: SweepKind = "recheck"
+    #: Batches taken and not yet finished, each by one node (service/sweep.py).
+    leases: tuple[SweepLease, ...] = ()
+    #: Every batch has been handed out (``cursor`` is at the last session).
+    exhausted: bool = False
 
 
 class SessionPage(msgspec.Struct, frozen=True, kw_only=True):

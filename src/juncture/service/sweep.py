@@ -9,23 +9,33 @@ A session that lost access is revoked (the guard revokes) or downgraded (the sta
 withdrawn, a reroute is moved), and the events are sent (service/transmit.py).
 
 A run goes through the sessions in id order, a batch at a time, and keeps its cursor in the
-store after each batch: it runs beside live traffic (one batch, then the next), resumes where
-it stopped after a restart, and reports its progress (`processed` of `total`).
+store: it runs beside live traffic (one batch, then the next), resumes where it stopped after a
+restart, and reports its progress (`processed` of `total`).
+
+Many nodes (or worker processes) share a run. A node *takes* its next batch by storing a lease
+on it in the run (the range of session ids after the cursor, its node, until when), under the
+run's optimistic revision: two nodes never take the same range. It then decides the batch,
+writes what changed (each session at the revision it read, so a session is never changed twice
+by two nodes), and *finishes* the lease, adding its counts. A node that dies with a lease leaves
+it to whichever node comes next after the lease's time (`LEASE`); that node decides the range
+again, and only what still differs is written. A run is done when every batch was handed out
+and no lease is left.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from juncture.engine import Decision
 from juncture.policy import Plan
-from juncture.records import App, Session, SweepKind, SweepRun
+from juncture.records import App, Session, SessionPage, SweepKind, SweepLease, SweepRun
 from juncture.service.decisions import Decisions
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
@@ -36,6 +46,10 @@ from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 log = logging.getLogger("juncture.sweep")
 #: Sessions per batch (one read, then the decisions, then the writes of what changed).
 BATCH = 2000
+#: How long a node holds a batch it took; a batch takes well under a second.
+LEASE = timedelta(seconds=30)
+#: How often `Sweeper.run` looks again when other nodes hold every batch left.
+WAIT = 0.05
 
 
 class Sweeper:
@@ -51,6 +65,7 @@ class Sweeper:
         emitter: Emitter,
         *,
         batch: int = BATCH,
+        lease: timedelta = LEASE,
     ) -> None:
         self.store = store
         self.now = now
@@ -59,6 +74,9 @@ class Sweeper:
         self.changes = changes
         self.emitter = emitter
         self.batch = batch
+        self.lease = lease
+        #: This sweeper's name in the leases it takes (one per process and store).
+        self.node = new_id("node")
         self._lock = threading.Lock()
         #: (old version, new version, app, subject type, action) -> decides the same in both.
         self._unchanged: dict[tuple[str, str, str, str, str], bool] = {}
@@ -110,59 +128,137 @@ class Sweeper:
     def running(self) -> list[SweepRun]:
         return list(self.store.list_sweeps(status="running", limit=100))
 
+    def take(self, run: SweepRun) -> tuple[SweepRun, SweepLease | None, SessionPage | None]:
+        """This node's next batch of ``run``: the run as stored with the lease taken, the
+        lease, and the page read when the batch is new (None for a batch taken over from a
+        node whose lease ran out). No lease when every batch is handed out and held by nodes
+        whose leases still run (or the run is done).
+
+        Raises StoreError; NotFound when the run is gone.
+        """
+        while True:
+            now = self.now()
+            lapsed = next((x for x in run.leases if x.until <= now), None)
+            page = None
+            if lapsed is not None:
+                lease = msgspec.structs.replace(lapsed, node=self.node, until=now + self.lease)
+                leases = tuple(lease if x is lapsed else x for x in run.leases)
+                taken = msgspec.structs.replace(run, leases=leases, updated_at=now)
+            elif run.status == "running" and not run.exhausted:
+                page = self.store.sessions_after(run.cursor, limit=self.batch)
+                exhausted = page.rows < self.batch
+                if page.last is None:  # nothing after the cursor: every batch is out
+                    lease = None
+                    taken = msgspec.structs.replace(
+                        run, exhausted=True, updated_at=now, **_ended(run.leases, now)
+                    )
+                else:
+                    lease = SweepLease(start=run.cursor, end=page.last, rows=page.rows,
+                                       node=self.node, until=now + self.lease)  # fmt: skip
+                    taken = msgspec.structs.replace(
+                        run, cursor=page.last, exhausted=exhausted,
+                        leases=(*run.leases, lease), updated_at=now,
+                    )  # fmt: skip
+            else:
+                return run, None, None
+            try:
+                return self.store.put_sweep(taken, expected_revision=run.revision), lease, page
+            except ConflictError:  # another node took a batch meanwhile: look again
+                found = self.store.get_sweep(run.id)
+                if found is None:
+                    raise NotFound(run.id) from None
+                run = found
+
     def step(self, run: SweepRun) -> SweepRun:
-        """Sweep the next batch of a run; the run as stored after it (``done`` at the end).
+        """Take the next batch of a run, sweep it and finish it; the run as stored after it
+        (``done`` at the end). When no batch is free (other nodes hold them), the run as
+        stored, unchanged.
 
         The batch's changes are written in one transaction (a session that changed meanwhile
         is left to its own next decision), then logged and told to the streams.
         """
         with self._lock:  # one batch at a time in this process
-            page = self.store.sessions_after(run.cursor, limit=self.batch)
-            sessions = page.sessions
-            for session_id in page.corrupt:  # told, passed over; it cannot stop the run
-                log.error("sweep %s: session %s has a corrupt stored record; skipped", run.id,
-                          session_id)  # fmt: skip
-            plan = self.policies.active()
+            run, lease, page = self.take(run)
+            if lease is None:
+                return run
+            if page is None:  # taken over: read the range again
+                page = self.store.sessions_after(lease.start, limit=max(self.batch, lease.rows))
+                end = lease.end
+                page = msgspec.structs.replace(
+                    page,
+                    sessions=[s for s in page.sessions if s.id <= end],
+                    corrupt=[i for i in page.corrupt if i <= end],
+                )
+            changed = self._sweep(run, page)
+            return self._finish(run, lease, changed, len(page.corrupt))
+
+    def _sweep(self, run: SweepRun, page: SessionPage) -> int:
+        """Decide a page of sessions again and store what changed; how many changed."""
+        for session_id in page.corrupt:  # told, passed over; it cannot stop the run
+            log.error("sweep %s: session %s has a corrupt stored record; skipped", run.id,
+                      session_id)  # fmt: skip
+        plan = self.policies.active()
+        now = self.now()
+        apps: dict[str, App | None] = {}
+        planned: list[Change] = []
+        policy_only = run.kind == "publish"
+        for session in page.sessions:
+            if not session.standing:
+                continue
+            if session.app not in apps:
+                apps[session.app] = self.store.get_app(session.app)
+            app = apps[session.app]
+            if app is not None:
+                change = self.plan(plan, app, session, now, policy_only=policy_only)
+                if change is not None:
+                    planned.append(change)
+        stored = {s.id: s for s in self.store.update_sessions([c.after for c in planned])}
+        for change in planned:
+            after = stored.get(change.after.id)
+            if after is None:
+                continue
+            if change.revocation is not None:
+                self.changes.after_revoke(after, change.revocation, now)
+            else:
+                self.emitter.emit("token-claims-change", after, change.claims)
+        return len(stored)
+
+    def _finish(self, run: SweepRun, lease: SweepLease, changed: int, skipped: int) -> SweepRun:
+        """Give the lease back with its counts (counted only while it is still this node's:
+        a node that took it over counts it instead)."""
+        while True:
             now = self.now()
-            apps: dict[str, App | None] = {}
-            planned: list[Change] = []
-            policy_only = run.kind == "publish"
-            for session in sessions:
-                if not session.standing:
-                    continue
-                if session.app not in apps:
-                    apps[session.app] = self.store.get_app(session.app)
-                app = apps[session.app]
-                if app is not None:
-                    change = self.plan(plan, app, session, now, policy_only=policy_only)
-                    if change is not None:
-                        planned.append(change)
-            stored = {s.id: s for s in self.store.update_sessions([c.after for c in planned])}
-            for change in planned:
-                after = stored.get(change.after.id)
-                if after is None:
-                    continue
-                if change.revocation is not None:
-                    self.changes.after_revoke(after, change.revocation, now)
-                else:
-                    self.emitter.emit("token-claims-change", after, change.claims)
-            done = page.rows < self.batch
-            updated = msgspec.structs.replace(
+            mine = [x for x in run.leases if (x.start, x.end, x.node) ==
+                    (lease.start, lease.end, self.node)]  # fmt: skip
+            if not mine:
+                return run
+            leases = tuple(x for x in run.leases if x is not mine[0])
+            finished = msgspec.structs.replace(
                 run,
-                cursor=page.last or run.cursor,
-                processed=run.processed + page.rows,
-                changed=run.changed + len(stored),
-                skipped=run.skipped + len(page.corrupt),
+                leases=leases,
+                processed=run.processed + lease.rows,
+                changed=run.changed + changed,
+                skipped=run.skipped + skipped,
                 updated_at=now,
-                status="done" if done else "running",
-                finished_at=now if done else None,
+                **(_ended(leases, now) if run.exhausted else {}),
             )
-            return self.store.put_sweep(updated, expected_revision=run.revision)
+            try:
+                return self.store.put_sweep(finished, expected_revision=run.revision)
+            except ConflictError:
+                found = self.store.get_sweep(run.id)
+                if found is None:
+                    raise NotFound(run.id) from None
+                run = found
 
     def run(self, run: SweepRun) -> SweepRun:
-        """Sweep a run to its end (used by tests, the CLI and the background worker)."""
+        """Sweep a run to its end (used by tests, the CLI and the background worker); while
+        other nodes hold the batches left, wait for them (or for their leases to run out)."""
         while run.status == "running":
-            run = self.step(run)
+            after = self.step(run)
+            if after.revision == run.revision:  # nothing free here now
+                time.sleep(WAIT)
+                after = self.store.get_sweep(run.id) or after
+            run = after
         return run
 
     def recheck(self, plan: Plan, app: App, session: Session) -> int:
@@ -289,11 +385,19 @@ class SweepWorker:
             try:
                 for run in self.sweeper.running():
                     while run.status == "running" and not self._stop.is_set() and not self.paused():
-                        run = self.sweeper.step(run)
+                        after = self.sweeper.step(run)
+                        if after.revision == run.revision:
+                            break  # other nodes hold what is left: look again later
+                        run = after
             except (StoreError, ConflictError):  # another worker holds it, or the store is down
                 log.warning("sweep: a batch did not complete; it will be tried again")
             except Exception:  # never let the worker die silently
                 log.exception("sweep: unexpected error")
+
+
+def _ended(leases: tuple[SweepLease, ...], now: datetime) -> dict[str, Any]:
+    """The fields that end a run whose batches are all handed out, once none is held."""
+    return {} if leases else {"status": "done", "finished_at": now}
 
 
 def progress(run: SweepRun) -> dict[str, object]:
