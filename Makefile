@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/store_boundary.py
+	$(BIN)/python bench/propagation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
