@@ -6,13 +6,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from juncture.records import DecisionQuery, DecisionRecord
 from juncture.service.database import files_base, is_postgres_url
 from juncture.store.postgres import SCHEMA_VERSION, PostgresStore
+from juncture.store.postgres.decisions import DAY, DAYS_AHEAD
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import StoreError
 from postgres import PostgresServer
@@ -154,5 +157,51 @@ def test_a_database_that_takes_no_writes_is_not_writable(postgres_url: str):
         store = PostgresStore(postgres_url, migrate_schema=False)
         with pytest.raises(StoreError, match="takes no writes"):
             store.check_writable()
+    finally:
+        store.close()
+
+
+def _decision(n: int, when: datetime) -> DecisionRecord:
+    return DecisionRecord(
+        id=f"d{n:04d}", at=when, app="shop", subject_type="user", subject_id="u1",
+        session_id="s1", action="login", resource={"type": "page"}, outcome="allow",
+        reason=None, version="v1", latency_us=42, decision={"outcome": "allow"}, facts={},
+    )  # fmt: skip
+
+
+def _days(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'decisions'::regclass"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_the_decision_log_is_kept_in_days_and_retention_drops_whole_days(postgres_url: str):
+    store = PostgresStore(postgres_url)
+    try:
+        now = datetime.now(UTC)
+        today = int(now.timestamp() * 1_000_000) // DAY
+        midnight = datetime.fromtimestamp(today * 86_400, UTC)
+        records = [
+            _decision(1, now - timedelta(days=30)),  # before any day made: the default one
+            _decision(2, midnight - timedelta(hours=3)),  # yesterday
+            _decision(3, midnight - timedelta(hours=1)),  # yesterday
+            _decision(4, midnight + timedelta(seconds=1)),  # today
+        ]
+        store.record(records)
+        store.record(records)  # a retried batch is kept once
+        days = _days(postgres_url)
+        assert {f"decisions_d{d}" for d in range(today - 1, today + DAYS_AHEAD + 1)} <= days
+        assert "decisions_default" in days
+
+        # Retention up to today's midnight: yesterday's day is dropped whole, the month-old
+        # record is deleted from the default partition, today's stays.
+        assert store.purge_before(midnight) == 3
+        assert f"decisions_d{today - 1}" not in _days(postgres_url)
+        assert f"decisions_d{today}" in _days(postgres_url)
+        left = store.query(DecisionQuery(limit=10))
+        assert [r.id for r in left] == ["d0004"]
     finally:
         store.close()

@@ -1,17 +1,35 @@
-"""The decision log: append, count, query and purge."""
+"""The decision log: append, count, query and purge.
+
+The ``decisions`` table is partitioned by day of ``at`` (range partitions
+``decisions_d<days since the epoch>``, and a default partition for anything outside them).
+The days from yesterday to three days ahead are made when a node first writes and again once a
+day, so records land in their day's partition; retention (`purge_before`) then drops whole days
+older than the cut-off, which takes a moment whatever their size, and deletes row by row only
+in the day the cut-off falls in and in the default partition. Traffic is never held up by a
+long delete.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+
+import psycopg
 
 from juncture.records import DecisionQuery, DecisionRecord
 from juncture.store.postgres.connection import PostgresConnections
 from juncture.store.postgres.rows import decode, encode, filters, to_micros, where
-from juncture.store.protocols import NotFound
+from juncture.store.protocols import NotFound, StoreError
 
 #: How much longer than decision records approvals are kept (the longest one may wait).
 _APPROVALS_OUTLIVE = timedelta(days=1)
+#: A day in the unit of ``at`` (microseconds since the epoch).
+DAY = 86_400 * 1_000_000
+#: The days made ahead of today.
+DAYS_AHEAD = 3
+_DAY_NAME = re.compile(r"decisions_d(\d+)")
 
 
 class PostgresDecisionLog(PostgresConnections):
@@ -36,12 +54,13 @@ class PostgresDecisionLog(PostgresConnections):
         """
         if not prepared:
             return
+        self._make_days()
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO decisions (id, at, app, subject_id, session_id, action, outcome,"
                 " body) SELECT v ->> 0, (v ->> 1)::bigint, v ->> 2, v ->> 3,"
                 " v ->> 4, v ->> 5, v ->> 6, convert_to((v -> 7)::text, 'UTF8')"
-                " FROM json_array_elements(%s::json) AS v ON CONFLICT (id) DO NOTHING",
+                " FROM json_array_elements(%s::json) AS v ON CONFLICT (id, at) DO NOTHING",
                 ((b"[" + b",".join(prepared) + b"]").decode(),),
             )  # fmt: skip
 
@@ -88,8 +107,39 @@ class PostgresDecisionLog(PostgresConnections):
         made more than a day before ``at`` go too (none waits that long: they are records of
         answers by then)."""
         when = to_micros(at)
+        self._make_days()
+        deleted = 0
         with self._transaction() as conn:
-            deleted: int = conn.execute("DELETE FROM decisions WHERE at < %s", (when,)).rowcount
+            days = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'decisions'::regclass"
+            ).fetchall()
+            for (name,) in days:
+                day = _DAY_NAME.fullmatch(name)
+                if day is not None and (int(day.group(1)) + 1) * DAY <= when:
+                    (rows,) = conn.execute(f"SELECT count(*) FROM {name}").fetchall()[0]  # noqa: S608
+                    deleted += int(rows)
+                    conn.execute(f"DROP TABLE {name}")
+            deleted += conn.execute("DELETE FROM decisions WHERE at < %s", (when,)).rowcount
             conn.execute("DELETE FROM approvals WHERE created_at < %s",
                          (to_micros(at - _APPROVALS_OUTLIVE),))  # fmt: skip
         return deleted
+
+    def _make_days(self) -> None:
+        """Make the day partitions from yesterday to `DAYS_AHEAD` days ahead, once a day per
+        store. A day another node made meanwhile, or one whose records already sit in the
+        default partition (a test clock ran ahead), is left as it is."""
+        today = int(time.time() * 1_000_000) // DAY
+        if getattr(self, "_days_made", None) == today:
+            return
+        for day in range(today - 1, today + DAYS_AHEAD + 1):
+            try:
+                with self._transaction() as conn:
+                    conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS decisions_d{day} PARTITION OF decisions"
+                        f" FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
+                    )
+            except StoreError as error:  # ConflictError too: another node made it meanwhile
+                if isinstance(error.__cause__, psycopg.OperationalError):
+                    return  # no server: the next write tries again
+        self._days_made = today

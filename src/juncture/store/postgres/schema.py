@@ -53,17 +53,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX versions_created ON versions (created_at, seq)",
         # INVARIANT: at most one active version (activate swaps it in one transaction).
         "CREATE UNIQUE INDEX versions_one_active ON versions (active) WHERE active",
+        # The decision log is partitioned by day of `at` (see decisions.py): retention drops
+        # whole days instead of deleting row by row under traffic. Records outside the days
+        # made so far land in the default partition.
         f"""CREATE TABLE decisions (
-            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            id {_T} NOT NULL UNIQUE,
+            id {_T} NOT NULL,
             at BIGINT NOT NULL,
             app {_T},
             subject_id {_T},
             session_id {_T},
             action {_T} NOT NULL,
             outcome {_T} NOT NULL,
-            body BYTEA NOT NULL
-        )""",
+            body BYTEA NOT NULL,
+            UNIQUE (id, at)
+        ) PARTITION BY RANGE (at)""",
+        "CREATE TABLE decisions_default PARTITION OF decisions DEFAULT",
+        "CREATE INDEX decisions_id ON decisions (id)",
         "CREATE INDEX decisions_at ON decisions (at, id)",
         "CREATE INDEX decisions_app ON decisions (app, at, id)",
         "CREATE INDEX decisions_subject ON decisions (subject_id, at, id)",
