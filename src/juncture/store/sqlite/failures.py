@@ -6,9 +6,8 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import msgspec
-
 from juncture.records import Failures
+from juncture.store.counters import counted, released, reserved
 from juncture.store.sqlite.connection import SqliteConnections
 from juncture.store.sqlite.rows import decode, encode, to_micros
 
@@ -31,22 +30,15 @@ class SqliteFailures(SqliteConnections):
         """Count one failure (read, count and write in one write transaction: concurrent
         calls queue, none is lost); returns the new state.
 
-        The count restarts at 1 when the last failure is older than ``window``, else goes up
-        by 1; from ``lock_after`` failures on, each sets ``locked_until = at + lock_for`` (a
-        running lock is never shortened; ``lock_after < 1`` never locks). The reservation
-        ``attempt`` is settled by the same write.
+        The rules (window, lock, the reservation settled): `juncture.store.counters.counted`.
         """
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            before = _failures_row(conn, key)
-            counted = _count_failure(before, key, at=at, window=window, lock_after=lock_after,
-                                     lock_for=lock_for)  # fmt: skip
-            if attempt is not None and attempt in counted.pending:
-                pending = {k: v for k, v in counted.pending.items() if k != attempt}
-                counted = msgspec.structs.replace(counted, pending=pending)
-            _write_failures(conn, key, counted)
-        return counted
+            after = counted(_failures_row(conn, key), key, at=at, window=window,
+                            lock_after=lock_after, lock_for=lock_for, attempt=attempt)
+            _write_failures(conn, key, after)
+        return after
 
     def reserve_attempt(
         self,
@@ -65,20 +57,11 @@ class SqliteFailures(SqliteConnections):
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            before = _failures_row(conn, key)
-            if before is not None and before.pending:
-                live = {k: v for k, v in before.pending.items() if v >= at - hold}
-                if len(live) != len(before.pending):
-                    before = msgspec.structs.replace(before, pending=live)
-            wait = admit(before)
-            if wait is not None:
-                return wait
-            if before is None:
-                before = Failures(subject_type=subject_type, subject_id=subject_id,
-                                  counter=counter)  # fmt: skip
-            reserved = msgspec.structs.replace(before, pending={**before.pending, attempt: at})
-            _write_failures(conn, key, reserved)
-        return None
+            wait, after = reserved(_failures_row(conn, key), key, attempt=attempt, at=at,
+                                   hold=hold, admit=admit)
+            if after is not None:
+                _write_failures(conn, key, after)
+        return wait
 
     def release_attempt(
         self, subject_type: str, subject_id: str, counter: str, attempt: str
@@ -86,11 +69,9 @@ class SqliteFailures(SqliteConnections):
         """Drop a reservation without counting it; nothing happens when it is gone."""
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            before = _failures_row(conn, key)
-            if before is None or attempt not in before.pending:
-                return
-            pending = {k: v for k, v in before.pending.items() if k != attempt}
-            _write_failures(conn, key, msgspec.structs.replace(before, pending=pending))
+            after = released(_failures_row(conn, key), attempt)
+            if after is not None:
+                _write_failures(conn, key, after)
 
     def get_failures(self, subject_type: str, subject_id: str, counter: str) -> Failures | None:
         row = self._one("SELECT body FROM failures WHERE subject_type = ? AND subject_id = ?"
@@ -115,29 +96,3 @@ def _write_failures(conn: sqlite3.Connection, key: tuple[str, str, str], value: 
                  " VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id, counter)"
                  " DO UPDATE SET body = excluded.body", (*key, encode(value)))  # fmt: skip
 
-
-def _count_failure(
-    before: Failures | None,
-    key: tuple[str, str, str],
-    *,
-    at: datetime,
-    window: timedelta,
-    lock_after: int,
-    lock_for: timedelta,
-) -> Failures:
-    """The counter after one more failure at ``at`` (see `SqliteStore.record_failure`)."""
-    subject_type, subject_id, counter = key
-    if before is None or before.last_at is None or at - before.last_at > window:
-        count, first_at, last_at = 1, at, at
-    else:
-        count = before.count + 1
-        first_at = before.first_at or at
-        last_at = max(before.last_at, at)  # a late arrival does not move the window back
-    running = None if before is None else before.locked_until
-    locked_until = running if running is not None and running > at else None
-    if lock_after >= 1 and count >= lock_after:
-        locked_until = at + lock_for if locked_until is None else max(locked_until, at + lock_for)
-    return Failures(subject_type=subject_type, subject_id=subject_id, counter=counter,
-                    count=count, first_at=first_at, last_at=last_at,
-                    locked_until=locked_until,
-                    pending={} if before is None else before.pending)  # fmt: skip
