@@ -14,6 +14,7 @@ import juncture
 from juncture.api.problems import ApiError, problem_of
 from juncture.errors import (
     CODES,
+    STORE_RETRY_AFTER,
     AuthError,
     CodedRefusal,
     ConflictError,
@@ -62,9 +63,7 @@ def _defined_exceptions() -> dict[str, type[BaseException]]:
 def test_every_exception_class_is_in_the_one_tree():
     defined = _defined_exceptions()
     assert "juncture.api.problems.ApiError" in defined, "the scan found nothing: out of date"
-    outside = sorted(
-        name for name, kind in defined.items() if not issubclass(kind, JunctureError)
-    )
+    outside = sorted(name for name, kind in defined.items() if not issubclass(kind, JunctureError))
     assert outside == sorted(OUTSIDE_THE_TREE), (
         "an exception class outside JunctureError: put it in the tree (juncture/errors.py), "
         "or list it in OUTSIDE_THE_TREE with why"
@@ -97,6 +96,18 @@ def test_the_store_errors_are_unavailable_and_never_show_their_text():
     assert corrupt.code == "unavailable.corrupt"
     assert corrupt.detail == "a stored record cannot be read"
     assert str(NotFound("user", "ana")) == str(Exception("user", "ana"))  # several args kept
+
+
+def test_a_store_failure_is_answered_503_with_retry_after_a_corrupt_record_without():
+    answer = problem_of(StoreError("postgres: no database connection free in time"))
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, str(STORE_RETRY_AFTER))
+    body = msgspec.json.decode(answer.body)
+    assert (body["code"], body["detail"]) == (
+        "unavailable.store",
+        "the store is unavailable; try again",
+    )
+    corrupt = problem_of(CorruptError("corrupt session record: ..."))
+    assert corrupt.status_code == 503 and "Retry-After" not in corrupt.headers
 
 
 def test_a_coded_refusal_takes_any_registered_code_and_status():

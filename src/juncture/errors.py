@@ -327,16 +327,23 @@ class CodedRefusal(Refusal):
 
 # -- the store's errors (raised by every backend; `juncture.store.protocols` re-exports them)
 
+#: Seconds a caller is told to wait (``Retry-After``) after a 503 ``unavailable.store``.
+STORE_RETRY_AFTER = 1
+
 
 class StoreError(Unavailable):
     """The store failed (unavailable, corrupt). Decisions made without it are deny.
 
-    Its message is the backend's own text: logged, never shown (``detail`` is fixed)."""
+    Its message is the backend's own text: logged, never shown (``detail`` is fixed). Its
+    answer says when to try again (``Retry-After``, `STORE_RETRY_AFTER` seconds): a database
+    restarting or a pool with no free connection is a matter of seconds."""
 
     code = "unavailable.store"
+    #: The answer's ``Retry-After`` (None: none, trying again would not help).
+    retry_seconds: ClassVar[int | None] = STORE_RETRY_AFTER
 
     def __init__(self, *args: object) -> None:
-        super().__init__(" ".join(str(a) for a in args))
+        super().__init__(" ".join(str(a) for a in args), retry_after=self.retry_seconds)
         self.args = args
 
     @property
@@ -348,6 +355,7 @@ class CorruptError(StoreError):
     """A stored record cannot be read (not its kind's shape): what needs it fails closed."""
 
     code = "unavailable.corrupt"
+    retry_seconds = None  # the record stays corrupt: no point trying again soon
 
     @property
     def detail(self) -> str:

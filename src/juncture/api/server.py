@@ -31,6 +31,7 @@ def open_runtime(
     authn: AuthnSettings | None = None,
     decision_log: str = "batched",
     now: Callable[[], datetime] = utc_now,
+    pool_size: int | None = None,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
@@ -42,7 +43,7 @@ def open_runtime(
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
     return Runtime(
-        open_store(db),
+        open_store(db, pool_size=pool_size),
         now=now,
         retention=retention,
         observer=observer,
@@ -72,6 +73,7 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         settings.authn,
         settings.decision_log,
         now,
+        settings.db_pool_size,
     )
     clock = runtime.clock_watch(real_now, settings.clock)
     transmitter = runtime.transmitter(settings.transmit)

@@ -139,6 +139,14 @@ def serve(
             "~0.2 s of them); durable: each answer waits for its record's commit."
         ),
     ] = DecisionLogMode.batched,
+    db_pool_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="PostgreSQL connections each worker keeps at most (default 16; ignored for "
+            "SQLite). A request finding none free within 2 s is answered 503.",
+        ),
+    ] = None,
     store_calls: Annotated[
         StoreCallsMode,
         typer.Option(
@@ -204,6 +212,7 @@ def serve(
             webauthn_origin=webauthn_origin, issuer=issuer, transmitters=transmitters,
             ssf_allow_private=ssf_allow_private, key_rotation_days=key_rotation_days,
             unused_days=unused_days, decision_log=decision_log, store_calls=store_calls,
+            db_pool_size=db_pool_size,
             max_clock_skew=max_clock_skew,
             max_request_line=max_request_line, max_header_bytes=max_header_bytes,
             max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
@@ -244,6 +253,7 @@ def _server_settings(
     unused_days: int,
     decision_log: DecisionLogMode,
     store_calls: StoreCallsMode,
+    db_pool_size: int | None,
     max_clock_skew: float,
     max_request_line: int,
     max_header_bytes: int,
@@ -330,6 +340,7 @@ def _server_settings(
         retention_days=retention_days,
         decision_log=decision_log.value,
         store_calls=store_calls.value,
+        db_pool_size=db_pool_size,
         dev=dev,
         metrics_token=metrics_token.strip() if metrics_token is not None else None,
         clock=ClockSettings(max_skew=max_clock_skew),

@@ -45,14 +45,17 @@ def tree_files(root: str | Path) -> dict[str, bytes]:
     return files
 
 
-def open_store(db: str | Path) -> Store:
+def open_store(db: str | Path, *, pool_size: int | None = None) -> Store:
     """The store of a server: the PostgreSQL database of a ``postgresql://`` URL (its schema
-    migrated), else the SQLite file ``db`` (created when missing). The one place the API's
-    composition chooses a backend."""
+    migrated; ``pool_size``: its connections at most, None: the backend's default), else the
+    SQLite file ``db`` (created when missing). The one place the API's composition chooses a
+    backend."""
     if is_postgres_url(db):
         from juncture.store.postgres import PostgresStore  # psycopg only when it is used
 
-        return PostgresStore(str(db))
+        if pool_size is None:
+            return PostgresStore(str(db))
+        return PostgresStore(str(db), pool_size=pool_size)
     return SqliteStore(db)
 
 
