@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -336,6 +338,9 @@ def main_postgres(args: argparse.Namespace) -> None:
     server = PostgresServer()
     server.start()
     rounds = []
+    here = Path.cwd()
+    scratch = tempfile.mkdtemp(prefix="jct-sweep-pg-")
+    os.chdir(scratch)  # the runtimes' key files of a postgresql:// store are made in the cwd
     try:
         for i in range(args.rounds):
             rate = None if args.no_traffic else args.traffic
@@ -345,6 +350,8 @@ def main_postgres(args: argparse.Namespace) -> None:
                   f"({result['seconds']:.1f} s), shares {result['shares']}, traffic "
                   f"{result['traffic']:,.0f} decisions/s", file=sys.stderr)  # fmt: skip
     finally:
+        os.chdir(here)
+        shutil.rmtree(scratch, ignore_errors=True)
         server.stop()
         server.remove()
     rate = statistics.median(r["rate"] for r in rounds)
