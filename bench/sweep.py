@@ -395,7 +395,8 @@ def main_postgres(args: argparse.Namespace) -> None:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        common.update_section(f"sweep-postgres-{args.nodes}-nodes", body)
+        alone = "-no-traffic" if args.no_traffic else ""
+        common.update_section(f"sweep-postgres-{args.nodes}-nodes{alone}", body)
 
 
 def main() -> None:
