@@ -69,7 +69,9 @@ bench: setup
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/sweep.py --backend postgres
 	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http.py --backends sqlite postgres --duration 10 --warmup 2
 	$(BIN)/python bench/store_boundary.py
 	$(BIN)/python bench/propagation.py
 

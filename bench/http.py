@@ -23,6 +23,13 @@ is left. Rounds interleave the four configurations; the figures are the medians 
     .venv/bin/python bench/http.py [--duration 20] [--connections 32] [--rounds 3]
         [--workers 1 2] [--threads 1] [--profile-seconds 10] [--no-write]
 
+With ``--backends sqlite postgres`` it compares the stores instead (section `http-postgres`):
+Juncture on SQLite, on PostgreSQL (a server started for the run, as the tests start it:
+tests/postgres.py, a fresh database per run) with one node, and with two nodes on the same
+database loaded at once (one wrk per node, the connections split between them; requests
+summed, percentiles the worse node's, server CPU both nodes'). No floor, no profile. Target:
+one node on PostgreSQL at ≥ 70% of the same node's requests/s on SQLite.
+
 With ``--decision-log batched durable`` it compares the decision log's modes instead (Juncture
 only, `juncture serve --decision-log MODE`, the modes interleaved per round; section
 `http-decision-log`). Without `wrk` on the PATH, the load comes from a Python fallback in this
@@ -230,6 +237,18 @@ class Target:
     body: bytes
     db: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: The PostgreSQL database the nodes share (the decision log is read from it).
+    url: str | None = None
+    #: Further nodes on the same database (wrk loads every node at once).
+    others: list[Server] = field(default_factory=list)
+
+    @property
+    def servers(self) -> list[Server]:
+        return [self.server, *self.others]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 def request_body(session_id: str) -> bytes:
@@ -244,17 +263,21 @@ def request_body(session_id: str) -> bytes:
     ).encode()
 
 
-def start_juncture(tmp: Path, workers: int, decision_log: str = "batched") -> Target:
+def start_juncture(
+    tmp: Path, workers: int, decision_log: str = "batched", url: str | None = None
+) -> Target:
+    """A `juncture serve` on a SQLite file in ``tmp``, or on the PostgreSQL database ``url``;
+    an app, a session and its answered step-up made through it."""
     bundle = tmp / "bundle"
     bundle.mkdir()
     (bundle / "acct.yaml").write_text(BUNDLE)
     db = tmp / "j.db"
     port = free_port()
-    args = [str(JUNCTURE), "serve", "--db", str(db), "--bundle", str(bundle)]
+    args = [str(JUNCTURE), "serve", "--db", url or str(db), "--bundle", str(bundle)]
     args += ["--port", str(port), "--workers", str(workers), "--decision-log", decision_log]
     server = Server(args, tmp, {**os.environ}, port).start()
     try:
-        admin = db.with_name(db.name + ".admin-token").read_text().strip()
+        admin = next(tmp.glob("*.admin-token")).read_text().strip()
         with httpx.Client(base_url=server.url, timeout=10) as client:
             made = client.post(
                 "/admin/v1/apps",
@@ -291,7 +314,31 @@ def start_juncture(tmp: Path, workers: int, decision_log: str = "batched") -> Ta
     except BaseException:
         server.stop()
         raise
+    if url is not None:
+        return Target("Juncture", workers, server, key, body, url=url)
     return Target("Juncture", workers, server, key, body, db=db)
+
+
+def start_postgres_nodes(
+    tmp: Path, workers: int, url: str, nodes: int, decision_log: str = "batched"
+) -> Target:
+    """``nodes`` `juncture serve` processes on one PostgreSQL database: the first publishes the
+    bundle and makes the app and the session, the others start on what it stored."""
+    os.chmod(tmp, 0o755)
+    target = start_juncture(tmp, workers, decision_log, url)
+    target.name = "PostgreSQL"
+    try:
+        for n in range(1, nodes):
+            cwd = tmp / f"node{n}"
+            cwd.mkdir()
+            port = free_port()
+            args = [str(JUNCTURE), "serve", "--db", url, "--port", str(port)]
+            args += ["--workers", str(workers), "--decision-log", decision_log]
+            target.others.append(Server(args, cwd, {**os.environ}, port).start())
+    except BaseException:
+        target.stop()
+        raise
+    return target
 
 
 def start_floor(tmp: Path, workers: int) -> Target:
@@ -305,9 +352,15 @@ def start_floor(tmp: Path, workers: int) -> Target:
 
 
 def check_answer(target: Target) -> str:
-    """One request, its answer asserted: what the load will be timing is right."""
+    """One request per node, its answer asserted: what the load will be timing is right."""
+    for other in target.others:
+        _check_answer(target, other)
+    return _check_answer(target, target.server)
+
+
+def _check_answer(target: Target, server: Server) -> str:
     response = httpx.post(
-        target.server.url + PATH,
+        server.url + PATH,
         content=target.body,
         headers={"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"},
         timeout=10,
@@ -322,11 +375,16 @@ def check_answer(target: Target) -> str:
     return "decision true, outcome allow"
 
 
-def decision_log(db: Path) -> dict[str, int]:
+def decision_log(db: Path | str) -> dict[str, int]:
+    """Decision records by outcome and action, from the SQLite file or the PostgreSQL URL."""
+    query = "SELECT outcome || ' ' || action, COUNT(*) FROM decisions GROUP BY 1"
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            return {name: count for name, count in pg.execute(query).fetchall()}
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT outcome || ' ' || action, COUNT(*) FROM decisions GROUP BY 1"
-        ).fetchall()
+        rows = conn.execute(query).fetchall()
     return {name: count for name, count in rows}
 
 
@@ -334,19 +392,47 @@ def decision_log(db: Path) -> dict[str, int]:
 
 
 def wrk(target: Target, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s"]
-    cmd += ["--latency", "--timeout", "5s", "-s", str(script), target.server.url + PATH]
+    """wrk against the target's server; with several nodes, one wrk per node at once, the
+    connections split evenly between them. Server CPU: every node's process group."""
+    servers = target.servers
+    connections = max(1, args.connections // len(servers))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_before = group_cpu_seconds(target.server.pgid)
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    cpu_after = group_cpu_seconds(target.server.pgid)
+    cpu_before = sum(group_cpu_seconds(server.pgid) for server in servers)
+    loads = []
+    for server in servers:
+        cmd = ["wrk", f"-t{args.threads}", f"-c{connections}", f"-d{seconds:g}s"]
+        cmd += ["--latency", "--timeout", "5s", "-s", str(script), server.url + PATH]
+        loads.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = []
+    for load in loads:
+        out, err = load.communicate()
+        if load.returncode != 0:
+            raise RuntimeError(f"wrk failed: {err.decode()}")
+        outputs.append(out.decode())
+    cpu_after = sum(group_cpu_seconds(server.pgid) for server in servers)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
-    result: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    parts: list[dict[str, Any]] = []
+    for out in outputs:
+        line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+        parts.append(json.loads(line.removeprefix("WRKJSON ")))
+    result = parts[0] if len(parts) == 1 else combine(parts)
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["server_cpu_s"] = cpu_after - cpu_before
     result["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    return result
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The wrk runs on several nodes at once as one: counts summed, over the longest duration
+    (so requests/s is the sum of the nodes' rates at most); latency percentiles are the worst
+    node's (percentiles do not add up; the worst is the honest bound)."""
+    counts = ("requests", "status_errors", "connect", "read", "write", "timeout")
+    result: dict[str, Any] = {key: sum(part[key] for part in parts) for key in counts}
+    result["duration_us"] = max(part["duration_us"] for part in parts)
+    for key in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"):
+        result[key] = max(part[key] for part in parts)
+    result["mean_us"] = sum(p["mean_us"] * p["requests"] for p in parts) / result["requests"]
     return result
 
 
@@ -418,10 +504,16 @@ def load(target: Target, script: Path, seconds: float, args: argparse.Namespace)
 def run_one(
     kind: str, workers: int, args: argparse.Namespace, mode: str = "batched"
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"jct-http-{kind}-") as name:
+    """One timed run of a configuration: ``Juncture`` (SQLite), ``floor``, or
+    ``PostgreSQL ×N`` (N nodes on a fresh database of ``args.postgres``)."""
+    with tempfile.TemporaryDirectory(prefix="jct-http-") as name:
         tmp = Path(name)
         if kind == "Juncture":
             target = start_juncture(tmp, workers, mode)
+        elif kind.startswith("PostgreSQL"):
+            nodes = int(kind.rsplit("×", 1)[1])
+            url = args.postgres.create_database()
+            target = start_postgres_nodes(tmp, workers, url, nodes, mode)
         else:
             target = start_floor(tmp, workers)
         try:
@@ -433,18 +525,21 @@ def run_one(
             warm = load(target, script, args.warmup, args)
             result = load(target, script, args.duration, args)
         finally:
-            target.server.stop()
+            target.stop()
         result["checked"] = checked
         result["body_bytes"] = len(target.body)
-        if target.db is not None:
-            log = decision_log(target.db)
+        if target.db is not None or target.url is not None:
+            log = decision_log(target.url or target.db)  # type: ignore[arg-type]
             allowed = log.get(f"allow {ACTION}", 0)
             others = {k: v for k, v in log.items() if not k.startswith(f"allow {ACTION}")}
             expected_others = {"allow login": 1, f"step_up {ACTION}": 1}
             counted = warm["requests"] + result["requests"]
             assert others == expected_others, f"unexpected decisions in the log: {others}"
             assert allowed >= counted, f"{allowed} allow records < {counted} requests answered"
-            result["log"] = f"{allowed} allow records for {counted} answered requests (+1 check)"
+            result["log"] = (
+                f"{allowed} allow records for {counted} answered requests "
+                f"(+{len(target.servers)} check)"
+            )
         for problem in (warm, result):
             assert problem["status_errors"] == 0, f"{kind}: non-2xx responses: {problem}"
             assert problem["socket_errors"] == 0, f"{kind}: socket errors: {problem}"
@@ -699,6 +794,141 @@ def compare_modes(args: argparse.Namespace) -> None:
         print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
 
 
+def report_postgres(
+    results: dict[tuple[str, int], list[dict[str, Any]]],
+    kinds: list[str],
+    args: argparse.Namespace,
+    info: dict[str, str],
+) -> str:
+    """SQLite and PostgreSQL side by side (``--backends sqlite postgres``)."""
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    wrk_version = (wrk_version.splitlines() or ["wrk ?"])[0].split(" [")[0]
+    lines = [
+        f"## HTTP on PostgreSQL: one node and two nodes beside SQLite, {args.connections} "
+        "connections",
+        "",
+        *common.machine_lines(info, common.command()),
+        f"- load: {wrk_version}, {args.threads} thread(s) per wrk, {args.connections} keep-alive "
+        f"connections in all, {args.duration:g} s timed after a {args.warmup:g} s warm-up, "
+        f"closed loop, 127.0.0.1; {args.rounds} round(s), the configurations interleaved per "
+        "round; figures are medians over rounds (requests/s range in brackets). The machine's "
+        "2 CPUs are shared by wrk, the servers, PostgreSQL and possibly another developer's "
+        "test run: read the medians and the ranges",
+        "- request: as in the `http` section (session-bound `change_email`, allow)",
+        "- SQLite: `juncture serve --workers N` on a SQLite file (WAL). PostgreSQL: a server "
+        "started for the run as the tests start it (`tests/postgres.py`: Debian's binaries, "
+        "fsync off, loopback TCP), a fresh database per run; `juncture serve --db "
+        "postgresql://… --workers N` per node. ×2 nodes: two such servers on the same "
+        "database (the second started on what the first stored), loaded at once by two wrk "
+        "processes, one per node, each with half the connections; requests summed, latency "
+        "percentiles the worse node's, server CPU both nodes' process groups (PostgreSQL's own "
+        "CPU is not in it)",
+        "- checked before timing: one request per node (200, `decision` true, outcome "
+        "`allow`); during the load: non-2xx responses and socket errors (all 0); after it: the "
+        "decision log (SQLite file, or the PostgreSQL table) holds an `allow` record for every "
+        "answered request",
+        "",
+        "| store | nodes × workers | requests/s | p50 ms | p90 ms | p99 ms | p99.9 ms | "
+        "server CPU µs / request | wrk CPU µs / request | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workers in args.workers:
+        for kind in kinds:
+            runs = results[(kind, workers)]
+            rps = [r["rps"] for r in runs]
+            nodes = int(kind.rsplit("×", 1)[1]) if "×" in kind else 1
+            store = "PostgreSQL" if kind.startswith("PostgreSQL") else "SQLite"
+
+            def ms(key: str, runs: list[dict[str, Any]] = runs) -> str:
+                return f"{med([r[key] for r in runs]) / 1000:.2f}"
+
+            cpu = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            wrk_cpu = med([r["wrk_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            lines.append(
+                f"| {store} | {nodes} × {workers} | {med(rps):,.0f} "
+                f"[{min(rps):,.0f}–{max(rps):,.0f}] | {ms('p50_us')} | {ms('p90_us')} | "
+                f"{ms('p99_us')} | {ms('p999_us')} | {cpu:.0f} | {wrk_cpu:.0f} | "
+                f"{sum(r['status_errors'] for r in runs)} | "
+                f"{sum(r['socket_errors'] for r in runs)} |"
+            )
+    if "Juncture" in kinds and "PostgreSQL ×1" in kinds:
+        lines += [
+            "",
+            "| workers | one node: PostgreSQL / SQLite requests/s | target ≥ 0.70 |",
+            "|---:|---:|---|",
+        ]
+        verdicts = []
+        for workers in args.workers:
+            sqlite = med([r["rps"] for r in results[("Juncture", workers)]])
+            pg = med([r["rps"] for r in results[("PostgreSQL ×1", workers)]])
+            ratio = pg / sqlite
+            verdicts.append(ratio >= 0.70)
+            lines.append(
+                f"| {workers} | {ratio:.2f}× | {'met' if ratio >= 0.70 else '**not met**'} |"
+            )
+        lines += [
+            "",
+            "Target (one node on PostgreSQL at ≥ 70% of the same node's requests/s on SQLite): "
+            f"**{'met' if all(verdicts) else 'not met'}**.",
+        ]
+    lines += [
+        "",
+        "Per round (requests/s): "
+        + "; ".join(
+            f"{kind} ×{w} workers: " + ", ".join(f"{r['rps']:,.0f}" for r in results[(kind, w)])
+            for w in args.workers
+            for kind in kinds
+        ),
+        "",
+        "Decision log check, per run: "
+        + "; ".join(
+            f"{kind} ×{w} workers: " + ", ".join(r["log"] for r in results[(kind, w)])
+            for w in args.workers
+            for kind in kinds
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compare_backends(args: argparse.Namespace) -> None:
+    """``--backends`` with postgres: SQLite (when asked) and PostgreSQL with 1 and 2 nodes,
+    interleaved per round, in the section `http-postgres` (the `http` section is untouched)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    sys.path.append(str(_HERE.parent / "tests"))
+    from postgres import PostgresServer
+
+    kinds = (["Juncture"] if "sqlite" in args.backends else []) + [
+        "PostgreSQL ×1",
+        "PostgreSQL ×2",
+    ]
+    info = common.machine()
+    args.postgres = PostgresServer()
+    args.postgres.start()
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    try:
+        for round_ in range(args.rounds):
+            for workers in args.workers:
+                for kind in kinds:
+                    result = run_one(kind, workers, args)
+                    results.setdefault((kind, workers), []).append(result)
+                    print(
+                        f"[bench] round {round_ + 1} {kind} ×{workers} workers: "
+                        f"{result['rps']:,.0f} req/s, p50 {result['p50_us'] / 1000:.2f} ms, "
+                        f"p99 {result['p99_us'] / 1000:.2f} ms, server CPU "
+                        f"{result['server_cpu_s'] / result['requests'] * 1e6:.0f} µs/request",
+                        file=sys.stderr,
+                    )
+    finally:
+        args.postgres.stop()
+        args.postgres.remove()
+    body = report_postgres(results, kinds, args, info)
+    print(body)
+    if not args.no_write:
+        common.update_section("http-postgres", body)
+        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds timed per run")
@@ -715,9 +945,19 @@ def main() -> None:
         choices=["batched", "durable"],
         help="compare these decision log modes (Juncture only; wrk optional)",
     )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["sqlite", "postgres"],
+        default=["sqlite"],
+        help="with postgres: SQLite beside PostgreSQL (1 and 2 nodes), section http-postgres",
+    )
     args = parser.parse_args()
     if args.decision_log:
         compare_modes(args)
+        return
+    if "postgres" in args.backends:
+        compare_backends(args)
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")

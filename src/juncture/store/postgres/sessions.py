@@ -24,6 +24,16 @@ _UPDATE_SESSION = (
     " revision = %s, body = %s WHERE id = %s AND revision = %s"
 )
 
+#: Many sessions replaced in one statement, each only at the revision it was read (the rows
+#: that matched are returned): one round trip for a sweep's batch, not one a session.
+_UPDATE_SESSIONS = (
+    "UPDATE sessions AS s SET handle = v.handle, app = v.app, subject_id = v.subject_id,"
+    " status = v.status, started_at = v.started_at, revision = v.revision, body = v.body"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+    " %s::bigint[], %s::bytea[]) AS v(id, handle, app, subject_id, status, started_at,"
+    " revision, body) WHERE s.id = v.id AND s.revision = v.revision - 1 RETURNING s.id"
+)
+
 
 class PostgresSessions(PostgresConnections):
     """`SessionStore` and `SubjectSeenStore` over the ``sessions`` and ``subjects_seen`` tables."""
@@ -69,6 +79,16 @@ class PostgresSessions(PostgresConnections):
         its ``revision`` (a session that changed meanwhile, or is gone, is skipped). Returns
         those stored (at revision + 1)."""
         stored = [msgspec.structs.replace(s, revision=s.revision + 1) for s in sessions]
+        if not stored:
+            return []
+        if len({s.id for s in stored}) == len(stored):  # one statement (ids unique in it)
+            columns = [list(column) for column in zip(*(
+                (s.id, s.handle, s.app, s.subject_id, s.status, to_micros(s.started_at),
+                 s.revision, encode(s)) for s in stored
+            ), strict=True)]  # fmt: skip
+            with self._transaction() as conn:
+                matched = {row[0] for row in conn.execute(_UPDATE_SESSIONS, columns).fetchall()}
+            return [s for s in stored if s.id in matched]
         done: list[Session] = []
         with self._transaction() as conn:
             for s in stored:
