@@ -205,3 +205,24 @@ def test_the_decision_log_is_kept_in_days_and_retention_drops_whole_days(postgre
         assert [r.id for r in left] == ["d0004"]
     finally:
         store.close()
+
+
+def test_a_statement_waiting_on_another_clients_lock_gives_up(postgres_url: str):
+    store = PostgresStore(postgres_url, lock_timeout=0.5)
+    try:
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreError):
+                store.get_session("s_nobody")
+            assert time.monotonic() - started < 3
+        assert store.get_session("s_nobody") is None  # the lock gone, the store answers
+    finally:
+        store.close()
+
+
+def test_the_time_limits_join_the_options_a_url_gives():
+    from juncture.store.postgres.connection import _bounded
+
+    bounded = _bounded("postgresql://u@h/d?options=-c%20search_path%3Dj", 8, 15)
+    assert bounded == "-c search_path=j -c lock_timeout=8000 -c statement_timeout=15000"

@@ -23,6 +23,7 @@ from typing import Any, Self
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import ConflictError, StoreError
@@ -30,6 +31,9 @@ from juncture.store.protocols import ConflictError, StoreError
 __all__ = ["PgConnection", "PostgresConnections", "store_error"]
 
 log = logging.getLogger(__name__)
+#: Seconds a statement may wait for a lock another client holds, and may run in all.
+LOCK_TIMEOUT = 8.0
+STATEMENT_TIMEOUT = 15.0
 
 #: A pooled connection (rows as tuples).
 PgConnection = psycopg.Connection[tuple[Any, ...]]
@@ -62,6 +66,8 @@ class PostgresConnections:
         pool_size: int = 16,
         timeout: float = 2.0,
         migrate_schema: bool = True,
+        lock_timeout: float = LOCK_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         self.url = url
         self._closed = False
@@ -73,7 +79,18 @@ class PostgresConnections:
             max_size=max(1, pool_size),
             timeout=timeout,
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": connect_timeout,
+                "options": _bounded(url, lock_timeout, statement_timeout),
+                # A connection whose peer went silent (a partition) fails within seconds,
+                # not when the operating system's TCP retries give up.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 10_000,
+            },
             name="juncture",
         )
         try:
@@ -164,3 +181,13 @@ class PostgresConnections:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _bounded(url: str, lock_timeout: float, statement_timeout: float) -> str:
+    """The URL's server ``options`` with the time limits every store statement runs under
+    added: a statement waiting on another client's lock, or running away, ends with an error
+    (503 `unavailable.store`) instead of holding its request."""
+    given = str(conninfo_to_dict(url).get("options") or "")
+    limits = (f"-c lock_timeout={int(lock_timeout * 1000)}"
+              f" -c statement_timeout={int(statement_timeout * 1000)}")  # fmt: skip
+    return f"{given} {limits}".strip()
