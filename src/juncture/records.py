@@ -508,3 +508,15 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     consumed_at: datetime | None = None
     #: Optimistic concurrency: bumped by every update (0: not stored yet).
     revision: int = 0
+
+
+class CacheState(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether a node serves the reads every decision makes (apps by key, the active version,
+    sessions) from its caches, as `/healthz` reports it."""
+
+    #: ``live``: caches in use, every change heard; ``bypassed``: every read goes to the store
+    #: (no notifications, or late ones); ``off``: this store keeps no caches (SQLite).
+    state: Literal["live", "bypassed", "off"]
+    #: When the state last changed (not told for ``off``).
+    since: datetime | msgspec.UnsetType = msgspec.UNSET
+    reason: str | msgspec.UnsetType = msgspec.UNSET

@@ -13,14 +13,16 @@ from starlette.responses import JSONResponse, Response
 
 from juncture.api.boundary import ServiceCalls, store_calls
 from juncture.api.problems import ApiError, json_body
+from juncture.waiting import WouldWait, check_may_wait
 
 
 def test_auto_asks_the_store_and_a_choice_is_kept() -> None:
     assert store_calls("auto", remote=False) == "loop"
-    assert store_calls("auto", remote=True) == "threads"
+    assert store_calls("auto", remote=True) == "loop-first"
     assert store_calls("loop", remote=True) == "loop"
     assert store_calls("threads", remote=False) == "threads"
-    with pytest.raises(ValueError, match="auto, loop or threads"):
+    assert store_calls("loop-first", remote=False) == "loop-first"
+    with pytest.raises(ValueError, match="auto, loop, threads or loop-first"):
         store_calls("fast", remote=False)
 
 
@@ -99,3 +101,60 @@ def test_a_thread_keeps_its_loop_and_close_closes_them() -> None:
     assert len(set(loops)) == 1  # one worker thread, one loop, made once
     calls.close()
     assert calls._loops == []
+
+
+def _loop_first(handler: Any, *, loop_first: bool = True) -> tuple[list[tuple[int, Any]], int]:
+    """Two requests through a ``loop-first`` ServiceCalls: where each run of the handler was
+    (thread ids, with what it read), and the server's thread."""
+    calls = ServiceCalls("loop-first", threads=2)
+    runs: list[tuple[int, Any]] = []
+
+    async def main() -> int:
+        for body in (b'{"n": 1}', b'{"n": 2}'):
+            response = await calls.answer(
+                lambda r: handler(r, runs), _request(body), body_limit=100, loop_first=loop_first
+            )
+            assert json.loads(bytes(response.body))["ok"] is True
+        return threading.get_ident()
+
+    try:
+        server = asyncio.run(main())
+    finally:
+        calls.close()
+    return runs, server
+
+
+def test_loop_first_a_handler_that_never_waits_stays_on_the_loop() -> None:
+    async def never(request: Request, runs: list[tuple[int, Any]]) -> Response:
+        runs.append((threading.get_ident(), await json_body(request)))
+        return JSONResponse({"ok": True})
+
+    runs, server = _loop_first(never)
+    assert runs == [(server, {"n": 1}), (server, {"n": 2})]
+
+
+def test_loop_first_a_handler_that_would_wait_runs_again_from_the_start_in_a_thread() -> None:
+    async def handler(request: Request, runs: list[tuple[int, Any]]) -> Response:
+        runs.append((threading.get_ident(), await json_body(request)))
+        check_may_wait()  # what a store call that goes to the network does first
+        return JSONResponse({"ok": True})
+
+    runs, server = _loop_first(handler)
+    assert [body for _, body in runs] == [{"n": 1}, {"n": 1}, {"n": 2}, {"n": 2}]
+    assert runs[0][0] == server and runs[2][0] == server  # tried on the loop, with the body
+    assert runs[1][0] != server and runs[3][0] != server  # then whole in a thread
+
+
+def test_loop_first_only_for_the_handlers_that_say_so() -> None:
+    async def handler(request: Request, runs: list[tuple[int, Any]]) -> Response:
+        runs.append((threading.get_ident(), await json_body(request)))
+        check_may_wait()
+        return JSONResponse({"ok": True})
+
+    runs, server = _loop_first(handler, loop_first=False)
+    assert len(runs) == 2 and all(thread != server for thread, _ in runs)
+
+
+def test_would_wait_is_not_an_exception_a_service_could_swallow() -> None:
+    assert not issubclass(WouldWait, Exception)
+    check_may_wait()  # outside a loop-first run: waiting is allowed

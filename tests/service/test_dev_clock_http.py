@@ -60,7 +60,9 @@ def test_the_test_clock_makes_a_within_window_run_out(tmp_path: Path) -> None:
 def test_the_test_clock_is_refused_without_dev_mode(tmp_path: Path) -> None:
     server = Server(tmp_path / "j.db", bundle(tmp_path / "v1", "10m")).start()
     try:
-        assert server.client("-").get("/healthz").json()["dev"] is False
+        health = server.client("-").get("/healthz").json()
+        assert health["dev"] is False
+        assert health["caches"] == {"state": "off"}  # SQLite keeps no caches
         with admin(server) as client:
             for method, body in (("GET", None), ("POST", {"offset": "+11m"}), ("DELETE", None)):
                 refused = client.request(method, "/admin/v1/clock", json=body)

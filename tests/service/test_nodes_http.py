@@ -1,15 +1,20 @@
 """Three `juncture serve` nodes over one PostgreSQL: what one node is told, the others decide
-by at once. Every decision reads the active version and the session from the database (the
-nodes keep no copy of either: a compiled plan is cached by version id, and a version never
-changes), so a publish, a rollback or a revocation on one node is what the next decision on
-any node sees."""
+by within the propagation bound. Each node keeps the active version's id, app keys and
+sessions in caches that the database's notifications keep exact (store/postgres/cached.py):
+a publish, a rollback or a revocation on one node reaches every other node's next decision
+within milliseconds (the bound tested here is `FOLLOWS_WITHIN`; `bench/propagation.py`
+measures the percentiles), and a node that cannot hear the notifications reads the database
+for every decision until it has caught up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from .server import Server
@@ -50,6 +55,20 @@ def login_allowed(client: httpx.Client, session: str) -> bool:
     return bool(evaluation(client, session, "login")["decision"])
 
 
+#: Seconds within which every node follows a change made on one (issue 15 asks 100 ms at the
+#: 99th percentile; a test on a loaded machine allows more, never an unbounded wait).
+FOLLOWS_WITHIN = 1.0
+
+
+def follows(ask: Callable[[], Any], expected: Any) -> Any:
+    """``ask()`` until it answers ``expected``, within `FOLLOWS_WITHIN`."""
+    deadline = time.monotonic() + FOLLOWS_WITHIN
+    while (answer := ask()) != expected:
+        assert time.monotonic() < deadline, f"{answer!r}, not {expected!r}, after the bound"
+        time.sleep(0.005)
+    return answer
+
+
 def test_publish_rollback_and_revocation_on_one_node_reach_the_others(nodes: list[Server]):
     a, b, c = nodes
     key = app_key(a)  # an app made on one node is known to every node
@@ -64,21 +83,26 @@ def test_publish_rollback_and_revocation_on_one_node_reach_the_others(nodes: lis
         )
         assert published.status_code == 201, published.text
         v2 = published.json()["id"]
-    for client in (web[2], web[0]):  # C and A follow at their next decision
-        answer = evaluation(client, session, "login")
-        assert answer["decision"] is False
-        assert (answer["context"]["reason"], answer["context"]["version"]) == ("login_closed", v2)
+    for client in (web[2], web[0]):  # C and A follow
+        follows(
+            lambda client=client: (
+                (answer := evaluation(client, session, "login"))["context"].get("reason"),
+                answer["context"]["version"],
+            ),
+            ("login_closed", v2),
+        )
 
     with admin(c) as client:  # roll back on C
         assert client.post(f"/admin/v1/versions/{v1}/activate").status_code == 200
-    assert [login_allowed(client, session) for client in web] == [True, True, True]
+    follows(lambda: [login_allowed(client, session) for client in web], [True, True, True])
 
     ended = web[2].post(f"/v1/sessions/{session}/end", json={"revoke_reason": "stolen_device"})
     assert ended.status_code == 200, ended.text  # revoked on C
     for client in (web[0], web[1]):
-        answer = evaluation(client, session, "login")
-        assert answer["decision"] is False
-        assert answer["context"]["reason"] == "session_revoked"
+        follows(
+            lambda client=client: evaluation(client, session, "login")["context"].get("reason"),
+            "session_revoked",
+        )
     for node in nodes:
         assert httpx.get(f"{node.url}/healthz", timeout=5).json()["version"] == v1
 
@@ -94,4 +118,40 @@ def test_a_challenge_answered_on_one_node_is_used_up_on_every_node(nodes: list[S
     for client in (web[0], web[2]):  # single use across nodes
         again = client.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
         assert (again.status_code, again.json()["code"]) == (409, "challenge.not_live")
-    assert evaluation(web[2], session)["decision"] is True  # the step-up counts everywhere
+    for client in web:  # the step-up counts everywhere
+        follows(lambda client=client: evaluation(client, session)["decision"], True)
+
+
+def test_healthz_says_the_caches_are_live_and_a_node_deaf_to_changes_reads_the_database(
+    nodes: list[Server], postgres_url: str
+):
+    a, b, _ = nodes
+    key = app_key(a)
+    web_a, web_b = a.client(key), b.client(key)
+    session = start(web_a)["session"]["id"]
+    assert login_allowed(web_b, session)  # B has the session in its cache now
+    for node in nodes:
+        assert httpx.get(f"{node.url}/healthz", timeout=5).json()["caches"]["state"] == "live"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        # Every node's notification connection ends: none hears the revocation below.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'juncture-changes' AND datname = current_database()"
+        )
+
+        def health(node: Server) -> tuple[int, str]:
+            answer = httpx.get(f"{node.url}/healthz", timeout=5)
+            return answer.status_code, answer.json()["caches"]["state"]
+
+        follows(lambda: health(b), (200, "bypassed"))
+        ended = web_a.post(f"/v1/sessions/{session}/end", json={"revoke_reason": "stolen"})
+        assert ended.status_code == 200, ended.text
+    # Deaf to the change, B reads the database for every decision: the revocation holds at once.
+    answer = evaluation(web_b, session, "login")
+    assert (answer["decision"], answer["context"]["reason"]) == (False, "session_revoked")
+    deadline = time.monotonic() + 10  # and B listens again by itself, caches emptied
+    while health(b) != (200, "live"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    answer = evaluation(web_b, session, "login")
+    assert (answer["decision"], answer["context"]["reason"]) == (False, "session_revoked")

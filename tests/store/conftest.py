@@ -61,9 +61,25 @@ class PostgresBackend:
         )
 
 
+class CachedPostgresBackend(PostgresBackend):
+    """PostgreSQL as a server opens it: the reads every decision makes served from the
+    node's caches (`store/postgres/cached.py`), which must keep every contract."""
+
+    name = "postgres-cached"
+
+    def open(self) -> Store:
+        store = PostgresStore(self.url)
+        store.start_caches()
+        return store
+
+    def open_source(self) -> str:
+        return super().open_source() + "\nstore.start_caches()"
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
     "sqlite": SqliteBackend,
     "postgres": PostgresBackend,
+    "postgres-cached": CachedPostgresBackend,
 }
 
 

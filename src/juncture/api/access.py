@@ -80,6 +80,13 @@ async def evaluation(request: Request) -> Response:
     return _json(_decider(runtime, app, request)(evaluation))
 
 
+#: Handlers that may be tried on the event loop first (api/boundary.py, waiting.py): each
+#: makes one decision, and a decision changes nothing (not even its log record, written last)
+#: before its first store call that waits. A batch may not: its first items are logged
+#: before a later one waits.
+LOOP_FIRST = frozenset({evaluation})
+
+
 async def evaluations(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)

@@ -30,6 +30,7 @@ from juncture.api import (
     ssf,
     transmitters,
 )
+from juncture.api.access import LOOP_FIRST
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.boundary import ServiceCalls
 from juncture.api.hashing import HashPool
@@ -105,7 +106,11 @@ CLOCKED = ("/access/", "/v1/")
 
 
 def _errors(
-    handler: Callable[[Request], Awaitable[Response]], *, body_limit: int, clocked: bool = False
+    handler: Callable[[Request], Awaitable[Response]],
+    *,
+    body_limit: int,
+    clocked: bool = False,
+    loop_first: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
         clock: ClockWatch | None = request.app.state.clock
@@ -117,7 +122,7 @@ def _errors(
                 f"{clock.settings.max_skew:g} s: it decides nothing until it is set right",
             )
         with DecisionLogWriter.awaited() as commits:
-            response = await _answer(handler, request, body_limit)
+            response = await _answer(handler, request, body_limit, loop_first)
         if not commits:
             return response
         # Durable decision log: the answer goes only once its records are committed (the
@@ -134,13 +139,16 @@ def _errors(
 
 
 async def _answer(
-    handler: Callable[[Request], Awaitable[Response]], request: Request, body_limit: int
+    handler: Callable[[Request], Awaitable[Response]],
+    request: Request,
+    body_limit: int,
+    loop_first: bool,
 ) -> Response:
     """The handler's answer, on the loop or in a worker thread as the store asks
     (api/boundary.py); any error it lets out answered as a problem, in one place."""
     calls: ServiceCalls = request.app.state.service_calls
     try:
-        return await calls.answer(handler, request, body_limit=body_limit)
+        return await calls.answer(handler, request, body_limit=body_limit, loop_first=loop_first)
     except CorruptError as exc:  # one record, not the store: the rest of the service works on
         log.exception("a stored record is corrupt")
         return problem_of(exc)
@@ -213,6 +221,7 @@ async def health(request: Request) -> Response:
         # development mode: decisions run on the test clock
         dev_clock=devclock.clock_view(dev_clock) if dev_clock is not None else msgspec.UNSET,
         clock=clock.state if clock is not None else msgspec.UNSET,
+        caches=runtime.health.caches(),
     )
     return Response(msgspec.json.encode(body), status_code=503 if skewed else 200,
                     media_type="application/json")  # fmt: skip
@@ -233,7 +242,7 @@ def create_app(
     """The ASGI app over a runtime (which owns the store), with Shared Signals when given;
     with a ``clock``, the decision and session API is refused while it says skewed.
     ``store_calls`` says where requests run (api/boundary.py): ``auto`` (as the store asks),
-    ``loop`` or ``threads``.
+    ``loop``, ``threads`` or ``loop-first``.
 
     Raises:
         ValueError: ``store_calls`` is none of those.
@@ -286,6 +295,7 @@ def create_app(
                         handler,
                         body_limit=max(limits.body_limit(m, path) for m in methods),
                         clocked=path.startswith(CLOCKED),
+                        loop_first=handler in LOOP_FIRST,
                     ),
                     methods=methods,
                 )

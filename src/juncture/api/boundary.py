@@ -40,9 +40,11 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from juncture.api.problems import raw_body
+from juncture.waiting import WouldWait, no_waiting
 
-#: How a request's service calls run: on the server's event loop, or in worker threads.
-StoreCalls = Literal["loop", "threads"]
+#: How a request's service calls run: on the server's event loop, or in worker threads, or
+#: (decisions) on the loop until they would wait, then in a thread.
+StoreCalls = Literal["loop", "threads", "loop-first"]
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: Requests in worker threads at most, per server worker process: a networked store's pool of
@@ -51,12 +53,17 @@ THREADS = 32
 
 
 def store_calls(choice: str, *, remote: bool) -> StoreCalls:
-    """The mode for ``choice`` (``auto``, ``loop`` or ``threads``); ``auto`` asks the store."""
+    """The mode for ``choice`` (``auto``, ``loop``, ``threads`` or ``loop-first``); ``auto``
+    asks the store: ``loop`` for a local one, ``loop-first`` for a remote one."""
     if choice == "auto":
-        return "threads" if remote else "loop"
-    if choice in ("loop", "threads"):
-        return "loop" if choice == "loop" else "threads"
-    raise ValueError(f"store calls must be auto, loop or threads, not {choice!r}")
+        return "loop-first" if remote else "loop"
+    if choice == "loop":
+        return "loop"
+    if choice == "threads":
+        return "threads"
+    if choice == "loop-first":
+        return "loop-first"
+    raise ValueError(f"store calls must be auto, loop, threads or loop-first, not {choice!r}")
 
 
 class ServiceCalls:
@@ -68,17 +75,32 @@ class ServiceCalls:
         self._local = threading.local()
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._lock = threading.Lock()
+        #: Requests tried on the loop first, and those of them that went on in a thread.
+        self.tried_on_loop = 0
+        self.moved_to_threads = 0
 
-    async def answer(self, handler: Handler, request: Request, *, body_limit: int) -> Response:
-        """``handler``'s answer to ``request``, run where the mode says.
+    async def answer(
+        self, handler: Handler, request: Request, *, body_limit: int, loop_first: bool = False
+    ) -> Response:
+        """``handler``'s answer to ``request``, run where the mode says; ``loop_first``: the
+        handler changes nothing before its first store call that waits (waiting.py), so in
+        ``loop-first`` mode it is tried on the loop first.
 
         Raises:
-            ApiError: in ``threads`` mode, a body over ``body_limit`` bytes or one that ended
-                early (as the handler itself answers them).
+            ApiError: in ``threads`` and ``loop-first`` modes, a body over ``body_limit``
+                bytes or one that ended early (as the handler itself answers them).
         """
         if self.mode == "loop":
             return await handler(request)
-        replay = _replaying(request, await raw_body(request, body_limit))
+        body = await raw_body(request, body_limit)
+        if loop_first and self.mode == "loop-first":
+            self.tried_on_loop += 1
+            try:
+                with no_waiting():
+                    return await handler(_replaying(request, body))
+            except WouldWait:  # a cache miss or a write: from the start, in a thread
+                self.moved_to_threads += 1
+        replay = _replaying(request, body)
         return await anyio.to_thread.run_sync(self._run, handler, replay, limiter=self._limiter)
 
     def _run(self, handler: Handler, request: Request) -> Response:

@@ -12,6 +12,7 @@ from juncture.engine import Decision
 from juncture.engine.decision import StepUp
 from juncture.records import (
     App,
+    CacheState,
     Challenge,
     Delegation,
     Observed,
@@ -160,6 +161,9 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     dev: bool
     dev_clock: DevClockView | msgspec.UnsetType = msgspec.UNSET
     clock: ClockState | msgspec.UnsetType = msgspec.UNSET
+    #: The caches of what every decision reads: ``live``, ``bypassed`` (each read goes to the
+    #: store: the node cannot tell that every change reached it) or ``off`` (SQLite).
+    caches: CacheState | msgspec.UnsetType = msgspec.UNSET
 
 
 def decision_view(decision: Decision, challenge: Challenge | None) -> dict[str, Any]:

@@ -43,11 +43,13 @@ class DecisionLogMode(StrEnum):
 
 
 class StoreCallsMode(StrEnum):
-    """Where requests call the store: as the store asks, on the event loop, or in threads."""
+    """Where requests call the store: as the store asks, on the event loop, in threads, or
+    (decisions) on the loop until they would wait on the network."""
 
     auto = "auto"
     loop = "loop"
     threads = "threads"
+    loop_first = "loop-first"
 
 
 def serve(
@@ -151,8 +153,10 @@ def serve(
         StoreCallsMode,
         typer.Option(
             envvar="JUNCTURE_STORE_CALLS",
-            help="Where requests call the store: auto (a local file on the event loop, a "
-            "database server in worker threads), loop or threads.",
+            help="Where requests call the store: auto (a local file on the event loop; a "
+            "database server: decisions on the event loop until one would wait on the "
+            "database, then in a worker thread, other requests in worker threads), loop, "
+            "threads or loop-first.",
         ),
     ] = StoreCallsMode.auto,
     max_clock_skew: Annotated[

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from juncture.records import CacheState
 from juncture.store.protocols import Store, StoreError
 
 
@@ -37,3 +38,8 @@ class Health:
     def active_sessions(self) -> int:
         """Sessions active now. Raises StoreError."""
         return self._store.count_active_sessions()
+
+    def caches(self) -> CacheState:
+        """Whether this node serves the hot reads from its caches (live), or reads the store
+        for each (bypassed: it cannot tell that every change reached it) or keeps none."""
+        return self._store.cache_state()

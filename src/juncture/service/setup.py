@@ -45,17 +45,20 @@ def tree_files(root: str | Path) -> dict[str, bytes]:
     return files
 
 
-def open_store(db: str | Path, *, pool_size: int | None = None) -> Store:
+def open_store(db: str | Path, *, pool_size: int | None = None, caches: bool = True) -> Store:
     """The store of a server: the PostgreSQL database of a ``postgresql://`` URL (its schema
-    migrated; ``pool_size``: its connections at most, None: the backend's default), else the
-    SQLite file ``db`` (created when missing). The one place the API's composition chooses a
-    backend."""
+    migrated; ``pool_size``: its connections at most, None: the backend's default; ``caches``:
+    the reads every decision makes served from this node's caches while it hears every
+    change), else the SQLite file ``db`` (created when missing). The one place the API's
+    composition chooses a backend."""
     if is_postgres_url(db):
         from juncture.store.postgres import PostgresStore  # psycopg only when it is used
 
-        if pool_size is None:
-            return PostgresStore(str(db))
-        return PostgresStore(str(db), pool_size=pool_size)
+        store = PostgresStore(str(db)) if pool_size is None else PostgresStore(
+            str(db), pool_size=pool_size)  # fmt: skip
+        if caches:
+            store.start_caches()
+        return store
     return SqliteStore(db)
 
 

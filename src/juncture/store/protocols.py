@@ -22,6 +22,7 @@ from juncture.records import (
     App,
     Approval,
     Authenticator,
+    CacheState,
     Challenge,
     DecisionQuery,
     DecisionRecord,
@@ -485,5 +486,9 @@ class Store(
     #: Whether its calls cross a network (a database server) rather than read a local file:
     #: the API then runs requests off the server's event loop (api/boundary.py says why).
     remote: bool
+
+    def cache_state(self) -> CacheState:
+        """Whether the reads every decision makes come from this node's caches now."""
+        ...
 
     def close(self) -> None: ...

@@ -9,7 +9,7 @@ The schema and its migrations are in `schema.py`.
 from __future__ import annotations
 
 from juncture.store.postgres.approvals import PostgresApprovals
-from juncture.store.postgres.apps import PostgresApps
+from juncture.store.postgres.cached import CachedReads
 from juncture.store.postgres.challenges import PostgresChallenges
 from juncture.store.postgres.clocks import PostgresClocks
 from juncture.store.postgres.decisions import PostgresDecisionLog
@@ -17,19 +17,15 @@ from juncture.store.postgres.directory import PostgresDirectory
 from juncture.store.postgres.failures import PostgresFailures
 from juncture.store.postgres.received import PostgresReceivedEvents
 from juncture.store.postgres.schema import SCHEMA_VERSION
-from juncture.store.postgres.sessions import PostgresSessions
 from juncture.store.postgres.streams import PostgresStreams
 from juncture.store.postgres.sweeps import PostgresSweeps
-from juncture.store.postgres.versions import PostgresPolicyVersions
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
 class PostgresStore(
-    PostgresSessions,
-    PostgresPolicyVersions,
+    CachedReads,
     PostgresDecisionLog,
-    PostgresApps,
     PostgresChallenges,
     PostgresDirectory,
     PostgresFailures,
@@ -44,7 +40,8 @@ class PostgresStore(
 
     Opening migrates the schema under an advisory lock (``migrate_schema=False``: only checks
     it is not newer). Raises StoreError when the server cannot be reached or its schema is
-    newer than this code knows.
+    newer than this code knows. A server's store calls `start_caches` (`cached.py`): the reads
+    every decision makes are then served from this node's caches while every change is heard.
     """
 
     #: A database server: requests call it from worker threads (api/boundary.py says why).

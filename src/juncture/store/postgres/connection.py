@@ -27,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import ConflictError, StoreError
+from juncture.waiting import check_may_wait
 
 __all__ = ["PgConnection", "PostgresConnections", "store_error"]
 
@@ -73,24 +74,25 @@ class PostgresConnections:
         self._closed = False
         self._checking = threading.Lock()  # held while the idle connections are checked
         connect_timeout = max(1, int(timeout + 0.999))
+        #: What every connection is opened with (autocommit aside).
+        self._options: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "options": _bounded(url, lock_timeout, statement_timeout),
+            # A connection whose peer went silent (a partition) fails within seconds,
+            # not when the operating system's TCP retries give up.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
+        }
         self._pool: psycopg_pool.ConnectionPool[PgConnection] = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=max(1, pool_size),
             timeout=timeout,
             open=False,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": connect_timeout,
-                "options": _bounded(url, lock_timeout, statement_timeout),
-                # A connection whose peer went silent (a partition) fails within seconds,
-                # not when the operating system's TCP retries give up.
-                "keepalives": 1,
-                "keepalives_idle": 5,
-                "keepalives_interval": 2,
-                "keepalives_count": 3,
-                "tcp_user_timeout": 10_000,
-            },
+            kwargs={"autocommit": True, **self._options},
             name="juncture",
         )
         try:
@@ -110,6 +112,7 @@ class PostgresConnections:
     # -- connections ----------------------------------------------------------------------
     @contextmanager
     def _connection(self) -> Iterator[PgConnection]:
+        check_may_wait()  # on the event loop, a request goes to a thread first (waiting.py)
         if self._closed:
             raise StoreError("the store is closed")
         try:
@@ -137,6 +140,11 @@ class PostgresConnections:
                 self._checking.release()
 
         threading.Thread(target=check, name="juncture-pg-check", daemon=True).start()
+
+    def connect_options(self) -> dict[str, Any]:
+        """What every connection of the pool is opened with (time limits, keepalives), for a
+        connection of its own (the change listener's)."""
+        return dict(self._options)
 
     def _one(self, sql: str, params: Sequence[object]) -> Any:
         with self._connection() as conn:

@@ -20,6 +20,44 @@ _T = 'TEXT COLLATE "C"'
 #: The advisory lock key that migrations hold (any constant unlikely to collide: "junc").
 MIGRATION_LOCK = 0x6A756E63
 
+#: The channel on which the database says what changed (`changes.py` listens on it): a
+#: payload is a table's short name and the ids of the rows a statement changed, comma
+#: separated, or ``*`` when they were more than `NOTIFY_IDS` (or are not told, as for apps).
+CHANGES = "juncture_changes"
+NOTIFY_IDS = 100
+#: How many rows the statement changed, and the ids of the first `NOTIFY_IDS` + 1 (PL/pgSQL).
+_COUNT_IDS = ("SELECT count(*), string_agg(id, ',') INTO n, ids"
+              " FROM (SELECT id FROM changed LIMIT 101) AS c;")  # fmt: skip
+
+
+def _notify_changed(table: str, what: str, *, ids: bool) -> tuple[str, ...]:
+    """A function and the statement-level triggers that notify `CHANGES` of the rows of
+    ``table`` that an UPDATE or DELETE changed, as ``what <ids>`` (its ``id`` column; without
+    ``ids``: ``what *``). In the writing transaction: the notification is sent at its commit,
+    never for one rolled back, and every write path is covered, ours or an operator's by hand.
+    Inserts notify nothing: no node caches a row's absence."""
+    function = f"juncture_notify_{table}"
+    everything = f"PERFORM pg_notify('{CHANGES}', '{what} *');"
+    if ids:  # the ids, up to NOTIFY_IDS of them (a payload stays under PostgreSQL's 8000 bytes)
+        body = _COUNT_IDS + (
+            f" IF n > {NOTIFY_IDS} THEN {everything}"
+            f" ELSIF n > 0 THEN PERFORM pg_notify('{CHANGES}', '{what} ' || ids); END IF;"
+        )
+    else:
+        body = everything
+    statements = [
+        f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" DECLARE n bigint; ids text; BEGIN {body} RETURN NULL; END $$",
+    ]
+    for event, rows in (("UPDATE", "NEW"), ("DELETE", "OLD")):
+        statements.append(
+            f"CREATE TRIGGER {table}_{event.lower()}_notify AFTER {event} ON {table}"
+            f" REFERENCING {rows} TABLE AS changed FOR EACH STATEMENT"
+            f" EXECUTE FUNCTION {function}()"
+        )
+    return tuple(statements)
+
+
 #: One list of statements per schema version; version N is reached by running ``MIGRATIONS[N-1]``.
 #: Released versions never change: a later schema appends a list.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -228,6 +266,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             clock BIGINT NOT NULL,
             store_at BIGINT NOT NULL
         )""",
+    ),
+    # 2: what changed is notified (`CHANGES`): nodes keep caches of what every decision reads
+    # (a session, an app by its key, the active version) and drop an entry when it changes.
+    (
+        *_notify_changed("sessions", "session", ids=True),
+        *_notify_changed("apps", "app", ids=False),
+        *_notify_changed("key_prefixes", "app", ids=False),
+        *_notify_changed("versions", "version", ids=False),
     ),
 )
 
