@@ -823,6 +823,10 @@ def report_postgres(
         "processes, one per node, each with half the connections; requests summed, latency "
         "percentiles the worse node's, server CPU both nodes' process groups (PostgreSQL's own "
         "CPU is not in it)",
+        "- PostgreSQL nodes run as `juncture serve` starts them: app keys, the active version and "
+        "sessions from each node's caches, kept exact by the database's notifications "
+        "(store/postgres/cached.py), and a decision on the event loop until it would wait on the "
+        "database (`--store-calls auto`: loop-first, api/boundary.py)",
         "- checked before timing: one request per node (200, `decision` true, outcome "
         "`allow`); during the load: non-2xx responses and socket errors (all 0); after it: the "
         "decision log (SQLite file, or the PostgreSQL table) holds an `allow` record for every "

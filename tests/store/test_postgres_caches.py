@@ -14,7 +14,7 @@ from msgspec.structs import replace
 
 from juncture.store.postgres import PostgresStore
 from juncture.store.postgres.changes import APPLICATION_NAME, STALE_AFTER
-from juncture.store.postgres.schema import CHANGES, NOTIFY_IDS
+from juncture.store.postgres.schema import CHANGES, NOTIFY_IDS, NOTIFY_ROWS
 
 from .test_contract import at, make_app, make_session, make_version
 
@@ -64,8 +64,23 @@ def test_the_triggers_notify_what_changed_at_commit_and_never_an_insert(postgres
         ]
         two = [replace(s, revision=s.revision + (s is one)) for s in sessions[:2]]
         assert notified(postgres_url, lambda: store.update_sessions(two)) == ["session s1,s2"]
-        many = [s for s in store.get_sessions([s.id for s in sessions]).values()]
-        assert notified(postgres_url, lambda: store.update_sessions(many)) == ["session *"]
+        many = sorted(store.get_sessions([s.id for s in sessions]).values(), key=lambda s: s.id)
+        payloads = notified(postgres_url, lambda: store.update_sessions(many))
+        assert len(payloads) == 2  # the ids in groups of NOTIFY_IDS
+        told = [i for p in payloads for i in p.removeprefix("session ").split(",")]
+        assert sorted(told) == sorted(s.id for s in many)
+
+        def by_hand() -> None:  # an operator's statement over more rows than are told
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO sessions (id, handle, app, subject_id, status, started_at,"
+                    " revision, body) SELECT 'x' || n, 'hx' || n, 'shop', 'u', 'active', 0, 0,"
+                    " '\\x00' FROM generate_series(1, %s) AS n",
+                    (NOTIFY_ROWS + 1,),
+                )
+                conn.execute("UPDATE sessions SET revision = revision + 1 WHERE id LIKE 'x%'")
+
+        assert notified(postgres_url, by_hand) == ["session *"]
         assert notified(postgres_url, lambda: store.delete_session("s3")) == ["session s3"]
         assert notified(postgres_url, lambda: store.put_app(make_app("shop", "jct_app_1"))) == [
             "app *"

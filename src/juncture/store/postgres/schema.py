@@ -21,13 +21,17 @@ _T = 'TEXT COLLATE "C"'
 MIGRATION_LOCK = 0x6A756E63
 
 #: The channel on which the database says what changed (`changes.py` listens on it): a
-#: payload is a table's short name and the ids of the rows a statement changed, comma
-#: separated, or ``*`` when they were more than `NOTIFY_IDS` (or are not told, as for apps).
+#: payload is a table's short name and the ids of rows a statement changed, comma separated
+#: (`NOTIFY_IDS` at most a payload: a statement that changed more sends several), or ``*``
+#: when it changed more than `NOTIFY_ROWS` (or the ids are not told, as for apps).
 CHANGES = "juncture_changes"
 NOTIFY_IDS = 100
-#: How many rows the statement changed, and the ids of the first `NOTIFY_IDS` + 1 (PL/pgSQL).
-_COUNT_IDS = ("SELECT count(*), string_agg(id, ',') INTO n, ids"
-              " FROM (SELECT id FROM changed LIMIT 101) AS c;")  # fmt: skip
+NOTIFY_ROWS = 10_000
+#: PL/pgSQL: how many rows the statement changed (up to `NOTIFY_ROWS` + 1), and then its ids
+#: in groups of `NOTIFY_IDS` (a payload stays far under PostgreSQL's 8000 bytes).
+_COUNT_ROWS = "SELECT count(*) INTO n FROM (SELECT 1 FROM changed LIMIT 10001) AS c;"
+_ID_GROUPS = ("SELECT string_agg(id, ',') FROM (SELECT id, row_number() OVER () - 1 AS r"
+              " FROM changed) AS c GROUP BY r / 100")  # fmt: skip
 
 
 def _notify_changed(table: str, what: str, *, ids: bool) -> tuple[str, ...]:
@@ -38,10 +42,10 @@ def _notify_changed(table: str, what: str, *, ids: bool) -> tuple[str, ...]:
     Inserts notify nothing: no node caches a row's absence."""
     function = f"juncture_notify_{table}"
     everything = f"PERFORM pg_notify('{CHANGES}', '{what} *');"
-    if ids:  # the ids, up to NOTIFY_IDS of them (a payload stays under PostgreSQL's 8000 bytes)
-        body = _COUNT_IDS + (
-            f" IF n > {NOTIFY_IDS} THEN {everything}"
-            f" ELSIF n > 0 THEN PERFORM pg_notify('{CHANGES}', '{what} ' || ids); END IF;"
+    if ids:
+        body = _COUNT_ROWS + (
+            f" IF n > {NOTIFY_ROWS} THEN {everything} ELSE FOR ids IN {_ID_GROUPS} LOOP"
+            f" PERFORM pg_notify('{CHANGES}', '{what} ' || ids); END LOOP; END IF;"
         )
     else:
         body = everything
