@@ -32,6 +32,7 @@ def open_runtime(
     decision_log: str = "batched",
     now: Callable[[], datetime] = utc_now,
     pool_size: int | None = None,
+    cache_sessions: int = 20_000,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
@@ -43,7 +44,7 @@ def open_runtime(
     retention = timedelta(days=retention_days) if retention_days else None
     observer = Observer(observe or ObserveSettings(), now=utc_now())
     return Runtime(
-        open_store(db, pool_size=pool_size),
+        open_store(db, pool_size=pool_size, cache_sessions=cache_sessions),
         now=now,
         retention=retention,
         observer=observer,
@@ -74,6 +75,7 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         settings.decision_log,
         now,
         settings.db_pool_size,
+        settings.cache_sessions,
     )
     clock = runtime.clock_watch(real_now, settings.clock)
     transmitter = runtime.transmitter(settings.transmit)

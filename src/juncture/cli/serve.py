@@ -141,6 +141,15 @@ def serve(
             "~0.2 s of them); durable: each answer waits for its record's commit."
         ),
     ] = DecisionLogMode.batched,
+    cache_sessions: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Sessions each worker keeps in memory at most, on PostgreSQL (about 2 KiB "
+            "each; the most recently read stay; 0: every decision reads its session from the "
+            "database). Ignored for SQLite.",
+        ),
+    ] = 20_000,
     db_pool_size: Annotated[
         int | None,
         typer.Option(
@@ -216,7 +225,7 @@ def serve(
             webauthn_origin=webauthn_origin, issuer=issuer, transmitters=transmitters,
             ssf_allow_private=ssf_allow_private, key_rotation_days=key_rotation_days,
             unused_days=unused_days, decision_log=decision_log, store_calls=store_calls,
-            db_pool_size=db_pool_size,
+            db_pool_size=db_pool_size, cache_sessions=cache_sessions,
             max_clock_skew=max_clock_skew,
             max_request_line=max_request_line, max_header_bytes=max_header_bytes,
             max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
@@ -258,6 +267,7 @@ def _server_settings(
     decision_log: DecisionLogMode,
     store_calls: StoreCallsMode,
     db_pool_size: int | None,
+    cache_sessions: int,
     max_clock_skew: float,
     max_request_line: int,
     max_header_bytes: int,
@@ -345,6 +355,7 @@ def _server_settings(
         decision_log=decision_log.value,
         store_calls=store_calls.value,
         db_pool_size=db_pool_size,
+        cache_sessions=cache_sessions,
         dev=dev,
         metrics_token=metrics_token.strip() if metrics_token is not None else None,
         clock=ClockSettings(max_skew=max_clock_skew),

@@ -16,6 +16,9 @@ from juncture.store.files import write_private
 from juncture.store.protocols import Store
 from juncture.store.sqlite import SqliteStore
 
+#: Sessions a node keeps in memory by default (PostgreSQL).
+SESSIONS = 20_000
+
 ALL_SCOPES = ("read", "publish", "manage_apps", "manage_subjects")
 
 
@@ -45,19 +48,25 @@ def tree_files(root: str | Path) -> dict[str, bytes]:
     return files
 
 
-def open_store(db: str | Path, *, pool_size: int | None = None, caches: bool = True) -> Store:
+def open_store(
+    db: str | Path,
+    *,
+    pool_size: int | None = None,
+    caches: bool = True,
+    cache_sessions: int = SESSIONS,
+) -> Store:
     """The store of a server: the PostgreSQL database of a ``postgresql://`` URL (its schema
     migrated; ``pool_size``: its connections at most, None: the backend's default; ``caches``:
     the reads every decision makes served from this node's caches while it hears every
-    change), else the SQLite file ``db`` (created when missing). The one place the API's
-    composition chooses a backend."""
+    change, ``cache_sessions`` sessions at most), else the SQLite file ``db`` (created when
+    missing). The one place the API's composition chooses a backend."""
     if is_postgres_url(db):
         from juncture.store.postgres import PostgresStore  # psycopg only when it is used
 
         store = PostgresStore(str(db)) if pool_size is None else PostgresStore(
             str(db), pool_size=pool_size)  # fmt: skip
         if caches:
-            store.start_caches()
+            store.start_caches(sessions=cache_sessions)
         return store
     return SqliteStore(db)
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from juncture.records import App, CacheState, Session
-from juncture.store.cache import ReadCache
+from juncture.store.cache import NoFeed, ReadCache
 from juncture.store.postgres.apps import PostgresApps
 from juncture.store.postgres.changes import ChangeListener
 from juncture.store.postgres.sessions import PostgresSessions
@@ -23,8 +23,8 @@ from juncture.store.postgres.versions import PostgresPolicyVersions
 
 __all__ = ["SESSIONS", "CachedReads"]
 
-#: Sessions kept per node at most (the most recently filled): about 2 KiB each.
-SESSIONS = 50_000
+#: Sessions kept per node at most by default (the most recently filled): about 2 KiB each.
+SESSIONS = 20_000
 #: App keys kept at most.
 APPS = 1_000
 
@@ -36,12 +36,13 @@ class CachedReads(PostgresSessions, PostgresApps, PostgresPolicyVersions):
 
     _listener: ChangeListener | None = None
 
-    def start_caches(self, *, connect: dict[str, Any] | None = None,
+    def start_caches(self, *, sessions: int = SESSIONS, connect: dict[str, Any] | None = None,
                      wait: float = 5.0) -> None:  # fmt: skip
         """Listen for changes and serve the hot reads from caches while every change is
         heard. Without it (one-off commands, tests of the store itself) every read goes to the
-        database. ``wait``: seconds to wait for the caches to be trusted first (they are
-        bypassed until then; a database that does not answer shows at the first read)."""
+        database. ``sessions``: sessions kept at most (0: none). ``wait``: seconds to wait for
+        the caches to be trusted first (they are bypassed until then; a database that does not
+        answer shows at the first read)."""
         if self._listener is not None:
             return
         self._listener = ChangeListener(self.url, self._changed, self._reset,
@@ -49,7 +50,9 @@ class CachedReads(PostgresSessions, PostgresApps, PostgresPolicyVersions):
         feed = self._listener
         self._apps: ReadCache[str, App] = ReadCache("apps", feed, capacity=APPS)
         self._active: ReadCache[str, str] = ReadCache("version", feed, capacity=1)
-        self._sessions: ReadCache[str, Session] = ReadCache("sessions", feed, capacity=SESSIONS)
+        self._sessions: ReadCache[str, Session] = ReadCache(
+            "sessions", feed if sessions > 0 else NoFeed(), capacity=sessions
+        )
         feed.wait_trusted(wait)
 
     def cache_state(self) -> CacheState:
