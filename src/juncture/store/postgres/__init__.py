@@ -9,7 +9,8 @@ The schema and its migrations are in `schema.py`.
 from __future__ import annotations
 
 from juncture.store.postgres.approvals import PostgresApprovals
-from juncture.store.postgres.cached import CachedReads
+from juncture.store.postgres.apps import PostgresApps
+from juncture.store.postgres.cached import PostgresCaches
 from juncture.store.postgres.challenges import PostgresChallenges
 from juncture.store.postgres.clocks import PostgresClocks
 from juncture.store.postgres.decisions import PostgresDecisionLog
@@ -17,14 +18,19 @@ from juncture.store.postgres.directory import PostgresDirectory
 from juncture.store.postgres.failures import PostgresFailures
 from juncture.store.postgres.received import PostgresReceivedEvents
 from juncture.store.postgres.schema import SCHEMA_VERSION
+from juncture.store.postgres.sessions import PostgresSessions
 from juncture.store.postgres.streams import PostgresStreams
 from juncture.store.postgres.sweeps import PostgresSweeps
+from juncture.store.postgres.versions import PostgresPolicyVersions
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
 class PostgresStore(
-    CachedReads,
+    PostgresCaches,
+    PostgresSessions,
+    PostgresPolicyVersions,
+    PostgresApps,
     PostgresDecisionLog,
     PostgresChallenges,
     PostgresDirectory,

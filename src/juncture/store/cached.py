@@ -1,0 +1,132 @@
+"""The reads every decision makes, served from this node's caches while they are trusted.
+
+An app by its key's prefix, the active version's id, a session by its id: read through the
+caches of `juncture.store.cache`, which a backend's change feed keeps exact (PostgreSQL:
+`postgres/changes.py`, notifications; SQLite: `sqlite/changes.py`, a change log its other
+processes write). Every change to them is told by the database itself (triggers); this node
+also drops what it wrote itself as soon as its write commits (its next read must see it,
+not wait for the feed), and drops a session whose optimistic update failed (what it read was
+stale). Every other read goes to the store as before.
+
+`CachedReads` is a mixin: it goes first among a backend's store classes, and its methods call
+the backend's through ``super()``. Until `start_read_caches` runs, it passes every call on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from juncture.records import App, CacheState, Session
+from juncture.store.cache import Feed, NoFeed, ReadCache
+
+if TYPE_CHECKING:
+    from juncture.store.protocols import Store
+
+__all__ = ["APPS", "SESSIONS", "CachedReads"]
+
+#: Sessions kept per node at most by default (the most recently filled): about 2 KiB each.
+SESSIONS = 20_000
+#: App keys kept at most.
+APPS = 1_000
+
+_ACTIVE = "active"
+
+
+class CachedReads:
+    """The cached reads of a store and the writes that drop them here at once."""
+
+    _feed: Feed | None = None
+
+    def _backend(self) -> Store:
+        """The backend's own methods: the classes after this mixin in the store's MRO."""
+        return cast("Store", super())
+
+    def start_read_caches(self, feed: Feed, *, sessions: int = SESSIONS) -> None:
+        """Serve the hot reads from caches while ``feed`` vouches for them; ``sessions``:
+        sessions kept at most (0: none)."""
+        self._apps: ReadCache[str, App] = ReadCache("apps", feed, capacity=APPS)
+        self._active: ReadCache[str, str] = ReadCache("version", feed, capacity=1)
+        self._sessions: ReadCache[str, Session] = ReadCache(
+            "sessions", feed if sessions > 0 else NoFeed(), capacity=sessions
+        )
+        self._feed = feed
+
+    def cache_state(self) -> CacheState:
+        return CacheState(state="off")
+
+    # -- what the feed tells ------------------------------------------------------------------
+    def changed(self, what: str, ids: list[str] | None) -> None:
+        """Drop what a change names: ``what`` is ``session``, ``app`` or ``version``; ``ids``
+        the sessions' ids (None: every entry of that cache)."""
+        caches: dict[str, ReadCache[str, Any]] = {
+            "session": self._sessions, "app": self._apps, "version": self._active,
+        }  # fmt: skip
+        cache = caches.get(what)
+        if cache is None:
+            return
+        if ids is None:
+            cache.clear()
+        else:
+            cache.invalidate(ids)
+
+    def reset(self) -> None:
+        """Drop everything: changes may have been missed."""
+        for cache in (self._sessions, self._apps, self._active):
+            cache.clear()
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_session(self, session_id: str) -> Session | None:
+        read = self._backend().get_session
+        if self._feed is None:
+            return read(session_id)
+        return self._sessions.get(session_id, lambda: read(session_id))
+
+    def find_app_by_key_prefix(self, prefix: str) -> App | None:
+        read = self._backend().find_app_by_key_prefix
+        if self._feed is None:
+            return read(prefix)
+        return self._apps.get(prefix, lambda: read(prefix))
+
+    def active_version_id(self) -> str | None:
+        read = self._backend().active_version_id
+        if self._feed is None:
+            return read()
+        return self._active.get(_ACTIVE, read)
+
+    # -- writes that drop what they change here at once --------------------------------------
+    def update_session(self, session: Session, *, expected_revision: int) -> Session:
+        try:  # stored, or a conflict (what was read was stale): dropped either way
+            return self._backend().update_session(session, expected_revision=expected_revision)
+        finally:
+            if self._feed is not None:
+                self._sessions.invalidate((session.id,))
+
+    def update_sessions(self, sessions: Sequence[Session]) -> list[Session]:
+        try:
+            return self._backend().update_sessions(sessions)
+        finally:
+            if self._feed is not None:
+                self._sessions.invalidate([s.id for s in sessions])
+
+    def delete_session(self, session_id: str) -> bool:
+        try:
+            return self._backend().delete_session(session_id)
+        finally:
+            if self._feed is not None:
+                self._sessions.invalidate((session_id,))
+
+    def put_app(self, app: App) -> None:
+        try:
+            self._backend().put_app(app)
+        finally:
+            if self._feed is not None:
+                self._apps.clear()
+
+    def activate(self, version_id: str, *, by: str, at: datetime) -> None:
+        try:
+            self._backend().activate(version_id, by=by, at=at)
+        finally:
+            if self._feed is not None:
+                self._active.clear()
