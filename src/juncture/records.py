@@ -515,7 +515,7 @@ class CacheState(msgspec.Struct, frozen=True, kw_only=True):
     sessions) from its caches, as `/healthz` reports it."""
 
     #: ``live``: caches in use, every change heard; ``bypassed``: every read goes to the store
-    #: (no notifications, or late ones); ``off``: this store keeps no caches (SQLite).
+    #: (no notifications, or late ones); ``off``: this store was opened without caches.
     state: Literal["live", "bypassed", "off"]
     #: When the state last changed (not told for ``off``).
     since: datetime | msgspec.UnsetType = msgspec.UNSET

@@ -61,6 +61,21 @@ class PostgresBackend:
         )
 
 
+class CachedSqliteBackend(SqliteBackend):
+    """SQLite as a server opens it: the hot reads served from caches kept exact by the
+    file's change log (`store/sqlite/changes.py`)."""
+
+    name = "sqlite-cached"
+
+    def open(self) -> Store:
+        store = SqliteStore(self.path)
+        store.start_caches()
+        return store
+
+    def open_source(self) -> str:
+        return super().open_source() + "\nstore.start_caches()"
+
+
 class CachedPostgresBackend(PostgresBackend):
     """PostgreSQL as a server opens it: the reads every decision makes served from the
     node's caches (`store/postgres/cached.py`), which must keep every contract."""
@@ -78,6 +93,7 @@ class CachedPostgresBackend(PostgresBackend):
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
     "sqlite": SqliteBackend,
+    "sqlite-cached": CachedSqliteBackend,
     "postgres": PostgresBackend,
     "postgres-cached": CachedPostgresBackend,
 }

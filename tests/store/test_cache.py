@@ -3,6 +3,8 @@ raced an invalidation is not kept, absence is never kept, the size is bounded.""
 
 from __future__ import annotations
 
+import threading
+
 from juncture.store.cache import NoFeed, ReadCache
 
 
@@ -92,3 +94,25 @@ def test_absence_is_never_kept_and_the_size_is_bounded() -> None:
     reads: list[int] = []
     cache.get("0", lambda: reads.append(0) or "again")  # the oldest went first
     assert reads == [0]
+
+
+def test_a_feed_that_catches_up_while_a_fill_is_kept_invalidates_without_deadlock() -> None:
+    """SQLite's feed reads the change log when asked, and drops what it names right then."""
+    cache: ReadCache[str, str] = ReadCache("t", Feed(), capacity=10)
+    stored = {"a": "old"}
+
+    class CatchingUp:
+        def trusted(self) -> bool:
+            cache.invalidate(["a"])  # a change another process committed meanwhile
+            return True
+
+    cache._feed = CatchingUp()
+    done = threading.Event()
+
+    def fill() -> None:
+        cache.get("a", lambda: stored["a"])
+        done.set()
+
+    threading.Thread(target=fill, daemon=True).start()
+    assert done.wait(5), "deadlocked"
+    assert len(cache) == 0  # the invalidation came after the read began: not kept

@@ -198,11 +198,12 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
     raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5,
-        *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8, "PRAGMA user_version = 1")  # fmt: skip
+        *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8, *DROP_SCHEMA_9,
+        "PRAGMA user_version = 1")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 8
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 9
 
 
 #: What undoes the third schema's migration (its tables, with their indexes).
@@ -221,6 +222,12 @@ DROP_SCHEMA_6 = ("DROP INDEX sessions_parent", "ALTER TABLE sessions DROP COLUMN
 DROP_SCHEMA_7 = ("DROP INDEX sessions_email", "ALTER TABLE sessions DROP COLUMN email")
 #: What undoes the eighth schema's migration.
 DROP_SCHEMA_8 = ("DROP TABLE heartbeats",)
+#: What undoes the ninth schema's migration (the change log and the triggers that write it).
+DROP_SCHEMA_9 = (
+    *(f"DROP TRIGGER {table}_{event}_change" for table in ("sessions", "apps", "key_prefixes",
+      "versions") for event in ("update", "delete")),
+    "DROP TABLE changes",
+)  # fmt: skip
 
 
 def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Path):
@@ -233,9 +240,9 @@ def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Pat
         seen = second.put_subject_seen(make_seen(), expected_revision=0)
         second.create_challenge(make_challenge())
     raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5, *DROP_SCHEMA_6, *DROP_SCHEMA_7,
-        *DROP_SCHEMA_8, "PRAGMA user_version = 2")  # fmt: skip
+        *DROP_SCHEMA_8, *DROP_SCHEMA_9, "PRAGMA user_version = 2")  # fmt: skip
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 8
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 9
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") == seen
         assert migrated.get_challenge("ch1") == make_challenge()
@@ -298,9 +305,10 @@ def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path
             lock_for=timedelta(minutes=5),
         )  # fmt: skip
     raw(path, *DROP_SCHEMA_4, *DROP_SCHEMA_5, *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8,
+        *DROP_SCHEMA_9,
         "PRAGMA user_version = 3")  # fmt: skip
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 8
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 9
         assert migrated.get_session("s1") == make_session(1)
         # the address of the sessions written before it is found (filled in by the migration)
         assert migrated.sessions_by_email("A@Example.com") == [make_session(1)]

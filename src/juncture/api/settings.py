@@ -38,7 +38,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     #: PostgreSQL connections each worker keeps at most (None: the backend's default; SQLite:
     #: unused). A call finding none free waits 2 s, then is answered 503 ``unavailable.store``.
     db_pool_size: int | None = None
-    #: Sessions each worker keeps in memory at most (PostgreSQL; 0: none).
+    #: Sessions each worker keeps in memory at most (0: none).
     cache_sessions: int = 20_000
     #: Keep decision records this many days (0: forever).
     retention_days: float = 0

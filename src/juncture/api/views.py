@@ -162,7 +162,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     dev_clock: DevClockView | msgspec.UnsetType = msgspec.UNSET
     clock: ClockState | msgspec.UnsetType = msgspec.UNSET
     #: The caches of what every decision reads: ``live``, ``bypassed`` (each read goes to the
-    #: store: the node cannot tell that every change reached it) or ``off`` (SQLite).
+    #: store: the node cannot tell that every change reached it) or ``off`` (none).
     caches: CacheState | msgspec.UnsetType = msgspec.UNSET
 
 

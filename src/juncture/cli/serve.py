@@ -145,9 +145,9 @@ def serve(
         int,
         typer.Option(
             min=0,
-            help="Sessions each worker keeps in memory at most, on PostgreSQL (about 2 KiB "
-            "each; the most recently read stay; 0: every decision reads its session from the "
-            "database). Ignored for SQLite.",
+            help="Sessions each worker keeps in memory at most (about 2 KiB each; when full, "
+            "the one kept longest goes; 0: every decision reads its session from the store). "
+            "Kept exact: SQLite by the file's change log, PostgreSQL by its notifications.",
         ),
     ] = 20_000,
     db_pool_size: Annotated[

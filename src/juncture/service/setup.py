@@ -68,7 +68,10 @@ def open_store(
         if caches:
             store.start_caches(sessions=cache_sessions)
         return store
-    return SqliteStore(db)
+    local = SqliteStore(db)
+    if caches:
+        local.start_caches(sessions=cache_sessions)
+    return local
 
 
 def create_admin(runtime: Runtime, name: str, scopes: tuple[str, ...] = ALL_SCOPES) -> str:

@@ -21,10 +21,15 @@ import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Feed", "NoFeed", "ReadCache"]
+__all__ = ["Feed", "NoFeed", "OnChange", "ReadCache"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+#: What a feed calls when something changed: a table's short name (``session``, ``app``,
+#: ``version``) and the ids it names (None: any).
+OnChange = Callable[[str, list[str] | None], None]
 
 
 class Feed(Protocol):
@@ -66,9 +71,11 @@ class ReadCache(Generic[K, V]):
         self.misses += 1
         epoch = self._epoch
         value = load()
-        if value is not None:
+        # The feed is asked before the lock is taken: catching up, it may invalidate this very
+        # cache (which takes the lock); whatever it invalidates moves the epoch on.
+        if value is not None and self._feed.trusted():
             with self._lock:
-                if epoch == self._epoch and self._feed.trusted():
+                if epoch == self._epoch:
                     if len(self._entries) >= self._capacity:
                         del self._entries[next(iter(self._entries))]
                     self._entries[key] = value

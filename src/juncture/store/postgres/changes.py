@@ -29,6 +29,7 @@ from typing import Any
 import psycopg
 
 from juncture.records import CacheState
+from juncture.store.cache import OnChange
 from juncture.store.postgres.schema import CHANGES
 
 __all__ = ["APPLICATION_NAME", "PING_EVERY", "STALE_AFTER", "ChangeListener"]
@@ -45,9 +46,6 @@ RETRY_EVERY = 0.5
 #: How the listener's connection shows in ``pg_stat_activity``.
 APPLICATION_NAME = "juncture-changes"
 
-#: Called with what changed: a table's short name (``session``, ``app``, ``version``) and
-#: the ids it names (None: any).
-OnChange = Callable[[str, list[str] | None], None]
 
 
 class ChangeListener:

@@ -8,9 +8,9 @@ and its migrations are in `schema.py`; how records become rows, in `rows.py`.
 
 from __future__ import annotations
 
-from juncture.records import CacheState
 from juncture.store.sqlite.approvals import SqliteApprovals
 from juncture.store.sqlite.apps import SqliteApps
+from juncture.store.sqlite.cached import SqliteCaches
 from juncture.store.sqlite.challenges import SqliteChallenges
 from juncture.store.sqlite.clocks import SqliteClocks
 from juncture.store.sqlite.decisions import SqliteDecisionLog
@@ -27,6 +27,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 
 class SqliteStore(
+    SqliteCaches,
     SqliteSessions,
     SqlitePolicyVersions,
     SqliteDecisionLog,
@@ -48,7 +49,3 @@ class SqliteStore(
 
     #: A local file: requests call it on the server's event loop (api/boundary.py says why).
     remote = False
-
-    def cache_state(self) -> CacheState:
-        """No caches: a read of the local file costs what a cache lookup would."""
-        return CacheState(state="off")

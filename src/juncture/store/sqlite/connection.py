@@ -105,6 +105,10 @@ class SqliteConnections:
         except sqlite3.Error as error:
             raise StoreError(f"cannot open `{self.path}`: {error}") from error
 
+    def _close_others(self) -> None:
+        """Close this store's other connections to the file (the caches' change log has one):
+        a file opened read-only opens writable again only once every one is closed."""
+
     def _acquire(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the store is closed")
@@ -154,6 +158,7 @@ class SqliteConnections:
                 # process while one holds it open): all closed, the mode may be back
                 self._writer.close()
                 self._drain()
+                self._close_others()
                 self._writer = self._connect()  # StoreError while it is still read-only
                 self._reopen = self._locked_out = False
             conn = self._writer

@@ -236,6 +236,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             store_at INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # What changed, for the caches of every process on the file (sqlite/changes.py): a
+        # row per session, app key or activation updated or deleted, written by triggers in
+        # the writing transaction; the oldest are pruned as new ones come.
+        """CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            what TEXT NOT NULL,
+            id TEXT
+        )""",
+        "CREATE TRIGGER sessions_update_change AFTER UPDATE ON sessions BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('session', OLD.id); END",
+        "CREATE TRIGGER sessions_delete_change AFTER DELETE ON sessions BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('session', OLD.id); END",
+        "CREATE TRIGGER apps_update_change AFTER UPDATE ON apps BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('app', NULL); END",
+        "CREATE TRIGGER apps_delete_change AFTER DELETE ON apps BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('app', NULL); END",
+        "CREATE TRIGGER key_prefixes_update_change AFTER UPDATE ON key_prefixes BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('app', NULL); END",
+        "CREATE TRIGGER key_prefixes_delete_change AFTER DELETE ON key_prefixes BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('app', NULL); END",
+        "CREATE TRIGGER versions_update_change AFTER UPDATE ON versions BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('version', NULL); END",
+        "CREATE TRIGGER versions_delete_change AFTER DELETE ON versions BEGIN"
+        " INSERT INTO changes (what, id) VALUES ('version', NULL); END",
+        "CREATE TRIGGER changes_pruned AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0 BEGIN"
+        " DELETE FROM changes WHERE seq <= NEW.seq - 10000; END",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).

@@ -1,0 +1,106 @@
+"""What changed in the SQLite file, for the caches of every process that has it open.
+
+Triggers (schema version 9, `schema.py`) add a row to ``changes`` for every session, app key
+or activation updated or deleted, in the writing transaction, whichever process wrote it. A
+process's caches are trusted only after it has read every such row committed so far:
+`ChangeLog.trusted` asks SQLite whether anything was committed since it last looked
+(``PRAGMA data_version``, answered from memory), and if so reads the new rows and drops what
+they name before saying yes. So a revocation committed by one worker process is in force at
+the next decision of every other one, exactly, at the price of one pragma per cached read.
+Rows are pruned by a trigger as new ones come; a process that finds the rows it had not read
+pruned away drops everything. An error reading the log says no: the caches are bypassed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+
+from juncture.records import CacheState
+from juncture.store.cache import OnChange
+from juncture.store.protocols import StoreError
+
+__all__ = ["ChangeLog"]
+
+
+class ChangeLog:
+    """The caches' feed over one read-only connection to the file (``connect`` opens it;
+    `detach` closes it, and the next look opens it again and starts over)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_change: OnChange,
+        on_reset: Callable[[], None],
+    ) -> None:
+        self._connect = connect
+        self._on_change = on_change
+        self._on_reset = on_reset
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._version = self._seq = 0
+        self._failed: str | None = None
+        with self._lock:
+            self._attach()
+
+    def _attach(self) -> sqlite3.Connection:
+        """A new connection: from the log's end, with nothing cached (changes may have been
+        missed while there was none)."""
+        conn = self._connect()
+        try:
+            (self._version,) = conn.execute("PRAGMA data_version").fetchone()
+            (self._seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        self._on_reset()
+        self._conn = conn
+        return conn
+
+    def detach(self) -> None:
+        """Close the connection (the store reopens the file); the next look opens another."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def trusted(self) -> bool:
+        with self._lock:
+            try:
+                conn = self._conn if self._conn is not None else self._attach()
+                (version,) = conn.execute("PRAGMA data_version").fetchone()
+                if version != self._version:
+                    self._catch_up()
+                    self._version = version
+            except (sqlite3.Error, StoreError) as error:
+                self._failed = str(error)
+                return False
+            self._failed = None
+            return True
+
+    def _catch_up(self) -> None:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            "SELECT seq, what, id FROM changes WHERE seq > ? ORDER BY seq", (self._seq,)
+        ).fetchall()
+        if not rows:
+            return
+        if rows[0][0] != self._seq + 1:  # pruned before this process read them
+            self._on_reset()
+        else:
+            sessions = [key for _, what, key in rows if what == "session" and key is not None]
+            if sessions:
+                self._on_change("session", sessions)
+            for what in {what for _, what, _ in rows if what != "session"}:
+                self._on_change(what, None)
+        self._seq = rows[-1][0]
+
+    def state(self) -> CacheState:
+        if self._failed is not None:
+            return CacheState(state="bypassed", reason=f"cannot read the change log: "
+                              f"{self._failed}: reading the file")  # fmt: skip
+        return CacheState(state="live")
+
+    def close(self) -> None:
+        self.detach()
