@@ -47,6 +47,7 @@ def test_a_call_on_a_silent_database_is_cut_within_the_silence_and_the_next_fail
         store.get_session("s1")
     cut = time.monotonic() - began
     assert SILENCE - HEARTBEAT - 0.5 < cut < SILENCE + 1.0, cut
+    assert store.database_silent()
     for _ in range(3):  # no connection is tried while the database is unheard
         began = time.monotonic()
         with pytest.raises(StoreError, match="no answer from the database"):
@@ -64,6 +65,7 @@ def test_a_call_on_a_silent_database_is_cut_within_the_silence_and_the_next_fail
             time.sleep(0.1)
     for _ in range(5):  # every pooled connection works (or was replaced)
         assert store.get_session("s1") is None
+    assert not store.database_silent()
 
 
 def test_a_slow_statement_on_a_database_that_answers_is_not_cut(postgres_url: str):

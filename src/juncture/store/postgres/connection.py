@@ -197,6 +197,11 @@ class PostgresConnections:
         if row is None or row[0]:
             raise StoreError("cannot write: the database takes no writes (a standby?)")
 
+    def database_silent(self) -> bool:
+        """Whether the database has gone unheard for the pulse's silence (calls fail at once
+        meanwhile): nothing kept on this node (a cache) may answer for the database then."""
+        return self._pulse.silent()
+
     def close(self) -> None:
         """Close the pool. Idempotent; later calls raise StoreError."""
         if self._closed:
