@@ -6,13 +6,15 @@ two ways a network breaks:
 - `Cable.silence`: a partition that drops packets silently. Nothing is forwarded either way
   and nothing is closed: every socket stays open, bytes sent are held (in the proxy or in the
   kernel's buffers) and a close is held too; new connections are taken and held. `Cable.heal`
-  lets everything held through, in order, and forwarding resumes.
+  lets everything held through, in order, and forwarding resumes (or, with ``reset``, drops
+  every connection held).
 
-Healing resumes the held connections rather than dropping them because that is what a real
-partition does when it ends: TCP retransmits what was unacknowledged, and a connection that
-neither end gave up on carries on. A node must cope with both: connections it gave up on
-during the partition (it closed them; the close reaches the server at the heal) and
-connections it kept (they work again).
+Healing resumes the held connections by default rather than dropping them because that is
+what a real partition does when it ends: TCP retransmits what was unacknowledged, and a
+connection that neither end gave up on carries on. A node must cope with both kinds:
+connections it gave up on during the partition (it closed them; the close reaches the server
+at the heal) and connections it kept (they work again). ``heal(reset=True)`` models the other
+ending, where something on the path forgot the connections.
 
 One limit, which the tests that use it say: the proxy's own kernel acknowledges every byte
 the node sends and answers its TCP keepalives, so a node's TCP-level timers (keepalives,
@@ -108,8 +110,12 @@ class Cable:
         """Start a silent partition: nothing forwarded either way, nothing closed."""
         self._flowing.clear()
 
-    def heal(self) -> None:
-        """End a `silence`: what was held goes through, in order; forwarding resumes."""
+    def heal(self, *, reset: bool = False) -> None:
+        """End a `silence`: what was held goes through, in order; forwarding resumes. With
+        ``reset`` every held connection is dropped instead (as when a firewall or a NAT on the
+        path forgot them): only new connections are forwarded."""
+        if reset:
+            self._drop_all()
         self._flowing.set()
 
     def close(self) -> None:

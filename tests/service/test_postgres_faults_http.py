@@ -85,9 +85,10 @@ FAILED_CLOSED = {"deny:unavailable.store", "503:unavailable.store"}
 class Load:
     """A thread making decisions on every node in turn, each answer kept with its time."""
 
-    def __init__(self, clients: list[httpx.Client], session: str) -> None:
+    def __init__(self, clients: list[httpx.Client], session: str, pause: float = 0.0) -> None:
         self.clients = clients
         self.session = session
+        self.pause = pause  # seconds between two decisions
         self.answers: list[tuple[float, float, str]] = []  # (sent at, took, answer)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -102,6 +103,7 @@ class Load:
                 took, answer = time.monotonic() - sent, f"error:{type(error).__name__}"
             self.answers.append((sent, took, answer))
             turn += 1
+            self._stop.wait(self.pause)
 
     def __enter__(self) -> Load:
         self._thread.start()
