@@ -11,6 +11,8 @@ Every driver error surfaces as `StoreError` (a uniqueness violation as `Conflict
 without the driver's message: the API answers it as ``unavailable.store``, and the server's
 own words (host names, users) stay in the server's log. A pool with no free connection
 waits ``timeout`` seconds, then raises StoreError: a request never hangs on the database.
+Nor on a database gone silent (a partition): every connection waits under the node's pulse of
+the database (liveness.py), which cuts a call once nothing has answered for a few seconds.
 """
 
 from __future__ import annotations
