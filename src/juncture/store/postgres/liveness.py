@@ -41,10 +41,6 @@ _SLICE = 0.25
 _WAIT_INTERVAL = 0.1
 
 
-class Unanswered(psycopg.OperationalError):
-    """A call cut: the database answered nothing for too long."""
-
-
 class Pulse:
     """When the database last answered this node (any call, or the heartbeat).
 
@@ -79,7 +75,8 @@ class Pulse:
 
 class BoundedConnection(psycopg.Connection[tuple[Any, ...]]):
     """A connection whose every wait on the server ends when its `pulse` says the database
-    is gone: the connection is closed (the pool then drops it) and `Unanswered` raised."""
+    is gone: the connection is closed (the pool then drops it) and the driver's
+    OperationalError raised, as for any connection lost (StoreError to the caller)."""
 
     pulse: Pulse | None = None
 
@@ -99,7 +96,8 @@ class BoundedConnection(psycopg.Connection[tuple[Any, ...]]):
                     continue
                 self.pgconn.finish()  # what it was doing is lost; the pool drops it
                 unheard = pulse.unheard_for()
-                raise Unanswered(f"no answer from the database for {unheard:.1f} s") from None
+                message = f"no answer from the database for {unheard:.1f} s"
+                raise psycopg.OperationalError(message) from None
             pulse.heard()
             return result
 
