@@ -11,7 +11,6 @@ nodes decide again by themselves, and what they acknowledged before is there.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from postgres import PostgresServer, free_port
+from postgres import PostgresServer
+from tcp_proxy import Cable
 
 from .server import Server
 from .test_http import bundle, start
@@ -85,9 +85,10 @@ FAILED_CLOSED = {"deny:unavailable.store", "503:unavailable.store"}
 class Load:
     """A thread making decisions on every node in turn, each answer kept with its time."""
 
-    def __init__(self, clients: list[httpx.Client], session: str) -> None:
+    def __init__(self, clients: list[httpx.Client], session: str, pause: float = 0.0) -> None:
         self.clients = clients
         self.session = session
+        self.pause = pause  # seconds between two decisions
         self.answers: list[tuple[float, float, str]] = []  # (sent at, took, answer)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -102,6 +103,7 @@ class Load:
                 took, answer = time.monotonic() - sent, f"error:{type(error).__name__}"
             self.answers.append((sent, took, answer))
             turn += 1
+            self._stop.wait(self.pause)
 
     def __enter__(self) -> Load:
         self._thread.start()
@@ -213,68 +215,6 @@ def test_a_pool_with_no_free_connection_answers_503_with_retry_after_never_hangs
         assert ask(web, session)[1] == "allow"  # the pool recovers with the lock gone
     finally:
         node.stop()
-
-
-class Cable:
-    """A TCP proxy between one node and PostgreSQL that the test can cut: existing
-    connections are dropped and new ones are taken but go nowhere (as into a black hole),
-    until it is mended."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
-        self.cut = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._open.append(client)
-            if self.cut.is_set():
-                continue  # held open, answered never
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open.append(server)
-            for one, other in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(one, other), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-
-    def sever(self) -> None:
-        self.cut.set()
-        with self._lock:
-            for end in self._open:
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-                end.close()
-            self._open.clear()
-
-    def mend(self) -> None:
-        self.sever()  # the black-holed connections go too: the node connects afresh
-        self.cut.clear()
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-        self.sever()
 
 
 def test_a_node_cut_off_from_the_database_fails_closed_the_other_keeps_deciding(

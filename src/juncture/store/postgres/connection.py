@@ -11,6 +11,8 @@ Every driver error surfaces as `StoreError` (a uniqueness violation as `Conflict
 without the driver's message: the API answers it as ``unavailable.store``, and the server's
 own words (host names, users) stay in the server's log. A pool with no free connection
 waits ``timeout`` seconds, then raises StoreError: a request never hangs on the database.
+Nor on a database gone silent (a partition): every connection waits under the node's pulse of
+the database (liveness.py), which cuts a call once nothing has answered for a few seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 
+from juncture.store.postgres.liveness import SILENCE, BoundedConnection, Heartbeat, Pulse
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import ConflictError, StoreError
 from juncture.waiting import check_may_wait
@@ -35,6 +38,10 @@ log = logging.getLogger(__name__)
 #: Seconds a statement may wait for a lock another client holds, and may run in all.
 LOCK_TIMEOUT = 8.0
 STATEMENT_TIMEOUT = 15.0
+
+#: Milliseconds sent data (or a keepalive probe) may go unacknowledged before the
+#: connection fails: a few retransmissions on a lossy link, never a slow query.
+TCP_USER_TIMEOUT_MS = 5_000
 
 #: A pooled connection (rows as tuples).
 PgConnection = psycopg.Connection[tuple[Any, ...]]
@@ -74,25 +81,34 @@ class PostgresConnections:
         self._closed = False
         self._checking = threading.Lock()  # held while the idle connections are checked
         connect_timeout = max(1, int(timeout + 0.999))
+        # A call waits on the database until the pulse says it is gone (see liveness.py), or
+        # at the most a while longer than any statement may run.
+        self._pulse = Pulse(deadline=statement_timeout + SILENCE)
         #: What every connection is opened with (autocommit aside).
         self._options: dict[str, Any] = {
             "connect_timeout": connect_timeout,
             "options": _bounded(url, lock_timeout, statement_timeout),
-            # A connection whose peer went silent (a partition) fails within seconds,
-            # not when the operating system's TCP retries give up.
+            # A connection whose packets go unacknowledged (a partition on the node's own
+            # link) fails within seconds, not when the operating system's TCP retries give
+            # up: keepalive probes after 2 s idle, and the user timeout, which counts only
+            # while sent data or probes go unacknowledged (the server's kernel acknowledges
+            # at once, however long a statement runs), so a slow query never trips it.
             "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
+            "keepalives_idle": 2,
+            "keepalives_interval": 1,
             "keepalives_count": 3,
-            "tcp_user_timeout": 10_000,
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
         }
-        self._pool: psycopg_pool.ConnectionPool[PgConnection] = psycopg_pool.ConnectionPool(
+        kwargs: dict[str, Any] = {"autocommit": True, **self._options}
+        self._pool: psycopg_pool.ConnectionPool[BoundedConnection] = psycopg_pool.ConnectionPool(
             url,
+            connection_class=BoundedConnection,
+            configure=self._configure,
             min_size=1,
             max_size=max(1, pool_size),
             timeout=timeout,
             open=False,
-            kwargs={"autocommit": True, **self._options},
+            kwargs=kwargs,
             name="juncture",
         )
         try:
@@ -108,6 +124,17 @@ class PostgresConnections:
         except BaseException:
             self._pool.close(timeout=0)
             raise
+        self._heartbeat = Heartbeat(lambda: self._connect(url, kwargs), self._pulse)
+
+    def _configure(self, conn: BoundedConnection) -> None:
+        """Every connection waits on the database under the pulse."""
+        conn.pulse = self._pulse
+
+    def _connect(self, url: str, kwargs: dict[str, Any]) -> BoundedConnection:
+        """A connection outside the pool, as the pool makes them (for the heartbeat)."""
+        conn = BoundedConnection.connect(url, **kwargs)
+        self._configure(conn)
+        return conn
 
     # -- connections ----------------------------------------------------------------------
     @contextmanager
@@ -115,6 +142,9 @@ class PostgresConnections:
         check_may_wait()  # on the event loop, a request goes to a thread first (waiting.py)
         if self._closed:
             raise StoreError("the store is closed")
+        if self._pulse.silent():  # fail at once rather than wait on a database gone silent
+            unheard = self._pulse.unheard_for()
+            raise StoreError(f"no answer from the database for {unheard:.0f} s")
         try:
             with self._pool.connection() as conn:
                 yield conn
@@ -177,11 +207,17 @@ class PostgresConnections:
         if row is None or row[0]:
             raise StoreError("cannot write: the database takes no writes (a standby?)")
 
+    def database_silent(self) -> bool:
+        """Whether the database has gone unheard for the pulse's silence (calls fail at once
+        meanwhile): nothing kept on this node (a cache) may answer for the database then."""
+        return self._pulse.silent()
+
     def close(self) -> None:
         """Close the pool. Idempotent; later calls raise StoreError."""
         if self._closed:
             return
         self._closed = True
+        self._heartbeat.stop()
         self._pool.close(timeout=1.0)
 
     def __enter__(self) -> Self:
