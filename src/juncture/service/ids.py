@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import re
 import time
+
+_LOWER_HEX = re.compile(r"[0-9a-f]{32}")
 
 
 def new_id(prefix: str) -> str:
@@ -19,7 +22,7 @@ def is_id(prefix: str, text: object) -> bool:
         return False
     if not text.startswith(prefix):
         return False
-    return all(c in "0123456789abcdef" for c in text[len(prefix) + 1 :])
+    return _LOWER_HEX.fullmatch(text, len(prefix) + 1) is not None
 
 
 def new_secret(nbytes: int = 32) -> str:
