@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import re
+import secrets
 import time
 
 _LOWER_HEX = re.compile(r"[0-9a-f]{32}")
