@@ -326,4 +326,35 @@ def create_app(
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     app.state.service_calls = ServiceCalls(mode)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
-    return RequestId(app)
+    fast = {
+        path: _errors(handler, body_limit=limits.body_limit("POST", path),
+                      clocked=path.startswith(CLOCKED), loop_first=True)
+        for path, handler, methods in routes
+        if handler in LOOP_FIRST and methods == ["POST"]
+    }  # fmt: skip
+    return RequestId(DecisionRoutes(app, fast))
+
+
+class DecisionRoutes:
+    """The single-decision routes straight to their handler, past Starlette's router and
+    middleware (a decision's hot path; `bench/http.py`): the same handler, wrapped as its
+    route wraps it (`_errors`), answers every error itself; anything it lets out is a 500
+    problem, as the server error middleware would answer. Every other request goes to the
+    app."""
+
+    def __init__(self, app: Starlette, routes: dict[str, Callable[[Request], Awaitable[Response]]]):
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        try:
+            response = await handler(Request(scope, receive))
+        except Exception:  # never a stack trace to a caller
+            log.exception("internal error")
+            response = problem(500, "internal.error", "internal error")
+        await response(scope, receive, send)
