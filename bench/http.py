@@ -409,25 +409,25 @@ def start_postgres_nodes(
     return target
 
 
+def start_uvicorn_app(tmp: Path, module: str, source: str, workers: int) -> Server:
+    """A one-file Starlette app (``source``) under uvicorn, as `juncture serve` runs."""
+    (tmp / f"{module}.py").write_text(source)
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", str(tmp)]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    args += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
+    return Server(args, tmp, {**os.environ}, port).start()
+
+
 def start_cedar(tmp: Path, workers: int) -> Target:
     """The peer (`CEDAR_APP`) under uvicorn as the floor runs."""
     app = CEDAR_APP.replace("ANCHORS_DIR", repr(str(ANCHORS))).replace("PATH_VALUE", repr(PATH))
-    (tmp / "cedar_app.py").write_text(app)
-    port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "cedar_app:app", "--app-dir", str(tmp)]
-    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    args += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
-    server = Server(args, tmp, {**os.environ}, port).start()
+    server = start_uvicorn_app(tmp, "cedar_app", app, workers)
     return Target("cedarpy", workers, server, "-", CEDAR_BODY)
 
 
 def start_floor(tmp: Path, workers: int) -> Target:
-    (tmp / "floor_app.py").write_text(FLOOR_APP)
-    port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(tmp)]
-    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    args += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
-    server = Server(args, tmp, {**os.environ}, port).start()
+    server = start_uvicorn_app(tmp, "floor_app", FLOOR_APP, workers)
     return Target("floor", workers, server, "jct_app_000000000000.floor", request_body("s_floor"))
 
 
