@@ -31,8 +31,9 @@ examples: setup
 test: setup tools lint typecheck layers pytest
 
 ## Programs the tests run besides Python: jq, which the docs' examples use (their test runs
-## them), and PostgreSQL (the tests start a server of their own: tests/postgres.py finds
-## initdb on PATH or in /usr/lib/postgresql/<version>/bin). Installed with apt-get when missing
+## them), PostgreSQL (the tests start a server of their own: tests/postgres.py finds
+## initdb on PATH or in /usr/lib/postgresql/<version>/bin), and ip (iproute2: the packet-drop
+## test blackholes a network namespace of its own, as root). Installed with apt-get when missing
 ## and we are root (CI); otherwise we say what to do.
 tools:
 	@command -v jq >/dev/null || { \
@@ -43,6 +44,10 @@ tools:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make test needs PostgreSQL: install it (apt-get install postgresql)"; exit 1; fi; }
+	@command -v ip >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	  else echo "note: without ip (iproute2) the packet-drop test is skipped"; fi; }
 
 lint: setup
 	$(BIN)/ruff check src tests bench
