@@ -94,7 +94,7 @@ class PostgresSessions(PostgresConnections):
                 Int8Array([s.revision for s in stored]),
                 ByteaArray([encode(s) for s in stored]),
             )
-            with self._transaction() as conn:
+            with self._connection() as conn:  # one statement: a transaction of its own
                 matched = {row[0] for row in conn.execute(_UPDATE_SESSIONS, columns).fetchall()}
             return [s for s in stored if s.id in matched]
         done: list[Session] = []

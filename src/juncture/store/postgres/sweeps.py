@@ -33,7 +33,7 @@ class PostgresSweeps(PostgresConnections):
         require_aware(run.updated_at, run.finished_at)
         stored = msgspec.structs.replace(run, revision=expected_revision + 1)
         columns = (to_micros(stored.started_at), stored.status, stored.revision, encode(stored))
-        with self._transaction() as conn:
+        with self._connection() as conn:  # one statement, its own transaction (autocommit)
             if expected_revision == 0:
                 changed = conn.execute(
                     "INSERT INTO sweeps (id, started_at, status, revision, body)"
