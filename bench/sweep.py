@@ -243,13 +243,36 @@ def sweep_node(db: str, run_id: str, ready: Any, go: Any, results: Any) -> None:
         heap.settle()
         ready.put(True)
         go.wait()
+        cpu = time.process_time()
         run = sweeper.run(run)
         done = time.monotonic()
+        cpu = time.process_time() - cpu
         assert run.status == "done", run
-        results.put((swept["rows"], swept["batches"], done))
+        results.put((swept["rows"], swept["batches"], done, cpu))
     finally:
         runtime.close()
         runtime.store.close()
+
+
+def server_cpu(server: Any) -> float:
+    """CPU seconds the PostgreSQL server's processes used so far: the postmaster's own and the
+    backends it reaped (its children's times), and its live children's."""
+    clock = os.sysconf("SC_CLK_TCK")
+    postmaster = int((Path(server.data) / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / clock
 
 
 def changed_sessions(url: str, traffic_session: str) -> tuple[set[str], int]:
@@ -297,10 +320,12 @@ def one_round_postgres(server: Any, count: int, rate: float | None, nodes: int) 
     for _ in workers:
         ready.get(timeout=120)
     served = counter.value
+    database_cpu = server_cpu(server)
     started = time.monotonic()
     go.set()
     ends = [results.get(timeout=600) for _ in workers]
-    elapsed = max(end for _, _, end in ends) - started
+    elapsed = max(end for _, _, end, _ in ends) - started
+    database_cpu = server_cpu(server) - database_cpu
     served = counter.value - served
     stop.set()
     for process in [*workers, *([traffic] if traffic else [])]:
@@ -319,14 +344,16 @@ def one_round_postgres(server: Any, count: int, rate: float | None, nodes: int) 
     ids, top = changed_sessions(url, corporate)
     assert ids == expected, f"{len(ids ^ expected)} sessions changed that should not, or not"
     assert top == 1, f"a session was stored twice (revision {top})"
-    assert sum(rows for rows, _, _ in ends) == count, ends
+    assert sum(rows for rows, _, _, _ in ends) == count, ends
     return {
         "rate": count / elapsed,
         "seconds": elapsed,
         "traffic": served / elapsed,
         "changed": final.changed,
-        "shares": [rows for rows, _, _ in ends],
-        "batches": [batches for _, batches, _ in ends],
+        "shares": [rows for rows, _, _, _ in ends],
+        "batches": [batches for _, batches, _, _ in ends],
+        "node_us": sum(cpu for _, _, _, cpu in ends) / count * 1e6,
+        "database_us": database_cpu / count * 1e6,
     }
 
 
@@ -348,7 +375,9 @@ def main_postgres(args: argparse.Namespace) -> None:
             rounds.append(result)
             print(f"[bench] round {i + 1}: {result['rate']:,.0f} sessions/s "
                   f"({result['seconds']:.1f} s), shares {result['shares']}, traffic "
-                  f"{result['traffic']:,.0f} decisions/s", file=sys.stderr)  # fmt: skip
+                  f"{result['traffic']:,.0f} decisions/s, CPU µs per session: nodes "
+                  f"{result['node_us']:.1f}, PostgreSQL {result['database_us']:.1f}",
+                  file=sys.stderr)  # fmt: skip
     finally:
         os.chdir(here)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -356,6 +385,9 @@ def main_postgres(args: argparse.Namespace) -> None:
         server.remove()
     rate = statistics.median(r["rate"] for r in rounds)
     traffic = statistics.median(r["traffic"] for r in rounds)
+    node_us = statistics.median(r["node_us"] for r in rounds)
+    database_us = statistics.median(r["database_us"] for r in rounds)
+    database_note = "" if args.no_traffic else " (the traffic's backend too)"
     met = "**met**" if rate >= 20_000 else "**not met**"
     load = (
         f"while one more process makes session-bound decisions at {args.traffic:,.0f}/s"
@@ -388,6 +420,12 @@ def main_postgres(args: argparse.Namespace) -> None:
         + " |",
         f"| traffic during the sweep, decisions / s | {traffic:,.0f} | "
         + ", ".join(f"{r['traffic']:,.0f}" for r in rounds)
+        + " |",
+        f"| CPU µs per session swept: the nodes | {node_us:.1f} | "
+        + ", ".join(f"{r['node_us']:.1f}" for r in rounds)
+        + " |",
+        f"| CPU µs per session swept: PostgreSQL{database_note} | {database_us:.1f} | "
+        + ", ".join(f"{r['database_us']:.1f}" for r in rounds)
         + " |",
         "",
         f"Target at least 20,000 sessions/s combined: {met} ({rate:,.0f}).",

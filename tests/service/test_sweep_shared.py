@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
-from juncture.records import StoredProof
+from juncture.records import StoredProof, SweepLease, SweepRun
 from juncture.service.runtime import Runtime
 from juncture.service.setup import open_store
-from juncture.service.sweep import Sweeper
+from juncture.service.sweep import TAIL, Sweeper
 
 from .test_sweep_http import V1, V2
 from .test_sweep_resume import APP, NOW, publish
@@ -183,3 +184,15 @@ def test_a_late_node_finishing_a_batch_taken_over_counts_nothing_twice(nodes: No
     assert sorted(nodes.told) == sorted(off)
 
 
+
+
+def test_near_the_end_a_batch_is_half_of_what_is_left(nodes: Nodes) -> None:
+    sweeper = nodes.node(batch=2000)
+    run = SweepRun(id="sw", reason="test", version="v", started_at=NOW, updated_at=NOW,
+                   total=10_000)  # fmt: skip
+    assert sweeper.size(run) == 2000
+    held = SweepLease(start=None, end="s", rows=6000, node="n", until=NOW)
+    assert sweeper.size(replace(run, processed=2000, leases=(held,))) == 1000  # 2,000 left
+    assert sweeper.size(replace(run, processed=9700)) == TAIL  # 300 left: never under TAIL
+    assert sweeper.size(replace(run, processed=10_500)) == TAIL  # more than counted at start
+    assert nodes.node(batch=3).size(replace(run, processed=9999)) == 3  # never over the batch

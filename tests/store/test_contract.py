@@ -1973,6 +1973,24 @@ def test_update_sessions_applies_each_at_its_revision_in_one_go(store: Store):
     assert store.update_sessions([]) == []
 
 
+def test_update_sessions_stores_any_text_time_and_revision_in_the_queried_columns(store: Store):
+    odd = 'ü "q", {b}\\ NULL \u2028'  # what an array literal or an encoding could get wrong
+    long_ago = datetime(1901, 1, 2, 3, 4, 5, 6, tzinfo=UTC)  # before the epoch: negative
+    store.create_session(make_session(1))
+    store.create_session(make_session(2, revision=2**40))
+    done = store.update_sessions([
+        make_session(1, handle=f"h{odd}", app=f"a{odd}", subject_id=f"u{odd}", status="revoked",
+                     started_at=long_ago, path=odd),
+        make_session(2, revision=2**40, app=f"a{odd}", subject_id=f"u{odd}", status="revoked"),
+    ])  # fmt: skip
+    assert [(s.id, s.revision) for s in done] == [("s1", 1), ("s2", 2**40 + 1)]
+    found = store.list_sessions(app=f"a{odd}", subject_id=f"u{odd}", status="revoked")
+    assert found == [done[1], done[0]]  # the latest start first: the columns were written
+    assert store.get_session("s1") == done[0]
+    with pytest.raises(ConflictError):  # the handle column holds the new handle
+        store.create_session(make_session(3, handle=f"h{odd}"))
+
+
 # -- agents: delegated sessions, approvals ---------------------------------------------------
 
 

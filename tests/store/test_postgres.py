@@ -15,6 +15,7 @@ import pytest
 from juncture.records import DecisionQuery, DecisionRecord
 from juncture.service.database import files_base, is_postgres_url
 from juncture.store.postgres import SCHEMA_VERSION, PostgresStore
+from juncture.store.postgres.arrays import ByteaArray, Int8Array, TextArray
 from juncture.store.postgres.decisions import DAY, DAYS_AHEAD
 from juncture.store.postgres.schema import migrate
 from juncture.store.protocols import StoreError
@@ -226,3 +227,17 @@ def test_the_time_limits_join_the_options_a_url_gives():
 
     bounded = _bounded("postgresql://u@h/d?options=-c%20search_path%3Dj", 8, 15)
     assert bounded == "-c search_path=j -c lock_timeout=8000 -c statement_timeout=15000"
+
+
+def test_packed_arrays_reach_the_server_as_the_values_given(postgres_url: str):
+    texts = ["", 'ü "q", {b}\\ NULL', "x" * 5000]
+    numbers = [0, -1, 2**62, -(2**62)]
+    blobs = [b"", bytes(range(256)), b"\\x00"]
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT %s::text[], %s::bigint[], %s::bytea[], %s::text[], %s::bigint[],"
+            " %s::bytea[], cardinality(%s::text[])",
+            (TextArray(texts), Int8Array(numbers), ByteaArray(blobs), TextArray([]),
+             Int8Array([]), ByteaArray([]), TextArray([])),
+        ).fetchone()  # fmt: skip
+    assert row == (texts, numbers, blobs, [], [], [], 0)

@@ -19,7 +19,8 @@ writes what changed (each session at the revision it read, so a session is never
 by two nodes), and *finishes* the lease, adding its counts. A node that dies with a lease leaves
 it to whichever node comes next after the lease's time (`LEASE`); that node decides the range
 again, and only what still differs is written. A run is done when every batch was handed out
-and no lease is left.
+and no lease is left. Near the end the batches shrink to half of what is left (`Sweeper.size`),
+so the nodes finish together instead of all but one waiting out a last full batch.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ log = logging.getLogger("juncture.sweep")
 BATCH = 2000
 #: How long a node holds a batch it took; a batch takes well under a second.
 LEASE = timedelta(seconds=30)
+#: Near a run's end a batch is half of what is left, down to this many sessions (`Sweeper.size`).
+TAIL = 250
 #: How often `Sweeper.run` looks again when other nodes hold every batch left.
-WAIT = 0.05
+WAIT = 0.02
 
 
 class Sweeper:
@@ -145,8 +148,9 @@ class Sweeper:
                 leases = tuple(lease if x is lapsed else x for x in run.leases)
                 taken = msgspec.structs.replace(run, leases=leases, updated_at=now)
             elif run.status == "running" and not run.exhausted:
-                page = self.store.sessions_after(run.cursor, limit=self.batch)
-                exhausted = page.rows < self.batch
+                limit = self.size(run)
+                page = self.store.sessions_after(run.cursor, limit=limit)
+                exhausted = page.rows < limit
                 if page.last is None:  # nothing after the cursor: every batch is out
                     lease = None
                     taken = msgspec.structs.replace(
@@ -168,6 +172,14 @@ class Sweeper:
                 if found is None:
                     raise NotFound(run.id) from None
                 run = found
+
+    def size(self, run: SweepRun) -> int:
+        """How many sessions the next new batch of ``run`` takes: the batch size, but near
+        the end half of what is left (by the run's total), never under `TAIL`: the nodes
+        sharing the run then finish at about the same time, rather than all but one waiting
+        out a last full batch."""
+        left = run.total - run.processed - sum(x.rows for x in run.leases)
+        return min(self.batch, max(TAIL, left // 2))
 
     def step(self, run: SweepRun) -> SweepRun:
         """Take the next batch of a run, sweep it and finish it; the run as stored after it

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import msgspec
 
 from juncture.records import Session, SubjectSeen
+from juncture.store.postgres.arrays import ByteaArray, Int8Array, TextArray
 from juncture.store.postgres.connection import PostgresConnections
 from juncture.store.postgres.rows import (
     decode,
@@ -25,7 +26,8 @@ _UPDATE_SESSION = (
 )
 
 #: Many sessions replaced in one statement, each only at the revision it was read (the rows
-#: that matched are returned): one round trip for a sweep's batch, not one a session.
+#: that matched are returned): one round trip for a sweep's batch, not one a session. The
+#: columns go in as arrays packed in binary (arrays.py).
 _UPDATE_SESSIONS = (
     "UPDATE sessions AS s SET handle = v.handle, app = v.app, subject_id = v.subject_id,"
     " status = v.status, started_at = v.started_at, revision = v.revision, body = v.body"
@@ -82,11 +84,17 @@ class PostgresSessions(PostgresConnections):
         if not stored:
             return []
         if len({s.id for s in stored}) == len(stored):  # one statement (ids unique in it)
-            columns = [list(column) for column in zip(*(
-                (s.id, s.handle, s.app, s.subject_id, s.status, to_micros(s.started_at),
-                 s.revision, encode(s)) for s in stored
-            ), strict=True)]  # fmt: skip
-            with self._transaction() as conn:
+            columns = (
+                TextArray([s.id for s in stored]),
+                TextArray([s.handle for s in stored]),
+                TextArray([s.app for s in stored]),
+                TextArray([s.subject_id for s in stored]),
+                TextArray([s.status for s in stored]),
+                Int8Array([to_micros(s.started_at) for s in stored]),
+                Int8Array([s.revision for s in stored]),
+                ByteaArray([encode(s) for s in stored]),
+            )
+            with self._connection() as conn:  # one statement: a transaction of its own
                 matched = {row[0] for row in conn.execute(_UPDATE_SESSIONS, columns).fetchall()}
             return [s for s in stored if s.id in matched]
         done: list[Session] = []

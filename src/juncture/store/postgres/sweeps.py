@@ -33,7 +33,7 @@ class PostgresSweeps(PostgresConnections):
         require_aware(run.updated_at, run.finished_at)
         stored = msgspec.structs.replace(run, revision=expected_revision + 1)
         columns = (to_micros(stored.started_at), stored.status, stored.revision, encode(stored))
-        with self._transaction() as conn:
+        with self._connection() as conn:  # one statement, its own transaction (autocommit)
             if expected_revision == 0:
                 changed = conn.execute(
                     "INSERT INTO sweeps (id, started_at, status, revision, body)"
@@ -65,11 +65,14 @@ class PostgresSweeps(PostgresConnections):
     def sessions_after(self, cursor: str | None, *, limit: int = 500) -> SessionPage:
         """Active sessions with id > cursor (None: from the start), by id, at most ``limit``.
 
-        Walks the primary key from the cursor, the status checked on each row.
+        Walks the primary key from the cursor, the status checked on each row; the rows are
+        read in binary (the bodies as they are stored, not hex to decode).
         """
         after, params = ("", ()) if cursor is None else (" AND id > %s", (cursor,))
-        rows = self._all(f"SELECT id, body FROM sessions WHERE status = 'active'{after}"  # noqa: S608
-                         " ORDER BY id LIMIT %s", (*params, max(limit, 0)))  # fmt: skip
+        with self._connection() as conn:  # in binary: the bodies come as they are, not as hex
+            rows = conn.execute(f"SELECT id, body FROM sessions WHERE status = 'active'{after}"  # noqa: S608
+                                " ORDER BY id LIMIT %s", (*params, max(limit, 0)),
+                                binary=True).fetchall()  # fmt: skip
         sessions: list[Session] = []
         corrupt: list[str] = []
         decode_session = DECODERS[Session].decode
