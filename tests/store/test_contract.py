@@ -1349,9 +1349,9 @@ def test_heartbeats_older_than_asked_are_left_out(store: Store):
     import time
 
     store.beat("n1", T0)
-    time.sleep(0.05)
+    time.sleep(0.6)  # margins for a loaded machine: n2's beat is read within 0.3 s of it
     store.beat("n2", T0)
-    assert [h.node for h in store.heartbeats(within=timedelta(milliseconds=30))] == ["n2"]
+    assert [h.node for h in store.heartbeats(within=timedelta(milliseconds=300))] == ["n2"]
 
 
 def test_beat_refuses_a_naive_time(store: Store):
