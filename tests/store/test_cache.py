@@ -106,7 +106,7 @@ def test_a_feed_that_catches_up_while_a_fill_is_kept_invalidates_without_deadloc
             cache.invalidate(["a"])  # a change another process committed meanwhile
             return True
 
-    cache._feed = CatchingUp()
+    cache.follow(CatchingUp())
     done = threading.Event()
 
     def fill() -> None:

@@ -21,7 +21,9 @@ import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Feed", "NoFeed", "OnChange", "ReadCache"]
+from juncture.records import CacheState
+
+__all__ = ["Feed", "NoFeed", "OnChange", "ReadCache", "Source"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -37,6 +39,14 @@ class Feed(Protocol):
     (within the feed's bound) has reached them."""
 
     def trusted(self) -> bool: ...
+
+
+class Source(Feed, Protocol):
+    """A backend's feed: it also says how it stands (`/healthz`) and closes with the store."""
+
+    def state(self) -> CacheState: ...
+
+    def close(self) -> None: ...
 
 
 class NoFeed:
@@ -58,6 +68,11 @@ class ReadCache(Generic[K, V]):
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def follow(self, feed: Feed) -> None:
+        """Be trusted as ``feed`` says from now on (what was kept before is dropped)."""
+        self.clear()
+        self._feed = feed
 
     def get(self, key: K, load: Callable[[], V | None]) -> V | None:
         """The cached value of ``key`` if the feed vouches for it, else ``load()`` (kept when

@@ -9,17 +9,18 @@ not wait for the feed), and drops a session whose optimistic update failed (what
 stale). Every other read goes to the store as before.
 
 `CachedReads` is a mixin: it goes first among a backend's store classes, and its methods call
-the backend's through ``super()``. Until `start_read_caches` runs, it passes every call on.
+the backend's through ``super()``. Until `start_read_caches` runs, it passes every call on;
+it also says how the caches stand (`cache_state`) and closes the feed with the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from juncture.records import App, CacheState, Session
-from juncture.store.cache import Feed, NoFeed, ReadCache
+from juncture.store.cache import NoFeed, OnChange, ReadCache, Source
 
 if TYPE_CHECKING:
     from juncture.store.protocols import Store
@@ -37,24 +38,40 @@ _ACTIVE = "active"
 class CachedReads:
     """The cached reads of a store and the writes that drop them here at once."""
 
-    _feed: Feed | None = None
+    _feed: Source | None = None
 
     def _backend(self) -> Store:
         """The backend's own methods: the classes after this mixin in the store's MRO."""
         return cast("Store", super())
 
-    def start_read_caches(self, feed: Feed, *, sessions: int = SESSIONS) -> None:
-        """Serve the hot reads from caches while ``feed`` vouches for them; ``sessions``:
-        sessions kept at most (0: none)."""
-        self._apps: ReadCache[str, App] = ReadCache("apps", feed, capacity=APPS)
-        self._active: ReadCache[str, str] = ReadCache("version", feed, capacity=1)
+    def start_read_caches(
+        self, open_feed: Callable[[OnChange, Callable[[], None]], Source], *, sessions: int
+    ) -> None:
+        """Serve the hot reads from caches while the feed vouches for them. ``open_feed`` is
+        given what to call on a change and on a reset, and may call them at once: the caches
+        exist by then (untrusted until the feed is in place). ``sessions``: sessions kept at
+        most (0: none)."""
+        if self._feed is not None:
+            return
+        self._apps: ReadCache[str, App] = ReadCache("apps", NoFeed(), capacity=APPS)
+        self._active: ReadCache[str, str] = ReadCache("version", NoFeed(), capacity=1)
         self._sessions: ReadCache[str, Session] = ReadCache(
-            "sessions", feed if sessions > 0 else NoFeed(), capacity=sessions
+            "sessions", NoFeed(), capacity=sessions
         )
+        feed = open_feed(self.changed, self.reset)
+        for cache in (self._apps, self._active):
+            cache.follow(feed)
+        if sessions > 0:
+            self._sessions.follow(feed)
         self._feed = feed
 
     def cache_state(self) -> CacheState:
-        return CacheState(state="off")
+        return CacheState(state="off") if self._feed is None else self._feed.state()
+
+    def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+        self._backend().close()
 
     # -- what the feed tells ------------------------------------------------------------------
     def changed(self, what: str, ids: list[str] | None) -> None:

@@ -3,9 +3,10 @@ notifications (`changes.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from juncture.records import CacheState
+from juncture.store.cache import OnChange
 from juncture.store.cached import SESSIONS, CachedReads
 from juncture.store.postgres.changes import ChangeListener
 from juncture.store.postgres.connection import PostgresConnections
@@ -14,9 +15,7 @@ __all__ = ["PostgresCaches"]
 
 
 class PostgresCaches(CachedReads, PostgresConnections):
-    """`start_caches`, the caches' state, and the listener closed with the store."""
-
-    _listener: ChangeListener | None = None
+    """`start_caches`: the caches, fed by a listener of this node's own."""
 
     def start_caches(self, *, sessions: int = SESSIONS, connect: dict[str, Any] | None = None,
                      wait: float = 5.0) -> None:  # fmt: skip
@@ -25,19 +24,11 @@ class PostgresCaches(CachedReads, PostgresConnections):
         database. ``sessions``: sessions kept at most (0: none). ``wait``: seconds to wait for
         the caches to be trusted first (they are bypassed until then; a database that does not
         answer shows at the first read)."""
-        if self._listener is not None:
-            return
-        self._listener = ChangeListener(self.url, self.changed, self.reset,
-                                        connect=connect or self.connect_options())  # fmt: skip
-        self.start_read_caches(self._listener, sessions=sessions)
-        self._listener.wait_trusted(wait)
+        options = connect or self.connect_options()
 
-    def cache_state(self) -> CacheState:
-        if self._listener is None:
-            return CacheState(state="off")
-        return self._listener.state()
+        def listen(changed: OnChange, reset: Callable[[], None]) -> ChangeListener:
+            listener = ChangeListener(self.url, changed, reset, connect=options)
+            listener.wait_trusted(wait)
+            return listener
 
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-        super().close()
+        self.start_read_caches(listen, sessions=sessions)

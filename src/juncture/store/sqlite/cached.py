@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 
-from juncture.records import CacheState
-from juncture.store.cache import NoFeed
+from juncture.store.cache import OnChange
 from juncture.store.cached import SESSIONS, CachedReads
-from juncture.store.protocols import StoreError
 from juncture.store.sqlite.changes import ChangeLog
 from juncture.store.sqlite.connection import SqliteConnections
 
@@ -16,7 +14,8 @@ __all__ = ["SqliteCaches"]
 
 
 class SqliteCaches(CachedReads, SqliteConnections):
-    """`start_caches`, the caches' state, and the change log closed with the store."""
+    """`start_caches`: the caches, fed by the file's change log; the log's connection closed
+    when the store reopens the file."""
 
     _log: ChangeLog | None = None
 
@@ -24,25 +23,13 @@ class SqliteCaches(CachedReads, SqliteConnections):
         """Serve the hot reads from caches kept exact by the change log; without it (one-off
         commands, tests of the store itself) every read goes to the file. ``sessions``:
         sessions kept at most (0: none). Raises StoreError when the log cannot be read."""
-        if self._log is not None:
-            return
-        self.start_read_caches(NoFeed(), sessions=sessions)  # what the log's start resets
-        try:
-            self._log = ChangeLog(lambda: self._connect(readonly=True), self.changed, self.reset)
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot read the change log: {error}") from error
-        self.start_read_caches(self._log, sessions=sessions)
+
+        def open_log(changed: OnChange, reset: Callable[[], None]) -> ChangeLog:
+            self._log = ChangeLog(lambda: self._connect(readonly=True), changed, reset)
+            return self._log
+
+        self.start_read_caches(open_log, sessions=sessions)
 
     def _close_others(self) -> None:
         if self._log is not None:
             self._log.detach()
-
-    def cache_state(self) -> CacheState:
-        if self._log is None:
-            return CacheState(state="off")
-        return self._log.state()
-
-    def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-        super().close()

@@ -42,7 +42,10 @@ class ChangeLog:
         self._version = self._seq = 0
         self._failed: str | None = None
         with self._lock:
-            self._attach()
+            try:
+                self._attach()
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot read the change log: {error}") from error
 
     def _attach(self) -> sqlite3.Connection:
         """A new connection: from the log's end, with nothing cached (changes may have been
