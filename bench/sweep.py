@@ -412,21 +412,14 @@ def main_postgres(args: argparse.Namespace) -> None:
         "",
         "| | median | per round |",
         "|---|---:|---|",
-        f"| sessions re-checked / s, nodes combined | {rate:,.0f} | "
-        + ", ".join(f"{r['rate']:,.0f}" for r in rounds)
-        + " |",
+        row("sessions re-checked / s, nodes combined", rate, rounds, "rate", ",.0f"),
         "| sessions swept per node | | "
         + "; ".join(" + ".join(f"{n:,}" for n in r["shares"]) for r in rounds)
         + " |",
-        f"| traffic during the sweep, decisions / s | {traffic:,.0f} | "
-        + ", ".join(f"{r['traffic']:,.0f}" for r in rounds)
-        + " |",
-        f"| CPU µs per session swept: the nodes | {node_us:.1f} | "
-        + ", ".join(f"{r['node_us']:.1f}" for r in rounds)
-        + " |",
-        f"| CPU µs per session swept: PostgreSQL{database_note} | {database_us:.1f} | "
-        + ", ".join(f"{r['database_us']:.1f}" for r in rounds)
-        + " |",
+        row("traffic during the sweep, decisions / s", traffic, rounds, "traffic", ",.0f"),
+        row("CPU µs per session swept: the nodes", node_us, rounds, "node_us", ".1f"),
+        row(f"CPU µs per session swept: PostgreSQL{database_note}", database_us, rounds,
+            "database_us", ".1f"),
         "",
         f"Target at least 20,000 sessions/s combined: {met} ({rate:,.0f}).",
     ]
@@ -435,6 +428,12 @@ def main_postgres(args: argparse.Namespace) -> None:
     if not args.no_write:
         alone = "-no-traffic" if args.no_traffic else ""
         common.update_section(f"sweep-postgres-{args.nodes}-nodes{alone}", body)
+
+
+def row(label: str, median: float, rounds: list[dict[str, Any]], key: str, fmt: str) -> str:
+    """A table row: the label, the median, and each round's figure."""
+    figures = ", ".join(format(r[key], fmt) for r in rounds)
+    return f"| {label} | {format(median, fmt)} | {figures} |"
 
 
 def main() -> None:
@@ -483,12 +482,8 @@ def main() -> None:
         "",
         "| | median | per round |",
         "|---|---:|---|",
-        f"| sessions re-checked / s | {rate:,.0f} | "
-        + ", ".join(f"{r['rate']:,.0f}" for r in rounds)
-        + " |",
-        f"| traffic during the sweep, decisions / s | {traffic:,.0f} | "
-        + ", ".join(f"{r['traffic']:,.0f}" for r in rounds)
-        + " |",
+        row("sessions re-checked / s", rate, rounds, "rate", ",.0f"),
+        row("traffic during the sweep, decisions / s", traffic, rounds, "traffic", ",.0f"),
         "",
         f"Target at least 20,000 sessions/s with traffic running: {met} ({rate:,.0f}).",
     ]
