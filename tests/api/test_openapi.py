@@ -34,7 +34,7 @@ METHODS = ("get", "put", "post", "delete", "patch")
 def _served(tmp_path: Path) -> list[tuple[str, str]]:
     runtime = open_runtime(tmp_path / "j.db")
     try:
-        app = create_app(runtime).app.app  # type: ignore[attr-defined]  # RequestId, DecisionRoutes
+        app = create_app(runtime).app  # type: ignore[attr-defined]  # the Starlette app in Front
         return [
             (method.lower(), route.path)
             for route in app.routes
@@ -50,7 +50,7 @@ def _served(tmp_path: Path) -> list[tuple[str, str]]:
 def test_every_route_and_method_is_described(tmp_path: Path) -> None:
     runtime = open_runtime(tmp_path / "j.db")
     try:
-        app = create_app(runtime).app.app  # type: ignore[attr-defined]  # RequestId, DecisionRoutes
+        app = create_app(runtime).app  # type: ignore[attr-defined]  # the Starlette app in Front
         paths = openapi_document(__version__)["paths"]
         for route in app.routes:
             assert isinstance(route, Route)

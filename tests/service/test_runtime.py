@@ -107,7 +107,7 @@ def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, mo
                 )
             )
         writer.flush()
-        kept = [msgspec.json.decode(prepared)[0] for prepared in writer._buffer]
+        kept = [msgspec.json.decode(head)[0] for head, _ in writer._buffer]
         assert kept == ["d2", "d3", "d4"]  # the newest kept
     finally:
         writer._stop = True

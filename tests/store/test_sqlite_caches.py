@@ -46,6 +46,38 @@ def test_a_session_changed_by_another_writer_is_read_anew_at_once(
     assert b.get_session("s1") is None
 
 
+def test_reads_in_one_block_stand_as_of_its_first_and_the_next_block_looks_anew(
+    two: tuple[SqliteStore, SqliteStore],
+):
+    a, b = two
+    a.create_session(make_session(1))
+    a.create_session(make_session(2))
+    with b.consistent_reads():
+        assert b.get_session("s1").status == "active"  # type: ignore[union-attr]
+        a.update_session(make_session(1, status="revoked"), expected_revision=0)
+        # Committed after the block's look: the block's reads stand as of that look...
+        assert b.get_session("s1").status == "active"  # type: ignore[union-attr]
+        with b.consistent_reads():  # ...a block within it shares it...
+            assert b.get_session("s1").status == "active"  # type: ignore[union-attr]
+        # ...and what the block did not have cached is read from the file as it is now.
+        assert b.get_session("s2").status == "active"  # type: ignore[union-attr]
+    with b.consistent_reads():  # the next block (the next decision) looks again
+        assert b.get_session("s1").status == "revoked"  # type: ignore[union-attr]
+    a.update_session(make_session(2, status="revoked"), expected_revision=0)
+    assert b.get_session("s2").status == "revoked"  # type: ignore[union-attr]  # no block
+
+
+def test_a_block_writing_drops_its_own_write_from_the_cache(
+    two: tuple[SqliteStore, SqliteStore],
+):
+    a, _ = two
+    a.create_session(make_session(1))
+    with a.consistent_reads():
+        assert a.get_session("s1").status == "active"  # type: ignore[union-attr]
+        a.update_session(make_session(1, status="revoked"), expected_revision=0)
+        assert a.get_session("s1").status == "revoked"  # type: ignore[union-attr]
+
+
 def test_app_keys_and_the_active_version_follow_at_once(two: tuple[SqliteStore, SqliteStore]):
     a, b = two
     a.put_app(make_app("shop", "jct_app_1"))

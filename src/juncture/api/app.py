@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
@@ -16,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from juncture import __version__
 from juncture.api import (
@@ -33,13 +32,14 @@ from juncture.api import (
 from juncture.api.access import LOOP_FIRST
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.boundary import ServiceCalls
+from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
-from juncture.api.problems import problem, problem_of
+from juncture.api.problems import problem
 from juncture.api.views import Health
-from juncture.errors import CorruptError, Refusal, StoreError
+from juncture.errors import StoreError
 from juncture.service.clock import ClockWatch, DevClock
 from juncture.service.decision_log import DecisionLogWriter
 from juncture.service.inventory import InventorySettings
@@ -50,36 +50,6 @@ from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 
 log = logging.getLogger("juncture.api")
-
-
-class RequestId:
-    """Echo `X-Request-ID` (a caller's, if sane, else a new one) on every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.counter = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                given = value
-                break
-        if given is None or len(given) > 128 or not given.isascii():
-            self.counter += 1
-            given = f"r{time.time_ns():x}{self.counter:x}".encode()
-        scope.setdefault("state", {})["request_id"] = given.decode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", given)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class Metrics:
@@ -99,6 +69,14 @@ class Metrics:
         )
         self.sessions = Gauge("juncture_sessions_active", "Active sessions", registry=self.registry)
         self.exported: dict[tuple[str, str], int] = {}
+        self.at_once = Counter(
+            "juncture_decision_requests_at_once_total",
+            "Decision requests answered at once by the server's protocol, or handed to the ASGI"
+            " app (api/direct.py)",
+            ["path", "way"],
+            registry=self.registry,
+        )
+        self.at_once_exported: dict[tuple[str, str], int] = {}
 
 
 #: The routes that decide or stamp proofs: refused while this node's clock is off.
@@ -113,14 +91,8 @@ def _errors(
     loop_first: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
-        clock: ClockWatch | None = request.app.state.clock
-        if clocked and clock is not None and clock.skewed:
-            return problem(
-                503,
-                "unavailable.clock_skew",
-                f"this node's clock is off the store's by more than "
-                f"{clock.settings.max_skew:g} s: it decides nothing until it is set right",
-            )
+        if clocked and (skewed := skew_refusal(request.app.state.clock)) is not None:
+            return skewed
         with DecisionLogWriter.awaited() as commits:
             response = await _answer(handler, request, body_limit, loop_first)
         if not commits:
@@ -149,17 +121,8 @@ async def _answer(
     calls: ServiceCalls = request.app.state.service_calls
     try:
         return await calls.answer(handler, request, body_limit=body_limit, loop_first=loop_first)
-    except CorruptError as exc:  # one record, not the store: the rest of the service works on
-        log.exception("a stored record is corrupt")
-        return problem_of(exc)
-    except StoreError as exc:
-        log.exception("store unavailable")
-        return problem_of(exc)
-    except Refusal as exc:
-        return problem_of(exc)
-    except Exception:  # never a stack trace to a caller
-        log.exception("internal error")
-        return problem(500, "internal.error", "internal error")
+    except Exception as error:  # never a stack trace to a caller
+        return answer_error(error)
 
 
 async def metrics(request: Request) -> Response:
@@ -179,6 +142,13 @@ async def metrics(request: Request) -> Response:
         if delta > 0:
             m.decisions.labels(outcome=outcome, checkpoint=checkpoint or "-").inc(delta)
             m.exported[key] = count
+    direct: dict[str, Direct] = request.app.state.direct
+    for path, route in direct.items():
+        for way, count in (("at_once", route.answered), ("declined", route.declined)):
+            delta = count - m.at_once_exported.get((path, way), 0)
+            if delta > 0:
+                m.at_once.labels(path=path, way=way).inc(delta)
+                m.at_once_exported[(path, way)] = count
     try:
         m.sessions.set(runtime.health.active_sessions())
     except StoreError:  # the gauge keeps its last value; /healthz reports the store
@@ -326,35 +296,14 @@ def create_app(
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     app.state.service_calls = ServiceCalls(mode)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
-    fast = {
-        path: _errors(handler, body_limit=limits.body_limit("POST", path),
-                      clocked=path.startswith(CLOCKED), loop_first=True)
+    wrapped = {
+        path: (handler, _errors(handler, body_limit=limits.body_limit("POST", path),
+                                clocked=path.startswith(CLOCKED), loop_first=True))
         for path, handler, methods in routes
         if handler in LOOP_FIRST and methods == ["POST"]
     }  # fmt: skip
-    return RequestId(DecisionRoutes(app, fast))
-
-
-class DecisionRoutes:
-    """The single-decision routes straight to their handler, past Starlette's router and
-    middleware (a decision's hot path; `bench/http.py`): the same handler, wrapped as its
-    route wraps it (`_errors`), answers every error itself; anything it lets out is a 500
-    problem, as the server error middleware would answer. Every other request goes to the
-    app."""
-
-    def __init__(self, app: Starlette, routes: dict[str, Callable[[Request], Awaitable[Response]]]):
-        self.app = app
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        scope["app"] = self.app
-        try:
-            response = await handler(Request(scope, receive))
-        except Exception:  # never a stack trace to a caller
-            log.exception("internal error")
-            response = problem(500, "internal.error", "internal error")
-        await response(scope, receive, send)
+    app.state.direct = {
+        path: Direct(app, LOOP_FIRST[handler], clocked=path.startswith(CLOCKED))
+        for path, (handler, _) in wrapped.items()
+    }
+    return Front(app, {path: route for path, (_, route) in wrapped.items()}, app.state.direct)

@@ -47,6 +47,10 @@ from juncture.waiting import WouldWait, no_waiting
 StoreCalls = Literal["loop", "threads", "loop-first"]
 Handler = Callable[[Request], Awaitable[Response]]
 
+#: Set in a request's scope once it was tried on the loop and would have waited (api/direct.py
+#: tries a decision there before its ASGI task exists): it goes to a thread at once.
+LOOP_TRIED = "juncture.loop_tried"
+
 #: Requests in worker threads at most, per server worker process: a networked store's pool of
 #: connections should hold at least this many.
 THREADS = 32
@@ -93,7 +97,7 @@ class ServiceCalls:
         if self.mode == "loop":
             return await handler(request)
         body = await raw_body(request, body_limit)
-        if loop_first and self.mode == "loop-first":
+        if loop_first and self.mode == "loop-first" and not request.scope.get(LOOP_TRIED):
             self.tried_on_loop += 1
             try:
                 with no_waiting():

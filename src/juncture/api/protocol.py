@@ -13,14 +13,23 @@ answer rather than a reset, and the connection is closed.
 from __future__ import annotations
 
 import functools
+import logging
 import urllib.parse
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import msgspec
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from starlette.types import Scope
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from juncture.api.direct import Direct
 from juncture.api.limits import Limits
+from juncture.api.problems import problem
 from juncture.api.settings import from_environment
 from juncture.errors import CodedRefusal
 
@@ -87,6 +96,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: Refused | None = None
         self._lingering = False
         self._drained = 0
+        #: The single-decision routes answered at once (api/direct.py), when the app has them.
+        self._routes: dict[str, Direct] = getattr(self.app, "direct", None) or {}
+        self._direct: Direct | None = None  # the current request's, while its body comes
+        self._direct_body: list[bytes] = []
 
     # -- bytes in ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -161,12 +174,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._in_body = True
         method = self.parser.get_method().decode("ascii")
-        path = urllib.parse.unquote(httptools.parse_url(self.url).path.decode("ascii"))
+        parsed = httptools.parse_url(self.url)
+        path = urllib.parse.unquote(parsed.path.decode("ascii"))
         self._body_limit = self.limits.body_limit(method, path)
         for name, value in self.headers:
             if name == b"content-length" and value.strip().isdigit():
                 if int(value) > self._body_limit:
                     raise self._refusing(self._too_large())
+        self._direct = self._direct_route(method, path)
+        if self._direct is not None:  # no ASGI task yet: the body first (on_message_complete)
+            scope = self.scope
+            scope["method"], scope["path"], scope["raw_path"] = method, path, parsed.path
+            scope["query_string"] = parsed.query or b""
+            self._direct_body = []
+            return
         super().on_headers_complete()
         self._cycle_of = self._messages
 
@@ -174,11 +195,75 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body += len(body)
         if self._body > self._body_limit:
             raise self._refusing(self._too_large())
+        if self._direct is not None:
+            self._direct_body.append(body)
+            return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        super().on_message_complete()
+        direct, self._direct = self._direct, None
+        if direct is None:
+            super().on_message_complete()
+            return
+        body = b"".join(self._direct_body)
+        self._direct_body = []
+        self._answer_directly(direct, body)
+
+    # -- answering at once ------------------------------------------------------------------
+    def _direct_route(self, method: str, path: str) -> Direct | None:
+        """The route answering this request at once, when it has one and nothing about the
+        request or the connection asks for uvicorn's handling: HTTP/1.1 kept alive, no
+        ``Expect: 100-continue``, no upgrade, no earlier request still being answered, the
+        client reading its answers (else the ASGI path's flow control holds further
+        requests back), no concurrency limit, no root path."""
+        direct = self._routes.get(path) if method == "POST" else None
+        if direct is None:
+            return None
+        cycle = self.cycle
+        if (
+            self.parser.get_http_version() != "1.1"
+            or not self.parser.should_keep_alive()
+            or self.parser.should_upgrade()
+            or self.expect_100_continue
+            or (cycle is not None and not cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused
+            or self.limit_concurrency is not None
+            or self.root_path
+        ):
+            return None
+        return direct
+
+    def _answer_directly(self, direct: Direct, body: bytes) -> None:
+        """Write ``direct``'s answer in one piece, then go on as after any answer; when it
+        declines, hand the request to the app as uvicorn would have from the start."""
+        scope = cast(Scope, self.scope)
+        request_id = self.app.request_ids.of(self.headers)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        response = direct.answer(scope, body)
+        if response is None:
+            HttpToolsProtocol.on_headers_complete(self)
+            self._cycle_of = self._messages
+            if body:
+                HttpToolsProtocol.on_body(self, body)
+            HttpToolsProtocol.on_message_complete(self)
+            return
+        own = [*response.raw_headers, (b"x-request-id", request_id)]
+        if any(HEADER_VALUE_RE.search(value) for _, value in own):  # as uvicorn refuses
+            self.logger.error("Invalid HTTP header value in a decision's answer")
+            response = problem(500, "internal.error", "internal error")
+            own = [*response.raw_headers, (b"x-request-id", request_id)]
+        lines = [STATUS_LINE[response.status_code]]
+        lines += [name + b": " + value + b"\r\n"
+                  for name, value in (*self.server_state.default_headers, *own)]  # fmt: skip
+        lines += [b"\r\n", bytes(response.body)]
+        self.transport.write(b"".join(lines))
+        if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
+            where = get_path_with_query_string(self.scope)
+            self.access_logger.info('%s - "POST %s HTTP/1.1" %d', get_client_addr(self.scope),
+                                    where, response.status_code)  # fmt: skip
+        self.on_response_complete()
 
     # -- refusing ---------------------------------------------------------------------------
     def _too_many_headers(self) -> Refused:

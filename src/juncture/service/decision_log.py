@@ -68,7 +68,7 @@ class DecisionLogWriter:
         self._last_purge: datetime | None = None
         self._interval = interval
         self._max = max_batch
-        self._buffer: list[bytes] = []
+        self._buffer: list[Any] = []
         self._waiting: list[Future[None]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -137,7 +137,7 @@ class DecisionLogWriter:
         except NotFound:
             raise RequestError("`before` names no logged decision") from None
 
-    def _commit(self, batch: list[bytes], waiting: list[Future[None]]) -> None:
+    def _commit(self, batch: list[Any], waiting: list[Future[None]]) -> None:
         """Durable mode: one transaction for the batch, then every waiter is told."""
         try:
             self._store.record_prepared(batch)

@@ -87,8 +87,21 @@ class Decisions:
         observed and enriched (service/observe.py) before the journey reads them.
 
         Raises ServiceError for a session that is not the app's, or facts that are invalid;
-        everything else (store down, no version) is a deny.
+        everything else (store down, no version) is a deny. Its reads stand as of its first
+        (`Store.consistent_reads`).
         """
+        with self.store.consistent_reads():
+            return self._decide(app, action, request, session_id, connection, answered)
+
+    def _decide(
+        self,
+        app: App,
+        action: str,
+        request: Mapping[str, Any],
+        session_id: str | None,
+        connection: Connection | None,
+        answered: StoredProof | None,
+    ) -> Outcome:
         started = time.perf_counter_ns()
         decision_id = new_id("d")
         now = self.now()

@@ -26,6 +26,7 @@ services, never to the store").
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from juncture.service.agents import Agents
@@ -112,6 +113,11 @@ class Runtime:
         self.streams = Streams(store, now)
         self.health = Health(store)
         self.inventory = Inventory(store, now)
+
+    def consistent_reads(self) -> AbstractContextManager[None]:
+        """A block whose store reads all stand as of its first (`Store.consistent_reads`): one
+        decision's, its caller's key included."""
+        return self.store.consistent_reads()
 
     def close(self) -> None:
         """Stop the background sweep worker, if any, and flush the decision log."""

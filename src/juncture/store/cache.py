@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterable
+from contextlib import AbstractContextManager
 from typing import Generic, Protocol, TypeVar
 
 from juncture.records import CacheState
@@ -43,6 +44,12 @@ class Feed(Protocol):
 
 class Source(Feed, Protocol):
     """A backend's feed: it also says how it stands (`/healthz`) and closes with the store."""
+
+    def looked_once(self) -> AbstractContextManager[None]:
+        """Within this block (this task or thread), the feed is looked at once, by the first
+        `trusted` call, whose answer the block's later calls get (where a look costs more
+        than a memory read: SQLite)."""
+        ...
 
     def state(self) -> CacheState: ...
 

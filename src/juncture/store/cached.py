@@ -15,7 +15,9 @@ it also says how the caches stand (`cache_state`) and closes the feed with the s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -67,6 +69,9 @@ class CachedReads:
 
     def cache_state(self) -> CacheState:
         return CacheState(state="off") if self._feed is None else self._feed.state()
+
+    def consistent_reads(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._feed is None else self._feed.looked_once()
 
     def close(self) -> None:
         if self._feed is not None:

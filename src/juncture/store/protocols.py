@@ -8,6 +8,7 @@ may acknowledge the change as soon as the call returns (durability rule of DESIG
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -123,12 +124,13 @@ class DecisionLog(Protocol):
         A record whose id is already logged is skipped, so retrying a batch is harmless.
         """
 
-    def prepare_record(self, record: DecisionRecord) -> bytes:
-        """The record encoded for `record_prepared` (encode on the deciding thread, write on
-        another). Raises StoreError for a record the store cannot take (a naive time)."""
+    def prepare_record(self, record: DecisionRecord) -> Any:
+        """The record made ready for `record_prepared` (encoded on the deciding thread, written
+        on another), in whatever form this store writes fastest. Raises StoreError for a
+        record the store cannot take (a naive time)."""
 
-    def record_prepared(self, prepared: Sequence[bytes]) -> None:
-        """Append records made by `prepare_record`, as `record` does."""
+    def record_prepared(self, prepared: Sequence[Any]) -> None:
+        """Append records made by this store's `prepare_record`, as `record` does."""
 
     def count_decisions(self, subject_id: str, *, since: datetime) -> int:
         """How many decisions about ``subject_id`` were logged at or after ``since``."""
@@ -489,6 +491,12 @@ class Store(
 
     def cache_state(self) -> CacheState:
         """Whether the reads every decision makes come from this node's caches now."""
+        ...
+
+    def consistent_reads(self) -> AbstractContextManager[None]:
+        """A block whose cached reads all stand as of its first one: the caches' feed is
+        looked at once, not at every read (a decision's reads: its app, version and session;
+        each decision still looks afresh, so a change committed before it began is seen)."""
         ...
 
     def close(self) -> None: ...

@@ -13,9 +13,11 @@ pruned away drops everything. An error reading the log says no: the caches are b
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 from juncture.records import CacheState
 from juncture.store.cache import OnChange
@@ -41,6 +43,7 @@ class ChangeLog:
         self._conn: sqlite3.Connection | None = None
         self._version = self._seq = 0
         self._failed: str | None = None
+        self._looked: ContextVar[list[bool] | None] = ContextVar("juncture_looked", default=None)
         with self._lock:
             try:
                 self._attach()
@@ -68,7 +71,29 @@ class ChangeLog:
                 self._conn.close()
                 self._conn = None
 
+    @contextlib.contextmanager
+    def looked_once(self) -> Iterator[None]:
+        """Within this block (this task or thread), one look: the first `trusted` call's
+        answer is every later one's. A block within another shares the outer one's look."""
+        if self._looked.get() is not None:
+            yield
+            return
+        token = self._looked.set([])
+        try:
+            yield
+        finally:
+            self._looked.reset(token)
+
     def trusted(self) -> bool:
+        looked = self._looked.get()  # None outside a `looked_once` block
+        if looked:
+            return looked[0]
+        answer = self._look()
+        if looked is not None:
+            looked.append(answer)
+        return answer
+
+    def _look(self) -> bool:
         with self._lock:
             try:
                 conn = self._conn if self._conn is not None else self._attach()

@@ -10,8 +10,27 @@ from juncture.store.protocols import NotFound
 from juncture.store.sqlite.connection import SqliteConnections
 from juncture.store.sqlite.rows import decode, encode, filters, to_micros, where
 
+#: A decision record made ready for `record_prepared`: its small columns and its body's
+#: length as a JSON array, and its body.
+Prepared = tuple[bytes, bytes]
+
 #: How much longer than decision records approvals are kept (the longest one may wait).
 _APPROVALS_OUTLIVE = timedelta(days=1)
+
+
+#: Rows per insert statement at most (a batch held while the store was down may be large).
+_ROWS_PER_INSERT = 1000
+
+#: The insert of a batch: its rows' small columns and body lengths as a JSON array of arrays
+#: (?1), their bodies one after the other in one blob (?2); a row's body starts where the
+#: bodies before it end.
+_INSERT = (
+    "INSERT INTO decisions (id, at, app, subject_id, session_id, action, outcome, body)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,"
+    " value ->> 6, substr(?2, 1 + coalesce(sum(value ->> 7) OVER (ORDER BY key ROWS BETWEEN"
+    " UNBOUNDED PRECEDING AND 1 PRECEDING), 0), value ->> 7)"
+    " FROM json_each(?1) WHERE true ON CONFLICT (id) DO NOTHING"
+)
 
 
 class SqliteDecisionLog(SqliteConnections):
@@ -21,29 +40,31 @@ class SqliteDecisionLog(SqliteConnections):
         """Append records in one transaction; an id already logged is skipped (retry-safe)."""
         self.record_prepared([self.prepare_record(r) for r in records])
 
-    def prepare_record(self, record: DecisionRecord) -> bytes:
-        """A record encoded for `record_prepared`: done on the deciding thread, so the thread
-        that writes the log later does almost no Python work (it holds the interpreter lock
-        that the server needs for as little as possible)."""
+    def prepare_record(self, record: DecisionRecord) -> Prepared:
+        """A record made ready to insert, on the deciding thread: the thread that writes the
+        log later joins bytes and calls SQLite, and holds the interpreter lock, which the
+        server's event loop needs, for little more than that."""
+        body = encode(record)
         return encode((record.id, to_micros(record.at), record.app, record.subject_id,
-                        record.session_id, record.action, record.outcome, record))  # fmt: skip
+                       record.session_id, record.action, record.outcome,
+                       len(body))), body  # fmt: skip
 
-    def record_prepared(self, prepared: Sequence[bytes]) -> None:
+    def record_prepared(self, prepared: Sequence[Prepared]) -> None:
         """Append prepared records in one transaction; an id already logged is skipped.
 
-        The whole batch goes in as one statement over a JSON array: SQLite parses it with the
-        interpreter lock released, rather than one step per row (as `executemany` would).
+        A statement takes up to `_ROWS_PER_INSERT` rows in two values (`_INSERT`), and SQLite
+        does the rest with the interpreter lock released. (Binding each row's eight values
+        made the event loop's thread wait for the lock: a fifth more time a decision; bodies
+        inside the JSON cost SQLite twice the CPU, parsing them and rendering them again.
+        `bench/RESULTS.md`, the decision log.)
         """
         if not prepared:
             return
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO decisions (id, at, app, subject_id, session_id, action, outcome,"
-                " body) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3,"
-                " value ->> 4, value ->> 5, value ->> 6, CAST(value -> 7 AS BLOB)"
-                " FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING",
-                (b"[" + b",".join(prepared) + b"]",),
-            )  # fmt: skip
+            for start in range(0, len(prepared), _ROWS_PER_INSERT):
+                chunk = prepared[start : start + _ROWS_PER_INSERT]
+                heads = b"[" + b",".join([head for head, _ in chunk]) + b"]"
+                conn.execute(_INSERT, (heads, b"".join([body for _, body in chunk])))
 
     def count_decisions(self, subject_id: str, *, since: datetime) -> int:
         """How many decisions about ``subject_id`` were logged at or after ``since``."""
