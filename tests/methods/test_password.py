@@ -179,6 +179,13 @@ def test_a_missing_breached_list_is_a_configuration_error(tmp_path: Path) -> Non
         ({"min_length": 0}, "method.config.value"),
         ({"max_length": 32}, "method.config.value"),
         ({"memory_cost": 1}, "method.config.value"),
+        ({"memory_cost": 4 * 1024 * 1024 + 1}, "method.config.value"),
+        ({"memory_cost": 15, "parallelism": 2}, "method.config.value"),  # 8 KiB a lane
+        ({"time_cost": 0}, "method.config.value"),
+        ({"time_cost": 101}, "method.config.value"),
+        ({"parallelism": 0}, "method.config.value"),
+        ({"parallelism": 65}, "method.config.value"),
+        ({"time_cost": "2"}, "method.config.type"),
         ({"amr": "pwd"}, "method.config.type"),
     ],
 )
