@@ -79,6 +79,7 @@ bench: setup
 	$(BIN)/python bench/http.py --backends sqlite postgres --duration 10 --warmup 2
 	$(BIN)/python bench/store_boundary.py
 	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/login.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

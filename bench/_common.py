@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: machine description, batched timing, RESULTS.md sections."""
+"""Shared helpers for the benchmarks: machine description, batched timing, RESULTS.md sections,
+server processes on loopback and their CPU."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import platform
 import re
 import shlex
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -13,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ROOT = RESULTS.parent.parent
@@ -161,3 +166,101 @@ def update_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block
     RESULTS.write_text(text)
+
+
+# -- server processes ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the live processes of a process group (the server and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Server:
+    """A server process in its own process group, on a free loopback port."""
+
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.args, self.cwd, self.env, self.port = args, cwd, env, port
+        self.stop_signal = stop_signal
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = cwd / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the workers are in it too
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+
+    @property
+    def pgid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: the decision log is flushed), SIGKILL of the group if it hangs."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pgid, signal.SIGKILL)
+                self.process.wait(10)
+        deadline = time.monotonic() + 10
+        while group_alive(self.pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if group_alive(self.pgid):
+            os.killpg(self.pgid, signal.SIGKILL)
+            raise RuntimeError(f"process group {self.pgid} outlived its leader")

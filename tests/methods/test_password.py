@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import argon2
 import pytest
 
 from juncture.methods.base import (
@@ -49,6 +50,40 @@ def test_a_wrong_password_fails_with_the_generic_message() -> None:
             PUBLIC_FAILURE,
         )
         assert result.proof is None and result.record is None
+
+
+def test_the_default_parameters_are_owasps_minimum_for_argon2id() -> None:
+    """OWASP Password Storage Cheat Sheet: argon2id with 19 MiB, t=2, p=1 at least."""
+    method = make("password")
+    assert (method.options.memory_cost, method.options.time_cost) == (19456, 2)
+    assert method.options.parallelism == 1
+    stored = argon2.extract_parameters(method.enroll("correct horse battery", now=NOW).record.hash)
+    assert (stored.type, stored.memory_cost, stored.time_cost, stored.parallelism) == (
+        argon2.Type.ID,
+        19 * 1024,
+        2,
+        1,
+    )
+    method.verify_unknown("correct horse battery", now=NOW)  # the dummy: the same parameters
+    assert method._dummy is not None
+    assert argon2.extract_parameters(method._dummy) == stored
+
+
+def test_a_hash_made_with_argon2_cffis_defaults_takes_ours_at_its_next_login() -> None:
+    """argon2-cffi's defaults (64 MiB, t=3, p=4; ~150 ms of CPU a hash) were Juncture's."""
+    old = make(
+        "password",
+        time_cost=argon2.DEFAULT_TIME_COST,
+        memory_cost=argon2.DEFAULT_MEMORY_COST,
+        parallelism=argon2.DEFAULT_PARALLELISM,
+    )
+    record = old.enroll("correct horse battery", now=NOW).record
+    stored = argon2.extract_parameters(record.hash)
+    assert (stored.memory_cost, stored.time_cost, stored.parallelism) == (65536, 3, 4)
+    result = make("password").verify(record, "correct horse battery", now=NOW)
+    assert result.ok and result.record is not None
+    now = argon2.extract_parameters(result.record.hash)
+    assert (now.memory_cost, now.time_cost, now.parallelism) == (19456, 2, 1)
 
 
 def test_unicode_is_normalized_before_hashing() -> None:
@@ -144,6 +179,13 @@ def test_a_missing_breached_list_is_a_configuration_error(tmp_path: Path) -> Non
         ({"min_length": 0}, "method.config.value"),
         ({"max_length": 32}, "method.config.value"),
         ({"memory_cost": 1}, "method.config.value"),
+        ({"memory_cost": 4 * 1024 * 1024 + 1}, "method.config.value"),
+        ({"memory_cost": 15, "parallelism": 2}, "method.config.value"),  # 8 KiB a lane
+        ({"time_cost": 0}, "method.config.value"),
+        ({"time_cost": 101}, "method.config.value"),
+        ({"parallelism": 0}, "method.config.value"),
+        ({"parallelism": 65}, "method.config.value"),
+        ({"time_cost": "2"}, "method.config.type"),
         ({"amr": "pwd"}, "method.config.type"),
     ],
 )

@@ -1,5 +1,6 @@
-"""Calls that may hash a password (argon2: ~100 ms of CPU) run in a few worker threads, never
-on the event loop, and only so many wait: past that, 429 ``auth.busy`` with `Retry-After`.
+"""Calls that may hash a password (argon2id: about 17 ms of CPU with the password method's
+defaults, more with a journey's higher parameters) run in a few worker threads, never on the
+event loop, and only so many wait: past that, 429 ``auth.busy`` with `Retry-After`.
 
 A burst of password verifications (credential stuffing) thus takes at most
 ``concurrency`` threads of CPU and ``concurrency + queue`` requests' memory, and every other
@@ -21,7 +22,7 @@ from juncture.api.problems import ApiError
 
 _T = TypeVar("_T")
 
-#: Seconds a refused caller is told to wait (a hash takes about a tenth of one).
+#: Seconds a refused caller is told to wait (a hash takes a few hundredths of one).
 RETRY_AFTER = 1
 
 

@@ -6,10 +6,15 @@ service's or the user's name). The list file holds one entry a line: a password,
 40-hex SHA-1 of one (upper or lower case, optionally followed by ``:count`` as in the
 Have I Been Pwned downloads). A line of exactly 40 hex digits is taken as a SHA-1.
 
-Verification rehashes when the stored hash's parameters differ from the configured
-ones (`argon2.PasswordHasher.check_needs_rehash`). `Password.verify_unknown` spends the
-same work against a dummy hash when no such subject exists, so the response time does
-not say whether the account exists.
+The argon2id parameters default to OWASP's minimum (Password Storage Cheat Sheet: 19 MiB,
+two passes, one lane; about 18 ms of CPU a hash), not argon2-cffi's own defaults (64 MiB,
+t=3, p=4: about 150 ms of CPU over four threads), so that a core verifies some 50 passwords
+a second; a journey raises them per method. Verification rehashes when the stored hash's
+parameters differ from the configured ones (`argon2.PasswordHasher.check_needs_rehash`): a
+stored hash takes the method's parameters at its next successful verification.
+`Password.verify_unknown` spends the same work, with the same parameters, against a dummy
+hash when no such subject exists, so the response time does not say whether the account
+exists.
 """
 
 from __future__ import annotations
@@ -53,14 +58,21 @@ from juncture.policy.kinds import built_in
 
 _SHA1_LINE = re.compile(r"^([0-9a-fA-F]{40})(:\d+)?$")
 
+#: argon2id passes: OWASP's minimum with 19 MiB.
+DEFAULT_TIME_COST = 2
+#: argon2id memory in KiB: 19 MiB, OWASP's minimum.
+DEFAULT_MEMORY_COST = 19 * 1024
+#: argon2id lanes: one (a hash takes one core; concurrency comes from concurrent logins).
+DEFAULT_PARALLELISM = 1
+
 
 class PasswordOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
     min_length: int = 15
     max_length: int = 256
     breached_list: str | None = None
-    time_cost: int = argon2.DEFAULT_TIME_COST
-    memory_cost: int = argon2.DEFAULT_MEMORY_COST
-    parallelism: int = argon2.DEFAULT_PARALLELISM
+    time_cost: int = DEFAULT_TIME_COST
+    memory_cost: int = DEFAULT_MEMORY_COST
+    parallelism: int = DEFAULT_PARALLELISM
 
 
 class PasswordRecord(msgspec.Struct, frozen=True, kw_only=True):
