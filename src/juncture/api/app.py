@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
+from juncture.api.latency import Latencies
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import problem
@@ -61,12 +62,8 @@ class Metrics:
             ["outcome", "checkpoint"],
             registry=self.registry,
         )
-        self.latency = Histogram(
-            "juncture_decision_seconds",
-            "Decision latency (API handler)",
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-        )
+        self.latency = Latencies()
+        self.registry.register(self.latency)
         self.sessions = Gauge("juncture_sessions_active", "Active sessions", registry=self.registry)
         self.exported: dict[tuple[str, str], int] = {}
         self.at_once = Counter(
