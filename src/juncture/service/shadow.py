@@ -31,7 +31,7 @@ from juncture.records import ShadowRecord
 from juncture.service.policies import PolicyRegistry
 from juncture.store.protocols import Store, StoreError
 
-__all__ = ["QUEUE", "ShadowJob", "ShadowRunner", "ShadowStats"]
+__all__ = ["INTERVAL", "QUEUE", "ShadowJob", "ShadowRunner", "ShadowStats"]
 
 log = logging.getLogger("juncture.shadow")
 
@@ -39,6 +39,8 @@ log = logging.getLogger("juncture.shadow")
 QUEUE = 10_000
 #: Decisions the thread takes at once (their differences are recorded in one transaction).
 _BATCH = 256
+#: Seconds between the thread's looks at the queue, at most.
+INTERVAL = 0.05
 
 
 class ShadowJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +79,7 @@ def _side(decision: Decision) -> dict[str, Any]:
         "reason": decision.reason,
         "journey": decision.journey,
         "checkpoint": decision.checkpoint,
-        "explanation": msgspec.to_builtins(decision.explanation),
+        "explanation": decision.explanation,  # structs: encoded as they are recorded
     }
 
 
@@ -105,20 +107,25 @@ class ShadowRunner:
         return found if found is not None and found != active_version else None
 
     def offer(self, job: ShadowJob) -> None:
-        """Queue a decision for the shadow (returns at once; a full queue drops it)."""
-        with self._wake:
-            if self._closed:
-                return
-            if len(self._jobs) >= self._capacity:
-                self.stats.dropped += 1
-                return
-            self._jobs.append(job)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="juncture-shadow", daemon=True
-                )
-                self._thread.start()
-            self._wake.notify()
+        """Queue a decision for the shadow (returns at once; a full queue drops it).
+
+        The deciding thread is not woken for each: it takes what has queued every
+        `INTERVAL`, or at once when a batch is full (a wake-up per decision cost the event
+        loop more than the shadow's own evaluation, `bench/RESULTS.md`)."""
+        if self._closed:
+            return
+        if len(self._jobs) >= self._capacity:
+            self.stats.dropped += 1
+            return
+        self._jobs.append(job)  # deque appends are atomic: no lock on the decision's path
+        if self._thread is None or len(self._jobs) == _BATCH:
+            with self._wake:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="juncture-shadow", daemon=True
+                    )
+                    self._thread.start()
+                self._wake.notify()
 
     def waiting(self) -> int:
         """Decisions queued or being decided now."""
@@ -128,6 +135,7 @@ class ShadowRunner:
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued decision is decided and recorded (tests, shutdown)."""
         with self._wake:
+            self._wake.notify_all()
             return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
 
     def close(self) -> None:
@@ -142,9 +150,12 @@ class ShadowRunner:
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._jobs or self._closed)
+                if not self._jobs and not self._closed:
+                    self._wake.wait(INTERVAL)
                 if not self._jobs:
-                    return
+                    if self._closed:
+                        return
+                    continue
                 batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), _BATCH))]
                 self._busy = len(batch)
             try:
