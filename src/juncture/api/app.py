@@ -47,6 +47,7 @@ from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime
+from juncture.service.shadow import ShadowStats
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 
@@ -74,6 +75,21 @@ class Metrics:
             registry=self.registry,
         )
         self.at_once_exported: dict[tuple[str, str], int] = {}
+        self.shadow = Counter(
+            "juncture_shadow_decisions_total",
+            "Live decisions decided again by the shadow version, by transition (active outcome"
+            " -> shadow outcome; `error`: it could not decide)",
+            ["transition"],
+            registry=self.registry,
+        )
+        self.shadow_lost = Counter(
+            "juncture_shadow_lost_total",
+            "Live decisions the shadow did not decide (`dropped`: its queue was full) or whose"
+            " difference was not recorded (`unrecorded`: the store failed)",
+            ["why"],
+            registry=self.registry,
+        )
+        self.shadow_exported: dict[str, int] = {}
 
 
 #: The routes that decide or stamp proofs: refused while this node's clock is off.
@@ -146,11 +162,27 @@ async def metrics(request: Request) -> Response:
             if delta > 0:
                 m.at_once.labels(path=path, way=way).inc(delta)
                 m.at_once_exported[(path, way)] = count
+    _export_shadow(m, runtime.shadow.stats)
     try:
         m.sessions.set(runtime.health.active_sessions())
     except StoreError:  # the gauge keeps its last value; /healthz reports the store
         log.warning("store unavailable while reading active sessions for /metrics")
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _export_shadow(m: Metrics, stats: ShadowStats) -> None:
+    """The shadow's counts since the last scrape, added to the counters."""
+    counts = {**{f"t:{k}": v for k, v in list(stats.transitions.items())},
+              "l:dropped": stats.dropped, "l:unrecorded": stats.unrecorded}  # fmt: skip
+    for key, count in counts.items():
+        delta = count - m.shadow_exported.get(key, 0)
+        if delta > 0:
+            kind, _, label = key.partition(":")
+            if kind == "t":
+                m.shadow.labels(transition=label).inc(delta)
+            else:
+                m.shadow_lost.labels(why=label).inc(delta)
+            m.shadow_exported[key] = count
 
 
 def _unauthorized(code: str, detail: str) -> Response:

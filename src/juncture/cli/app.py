@@ -10,6 +10,7 @@ from juncture.cli.identities import identities
 from juncture.cli.migrate import migrate
 from juncture.cli.offline import check, explain, test, version
 from juncture.cli.serve import PlainHelp, serve
+from juncture.cli.shadow import shadow
 from juncture.cli.sweep import sweep
 from juncture.cli.versions import publish, rollback, versions
 from juncture.cli.wait import wait
@@ -36,6 +37,7 @@ app.command()(migrate)
 app.command()(publish)
 app.command()(versions)
 app.command()(rollback)
+app.command()(shadow)
 app.command()(sweep)
 app.command()(wait)
 app.command()(identities)

@@ -30,11 +30,21 @@ def publish(
     comment: Annotated[str, typer.Option(help="Why this version.")] = "",
     activate: Annotated[bool, typer.Option(help="Make it the active version.")] = True,
     allow_removal: AllowRemovalOption = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Install it as the shadow version instead: every live decision is decided by"
+            " it too, its answers only recorded (`juncture shadow`).",
+        ),
+    ] = False,
 ) -> None:
     """Upload a bundle as a new version, show what it changes, and (by default) publish it.
 
     Publishing is refused when the version removes journeys, checkpoints or app routes that
-    decisions used in the last 24 hours or live sessions use (unless --allow-removal).
+    decisions used in the last 24 hours or live sessions use (unless --allow-removal). With
+    --shadow the version goes beside the active one: see what it would decide on live
+    traffic, then `juncture shadow promote`.
     """
     from juncture.service.setup import tree_files
 
@@ -60,6 +70,11 @@ def publish(
             out.print(f"version {version_id} is already active{stored}")
             return
         _print_changes(changes)
+        if shadow:
+            checked_body(client.put("/admin/v1/shadow", json={"version_id": version_id}))
+            out.print(f"shadow version {version_id}{stored}: `juncture shadow` tells what it"
+                      " decides otherwise")  # fmt: skip
+            return
         if activate:
             _activate(client, version_id, allow_removal)
     state = "published" if activate else "stored"
@@ -91,6 +106,21 @@ def _activate(client: Any, version_id: str, allow_removal: bool) -> str:
     response = client.post(
         f"/admin/v1/versions/{version_id}/activate", json={"allow_removal": allow_removal}
     )
+    body = refused_removal(response, f"version {version_id}")
+    if response.status_code in (404, 409) and body.get("code") in (
+        "version.not_found",
+        "version.ambiguous",
+    ):
+        matches = body.get("matches") or []
+        more = f" ({', '.join(m[:19] + '…' for m in matches)})" if matches else ""
+        err.print(f"[red]error[/] {esc(str(body.get('detail')))}{esc(more)}")
+        raise typer.Exit(2)
+    return str(checked_body(response)["active"])
+
+
+def refused_removal(response: Any, what: str) -> dict[str, Any]:
+    """The body of an activation's answer (a mapping, empty when it is not one); a refusal
+    for removals in use prints each and exits 1."""
     try:
         body = response.json() if response.content else {}
     except ValueError:
@@ -98,7 +128,7 @@ def _activate(client: Any, version_id: str, allow_removal: bool) -> str:
     if not isinstance(body, dict):
         body = {}
     if response.status_code == 409 and body.get("code") == "version.removes_used":
-        err.print(f"[red]refused[/] version {esc(version_id)} removes what is in use:")
+        err.print(f"[red]refused[/] {esc(what)} removes what is in use:")
         for r in body.get("removals", []):
             what = f"checkpoint {r['journey']}: {r['checkpoint']}"
             if r["kind"] == "journey":
@@ -114,19 +144,11 @@ def _activate(client: Any, version_id: str, allow_removal: bool) -> str:
             )
         err.print("the version is stored, not active; to go ahead: --allow-removal")
         raise typer.Exit(1)
-    if response.status_code in (404, 409) and body.get("code") in (
-        "version.not_found",
-        "version.ambiguous",
-    ):
-        matches = body.get("matches") or []
-        more = f" ({', '.join(m[:19] + '…' for m in matches)})" if matches else ""
-        err.print(f"[red]error[/] {esc(str(body.get('detail')))}{esc(more)}")
-        raise typer.Exit(2)
-    return str(checked_body(response)["active"])
+    return body
 
 
 def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption = None) -> None:
-    """List the server's policy versions, newest first."""
+    """List the server's policy versions, newest first (`*`: the active one)."""
     with admin_client(server, token) as client:
         body = checked_body(client.get("/admin/v1/versions"))
     for v in body["versions"]:
@@ -134,6 +156,8 @@ def versions(server: ServerOption = "http://127.0.0.1:8900", token: TokenOption 
         line = Text(f"{mark} {v['id']}  {v['created_at']}  {v['author']}")
         if v.get("comment"):
             line.append(f"  {v['comment']}")
+        if v.get("shadow"):
+            line.append("  (shadow)")
         out.print(line, overflow="ignore", crop=False)
 
 
