@@ -148,6 +148,9 @@ CODES: dict[str, str] = {
     "version.ambiguous": "more than one policy version starts with the id prefix given",
     "version.removes_used": "activating the version would remove journeys, checkpoints or app"
     " routes in use (decisions in the last 24 hours, live sessions)",
+    "replay.rule_invalid": "a `--fail-on` rule of a replay is malformed (`allow->deny>1%`)",
+    "replay.window_invalid": "a replay's window (`since`, `until`) is not a duration or timestamp",
+    "replay.not_found": "no such replay job",
     "app.not_found": "no such app",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
