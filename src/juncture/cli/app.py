@@ -9,6 +9,7 @@ from juncture.cli.admin_key import admin_key
 from juncture.cli.identities import identities
 from juncture.cli.migrate import migrate
 from juncture.cli.offline import check, explain, test, version
+from juncture.cli.replay import replay
 from juncture.cli.serve import PlainHelp, serve
 from juncture.cli.sweep import sweep
 from juncture.cli.versions import publish, rollback, versions
@@ -36,6 +37,7 @@ app.command()(migrate)
 app.command()(publish)
 app.command()(versions)
 app.command()(rollback)
+app.command()(replay)
 app.command()(sweep)
 app.command()(wait)
 app.command()(identities)

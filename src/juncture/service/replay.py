@@ -8,7 +8,8 @@ event emitted, no challenge made or spent.
 
 A record the candidate cannot decide is reported with why, never decided on defaults:
 
-- ``no_facts``: recorded without its facts (a record older than facts in the log);
+- ``no_facts``: recorded without its facts (a revocation by the sweep, which logs none, or a
+  record older than facts in the log);
 - ``facts_invalid``: its facts do not decode under this schema (recorded before a change);
 - ``missing_fact``: the candidate reads a fact the record does not hold (and the recorded
   decision did not miss it): the fact was not recorded then, so its value is unknown;
@@ -39,6 +40,7 @@ from juncture.policy.duration import parse_duration
 from juncture.records import App, DecisionQuery, DecisionRecord
 from juncture.service.approval_requests import APPROVE
 from juncture.service.directory import CHECKPOINTS as AUTHENTICATOR_CHECKPOINTS
+from juncture.service.session_changes import CONTEXT_UPDATE
 from juncture.store.protocols import NotFound, Store
 
 #: Records read from the log per page.
@@ -177,20 +179,15 @@ def redecide(plan: Plan, app: App | None, record: DecisionRecord) -> Redecided:
         record.at,
         decision_id=record.id,
         allowed_journeys=frozenset(app.journeys) or None,
+        guard_only=record.action == CONTEXT_UPDATE,  # a context update runs the guard alone
     )
     if decision.missing:
         before = set(recorded.get("missing") or ())
         unknown = [m for m in decision.missing if m not in before]
-        if unknown and not _recorded(facts, unknown):
+        if unknown:  # read by the candidate, not held by the record: its value is unknown
             return Redecided(undecidable="missing_fact",
                              detail="not recorded: " + ", ".join(unknown))  # fmt: skip
     return Redecided(decision=decision)
-
-
-def _recorded(facts: Mapping[str, Any], paths: list[str]) -> bool:
-    """Whether every section the missing facts are in was recorded (then the fact was
-    observed missing at the time, and the candidate's deny on it is its real answer)."""
-    return all(_lookup(facts, p.split(".")[0]) is not None for p in paths)
 
 
 def _lookup(doc: Mapping[str, Any], path: str) -> Any:
@@ -211,21 +208,31 @@ def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _conditions(decision: Mapping[str, Any]) -> set[tuple[str, Any]]:
+    """What an explanation's steps read and what came of each, wherever the step is."""
+    return {
+        ((t.get("step") or {}).get("text", ""), t.get("result"))
+        for t in decision.get("explanation", ())
+    }
+
+
 def _differing_facts(
     facts: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The facts read by the steps whose result differs between the two explanations, with
-    their recorded values (a fact the record does not hold: None)."""
-    old_lines = set(explanation(old))
-    new_lines = set(explanation(new))
-    texts = old_lines ^ new_lines
+    """The facts read by the conditions that only one of the two explanations holds (or
+    that came out differently), with their recorded values. A fact derived when deciding
+    (``network.segment`` from ``network.ip``) is shown by the nearest recorded part."""
     found: dict[str, Any] = {}
-    for text in sorted(texts):
+    for text, _ in sorted(_conditions(old) ^ _conditions(new), key=str):
         for path in _FACT.findall(text):
             if path.startswith("risk."):
                 found[path] = _lookup({"risk": new.get("risk") or {}}, path)
-            else:
-                found[path] = _lookup(facts, path)
+                continue
+            parts = path.split(".")
+            while parts and _lookup(facts, ".".join(parts)) is None:
+                parts.pop()
+            where = ".".join(parts) if parts else path
+            found[where] = _lookup(facts, where)
     return found
 
 
