@@ -115,3 +115,21 @@ def test_bad_candidates_and_databases_exit_2(db: tuple[Path, str], tmp_path: Pat
     garbage.write_bytes(b"not a database" * 100)
     result = run("replay", V2, "--db", garbage)
     assert result.exit_code == 2 and "unavailable" in result.output
+
+
+def test_the_worked_example_of_rehearse_md_is_what_replay_prints(db: tuple[Path, str]) -> None:
+    """docs/rehearse.md's transcript: its totals, its table and who is affected are printed as
+    shown (ids and the rest of the samples are elided there)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "rehearse.md").read_text()
+    block = page.split("```text\n$ juncture replay examples/versions/workforce_v2")[1]
+    block = block.split("```")[0]
+    result = CliRunner().invoke(app, ["replay", str(V2), "--db", str(db[0]), *SINCE],
+                                env={"COLUMNS": "110", "NO_COLOR": "1"})  # fmt: skip
+    printed = [line.rstrip() for line in result.output.splitlines()]
+    shown = [line.rstrip() for line in block.splitlines()]
+    starts = ("│", "expenses:", "sessions ", "  subjects", "44 decisions")
+    checked = [line for line in shown if line.startswith(starts)]
+    assert len(checked) == 11
+    for line in checked:
+        assert any(p.startswith(line) for p in printed), line
+    assert "(session s_01a2…, subject emp5)" in block and "off_corporate_network" in block
