@@ -111,6 +111,16 @@ def test_bad_candidates_and_databases_exit_2(db: tuple[Path, str], tmp_path: Pat
     result = run("replay", V2, "--db", tmp_path / "missing.db")
     assert result.exit_code == 2 and "no database at" in result.output
     assert not (tmp_path / "missing.db").exists()
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).close()  # an empty file: schema version 0
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    before = old.read_bytes()
+    result = run("replay", V2, "--db", old)
+    assert result.exit_code == 2 and "schema version 0" in result.output
+    assert old.read_bytes() == before  # not migrated
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database" * 100)
     result = run("replay", V2, "--db", garbage)

@@ -99,16 +99,26 @@ def replay(
 
 
 def _open(db: str) -> Store:
-    """The store, read only in effect (a SQLite file that is not there is not made)."""
-    from juncture.service.database import is_postgres_url
-    from juncture.service.setup import open_store
+    """The store, opened without changing it: a SQLite file that is not there is not made, and
+    a schema that is not current is not migrated (exit 2: `juncture migrate` is for that)."""
+    from juncture.service.database import is_postgres_url, schema_status
     from juncture.store.protocols import StoreError
 
     if not is_postgres_url(db) and not Path(db).is_file():
         err.print(f"[red]error[/] no database at `{esc(db)}` (--db)")
         raise typer.Exit(2)
     try:
-        return open_store(db, caches=False)
+        found, known = schema_status(db)
+        if found != known:
+            raise StoreError(f"the database has schema version {found}, this juncture reads "
+                             f"{known}: `juncture migrate` first")  # fmt: skip
+        if is_postgres_url(db):
+            from juncture.store.postgres import PostgresStore
+
+            return PostgresStore(db, migrate_schema=False)
+        from juncture.store.sqlite import SqliteStore
+
+        return SqliteStore(db)
     except StoreError as exc:
         err.print(f"[red]error[/] {exc.code}: {esc(str(exc))}")
         raise typer.Exit(2) from None
