@@ -18,6 +18,7 @@ from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.records import DecisionQuery, DecisionRecord, ShadowRecord, VersionInfo
+from juncture.service.replay import ReplayJob, ReplayRequest
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 
@@ -162,6 +163,12 @@ class SweepList(msgspec.Struct, frozen=True, kw_only=True):
     sweeps: list[SweepView]
 
 
+class ReplayList(msgspec.Struct, frozen=True, kw_only=True):
+    """The replay jobs this node keeps, newest first."""
+
+    replays: list[ReplayJob]
+
+
 class AppList(msgspec.Struct, frozen=True, kw_only=True):
     apps: list[AppView]
 
@@ -301,6 +308,27 @@ async def read_sweep(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
     return _json(progress(runtime.versions.sweep_run(request.path_params["sweep_id"])))
+
+
+async def start_replay(request: Request) -> Response:
+    """Start a replay of the decision log with a stored version (service/replay.py): 202 with
+    the job, whose progress and report `GET /admin/v1/replays/{replay_id}` gives."""
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    body = convert(await json_body(request), ReplayRequest)
+    return _json(runtime.replays.start(body, admin.name), 202)
+
+
+async def list_replays(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json(ReplayList(replays=runtime.replays.list()))
+
+
+async def read_replay(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json(runtime.replays.get(request.path_params["replay_id"]))
 
 
 async def diff_versions(request: Request) -> Response:
@@ -444,4 +472,7 @@ ROUTES = [
     ("/admin/v1/shadow", drop_shadow, ["DELETE"]),
     ("/admin/v1/shadow/promote", promote_shadow, ["POST"]),
     ("/admin/v1/shadow/differences", shadow_differences, ["GET"]),
+    ("/admin/v1/replays", start_replay, ["POST"]),
+    ("/admin/v1/replays", list_replays, ["GET"]),
+    ("/admin/v1/replays/{replay_id}", read_replay, ["GET"]),
 ]

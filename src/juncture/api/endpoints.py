@@ -26,6 +26,7 @@ from juncture.api.authzen import (
 from juncture.api.describe import Endpoint
 from juncture.api.views import DecisionAnswer, DevClockView, Health, SessionRead, SessionView
 from juncture.service.receive import TransmitterEntry
+from juncture.service.replay import ReplayJob, ReplayRequest
 
 #: A JSON object whose members the table does not spell out.
 Obj = dict[str, Any]
@@ -257,6 +258,17 @@ def _admin() -> list[Endpoint]:
                  ok={200: admin.SweepList}, query=("status",)),
         Endpoint("GET", "/admin/v1/sweeps/{sweep_id}", "A sweep's progress", "admin",
                  "admin:read", ok={200: admin.SweepView}, errors={404: ("sweep.not_found",)}),
+        Endpoint("POST", "/admin/v1/replays", "Replay the decision log with a stored version "
+                 "(a job: 202, then its progress and report)", "admin", "admin:publish",
+                 ReplayRequest, ok={202: ReplayJob},
+                 errors={400: ("request.invalid", "replay.rule_invalid",
+                               "replay.window_invalid"), 404: ("version.not_found",),
+                         409: ("version.ambiguous", "state.conflict")}),
+        Endpoint("GET", "/admin/v1/replays", "List replay jobs kept by this node (newest "
+                 "first)", "admin", "admin:read", ok={200: admin.ReplayList}),
+        Endpoint("GET", "/admin/v1/replays/{replay_id}", "A replay's progress, then its report "
+                 "and the rules broken", "admin", "admin:read", ok={200: ReplayJob},
+                 errors={404: ("replay.not_found",)}),
         Endpoint("GET", "/admin/v1/identities", "The inventory of services and agents: owner, "
                  "credentials, sessions, live grants, flags (`no_owner`, `unused`, "
                  "`key_too_old`, `grants_outlive_task`)", "admin", "admin:read",

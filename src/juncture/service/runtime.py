@@ -49,6 +49,7 @@ from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
+from juncture.service.replay import ReplayJobs
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
 from juncture.service.shadow import ShadowRunner
@@ -112,6 +113,7 @@ class Runtime:
         )  # fmt: skip
         self.approvals = Approvals(store, now, self.changes, self.decisions)
         self.versions = Versions(store, self.policies, self.sweeper, self.shadow)
+        self.replays = ReplayJobs(store, self.policies, now)
         self.apps = Apps(store, now)
         self.streams = Streams(store, now)
         self.health = Health(store)
