@@ -114,6 +114,14 @@ def test_an_unchanged_candidate_changes_nothing(lived: History) -> None:
     assert all(c.old == c.new for c in report.table)
 
 
+def test_a_limit_replays_the_newest_records_and_says_so(lived: History) -> None:
+    every = Replayer(lived.runtime.store).run(plan_of(V1), EVERYTHING)
+    newest = Replayer(lived.runtime.store).run(plan_of(V1), EVERYTHING, limit=2)
+    assert newest.total == 2 and newest.limited and not every.limited
+    assert Replayer(lived.runtime.store).run(plan_of(V1), EVERYTHING,
+                                             limit=every.total).limited is False  # fmt: skip
+
+
 def test_a_changed_candidate_reports_the_cells_that_change(lived: History) -> None:
     report = Replayer(lived.runtime.store).run(plan_of(V2), EVERYTHING)
     # user1 started off the corporate network: v2 denies its dashboard.

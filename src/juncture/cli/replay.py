@@ -93,7 +93,7 @@ def replay(
     if format is Format.json:
         print_json({**report.to_dict(), "rules": [r.text for r in rules], "broken": broken})
     else:
-        _print(report, candidate, rules, broken)
+        print_report(report, candidate, rules, broken)
     if broken:
         raise typer.Exit(1)
 
@@ -164,7 +164,10 @@ def _stored(store: Store, version: str) -> Plan:
     raise typer.Exit(2)
 
 
-def _print(report: ReplayReport, candidate: str, rules: list[Rule], broken: list[str]) -> None:
+def print_report(
+    report: ReplayReport, candidate: str, rules: list[Rule], broken: list[str]
+) -> None:
+    """A replay's report as text (here and for `juncture publish --rehearse`)."""
     base = f"version {report.against[:19]}…" if report.against else "the recorded outcomes"
     until = report.until.isoformat() if report.until else "now"
     out.print(Text(f"replay of {candidate} ({report.candidate[:19]}…) against {base}"))

@@ -16,7 +16,7 @@ from rich.text import Text
 from juncture.cli.client import admin_client, checked_body
 from juncture.cli.options import ServerOption, TokenOption
 from juncture.cli.output import out, print_json
-from juncture.cli.versions import AllowRemovalOption, refused_removal
+from juncture.cli.versions import AllowRemovalOption, refused_activation
 
 
 class ShadowAction(StrEnum):
@@ -74,7 +74,7 @@ def shadow(
             response = client.post(
                 "/admin/v1/shadow/promote", json={"allow_removal": allow_removal}
             )
-            refused_removal(response, "the shadow version")
+            refused_activation(response, "the shadow version")
             body = checked_body(response)
             if json:
                 print_json(body)

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -120,6 +120,8 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     #: reason -> {count, samples: [{id, detail}]}.
     not_replayable: dict[str, dict[str, Any]] = {}
     seconds: float = 0.0
+    #: The window held more records than the replay's limit: the newest were replayed.
+    limited: bool = False
 
     def count(self, old: str, new: str) -> int:
         """Replayed decisions that went from ``old`` to ``new`` (``*``: any)."""
@@ -276,9 +278,11 @@ class Replayer:
         *,
         against: Plan | None = None,
         progress: Callable[[int], None] | None = None,
+        limit: int | None = None,
     ) -> ReplayReport:
         """Replay every record of ``window`` with ``candidate``; the old outcome is the
-        recorded one, or ``against``'s when given (both decided the same way)."""
+        recorded one, or ``against``'s when given (both decided the same way). ``limit``: the
+        newest that many records at most (the report says it stopped there: ``limited``)."""
         started = time.perf_counter()
         report = ReplayReport(
             candidate=candidate.version,
@@ -291,6 +295,9 @@ class Replayer:
         sessions: set[str] = set()
         subjects: set[str] = set()
         for record in self.records(window):
+            if limit is not None and report.total >= limit:
+                report.limited = True
+                break
             report.total += 1
             if progress is not None and report.total % PAGE == 0:
                 progress(report.total)
@@ -553,3 +560,45 @@ class ReplayJobs:
         """The jobs kept, newest first."""
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: j.started_at, reverse=True)
+
+
+# -- the publish gate (`juncture serve --publish-gate`) ----------------------------------------
+#: Records a publish gate replays at most by default (the newest of its window): about four
+#: seconds of replay on one core here (`bench/replay.py`).
+GATE_LIMIT = 100_000
+
+
+class PublishGate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A deployment's rule for activations: a version not active before is activated only if
+    a replay of the recorded decisions of ``since`` (the newest ``limit`` of them) breaks none
+    of ``rules``."""
+
+    rules: list[str]
+    since: str = "24h"
+    limit: int = GATE_LIMIT
+
+    def check(self) -> None:
+        """Raises ReplayError for a rule or window that cannot be used (at start-up)."""
+        for rule in self.rules:
+            parse_rule(rule)
+        parse_moment(self.since, datetime.now(UTC))
+        if self.limit < 1:
+            raise ReplayError("replay.window_invalid", "a publish gate replays one record or more")
+
+    def rehearse(self, store: Store, candidate: Plan, now: datetime) -> None:
+        """Replay the window with ``candidate``. Raises StateConflict 409
+        ``version.rehearsal_failed`` (with the rules broken and the report's figures) when a
+        rule breaks."""
+        rules = [parse_rule(r) for r in self.rules]
+        window = ReplayFilter(since=parse_moment(self.since, now))
+        report = Replayer(store).run(candidate, window, limit=self.limit)
+        broken = [why for rule in rules if (why := rule.broken(report)) is not None]
+        if broken:
+            summary = {k: v for k, v in report.to_dict().items()
+                       if k not in ("sessions", "subjects")}  # fmt: skip
+            raise StateConflict(
+                f"the rehearsal of the recorded decisions broke the publish gate: "
+                f"{'; '.join(broken)}",
+                code="version.rehearsal_failed",
+                extra={"broken": broken, "report": summary},
+            )

@@ -49,7 +49,7 @@ from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
-from juncture.service.replay import ReplayJobs
+from juncture.service.replay import PublishGate, ReplayJobs
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
 from juncture.service.shadow import ShadowRunner
@@ -73,6 +73,7 @@ class Runtime:
         observer: Observer | None = None,
         authn: AuthnSettings | None = None,
         decision_log: str = "batched",
+        publish_gate: PublishGate | None = None,
     ) -> None:
         self.store = store
         #: The store's calls cross a network: the API runs requests off its event loop.
@@ -112,7 +113,9 @@ class Runtime:
             self.approval_requests, self.emitter,
         )  # fmt: skip
         self.approvals = Approvals(store, now, self.changes, self.decisions)
-        self.versions = Versions(store, self.policies, self.sweeper, self.shadow)
+        self.versions = Versions(
+            store, self.policies, self.sweeper, self.shadow, now, publish_gate
+        )
         self.replays = ReplayJobs(store, self.policies, now)
         self.apps = Apps(store, now)
         self.streams = Streams(store, now)

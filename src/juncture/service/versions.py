@@ -11,12 +11,14 @@ active one on every live decision, its answers only recorded; promoting it is a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from juncture.errors import CodedRefusal, NotFoundError, StateConflict
 from juncture.records import PolicyVersion, ShadowRecord, SweepRun, VersionInfo
 from juncture.service.policies import PolicyRegistry
+from juncture.service.replay import PublishGate
 from juncture.service.shadow import ShadowRunner, ShadowStats
 from juncture.service.sweep import Sweeper
 from juncture.store.protocols import NotFound, Store
@@ -26,8 +28,16 @@ class Versions:
     """The stored versions of one store, and publishing them."""
 
     def __init__(
-        self, store: Store, policies: PolicyRegistry, sweeper: Sweeper, shadow: ShadowRunner
+        self,
+        store: Store,
+        policies: PolicyRegistry,
+        sweeper: Sweeper,
+        shadow: ShadowRunner,
+        now: Callable[[], datetime],
+        gate: PublishGate | None = None,
     ) -> None:
+        self._now = now
+        self._gate = gate
         self._store = store
         self._policies = policies
         self._sweeper = sweeper
@@ -77,6 +87,9 @@ class Versions:
                 takes away a journey, a checkpoint or an app's route that decisions used in
                 the last 24 hours or live sessions use now, unless ``allow_removal``; the
                 problem's ``removals`` lists them.
+            StateConflict: 409 ``version.rehearsal_failed`` (nothing changed) when the
+                deployment has a publish gate (`PublishGate`), the version was never active,
+                and the replay of the recorded decisions with it breaks a rule.
             NotFoundError: 404 ``version.not_found``.
         """
         try:
@@ -90,10 +103,16 @@ class Versions:
                         code="version.removes_used",
                         extra={"removals": removals},
                     )
+            if self._gate is not None and not self._was_active(version_id):
+                self._gate.rehearse(self._store, self._policies.plan(version_id), self._now())
             self._policies.activate(version_id, by=by)
         except NotFound:
             raise _no_version() from None
         return self._sweeper.begin("publish", f"publish {version_id}")
+
+    def _was_active(self, version_id: str) -> bool:
+        """Whether a version was active before (a rollback to it is not held up)."""
+        return any(v.id == version_id and v.activated_at is not None for v in self.list())
 
     # -- the shadow version -------------------------------------------------------------------
     def install_shadow(self, version_id: str) -> str | None:
