@@ -18,7 +18,7 @@ from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.records import DecisionQuery, DecisionRecord, ShadowRecord, VersionInfo
-from juncture.service.replay import ReplayJob, ReplayRequest
+from juncture.service.rehearsals import ReplayJob, ReplayRequest
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 

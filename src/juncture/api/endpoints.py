@@ -26,7 +26,7 @@ from juncture.api.authzen import (
 from juncture.api.describe import Endpoint
 from juncture.api.views import DecisionAnswer, DevClockView, Health, SessionRead, SessionView
 from juncture.service.receive import TransmitterEntry
-from juncture.service.replay import ReplayJob, ReplayRequest
+from juncture.service.rehearsals import ReplayJob, ReplayRequest
 
 #: A JSON object whose members the table does not spell out.
 Obj = dict[str, Any]

@@ -16,7 +16,7 @@ from juncture.plugins import load_configured
 from juncture.service.authn import AuthnSettings
 from juncture.service.clock import DevClock, testing_offset
 from juncture.service.observe import Observer, ObserveSettings
-from juncture.service.replay import PublishGate
+from juncture.service.rehearsals import PublishGate
 from juncture.service.runtime import Runtime
 from juncture.service.setup import open_store
 

@@ -21,7 +21,7 @@ from juncture.service.database import files_base
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import ObserveSettings
 from juncture.service.receive import ReceiveSettings
-from juncture.service.replay import PublishGate
+from juncture.service.rehearsals import PublishGate
 from juncture.service.transmit import TransmitSettings
 
 #: The server's settings (`ServerSettings` as JSON), handed from `juncture serve` to workers.

@@ -316,7 +316,7 @@ def _server_settings(
         raise ValueError("--dev runs one worker (the test clock lives in its process)")
     gate = None
     if publish_gate:
-        from juncture.service.replay import PublishGate
+        from juncture.service.rehearsals import PublishGate
 
         gate = PublishGate(rules=list(publish_gate), since=publish_gate_since,
                            limit=publish_gate_limit)  # fmt: skip

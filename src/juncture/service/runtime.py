@@ -49,7 +49,7 @@ from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
-from juncture.service.replay import PublishGate, ReplayJobs
+from juncture.service.rehearsals import PublishGate, ReplayJobs
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
 from juncture.service.shadow import ShadowRunner

@@ -18,7 +18,7 @@ from typing import Any
 from juncture.errors import CodedRefusal, NotFoundError, StateConflict
 from juncture.records import PolicyVersion, ShadowRecord, SweepRun, VersionInfo
 from juncture.service.policies import PolicyRegistry
-from juncture.service.replay import PublishGate
+from juncture.service.rehearsals import PublishGate
 from juncture.service.shadow import ShadowRunner, ShadowStats
 from juncture.service.sweep import Sweeper
 from juncture.store.protocols import NotFound, Store
