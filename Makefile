@@ -65,7 +65,7 @@ pytest: setup
 
 ## Benchmarks, written to bench/RESULTS.md: µs per decision against Cedar, OPA, CEL and plain
 ## Python; load + compile time of a 500-checkpoint bundle. The OPA bindings declare Python >= 3.14
-## but work on 3.11; if they cannot be installed, evaluate.py says so in RESULTS.md. http.py (requests/s
+## but work on 3.11; if they cannot be installed, evaluate.py says so in RESULTS.md. http_load.py (requests/s
 ## and latency of `juncture serve` against a bare Starlette floor) needs wrk (apt-get install wrk).
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -75,8 +75,8 @@ bench: setup
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/sweep.py --backend postgres
-	$(BIN)/python bench/http.py
-	$(BIN)/python bench/http.py --backends sqlite postgres --duration 10 --warmup 2
+	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/http_load.py --backends sqlite postgres --duration 10 --warmup 2
 	$(BIN)/python bench/store_boundary.py
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/login.py

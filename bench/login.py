@@ -50,10 +50,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-# This directory holds `http.py`: keep it after the standard library on sys.path (as http.py does).
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE))
 import _common as common  # noqa: E402
 import argon2  # noqa: E402
 import httpx  # noqa: E402

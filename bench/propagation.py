@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE))
 sys.path.append(str(_HERE.parent / "tests"))
 import _common as common  # noqa: E402
 import httpx  # noqa: E402

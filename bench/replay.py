@@ -25,9 +25,6 @@ from datetime import timedelta
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-# This directory holds `http.py`: keep it after the standard library on sys.path (as http.py does).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE))
 sys.path.append(str(_HERE.parent / "tests"))
 import _common as common  # noqa: E402
 import msgspec  # noqa: E402

@@ -38,10 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# This directory holds `http.py`: keep it after the standard library on sys.path (as http.py does).
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE))
 import _common as common  # noqa: E402
 import msgspec  # noqa: E402
 

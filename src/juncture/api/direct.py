@@ -1,7 +1,7 @@
 """The front of the service: request ids on every answer, and the single-decision route
 answered at once.
 
-A decision is the service's hot path (`bench/http.py`). `Front` is the ASGI app the server
+A decision is the service's hot path (`bench/http_load.py`). `Front` is the ASGI app the server
 runs: it sends a decision request straight to its handler, past Starlette's router and
 middleware, and everything else to the Starlette app. Under `juncture serve`, the server's
 protocol (api/protocol.py) goes one step further: once a decision request's body is in, it

@@ -20,7 +20,7 @@ Each server runs in its own process group in a temp dir on a free port, and is s
 SIGTERM (then SIGKILL of the group if it hangs); the script checks that no process of the group
 is left. Rounds interleave the four configurations; the figures are the medians over rounds.
 
-    .venv/bin/python bench/http.py [--duration 20] [--connections 32] [--rounds 3]
+    .venv/bin/python bench/http_load.py [--duration 20] [--connections 32] [--rounds 3]
         [--workers 1 2] [--threads 1] [--profile-seconds 10] [--no-write]
 
 With ``--backends sqlite postgres`` it compares the stores instead (section `http-postgres`):
@@ -64,12 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# This file is named `http.py`: with its directory first on sys.path it would hide the
-# standard library's `http` package from uvicorn, httpx and the rest. Keep the directory, but
-# after everything else, so `_common` is still found and `http` is the standard library's.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE))
 
 import _common as common  # noqa: E402
 import httpx  # noqa: E402
