@@ -68,6 +68,10 @@ CODES: dict[str, str] = {
         "a checkpoint reaches allow with no require while others require one"
     ),
     "policy.check.no_checkpoints": "a journey declares no checkpoint",
+    "policy.invariant.violated": (
+        "a decision breaks a journey's invariant (the error carries the path and the facts)"
+    ),
+    "policy.invariant.unknown": "an invariant could be neither proved nor broken by the checker",
     "policy.cel.syntax": "a condition is not valid CEL",
     "policy.cel.unknown_variable": "a condition reads a variable that does not exist",
     "policy.cel.unknown_field": "a condition reads a field that the fact does not have",
@@ -425,8 +429,9 @@ class PolicyError(JunctureError):
         location: Location | None = None,
         severity: Severity = "error",
         suggestion: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, extra=extra)
         self.location = location or Location()
         self.severity: Severity = severity
         self.suggestion = suggestion
@@ -441,7 +446,7 @@ class PolicyError(JunctureError):
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
@@ -451,6 +456,9 @@ class PolicyError(JunctureError):
             "col": self.location.col,
             "path": self.location.path,
         }
+        if self.extra:  # an invariant's counterexample: the decision's path and its facts
+            out["counterexample"] = self.extra
+        return out
 
 
 class BundleError(JunctureError):

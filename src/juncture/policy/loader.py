@@ -31,9 +31,10 @@ def _canonical(value: Any) -> bytes:
 
 def _fingerprints(raw: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, str]:
     """Per checkpoint, a digest of what its decisions depend on (see `m.Journey`): the journey
-    without its description and other checkpoints, and the data. Locations and formatting do
-    not count (the parsed values do)."""
-    common = {k: v for k, v in raw.items() if k not in ("checkpoints", "description")}
+    without its description, invariants and other checkpoints, and the data. Locations and
+    formatting do not count (the parsed values do)."""
+    unused = ("checkpoints", "description", "invariants")
+    common = {k: v for k, v in raw.items() if k not in unused}
     checkpoints = raw.get("checkpoints")
     return {
         name: hashlib.sha256(

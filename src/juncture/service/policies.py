@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
+from juncture.analysis import check
 from juncture.errors import BundleError, PolicyError, StateConflict, Unavailable
-from juncture.policy import Plan, check, compile_plan, load_sources
+from juncture.policy import Plan, compile_plan, load_sources
 from juncture.records import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
 
@@ -45,15 +46,13 @@ class PolicyRegistry:
         self._lock = threading.Lock()
 
     def validate(self, files: Mapping[str, bytes]) -> tuple[Plan | None, list[PolicyError]]:
-        """Load, check and compile: the plan, or None with every problem (warnings too)."""
+        """Load, check, compile and prove the invariants, as `juncture check` does: the plan,
+        or None with every problem (warnings too; a violated invariant is an error)."""
         try:
             bundle = load_sources(files)
         except BundleError as exc:
             return None, exc.errors
-        problems = check(bundle)
-        if any(p.severity == "error" for p in problems):
-            return None, problems
-        return compile_plan(bundle), problems
+        return check(bundle)
 
     def upload(
         self, files: Mapping[str, bytes], *, author: str, comment: str = ""
