@@ -55,7 +55,6 @@ TIMEOUT_MS = 5000
 #: Solver answers tried (each excluded after it failed to reproduce) before `unknown`.
 ATTEMPTS = 4
 _SUBJECT_TYPES = ("user", "service", "agent")
-_ACTION_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/-"
 _FOREIGN = "__undeclared__"
 #: Proof ages: from the clock skew the engine tolerates to ten years.
 _SKEW, _MAX_AGE = -30, 10 * 365 * 86400
@@ -137,6 +136,7 @@ class _Prover:
             self._steps(steps, self.walk.guard_live, found)
             self.outcomes[name] = found
         self.base = space.finish()
+        self._witnesses: dict[tuple[tuple[str, ...], str], str | None] = {}
 
     # -- the walk ------------------------------------------------------------------------------
     def gate(self, spec: RequireSpec) -> Any:
@@ -190,6 +190,20 @@ class _Prover:
             before.append(z3.Not(z3.InRe(action, _glob(ref.text))))
         return z3.And(*exact, *before) if exact or before else z3.BoolVal(True)
 
+    def action_for(self, inv: InvariantPlan, checkpoint: str) -> str | None:
+        """An action that ``inv`` covers and the journey routes to ``checkpoint``, if any."""
+        key = (inv.at, checkpoint)
+        if key not in self._witnesses:
+            solver = z3.Solver()
+            solver.set("timeout", TIMEOUT_MS)
+            action = self.walk.space.action
+            solver.add(self.routed_to(checkpoint), _covered(action, inv))
+            found = None
+            if solver.check() == z3.sat:
+                found = _string(solver.model().eval(action, model_completion=True))
+            self._witnesses[key] = found
+        return self._witnesses[key]
+
     # -- one invariant ---------------------------------------------------------------------------
     def prove(self, inv: InvariantPlan) -> list[PolicyError]:
         space = self.walk.space
@@ -198,13 +212,11 @@ class _Prover:
             for s in (self.journey.subjects or _SUBJECT_TYPES)
             if not inv.subjects or s in inv.subjects
         ]
+        if not subjects:
+            return []
         common = [
             *self.base,
-            z3.InRe(space.action, z3.Star(_CHARSET)),
-            z3.Or(*(z3.InRe(space.action, _glob(p)) for p in inv.at)),
-            z3.Or(*(space.subject_type == z3.StringVal(s) for s in subjects))
-            if subjects
-            else z3.BoolVal(False),
+            z3.Or(*(space.subject_type == z3.StringVal(s) for s in subjects)),
         ]
         if inv.when is not None:
             defined, value = space.condition(inv.when.node)
@@ -216,7 +228,15 @@ class _Prover:
             bad = [live for step, live in [*self.walk.guard, *found] if _forbidden(inv, step)]
             if not bad:
                 continue
-            problem = self._ask(inv, name, [*common, self.routed_to(name), z3.Or(*bad)])
+            witness = self.action_for(inv, name)
+            if witness is None:
+                continue  # no action `at` covers is served by this checkpoint
+            query = [*common, z3.Or(*bad)]
+            if space.reads_action:  # the action is one more unknown, routed as the engine does
+                query += [self.routed_to(name), _covered(space.action, inv)]
+            else:  # any action routed here decides alike: the witness stands for them all
+                query.append(space.action == z3.StringVal(witness))
+            problem = self._ask(inv, name, query)
             if problem is not None:
                 out.append(problem)
         return out
@@ -262,6 +282,8 @@ class _Prover:
                 value = _placeholder(path)
             if path[0] == "signals" and schema.SIGNAL_DEFAULTS.get(path[-1], None) is value:
                 continue  # the default: no need to say it
+            if path == ("device", "posture_age"):  # written as the report's time
+                path, value = ("device", "posture_at"), _stamp(NOW - timedelta(seconds=value))
             _put(doc, path, value)
         proofs = []
         for name, group in self.walk.slots.items():
@@ -270,7 +292,7 @@ class _Prover:
                     continue
                 age = model.eval(slot.age, model_completion=True).as_long()
                 aal = model.eval(slot.aal, model_completion=True).as_long()
-                at = (NOW - timedelta(seconds=age)).isoformat().replace("+00:00", "Z")
+                at = _stamp(NOW - timedelta(seconds=age))
                 proof: dict[str, Any] = {"method": name, "at": at}
                 declared = self.journey.methods.get(name)
                 if declared is None:
@@ -336,7 +358,7 @@ class _Prover:
                 "journey": self.journey.name,
                 "checkpoint": decision.checkpoint or checkpoint,
                 "action": action,
-                "now": NOW.isoformat().replace("+00:00", "Z"),
+                "now": _stamp(NOW),
                 "facts": doc,
                 "outcome": decision.outcome,
                 "reason": decision.reason,
@@ -368,7 +390,16 @@ def _breaks(inv: InvariantPlan, outcome: str, path: str | None) -> bool:
     return outcome in inv.never
 
 
-_CHARSET = z3.Union(*(z3.Re(c) for c in _ACTION_CHARS))
+_CHARSET = z3.Union(
+    z3.Range("a", "z"), z3.Range("A", "Z"), z3.Range("0", "9"), *(z3.Re(c) for c in "_.:/-")
+)
+
+
+def _covered(action: Any, inv: InvariantPlan) -> Any:
+    """The action is one ``inv`` covers (`at`), written with the characters of action names."""
+    return z3.And(
+        z3.InRe(action, z3.Star(_CHARSET)), z3.Or(*(z3.InRe(action, _glob(p)) for p in inv.at))
+    )
 
 
 def _glob(pattern: str) -> Any:
@@ -386,6 +417,10 @@ def _glob(pattern: str) -> Any:
 def _glob_match(pattern: str, text: str) -> bool:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, text, re.S) is not None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _string(value: Any) -> str:

@@ -130,6 +130,8 @@ class Space:
         self.score = z3.Int("risk.score")
         self.level = z3.String("risk.level")
         self._reasons: dict[str, Any] = {}
+        #: Whether some condition reads `action.name` (else any action routed alike will do).
+        self.reads_action = False
         self._risk(risk_rules, risk_levels)
 
     # -- facts ------------------------------------------------------------------------------
@@ -147,7 +149,14 @@ class Space:
         """The value of a fact: present, with a value of ``sort`` (None: the sort it has
         already, or that the schema gives). Raises Opaque."""
         if path == ("action", "name"):
+            self.reads_action = True
             return [(_TRUE, self.action)]
+        if path == ("device", "posture_age"):  # seconds since the posture report (`posture_at`)
+            if sort not in (None, INT, REAL):
+                raise Opaque("device.posture_age")
+            if path not in self.values:
+                self.values[path] = z3.Int("device.posture_age")
+            return [(self._present(path), self.values[path])]
         if path == ("subject", "type"):
             return [(_TRUE, self.subject_type)]
         if path == ("risk", "score"):
@@ -294,6 +303,8 @@ class Space:
             )
         if path[0] == "risk" or path in (("action", "name"), ("subject", "type")):
             return _TRUE, _TRUE
+        if path == ("device", "posture_age"):
+            return _TRUE, self._present(path)
         self._check_writable(path)
         return _TRUE, self._present(path)
 
@@ -308,6 +319,11 @@ class Space:
                 isinstance(value, bool)
             ):
                 return [(_TRUE, Const(-value))]
+            case ast.Call(function="duration", target=None, args=(ast.Lit(value=str() as text),)):
+                try:  # a duration literal: whole seconds, as `device.posture_age` is modelled
+                    return [(_TRUE, Const(int(rt.to_duration(text).total_seconds())))]
+                except rt.CelEvalError:
+                    raise Opaque("duration") from None
         if isinstance(node, ast.Index) and _path(node) is None:
             return self._lookup(node)
         path = _path(node)

@@ -37,8 +37,6 @@ _JOURNEY_KEYS = (
     "fragments",
     "invariants",
 )
-_INVARIANT_KEYS = ("description", "at", "subjects", "never", "when", "unless", "reroute_only_to")
-_SUBJECTS = ("user", "service", "agent")
 
 
 def suggest(word: str, choices: Any) -> str | None:
@@ -436,109 +434,6 @@ class _Decoder:
         )
         return None
 
-    def invariants(self, node: Located) -> tuple[m.Invariant, ...]:
-        fields = self.mapping(node, "`invariants`") or {}
-        out = []
-        for name, spec in fields.items():
-            if not _NAME.match(name):
-                self.error(
-                    f"invariant name `{name}` is not valid", "policy.schema.name", spec.location
-                )
-                continue
-            invariant = self.invariant(name, spec)
-            if invariant is not None:
-                out.append(invariant)
-        return tuple(out)
-
-    def invariant(self, name: str, node: Located) -> m.Invariant | None:
-        what = f"invariant `{name}`"
-        fields = self.mapping(node, what)
-        if fields is None:
-            return None
-        self.keys(fields, _INVARIANT_KEYS, what)
-        loc = node.location
-        if ("never" in fields) == ("reroute_only_to" in fields):
-            self.error(
-                f"{what} needs exactly one of `never`, `reroute_only_to`",
-                "policy.schema.missing_key" if "never" not in fields else "policy.schema.step",
-                loc,
-            )
-            return None
-        if "reroute_only_to" in fields and ("when" in fields or "unless" in fields):
-            self.error(
-                f"`when` and `unless` go with `never`, not `reroute_only_to` ({what})",
-                "policy.schema.step",
-                loc,
-            )
-            return None
-        ok = True
-        at: tuple[str, ...] = ("*",)
-        if "at" in fields:
-            at = self.strings(fields["at"], "`at`")
-            for pattern in at:
-                if not _ACTION.match(pattern):
-                    ok = False
-                    self.error(
-                        f"`at` pattern `{pattern}` is not a valid checkpoint name",
-                        "policy.schema.name",
-                        fields["at"].location,
-                    )
-        subjects = self.strings(fields["subjects"], "`subjects`") if "subjects" in fields else ()
-        for subject in subjects:
-            if subject not in _SUBJECTS:
-                ok = False
-                self.error(
-                    f"unknown subject type `{subject}`",
-                    "policy.schema.value",
-                    fields["subjects"].location,
-                    suggest(subject, _SUBJECTS),
-                )
-        never = self.strings(fields["never"], "`never`") if "never" in fields else ()
-        for outcome in never:
-            if outcome not in m.INVARIANT_OUTCOMES:
-                ok = False
-                self.error(
-                    f"`never` takes {' or '.join(m.INVARIANT_OUTCOMES)}, not `{outcome}`",
-                    "policy.schema.value",
-                    fields["never"].location,
-                    suggest(outcome, m.INVARIANT_OUTCOMES),
-                )
-        when = self.condition(fields["when"], "`when`") if "when" in fields else None
-        unless = None
-        if "unless" in fields:
-            gate = self.mapping(fields["unless"], "`unless`")
-            if gate is not None:
-                self.keys(gate, ("require",), "`unless`")
-            if gate is None or "require" not in gate:
-                if gate is not None:
-                    self.error(
-                        "`unless` needs a `require` gate",
-                        "policy.schema.missing_key",
-                        fields["unless"].location,
-                    )
-                return None
-            unless = self.require(gate["require"], gate["require"].location)
-            ok = ok and unless is not None
-        reroute_only_to = None
-        if "reroute_only_to" in fields:
-            reroute_only_to = self.strings(fields["reroute_only_to"], "`reroute_only_to`")
-        description = ""
-        if "description" in fields:
-            description = self.string(fields["description"], "`description`") or ""
-        if not ok or ("when" in fields and when is None):
-            return None
-        return m.Invariant(
-            name=name,
-            location=loc,
-            description=description,
-            at=at,
-            subjects=subjects,
-            never=never,
-            when=when,
-            unless=unless,
-            reroute_only_to=reroute_only_to,
-        )
-
     def journey(self, node: Located) -> m.Journey | None:
         fields = self.mapping(node, "a journey file")
         if fields is None:
@@ -604,7 +499,11 @@ class _Decoder:
                     steps=self.steps(steps, f"fragment `{fr_name}`"),
                     location=steps.location,
                 )
-        invariants = self.invariants(fields["invariants"]) if "invariants" in fields else ()
+        invariants: tuple[m.Invariant, ...] = ()
+        if "invariants" in fields:
+            from juncture.policy.decode_invariants import invariants as decode_invariants
+
+            invariants = decode_invariants(self, fields["invariants"])
         if name is None:
             return None
         return m.Journey(
