@@ -87,15 +87,14 @@ def _invariant(self: _Decoder, name: str, node: Located) -> m.Invariant | None:
         gate = self.mapping(fields["unless"], "`unless`")
         if gate is not None:
             self.keys(gate, ("require",), "`unless`")
-        if gate is None or "require" not in gate:
-            if gate is not None:
+            if "require" in gate:
+                unless = self.require(gate["require"], gate["require"].location)
+            else:
                 self.error(
                     "`unless` needs a `require` gate",
                     "policy.schema.missing_key",
                     fields["unless"].location,
                 )
-            return None
-        unless = self.require(gate["require"], gate["require"].location)
         ok = ok and unless is not None
     reroute_only_to = None
     if "reroute_only_to" in fields:
