@@ -30,7 +30,7 @@ from typing import Any
 
 import z3
 
-from juncture.analysis.symbolic import Space
+from juncture.analysis.symbolic import FALSE, TRUE, Space, conj, disj
 from juncture.engine.evaluate import activation, evaluate, gate_met
 from juncture.engine.facts import Facts
 from juncture.errors import FactsError, Location, PolicyError
@@ -129,13 +129,16 @@ class _Prover:
                 ]
                 slots[name].append(slot)
         self.walk = _Walk(space=space, slots=slots)
-        self.walk.guard_live = self._steps(journey.guard, z3.BoolVal(True), self.walk.guard)
+        self.walk.guard_live = self._steps(journey.guard, TRUE, self.walk.guard)
         self.outcomes: dict[str, list[tuple[tuple[Any, ...], Any]]] = {}
         for name, steps in _checkpoints(journey):
             found: list[tuple[tuple[Any, ...], Any]] = []
             self._steps(steps, self.walk.guard_live, found)
             self.outcomes[name] = found
         self.base = space.finish()
+        self.solver = z3.Solver()
+        self.solver.set("timeout", TIMEOUT_MS)
+        self.solver.add(*self.base)
         self._witnesses: dict[tuple[tuple[str, ...], str], str | None] = {}
 
     # -- the walk ------------------------------------------------------------------------------
@@ -154,23 +157,23 @@ class _Prover:
         if spec.aal is not None:
             every = [s for group in slots.values() for s in group]
             parts.append(z3.Or(*(z3.And(counted(s), s.aal >= spec.aal) for s in every)))
-        return z3.And(*parts) if parts else z3.BoolVal(True)
+        return conj(*parts)
 
     def _steps(self, steps: Steps, live: Any, found: list[tuple[tuple[Any, ...], Any]]) -> Any:
         for step in steps:
-            if z3.is_false(live):
+            if live is FALSE:
                 return live
             op = step[0]
             if op == OUTCOME:
                 found.append((step, live))
-                return z3.BoolVal(False)
+                return FALSE
             if op == IF:
                 defined, value = self.walk.space.condition(step[2].node)
-                then = self._steps(step[3], z3.And(live, defined, value), found)
-                otherwise = self._steps(step[4], z3.And(live, defined, z3.Not(value)), found)
-                live = z3.Or(then, otherwise)
+                then = self._steps(step[3], conj(live, defined, value), found)
+                otherwise = self._steps(step[4], conj(live, defined, z3.Not(value)), found)
+                live = disj(then, otherwise)
             elif op == REQUIRE:
-                live = z3.And(live, self.gate(step[2]))
+                live = conj(live, self.gate(step[2]))
             else:  # USE
                 live = self._steps(step[2], live, found)
         return live
@@ -186,9 +189,9 @@ class _Prover:
         before: list[Any] = []
         for _, _, ref, _ in journey.globs:
             if ref.text == checkpoint:
-                return z3.And(*exact, *before, z3.InRe(action, _glob(checkpoint)))
+                return conj(*exact, *before, z3.InRe(action, _glob(checkpoint)))
             before.append(z3.Not(z3.InRe(action, _glob(ref.text))))
-        return z3.And(*exact, *before) if exact or before else z3.BoolVal(True)
+        return conj(*exact, *before)
 
     def action_for(self, inv: InvariantPlan, checkpoint: str) -> str | None:
         """An action that ``inv`` covers and the journey routes to ``checkpoint``, if any."""
@@ -206,6 +209,11 @@ class _Prover:
 
     # -- one invariant ---------------------------------------------------------------------------
     def prove(self, inv: InvariantPlan) -> list[PolicyError]:
+        """The violations of ``inv`` (each reproduced) and what could not be decided.
+
+        One question covers every checkpoint at once (a selector per checkpoint): an invariant
+        that holds costs one answer per journey. Each violation found takes its checkpoint out
+        of the question, and the question is asked again."""
         space = self.walk.space
         subjects = [
             s
@@ -214,16 +222,15 @@ class _Prover:
         ]
         if not subjects:
             return []
-        common = [
-            *self.base,
-            z3.Or(*(space.subject_type == z3.StringVal(s) for s in subjects)),
-        ]
+        solver = self.solver
+        solver.push()
+        solver.add(disj(*(space.subject_type == z3.StringVal(s) for s in subjects)))
         if inv.when is not None:
             defined, value = space.condition(inv.when.node)
-            common.append(z3.And(defined, value))
+            solver.add(conj(defined, value))
         if inv.unless is not None:
-            common.append(z3.Not(self.gate(inv.unless)))
-        out: list[PolicyError] = []
+            solver.add(z3.Not(self.gate(inv.unless)))
+        selectors: dict[str, Any] = {}
         for name, found in self.outcomes.items():
             bad = [live for step, live in [*self.walk.guard, *found] if _forbidden(inv, step)]
             if not bad:
@@ -231,40 +238,62 @@ class _Prover:
             witness = self.action_for(inv, name)
             if witness is None:
                 continue  # no action `at` covers is served by this checkpoint
-            query = [*common, z3.Or(*bad)]
             if space.reads_action:  # the action is one more unknown, routed as the engine does
-                query += [self.routed_to(name), _covered(space.action, inv)]
+                routing = conj(self.routed_to(name), _covered(space.action, inv))
             else:  # any action routed here decides alike: the witness stands for them all
-                query.append(space.action == z3.StringVal(witness))
-            problem = self._ask(inv, name, query)
-            if problem is not None:
-                out.append(problem)
+                routing = space.action == z3.StringVal(witness)
+            selector = z3.Bool(f"checkpoint:{len(selectors)}")
+            selectors[name] = selector
+            solver.add(z3.Implies(selector, conj(routing, disj(*bad))))
+        out: list[PolicyError] = []
+        if selectors:
+            solver.add(disj(*selectors.values()))
+            out = self._ask(inv, selectors)
+        solver.pop()
         return out
 
-    def _ask(self, inv: InvariantPlan, checkpoint: str, query: list[Any]) -> PolicyError | None:
-        solver = z3.Solver()
-        solver.set("timeout", TIMEOUT_MS)
-        solver.add(*query)
+    def _ask(self, inv: InvariantPlan, selectors: dict[str, Any]) -> list[PolicyError]:
+        solver = self.solver
         where = Location(file=inv.file, line=inv.line)
-        for _ in range(ATTEMPTS):
+        tries: dict[str, int] = {}
+        done: set[str] = set()  # checkpoints answered: a violation, or unknown
+        out: list[PolicyError] = []
+        while True:
             answer = solver.check()
             if answer == z3.unsat:
-                return None
+                return out
             if answer == z3.unknown:
-                return _unknown(inv, checkpoint, where, "the solver gave no answer in time")
+                left = [n for n in selectors if n not in done]
+                return [*out, _unknown(inv, ", ".join(left), where, "no answer in time")]
             model = solver.model()
-            found = self._reproduce(inv, checkpoint, model)
+            name = next(n for n, sel in selectors.items() if z3.is_true(model.eval(sel, True)))
+            found = self._reproduce(inv, name, model)
             if found is not None:
-                return found
-            solver.add(z3.Or(*(d() != model[d] for d in model.decls() if d.arity() == 0)))
-        beyond = sorted(self.walk.space.opaque)
-        reason = "a path the solver found did not reproduce" + (
-            f"; it leans on conditions beyond the solver ({len(beyond)})" if beyond else ""
-        )
-        return _unknown(inv, checkpoint, where, reason)
+                out.append(found)
+                done.add(name)
+                solver.add(z3.Not(selectors[name]))
+                continue
+            tries[name] = tries.get(name, 0) + 1
+            if tries[name] >= ATTEMPTS:
+                beyond = len(self.walk.space.opaque)
+                why = "a path the solver found did not reproduce" + (
+                    f"; it leans on conditions beyond the solver ({beyond})" if beyond else ""
+                )
+                out.append(_unknown(inv, name, where, why))
+                done.add(name)
+                solver.add(z3.Not(selectors[name]))
+                continue
+            solver.add(
+                z3.Implies(
+                    selectors[name],
+                    disj(*(d() != model[d] for d in model.decls() if d.arity() == 0)),
+                )
+            )
 
     # -- counterexamples -------------------------------------------------------------------------
-    def facts_document(self, model: Any) -> tuple[str, dict[str, Any]]:
+    def facts_document(self, model: Any, plain: bool = False) -> tuple[str, dict[str, Any]]:
+        """The action and the facts document of a solver's answer; ``plain``: every proof
+        rated as its method declares (the plainer counterexample, tried first)."""
         space = self.walk.space
         action = _string(model.eval(space.action, model_completion=True))
         subject_type = _string(model.eval(space.subject_type, model_completion=True))
@@ -297,7 +326,7 @@ class _Prover:
                 declared = self.journey.methods.get(name)
                 if declared is None:
                     proof = {"method": "undeclared_method", "at": at, "aal": aal}
-                elif aal < declared.aal:  # a proof rated lower than the method's AAL
+                elif aal < declared.aal and not plain:  # a proof rated lower than its method
                     proof["aal"] = aal
                 proofs.append(proof)
         if proofs:
@@ -314,7 +343,16 @@ class _Prover:
         return app
 
     def _reproduce(self, inv: InvariantPlan, checkpoint: str, model: Any) -> PolicyError | None:
-        action, doc = self.facts_document(model)
+        for plain in (True, False):
+            found = self._decide(inv, checkpoint, *self.facts_document(model, plain))
+            if found is not None:
+                return found
+        return None
+
+    def _decide(
+        self, inv: InvariantPlan, checkpoint: str, action: str, doc: dict[str, Any]
+    ) -> PolicyError | None:
+        """The violation these facts show, decided by `evaluate`, or None."""
         try:
             facts = Facts.from_document(doc)
         except FactsError:

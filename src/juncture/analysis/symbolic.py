@@ -92,22 +92,45 @@ def _sort(term: Any) -> str:
     return REAL
 
 
-_TRUE = z3.BoolVal(True)
-_FALSE = z3.BoolVal(False)
+TRUE = z3.BoolVal(True)
+FALSE = z3.BoolVal(False)
 
 
-def _and(*items: Any) -> Any:
-    kept = [i for i in items if not z3.is_true(i)]
-    if any(z3.is_false(i) for i in kept):
-        return _FALSE
-    return kept[0] if len(kept) == 1 else (z3.And(*kept) if kept else _TRUE)
+def _bool_const(value: bool) -> Any:
+    return TRUE if value else FALSE
 
 
-def _or(*items: Any) -> Any:
-    kept = [i for i in items if not z3.is_false(i)]
-    if any(z3.is_true(i) for i in kept):
-        return _TRUE
-    return kept[0] if len(kept) == 1 else (z3.Or(*kept) if kept else _FALSE)
+def conj(*items: Any) -> Any:
+    """A conjunction, simplified where a part is the constant `TRUE` or `FALSE`."""
+    kept = [i for i in items if i is not TRUE]
+    if any(i is FALSE for i in kept):
+        return FALSE
+    return kept[0] if len(kept) == 1 else (z3.And(*kept) if kept else TRUE)
+
+
+def disj(*items: Any) -> Any:
+    """A disjunction, simplified where a part is the constant `TRUE` or `FALSE`."""
+    kept = [i for i in items if i is not FALSE]
+    if any(i is TRUE for i in kept):
+        return TRUE
+    return kept[0] if len(kept) == 1 else (z3.Or(*kept) if kept else FALSE)
+
+
+def _merge(alts: list[Alt]) -> list[Alt]:
+    """Alternatives with equal constants as one (their guards joined): a lookup in a document
+    of many keys and few distinct values stays small."""
+    consts: dict[str, tuple[list[Any], Const]] = {}
+    out: list[Alt] = []
+    for guard, term in alts:
+        if isinstance(term, Const):
+            key = repr(term.value)
+            if key in consts:
+                consts[key][0].append(guard)
+            else:
+                consts[key] = ([guard], term)
+        else:
+            out.append((guard, term))
+    return out + [(disj(*guards), term) for guards, term in consts.values()]
 
 
 class Space:
@@ -124,6 +147,7 @@ class Space:
         self.values: dict[Path, Any] = {}
         self.sorts: dict[Path, str] = {}
         self.opaque: dict[str, tuple[z3.BoolRef, z3.BoolRef]] = {}
+        self._conditions: dict[str, tuple[Any, Any]] = {}
         self.constraints: list[Any] = []
         self.action = z3.String("action.name")
         self.subject_type = z3.String("subject.type")
@@ -139,7 +163,7 @@ class Space:
         if path in self.present:
             return self.present[path]
         if path[0] == "signals" and len(path) == 2 and path[1] in schema.SIGNAL_DEFAULTS:
-            flag: Any = _TRUE
+            flag: Any = TRUE
         else:
             flag = z3.Bool("has:" + ".".join(path))
         self.present[path] = flag
@@ -150,7 +174,7 @@ class Space:
         already, or that the schema gives). Raises Opaque."""
         if path == ("action", "name"):
             self.reads_action = True
-            return [(_TRUE, self.action)]
+            return [(TRUE, self.action)]
         if path == ("device", "posture_age"):  # seconds since the posture report (`posture_at`)
             if sort not in (None, INT, REAL):
                 raise Opaque("device.posture_age")
@@ -158,11 +182,11 @@ class Space:
                 self.values[path] = z3.Int("device.posture_age")
             return [(self._present(path), self.values[path])]
         if path == ("subject", "type"):
-            return [(_TRUE, self.subject_type)]
+            return [(TRUE, self.subject_type)]
         if path == ("risk", "score"):
-            return [(_TRUE, self.score)]
+            return [(TRUE, self.score)]
         if path == ("risk", "level"):
-            return [(_TRUE, self.level)]
+            return [(TRUE, self.level)]
         self._check_writable(path)
         known = self._schema_sort(path)
         if known is not None:
@@ -232,9 +256,9 @@ class Space:
         for node, add, reason in rules:
             defined, value = self.condition(node)
             # An erroring rule counts when it adds points, never when it subtracts.
-            matched = _or(z3.Not(defined), value) if add > 0 else _and(defined, value)
+            matched = disj(z3.Not(defined), value) if add > 0 else conj(defined, value)
             total = total + z3.If(matched, z3.IntVal(add), z3.IntVal(0))
-            self._reasons[reason] = _or(self._reasons.get(reason, _FALSE), matched)
+            self._reasons[reason] = disj(self._reasons.get(reason, FALSE), matched)
         clamped = z3.If(total < 0, 0, z3.If(total > 100, 100, total))
         self.constraints.append(self.score == clamped)
         ordered = sorted(levels, reverse=True)  # highest threshold first, as the engine reads
@@ -245,17 +269,19 @@ class Space:
 
     # -- conditions --------------------------------------------------------------------------
     def condition(self, node: ast.Node) -> tuple[Any, Any]:
-        """(defined, value) of a bool condition; an opaque one is a free pair."""
-        try:
-            return self._bool(node)
-        except Opaque:
-            key = repr(node)
-            found = self.opaque.get(key)
-            if found is None:
+        """(defined, value) of a bool condition; an opaque one is a free pair. The same
+        condition (in several steps, fragments used many times) is translated once."""
+        key = repr(node)
+        found = self._conditions.get(key)
+        if found is None:
+            try:
+                found = self._bool(node)
+            except Opaque:
                 n = len(self.opaque)
                 found = (z3.Bool(f"opaque{n}:defined"), z3.Bool(f"opaque{n}:value"))
                 self.opaque[key] = found
-            return found
+            self._conditions[key] = found
+        return found
 
     def _bool(self, node: ast.Node) -> tuple[Any, Any]:
         match node:
@@ -263,15 +289,15 @@ class Space:
                 ad, av = self.condition(left)
                 bd, bv = self.condition(right)
                 if op == "&&":
-                    defined = _or(_and(ad, bd), _and(ad, z3.Not(av)), _and(bd, z3.Not(bv)))
-                    return defined, _and(av, bv)
-                defined = _or(_and(ad, bd), _and(ad, av), _and(bd, bv))
-                return defined, _or(av, bv)
+                    defined = disj(conj(ad, bd), conj(ad, z3.Not(av)), conj(bd, z3.Not(bv)))
+                    return defined, conj(av, bv)
+                defined = disj(conj(ad, bd), conj(ad, av), conj(bd, bv))
+                return defined, disj(av, bv)
             case ast.Unary(op="!", operand=operand):
                 d, v = self.condition(operand)
                 return d, z3.Not(v)
             case ast.Lit(value=bool() as value):
-                return _TRUE, z3.BoolVal(value)
+                return TRUE, _bool_const(value)
             case ast.Has(operand=operand, field=field):
                 return self._has(operand, field)
             case ast.Binary(op="in", left=left, right=right):
@@ -285,8 +311,10 @@ class Space:
         raise Opaque(type(node).__name__)
 
     def _collapse(self, alts: list[Alt]) -> tuple[Any, Any]:
-        defined = _or(*(g for g, _ in alts))
-        value = _or(*(_and(g, z3.BoolVal(t.value) if isinstance(t, Const) else t) for g, t in alts))
+        defined = disj(*(g for g, _ in alts))
+        value = disj(
+            *(conj(g, _bool_const(t.value) if isinstance(t, Const) else t) for g, t in alts)
+        )
         return defined, value
 
     def _has(self, operand: ast.Node, field: str) -> tuple[Any, Any]:
@@ -295,33 +323,33 @@ class Space:
             raise Opaque("has")
         if path[0] == "data":
             alts = self._data(path[:-1])
-            return _TRUE, _or(
+            return TRUE, disj(
                 *(
-                    _and(g, z3.BoolVal(isinstance(t.value, dict) and field in t.value))
+                    conj(g, _bool_const(isinstance(t.value, dict) and field in t.value))
                     for g, t in alts
                 )
             )
         if path[0] == "risk" or path in (("action", "name"), ("subject", "type")):
-            return _TRUE, _TRUE
+            return TRUE, TRUE
         if path == ("device", "posture_age"):
-            return _TRUE, self._present(path)
+            return TRUE, self._present(path)
         self._check_writable(path)
-        return _TRUE, self._present(path)
+        return TRUE, self._present(path)
 
     # -- values ------------------------------------------------------------------------------
     def _value(self, node: ast.Node, sort: str | None) -> list[Alt]:
         match node:
             case ast.Lit(value=value) if _sort_of_const(value) is not None:
-                return [(_TRUE, Const(value))]
+                return [(TRUE, Const(value))]
             case ast.ListLit(items=items) if all(isinstance(i, ast.Lit) for i in items):
-                return [(_TRUE, Const([i.value for i in items]))]  # type: ignore[attr-defined]
+                return [(TRUE, Const([i.value for i in items]))]  # type: ignore[attr-defined]
             case ast.Unary(op="-", operand=ast.Lit(value=int() | float() as value)) if not (
                 isinstance(value, bool)
             ):
-                return [(_TRUE, Const(-value))]
+                return [(TRUE, Const(-value))]
             case ast.Call(function="duration", target=None, args=(ast.Lit(value=str() as text),)):
                 try:  # a duration literal: whole seconds, as `device.posture_age` is modelled
-                    return [(_TRUE, Const(int(rt.to_duration(text).total_seconds())))]
+                    return [(TRUE, Const(int(rt.to_duration(text).total_seconds())))]
                 except rt.CelEvalError:
                     raise Opaque("duration") from None
         if isinstance(node, ast.Index) and _path(node) is None:
@@ -339,7 +367,7 @@ class Space:
             if not isinstance(value, dict) or part not in value:
                 return []  # an error: the document has no such key
             value = value[part]
-        return [(_TRUE, Const(value))]
+        return [(TRUE, Const(value))]
 
     def _lookup(self, node: ast.Index) -> list[Alt]:
         """``container[key]`` where the key is not a literal (a data lookup by a fact)."""
@@ -357,13 +385,13 @@ class Space:
             for kg, key in keys:
                 if isinstance(key, Const):
                     if isinstance(key.value, str) and key.value in term.value:
-                        out.append((_and(guard, kg), Const(term.value[key.value])))
+                        out.append((conj(guard, kg), Const(term.value[key.value])))
                     continue
                 if _sort(key) != STRING:
                     raise Opaque("index")
                 for name, item in term.value.items():
-                    out.append((_and(guard, kg, key == z3.StringVal(name)), Const(item)))
-        return out
+                    out.append((conj(guard, kg, key == z3.StringVal(name)), Const(item)))
+        return _merge(out)
 
     def _walk_select(self, alts: list[Alt], field: str) -> list[Alt]:
         out: list[Alt] = []
@@ -372,7 +400,7 @@ class Space:
                 raise Opaque("select")
             if isinstance(term.value, dict) and field in term.value:
                 out.append((guard, Const(term.value[field])))
-        return out
+        return _merge(out)
 
     def _operand(self, node: ast.Node, sort: str | None) -> list[Alt]:
         """A value, following field selections on a data lookup's result."""
@@ -398,13 +426,13 @@ class Space:
             for gb, tb in b:
                 result = _cmp(op, ta, tb)
                 if result is not None:
-                    out.append((_and(ga, gb), result))
+                    out.append((conj(ga, gb), result))
         return out
 
     def _member(self, left: ast.Node, right: ast.Node) -> list[Alt]:
         if _path(right) == ("risk", "reasons"):
             if isinstance(left, ast.Lit) and isinstance(left.value, str):
-                return [(_TRUE, self._reasons.get(left.value, _FALSE))]
+                return [(TRUE, self._reasons.get(left.value, FALSE))]
             raise Opaque("risk.reasons")
         containers = self._operand(right, None)
         items: list[Any] = []
@@ -412,14 +440,14 @@ class Space:
             if not isinstance(term, Const) or not isinstance(term.value, list | dict):
                 raise Opaque("in")
             items += list(term.value)
-        elements = self._operand(left, _alts_sort([(_TRUE, Const(i)) for i in items]))
+        elements = self._operand(left, _alts_sort([(TRUE, Const(i)) for i in items]))
         out: list[Alt] = []
         for gc, term in containers:
             for ge, element in elements:
                 found = [_cmp("==", element, Const(i)) for i in term.value]
                 if any(f is None for f in found):
                     raise Opaque("in")
-                out.append((_and(gc, ge), _or(*found)))
+                out.append((conj(gc, ge), disj(*found)))
         return out
 
 
@@ -457,7 +485,7 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
             }[op](a.value, b.value)
         except rt.CelEvalError:
             return None
-        return z3.BoolVal(result)
+        return _bool_const(result)
     if isinstance(a, Const):
         flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
         return _cmp(flipped, b, a)
@@ -466,7 +494,7 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
         sort_b = _sort_of_const(b.value)
         if sort_b is None or (sort_b != sort_a and {sort_a, sort_b} - {INT, REAL}):
             if op in ("==", "!="):
-                return z3.BoolVal(op == "!=")  # CEL: values of different types are not equal
+                return _bool_const(op == "!=")  # CEL: values of different types are not equal
             return None
         if sort_a == INT and isinstance(b.value, float):
             a, bz = z3.ToReal(a), z3.RealVal(b.value)
@@ -476,7 +504,7 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
         sort_b = _sort(b)
         if sort_a != sort_b and {sort_a, sort_b} - {INT, REAL}:
             if op in ("==", "!="):
-                return z3.BoolVal(op == "!=")
+                return _bool_const(op == "!=")
             return None
         if sort_a != sort_b:
             a = z3.ToReal(a) if sort_a == INT else a

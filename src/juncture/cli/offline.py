@@ -52,6 +52,8 @@ def _relocate(problems: list[PolicyError], base: Path) -> list[PolicyError]:
         loc = problem.location
         if loc.file and not Path(loc.file).is_absolute():
             problem.location = msgspec.structs.replace(loc, file=str(base / loc.file))
+        for step in problem.extra.get("path", ()):  # an invariant's counterexample
+            step["file"] = str(base / step["file"])
     return problems
 
 
