@@ -193,17 +193,33 @@ class _Prover:
             before.append(z3.Not(z3.InRe(action, _glob(ref.text))))
         return conj(*exact, *before)
 
+    def _guess(self, inv: InvariantPlan, checkpoint: str) -> str | None:
+        """An action both patterns match, tried with the engine's own lookup (most actions
+        are found so, without asking the solver)."""
+        for pattern in (checkpoint, *inv.at):
+            for fill in ("x", "", "probe_1"):
+                action = pattern.replace("*", fill).replace("?", "x")
+                found = self.journey.checkpoint(action)
+                if (
+                    found is not None
+                    and found[0].text == checkpoint
+                    and any(_glob_match(p, action) for p in inv.at)
+                ):
+                    return action
+        return None
+
     def action_for(self, inv: InvariantPlan, checkpoint: str) -> str | None:
         """An action that ``inv`` covers and the journey routes to ``checkpoint``, if any."""
         key = (inv.at, checkpoint)
         if key not in self._witnesses:
-            solver = z3.Solver()
-            solver.set("timeout", TIMEOUT_MS)
-            action = self.walk.space.action
-            solver.add(self.routed_to(checkpoint), _covered(action, inv))
-            found = None
-            if solver.check() == z3.sat:
-                found = _string(solver.model().eval(action, model_completion=True))
+            found = self._guess(inv, checkpoint)
+            if found is None:  # the solver decides: is there such an action at all?
+                solver = z3.Solver()
+                solver.set("timeout", TIMEOUT_MS)
+                action = self.walk.space.action
+                solver.add(self.routed_to(checkpoint), _covered(action, inv))
+                if solver.check() == z3.sat:
+                    found = _string(solver.model().eval(action, model_completion=True))
             self._witnesses[key] = found
         return self._witnesses[key]
 
