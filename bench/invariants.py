@@ -30,12 +30,12 @@ import http.client  # noqa: E402, F401
 
 sys.path.insert(0, _HERE)
 
-import _common as common
-import yaml
-from compile import journey_document
+import _common as common  # noqa: E402
+import yaml  # noqa: E402
+from compile import COUNTRIES, journey_document  # noqa: E402
 
-from juncture.analysis import prove
-from juncture.policy import compile_plan, load
+from juncture.analysis import prove  # noqa: E402
+from juncture.policy import compile_plan, load  # noqa: E402
 
 TARGET_S = 10.0
 
@@ -59,7 +59,6 @@ def _with_invariants(doc: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def write_bundle(root: Path, checkpoints: int, journeys: int) -> None:
-    from compile import COUNTRIES
 
     (root / "data").mkdir(parents=True)
     users = {f"user{i}": {"usual_country": COUNTRIES[i % len(COUNTRIES)]} for i in range(200)}

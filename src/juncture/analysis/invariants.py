@@ -307,12 +307,16 @@ class _Prover:
             )
 
     # -- counterexamples -------------------------------------------------------------------------
-    def facts_document(self, model: Any, plain: bool = False) -> tuple[str, dict[str, Any]]:
+    def facts_document(
+        self, model: Any, plain: bool = False, subjects: tuple[str, ...] = ()
+    ) -> tuple[str, dict[str, Any]]:
         """The action and the facts document of a solver's answer; ``plain``: every proof
         rated as its method declares (the plainer counterexample, tried first)."""
         space = self.walk.space
         action = _string(model.eval(space.action, model_completion=True))
         subject_type = _string(model.eval(space.subject_type, model_completion=True))
+        if plain and subjects:  # the first subject type covered, if it decides the same
+            subject_type = subjects[0]
         doc: dict[str, Any] = {
             "app": self.app(),
             "subject": {"type": subject_type},
@@ -359,8 +363,13 @@ class _Prover:
         return app
 
     def _reproduce(self, inv: InvariantPlan, checkpoint: str, model: Any) -> PolicyError | None:
-        for plain in (True, False):
-            found = self._decide(inv, checkpoint, *self.facts_document(model, plain))
+        for plain in (True, False):  # the plainer facts first; evaluate decides both
+            subjects = tuple(
+                t
+                for t in (self.journey.subjects or _SUBJECT_TYPES)
+                if not inv.subjects or t in inv.subjects
+            )
+            found = self._decide(inv, checkpoint, *self.facts_document(model, plain, subjects))
             if found is not None:
                 return found
         return None
