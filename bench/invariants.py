@@ -90,8 +90,7 @@ def main() -> None:
             problems = prove(plan)
             times.append((time.perf_counter_ns() - start) / 1e9)
     found = Counter(
-        (p.code, p.extra.get("invariant") if p.extra else p.message.split("`")[1])
-        for p in problems
+        (p.code, p.extra.get("invariant") if p.extra else p.message.split("`")[1]) for p in problems
     )
     median = statistics.median(times)
     info = common.machine()
