@@ -7,9 +7,35 @@ paths a reroute may take (`reroute_only_to`), at the checkpoints `at` covers, fo
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from juncture.errors import Location
 from juncture.policy import model as m
-from juncture.policy.decode import _ACTION, _NAME, _Decoder, suggest
+from juncture.policy.names import ACTION as _ACTION
+from juncture.policy.names import NAME as _NAME
+from juncture.policy.names import suggest
 from juncture.policy.source import Located
+
+
+class _Decoder(Protocol):
+    """What of `juncture.policy.decode._Decoder` the invariants are read with."""
+
+    def error(
+        self, message: str, code: str, loc: Location, suggestion: str | None = None
+    ) -> None: ...
+
+    def mapping(self, node: Located, what: str) -> dict[str, Located] | None: ...
+
+    def keys(self, mapping: dict[str, Located], allowed: tuple[str, ...], what: str) -> None: ...
+
+    def string(self, node: Located, what: str) -> str | None: ...
+
+    def strings(self, node: Located, what: str) -> tuple[str, ...]: ...
+
+    def condition(self, node: Located, what: str) -> m.Condition | None: ...
+
+    def require(self, node: Located, loc: Location) -> m.Require | None: ...
+
 
 _INVARIANT_KEYS = ("description", "at", "subjects", "never", "when", "unless", "reroute_only_to")
 _SUBJECTS = ("user", "service", "agent")
