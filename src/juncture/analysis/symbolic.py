@@ -493,9 +493,9 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
     if isinstance(b, Const):
         sort_b = _sort_of_const(b.value)
         if sort_b is None or (sort_b != sort_a and {sort_a, sort_b} - {INT, REAL}):
-            if op in ("==", "!="):
-                return _bool_const(op == "!=")  # CEL: values of different types are not equal
-            return None
+            # A fact read as one type and compared with a value of another: in the facts it
+            # may well be of that other type, so no answer here is safe.
+            raise Opaque("types")
         if sort_a == INT and isinstance(b.value, float):
             a, bz = z3.ToReal(a), z3.RealVal(b.value)
         else:
@@ -503,15 +503,13 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
     else:
         sort_b = _sort(b)
         if sort_a != sort_b and {sort_a, sort_b} - {INT, REAL}:
-            if op in ("==", "!="):
-                return _bool_const(op == "!=")
-            return None
+            raise Opaque("types")
         if sort_a != sort_b:
             a = z3.ToReal(a) if sort_a == INT else a
             b = z3.ToReal(b) if sort_b == INT else b
         bz = b
     if sort_a in (BOOL, STRING) and op not in ("==", "!="):
-        return None
+        raise Opaque("order")
     match op:
         case "==":
             return a == bz
