@@ -228,6 +228,33 @@ checkpoints:
     assert _reproduce(found[0], files) == "reroute"
 
 
+def test_an_action_no_checkpoint_serves_is_decided_by_the_guard_and_proved_too() -> None:
+    journey = (
+        HEAD
+        + """\
+guard:
+  - if: "has(context.internal) && context.internal"
+    allow: {}
+checkpoints:
+  "payment.card":
+    - require: {any: [totp, passkey], within: 5m}
+    - allow: {}
+invariants:
+  payments_need_a_fresh_second_factor:
+    at: "payment.*"
+    never: allow
+    unless: {require: {any: [totp, passkey], within: 5m}}
+"""
+    )
+    files = {"pay.yaml": journey.encode()}
+    _, problems = check(load_sources(files))
+    found = _violations(problems)
+    assert sorted(p.extra["checkpoint"] or "" for p in found) == ["", "payment.card"]
+    for problem in found:
+        assert _reproduce(problem, files) == "allow"
+    assert any("no checkpoint: the guard decides" in p.message for p in found)
+
+
 def test_subjects_narrow_an_invariant() -> None:
     journey = (
         HEAD.replace("subjects: [user]", "subjects: [user, agent]")

@@ -56,6 +56,8 @@ TIMEOUT_MS = 5000
 ATTEMPTS = 4
 _SUBJECT_TYPES = ("user", "service", "agent")
 _FOREIGN = "__undeclared__"
+#: The name standing for "no checkpoint serves the action" (the guard alone decides).
+_NONE = ""
 #: Proof ages: from the clock skew the engine tolerates to ten years.
 _SKEW, _MAX_AGE = -30, 10 * 365 * 86400
 
@@ -135,6 +137,8 @@ class _Prover:
             found: list[tuple[tuple[Any, ...], Any]] = []
             self._steps(steps, self.walk.guard_live, found)
             self.outcomes[name] = found
+        if journey.star is None:  # an action no checkpoint serves: the guard alone decides
+            self.outcomes[_NONE] = []
         self.base = space.finish()
         self.solver = z3.Solver()
         self.solver.set("timeout", TIMEOUT_MS)
@@ -196,13 +200,14 @@ class _Prover:
     def _guess(self, inv: InvariantPlan, checkpoint: str) -> str | None:
         """An action both patterns match, tried with the engine's own lookup (most actions
         are found so, without asking the solver)."""
-        for pattern in (checkpoint, *inv.at):
+        for pattern in ([checkpoint] if checkpoint else []) + list(inv.at):
             for fill in ("x", "", "probe_1"):
                 action = pattern.replace("*", fill).replace("?", "x")
                 found = self.journey.checkpoint(action)
+                served = found is None if checkpoint == _NONE else found is not None
                 if (
-                    found is not None
-                    and found[0].text == checkpoint
+                    served
+                    and (found is None or found[0].text == checkpoint)
                     and any(_glob_match(p, action) for p in inv.at)
                 ):
                     return action
@@ -411,15 +416,16 @@ class _Prover:
             for t in decision.explanation
         ]
         what = decision.outcome if decision.path is None else f"reroute to `{decision.path}`"
+        served = decision.checkpoint or checkpoint
+        place = f"checkpoint `{served}`" if served else "no checkpoint: the guard decides"
         return PolicyError(
-            f"invariant `{inv.name}` is violated: action `{action}` (checkpoint "
-            f"`{decision.checkpoint or checkpoint}`) can end in {what}",
+            f"invariant `{inv.name}` is violated: action `{action}` ({place}) can end in {what}",
             code="policy.invariant.violated",
             location=Location(file=inv.file, line=inv.line),
             extra={
                 "invariant": inv.name,
                 "journey": self.journey.name,
-                "checkpoint": decision.checkpoint or checkpoint,
+                "checkpoint": served or None,
                 "action": action,
                 "now": _stamp(NOW),
                 "facts": doc,
@@ -433,7 +439,8 @@ class _Prover:
 
 def _unknown(inv: InvariantPlan, checkpoint: str, where: Location, why: str) -> PolicyError:
     return PolicyError(
-        f"invariant `{inv.name}` could not be proved at checkpoint `{checkpoint}`: {why}",
+        f"invariant `{inv.name}` could not be proved at checkpoint `{checkpoint or '(none)'}`: "
+        + why,
         code="policy.invariant.unknown",
         location=where,
         severity="warning",
