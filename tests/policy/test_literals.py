@@ -108,3 +108,12 @@ def test_the_invariants_when_and_the_risk_rules_are_checked_too() -> None:
     bundle = load_sources({"j.yaml": source.encode()})
     codes = sorted(p.code for p in check(bundle) if p.severity == "error")
     assert codes == ["policy.ref.unknown_name", "policy.ref.unknown_network"]
+
+
+def test_only_literals_are_names_and_only_declared_facts_hold_names() -> None:
+    # an item that is not a string, an index that is not a literal, a fact of no names
+    mixed = _problems("risk.level in ['high', 1] || 2 in risk.reasons")
+    assert not [code for code, _, _ in mixed if code.startswith("policy.ref.")], mixed
+    assert _problems("session.methods[subject.id].aal > 1 || resource.type == 'offce'") == []
+    found = _problems("nope.segment == 'offce' || network.nope == 'offce'")
+    assert found and all(code.startswith("policy.cel.") for code, _, _ in found), found

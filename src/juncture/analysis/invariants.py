@@ -62,7 +62,7 @@ _NONE = ""
 _SKEW, _MAX_AGE = -30, 10 * 365 * 86400
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Slot:
     method: str
     present: Any
