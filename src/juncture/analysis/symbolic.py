@@ -165,7 +165,7 @@ class Space:
         if path[0] == "signals" and len(path) == 2 and path[1] in schema.SIGNAL_DEFAULTS:
             flag: Any = TRUE
         else:
-            flag = z3.Bool("has:" + ".".join(path))
+            flag = z3.Bool("has:" + _name(path))
         self.present[path] = flag
         return flag
 
@@ -202,7 +202,7 @@ class Space:
             raise Opaque(".".join(path))
         if had is None:
             self.sorts[path] = sort
-            name = ".".join(path)
+            name = _name(path)
             self.values[path] = {
                 STRING: z3.String,
                 INT: z3.Int,
@@ -522,6 +522,11 @@ def _cmp(op: str, a: Any, b: Any) -> Any:
         case ">":
             return a > bz
     return a >= bz
+
+
+def _name(path: Path) -> str:
+    """A solver name for a fact: distinct for distinct paths (`a['b.c']` is not `a.b.c`)."""
+    return ".".join(part if part.isidentifier() else repr(part) for part in path)
 
 
 def _path(node: ast.Node) -> Path | None:
