@@ -298,6 +298,7 @@ checkpoints:
     unknown = [p for p in problems if p.code == "policy.invariant.unknown"]
     assert [p.severity for p in unknown] == ["warning"]
     assert "payments_need_a_fresh_second_factor" in unknown[0].message
+    assert "beyond the solver: `now.getHours() < 6`" in unknown[0].message
 
 
 def test_an_invariant_proved_with_an_opaque_condition_still_holds() -> None:

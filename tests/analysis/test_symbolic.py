@@ -162,3 +162,12 @@ def test_a_nested_fact_needs_its_container() -> None:
     inner = _holds(space, "has(context.a.b)")
     outer = space.condition(parse("has(context.a)"))[1]
     assert not _possible(space, inner, z3.Not(outer))
+
+
+def test_the_conditions_holding_an_opaque_part_are_noted() -> None:
+    space = _space((("now.getHours() < 6", 10, "night"),))
+    text = "context.a && session.aal >= 2"
+    space.translate(parse(text), text)
+    space.translate(parse(text), "the same, written again")  # translated once, noted again
+    space.translate(parse("context.b"), "context.b")
+    assert list(space.beyond) == ["risk rule `night`", text, "the same, written again"]

@@ -172,7 +172,7 @@ class _Prover:
                 found.append((step, live))
                 return FALSE
             if op == IF:
-                defined, value = self.walk.space.condition(step[2].node)
+                defined, value = self.walk.space.translate(step[2].node, step[2].text)
                 then = self._steps(step[3], conj(live, defined, value), found)
                 otherwise = self._steps(step[4], conj(live, defined, z3.Not(value)), found)
                 live = disj(then, otherwise)
@@ -247,7 +247,7 @@ class _Prover:
         solver.push()
         solver.add(disj(*(space.subject_type == z3.StringVal(s) for s in subjects)))
         if inv.when is not None:
-            defined, value = space.condition(inv.when.node)
+            defined, value = space.translate(inv.when.node, inv.when.text)
             solver.add(conj(defined, value))
         if inv.unless is not None:
             solver.add(z3.Not(self.gate(inv.unless)))
@@ -296,9 +296,9 @@ class _Prover:
                 continue
             tries[name] = tries.get(name, 0) + 1
             if tries[name] >= ATTEMPTS:
-                beyond = len(self.walk.space.opaque)
+                beyond = ", ".join(f"`{text}`" for text in list(self.walk.space.beyond)[:3])
                 why = "a path the solver found did not reproduce" + (
-                    f"; it leans on conditions beyond the solver ({beyond})" if beyond else ""
+                    f"; the journey has conditions beyond the solver: {beyond}" if beyond else ""
                 )
                 out.append(_unknown(inv, name, where, why))
                 done.add(name)

@@ -147,7 +147,11 @@ class Space:
         self.values: dict[Path, Any] = {}
         self.sorts: dict[Path, str] = {}
         self.opaque: dict[str, tuple[z3.BoolRef, z3.BoolRef]] = {}
-        self._conditions: dict[str, tuple[Any, Any]] = {}
+        self._conditions: dict[str, tuple[Any, Any, bool]] = {}
+        #: Opaque translations so far (a part of the condition being translated is opaque
+        #: when it grows), and the conditions written in the journey that hold such a part.
+        self._hits = 0
+        self.beyond: dict[str, None] = {}
         self.constraints: list[Any] = []
         self.action = z3.String("action.name")
         self.subject_type = z3.String("subject.type")
@@ -254,7 +258,7 @@ class Space:
     ) -> None:
         total: Any = z3.IntVal(0)
         for node, add, reason in rules:
-            defined, value = self.condition(node)
+            defined, value = self.translate(node, f"risk rule `{reason}`")
             # An erroring rule counts when it adds points, never when it subtracts.
             matched = disj(z3.Not(defined), value) if add > 0 else conj(defined, value)
             total = total + z3.If(matched, z3.IntVal(add), z3.IntVal(0))
@@ -274,14 +278,27 @@ class Space:
         key = repr(node)
         found = self._conditions.get(key)
         if found is None:
+            before = self._hits
             try:
-                found = self._bool(node)
+                defined, value = self._bool(node)
             except Opaque:
                 n = len(self.opaque)
-                found = (z3.Bool(f"opaque{n}:defined"), z3.Bool(f"opaque{n}:value"))
-                self.opaque[key] = found
+                defined, value = z3.Bool(f"opaque{n}:defined"), z3.Bool(f"opaque{n}:value")
+                self.opaque[key] = (defined, value)
+                self._hits += 1
+            found = (defined, value, self._hits > before)
             self._conditions[key] = found
-        return found
+        elif found[2]:
+            self._hits += 1
+        return found[0], found[1]
+
+    def translate(self, node: ast.Node, text: str) -> tuple[Any, Any]:
+        """`condition`, noting ``text`` in `beyond` when a part of it is opaque."""
+        before = self._hits
+        pair = self.condition(node)
+        if self._hits > before:
+            self.beyond.setdefault(text, None)
+        return pair
 
     def _bool(self, node: ast.Node) -> tuple[Any, Any]:
         match node:
