@@ -141,3 +141,27 @@ def _invariant(self: _Decoder, name: str, node: Located) -> m.Invariant | None:
         unless=unless,
         reroute_only_to=reroute_only_to,
     )
+
+
+def bundle_invariants(
+    self: _Decoder, node: Located
+) -> list[tuple[tuple[str, ...] | None, m.Invariant]]:
+    """A bundle's `invariants.yaml`: (the journeys named, or None for all; the invariant)."""
+    what = "the bundle's invariants file"
+    fields = self.mapping(node, what)
+    if fields is None:
+        return []
+    self.keys(fields, ("invariants",), what)
+    if "invariants" not in fields:
+        self.error(f"{what} needs `invariants:`", "policy.schema.missing_key", node.location)
+        return []
+    entries = fields["invariants"]
+    out: list[tuple[tuple[str, ...] | None, m.Invariant]] = []
+    for name, spec in (self.mapping(entries, "`invariants`") or {}).items():
+        targets = None
+        if isinstance(spec.value, dict) and "journeys" in spec.value:
+            targets = self.strings(spec.value["journeys"], "`journeys`")
+            rest = {k: v for k, v in spec.value.items() if k != "journeys"}
+            spec = Located(rest, spec.location)
+        out += [(targets, inv) for inv in invariants(self, Located({name: spec}, entries.location))]
+    return out
