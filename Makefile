@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python bench/store_boundary.py
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/login.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -30,6 +30,12 @@ database loaded at once (one wrk per node, the connections split between them; r
 summed, percentiles the worse node's, server CPU both nodes'). No floor, no profile. Target:
 one node on PostgreSQL at ≥ 70% of the same node's requests/s on SQLite.
 
+With ``--shadow`` it measures what a shadow version costs (section `http-shadow`): Juncture
+alone, with a shadow version answering as the active one does (nothing recorded), and with one
+answering otherwise on every request (every decision recorded), interleaved per round.
+Checked after each shadowed run: the shadow decided every answered request, dropped none.
+Target (issue 17): at most 15% more server CPU per decision.
+
 With ``--decision-log batched durable`` it compares the decision log's modes instead (Juncture
 only, `juncture serve --decision-log MODE`, the modes interleaved per round; section
 `http-decision-log`). Without `wrk` on the PATH, the load comes from a Python fallback in this
@@ -84,6 +90,17 @@ checkpoints:
   change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]
   "*": [{deny: unknown_action}]
 """
+
+#: The shadow versions of ``--shadow``: one deciding as the active one does (a 10-minute window
+#: where the active one has 15: the session's TOTP is seconds old), one denying every request.
+SHADOWS = {
+    "none": None,
+    "same answers": BUNDLE.replace("within: 15m", "within: 10m"),
+    "every answer differs": BUNDLE.replace(
+        "change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]",
+        "change_email: [{deny: shadow_refuses}]",
+    ),
+}
 
 #: The configurations of the default run, interleaved per round.
 KINDS = ("Juncture", "cedarpy", "floor")
@@ -486,15 +503,48 @@ def load(target: Target, script: Path, seconds: float, args: argparse.Namespace)
     return wrk(target, script, seconds, args)
 
 
+def install_shadow(target: Target, tmp: Path, bundle: str) -> None:
+    """Upload ``bundle`` as the shadow version of a running Juncture."""
+    admin = next(tmp.glob("*.admin-token")).read_text().strip()
+    with httpx.Client(base_url=target.server.url, timeout=10) as client:
+        made = client.post(
+            "/admin/v1/versions",
+            headers={"Authorization": f"Bearer {admin}"},
+            json={"files": {"acct.yaml": bundle}, "shadow": True},
+        )
+        assert made.status_code == 201, made.text
+
+
+def shadow_settled(target: Target, tmp: Path) -> dict[str, Any]:
+    """The node's shadow status once nothing waits (10 s at most)."""
+    admin = next(tmp.glob("*.admin-token")).read_text().strip()
+    deadline = time.monotonic() + 10
+    with httpx.Client(base_url=target.server.url, timeout=10) as client:
+        while True:
+            status: dict[str, Any] = client.get(
+                "/admin/v1/shadow", headers={"Authorization": f"Bearer {admin}"}
+            ).json()
+            if status["node"]["waiting"] == 0 or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
+
 def run_one(
-    kind: str, workers: int, args: argparse.Namespace, mode: str = "batched"
+    kind: str,
+    workers: int,
+    args: argparse.Namespace,
+    mode: str = "batched",
+    shadow: str | None = None,
 ) -> dict[str, Any]:
-    """One timed run of a configuration: ``Juncture`` (SQLite), ``floor``, or
-    ``PostgreSQL ×N`` (N nodes on a fresh database of ``args.postgres``)."""
+    """One timed run of a configuration: ``Juncture`` (SQLite; with ``shadow``, that bundle
+    as its shadow version), ``floor``, or ``PostgreSQL ×N`` (N nodes on a fresh database of
+    ``args.postgres``)."""
     with tempfile.TemporaryDirectory(prefix="jct-http-") as name:
         tmp = Path(name)
         if kind == "Juncture":
             target = start_juncture(tmp, workers, mode)
+            if shadow is not None:
+                install_shadow(target, tmp, shadow)
         elif kind == "cedarpy":
             target = start_cedar(tmp, workers)
         elif kind.startswith("PostgreSQL"):
@@ -511,6 +561,8 @@ def run_one(
             )
             warm = load(target, script, args.warmup, args)
             result = load(target, script, args.duration, args)
+            if shadow is not None:
+                result["shadow"] = shadow_settled(target, tmp)
         finally:
             target.stop()
         result["checked"] = checked
@@ -788,6 +840,81 @@ def report_modes(
     return "\n".join(lines) + "\n"
 
 
+def compare_shadow(args: argparse.Namespace) -> None:
+    info = common.machine()
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for workers in args.workers:
+            for label, bundle in SHADOWS.items():
+                result = run_one("Juncture", workers, args, shadow=bundle)
+                if bundle is not None:
+                    node = result["shadow"]["node"]
+                    decided = sum(node["transitions"].values())
+                    answered = result["requests"]
+                    assert node["waiting"] == 0, f"the shadow did not settle: {node}"
+                    assert node["errors"] == node["unrecorded"] == 0, node
+                    assert decided + node["dropped"] >= answered, (decided, answered, node)
+                results.setdefault((label, workers), []).append(result)
+                print(
+                    f"[bench] round {round_ + 1} shadow {label} ×{workers}: "
+                    f"{result['rps']:,.0f} req/s, p99 {result['p99_us'] / 1000:.2f} ms, "
+                    f"{result['server_cpu_s'] / result['requests'] * 1e6:.0f} µs/request",
+                    file=sys.stderr,
+                )
+    body = report_shadow(results, args, info)
+    print(body)
+    if not args.no_write:
+        common.update_section("http-shadow", body)
+        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+
+
+def report_shadow(
+    results: dict[tuple[str, int], list[dict[str, Any]]],
+    args: argparse.Namespace,
+    info: dict[str, str],
+) -> str:
+    """Juncture without and with a shadow version (``--shadow``)."""
+    lines = [
+        f"## HTTP: the cost of a shadow version, {args.connections} connections",
+        "",
+        *common.machine_lines(info, common.command()),
+        f"- load: wrk, {args.connections} keep-alive connections, {args.duration:g} s timed "
+        f"after a {args.warmup:g} s warm-up, closed loop, 127.0.0.1; {args.rounds} round(s), "
+        "the configurations interleaved per round; figures are medians over rounds",
+        "- request: as in the `http` section (session-bound `change_email`, allow)",
+        "- shadow versions (`juncture publish --shadow`, service/shadow.py): `same answers` "
+        "decides `change_email` with a 10-minute TOTP window where the active version has 15 "
+        "(the same answer: nothing recorded); `every answer differs` denies it (every decision "
+        "recorded as `allow->deny`). The shadow decides in a thread of the server after each "
+        "answer; its CPU is in the server's",
+        "- checked after each shadowed run: the shadow decided every answered request (none "
+        "dropped, no error, nothing left waiting)",
+        "",
+        "| shadow | workers | requests/s | p50 ms | p99 ms | server CPU µs / request | CPU "
+        "against none (≤ 1.15) | decided again | dropped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workers in args.workers:
+        base = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in results[("none", workers)]])
+        for label in SHADOWS:
+            runs = results[(label, workers)]
+            rps = [r["rps"] for r in runs]
+            cpu = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in runs])
+            decided = dropped = "–"
+            if "shadow" in runs[0]:
+                decided = f"{sum(sum(r['shadow']['node']['transitions'].values()) for r in runs):,}"
+                dropped = f"{sum(r['shadow']['node']['dropped'] for r in runs):,}"
+            ratio = cpu / base
+            verdict = "" if label == "none" else (" met" if ratio <= 1.15 else " **not met**")
+            lines.append(
+                f"| {label} | {workers} | {med(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}] | "
+                f"{med([r['p50_us'] for r in runs]) / 1000:.2f} | "
+                f"{med([r['p99_us'] for r in runs]) / 1000:.2f} | {cpu:.0f} | "
+                f"{ratio:.2f}×{verdict} | {decided} | {dropped} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def compare_modes(args: argparse.Namespace) -> None:
     info = common.machine()
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -970,7 +1097,15 @@ def main() -> None:
         default=["sqlite"],
         help="with postgres: SQLite beside PostgreSQL (1 and 2 nodes), section http-postgres",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="Juncture without and with a shadow version, section http-shadow",
+    )
     args = parser.parse_args()
+    if args.shadow:
+        compare_shadow(args)
+        return
     if args.decision_log:
         compare_modes(args)
         return

@@ -27,7 +27,10 @@ JUNCTURE = Path(sys.executable).with_name("juncture")
 
 TEXT = re.compile(r"^```text\n(\$ juncture .*?)^```", re.M | re.S)
 DIGEST = re.compile(r"sha256:[0-9a-f]{12,64}")
-SERVER_COMMANDS = {"serve", "versions", "publish", "rollback", "sweep", "identities", "wait"}
+#: Commands of a server or a database (`replay` reads a decision log: tests/cli/test_replay.py
+#: checks its report on the history docs/rehearse.md shows).
+SERVER_COMMANDS = {"serve", "versions", "publish", "rollback", "sweep", "identities", "wait",
+                   "replay"}  # fmt: skip
 
 
 def transcripts() -> list[tuple[list[str], list[str]]]:

@@ -156,6 +156,14 @@ CODES: dict[str, str] = {
     "version.ambiguous": "more than one policy version starts with the id prefix given",
     "version.removes_used": "activating the version would remove journeys, checkpoints or app"
     " routes in use (decisions in the last 24 hours, live sessions)",
+    "version.rehearsal_failed": "the deployment's publish gate: replaying the recorded decisions"
+    " with the version broke a rule (nothing changed)",
+    "shadow.is_active": "the version is the active one: it cannot also be the shadow",
+    "shadow.none": "no shadow version is installed",
+    "shadow.not_found": "no shadow record of that decision (the page's `before`)",
+    "replay.rule_invalid": "a `--fail-on` rule of a replay is malformed (`allow->deny>1%`)",
+    "replay.window_invalid": "a replay's window (`since`, `until`) is not a duration or timestamp",
+    "replay.not_found": "no such replay job",
     "app.not_found": "no such app",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",

@@ -178,6 +178,9 @@ class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: When and by whom this version was last activated (None: never).
     activated_at: datetime | None = None
     activated_by: str | None = None
+    #: Whether it is the shadow version: every live decision is also decided by it, its answer
+    #: only recorded (service/shadow.py).
+    shadow: bool = False
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -334,6 +337,28 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     #: Page token: return records older than this decision (by time, ties by id; exclusive).
     before: str | None = None
 
+
+
+class ShadowRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A live decision the shadow version decided otherwise (service/shadow.py), or could not
+    decide: both outcomes and reasons, side by side. The answer sent was the active one."""
+
+    decision_id: str
+    at: datetime
+    shadow_version: str
+    active_version: str
+    app: str | None
+    action: str
+    subject_type: str | None
+    subject_id: str | None
+    session_id: str | None
+    #: ``allow->deny``: the active outcome, then the shadow's (``error`` when it failed).
+    transition: str
+    #: The active decision's outcome, reason, journey and checkpoint; the shadow's likewise.
+    active: dict[str, Any]
+    shadow: dict[str, Any]
+    #: Why the shadow could not decide (its outcome is then ``error``).
+    error: str | None = None
 
 # -- Shared Signals (SSF): events received, streams transmitted, and the session sweep --------
 class ReceivedEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -279,6 +279,11 @@ def test_real_answers_match_their_documented_schemas(server: Server) -> None:
         sweep = check(client.post("/admin/v1/sweeps"), "post", "/admin/v1/sweeps")["id"]
         check(client.get("/admin/v1/sweeps"), "get", "/admin/v1/sweeps")
         check(client.get(f"/admin/v1/sweeps/{sweep}"), "get", "/admin/v1/sweeps/{sweep_id}")
+        replays = "/admin/v1/replays"
+        replay = check(client.post(replays, json={"candidate": new}), "post", replays)["id"]
+        check(client.get(replays), "get", replays)
+        check(client.get(f"{replays}/{replay}"), "get", "/admin/v1/replays/{replay_id}")
+        check(client.post(replays, json={"candidate": new, "since": "x"}), "post", replays)
         check(client.post("/admin/v1/apps", json={"name": ""}), "post", "/admin/v1/apps")
         subjects, subject = "/admin/v1/subjects", "/admin/v1/subjects/{subject_id}"
         check(client.post(subjects, json={"id": "carol"}), "post", subjects)

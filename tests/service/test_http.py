@@ -371,6 +371,15 @@ def test_decision_log_metrics_and_openapi(server: Server):
         assert [d["action"] for d in rest["decisions"]] == ["login"]
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'juncture_decisions_total{checkpoint="change_email",outcome="step_up"} 1.0' in metrics
+    # the two evaluations' latencies: cumulative buckets up to +Inf, their count and sum
+    buckets = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("juncture_decision_seconds_bucket{")]  # fmt: skip
+    assert len(buckets) == 11 and buckets == sorted(buckets) and buckets[-1] == 2.0
+    assert 'juncture_decision_seconds_bucket{le="+Inf"} 2.0' in metrics
+    assert "juncture_decision_seconds_count 2.0" in metrics
+    (total,) = [float(line.split()[1]) for line in metrics.splitlines()
+                if line.startswith("juncture_decision_seconds_sum ")]  # fmt: skip
+    assert 0 < total < 10
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert {"/access/v1/evaluation", "/v1/sessions", "/admin/v1/versions"} <= set(spec["paths"])
 

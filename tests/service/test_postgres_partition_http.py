@@ -116,8 +116,12 @@ def test_a_silent_partition_fails_the_node_closed_within_the_bound_and_it_recove
               f" failed closed {min(at + t for at, t, x in during if x != 'allow'):.2f} s in;"
               f" recovered {recovered - healed:.2f} s after the heal")  # fmt: skip
 
-        # Healed: the node decides again by itself, and the revocation is in force on it.
-        assert ask(web_b, victim)[1] == "deny:session_revoked"
+        # Healed: the node decides again by itself, and the revocation is in force on it. A
+        # connection the partition left broken may still fail one decision closed meanwhile.
+        victim_answers: list[str] = []
+        until(lambda: victim_answers.append(ask(web_b, victim)[1]) or
+              victim_answers[-1] == "deny:session_revoked", seconds=10)  # fmt: skip
+        assert set(victim_answers) <= FAILED_CLOSED | {"deny:session_revoked"}, victim_answers
         read = web_b.get(f"/v1/sessions/{victim}").json()
         assert (read["status"], read["status_reason"]) == ("revoked", "stolen")
         assert ask(web_b, session)[1] == "allow"

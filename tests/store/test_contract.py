@@ -33,6 +33,7 @@ from juncture.records import (
     ReceivedEvent,
     Session,
     SessionPage,
+    ShadowRecord,
     StoredProof,
     Stream,
     StreamSubject,
@@ -307,6 +308,63 @@ def test_activate_unknown_version_is_not_found_and_changes_nothing(store: Store)
     with pytest.raises(NotFound):
         store.activate("v404", by="alice", at=at(20))
     assert store.active_version_id() == "v1"
+
+
+def make_shadow(n: int, shadow_version: str = "v2", **changes: Any) -> ShadowRecord:
+    record = ShadowRecord(
+        decision_id=f"d{n:04d}", at=at(n), shadow_version=shadow_version, active_version="v1",
+        app="shop", action="login", subject_type="user", subject_id="u1", session_id="s1",
+        transition="allow->deny", active={"outcome": "allow", "reason": None},
+        shadow={"outcome": "deny", "reason": "no_rule_matched"},
+    )  # fmt: skip
+    return replace(record, **changes)
+
+
+def test_one_shadow_version_at_most_and_activating_it_ends_it(store: Store):
+    for n in (1, 2, 3):
+        store.put_version(make_version(n))
+    store.activate("v1", by="alice", at=at(10))
+    assert store.shadow_version_id() is None
+    store.set_shadow("v2")
+    assert store.shadow_version_id() == "v2"
+    store.set_shadow("v3")  # replaces it
+    assert store.shadow_version_id() == "v3"
+    assert [(i.id, i.active, i.shadow) for i in store.list_versions()] == [
+        ("v3", False, True), ("v2", False, False), ("v1", True, False),
+    ]  # fmt: skip
+    with pytest.raises(NotFound):
+        store.set_shadow("v404")
+    assert store.shadow_version_id() == "v3"  # unchanged
+    store.activate("v3", by="bob", at=at(20))  # promoted: no longer the shadow
+    assert (store.active_version_id(), store.shadow_version_id()) == ("v3", None)
+    store.set_shadow("v2")
+    store.set_shadow(None)
+    assert store.shadow_version_id() is None
+    store.set_shadow(None)  # none to drop: nothing happens
+    assert store.shadow_version_id() is None
+
+
+def test_shadow_records_are_counted_paged_and_kept_once(store: Store):
+    records = [make_shadow(n) for n in (1, 2, 3)]
+    records.append(make_shadow(4, transition="step_up->allow"))
+    records.append(make_shadow(5, shadow_version="v9"))
+    store.record_shadow(records)
+    store.record_shadow(records[:2])  # a retried batch: nothing twice
+    store.record_shadow([])
+    assert store.shadow_counts("v2") == {"allow->deny": 3, "step_up->allow": 1}
+    assert store.shadow_counts("v9") == {"allow->deny": 1}
+    assert store.shadow_counts("v404") == {}
+    page = store.shadow_records("v2", limit=2)
+    assert [r.decision_id for r in page] == ["d0004", "d0003"]
+    assert page[0] == records[3]
+    rest = store.shadow_records("v2", limit=10, before="d0003")
+    assert [r.decision_id for r in rest] == ["d0002", "d0001"]
+    only = store.shadow_records("v2", transition="step_up->allow")
+    assert [r.decision_id for r in only] == ["d0004"]
+    with pytest.raises(NotFound):
+        store.shadow_records("v2", before="d0005")  # another shadow version's
+    assert store.purge_before(at(3)) == 0  # no decision records; the shadow's go by time
+    assert [r.decision_id for r in store.shadow_records("v2")] == ["d0004", "d0003"]
 
 
 def test_list_versions_breaks_time_ties_by_insertion(store: Store):

@@ -154,6 +154,20 @@ def test_an_app_key_and_the_active_version_changed_on_one_node_reach_the_other(
     eventually(lambda: b.active_version_id() == "v2")
 
 
+def test_the_shadow_version_set_on_one_node_reaches_the_other(
+    nodes: tuple[PostgresStore, PostgresStore],
+):
+    a, b = nodes
+    for n in (1, 2):
+        a.put_version(make_version(n))
+    a.activate("v1", by="alice", at=at(1))
+    assert b.shadow_version_id() is None
+    a.set_shadow("v2")
+    eventually(lambda: b.shadow_version_id() == "v2")
+    a.set_shadow(None)
+    eventually(lambda: b.shadow_version_id() is None)
+
+
 def _listener_pids(url: str) -> list[int]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(

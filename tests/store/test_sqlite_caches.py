@@ -94,6 +94,27 @@ def test_app_keys_and_the_active_version_follow_at_once(two: tuple[SqliteStore, 
     assert b.active_version_id() == "v2"
 
 
+def test_the_shadow_version_and_its_absence_follow_at_once(two: tuple[SqliteStore, SqliteStore]):
+    a, b = two
+    for n in (1, 2, 3):
+        a.put_version(make_version(n))
+    a.activate("v1", by="alice", at=at(1))
+    assert b.shadow_version_id() is None  # none: kept too (every decision asks)
+    with b.consistent_reads():
+        assert b.shadow_version_id() is None
+        assert b.active_version_id() == "v1"
+    a.set_shadow("v2")
+    assert b.shadow_version_id() == "v2"
+    a.set_shadow("v3")
+    assert b.shadow_version_id() == "v3"
+    a.activate("v3", by="alice", at=at(2))  # promoted: no longer the shadow
+    assert (b.active_version_id(), b.shadow_version_id()) == ("v3", None)
+    b.set_shadow("v2")  # the writer reads its own write
+    assert b.shadow_version_id() == "v2"
+    a.set_shadow(None)
+    assert b.shadow_version_id() is None
+
+
 def test_a_change_made_by_another_process_or_by_hand_is_in_force_at_once(tmp_path: Path):
     path = tmp_path / "j.db"
     store = SqliteStore(path)

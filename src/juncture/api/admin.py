@@ -17,7 +17,8 @@ from juncture.api.auth import authenticate_admin
 from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_body
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
-from juncture.records import DecisionQuery, DecisionRecord, VersionInfo
+from juncture.records import DecisionQuery, DecisionRecord, ShadowRecord, VersionInfo
+from juncture.service.rehearsals import ReplayJob, ReplayRequest
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 
@@ -29,11 +30,22 @@ class UploadVersion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     files_base64: dict[str, str] = {}
     comment: str = ""
     activate: bool = False
+    #: Install it as the shadow version (not with `activate`).
+    shadow: bool = False
     #: Activate even if journeys, checkpoints or app routes in use would go (see `_activate`).
     allow_removal: bool = False
 
 
 class Activate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    allow_removal: bool = False
+
+
+class InstallShadow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    #: A stored version's id, or a prefix no other version shares.
+    version_id: str
+
+
+class Promote(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     allow_removal: bool = False
 
 
@@ -82,6 +94,48 @@ class Activated(msgspec.Struct, frozen=True, kw_only=True):
     sweep: str
 
 
+class ShadowNode(msgspec.Struct, frozen=True, kw_only=True):
+    """This node's shadow work since it started (`/metrics` has it too)."""
+
+    #: Decisions the shadow decided, by transition (`allow->deny`; equal ones too).
+    transitions: dict[str, int]
+    errors: int
+    dropped: int
+    unrecorded: int
+    waiting: int
+
+
+class ShadowStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The shadow version (null: none), the active one, and what the shadow decided."""
+
+    shadow: str | None
+    active: str | None
+    #: Its recorded differences by transition (every node's).
+    differences: dict[str, int]
+    node: ShadowNode
+
+
+class ShadowChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """The shadow version now (null: none) and the one it replaced."""
+
+    shadow: str | None
+    replaced: str | None
+
+
+class ShadowPromoted(msgspec.Struct, frozen=True, kw_only=True):
+    active: str
+    sweep: str
+
+
+class ShadowPage(msgspec.Struct, frozen=True, kw_only=True):
+    """What a shadow version decided otherwise, newest first; `next`: the next page's
+    `before`."""
+
+    shadow: str
+    differences: list[ShadowRecord]
+    next: str | None
+
+
 class VersionDiff(msgspec.Struct, frozen=True, kw_only=True):
     from_: str = msgspec.field(name="from")
     to: str
@@ -107,6 +161,12 @@ class SweepView(msgspec.Struct, frozen=True, kw_only=True):
 
 class SweepList(msgspec.Struct, frozen=True, kw_only=True):
     sweeps: list[SweepView]
+
+
+class ReplayList(msgspec.Struct, frozen=True, kw_only=True):
+    """The replay jobs this node keeps, newest first."""
+
+    replays: list[ReplayJob]
 
 
 class AppList(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,11 +206,14 @@ async def upload_version(request: Request) -> Response:
         body = UploadVersion(
             comment=params.get("comment", ""),
             activate=params.get("activate", "false") == "true",
+            shadow=params.get("shadow", "false") == "true",
             allow_removal=params.get("allow_removal", "false") == "true",
         )
     else:
         body = convert(await json_body(request), UploadVersion)
         files = {name: text.encode() for name, text in body.files.items()}
+    if body.activate and body.shadow:
+        raise ApiError(400, "request.invalid", "`activate` and `shadow` exclude each other")
     for name, encoded in body.files_base64.items():
         try:
             files[name] = base64.b64decode(encoded, validate=True)
@@ -165,7 +228,9 @@ async def upload_version(request: Request) -> Response:
         )
     changes = runtime.policies.changes(version_id)
     sweep = None
-    if body.activate:
+    if body.shadow:
+        runtime.versions.install_shadow(version_id)
+    elif body.activate:
         published = runtime.versions.publish(
             version_id, admin.name, allow_removal=body.allow_removal
         )
@@ -245,6 +310,27 @@ async def read_sweep(request: Request) -> Response:
     return _json(progress(runtime.versions.sweep_run(request.path_params["sweep_id"])))
 
 
+async def start_replay(request: Request) -> Response:
+    """Start a replay of the decision log with a stored version (service/replay.py): 202 with
+    the job, whose progress and report `GET /admin/v1/replays/{replay_id}` gives."""
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    body = convert(await json_body(request), ReplayRequest)
+    return _json(runtime.replays.start(body, admin.name), 202)
+
+
+async def list_replays(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json(ReplayList(replays=runtime.replays.list()))
+
+
+async def read_replay(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    return _json(runtime.replays.get(request.path_params["replay_id"]))
+
+
 async def diff_versions(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "read")
@@ -318,6 +404,56 @@ async def query_decisions(request: Request) -> Response:
     return _json(DecisionPage(decisions=list(records), next=after))
 
 
+async def read_shadow(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    shadow, active, recorded, node = runtime.versions.shadow_status()
+    return _json(ShadowStatus(shadow=shadow, active=active, differences=recorded, node=ShadowNode(
+        transitions=node.transitions, errors=node.errors, dropped=node.dropped,
+        unrecorded=node.unrecorded, waiting=node.waiting)))  # fmt: skip
+
+
+async def install_shadow(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "publish")
+    body = convert(await json_body(request), InstallShadow)
+    version_id = _version_id(runtime, body.version_id)
+    replaced = runtime.versions.install_shadow(version_id)
+    return _json(ShadowChanged(shadow=version_id, replaced=replaced))
+
+
+async def drop_shadow(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "publish")
+    return _json(ShadowChanged(shadow=None, replaced=runtime.versions.drop_shadow()))
+
+
+async def promote_shadow(request: Request) -> Response:
+    runtime = _runtime(request)
+    admin = authenticate_admin(request, runtime, "publish")
+    body = convert(await json_body(request, required=False), Promote)
+    version_id, sweep = runtime.versions.promote_shadow(
+        admin.name, allow_removal=body.allow_removal
+    )
+    return _json(ShadowPromoted(active=version_id, sweep=sweep.id))
+
+
+async def shadow_differences(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "read")
+    params = request.query_params
+    version = params.get("version")
+    limit = page_limit(request)
+    shadow, records = runtime.versions.shadow_records(
+        _version_id(runtime, version) if version else None,
+        transition=params.get("transition"),
+        limit=limit,
+        before=params.get("before"),
+    )
+    after = records[-1].decision_id if len(records) == limit else None
+    return _json(ShadowPage(shadow=shadow, differences=list(records), next=after))
+
+
 ROUTES = [
     ("/admin/v1/versions", upload_version, ["POST"]),
     ("/admin/v1/versions", list_versions, ["GET"]),
@@ -331,4 +467,12 @@ ROUTES = [
     ("/admin/v1/sweeps", start_sweep, ["POST"]),
     ("/admin/v1/sweeps", list_sweeps, ["GET"]),
     ("/admin/v1/sweeps/{sweep_id}", read_sweep, ["GET"]),
+    ("/admin/v1/shadow", read_shadow, ["GET"]),
+    ("/admin/v1/shadow", install_shadow, ["PUT"]),
+    ("/admin/v1/shadow", drop_shadow, ["DELETE"]),
+    ("/admin/v1/shadow/promote", promote_shadow, ["POST"]),
+    ("/admin/v1/shadow/differences", shadow_differences, ["GET"]),
+    ("/admin/v1/replays", start_replay, ["POST"]),
+    ("/admin/v1/replays", list_replays, ["GET"]),
+    ("/admin/v1/replays/{replay_id}", read_replay, ["GET"]),
 ]

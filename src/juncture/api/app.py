@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
+from juncture.api.latency import Latencies
 from juncture.api.limits import Limits
 from juncture.api.openapi import openapi_document
 from juncture.api.problems import problem
@@ -46,6 +47,7 @@ from juncture.service.inventory import InventorySettings
 from juncture.service.policies import NoActiveVersion
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.runtime import Runtime
+from juncture.service.shadow import ShadowStats
 from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 
@@ -61,12 +63,8 @@ class Metrics:
             ["outcome", "checkpoint"],
             registry=self.registry,
         )
-        self.latency = Histogram(
-            "juncture_decision_seconds",
-            "Decision latency (API handler)",
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-        )
+        self.latency = Latencies()
+        self.registry.register(self.latency)
         self.sessions = Gauge("juncture_sessions_active", "Active sessions", registry=self.registry)
         self.exported: dict[tuple[str, str], int] = {}
         self.at_once = Counter(
@@ -77,6 +75,21 @@ class Metrics:
             registry=self.registry,
         )
         self.at_once_exported: dict[tuple[str, str], int] = {}
+        self.shadow = Counter(
+            "juncture_shadow_decisions_total",
+            "Live decisions decided again by the shadow version, by transition (active outcome"
+            " -> shadow outcome; `error`: it could not decide)",
+            ["transition"],
+            registry=self.registry,
+        )
+        self.shadow_lost = Counter(
+            "juncture_shadow_lost_total",
+            "Live decisions the shadow did not decide (`dropped`: its queue was full) or whose"
+            " difference was not recorded (`unrecorded`: the store failed)",
+            ["why"],
+            registry=self.registry,
+        )
+        self.shadow_exported: dict[str, int] = {}
 
 
 #: The routes that decide or stamp proofs: refused while this node's clock is off.
@@ -149,11 +162,27 @@ async def metrics(request: Request) -> Response:
             if delta > 0:
                 m.at_once.labels(path=path, way=way).inc(delta)
                 m.at_once_exported[(path, way)] = count
+    _export_shadow(m, runtime.shadow.stats)
     try:
         m.sessions.set(runtime.health.active_sessions())
     except StoreError:  # the gauge keeps its last value; /healthz reports the store
         log.warning("store unavailable while reading active sessions for /metrics")
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _export_shadow(m: Metrics, stats: ShadowStats) -> None:
+    """The shadow's counts since the last scrape, added to the counters."""
+    counts = {**{f"t:{k}": v for k, v in list(stats.transitions.items())},
+              "l:dropped": stats.dropped, "l:unrecorded": stats.unrecorded}  # fmt: skip
+    for key, count in counts.items():
+        delta = count - m.shadow_exported.get(key, 0)
+        if delta > 0:
+            kind, _, label = key.partition(":")
+            if kind == "t":
+                m.shadow.labels(transition=label).inc(delta)
+            else:
+                m.shadow_lost.labels(why=label).inc(delta)
+            m.shadow_exported[key] = count
 
 
 def _unauthorized(code: str, detail: str) -> Response:

@@ -26,6 +26,7 @@ from juncture.api.authzen import (
 from juncture.api.describe import Endpoint
 from juncture.api.views import DecisionAnswer, DevClockView, Health, SessionRead, SessionView
 from juncture.service.receive import TransmitterEntry
+from juncture.service.rehearsals import ReplayJob, ReplayRequest
 
 #: A JSON object whose members the table does not spell out.
 Obj = dict[str, Any]
@@ -206,8 +207,11 @@ def _admin() -> list[Endpoint]:
                  "stored already", "admin", "admin:publish", admin.UploadVersion,
                  body_media=("application/x-tar", "application/gzip"),
                  ok={201: admin.Uploaded, 200: admin.Uploaded},
-                 query=("comment", "activate", "allow_removal"),
-                 errors={409: ("version.removes_used",), 422: ("policy.invalid",)}),
+                 query=("comment", "activate", "shadow", "allow_removal"),
+                 errors={400: ("request.invalid",),
+                         409: ("version.removes_used", "version.rehearsal_failed",
+                               "shadow.is_active"),
+                         422: ("policy.invalid",)}),
         Endpoint("GET", "/admin/v1/versions", "List versions", "admin", "admin:read",
                  ok={200: admin.VersionList}),
         Endpoint("GET", version, "Show a version", "admin", "admin:read",
@@ -215,10 +219,30 @@ def _admin() -> list[Endpoint]:
         Endpoint("POST", f"{version}/activate", "Publish (or roll back to) a version", "admin",
                  "admin:publish", admin.Activate, body_required=False,
                  ok={200: admin.Activated},
-                 errors=_merge(_VERSION, {409: ("version.removes_used",)})),
+                 errors=_merge(_VERSION, {409: ("version.removes_used",
+                                                "version.rehearsal_failed")})),
         Endpoint("GET", f"{version}/diff", "Diff against another version", "admin",
                  "admin:read", ok={200: admin.VersionDiff}, required_query=("against",),
                  errors=_merge(_TYPE, _VERSION)),
+        Endpoint("GET", "/admin/v1/shadow", "The shadow version and what it decided "
+                 "otherwise, by transition", "admin", "admin:read", ok={200: admin.ShadowStatus}),
+        Endpoint("PUT", "/admin/v1/shadow", "Install a stored version as the shadow: every "
+                 "live decision is decided by it too, its answers only recorded", "admin",
+                 "admin:publish", admin.InstallShadow, ok={200: admin.ShadowChanged},
+                 errors=_merge(_TYPE, _VERSION, {409: ("shadow.is_active",),
+                                                 422: ("policy.invalid",)})),
+        Endpoint("DELETE", "/admin/v1/shadow", "Remove the shadow version (its records stay)",
+                 "admin", "admin:publish", ok={200: admin.ShadowChanged}),
+        Endpoint("POST", "/admin/v1/shadow/promote", "Publish the shadow version (a publish: "
+                 "guarded, activated, swept)", "admin", "admin:publish", admin.Promote,
+                 body_required=False, ok={200: admin.ShadowPromoted},
+                 errors=_merge(_VERSION, {409: ("shadow.none", "version.removes_used",
+                                                "version.rehearsal_failed")})),
+        Endpoint("GET", "/admin/v1/shadow/differences", "What a shadow version decided "
+                 "otherwise, newest first", "admin", "admin:read", ok={200: admin.ShadowPage},
+                 query=("version", "transition", "limit", "before"),
+                 errors=_merge(_TYPE, _VERSION, {404: ("shadow.not_found",),
+                                                 409: ("shadow.none",)})),
         Endpoint("POST", "/admin/v1/apps", "Register an app (its key is shown once)", "admin",
                  "admin:manage_apps", admin.NewApp, ok={201: admin.AppWithKey},
                  errors={409: ("state.conflict",)}),
@@ -237,6 +261,17 @@ def _admin() -> list[Endpoint]:
                  ok={200: admin.SweepList}, query=("status",)),
         Endpoint("GET", "/admin/v1/sweeps/{sweep_id}", "A sweep's progress", "admin",
                  "admin:read", ok={200: admin.SweepView}, errors={404: ("sweep.not_found",)}),
+        Endpoint("POST", "/admin/v1/replays", "Replay the decision log with a stored version "
+                 "(a job: 202, then its progress and report)", "admin", "admin:publish",
+                 ReplayRequest, ok={202: ReplayJob},
+                 errors={400: ("request.invalid", "replay.rule_invalid",
+                               "replay.window_invalid"), 404: ("version.not_found",),
+                         409: ("version.ambiguous", "state.conflict")}),
+        Endpoint("GET", "/admin/v1/replays", "List replay jobs kept by this node (newest "
+                 "first)", "admin", "admin:read", ok={200: admin.ReplayList}),
+        Endpoint("GET", "/admin/v1/replays/{replay_id}", "A replay's progress, then its report "
+                 "and the rules broken", "admin", "admin:read", ok={200: ReplayJob},
+                 errors={404: ("replay.not_found",)}),
         Endpoint("GET", "/admin/v1/identities", "The inventory of services and agents: owner, "
                  "credentials, sessions, live grants, flags (`no_owner`, `unused`, "
                  "`key_too_old`, `grants_outlive_task`)", "admin", "admin:read",

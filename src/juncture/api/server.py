@@ -16,6 +16,7 @@ from juncture.plugins import load_configured
 from juncture.service.authn import AuthnSettings
 from juncture.service.clock import DevClock, testing_offset
 from juncture.service.observe import Observer, ObserveSettings
+from juncture.service.rehearsals import PublishGate
 from juncture.service.runtime import Runtime
 from juncture.service.setup import open_store
 
@@ -33,6 +34,7 @@ def open_runtime(
     now: Callable[[], datetime] = utc_now,
     pool_size: int | None = None,
     cache_sessions: int = 20_000,
+    publish_gate: PublishGate | None = None,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
@@ -50,6 +52,7 @@ def open_runtime(
         observer=observer,
         authn=authn_key_file(authn or AuthnSettings(), db),
         decision_log=decision_log,
+        publish_gate=publish_gate,
     )
 
 
@@ -76,6 +79,7 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         now,
         settings.db_pool_size,
         settings.cache_sessions,
+        settings.publish_gate,
     )
     clock = runtime.clock_watch(real_now, settings.clock)
     transmitter = runtime.transmitter(settings.transmit)

@@ -21,6 +21,7 @@ from juncture.service.database import files_base
 from juncture.service.inventory import InventorySettings
 from juncture.service.observe import ObserveSettings
 from juncture.service.receive import ReceiveSettings
+from juncture.service.rehearsals import PublishGate
 from juncture.service.transmit import TransmitSettings
 
 #: The server's settings (`ServerSettings` as JSON), handed from `juncture serve` to workers.
@@ -44,6 +45,8 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     retention_days: float = 0
     #: ``batched`` or ``durable`` (when a decision's record is committed).
     decision_log: str = "batched"
+    #: The rules a new version's rehearsal must pass before it is activated (None: none).
+    publish_gate: PublishGate | None = None
     #: Where requests call the store: ``auto`` (as the store asks), ``loop`` or ``threads``
     #: (api/boundary.py).
     store_calls: str = "auto"

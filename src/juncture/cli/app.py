@@ -9,7 +9,9 @@ from juncture.cli.admin_key import admin_key
 from juncture.cli.identities import identities
 from juncture.cli.migrate import migrate
 from juncture.cli.offline import check, explain, test, version
+from juncture.cli.replay import replay
 from juncture.cli.serve import PlainHelp, serve
+from juncture.cli.shadow import shadow
 from juncture.cli.sweep import sweep
 from juncture.cli.versions import publish, rollback, versions
 from juncture.cli.wait import wait
@@ -36,6 +38,8 @@ app.command()(migrate)
 app.command()(publish)
 app.command()(versions)
 app.command()(rollback)
+app.command()(shadow)
+app.command()(replay)
 app.command()(sweep)
 app.command()(wait)
 app.command()(identities)

@@ -200,6 +200,22 @@ def serve(
             "(or set JUNCTURE_METRICS_TOKEN)."
         ),
     ] = None,
+    publish_gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish-gate",
+            metavar="RULE",
+            help="Activate a version never active before only if a replay of the recorded "
+            "decisions with it breaks no such rule (repeat; `allow->deny>1%`, `changed>100`): "
+            "refused 409 version.rehearsal_failed otherwise.",
+        ),
+    ] = None,
+    publish_gate_since: Annotated[
+        str, typer.Option(help="The publish gate replays the decisions of this long (`24h`).")
+    ] = "24h",
+    publish_gate_limit: Annotated[
+        int, typer.Option(min=1, help="The publish gate replays the newest this many at most.")
+    ] = 100_000,
     dev: Annotated[
         bool,
         typer.Option(
@@ -229,7 +245,8 @@ def serve(
             max_clock_skew=max_clock_skew,
             max_request_line=max_request_line, max_header_bytes=max_header_bytes,
             max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
-            metrics_token_file=metrics_token_file, dev=dev,
+            metrics_token_file=metrics_token_file, dev=dev, publish_gate=publish_gate,
+            publish_gate_since=publish_gate_since, publish_gate_limit=publish_gate_limit,
         )  # fmt: skip
         runtime = _checked_runtime(settings, host, port)
     _bootstrap(runtime, db, bundle)
@@ -276,6 +293,9 @@ def _server_settings(
     hash_queue: int,
     metrics_token_file: Path | None,
     dev: bool,
+    publish_gate: list[str] | None = None,
+    publish_gate_since: str = "24h",
+    publish_gate_limit: int = 100_000,
 ) -> ServerSettings:
     """`juncture serve`'s options as the server's settings (`ServerSettings`), each concern's
     settings checked as it is built. Raises ValueError (and JunctureError: a reputation file)."""
@@ -294,6 +314,13 @@ def _server_settings(
 
     if dev and workers != 1:
         raise ValueError("--dev runs one worker (the test clock lives in its process)")
+    gate = None
+    if publish_gate:
+        from juncture.service.rehearsals import PublishGate
+
+        gate = PublishGate(rules=list(publish_gate), since=publish_gate_since,
+                           limit=publish_gate_limit)  # fmt: skip
+        gate.check()  # ReplayError (a JunctureError): said, exit 2
     observe = ObserveSettings(
         enrichers=EnricherSettings(
             trusted_proxies=tuple(trusted_proxy or ()),
@@ -353,6 +380,7 @@ def _server_settings(
         db=str(db),
         retention_days=retention_days,
         decision_log=decision_log.value,
+        publish_gate=gate,
         store_calls=store_calls.value,
         db_pool_size=db_pool_size,
         cache_sessions=cache_sessions,

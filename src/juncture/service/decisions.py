@@ -40,6 +40,7 @@ from juncture.service.outcome import (
 )
 from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import CONTEXT_UPDATE, SessionChanges
+from juncture.service.shadow import ShadowJob, ShadowRunner
 from juncture.store.protocols import Store, StoreError
 
 
@@ -57,6 +58,7 @@ class Decisions:
         log: DecisionLog,
         agents: Agents,
         directory: Directory,
+        shadow: ShadowRunner,
     ) -> None:
         self.store = store
         self.now = now
@@ -67,6 +69,7 @@ class Decisions:
         self.log = log
         self.agents = agents
         self.directory = directory
+        self.shadow = shadow
 
     def decide(
         self,
@@ -166,15 +169,26 @@ class Decisions:
         except FactsError as exc:
             raise ServiceError("facts.invalid", exc.message, 400) from None
         built_in = self._built_in_checkpoint(plan, app, session, action)
+        allowed = frozenset(app.journeys) or None
         decision = evaluate(
             plan,
             action,
             facts,
             now,
             decision_id=decision_id,
-            allowed_journeys=frozenset(app.journeys) or None,
+            allowed_journeys=allowed,
             guard_only=built_in is not None,
         )
+        shadow_version = self.shadow.installed(plan.version)
+        if shadow_version is not None:  # decided again by the shadow, off this path
+            subject_id = session.subject_id if session is not None else subject.get("id")
+            self.shadow.offer(ShadowJob(
+                shadow_version=shadow_version, decision=decision, facts=facts, at=now,
+                app=app.name, subject_type=facts.subject_type,
+                subject_id=subject_id if isinstance(subject_id, str) else None,
+                session_id=session.id if session is not None else None,
+                allowed_journeys=allowed, guard_only=built_in is not None,
+            ))  # fmt: skip
         if built_in is not None and session is not None and decision.reason == "guard_passed":
             try:
                 if action == APPROVE:

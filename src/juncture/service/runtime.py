@@ -4,7 +4,8 @@ store and one clock, each given what it needs (no service reaches back into this
 The services, from the bottom up (a module imports only those below it; import-linter checks):
 
 - `policies` (versions, the active plan), `observer` (observe.py: IPs, devices, locations),
-  `log` (decision_log.py), `emitter` (emitter.py: who hears of a session's events), `methods`
+  `log` (decision_log.py), `shadow` (shadow.py: live decisions decided again by the shadow
+  version), `emitter` (emitter.py: who hears of a session's events), `methods`
   (authn.py: the configured authentication methods);
 - `changes` (session_changes.py): stored sessions changed, revoked, re-stood;
 - `facts` (facts.py): a decision's facts assembled and observed;
@@ -48,8 +49,10 @@ from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
+from juncture.service.rehearsals import PublishGate, ReplayJobs
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
+from juncture.service.shadow import ShadowRunner
 from juncture.service.streams import Streams
 from juncture.service.sweep import Sweeper
 from juncture.service.transmit import TransmitSettings, Transmitter
@@ -70,6 +73,7 @@ class Runtime:
         observer: Observer | None = None,
         authn: AuthnSettings | None = None,
         decision_log: str = "batched",
+        publish_gate: PublishGate | None = None,
     ) -> None:
         self.store = store
         #: The store's calls cross a network: the API runs requests off its event loop.
@@ -92,9 +96,10 @@ class Runtime:
         )
         self.approval_requests = ApprovalRequests(store)
         self.effects = Effects(store, self.changes, self.approval_requests, self.emitter)
+        self.shadow = ShadowRunner(store, self.policies)
         self.decisions = Decisions(
             store, now, self.policies, self.facts, self.changes, self.effects, self.log,
-            self.agents, self.directory,
+            self.agents, self.directory, self.shadow,
         )  # fmt: skip
         self.sweeper = Sweeper(
             store, now, self.policies, self.decisions, self.changes, self.emitter
@@ -108,7 +113,10 @@ class Runtime:
             self.approval_requests, self.emitter,
         )  # fmt: skip
         self.approvals = Approvals(store, now, self.changes, self.decisions)
-        self.versions = Versions(store, self.policies, self.sweeper)
+        self.versions = Versions(
+            store, self.policies, self.sweeper, self.shadow, now, publish_gate
+        )
+        self.replays = ReplayJobs(store, self.policies, now)
         self.apps = Apps(store, now)
         self.streams = Streams(store, now)
         self.health = Health(store)
@@ -120,9 +128,11 @@ class Runtime:
         return self.store.consistent_reads()
 
     def close(self) -> None:
-        """Stop the background sweep worker, if any, and flush the decision log."""
+        """Stop the background sweep worker, if any, finish the shadow's work, and flush the
+        decision log."""
         if self.sweeper.worker is not None:
             self.sweeper.worker.stop()
+        self.shadow.close()
         self.log.writer.close()
 
     def shutdown(self) -> None:

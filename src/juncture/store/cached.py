@@ -1,7 +1,7 @@
 """The reads every decision makes, served from this node's caches while they are trusted.
 
-An app by its key's prefix, the active version's id, a session by its id: read through the
-caches of `juncture.store.cache`, which a backend's change feed keeps exact (PostgreSQL:
+An app by its key's prefix, the active and shadow versions' ids, a session by its id: read
+through the caches of `juncture.store.cache`, which a backend's change feed keeps exact (PostgreSQL:
 `postgres/changes.py`, notifications; SQLite: `sqlite/changes.py`, a change log its other
 processes write). Every change to them is told by the database itself (triggers); this node
 also drops what it wrote itself as soon as its write commits (its next read must see it,
@@ -35,6 +35,7 @@ SESSIONS = 20_000
 APPS = 1_000
 
 _ACTIVE = "active"
+_SHADOW = "shadow"
 
 
 class CachedReads:
@@ -56,7 +57,7 @@ class CachedReads:
         if self._feed is not None:
             return
         self._apps: ReadCache[str, App] = ReadCache("apps", NoFeed(), capacity=APPS)
-        self._active: ReadCache[str, str] = ReadCache("version", NoFeed(), capacity=1)
+        self._active: ReadCache[str, str] = ReadCache("version", NoFeed(), capacity=2)
         self._sessions: ReadCache[str, Session] = ReadCache(
             "sessions", NoFeed(), capacity=sessions
         )
@@ -117,6 +118,13 @@ class CachedReads:
             return read()
         return self._active.get(_ACTIVE, read)
 
+    def shadow_version_id(self) -> str | None:
+        read = self._backend().shadow_version_id
+        if self._feed is None:
+            return read()
+        # Every decision asks, and there is mostly none: its absence is kept too (as "").
+        return self._active.get(_SHADOW, lambda: read() or "") or None
+
     # -- writes that drop what they change here at once --------------------------------------
     def update_session(self, session: Session, *, expected_revision: int) -> Session:
         try:  # stored, or a conflict (what was read was stale): dropped either way
@@ -149,6 +157,13 @@ class CachedReads:
     def activate(self, version_id: str, *, by: str, at: datetime) -> None:
         try:
             self._backend().activate(version_id, by=by, at=at)
+        finally:
+            if self._feed is not None:
+                self._active.clear()
+
+    def set_shadow(self, version_id: str | None) -> None:
+        try:
+            self._backend().set_shadow(version_id)
         finally:
             if self._feed is not None:
                 self._active.clear()

@@ -34,6 +34,7 @@ from juncture.records import (
     ReceivedEvent,
     Session,
     SessionPage,
+    ShadowRecord,
     Stream,
     StreamSubject,
     Subject,
@@ -104,6 +105,12 @@ class PolicyStore(Protocol):
 
     def active_version_id(self) -> str | None: ...
 
+    def set_shadow(self, version_id: str | None) -> None:
+        """Make ``version_id`` the one shadow version (None: no shadow), atomically.
+        Activating a version ends its being the shadow. Raises NotFound."""
+
+    def shadow_version_id(self) -> str | None: ...
+
     def version_ids(self, prefix: str, *, limit: int = 2) -> list[str]:
         """The ids of stored versions that start with ``prefix`` (at most ``limit``)."""
 
@@ -145,8 +152,29 @@ class DecisionLog(Protocol):
     def get_decision(self, decision_id: str) -> DecisionRecord | None: ...
 
     def purge_before(self, at: datetime) -> int:
-        """Delete decision records strictly older than ``at`` (retention), and approvals made
-        more than a day before it; returns how many decision records."""
+        """Delete decision records strictly older than ``at`` (retention), the shadow records
+        of those decisions, and approvals made more than a day before it; returns how many
+        decision records."""
+
+
+class ShadowLog(Protocol):
+    def record_shadow(self, records: Sequence[ShadowRecord]) -> None:
+        """Append what shadow versions decided otherwise, in one transaction; a decision
+        already recorded for that shadow version is skipped (retry-safe)."""
+
+    def shadow_records(
+        self,
+        shadow_version: str,
+        *,
+        transition: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> Sequence[ShadowRecord]:
+        """Newest first (ties by decision id, descending), at most ``limit``; ``before`` (a
+        decision id) pages on. Raises NotFound when ``before`` names no record."""
+
+    def shadow_counts(self, shadow_version: str) -> dict[str, int]:
+        """The records of a shadow version by transition (``allow->deny``: count)."""
 
 
 class AppStore(Protocol):
@@ -471,6 +499,7 @@ class Store(
     SessionStore,
     PolicyStore,
     DecisionLog,
+    ShadowLog,
     AppStore,
     ChallengeStore,
     SubjectSeenStore,

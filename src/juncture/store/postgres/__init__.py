@@ -19,6 +19,7 @@ from juncture.store.postgres.failures import PostgresFailures
 from juncture.store.postgres.received import PostgresReceivedEvents
 from juncture.store.postgres.schema import SCHEMA_VERSION
 from juncture.store.postgres.sessions import PostgresSessions
+from juncture.store.postgres.shadow import PostgresShadowLog
 from juncture.store.postgres.streams import PostgresStreams
 from juncture.store.postgres.sweeps import PostgresSweeps
 from juncture.store.postgres.versions import PostgresPolicyVersions
@@ -32,6 +33,7 @@ class PostgresStore(
     PostgresPolicyVersions,
     PostgresApps,
     PostgresDecisionLog,
+    PostgresShadowLog,
     PostgresChallenges,
     PostgresDirectory,
     PostgresFailures,

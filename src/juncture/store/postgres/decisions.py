@@ -121,6 +121,7 @@ class PostgresDecisionLog(PostgresConnections):
                     deleted += int(rows)
                     conn.execute(f"DROP TABLE {name}")
             deleted += conn.execute("DELETE FROM decisions WHERE at < %s", (when,)).rowcount
+            conn.execute("DELETE FROM shadow_decisions WHERE at < %s", (when,))
             conn.execute("DELETE FROM approvals WHERE created_at < %s",
                          (to_micros(at - _APPROVALS_OUTLIVE),))  # fmt: skip
         return deleted

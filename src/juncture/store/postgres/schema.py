@@ -279,6 +279,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         *_notify_changed("key_prefixes", "app", ids=False),
         *_notify_changed("versions", "version", ids=False),
     ),
+    # 3: the shadow version (service/shadow.py) and what it decided otherwise. Marking it
+    # updates ``versions``, whose changes are notified already.
+    (
+        "ALTER TABLE versions ADD COLUMN shadow BOOLEAN NOT NULL DEFAULT false",
+        "CREATE UNIQUE INDEX versions_one_shadow ON versions (shadow) WHERE shadow",
+        f"""CREATE TABLE shadow_decisions (
+            shadow_version {_T} NOT NULL,
+            decision_id {_T} NOT NULL,
+            at BIGINT NOT NULL,
+            transition {_T} NOT NULL,
+            body BYTEA NOT NULL,
+            PRIMARY KEY (shadow_version, decision_id)
+        )""",
+        "CREATE INDEX shadow_decisions_at ON shadow_decisions (shadow_version, at, decision_id)",
+        "CREATE INDEX shadow_decisions_purge ON shadow_decisions (at)",
+    ),
 )
 
 #: The schema version this code writes (kept in the ``juncture_schema`` table).

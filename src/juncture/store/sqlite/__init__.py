@@ -19,6 +19,7 @@ from juncture.store.sqlite.failures import SqliteFailures
 from juncture.store.sqlite.received import SqliteReceivedEvents
 from juncture.store.sqlite.schema import SCHEMA_VERSION
 from juncture.store.sqlite.sessions import SqliteSessions
+from juncture.store.sqlite.shadow import SqliteShadowLog
 from juncture.store.sqlite.streams import SqliteStreams
 from juncture.store.sqlite.sweeps import SqliteSweeps
 from juncture.store.sqlite.versions import SqlitePolicyVersions
@@ -31,6 +32,7 @@ class SqliteStore(
     SqliteSessions,
     SqlitePolicyVersions,
     SqliteDecisionLog,
+    SqliteShadowLog,
     SqliteApps,
     SqliteChallenges,
     SqliteDirectory,

@@ -111,6 +111,7 @@ class SqliteDecisionLog(SqliteConnections):
         when = to_micros(at)
         with self._transaction() as conn:
             deleted: int = conn.execute("DELETE FROM decisions WHERE at < ?", (when,)).rowcount
+            conn.execute("DELETE FROM shadow_decisions WHERE at < ?", (when,))
             conn.execute("DELETE FROM approvals WHERE created_at < ?",
                          (to_micros(at - _APPROVALS_OUTLIVE),))  # fmt: skip
         return deleted

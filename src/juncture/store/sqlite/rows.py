@@ -21,6 +21,7 @@ from juncture.records import (
     PolicyVersion,
     ReceivedEvent,
     Session,
+    ShadowRecord,
     Stream,
     StreamSubject,
     Subject,
@@ -66,7 +67,7 @@ encode = msgspec.json.Encoder().encode
 _KINDS = (
     Session, PolicyVersion, VersionHead, DecisionRecord, App, AdminCredential, Challenge,
     SubjectSeen, Subject, Authenticator, Failures, ReceivedEvent, Stream, StreamSubject, SweepRun,
-    Approval,
+    Approval, ShadowRecord,
 )  # fmt: skip
 DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind) for kind in _KINDS

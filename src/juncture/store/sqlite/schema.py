@@ -264,6 +264,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER changes_pruned AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0 BEGIN"
         " DELETE FROM changes WHERE seq <= NEW.seq - 10000; END",
     ),
+    (
+        # The shadow version (service/shadow.py): decided beside the active one, its answers
+        # only recorded where they differ. Marking it updates ``versions``, which the caches
+        # of every process follow already (``versions_update_change``).
+        "ALTER TABLE versions ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0"
+        " CHECK (shadow IN (0, 1))",
+        # INVARIANT: at most one shadow version.
+        "CREATE UNIQUE INDEX versions_one_shadow ON versions (shadow) WHERE shadow = 1",
+        """CREATE TABLE shadow_decisions (
+            shadow_version TEXT NOT NULL,
+            decision_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            transition TEXT NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (shadow_version, decision_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX shadow_decisions_at ON shadow_decisions (shadow_version, at, decision_id)",
+        "CREATE INDEX shadow_decisions_purge ON shadow_decisions (at)",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).

@@ -28,15 +28,16 @@ class SqlitePolicyVersions(SqliteConnections):
         return None if row is None else decode(PolicyVersion, row[0])
 
     def list_versions(self) -> Sequence[VersionInfo]:
-        rows = self._all("SELECT body, active, activated_at, activated_by FROM versions"
+        rows = self._all("SELECT body, active, activated_at, activated_by, shadow FROM versions"
                          " ORDER BY created_at DESC, seq DESC", ())  # fmt: skip
         infos = []
-        for body, active, activated_at, activated_by in rows:
+        for body, active, activated_at, activated_by, shadow in rows:
             head = decode(VersionHead, body)
             infos.append(VersionInfo(
                 id=head.id, author=head.author, created_at=head.created_at, comment=head.comment,
                 active=bool(active), activated_by=activated_by,
                 activated_at=None if activated_at is None else from_micros(activated_at),
+                shadow=bool(shadow),
             ))  # fmt: skip
         return infos
 
@@ -47,11 +48,25 @@ class SqlitePolicyVersions(SqliteConnections):
             if found is None:
                 raise NotFound(f"no policy version `{version_id}`")
             conn.execute("UPDATE versions SET active = 0 WHERE active = 1")
-            conn.execute("UPDATE versions SET active = 1, activated_at = ?, activated_by = ?"
-                         " WHERE id = ?", (when, by, version_id))  # fmt: skip
+            conn.execute("UPDATE versions SET active = 1, activated_at = ?, activated_by = ?,"
+                         " shadow = 0 WHERE id = ?", (when, by, version_id))  # fmt: skip
 
     def active_version_id(self) -> str | None:
         row = self._one("SELECT id FROM versions WHERE active = 1", ())
+        return None if row is None else str(row[0])
+
+    def set_shadow(self, version_id: str | None) -> None:
+        with self._transaction() as conn:
+            if version_id is not None:
+                found = conn.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,))
+                if found.fetchone() is None:
+                    raise NotFound(f"no policy version `{version_id}`")
+            conn.execute("UPDATE versions SET shadow = 0 WHERE shadow = 1")
+            if version_id is not None:
+                conn.execute("UPDATE versions SET shadow = 1 WHERE id = ?", (version_id,))
+
+    def shadow_version_id(self) -> str | None:
+        row = self._one("SELECT id FROM versions WHERE shadow = 1", ())
         return None if row is None else str(row[0])
 
     def version_ids(self, prefix: str, *, limit: int = 2) -> list[str]:

@@ -1,0 +1,226 @@
+"""The shadow version: every live decision decided a second time, by a version installed beside
+the active one, after the answer is sent, never changing it.
+
+A decision made against the active version (`Decisions.decide`) hands its facts here when a
+shadow version is installed (the store says which: every node reads it, as it reads the active
+one, through its caches). A thread of this node's decides them with the shadow version (risk,
+guard and checkpoint: what the active version evaluated, with the same facts, time and app
+routes) and compares outcomes and reasons. What differs is recorded in the store (both
+outcomes, reasons, journeys, checkpoints and explanations) for `juncture shadow diff`; every
+transition, equal ones too, is counted on this node for ``/metrics``.
+
+The shadow never writes a session, emits an event, creates or spends a challenge: it evaluates
+and records, nothing else. Its failures stay here: a version that cannot be compiled or a
+decision that cannot be evaluated is counted and recorded as an ``error`` transition; a queue
+that is full drops the work and counts it (``dropped``); the store failing loses the batch's
+records and counts them (``unrecorded``). None of it reaches the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from juncture.engine import Decision, Facts, evaluate
+from juncture.records import ShadowRecord
+from juncture.service.policies import PolicyRegistry
+from juncture.store.protocols import Store, StoreError
+
+__all__ = ["INTERVAL", "QUEUE", "ShadowJob", "ShadowRunner", "ShadowStats"]
+
+log = logging.getLogger("juncture.shadow")
+
+#: Decisions waiting for the shadow at most; more are dropped (and counted).
+QUEUE = 10_000
+#: Decisions the thread takes at once (their differences are recorded in one transaction).
+_BATCH = 256
+#: Seconds between the thread's looks at the queue, at most.
+INTERVAL = 0.05
+
+
+class ShadowJob(msgspec.Struct, frozen=True, kw_only=True):
+    """What the shadow needs of one live decision: the evaluation's inputs and its answer."""
+
+    shadow_version: str
+    decision: Decision
+    facts: Facts
+    at: datetime
+    app: str | None
+    subject_type: str | None
+    subject_id: str | None
+    session_id: str | None
+    allowed_journeys: frozenset[str] | None
+    guard_only: bool
+
+
+class ShadowStats(msgspec.Struct, kw_only=True):
+    """This node's shadow work since it started."""
+
+    #: Decisions the shadow decided, by transition (``allow->deny``; ``allow->allow`` too).
+    transitions: dict[str, int] = {}
+    #: Decisions the shadow could not decide.
+    errors: int = 0
+    #: Decisions not shadowed: the queue was full.
+    dropped: int = 0
+    #: Differences decided but not recorded: the store failed.
+    unrecorded: int = 0
+    #: Decisions queued or being decided (when read).
+    waiting: int = 0
+
+
+def _side(decision: Decision) -> dict[str, Any]:
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "journey": decision.journey,
+        "checkpoint": decision.checkpoint,
+        "explanation": decision.explanation,  # structs: encoded as they are recorded
+    }
+
+
+class ShadowRunner:
+    """Decides live decisions again with the shadow version, in a thread of its own."""
+
+    def __init__(self, store: Store, policies: PolicyRegistry, *, queue: int = QUEUE) -> None:
+        self._store = store
+        self._policies = policies
+        self._capacity = queue
+        self._jobs: deque[ShadowJob] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._busy = 0
+        self._closed = False
+        self.stats = ShadowStats(transitions={})
+
+    def installed(self, active_version: str) -> str | None:
+        """The shadow version to decide with beside ``active_version`` (None: none; a store
+        that cannot say is none: the shadow never stands in a decision's way)."""
+        try:
+            found = self._store.shadow_version_id()
+        except StoreError:
+            return None
+        return found if found is not None and found != active_version else None
+
+    def offer(self, job: ShadowJob) -> None:
+        """Queue a decision for the shadow (returns at once; a full queue drops it).
+
+        The deciding thread is not woken for each: it takes what has queued every
+        `INTERVAL`, or at once when a batch is full (a wake-up per decision cost the event
+        loop more than the shadow's own evaluation, `bench/RESULTS.md`)."""
+        if self._closed:
+            return
+        if len(self._jobs) >= self._capacity:
+            self.stats.dropped += 1
+            return
+        self._jobs.append(job)  # deque appends are atomic: no lock on the decision's path
+        if self._thread is None or len(self._jobs) == _BATCH:
+            with self._wake:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="juncture-shadow", daemon=True
+                    )
+                    self._thread.start()
+                self._wake.notify()
+
+    def waiting(self) -> int:
+        """Decisions queued or being decided now."""
+        with self._wake:
+            return len(self._jobs) + self._busy
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued decision is decided and recorded (tests, shutdown)."""
+        with self._wake:
+            self._wake.notify_all()
+            return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
+
+    def close(self) -> None:
+        """Decide what is queued, then stop the thread."""
+        self.settle()
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if not self._jobs and not self._closed:
+                    self._wake.wait(INTERVAL)
+                if not self._jobs:
+                    if self._closed:
+                        return
+                    continue
+                batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), _BATCH))]
+                self._busy = len(batch)
+            try:
+                self._decide(batch)
+            except Exception:  # never let the thread die; the answers went out already
+                log.exception("shadow decisions failed")
+            finally:
+                with self._wake:
+                    self._busy = 0
+                    self._wake.notify_all()
+
+    def _decide(self, batch: list[ShadowJob]) -> None:
+        records = [r for r in map(self._one, batch) if r is not None]
+        if not records:
+            return
+        try:
+            self._store.record_shadow(records)
+        except StoreError as exc:
+            self.stats.unrecorded += len(records)
+            log.warning("shadow differences not recorded: %s", exc)
+
+    def _one(self, job: ShadowJob) -> ShadowRecord | None:
+        """The shadow's decision of one job, counted; a record when it differs."""
+        active = job.decision
+        error: str | None = None
+        try:
+            plan = self._policies.plan(job.shadow_version)
+        except Exception as exc:  # a version that cannot be compiled here
+            error = f"the shadow version cannot be compiled: {type(exc).__name__}"
+            shadow = None
+        else:
+            shadow = evaluate(
+                plan,
+                active.action,
+                job.facts,
+                job.at,
+                decision_id=active.id,
+                allowed_journeys=job.allowed_journeys,
+                guard_only=job.guard_only,
+            )
+            if shadow.reason == "evaluation_error":
+                error = shadow.explanation[-1].detail if shadow.explanation else "evaluation_error"
+        outcome = "error" if error is not None or shadow is None else shadow.outcome
+        transition = f"{active.outcome}->{outcome}"
+        counts = self.stats.transitions
+        counts[transition] = counts.get(transition, 0) + 1
+        if error is not None:
+            self.stats.errors += 1
+        elif shadow is not None and (shadow.outcome, shadow.reason) == (
+            active.outcome,
+            active.reason,
+        ):
+            return None
+        return ShadowRecord(
+            decision_id=active.id or "",
+            at=job.at,
+            shadow_version=job.shadow_version,
+            active_version=active.version,
+            app=job.app,
+            action=active.action,
+            subject_type=job.subject_type,
+            subject_id=job.subject_id,
+            session_id=job.session_id,
+            transition=transition,
+            active=_side(active),
+            shadow=_side(shadow) if shadow is not None else {"outcome": "error"},
+            error=error,
+        )

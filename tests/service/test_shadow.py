@@ -1,0 +1,90 @@
+"""The shadow runner's failures stay its own: a version that does not compile, a full queue, a
+store that fails; each is counted, none reaches a caller (service/shadow.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from juncture.engine import Facts, evaluate
+from juncture.policy.compile import compile_plan
+from juncture.policy.loader import load_sources
+from juncture.records import PolicyVersion
+from juncture.service.policies import PolicyRegistry
+from juncture.service.shadow import ShadowJob, ShadowRunner
+from juncture.store.sqlite import SqliteStore
+
+from .test_shadow_http import ACTIVE, CANDIDATE
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "j.db")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def stored(store: SqliteStore, text: str) -> str:
+    files = {"acct.yaml": text.encode()}
+    try:
+        version_id = compile_plan(load_sources(files)).version
+    except Exception:  # a bundle that does not compile: stored under a name of its own
+        version_id = "sha256:broken"
+    store.put_version(PolicyVersion(id=version_id, files=files, author="t", created_at=NOW))
+    return version_id
+
+
+def job(shadow_version: str, action: str = "read") -> ShadowJob:
+    plan = compile_plan(load_sources({"acct.yaml": ACTIVE.encode()}))
+    facts = Facts.from_document(
+        {"app": "web", "subject": {"type": "user", "id": "alice"}, "action": {"name": action}}
+    )
+    decision = evaluate(plan, action, facts, NOW, decision_id="d_1")
+    return ShadowJob(
+        shadow_version=shadow_version, decision=decision, facts=facts, at=NOW, app="web",
+        subject_type="user", subject_id="alice", session_id=None, allowed_journeys=None,
+        guard_only=False,
+    )  # fmt: skip
+
+
+def test_a_shadow_version_that_does_not_compile_is_an_error_recorded(store: SqliteStore):
+    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW))
+    broken = stored(store, "journey: [not, a, journey")
+    runner.offer(job(broken))
+    assert runner.settle()
+    assert runner.stats.transitions == {"allow->error": 1} and runner.stats.errors == 1
+    (record,) = store.shadow_records(broken)
+    assert record.transition == "allow->error" and record.shadow == {"outcome": "error"}
+    assert record.error is not None and "cannot be compiled" in record.error
+    runner.close()
+
+
+def test_a_full_queue_drops_and_counts(store: SqliteStore):
+    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW), queue=0)
+    runner.offer(job(stored(store, CANDIDATE)))
+    assert runner.stats.dropped == 1 and runner.stats.transitions == {}
+    assert runner.waiting() == 0
+    runner.close()
+
+
+def test_a_store_that_fails_loses_the_records_and_counts_them(tmp_path: Path):
+    store = SqliteStore(tmp_path / "j.db")
+    policies = PolicyRegistry(store, lambda: NOW)
+    candidate = stored(store, CANDIDATE)
+    policies.plan(candidate)  # compiled while the store was there
+    runner = ShadowRunner(store, policies)
+    store.close()
+    runner.offer(job(candidate))
+    assert runner.settle()
+    assert runner.stats.transitions == {"allow->revoke": 1} and runner.stats.unrecorded == 1
+    assert runner.installed("sha256:active") is None  # a store that cannot say: no shadow
+    runner.close()
+    runner.offer(job(candidate))  # closed: nothing more is taken
+    assert runner.waiting() == 0 and runner.stats.transitions == {"allow->revoke": 1}
