@@ -72,6 +72,7 @@ bench: setup
 	-$(BIN)/python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/invariants.py
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/sweep.py --backend postgres

@@ -41,6 +41,8 @@ OUTSIDE_THE_TREE = {
     "a failed Result with its `method.failed.*` code",
     "juncture.events.poll.PollFailed": "a poll of a remote transmitter that failed; the poller "
     "logs it and polls again (its `status` is the remote's HTTP status, not Juncture's answer)",
+    "juncture.analysis.symbolic.Opaque": "not an error: a condition part beyond the invariant "
+    "checker's translation; caught where it is raised, it becomes a free boolean",
     "juncture.waiting.WouldWait": "not an error: a decision tried on the event loop that would "
     "wait on the network is run again in a thread (api/boundary.py); a BaseException so that "
     "no service can take it for a failure",

@@ -62,12 +62,20 @@ CODES: dict[str, str] = {
     "policy.ref.fragment_cycle": "fragments use each other in a cycle",
     "policy.ref.unused_fragment": "a fragment that no checkpoint uses",
     "policy.ref.unknown_network": "a condition names a network the journey does not declare",
+    "policy.ref.unknown_journey": "a bundle's invariant names a journey the bundle does not hold",
+    "policy.ref.unknown_name": (
+        "a condition compares a risk level or reason with a name the journey does not declare"
+    ),
     "policy.check.unreachable_step": "a step can never run because a terminal step precedes it",
     "policy.check.duplicate_checkpoint": "a checkpoint is declared twice",
     "policy.check.missing_require": (
         "a checkpoint reaches allow with no require while others require one"
     ),
     "policy.check.no_checkpoints": "a journey declares no checkpoint",
+    "policy.invariant.violated": (
+        "a decision breaks a journey's invariant (the error carries the path and the facts)"
+    ),
+    "policy.invariant.unknown": "an invariant could be neither proved nor broken by the checker",
     "policy.cel.syntax": "a condition is not valid CEL",
     "policy.cel.unknown_variable": "a condition reads a variable that does not exist",
     "policy.cel.unknown_field": "a condition reads a field that the fact does not have",
@@ -433,8 +441,9 @@ class PolicyError(JunctureError):
         location: Location | None = None,
         severity: Severity = "error",
         suggestion: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, extra=extra)
         self.location = location or Location()
         self.severity: Severity = severity
         self.suggestion = suggestion
@@ -449,7 +458,7 @@ class PolicyError(JunctureError):
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
@@ -459,6 +468,9 @@ class PolicyError(JunctureError):
             "col": self.location.col,
             "path": self.location.path,
         }
+        if self.extra:  # an invariant's counterexample: the decision's path and its facts
+            out["counterexample"] = self.extra
+        return out
 
 
 class BundleError(JunctureError):

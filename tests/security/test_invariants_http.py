@@ -68,6 +68,47 @@ def test_every_decision_used_one_version_and_a_rejected_upload_serves_none(
     assert listed == {active, newer}  # the refused upload was never stored
 
 
+def test_an_upload_that_breaks_a_journey_invariant_is_refused_with_its_counterexample(
+    world: World,
+) -> None:
+    """I7: publishing runs `juncture check`'s validation: a bundle whose journey breaks one of
+    its invariants is refused (422, each violation listed with the facts that reproduce it),
+    never stored nor served; the same journey keeping its invariant publishes."""
+    session = world.logged_in()
+    active = world.admin.get("/healthz").json()["version"]
+    invariant = (
+        "invariants:\n  email_needs_aal2:\n    at: change_email\n    never: allow\n"
+        "    unless: {require: {aal: 2, within: 10m}}\n"
+    )
+    refused = world.admin.post(
+        "/admin/v1/versions", json={"files": {"acct.yaml": journey() + invariant}, "activate": True}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "policy.invalid")
+    (problem,) = [p for p in refused.json()["problems"] if p["severity"] == "error"]
+    assert problem["code"] == "policy.invariant.violated"
+    example = problem["counterexample"]
+    assert (example["invariant"], example["action"], example["outcome"]) == (
+        "email_needs_aal2",
+        "change_email",
+        "allow",
+    )
+    assert [s["kind"] for s in example["path"]][-2:] == ["require", "allow"]
+    assert world.admin.get("/healthz").json()["version"] == active
+    assert world.ask(session, "change_email")["version"] == active
+    listed = {v["id"] for v in world.admin.get("/admin/v1/versions").json()["versions"]}
+    assert listed == {active}
+    kept = journey().replace(
+        "any: [totp, passkey, email, recovery], within: 10m",
+        "any: [totp, passkey, email, recovery], within: 10m, aal: 2",
+    )
+    assert kept != journey()
+    published = world.admin.post(
+        "/admin/v1/versions", json={"files": {"acct.yaml": kept + invariant}, "activate": True}
+    )
+    assert published.status_code == 201, published.text
+    assert world.admin.get("/healthz").json()["version"] == published.json()["id"]
+
+
 def test_no_secret_in_a_response_log_record_or_error(world: World) -> None:
     """I10: passwords (right and wrong), TOTP seeds, codes, recovery codes and keys appear in no
     response but the one that shows them once, in no decision record, no server log line and no

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from juncture import __version__
+from juncture.analysis import check as check_bundle
 from juncture.bundles import find_bundles
 from juncture.cli.options import DirArgument, Format, FormatOption
 from juncture.cli.output import err, out, print_json, problem_line
@@ -21,14 +22,18 @@ from juncture.engine.decision import Decision
 from juncture.engine.facts import parse_now
 from juncture.engine.testing import run_tests
 from juncture.errors import BundleError, FactsError, PolicyError
-from juncture.policy import check as check_bundle
-from juncture.policy import compile_plan, load_sources
+from juncture.policy import load_sources
 from juncture.policy.loader import read_bundle_files
 from juncture.policy.source import plain, read_json, read_yaml
 
 
-def _load_problems(path: Path) -> tuple[Any, list[PolicyError], dict[str, bytes]]:
-    """Load and check one bundle: (plan or None, problems with file names made relative)."""
+def _load_problems(
+    path: Path, *, invariants: bool = False
+) -> tuple[Any, list[PolicyError], dict[str, bytes]]:
+    """Load and check one bundle: (plan or None, problems with file names made relative).
+
+    ``invariants``: prove the journeys' invariants too (`juncture check`; a violation is an
+    error, so no plan)."""
     try:
         files = read_bundle_files(path)
     except BundleError as exc:  # these already name the path as given
@@ -37,10 +42,7 @@ def _load_problems(path: Path) -> tuple[Any, list[PolicyError], dict[str, bytes]
         bundle = load_sources(files)
     except BundleError as exc:
         return None, _relocate(exc.errors, path), {}
-    problems = check_bundle(bundle)
-    plan = None
-    if not any(p.severity == "error" for p in problems):
-        plan = compile_plan(bundle)
+    plan, problems = check_bundle(bundle, invariants=invariants)
     return plan, _relocate(problems, path), files
 
 
@@ -50,18 +52,46 @@ def _relocate(problems: list[PolicyError], base: Path) -> list[PolicyError]:
         loc = problem.location
         if loc.file and not Path(loc.file).is_absolute():
             problem.location = msgspec.structs.replace(loc, file=str(base / loc.file))
+        for step in problem.extra.get("path", ()):  # an invariant's counterexample
+            step["file"] = str(base / step["file"])
     return problems
 
 
-def check(directory: DirArgument, format: FormatOption = Format.text) -> None:
-    """Load and statically check policy bundles; print every problem at once.
+InvariantsOnly = Annotated[
+    bool,
+    typer.Option(
+        "--invariants-only",
+        help="Report only the journeys' invariants (and what stops the bundle compiling).",
+    ),
+]
 
-    Exit 0 when there is no error (warnings allowed), 1 otherwise.
+
+def _invariant_or_fatal(problem: PolicyError, compiled: bool) -> bool:
+    return problem.code.startswith("policy.invariant.") or (
+        not compiled and problem.severity == "error"
+    )
+
+
+def check(
+    directory: DirArgument,
+    format: FormatOption = Format.text,
+    invariants_only: InvariantsOnly = False,
+) -> None:
+    """Load and statically check policy bundles, prove their invariants; print every problem.
+
+    Exit 0 when there is no error (warnings allowed), 1 otherwise. A violated invariant is an
+    error shown with the decision's path and the facts that reproduce it.
     """
     all_problems: list[PolicyError] = []
     summaries: list[dict[str, Any]] = []
     for path in find_bundles(directory):
-        plan, problems, _ = _load_problems(path)
+        plan, problems, _ = _load_problems(path, invariants=True)
+        if invariants_only:
+            compiled = not any(
+                p.severity == "error" and not p.code.startswith("policy.invariant.")
+                for p in problems
+            )
+            problems = [p for p in problems if _invariant_or_fatal(p, compiled)]
         all_problems += problems
         summaries.append(
             {
@@ -83,6 +113,8 @@ def check(directory: DirArgument, format: FormatOption = Format.text) -> None:
     else:
         for problem in all_problems:
             out.print(problem_line(problem))
+            if problem.extra:
+                _print_counterexample(problem.extra)
         for s in summaries:
             mark = "[green]ok[/]" if not s["errors"] else "[red]failed[/]"
             version = f" {s['version'][:19]}" if s["version"] else ""
@@ -91,6 +123,16 @@ def check(directory: DirArgument, format: FormatOption = Format.text) -> None:
                 f"{s['errors']} error(s), {s['warnings']} warning(s)"
             )
     raise typer.Exit(1 if errors else 0)
+
+
+def _print_counterexample(extra: dict[str, Any]) -> None:
+    """The path of a decision that breaks an invariant, step by step, and its facts."""
+    out.print(f"  the decision of `{esc(extra['action'])}` at {esc(extra['now'])}:")
+    for step in extra["path"]:
+        where = f"{step['file']}:{step['line']}"
+        out.print(f"    {esc(where)}  {esc(step['step'])}  -> {esc(step['result'])}")
+    facts = msgspec.json.encode(extra["facts"]).decode()
+    out.print(f"  facts: {esc(facts)}", soft_wrap=True)
 
 
 def test(directory: DirArgument, format: FormatOption = Format.text) -> None:

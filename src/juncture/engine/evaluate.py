@@ -244,6 +244,56 @@ def evaluate(
         )
 
 
+def _activation(
+    plan: Plan,
+    chosen: JourneyPlan,
+    action: str,
+    facts: Facts,
+    now: datetime,
+    reads: frozenset[str],
+) -> dict[str, Any]:
+    """The variables conditions read (without `risk`): the facts, `now`, the data, and the
+    views the journey's conditions (``reads``) need."""
+    base = facts.base
+    act = dict(base)
+    act["now"] = now
+    act["data"] = plan.data
+    if "action" in reads:  # the action decided is the checkpoint asked for, whatever facts say
+        given = base.get("action")
+        act["action"] = {"name": action, "properties": given["properties"] if given else {}}
+    if "session" in reads:
+        act["session"] = session_view(chosen, facts, now)
+    network = base.get("network")
+    if network is not None and "network" in reads:
+        act["network"] = network_view(chosen, facts, network)
+    if facts.device_posture_at is not None:
+        act["device"] = {**base["device"], "posture_age": now - facts.device_posture_at}
+    return act
+
+
+_EVERY_VIEW = frozenset({"action", "session", "network"})
+
+
+def activation(
+    plan: Plan, journey: JourneyPlan, action: str, facts: Facts, now: datetime
+) -> dict[str, Any]:
+    """Every variable a condition of ``journey`` could read for this decision, `risk`
+    included, as `evaluate` builds them (for analyses that check a condition of their own,
+    such as an invariant's `when`). Raises what a risk rule's evaluation may raise only as
+    `evaluate` does: never (an erroring rule counts as `evaluate` counts it)."""
+    act = _activation(plan, journey, action, facts, now, _EVERY_VIEW)
+    risk, _ = assess(journey, act, []) if journey.risk_rules else (RiskResult(), [])
+    act["risk"] = {"score": risk.score, "level": risk.level, "reasons": list(risk.reasons)}
+    return act
+
+
+def gate_met(
+    journey: JourneyPlan, spec: RequireSpec, proofs: tuple[Proof, ...], now: datetime
+) -> bool:
+    """Whether the session's ``proofs`` meet a `require` gate of ``journey`` at ``now``."""
+    return _Run(journey, {}, proofs, now).require(_NO_REF, spec) is None
+
+
 def _evaluate(
     plan: Plan,
     action: str,
@@ -265,21 +315,7 @@ def _evaluate(
         return Decision(
             outcome="deny", reason=problem, action=action, version=plan.version, id=decision_id
         )
-    base = facts.base
-    act = dict(base)
-    act["now"] = now
-    act["data"] = plan.data
-    reads = chosen.reads
-    if "action" in reads:  # the action decided is the checkpoint asked for, whatever facts say
-        given = base.get("action")
-        act["action"] = {"name": action, "properties": given["properties"] if given else {}}
-    if "session" in reads:
-        act["session"] = session_view(chosen, facts, now)
-    network = base.get("network")
-    if network is not None and "network" in reads:
-        act["network"] = network_view(chosen, facts, network)
-    if facts.device_posture_at is not None:
-        act["device"] = {**base["device"], "posture_age": now - facts.device_posture_at}
+    act = _activation(plan, chosen, action, facts, now, chosen.reads)
     run = _Run(chosen, act, facts.proofs, now)
     risk, risk_missing = assess(chosen, act, run.trace) if chosen.risk_rules else (RiskResult(), [])
     run.missing.extend(risk_missing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from juncture.errors import PolicyError
 from juncture.policy import model as m
 from juncture.policy.compile import compile_journeys
+from juncture.policy.literals import check_literals
 
 
 def _always_ends(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> bool:
@@ -203,5 +204,6 @@ def check(bundle: m.Bundle) -> list[PolicyError]:
     problems = list(problems)
     for journey in bundle.journeys:
         problems += _journey_checks(journey)
+        problems += check_literals(journey)
     problems += _overlaps(bundle)
     return sorted(problems, key=PolicyError.sort_key)

@@ -17,6 +17,7 @@ from juncture.policy.plan import (
     OUTCOME,
     REQUIRE,
     USE,
+    InvariantPlan,
     JourneyPlan,
     LockoutSpec,
     MethodInfo,
@@ -243,6 +244,31 @@ class _JourneyCompiler:
         self.fragments[name] = steps
         return steps
 
+    def invariant(self, inv: m.Invariant) -> InvariantPlan | None:
+        """Compile an invariant apart from the steps (its condition is not one a decision
+        reads, so it stays out of `reads` and the condition cache)."""
+        when = None
+        if inv.when is not None:
+            when, errors = compile_condition(inv.when.text, inv.when.location, self.networks)
+            self.errors.extend(errors)
+        unless = None
+        if inv.unless is not None:
+            gate = self.require(inv.unless, _ref("require", "", inv.unless.location))
+            unless = None if gate is None else gate[2]
+        if (inv.when is not None and when is None) or (inv.unless is not None and unless is None):
+            return None
+        return InvariantPlan(
+            name=inv.name,
+            file=inv.location.file,
+            line=inv.location.line,
+            at=inv.at,
+            subjects=inv.subjects,
+            never=inv.never,
+            when=when,
+            unless=unless,
+            reroute_only_to=inv.reroute_only_to,
+        )
+
     def compile(self) -> JourneyPlan:
         j = self.journey
         rules = []
@@ -269,6 +295,7 @@ class _JourneyCompiler:
                 globs.append((glob_matcher(cp.name), glob_specificity(cp.name), ref, steps))
             else:
                 exact[cp.name] = (ref, steps)
+        invariants = tuple(filter(None, (self.invariant(inv) for inv in j.invariants)))
         for name, fragment in j.fragments.items():
             if name not in self.fragments:
                 self.fragment(name, fragment.location)  # compile unused fragments for their errors
@@ -303,6 +330,7 @@ class _JourneyCompiler:
             network_table=table,
             lockout=_lockout(j),
             fingerprints=j.fingerprints,
+            invariants=invariants,
         )
 
 

@@ -8,7 +8,6 @@ reading a directory) is `juncture.policy.loader`'s.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from typing import Any, Literal
@@ -16,11 +15,14 @@ from typing import Any, Literal
 from juncture.errors import Location, PolicyError
 from juncture.policy import kinds
 from juncture.policy import model as m
+from juncture.policy.decode_invariants import invariants as decode_invariants
 from juncture.policy.duration import format_duration, parse_duration
+from juncture.policy.names import ACTION, NAME
+from juncture.policy.names import suggest as suggest  # where the other modules find it
 from juncture.policy.source import Located, plain
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_ACTION = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]+$")
+_NAME = NAME
+_ACTION = ACTION
 _TERMINALS = ("allow", "deny", "reroute", "revoke")
 _STEP_KEYS = ("allow", "deny", "reroute", "revoke", "require", "if", "use")
 _JOURNEY_KEYS = (
@@ -35,13 +37,8 @@ _JOURNEY_KEYS = (
     "guard",
     "checkpoints",
     "fragments",
+    "invariants",
 )
-
-
-def suggest(word: str, choices: Any) -> str | None:
-    """`did you mean …?` for a misspelt name, or None."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 class _Decoder:
@@ -498,6 +495,9 @@ class _Decoder:
                     steps=self.steps(steps, f"fragment `{fr_name}`"),
                     location=steps.location,
                 )
+        invariants: tuple[m.Invariant, ...] = ()
+        if "invariants" in fields:
+            invariants = decode_invariants(self, fields["invariants"])
         if name is None:
             return None
         return m.Journey(
@@ -514,4 +514,5 @@ class _Decoder:
             guard=guard,
             checkpoints=tuple(checkpoints),
             fragments=fragments,
+            invariants=invariants,
         )

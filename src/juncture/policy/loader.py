@@ -19,9 +19,12 @@ from juncture.errors import BundleError, Location, PolicyError
 from juncture.policy import model as m
 from juncture.policy.decode import _NAME, _Decoder
 from juncture.policy.decode import suggest as suggest  # where policy/cel.py finds it
+from juncture.policy.decode_invariants import bundle_invariants
 from juncture.policy.source import plain, read_json, read_yaml
 
 MAX_FILES = 2000
+#: The stem of the bundle's own invariants file (`invariants.yaml`): not a journey.
+BUNDLE_INVARIANTS = "invariants"
 MAX_BUNDLE_BYTES = 64 << 20
 
 
@@ -31,9 +34,10 @@ def _canonical(value: Any) -> bytes:
 
 def _fingerprints(raw: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, str]:
     """Per checkpoint, a digest of what its decisions depend on (see `m.Journey`): the journey
-    without its description and other checkpoints, and the data. Locations and formatting do
-    not count (the parsed values do)."""
-    common = {k: v for k, v in raw.items() if k not in ("checkpoints", "description")}
+    without its description, invariants and other checkpoints, and the data. Locations and
+    formatting do not count (the parsed values do)."""
+    unused = ("checkpoints", "description", "invariants")
+    common = {k: v for k, v in raw.items() if k not in unused}
     checkpoints = raw.get("checkpoints")
     return {
         name: hashlib.sha256(
@@ -56,6 +60,8 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
     journeys: list[m.Journey] = []
     raw_journeys: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    shared: list[tuple[tuple[str, ...] | None, m.Invariant]] = []
+    raw_invariants: dict[str, Any] = {}
     if len(files) > MAX_FILES:
         raise BundleError(
             [
@@ -106,6 +112,11 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
             errors.append(exc)
             continue
         decoder = _Decoder(file)
+        if path.stem == BUNDLE_INVARIANTS:  # the bundle's invariants, not a journey
+            shared += bundle_invariants(decoder, node)
+            errors.extend(decoder.errors)
+            raw_invariants[file] = plain(node)
+            continue
         journey = decoder.journey(node)
         errors.extend(decoder.errors)
         if journey is None:
@@ -123,15 +134,57 @@ def load_sources(files: Mapping[str, bytes]) -> m.Bundle:
         journeys.append(journey)
     if not journeys and not errors:
         errors.append(PolicyError("the bundle holds no journey file", code="policy.bundle.empty"))
+    journeys = _share(journeys, shared, errors)
     if errors:
         raise BundleError(errors)
-    digest = hashlib.sha256(_canonical({"journeys": raw_journeys, "data": data})).hexdigest()
+    whole: dict[str, Any] = {"journeys": raw_journeys, "data": data}
+    if raw_invariants:  # (a bundle without the file keeps the id it always had)
+        whole["invariants"] = raw_invariants
+    digest = hashlib.sha256(_canonical(whole)).hexdigest()
     journeys = [
         msgspec.structs.replace(j, fingerprints=_fingerprints(raw_journeys[j.name], data))
         for j in journeys
     ]
     journeys.sort(key=lambda journey: journey.name)
     return m.Bundle(journeys=tuple(journeys), data=data, version=f"sha256:{digest}")
+
+
+def _share(
+    journeys: list[m.Journey],
+    shared: list[tuple[tuple[str, ...] | None, m.Invariant]],
+    errors: list[PolicyError],
+) -> list[m.Journey]:
+    """Each journey with the bundle's invariants that cover it (all, or those naming it)."""
+    names = {journey.name for journey in journeys}
+    for targets, invariant in shared:
+        for target in targets or ():
+            if target not in names:
+                errors.append(
+                    PolicyError(
+                        f"invariant `{invariant.name}` names journey `{target}`, "
+                        "which the bundle does not hold",
+                        code="policy.ref.unknown_journey",
+                        location=invariant.location,
+                        suggestion=suggest(target, sorted(names)),
+                    )
+                )
+    out = []
+    for journey in journeys:
+        own = {invariant.name for invariant in journey.invariants}
+        added = tuple(inv for targets, inv in shared if targets is None or journey.name in targets)
+        for invariant in added:
+            if invariant.name in own:
+                errors.append(
+                    PolicyError(
+                        f"invariant `{invariant.name}` is declared by the bundle and by "
+                        f"journey `{journey.name}`",
+                        code="policy.schema.value",
+                        location=invariant.location,
+                        suggestion="give one of them another name",
+                    )
+                )
+        out.append(msgspec.structs.replace(journey, invariants=journey.invariants + added))
+    return out
 
 
 def is_test_file(name: str) -> bool:

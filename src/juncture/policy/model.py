@@ -156,6 +156,30 @@ class Fragment(msgspec.Struct, frozen=True, kw_only=True):
     location: Location
 
 
+#: The outcomes an invariant's `never:` may name: the ones that let an action go ahead.
+INVARIANT_OUTCOMES: tuple[str, ...] = ("allow", "reroute")
+
+
+class Invariant(msgspec.Struct, frozen=True, kw_only=True):
+    """A property every decision of the journey keeps, proved by `juncture check`.
+
+    ``never`` names outcomes that no decision at the checkpoints ``at`` (exact names or
+    globs, matched against actions) may reach for the ``subjects``, when ``when`` holds,
+    unless the session meets the ``unless`` gate. ``reroute_only_to`` instead lists the only
+    paths a `reroute` at those checkpoints may send a session to.
+    """
+
+    name: str
+    location: Location
+    description: str = ""
+    at: tuple[str, ...] = ("*",)
+    subjects: tuple[str, ...] = ()
+    never: tuple[str, ...] = ()
+    when: Condition | None = None
+    unless: Require | None = None
+    reroute_only_to: tuple[str, ...] | None = None
+
+
 class Journey(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     file: str
@@ -171,6 +195,8 @@ class Journey(msgspec.Struct, frozen=True, kw_only=True):
     guard: tuple[Step, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
     fragments: dict[str, Fragment] = {}
+    #: The properties `juncture check` proves of every path (`invariants:`).
+    invariants: tuple[Invariant, ...] = ()
     #: Checkpoint (as written) -> a digest of everything its decision depends on: the
     #: journey's other parts, its fragments, the checkpoint's steps and the bundle's data.
     #: Equal in two versions: that checkpoint decides the same in both.

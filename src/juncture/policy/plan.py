@@ -122,6 +122,20 @@ def counter_for_kind(kind: str) -> str:
     return known.counter if known is not None else "second_factor"
 
 
+class InvariantPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """An invariant ready for the checker (`juncture.invariants`); decisions never read it."""
+
+    name: str
+    file: str
+    line: int
+    at: tuple[str, ...]
+    subjects: tuple[str, ...]
+    never: tuple[str, ...]
+    when: CompiledCondition | None
+    unless: RequireSpec | None
+    reroute_only_to: tuple[str, ...] | None
+
+
 CompiledStep = tuple[Any, ...]
 Steps = tuple[CompiledStep, ...]
 
@@ -152,6 +166,8 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     lockout: dict[str, LockoutSpec] = msgspec.field(default_factory=DEFAULT_LOCKOUT.copy)
     #: Checkpoint (as written) -> digest of what it depends on (`model.Journey.fingerprints`).
     fingerprints: dict[str, str] = {}
+    #: The journey's `invariants:`, for `juncture check` (decisions never read them).
+    invariants: tuple[InvariantPlan, ...] = ()
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""

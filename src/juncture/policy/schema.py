@@ -44,6 +44,10 @@ class Field:
     readable: bool = True
     #: Juncture observes or computes it: no application input may set it.
     owned: bool = False
+    #: Its values are names the journey declares (``networks``, ``methods``, ``risk_levels``,
+    #: ``risk_reasons``): a string literal compared with it must be one of them (for a map,
+    #: its keys; for a list, its items). `juncture.policy.literals` checks it.
+    names: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,8 +61,10 @@ class Variable:
     owned: bool = False
 
 
-def _f(type_: str | None, written: Any = None, *, owned: bool = False) -> Field:
-    return Field(type=type_, written=written, owned=owned)
+def _f(
+    type_: str | None, written: Any = None, *, owned: bool = False, names: str | None = None
+) -> Field:
+    return Field(type=type_, written=written, owned=owned, names=names)
 
 
 _BUILT_IN: Final[tuple[Variable, ...]] = (
@@ -70,7 +76,7 @@ _BUILT_IN: Final[tuple[Variable, ...]] = (
             "started_at": _f("timestamp", Timestamp),
             "age": _f("duration"),
             "aal": _f("int"),
-            "methods": _f(None),  # map: method name -> {kind, aal, at, age}
+            "methods": _f(None, names="methods"),  # map: method name -> {kind, aal, at, age}
             "amr": _f(None),  # list of RFC 8176 amr values proven
             "proofs": _f(None, Any),  # list of {method, at}, every proof the session holds
         },
@@ -79,8 +85,8 @@ _BUILT_IN: Final[tuple[Variable, ...]] = (
         name="network",
         fields={
             "ip": _f("string", str),
-            "segment": _f("string", str, owned=True),
-            "segments": _f(None, owned=True),  # every journey network holding the IP
+            "segment": _f("string", str, owned=True, names="networks"),
+            "segments": _f(None, owned=True, names="networks"),  # every network holding the IP
             "version": _f("int", owned=True),
             "labels": _f(None, list[str], owned=True),  # reputation labels of the IP or ASN
         },
@@ -115,7 +121,11 @@ _BUILT_IN: Final[tuple[Variable, ...]] = (
     Variable(  # the journey's risk rules' result
         name="risk",
         owned=True,
-        fields={"score": _f("int"), "level": _f("string"), "reasons": _f(None)},
+        fields={
+            "score": _f("int"),
+            "level": _f("string", names="risk_levels"),
+            "reasons": _f(None, names="risk_reasons"),
+        },
     ),
     Variable(name="subject", closed=False),
     Variable(name="action", closed=False),

@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from juncture.errors import BundleError, PolicyError, StateConflict, Unavailable
-from juncture.policy import Plan, check, compile_plan, load_sources
+from juncture.analysis import check
+from juncture.errors import BundleError, CodedRefusal, PolicyError, StateConflict, Unavailable
+from juncture.policy import Plan, compile_plan, load_sources
 from juncture.records import PolicyVersion, Usage
 from juncture.store.protocols import NotFound, Store
 
@@ -45,15 +46,13 @@ class PolicyRegistry:
         self._lock = threading.Lock()
 
     def validate(self, files: Mapping[str, bytes]) -> tuple[Plan | None, list[PolicyError]]:
-        """Load, check and compile: the plan, or None with every problem (warnings too)."""
+        """Load, check, compile and prove the invariants, as `juncture check` does: the plan,
+        or None with every problem (warnings too; a violated invariant is an error)."""
         try:
             bundle = load_sources(files)
         except BundleError as exc:
             return None, exc.errors
-        problems = check(bundle)
-        if any(p.severity == "error" for p in problems):
-            return None, problems
-        return compile_plan(bundle), problems
+        return check(bundle)
 
     def upload(
         self, files: Mapping[str, bytes], *, author: str, comment: str = ""
@@ -75,8 +74,24 @@ class PolicyRegistry:
         return plan.version, problems, created
 
     def activate(self, version_id: str, *, by: str) -> None:
-        """Publish (or roll back to) a stored version. Raises NotFound."""
-        self.plan(version_id)  # a version that does not compile never becomes active
+        """Publish (or roll back to) a stored version. Raises NotFound, or CodedRefusal
+        ``policy.invalid`` (422) for a version that fails `validate` now.
+
+        A version this process did not validate (stored by another node, or by an older
+        release that proved fewer invariants) is validated again, as an upload is: a version
+        that does not compile or breaks an invariant never becomes active."""
+        if version_id not in self._plans:
+            version = self._store.get_version(version_id)
+            if version is None:
+                raise NotFound(version_id)
+            plan, problems = self.validate(version.files)
+            if plan is None:
+                errors = [p.to_dict() for p in problems if p.severity == "error"]
+                raise CodedRefusal(
+                    "policy.invalid", "the version has errors", 422, extra={"problems": errors}
+                )
+            with self._lock:
+                self._plans.setdefault(version_id, plan)
         self._store.activate(version_id, by=by, at=self._now())
 
     def plan(self, version_id: str) -> Plan:

@@ -1,0 +1,126 @@
+"""Names written as string literals in conditions: each must be one the journey declares.
+
+Some facts hold names the journey itself declares (`schema.Field.names`): `network.segment`
+and `network.segments` its networks (or `unknown`), `session.methods` its methods,
+`risk.level` its risk levels, `risk.reasons` its risk rules' reasons. A literal compared with
+one of them (`network.segment == 'offce'`, `'totpp' in session.methods`,
+`has(session.methods.pasword)`, `risk.level in ['hihg']`) can never match: it is an error,
+with a suggestion for a misspelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from juncture.errors import PolicyError
+from juncture.policy import cel_ast as ast
+from juncture.policy import model as m
+from juncture.policy import schema
+from juncture.policy.names import suggest
+
+#: Per kind of name: the error code and how the message names it.
+_KINDS = {
+    "networks": ("policy.ref.unknown_network", "network"),
+    "methods": ("policy.ref.unknown_method", "method"),
+    "risk_levels": ("policy.ref.unknown_name", "risk level"),
+    "risk_reasons": ("policy.ref.unknown_name", "risk reason"),
+}
+
+
+def declared(journey: m.Journey) -> dict[str, set[str]]:
+    """The names of each kind the journey declares."""
+    return {
+        "networks": {*journey.networks, "unknown"},
+        "methods": set(journey.methods),
+        "risk_levels": {level.name for level in journey.risk.levels},
+        "risk_reasons": {rule.reason for rule in journey.risk.rules},
+    }
+
+
+def _named(node: ast.Node) -> str | None:
+    """The kind of names a fact holds (``network.segment`` -> ``networks``), or None."""
+    match node:
+        case ast.Select(operand=ast.Ident(name=variable), field=field):
+            found = schema.VARIABLE_TABLE.get(variable)
+            if found is not None and found.closed and field in found.fields:
+                return found.fields[field].names
+    return None
+
+
+def _string(node: ast.Node) -> str | None:
+    if isinstance(node, ast.Lit) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _uses(node: ast.Node) -> Iterator[tuple[str, str]]:
+    """(kind, literal) for each name the condition compares with a named fact."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        stack.extend(ast.children(item))
+        match item:
+            case ast.Binary(op="==" | "!=", left=left, right=right):
+                for fact, other in ((left, right), (right, left)):
+                    kind, text = _named(fact), _string(other)
+                    if kind is not None and text is not None:
+                        yield kind, text
+            case ast.Binary(op="in", left=left, right=right):
+                kind, text = _named(right), _string(left)
+                if kind is not None and text is not None:  # 'x' in network.segments
+                    yield kind, text
+                kind = _named(left)
+                if kind is not None and isinstance(right, ast.ListLit):  # x in ['a', 'b']
+                    for element in right.items:
+                        text = _string(element)
+                        if text is not None:
+                            yield kind, text
+            case ast.Select(operand=operand, field=field) | ast.Has(operand=operand, field=field):
+                kind = _named(operand)  # session.methods.totp
+                if kind is not None:
+                    yield kind, field
+            case ast.Index(operand=operand, index=index):
+                kind, text = _named(operand), _string(index)  # session.methods['totp']
+                if kind is not None and text is not None:
+                    yield kind, text
+
+
+def _conditions(journey: m.Journey) -> Iterator[m.Condition]:
+    for rule in journey.risk.rules:
+        yield rule.when
+    stack: list[m.Step] = [*journey.guard]
+    stack += [s for cp in journey.checkpoints for s in cp.steps]
+    stack += [s for fragment in journey.fragments.values() for s in fragment.steps]
+    while stack:
+        step = stack.pop()
+        if isinstance(step, m.If):
+            yield step.condition
+            stack += [*step.then, *step.otherwise]
+    for invariant in journey.invariants:
+        if invariant.when is not None:
+            yield invariant.when
+
+
+def check_literals(journey: m.Journey) -> list[PolicyError]:
+    """An error for each literal that names no declared name of its kind."""
+    names = declared(journey)
+    out = []
+    for condition in _conditions(journey):
+        try:
+            node = ast.parse(condition.text)
+        except ast.CelSyntaxError:
+            continue  # reported by the compiler
+        for kind, text in _uses(node):
+            if text in names[kind]:
+                continue
+            code, what = _KINDS[kind]
+            out.append(
+                PolicyError(
+                    f"`{text}` is not a {what} of journey `{journey.name}`: "
+                    f"the condition `{condition.text}` compares it with one",
+                    code=code,
+                    location=condition.location,
+                    suggestion=suggest(text, sorted(names[kind])) or f"declare the {what}",
+                )
+            )
+    return out
