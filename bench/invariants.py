@@ -15,27 +15,18 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# bench/http.py would shadow the standard library's `http` (which httpx, imported by _common,
-# needs): import it first, with this directory off the path, then put the directory back.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE]
-import http.client  # noqa: E402, F401
+import _common as common
+import yaml
+from compile import COUNTRIES, journey_document
 
-sys.path.insert(0, _HERE)
-
-import _common as common  # noqa: E402
-import yaml  # noqa: E402
-from compile import COUNTRIES, journey_document  # noqa: E402
-
-from juncture.analysis import prove  # noqa: E402
-from juncture.policy import compile_plan, load  # noqa: E402
+from juncture.analysis import prove
+from juncture.policy import compile_plan, load
 
 TARGET_S = 10.0
 
