@@ -35,6 +35,15 @@ PLANTS: dict[str | None, tuple[Any, str]] = {
 }
 #: Fields tried for the open variables Juncture owns whole.
 OPEN_FIELDS = {"agent": ("delegated_by", "delegation", "task", "planted"), "grants": ("planted",)}
+#: The planted name declared where a fact holds declared names (`policy/literals.py`): a
+#: network no request comes from, a risk level and reason no score reaches.
+DECLARED = """\
+networks:
+  planted: [198.51.100.0/24]
+risk:
+  rules: [{when: "signals.risk_elevated && !signals.risk_elevated", add: 1, reason: planted}]
+  levels: {low: 0, planted: 100}
+"""
 
 
 def owned_facts() -> list[tuple[str, str]]:
@@ -79,7 +88,8 @@ applies_to: [probe]
 subjects: [user]
 methods:
   password: {{kind: password, aal: 1}}
-checkpoints:
+  planted: {{kind: password, aal: 1}}
+{DECLARED}checkpoints:
   login: [{{allow: {{}}}}]
   transfer:
     - if: "'payments:transfer' in grants"
@@ -97,7 +107,8 @@ subjects: [agent]
 methods:
   agent_key: {{kind: api_key, aal: 1}}
   manager_approval: {{kind: approval, ttl: 1m}}
-checkpoints:
+  planted: {{kind: approval, ttl: 1m}}
+{DECLARED}checkpoints:
   login: [{{require: {{any: [agent_key]}}}}, {{allow: {{}}}}]
   "tool:transfer_funds":
     - if: "'payments:transfer' in grants"
