@@ -41,12 +41,12 @@ def stored(store: SqliteStore, text: str) -> str:
     return version_id
 
 
-def job(shadow_version: str, action: str = "read") -> ShadowJob:
+def job(shadow_version: str, action: str = "read", decision_id: str = "d_1") -> ShadowJob:
     plan = compile_plan(load_sources({"acct.yaml": ACTIVE.encode()}))
     facts = Facts.from_document(
         {"app": "web", "subject": {"type": "user", "id": "alice"}, "action": {"name": action}}
     )
-    decision = evaluate(plan, action, facts, NOW, decision_id="d_1")
+    decision = evaluate(plan, action, facts, NOW, decision_id=decision_id)
     return ShadowJob(
         shadow_version=shadow_version, decision=decision, facts=facts, at=NOW, app="web",
         subject_type="user", subject_id="alice", session_id=None, allowed_journeys=None,
@@ -88,3 +88,55 @@ def test_a_store_that_fails_loses_the_records_and_counts_them(tmp_path: Path):
     runner.close()
     runner.offer(job(candidate))  # closed: nothing more is taken
     assert runner.waiting() == 0 and runner.stats.transitions == {"allow->revoke": 1}
+
+
+def test_on_an_event_loop_the_shadow_decides_between_its_turns_and_records_on_a_thread(
+    store: SqliteStore,
+):
+    """`attach` (the server's loop): decisions queued on the loop and from a thread are decided
+    by the loop, no thread of the runner's own is started, the differences are recorded."""
+    import asyncio
+    import threading
+
+    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW))
+    candidate = stored(store, CANDIDATE)
+    same = stored(store, ACTIVE.replace("read: [{allow: {}}]", "read: [{allow: {ttl: 1h}}]"))
+
+    async def serve() -> tuple[int, list[str]]:
+        runner.attach(asyncio.get_running_loop())
+        for n in range(300):  # more than a batch: the rest is decided at the next turn
+            runner.offer(job(candidate, decision_id=f"d_{n}"))
+        waiting = runner.waiting()
+        other = threading.Thread(target=lambda: [runner.offer(job(same)) for _ in range(5)])
+        other.start()
+        other.join()
+        while runner.waiting():
+            await asyncio.sleep(0.01)
+        return waiting, [t.name for t in threading.enumerate()]
+
+    waiting, threads = asyncio.run(serve())
+    assert waiting == 300  # nothing decided on the decision's own turn
+    assert runner.stats.transitions == {"allow->revoke": 300, "allow->allow": 5}
+    assert len(store.shadow_records(candidate, limit=1000)) == 300
+    assert store.shadow_records(same) == []
+    assert "juncture-shadow" not in threads
+    runner.close()
+
+
+def test_closed_on_its_loop_the_shadow_decides_what_is_queued_there_and_then(store: SqliteStore):
+    import asyncio
+
+    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW))
+    candidate = stored(store, CANDIDATE)
+
+    async def serve() -> None:
+        runner.attach(asyncio.get_running_loop())
+        runner.offer(job(candidate, decision_id="d_1"))
+        runner.offer(job(candidate, decision_id="d_2"))
+        runner.close()  # before the loop's turn: decided here
+
+    asyncio.run(serve())
+    assert runner.stats.transitions == {"allow->revoke": 2} and runner.waiting() == 0
+    assert len(store.shadow_records(candidate)) == 2
+    runner.offer(job(candidate))  # closed: nothing more is taken
+    assert runner.waiting() == 0

@@ -276,6 +276,7 @@ def create_app(
         with contextlib.suppress(NoActiveVersion, StoreError):
             runtime.policies.active()
         heap.settle()  # what start-up loaded, the active plan included, is never walked again
+        runtime.shadow.attach(asyncio.get_running_loop())  # the shadow decides between requests
         yield
         workers.stop()
         if clock is not None:

@@ -14,10 +14,17 @@ and records, nothing else. Its failures stay here: a version that cannot be comp
 decision that cannot be evaluated is counted and recorded as an ``error`` transition; a queue
 that is full drops the work and counts it (``dropped``); the store failing loses the batch's
 records and counts them (``unrecorded``). None of it reaches the answer.
+
+Where the decisions run on an event loop (`juncture serve`: `attach`), the shadow decides
+there too, a batch every `INTERVAL` between requests, and only its records are written on a
+thread. A thread of its own deciding beside the loop cost the loop more than the shadow's own
+evaluation: every socket call of the loop's releases the GIL, and a waiting thread takes it
+(`bench/RESULTS.md`, section http-shadow). Elsewhere (the CLI, tests) it has a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
@@ -95,7 +102,62 @@ class ShadowRunner:
         self._thread: threading.Thread | None = None
         self._busy = 0
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._scheduled = False
         self.stats = ShadowStats(transitions={})
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Decide on ``loop`` (the server's, called on it) from now on, not on a thread."""
+        with self._wake:
+            self._loop, self._loop_thread = loop, threading.get_ident()
+            queued = bool(self._jobs)
+        if queued:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """A drain on the loop `INTERVAL` from now, unless one is due already."""
+        loop = self._loop
+        if loop is None or self._scheduled:
+            return
+        self._scheduled = True
+        try:
+            if threading.get_ident() == self._loop_thread:
+                loop.call_later(INTERVAL, self._drain)
+            else:  # a decision moved to a thread (a durable log, a store call that waits)
+                loop.call_soon_threadsafe(loop.call_later, INTERVAL, self._drain)
+        except RuntimeError:  # the loop is closed: `close` decides what is left
+            self._scheduled = False
+
+    def _drain(self) -> None:
+        """On the loop: decide what has queued (a batch at most; the rest at the next turn);
+        their differences are recorded on a thread."""
+        with self._wake:
+            self._scheduled = False
+            batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), _BATCH))]
+            self._busy += len(batch)
+        try:
+            records = self._decide_all(batch)
+        except Exception:  # never let it reach the loop; the answers went out already
+            log.exception("shadow decisions failed")
+            records = []
+        if records and self._loop is not None:
+            self._loop.run_in_executor(None, self._record_done, records, len(batch))
+        else:
+            self._done(len(batch))
+        if self._jobs:
+            self._schedule()
+
+    def _record_done(self, records: list[ShadowRecord], decided: int) -> None:
+        try:
+            self._record(records)
+        finally:
+            self._done(decided)
+
+    def _done(self, decided: int) -> None:
+        with self._wake:
+            self._busy -= decided
+            self._wake.notify_all()
 
     def installed(self, active_version: str) -> str | None:
         """The shadow version to decide with beside ``active_version`` (None: none; a store
@@ -118,6 +180,10 @@ class ShadowRunner:
             self.stats.dropped += 1
             return
         self._jobs.append(job)  # deque appends are atomic: no lock on the decision's path
+        if self._loop is not None:
+            if not self._scheduled:
+                self._schedule()
+            return
         if self._thread is None or len(self._jobs) == _BATCH:
             with self._wake:
                 if self._thread is None:
@@ -139,7 +205,16 @@ class ShadowRunner:
             return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
 
     def close(self) -> None:
-        """Decide what is queued, then stop the thread."""
+        """Decide what is queued, then stop the thread (on the loop: decided here, now)."""
+        if self._loop is not None:
+            with self._wake:
+                self._loop = None
+                batch, self._jobs = list(self._jobs), deque()
+                self._busy += len(batch)
+            try:
+                self._record(self._decide_all(batch))
+            finally:
+                self._done(len(batch))
         self.settle()
         with self._wake:
             self._closed = True
@@ -157,18 +232,19 @@ class ShadowRunner:
                         return
                     continue
                 batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), _BATCH))]
-                self._busy = len(batch)
+                self._busy += len(batch)
             try:
-                self._decide(batch)
+                self._record(self._decide_all(batch))
             except Exception:  # never let the thread die; the answers went out already
                 log.exception("shadow decisions failed")
             finally:
-                with self._wake:
-                    self._busy = 0
-                    self._wake.notify_all()
+                self._done(len(batch))
 
-    def _decide(self, batch: list[ShadowJob]) -> None:
-        records = [r for r in map(self._one, batch) if r is not None]
+    def _decide_all(self, batch: list[ShadowJob]) -> list[ShadowRecord]:
+        """The records of the decisions of ``batch`` that differ (each one counted)."""
+        return [r for r in map(self._one, batch) if r is not None]
+
+    def _record(self, records: list[ShadowRecord]) -> None:
         if not records:
             return
         try:
