@@ -28,6 +28,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +106,7 @@ class ShadowRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._scheduled = False
+        self._writer: ThreadPoolExecutor | None = None  # one: writes in turn, never at once
         self.stats = ShadowStats(transitions={})
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -141,8 +143,10 @@ class ShadowRunner:
         except Exception:  # never let it reach the loop; the answers went out already
             log.exception("shadow decisions failed")
             records = []
-        if records and self._loop is not None:
-            self._loop.run_in_executor(None, self._record_done, records, len(batch))
+        if records:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="juncture-shadow-record")
+            self._writer.submit(self._record_done, records, len(batch))
         else:
             self._done(len(batch))
         if self._jobs:
@@ -216,6 +220,8 @@ class ShadowRunner:
             finally:
                 self._done(len(batch))
         self.settle()
+        if self._writer is not None:
+            self._writer.shutdown()
         with self._wake:
             self._closed = True
             self._wake.notify_all()
