@@ -62,6 +62,9 @@ CODES: dict[str, str] = {
     "policy.ref.fragment_cycle": "fragments use each other in a cycle",
     "policy.ref.unused_fragment": "a fragment that no checkpoint uses",
     "policy.ref.unknown_network": "a condition names a network the journey does not declare",
+    "policy.ref.unknown_checkpoint": (
+        "a condition compares `action.name` with a name no action reaching it can have"
+    ),
     "policy.ref.unknown_journey": "a bundle's invariant names a journey the bundle does not hold",
     "policy.ref.unknown_name": (
         "a condition compares a risk level or reason with a name the journey does not declare"

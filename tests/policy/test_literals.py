@@ -117,3 +117,82 @@ def test_only_literals_are_names_and_only_declared_facts_hold_names() -> None:
     assert _problems("session.methods[subject.id].aal > 1 || resource.type == 'offce'") == []
     found = _problems("nope.segment == 'offce' || network.nope == 'offce'")
     assert found and all(code.startswith("policy.cel.") for code, _, _ in found), found
+
+
+ACTIONS = """\
+journey: j
+methods:
+  password: {kind: password}
+risk:
+  rules:
+    - {when: "RISK", add: 70, reason: flagged}
+  levels: {low: 0, high: 70}
+guard:
+  - if: "GUARD"
+    deny: no
+fragments:
+  check: [{if: "FRAGMENT", deny: no}]
+checkpoints:
+  change_email:
+    - if: "CHECKPOINT"
+      deny: no
+    - use: check
+    - allow: {}
+  "payment.*":
+    - if: "GLOB"
+      deny: no
+    - allow: {}
+STAR"""
+
+
+def _action_problems(**conditions: str) -> list[tuple[str, str | None]]:
+    source = ACTIONS.replace("STAR", conditions.pop("STAR", ""))
+    for slot in ("RISK", "GUARD", "FRAGMENT", "CHECKPOINT", "GLOB"):
+        source = source.replace(slot, conditions.get(slot, "true"))
+    bundle = load_sources({"j.yaml": source.encode()})
+    return [(p.code, p.suggestion) for p in check(bundle) if p.severity == "error"]
+
+
+@pytest.mark.parametrize(
+    ("slot", "condition", "suggestion"),
+    [
+        ("CHECKPOINT", "action.name == 'change_emial'", "did you mean `change_email`?"),
+        ("CHECKPOINT", "action.name == 'payment.refund'", None),
+        ("GLOB", "action.name in ['payment.refund', 'paymnt.card']", None),
+        ("GLOB", "'change_email' != action.name", None),
+        ("GUARD", "action.name == 'change_emial'", "did you mean `change_email`?"),
+        ("RISK", "action.name == 'change_emial'", "did you mean `change_email`?"),
+        ("FRAGMENT", "action.name == 'delete_account'", None),
+    ],
+)
+def test_an_action_no_action_reaching_the_condition_can_be_is_an_error(
+    slot: str, condition: str, suggestion: str | None
+):
+    found = _action_problems(**{slot: condition})
+    assert [code for code, _ in found] == ["policy.ref.unknown_checkpoint"], found
+    if suggestion is not None:
+        assert suggestion in (found[0][1] or ""), found
+
+
+@pytest.mark.parametrize(
+    ("slot", "condition"),
+    [
+        ("CHECKPOINT", "action.name == 'change_email'"),
+        ("GLOB", "action.name in ['payment.refund', 'payment.card']"),
+        ("GUARD", "action.name == 'payment.refund' || action.name == 'change_email'"),
+        ("RISK", "action.name != 'change_email'"),
+        ("FRAGMENT", "action.name == 'change_email'"),
+        ("CHECKPOINT", "resource.name == 'anything'"),  # only action.name is checked
+    ],
+)
+def test_an_action_that_can_reach_the_condition_is_accepted(slot: str, condition: str):
+    assert _action_problems(**{slot: condition}) == []
+
+
+def test_a_journey_with_a_star_checkpoint_serves_any_action_outside_its_checkpoints():
+    star = '  "*": [{deny: unknown_action}]\n'
+    for slot in ("GUARD", "RISK", "FRAGMENT"):
+        assert _action_problems(STAR=star, **{slot: "action.name == 'export'"}) == []
+    # Inside a named checkpoint the action is still that checkpoint's.
+    found = _action_problems(STAR=star, CHECKPOINT="action.name == 'export'")
+    assert [code for code, _ in found] == ["policy.ref.unknown_checkpoint"]

@@ -6,6 +6,12 @@ and `network.segments` its networks (or `unknown`), `session.methods` its method
 one of them (`network.segment == 'offce'`, `'totpp' in session.methods`,
 `has(session.methods.pasword)`, `risk.level in ['hihg']`) can never match: it is an error,
 with a suggestion for a misspelling.
+
+`action.name` holds the checkpoint the request asks for: in a checkpoint's own steps it is
+that checkpoint's name (or one its glob matches), so a literal compared with it there must be;
+in the guard, the risk rules and fragments it is any action the journey serves, so a literal
+must name one of its checkpoints (or match a glob), unless the journey has a `*` checkpoint
+(any action may then reach it).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from juncture.policy import cel_ast as ast
 from juncture.policy import model as m
 from juncture.policy import schema
 from juncture.policy.names import suggest
+from juncture.policy.plan import glob_matcher
 
 #: Per kind of name: the error code and how the message names it.
 _KINDS = {
@@ -85,6 +92,76 @@ def _uses(node: ast.Node) -> Iterator[tuple[str, str]]:
                     yield kind, text
 
 
+def _actions(node: ast.Node) -> Iterator[str]:
+    """Each literal the condition compares with ``action.name``."""
+    action = ast.Select(operand=ast.Ident(name="action"), field="name")
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        stack.extend(ast.children(item))
+        match item:
+            case ast.Binary(op="==" | "!=", left=left, right=right):
+                for fact, other in ((left, right), (right, left)):
+                    text = _string(other)
+                    if fact == action and text is not None:
+                        yield text
+            case ast.Binary(op="in", left=left, right=ast.ListLit(items=items)) if left == action:
+                yield from (t for t in map(_string, items) if t is not None)
+
+
+def _step_conditions(steps: tuple[m.Step, ...]) -> Iterator[m.Condition]:
+    """The conditions of ``steps`` and their branches (not of the fragments they use)."""
+    stack = list(steps)
+    while stack:
+        step = stack.pop()
+        if isinstance(step, m.If):
+            yield step.condition
+            stack += [*step.then, *step.otherwise]
+
+
+def _action_scopes(journey: m.Journey) -> Iterator[tuple[m.Condition, tuple[str, ...]]]:
+    """(condition, the checkpoint names or globs ``action.name`` can match there)."""
+    names = tuple(cp.name for cp in journey.checkpoints)
+    for cp in journey.checkpoints:
+        if cp.name != "*":
+            for condition in _step_conditions(cp.steps):
+                yield condition, (cp.name,)
+    if "*" in names:
+        return
+    for rule in journey.risk.rules:
+        yield rule.when, names
+    yield from ((c, names) for c in _step_conditions(journey.guard))
+    for fragment in journey.fragments.values():
+        yield from ((c, names) for c in _step_conditions(fragment.steps))
+
+
+def check_actions(journey: m.Journey) -> list[PolicyError]:
+    """An error for each literal compared with ``action.name`` that no action reaching the
+    condition can equal."""
+    out = []
+    for condition, patterns in _action_scopes(journey):
+        try:
+            node = ast.parse(condition.text)
+        except ast.CelSyntaxError:
+            continue  # reported by the compiler
+        for text in _actions(node):
+            if any(glob_matcher(p)(text) for p in patterns):
+                continue
+            where = (f"checkpoint `{patterns[0]}`" if len(patterns) == 1
+                     else f"journey `{journey.name}`")  # fmt: skip
+            out.append(
+                PolicyError(
+                    f"`{text}` is not an action {where} serves: the condition "
+                    f"`{condition.text}` compares `action.name` with it, which never matches",
+                    code="policy.ref.unknown_checkpoint",
+                    location=condition.location,
+                    suggestion=suggest(text, sorted(p for p in patterns if "*" not in p))
+                    or "name a checkpoint of the journey",
+                )
+            )
+    return out
+
+
 def _conditions(journey: m.Journey) -> Iterator[m.Condition]:
     for rule in journey.risk.rules:
         yield rule.when
@@ -102,9 +179,10 @@ def _conditions(journey: m.Journey) -> Iterator[m.Condition]:
 
 
 def check_literals(journey: m.Journey) -> list[PolicyError]:
-    """An error for each literal that names no declared name of its kind."""
+    """An error for each literal that names no declared name of its kind, or no action the
+    condition can see (`check_actions`)."""
     names = declared(journey)
-    out = []
+    out = check_actions(journey)
     for condition in _conditions(journey):
         try:
             node = ast.parse(condition.text)
