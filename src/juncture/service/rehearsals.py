@@ -67,10 +67,18 @@ class ReplayJobs:
     """Replays run on a thread of this node, their jobs kept in memory (the last `KEPT_JOBS`):
     a replay writes nothing, its own state included, so a restart forgets them."""
 
-    def __init__(self, store: Store, policies: PolicyRegistry, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policies: PolicyRegistry,
+        now: Callable[[], datetime],
+        flush_log: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.policies = policies
         self.now = now
+        #: Writes this node's buffered decision records: a replay reads what was answered.
+        self._flush_log = flush_log
         self._jobs: dict[str, ReplayJob] = {}
         self._lock = threading.Lock()
 
@@ -119,6 +127,7 @@ class ReplayJobs:
 
     def _run(self, job: ReplayJob, window: ReplayFilter, rules: list[Rule]) -> None:
         try:
+            self._flush_log()
             candidate = self.policies.plan(job.candidate)
             against = self.policies.plan(job.against) if job.against is not None else None
             report = Replayer(self.store).run(

@@ -114,9 +114,10 @@ class Runtime:
         )  # fmt: skip
         self.approvals = Approvals(store, now, self.changes, self.decisions)
         self.versions = Versions(
-            store, self.policies, self.sweeper, self.shadow, now, publish_gate
-        )
-        self.replays = ReplayJobs(store, self.policies, now)
+            store, self.policies, self.sweeper, self.shadow, now, publish_gate,
+            flush_log=self.log.writer.flush,
+        )  # fmt: skip
+        self.replays = ReplayJobs(store, self.policies, now, flush_log=self.log.writer.flush)
         self.apps = Apps(store, now)
         self.streams = Streams(store, now)
         self.health = Health(store)

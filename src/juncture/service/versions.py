@@ -35,9 +35,12 @@ class Versions:
         shadow: ShadowRunner,
         now: Callable[[], datetime],
         gate: PublishGate | None = None,
+        flush_log: Callable[[], None] = lambda: None,
     ) -> None:
         self._now = now
         self._gate = gate
+        #: Writes this node's buffered decision records: the gate replays what was answered.
+        self._flush_log = flush_log
         self._store = store
         self._policies = policies
         self._sweeper = sweeper
@@ -104,6 +107,7 @@ class Versions:
                         extra={"removals": removals},
                     )
             if self._gate is not None and not self._was_active(version_id):
+                self._flush_log()
                 self._gate.rehearse(self._store, self._policies.plan(version_id), self._now())
             self._policies.activate(version_id, by=by)
         except NotFound:
