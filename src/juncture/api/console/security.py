@@ -42,7 +42,7 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # (no-referrer makes Origin `null`)
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
