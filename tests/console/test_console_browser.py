@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,17 @@ class Console:
         self.shots.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
+    def first_decision(self, session_id: str, *words: str) -> str:
+        """The session page's newest decision once it says ``words`` (the decision log is
+        written just after the answer: the page is read again until it shows it)."""
+        deadline = time.monotonic() + 10
+        while True:
+            self.go(f"/console/sessions/{session_id}")
+            text = str(self.page.locator(".timeline li").first.inner_text())
+            if all(w in text for w in words) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.1)
+
     def text(self) -> str:
         return str(self.page.content())
 
@@ -100,8 +112,8 @@ def test_publish_and_see_the_sessions_next_decision_change(console: Console) -> 
     console.shot("sessions")
     assert world.decide(5)["decision"] is True
     page.get_by_role("link", name=world.session_id).click()
-    timeline = page.locator(".timeline li").first
-    assert "allow" in timeline.inner_text() and "read" in timeline.inner_text()
+    newest = console.first_decision(world.session_id, "allow", "read")
+    assert "allow" in newest and "read" in newest
     console.shot("session")
     # Publish a version where `read` denies, from the publish form, activated at once.
     page.get_by_role("link", name="Versions").click()
@@ -118,9 +130,8 @@ def test_publish_and_see_the_sessions_next_decision_change(console: Console) -> 
     console.shot("versions")
     answer = world.decide(5)
     assert answer["decision"] is False
-    console.go(f"/console/sessions/{world.session_id}")
-    timeline = page.locator(".timeline li").first
-    assert "deny" in timeline.inner_text() and "closed" in timeline.inner_text()
+    newest = console.first_decision(world.session_id, "deny")
+    assert "deny" in newest and "closed" in newest and "read" in newest
     # The diff of the two versions, rendered.
     console.go("/console/versions")
     page.get_by_role("button", name="Diff").click()
@@ -199,3 +210,18 @@ def test_tablet_width(chromium: Any, world: World, shots: Path) -> None:
         console.shot("session-tablet")
     finally:
         console.close()
+
+
+def test_the_journeys_graph_links_each_step_to_its_source(console: Console) -> None:
+    world, page = console.world, console.page
+    console.log_in(world.admin_key)
+    page.get_by_role("link", name="Journeys").click()
+    graph = page.locator("svg.graph")
+    assert graph.count() == 1
+    for label in ("login", "read", "*", "require any(password)", "step_up", "too_much"):
+        assert graph.locator("text", has_text=label).count() >= 1, label
+    assert graph.locator(".out.deny").count() >= 2 and graph.locator(".out.allow").count() >= 2
+    console.shot("journeys")
+    graph.locator("a", has_text="if resource.properties").click()
+    page.wait_for_url("**#L*")
+    assert "if: resource.properties.amount < 100" in page.locator(".source .hl").inner_text()

@@ -119,7 +119,7 @@ def test_no_page_shows_a_secret(world: World) -> None:
     pages = ["/console/sessions", f"/console/sessions/{world.session_id}", "/console/decisions",
              f"/console/decisions/{decision}", "/console/versions",
              f"/console/versions/{active}", "/console/versions/publish",
-             f"/console/versions/diff?from={active}&to={active}"]  # fmt: skip
+             f"/console/versions/diff?from={active}&to={active}", "/console/journeys"]  # fmt: skip
     for url in pages:
         page = client.get(url)
         assert page.status_code == 200, (url, page.text)

@@ -29,6 +29,7 @@ def mount() -> Mount:
               methods=["POST"]),
         Route("/decisions", page(pages.decisions), methods=["GET"]),
         Route("/decisions/{decision_id}", page(pages.decision_page), methods=["GET"]),
+        Route("/journeys", page(versions.journeys), methods=["GET"]),
         Route("/versions", page(versions.versions), methods=["GET"]),
         Route("/versions/diff", page(versions.diff), methods=["GET"]),
         Route("/versions/publish", page(versions.publish_form, scope="publish"),

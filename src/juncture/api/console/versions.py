@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from juncture.api.console.graph import journey_graph
 from juncture.api.console.render import Ctx, redirect
 from juncture.errors import NotFoundError, RequestError
 from juncture.policy.loader import MAX_BUNDLE_BYTES
@@ -110,3 +111,17 @@ async def publish(ctx: Ctx) -> Response:
     if form.get("activate") == "on":
         ctx.runtime.versions.publish(version_id, ctx.login.name)
     return redirect("/console/versions")
+
+
+async def journeys(ctx: Ctx) -> Response:
+    """The active version's journeys as graphs (graph.py), with their invariants."""
+    try:
+        plan = ctx.runtime.policies.active()
+    except NoActiveVersion:
+        return ctx.render("journeys.html", version=None, journeys=[])
+    drawn = [
+        {"name": j.name, "file": j.file, "applies_to": j.applies_to, "graph": journey_graph(j),
+         "invariants": j.invariants}
+        for j in sorted(plan.journeys.values(), key=lambda j: j.name)
+    ]  # fmt: skip
+    return ctx.render("journeys.html", version=plan.version, journeys=drawn)
