@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -39,6 +41,16 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+def when(moment: datetime) -> Markup:
+    """A time as people read it, in UTC, in a <time> element with the exact one."""
+    utc = moment.astimezone(UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
+
+
+templates.filters["when"] = when
 
 #: Static files served under /console/static/ (vendored: no CDN), by name.
 STATIC_TYPES = {"console.css": "text/css; charset=utf-8",
