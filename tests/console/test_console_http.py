@@ -24,9 +24,10 @@ def strict_csp(response: httpx.Response) -> None:
 
 
 def audit_lines(world: World) -> list[dict[str, object]]:
+    """The audit records of the server's JSON log (`juncture.audit`)."""
     out = world.server.output.decode(errors="replace")
-    return [json.loads(line.split("juncture.audit ", 1)[1])
-            for line in out.splitlines() if "juncture.audit {" in line]  # fmt: skip
+    lines = [json.loads(line) for line in out.splitlines() if '"juncture.audit"' in line]
+    return [line["audit"] for line in lines]
 
 
 def test_login_exchanges_the_key_for_a_strict_cookie(world: World) -> None:

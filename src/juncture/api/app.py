@@ -318,7 +318,7 @@ def create_app(
         )
     )
     app.state.runtime = runtime
-    app.state.console_logins = console.Logins()
+    app.state.console_logins = console.Logins(runtime.methods.env.code_key)
     app.state.metrics = Metrics()
     app.state.transmitter = transmitter
     app.state.receiver = receiver or runtime.receiver(ReceiveSettings())

@@ -53,7 +53,7 @@ async def log_in(request: Request) -> Response:
 
 async def log_out(ctx: Ctx) -> Response:
     logins: Logins = ctx.request.app.state.console_logins
-    logins.log_out(ctx.request)
+    logins.log_out(ctx.login)
     response = redirect("/console/login")
     set_cookie(response, ctx.request, None)
     return response

@@ -26,6 +26,7 @@ from juncture.api.console.security import (
     check_csrf,
     check_origin,
     require,
+    set_cookie,
 )
 from juncture.api.direct import answer_error
 from juncture.errors import JunctureError
@@ -122,7 +123,7 @@ def page(
         runtime: Runtime = request.app.state.runtime
         logins: Logins = request.app.state.console_logins
         try:
-            login = logins.current(request, runtime)
+            login, refreshed = logins.current(request, runtime)
         except JunctureError:
             if action is not None:
                 raise
@@ -142,6 +143,8 @@ def page(
             return error_page(request, error, login)
         if action is not None:
             audit(request, login.name, action, target, "ok")
+        if refreshed is not None and "set-cookie" not in response.headers:
+            set_cookie(response, request, refreshed)  # the idle clock starts again
         return response
 
     async def wrapped(request: Request) -> Response:

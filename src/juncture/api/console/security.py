@@ -1,23 +1,19 @@
-"""The console's security: logins (an admin key exchanged for a session cookie with an idle
-timeout), scopes checked on every page and action, CSRF tokens on every write, the strict
-Content-Security-Policy, and the audit log of every console action.
-
-Logins live in this process's memory: a restart logs everyone out, and behind a balancer a
-console user must stick to one node (docs/console.md)."""
+"""The console's security: logins (an admin key exchanged for a signed session cookie with an
+idle timeout), scopes checked on every page and action, CSRF tokens on every write, the strict
+Content-Security-Policy, and the audit log of every console action (docs/console.md)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import json
 import logging
 import secrets
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,8 +26,6 @@ COOKIE = "juncture_console"
 #: A login ends after this long without a request, and after ``LIFETIME`` whatever happens.
 IDLE_SECONDS = 15 * 60
 LIFETIME_SECONDS = 8 * 3600
-#: At most this many logins at once (the oldest go first).
-MAX_LOGINS = 1000
 
 #: No inline script or style, nothing from elsewhere, no framing, forms only to the console.
 CSP = (
@@ -50,53 +44,70 @@ HEADERS = {
 audit_log = logging.getLogger("juncture.audit")
 
 
-def _audit_handler() -> None:
-    """Audit lines go to standard error at INFO whatever uvicorn's log level (once)."""
-    if not audit_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s juncture.audit %(message)s"))
-        audit_log.addHandler(handler)
-        audit_log.setLevel(logging.INFO)
-        audit_log.propagate = False
-
-
 def audit(request: Request, admin: str | None, action: str, target: str, result: str) -> None:
-    """One JSON line in the admin audit log: who did what to what, from where, and how it
-    ended (``ok`` or the error code). Never a secret: targets are ids and names."""
+    """One line of the admin audit log (`juncture.audit`, in the server's JSON log on
+    stderr): who did what to what, from where, and how it ended (``ok`` or the error code).
+    Never a secret: targets are ids and names."""
     client = request.client.host if request.client is not None else None
-    line = {"via": "console", "admin": admin, "action": action, "target": target,
-            "result": result, "client": client}  # fmt: skip
-    audit_log.info(json.dumps(line, sort_keys=True))
+    record = {"via": "console", "admin": admin, "action": action, "target": target,
+              "result": result, "client": client}  # fmt: skip
+    audit_log.info("%s %s: %s", action, target, result, extra={"audit": record})
 
 
-@dataclass
-class Login:
-    """A console login: who, with which admin key (its non-secret prefix), its CSRF token."""
+class Login(msgspec.Struct, kw_only=True):
+    """A console login, as its cookie carries it (signed): who, with which admin key (its
+    non-secret prefix), its CSRF token, when it started and was last used (epoch seconds)."""
 
-    admin_id: str
-    prefix: str
-    name: str
-    csrf: str
-    started: float
-    seen: float
-    scopes: tuple[str, ...] = ()
+    admin_id: str = msgspec.field(name="a")
+    prefix: str = msgspec.field(name="p")
+    name: str = msgspec.field(name="n")
+    csrf: str = msgspec.field(name="c")
+    started: float = msgspec.field(name="s")
+    seen: float = msgspec.field(name="t")
+    #: The key's scopes as they are now (read again on every request; not in the cookie).
+    scopes: tuple[str, ...] = msgspec.field(default=(), name="x")
 
 
-@dataclass
+_CONTEXT = b"juncture console login v1"
+#: A login's cookie is written again when it was last written this long ago (the idle clock).
+REFRESH_SECONDS = 30
+
+
 class Logins:
-    """The console logins of this process, by the hash of their cookie."""
+    """Console logins as signed cookies, so that every worker and node of a deployment reads
+    them: signed with a key derived from the server's key file (`<db>.keys`: its code key),
+    or, without one, a key of this process. Logging out clears the cookie and ends the login
+    in this process."""
 
-    idle: float = IDLE_SECONDS
-    lifetime: float = LIFETIME_SECONDS
-    _by_hash: dict[str, Login] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        secret: bytes | None,
+        *,
+        idle: float = IDLE_SECONDS,
+        lifetime: float = LIFETIME_SECONDS,
+    ) -> None:
+        base = secret if secret else secrets.token_bytes(32)
+        self._key = hmac.new(base, _CONTEXT, hashlib.sha256).digest()
+        self.idle = idle
+        self.lifetime = lifetime
+        self._ended: dict[str, float] = {}  # CSRF token -> when its login would end anyway
+        self._lock = threading.Lock()
 
-    def __post_init__(self) -> None:
-        _audit_handler()
+    def _sign(self, login: Login) -> str:
+        payload = base64.urlsafe_b64encode(msgspec.json.encode(login)).rstrip(b"=")
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return (payload + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
 
-    @staticmethod
-    def _hash(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
+    def _read(self, token: str) -> Login | None:
+        payload, _, mac = token.encode().partition(b".")
+        good = base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest())
+        if not hmac.compare_digest(mac, good.rstrip(b"=")):
+            return None
+        try:
+            data = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+            return msgspec.json.decode(data, type=Login)
+        except (msgspec.DecodeError, ValueError):
+            return None
 
     def log_in(self, runtime: Runtime, key: str) -> tuple[str, Login]:
         """A new login for an admin key: the cookie value and the login.
@@ -108,20 +119,15 @@ class Logins:
         admin = runtime.apps.admin_for_key(*parts) if parts is not None else None
         if admin is None:
             raise AuthError("the key is not valid")
-        token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = time.time()
         login = Login(admin_id=admin.id, prefix=admin.key.prefix, name=admin.name,
                       csrf=secrets.token_urlsafe(32), started=now, seen=now,
                       scopes=tuple(s for s in ADMIN_SCOPES if s in admin.scopes))  # fmt: skip
-        with self._lock:
-            if len(self._by_hash) >= MAX_LOGINS:
-                oldest = min(self._by_hash, key=lambda h: self._by_hash[h].seen)
-                del self._by_hash[oldest]
-            self._by_hash[self._hash(token)] = login
-        return token, login
+        return self._sign(msgspec.structs.replace(login, scopes=())), login
 
-    def current(self, request: Request, runtime: Runtime) -> Login:
-        """The request's live login, its scopes as its admin key has them now.
+    def current(self, request: Request, runtime: Runtime) -> tuple[Login, str | None]:
+        """The request's live login, its scopes as its admin key has them now, and its cookie
+        written again when the idle clock should move (None: it need not).
 
         Raises:
             AuthError: 401 ``auth.console_login``, no login, or it expired or its key went.
@@ -129,30 +135,31 @@ class Logins:
         token = request.cookies.get(COOKIE)
         if not token:
             raise AuthError("log in to the console", code="auth.console_login")
-        digest = self._hash(token)
-        now = time.monotonic()
-        with self._lock:
-            login = self._by_hash.get(digest)
-            if login is not None and (
-                now - login.seen > self.idle or now - login.started > self.lifetime
-            ):
-                del self._by_hash[digest]
-                login = None
-        if login is None:
+        login = self._read(token)
+        now = time.time()
+        if (
+            login is None
+            or not 0 <= now - login.seen <= self.idle
+            or not 0 <= now - login.started <= self.lifetime
+            or login.csrf in self._ended
+        ):
             raise AuthError("the console login expired: log in again", code="auth.console_login")
         admin = runtime.apps.admin_now(login.admin_id, login.prefix)
         if admin is None:
-            self.log_out(request)
             raise AuthError("the admin key is no longer valid", code="auth.console_login")
-        login.seen = now
         login.scopes = tuple(s for s in ADMIN_SCOPES if s in admin.scopes)
-        return login
+        if now - login.seen < REFRESH_SECONDS:
+            return login, None
+        login.seen = now
+        return login, self._sign(msgspec.structs.replace(login, scopes=()))
 
-    def log_out(self, request: Request) -> None:
-        token = request.cookies.get(COOKIE)
-        if token:
-            with self._lock:
-                self._by_hash.pop(self._hash(token), None)
+    def log_out(self, login: Login) -> None:
+        with self._lock:
+            now = time.time()
+            for csrf, until in list(self._ended.items()):
+                if until < now:
+                    del self._ended[csrf]
+            self._ended[login.csrf] = login.started + self.lifetime
 
 
 def require(login: Login, scope: str) -> None:
