@@ -137,6 +137,9 @@ def test_publish_and_see_the_sessions_next_decision_change(console: Console) -> 
     page.get_by_role("button", name="Diff").click()
     assert page.locator(".diff .add").first.inner_text().startswith("+")
     console.shot("diff")
+    page.get_by_role("link", name="Overview").click()
+    assert page.locator("svg.chart rect.bar").count() >= 2
+    console.shot("overview")
 
 
 def test_a_decisions_explanation_leads_to_its_source_line(console: Console) -> None:

@@ -4,8 +4,11 @@ cookie, scopes, CSRF, the Content-Security-Policy, no secret in a page, the audi
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
+
+from juncture.api.console.overview import percentile
 
 from .world import World
 
@@ -120,7 +123,8 @@ def test_no_page_shows_a_secret(world: World) -> None:
     pages = ["/console/sessions", f"/console/sessions/{world.session_id}", "/console/decisions",
              f"/console/decisions/{decision}", "/console/versions",
              f"/console/versions/{active}", "/console/versions/publish",
-             f"/console/versions/diff?from={active}&to={active}", "/console/journeys"]  # fmt: skip
+             f"/console/versions/diff?from={active}&to={active}", "/console/journeys",
+             "/console/overview"]  # fmt: skip
     for url in pages:
         page = client.get(url)
         assert page.status_code == 200, (url, page.text)
@@ -131,3 +135,28 @@ def test_no_page_shows_a_secret(world: World) -> None:
     out = world.server.output.decode(errors="replace")
     for secret in world.secrets:
         assert secret not in out
+
+
+def test_the_overview_counts_the_windows_decisions(world: World) -> None:
+    for amount in (5, 5, 5, 500):
+        world.decide(amount)
+    client, _ = world.logged_in(world.reader_key)
+    page = client.get("/console/overview", params={"window": "15m"})
+    assert page.status_code == 200, page.text
+    strict_csp(page)
+    # login (allowed when the session started) and read: three allowed, one denied.
+    assert "5 decisions in the last 15m" in page.text
+    row = re.search(r'checkpoint=read">read</a></td><td>(\d+)</td><td>([\d.]+) %</td>'
+                    r"<td>([\d.]+) %</td>", page.text)  # fmt: skip
+    assert row is not None and row.groups() == ("4", "0.0", "25.0"), page.text
+    assert page.text.count('class="bar deny"') == 1
+    assert client.get("/console/overview", params={"window": "2y"}).status_code == 400
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    assert percentile([], 0.5) == 0
+    values = list(range(1, 101))
+    assert (percentile(values, 0.5), percentile(values, 0.9), percentile(values, 0.99)) == (
+        50, 90, 99
+    )
+    assert percentile([7], 0.99) == 7

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.console import pages, versions
+from juncture.api.console import overview, pages, versions
 from juncture.api.console.render import page, static
 from juncture.api.console.security import Logins
 from juncture.api.console.versions import UPLOAD_LIMIT
@@ -30,6 +30,7 @@ def mount() -> Mount:
         Route("/decisions", page(pages.decisions), methods=["GET"]),
         Route("/decisions/{decision_id}", page(pages.decision_page), methods=["GET"]),
         Route("/journeys", page(versions.journeys), methods=["GET"]),
+        Route("/overview", page(overview.overview), methods=["GET"]),
         Route("/versions", page(versions.versions), methods=["GET"]),
         Route("/versions/diff", page(versions.diff), methods=["GET"]),
         Route("/versions/publish", page(versions.publish_form, scope="publish"),
