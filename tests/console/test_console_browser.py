@@ -181,6 +181,9 @@ def test_revoke_a_session_and_its_apps_next_decision_denies(console: Console) ->
     assert "stolen laptop" in page.locator("main p").first.inner_text()
     assert page.get_by_role("button", name="Revoke session").count() == 0
     console.shot("session-revoked")
+    page.get_by_role("link", name="Identities").click()
+    assert page.get_by_role("button", name="Rotate").count() == 1
+    console.shot("identities")
     answer = world.decide(5)
     assert answer["decision"] is False
     assert world.session_status() == "revoked"

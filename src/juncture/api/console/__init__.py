@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.console import overview, pages, versions
+from juncture.api.console import identities, overview, pages, versions
 from juncture.api.console.render import page, static
 from juncture.api.console.security import Logins
 from juncture.api.console.versions import UPLOAD_LIMIT
@@ -31,6 +31,15 @@ def mount() -> Mount:
         Route("/decisions/{decision_id}", page(pages.decision_page), methods=["GET"]),
         Route("/journeys", page(versions.journeys), methods=["GET"]),
         Route("/overview", page(overview.overview), methods=["GET"]),
+        Route("/identities", page(identities.identities), methods=["GET"]),
+        Route("/subjects/{subject_type}/{subject_id}/status",
+              page(identities.set_status, scope="manage_subjects", action="subject.status"),
+              methods=["POST"]),
+        Route("/apps", page(identities.create_app, scope="manage_apps", action="app.create"),
+              methods=["POST"]),
+        Route("/apps/{app_id}/keys",
+              page(identities.rotate_key, scope="manage_apps", action="app.rotate_key"),
+              methods=["POST"]),
         Route("/versions", page(versions.versions), methods=["GET"]),
         Route("/versions/diff", page(versions.diff), methods=["GET"]),
         Route("/versions/publish", page(versions.publish_form, scope="publish"),
