@@ -32,8 +32,9 @@ test: setup tools lint typecheck layers pytest
 
 ## Programs the tests run besides Python: jq, which the docs' examples use (their test runs
 ## them), PostgreSQL (the tests start a server of their own: tests/postgres.py finds
-## initdb on PATH or in /usr/lib/postgresql/<version>/bin), and ip (iproute2: the packet-drop
-## test blackholes a network namespace of its own, as root). Installed with apt-get when missing
+## initdb on PATH or in /usr/lib/postgresql/<version>/bin), ip (iproute2: the packet-drop
+## test blackholes a network namespace of its own, as root), and chromium (the console's browser
+## tests drive it headless with Playwright; never `playwright install`). Installed with apt-get when missing
 ## and we are root (CI); otherwise we say what to do.
 tools:
 	@command -v jq >/dev/null || { \
@@ -44,6 +45,11 @@ tools:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make test needs PostgreSQL: install it (apt-get install postgresql)"; exit 1; fi; }
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif [ "$$CI" = true ]; then echo "make test needs chromium on CI (apt-get install chromium)"; exit 1; \
+	  else echo "note: without chromium the console's browser tests are skipped"; fi; }
 	@command -v ip >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \

@@ -22,6 +22,7 @@ from juncture.api import (
     admin,
     approvals,
     boundary,
+    console,
     devclock,
     directory,
     heap,
@@ -304,6 +305,7 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
+            console.mount(),
         ],
         exception_handlers={
             404: lambda request, exc: problem(404, "request.not_found", "no such endpoint"),
@@ -317,6 +319,7 @@ def create_app(
         )
     )
     app.state.runtime = runtime
+    app.state.console_logins = console.Logins(runtime.methods.env.code_key)
     app.state.metrics = Metrics()
     app.state.transmitter = transmitter
     app.state.receiver = receiver or runtime.receiver(ReceiveSettings())

@@ -16,7 +16,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("request_id", "decision_id", "code"):
+        for key in ("request_id", "decision_id", "code", "audit"):
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value

@@ -43,6 +43,16 @@ class Apps:
             return None
         return admin
 
+    def admin_now(self, admin_id: str, prefix: str) -> AdminCredential | None:
+        """The administrator as stored now, if the key of ``prefix`` is still theirs and live
+        (a console login checks it on every request: a key removed or expired ends it)."""
+        admin = self._store.find_admin_by_key_prefix(prefix)
+        if admin is None or admin.id != admin_id or admin.key.prefix != prefix:
+            return None
+        if admin.key.expires_at is not None and self._now() >= admin.key.expires_at:
+            return None
+        return admin
+
     def create(
         self, name: str, journeys: Sequence[str], assertable_methods: Sequence[str]
     ) -> tuple[App, str]:

@@ -137,6 +137,11 @@ class DecisionLogWriter:
         except NotFound:
             raise RequestError("`before` names no logged decision") from None
 
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        """One logged decision by its id (the buffer flushed first), or None."""
+        self.flush()
+        return self._store.get_decision(decision_id)
+
     def _commit(self, batch: list[Any], waiting: list[Future[None]]) -> None:
         """Durable mode: one transaction for the batch, then every waiter is told."""
         try:

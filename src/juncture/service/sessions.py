@@ -187,6 +187,37 @@ class Sessions:
         """The app's sessions, most recently started first."""
         return self.store.list_sessions(app=app.id, limit=limit)
 
+    def search(
+        self,
+        *,
+        app: str | None = None,
+        subject_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[Session]:
+        """Every app's sessions matching the filters given, most recently started first (for
+        administrators: the console)."""
+        return self.store.list_sessions(
+            app=app, subject_id=subject_id, status=status, limit=limit
+        )
+
+    def read(self, session_id: str) -> Session:
+        """Any app's session, for administrators. Raises ServiceError 404 ``session.not_found``."""
+        session = self.store.get_session(session_id)
+        if session is None:
+            raise ServiceError("session.not_found", "no such session", 404)
+        return session
+
+    def revoke(self, session_id: str, reason: str) -> Session:
+        """An administrator revokes a session: as its app's `end` with a revoke reason.
+        Raises ServiceError 404 ``session.not_found``; 409 ``session.not_active``."""
+        session = self.read(session_id)
+        require_active(session)
+        app = self.store.get_app(session.app)
+        if app is None:
+            raise ServiceError("session.not_found", "no such session", 404)
+        return self.end(app, session_id, revoke_reason=reason)
+
     def received(self, session: Session) -> Sequence[ReceivedEvent]:
         """The Shared Signals events received about the session, newest first."""
         return self.store.list_received(session_id=session.id)
