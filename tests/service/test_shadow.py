@@ -98,7 +98,7 @@ def test_on_an_event_loop_the_shadow_decides_between_its_turns_and_records_on_a_
     import asyncio
     import threading
 
-    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW))
+    runner = ShadowRunner(store, PolicyRegistry(store, lambda: NOW), record_rate=0)
     candidate = stored(store, CANDIDATE)
     same = stored(store, ACTIVE.replace("read: [{allow: {}}]", "read: [{allow: {ttl: 1h}}]"))
 
@@ -140,3 +140,54 @@ def test_closed_on_its_loop_the_shadow_decides_what_is_queued_there_and_then(sto
     assert len(store.shadow_records(candidate)) == 2
     runner.offer(job(candidate))  # closed: nothing more is taken
     assert runner.waiting() == 0
+
+
+def test_differences_past_the_record_rate_are_counted_not_recorded(store: SqliteStore):
+    """A token bucket of a second's worth: 3 a second records 3 at once, then one a third of
+    a second; every decision is counted by its transition all the same."""
+    clock = [100.0]
+    runner = ShadowRunner(
+        store, PolicyRegistry(store, lambda: NOW), record_rate=3, clock=lambda: clock[0]
+    )
+    candidate = stored(store, CANDIDATE)
+    same = stored(store, ACTIVE.replace("read: [{allow: {}}]", "read: [{allow: {ttl: 1h}}]"))
+    for n in range(5):
+        runner.offer(job(candidate, decision_id=f"d_{n}"))
+    runner.offer(job(same))  # equal: neither recorded nor over the rate
+    assert runner.settle()
+    assert runner.stats.transitions == {"allow->revoke": 5, "allow->allow": 1}
+    assert runner.stats.over_rate == 2
+    assert [r.decision_id for r in store.shadow_records(candidate)] == ["d_2", "d_1", "d_0"]
+    clock[0] += 0.34  # a token again, one only
+    for n in range(5, 7):
+        runner.offer(job(candidate, decision_id=f"d_{n}"))
+    assert runner.settle()
+    assert runner.stats.over_rate == 3
+    assert len(store.shadow_records(candidate)) == 4
+    clock[0] += 60  # never more than a second's worth
+    for n in range(7, 12):
+        runner.offer(job(candidate, decision_id=f"d_{n}"))
+    assert runner.settle()
+    assert runner.stats.over_rate == 5 and len(store.shadow_records(candidate)) == 7
+    runner.close()
+
+
+def test_a_record_rate_below_one_still_records_and_a_negative_one_is_refused(
+    store: SqliteStore,
+):
+    clock = [0.0]
+    runner = ShadowRunner(
+        store, PolicyRegistry(store, lambda: NOW), record_rate=0.5, clock=lambda: clock[0]
+    )
+    candidate = stored(store, CANDIDATE)
+    runner.offer(job(candidate, decision_id="d_1"))
+    runner.offer(job(candidate, decision_id="d_2"))
+    assert runner.settle()
+    assert runner.stats.over_rate == 1
+    clock[0] += 2  # one every two seconds
+    runner.offer(job(candidate, decision_id="d_3"))
+    assert runner.settle()
+    assert [r.decision_id for r in store.shadow_records(candidate)] == ["d_3", "d_1"]
+    runner.close()
+    with pytest.raises(ValueError, match="record rate"):
+        ShadowRunner(store, PolicyRegistry(store, lambda: NOW), record_rate=-1)

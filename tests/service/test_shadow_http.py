@@ -268,6 +268,33 @@ def test_the_shadow_runs_on_every_node_of_the_file(world: World, tmp_path: Path)
         other.stop()
 
 
+def test_a_node_records_differences_at_its_record_rate_and_counts_the_rest(world: World):
+    """`--shadow-record-rate 1`: a second's worth (one) recorded, the rest counted as
+    `over_rate`, in the status and in /metrics; every decision still counted by transition."""
+    other = Server(world.server.db, None, args=("--shadow-record-rate", "1")).start()
+    try:
+        client = other.client(world.key)
+        world.admin.put("/admin/v1/shadow", json={"version_id": world.candidate})
+        for _ in range(4):
+            assert world.decide("read", client)["decision"] is True
+        with admin(other, world.server.admin_token()) as there:
+            status = eventually(
+                lambda: sum((s := there.get("/admin/v1/shadow").json())["node"]["transitions"]
+                            .values()) == 4 and s["node"]["waiting"] == 0 and s
+            )  # fmt: skip
+            assert status["node"]["transitions"] == {"allow->revoke": 4}
+            assert status["node"]["over_rate"] >= 2  # 4 in well under the 2 s two more need
+            recorded = status["differences"]["allow->revoke"]
+            assert recorded + status["node"]["over_rate"] == 4
+            text = httpx.get(f"{other.url}/metrics").text
+        assert f'juncture_shadow_lost_total{{why="over_rate"}} {status["node"]["over_rate"]}.0' in (
+            text
+        )
+        assert world.status()["node"]["over_rate"] == 0  # the default rate on the first node
+    finally:
+        other.stop()
+
+
 def test_the_cli_installs_reads_and_drops_the_shadow(world: World, tmp_path: Path):
     def run(*args: str) -> Any:
         env = {"JUNCTURE_ADMIN_TOKEN": world.server.admin_token()}

@@ -102,6 +102,8 @@ class ShadowNode(msgspec.Struct, frozen=True, kw_only=True):
     errors: int
     dropped: int
     unrecorded: int
+    #: Differences counted but not recorded: past this node's record rate.
+    over_rate: int
     waiting: int
 
 
@@ -410,7 +412,7 @@ async def read_shadow(request: Request) -> Response:
     shadow, active, recorded, node = runtime.versions.shadow_status()
     return _json(ShadowStatus(shadow=shadow, active=active, differences=recorded, node=ShadowNode(
         transitions=node.transitions, errors=node.errors, dropped=node.dropped,
-        unrecorded=node.unrecorded, waiting=node.waiting)))  # fmt: skip
+        unrecorded=node.unrecorded, over_rate=node.over_rate, waiting=node.waiting)))  # fmt: skip
 
 
 async def install_shadow(request: Request) -> Response:

@@ -86,7 +86,8 @@ class Metrics:
         self.shadow_lost = Counter(
             "juncture_shadow_lost_total",
             "Live decisions the shadow did not decide (`dropped`: its queue was full) or whose"
-            " difference was not recorded (`unrecorded`: the store failed)",
+            " difference was not recorded (`unrecorded`: the store failed; `over_rate`: past"
+            " the node's record rate)",
             ["why"],
             registry=self.registry,
         )
@@ -174,7 +175,8 @@ async def metrics(request: Request) -> Response:
 def _export_shadow(m: Metrics, stats: ShadowStats) -> None:
     """The shadow's counts since the last scrape, added to the counters."""
     counts = {**{f"t:{k}": v for k, v in list(stats.transitions.items())},
-              "l:dropped": stats.dropped, "l:unrecorded": stats.unrecorded}  # fmt: skip
+              "l:dropped": stats.dropped, "l:unrecorded": stats.unrecorded,
+              "l:over_rate": stats.over_rate}  # fmt: skip
     for key, count in counts.items():
         delta = count - m.shadow_exported.get(key, 0)
         if delta > 0:

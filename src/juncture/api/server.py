@@ -19,6 +19,7 @@ from juncture.service.observe import Observer, ObserveSettings
 from juncture.service.rehearsals import PublishGate
 from juncture.service.runtime import Runtime
 from juncture.service.setup import open_store
+from juncture.service.shadow import RECORD_RATE
 
 
 def utc_now() -> datetime:
@@ -35,6 +36,7 @@ def open_runtime(
     pool_size: int | None = None,
     cache_sessions: int = 20_000,
     publish_gate: PublishGate | None = None,
+    shadow_record_rate: float = RECORD_RATE,
 ) -> Runtime:
     """A runtime over the SQLite file; decision records older than the retention are purged.
 
@@ -53,6 +55,7 @@ def open_runtime(
         authn=authn_key_file(authn or AuthnSettings(), db),
         decision_log=decision_log,
         publish_gate=publish_gate,
+        shadow_record_rate=shadow_record_rate,
     )
 
 
@@ -80,6 +83,7 @@ def build_app(settings: ServerSettings) -> ASGIApp:
         settings.db_pool_size,
         settings.cache_sessions,
         settings.publish_gate,
+        settings.shadow_record_rate,
     )
     clock = runtime.clock_watch(real_now, settings.clock)
     transmitter = runtime.transmitter(settings.transmit)

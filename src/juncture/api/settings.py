@@ -22,6 +22,7 @@ from juncture.service.inventory import InventorySettings
 from juncture.service.observe import ObserveSettings
 from juncture.service.receive import ReceiveSettings
 from juncture.service.rehearsals import PublishGate
+from juncture.service.shadow import RECORD_RATE
 from juncture.service.transmit import TransmitSettings
 
 #: The server's settings (`ServerSettings` as JSON), handed from `juncture serve` to workers.
@@ -47,6 +48,8 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     decision_log: str = "batched"
     #: The rules a new version's rehearsal must pass before it is activated (None: none).
     publish_gate: PublishGate | None = None
+    #: Differences the shadow version records a second on a worker at most (0: no limit).
+    shadow_record_rate: float = RECORD_RATE
     #: Where requests call the store: ``auto`` (as the store asks), ``loop`` or ``threads``
     #: (api/boundary.py).
     store_calls: str = "auto"

@@ -216,6 +216,14 @@ def serve(
     publish_gate_limit: Annotated[
         int, typer.Option(min=1, help="The publish gate replays the newest this many at most.")
     ] = 100_000,
+    shadow_record_rate: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="A shadow version's differences recorded a second on a worker at most; past "
+            "it they are counted, not recorded (0: no limit).",
+        ),
+    ] = 200.0,
     dev: Annotated[
         bool,
         typer.Option(
@@ -247,6 +255,7 @@ def serve(
             max_headers=max_headers, hash_concurrency=hash_concurrency, hash_queue=hash_queue,
             metrics_token_file=metrics_token_file, dev=dev, publish_gate=publish_gate,
             publish_gate_since=publish_gate_since, publish_gate_limit=publish_gate_limit,
+            shadow_record_rate=shadow_record_rate,
         )  # fmt: skip
         runtime = _checked_runtime(settings, host, port)
     _bootstrap(runtime, db, bundle)
@@ -296,6 +305,7 @@ def _server_settings(
     publish_gate: list[str] | None = None,
     publish_gate_since: str = "24h",
     publish_gate_limit: int = 100_000,
+    shadow_record_rate: float = 200.0,
 ) -> ServerSettings:
     """`juncture serve`'s options as the server's settings (`ServerSettings`), each concern's
     settings checked as it is built. Raises ValueError (and JunctureError: a reputation file)."""
@@ -381,6 +391,7 @@ def _server_settings(
         retention_days=retention_days,
         decision_log=decision_log.value,
         publish_gate=gate,
+        shadow_record_rate=shadow_record_rate,
         store_calls=store_calls.value,
         db_pool_size=db_pool_size,
         cache_sessions=cache_sessions,

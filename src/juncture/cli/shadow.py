@@ -100,7 +100,8 @@ def _print_status(body: dict[str, Any]) -> None:
     decided = sum(node["transitions"].values())
     out.print(
         f"this node: {decided} decided again, {node['errors']} error(s), {node['dropped']}"
-        f" dropped, {node['unrecorded']} unrecorded, {node['waiting']} waiting"
+        f" dropped, {node['unrecorded']} unrecorded, {node['over_rate']} over the record rate,"
+        f" {node['waiting']} waiting"
     )
     if not body["differences"] and not node["transitions"]:
         return

@@ -52,7 +52,7 @@ from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.rehearsals import PublishGate, ReplayJobs
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
-from juncture.service.shadow import ShadowRunner
+from juncture.service.shadow import RECORD_RATE, ShadowRunner
 from juncture.service.streams import Streams
 from juncture.service.sweep import Sweeper
 from juncture.service.transmit import TransmitSettings, Transmitter
@@ -74,6 +74,7 @@ class Runtime:
         authn: AuthnSettings | None = None,
         decision_log: str = "batched",
         publish_gate: PublishGate | None = None,
+        shadow_record_rate: float = RECORD_RATE,
     ) -> None:
         self.store = store
         #: The store's calls cross a network: the API runs requests off its event loop.
@@ -96,7 +97,7 @@ class Runtime:
         )
         self.approval_requests = ApprovalRequests(store)
         self.effects = Effects(store, self.changes, self.approval_requests, self.emitter)
-        self.shadow = ShadowRunner(store, self.policies)
+        self.shadow = ShadowRunner(store, self.policies, record_rate=shadow_record_rate)
         self.decisions = Decisions(
             store, now, self.policies, self.facts, self.changes, self.effects, self.log,
             self.agents, self.directory, self.shadow,

@@ -15,6 +15,12 @@ decision that cannot be evaluated is counted and recorded as an ``error`` transi
 that is full drops the work and counts it (``dropped``); the store failing loses the batch's
 records and counts them (``unrecorded``). None of it reaches the answer.
 
+Differences are recorded at `RECORD_RATE` a second at most on a node (a token bucket holding a
+second's worth; ``record_rate=0``: no limit); past it they are counted, by transition as every
+other, and as ``over_rate``, not recorded. A shadow that differs on every decision would
+otherwise write a second decision log: its records cost the node more than the deciding
+(`bench/RESULTS.md`, section http-shadow). A replay lists every difference.
+
 Where the decisions run on an event loop (`juncture serve`: `attach`), the shadow decides
 there too, a batch every `INTERVAL` between requests, and only its records are written on a
 thread. A thread of its own deciding beside the loop cost the loop more than the shadow's own
@@ -27,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -39,7 +47,7 @@ from juncture.records import ShadowRecord
 from juncture.service.policies import PolicyRegistry
 from juncture.store.protocols import Store, StoreError
 
-__all__ = ["INTERVAL", "QUEUE", "ShadowJob", "ShadowRunner", "ShadowStats"]
+__all__ = ["INTERVAL", "QUEUE", "RECORD_RATE", "ShadowJob", "ShadowRunner", "ShadowStats"]
 
 log = logging.getLogger("juncture.shadow")
 
@@ -49,6 +57,8 @@ QUEUE = 10_000
 _BATCH = 256
 #: Seconds between the thread's looks at the queue, at most.
 INTERVAL = 0.05
+#: Differences recorded a second on a node at most (`juncture serve --shadow-record-rate`).
+RECORD_RATE = 200.0
 
 
 class ShadowJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +87,8 @@ class ShadowStats(msgspec.Struct, kw_only=True):
     dropped: int = 0
     #: Differences decided but not recorded: the store failed.
     unrecorded: int = 0
+    #: Differences decided and counted but not recorded: past the record rate.
+    over_rate: int = 0
     #: Decisions queued or being decided (when read).
     waiting: int = 0
 
@@ -94,10 +106,25 @@ def _side(decision: Decision) -> dict[str, Any]:
 class ShadowRunner:
     """Decides live decisions again with the shadow version, in a thread of its own."""
 
-    def __init__(self, store: Store, policies: PolicyRegistry, *, queue: int = QUEUE) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policies: PolicyRegistry,
+        *,
+        queue: int = QUEUE,
+        record_rate: float = RECORD_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if record_rate < 0:
+            raise ValueError("the shadow's record rate is a number of records a second, >= 0")
         self._store = store
         self._policies = policies
         self._capacity = queue
+        self._rate = record_rate
+        self._clock = clock
+        self._burst = max(record_rate, 1.0)  # a second's worth, one at least
+        self._tokens = self._burst
+        self._filled = clock()
         self._jobs: deque[ShadowJob] = deque()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -259,6 +286,18 @@ class ShadowRunner:
             self.stats.unrecorded += len(records)
             log.warning("shadow differences not recorded: %s", exc)
 
+    def _may_record(self) -> bool:
+        """Whether one more difference may be recorded now (and its token taken)."""
+        if not self._rate:
+            return True
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._filled) * self._rate)
+        self._filled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
     def _one(self, job: ShadowJob) -> ShadowRecord | None:
         """The shadow's decision of one job, counted; a record when it differs."""
         active = job.decision
@@ -290,6 +329,9 @@ class ShadowRunner:
             active.outcome,
             active.reason,
         ):
+            return None
+        if not self._may_record():
+            self.stats.over_rate += 1
             return None
         return ShadowRecord(
             decision_id=active.id or "",

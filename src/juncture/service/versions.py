@@ -168,7 +168,8 @@ class Versions:
         stats = self._shadow.stats
         now = ShadowStats(
             transitions=dict(stats.transitions), errors=stats.errors, dropped=stats.dropped,
-            unrecorded=stats.unrecorded, waiting=self._shadow.waiting(),
+            unrecorded=stats.unrecorded, over_rate=stats.over_rate,
+            waiting=self._shadow.waiting(),
         )  # fmt: skip
         return shadow, self._store.active_version_id(), recorded, now
 
