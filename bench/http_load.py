@@ -32,8 +32,9 @@ one node on PostgreSQL at ≥ 70% of the same node's requests/s on SQLite.
 
 With ``--shadow`` it measures what a shadow version costs (section `http-shadow`): Juncture
 alone, with a shadow version answering as the active one does (nothing recorded), and with one
-answering otherwise on every request (every decision recorded), interleaved per round.
-Checked after each shadowed run: the shadow decided every answered request, dropped none.
+answering otherwise on every request (its differences recorded at the default rate, and every
+one), interleaved per round. Checked after each shadowed run: the shadow decided every answered
+request or counted it dropped, and nothing is left waiting.
 Target (issue 17): at most 15% more server CPU per decision.
 
 With ``--decision-log batched durable`` it compares the decision log's modes instead (Juncture
@@ -86,15 +87,19 @@ checkpoints:
   "*": [{deny: unknown_action}]
 """
 
-#: The shadow versions of ``--shadow``: one deciding as the active one does (a 10-minute window
-#: where the active one has 15: the session's TOTP is seconds old), one denying every request.
-SHADOWS = {
-    "none": None,
-    "same answers": BUNDLE.replace("within: 15m", "within: 10m"),
-    "every answer differs": BUNDLE.replace(
-        "change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]",
-        "change_email: [{deny: shadow_refuses}]",
-    ),
+#: The shadow version that denies every request the active one allows.
+_DIFFERS = BUNDLE.replace(
+    "change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]",
+    "change_email: [{deny: shadow_refuses}]",
+)
+#: The shadow versions of ``--shadow`` and the server's options: one deciding as the active one
+#: does (a 10-minute window where the active one has 15: the session's TOTP is seconds old), one
+#: denying every request, its differences recorded at the default rate or every one.
+SHADOWS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "none": (None, ()),
+    "same answers": (BUNDLE.replace("within: 15m", "within: 10m"), ()),
+    "every answer differs": (_DIFFERS, ()),
+    "every answer differs, every one recorded": (_DIFFERS, ("--shadow-record-rate", "0")),
 }
 
 #: The configurations of the default run, interleaved per round.
@@ -249,7 +254,11 @@ def request_body(session_id: str) -> bytes:
 
 
 def start_juncture(
-    tmp: Path, workers: int, decision_log: str = "batched", url: str | None = None
+    tmp: Path,
+    workers: int,
+    decision_log: str = "batched",
+    url: str | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> Target:
     """A `juncture serve` on a SQLite file in ``tmp``, or on the PostgreSQL database ``url``;
     an app, a session and its answered step-up made through it."""
@@ -260,6 +269,7 @@ def start_juncture(
     port = free_port()
     args = [str(JUNCTURE), "serve", "--db", url or str(db), "--bundle", str(bundle)]
     args += ["--port", str(port), "--workers", str(workers), "--decision-log", decision_log]
+    args += serve_args
     server = Server(args, tmp, {**os.environ}, port).start()
     try:
         admin = next(tmp.glob("*.admin-token")).read_text().strip()
@@ -530,6 +540,7 @@ def run_one(
     args: argparse.Namespace,
     mode: str = "batched",
     shadow: str | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One timed run of a configuration: ``Juncture`` (SQLite; with ``shadow``, that bundle
     as its shadow version), ``floor``, or ``PostgreSQL ×N`` (N nodes on a fresh database of
@@ -537,7 +548,7 @@ def run_one(
     with tempfile.TemporaryDirectory(prefix="jct-http-") as name:
         tmp = Path(name)
         if kind == "Juncture":
-            target = start_juncture(tmp, workers, mode)
+            target = start_juncture(tmp, workers, mode, serve_args=serve_args)
             if shadow is not None:
                 install_shadow(target, tmp, shadow)
         elif kind == "cedarpy":
@@ -840,8 +851,8 @@ def compare_shadow(args: argparse.Namespace) -> None:
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         for workers in args.workers:
-            for label, bundle in SHADOWS.items():
-                result = run_one("Juncture", workers, args, shadow=bundle)
+            for label, (bundle, serve_args) in SHADOWS.items():
+                result = run_one("Juncture", workers, args, shadow=bundle, serve_args=serve_args)
                 if bundle is not None:
                     node = result["shadow"]["node"]
                     decided = sum(node["transitions"].values())
@@ -880,14 +891,16 @@ def report_shadow(
         "- shadow versions (`juncture publish --shadow`, service/shadow.py): `same answers` "
         "decides `change_email` with a 10-minute TOTP window where the active version has 15 "
         "(the same answer: nothing recorded); `every answer differs` denies it (every decision "
-        "recorded as `allow->deny`). The shadow decides in a thread of the server after each "
-        "answer; its CPU is in the server's",
-        "- checked after each shadowed run: the shadow decided every answered request (none "
-        "dropped, no error, nothing left waiting)",
+        "an `allow->deny`), its differences recorded at the default rate (200 a second, the "
+        "rest counted: `over rate`) or, `every one recorded`, with `--shadow-record-rate 0`. "
+        "The shadow decides on the server's event loop between requests, a batch every 50 ms, "
+        "and records on a thread of its own; its CPU is in the server's",
+        "- checked after each shadowed run: the shadow decided every answered request or counted "
+        "it dropped (its queue full), no error, nothing left waiting",
         "",
         "| shadow | workers | requests/s | p50 ms | p99 ms | server CPU µs / request | CPU "
-        "against none (≤ 1.15) | decided again | dropped |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "against none (≤ 1.15) | decided again | recorded | over rate | dropped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workers in args.workers:
         base = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in results[("none", workers)]])
@@ -895,17 +908,20 @@ def report_shadow(
             runs = results[(label, workers)]
             rps = [r["rps"] for r in runs]
             cpu = med([r["server_cpu_s"] / r["requests"] * 1e6 for r in runs])
-            decided = dropped = "–"
+            decided = recorded = over = dropped = "–"
             if "shadow" in runs[0]:
-                decided = f"{sum(sum(r['shadow']['node']['transitions'].values()) for r in runs):,}"
-                dropped = f"{sum(r['shadow']['node']['dropped'] for r in runs):,}"
+                nodes = [r["shadow"]["node"] for r in runs]
+                decided = f"{sum(sum(n['transitions'].values()) for n in nodes):,}"
+                recorded = f"{sum(sum(r['shadow']['differences'].values()) for r in runs):,}"
+                over = f"{sum(n['over_rate'] for n in nodes):,}"
+                dropped = f"{sum(n['dropped'] for n in nodes):,}"
             ratio = cpu / base
             verdict = "" if label == "none" else (" met" if ratio <= 1.15 else " **not met**")
             lines.append(
                 f"| {label} | {workers} | {med(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}] | "
                 f"{med([r['p50_us'] for r in runs]) / 1000:.2f} | "
                 f"{med([r['p99_us'] for r in runs]) / 1000:.2f} | {cpu:.0f} | "
-                f"{ratio:.2f}×{verdict} | {decided} | {dropped} |"
+                f"{ratio:.2f}×{verdict} | {decided} | {recorded} | {over} | {dropped} |"
             )
     return "\n".join(lines) + "\n"
 
