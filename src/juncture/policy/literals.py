@@ -60,12 +60,18 @@ def _string(node: ast.Node) -> str | None:
     return None
 
 
-def _uses(node: ast.Node) -> Iterator[tuple[str, str]]:
-    """(kind, literal) for each name the condition compares with a named fact."""
+def _walk(node: ast.Node) -> Iterator[ast.Node]:
+    """``node`` and every node below it."""
     stack = [node]
     while stack:
         item = stack.pop()
         stack.extend(ast.children(item))
+        yield item
+
+
+def _uses(node: ast.Node) -> Iterator[tuple[str, str]]:
+    """(kind, literal) for each name the condition compares with a named fact."""
+    for item in _walk(node):
         match item:
             case ast.Binary(op="==" | "!=", left=left, right=right):
                 for fact, other in ((left, right), (right, left)):
@@ -95,10 +101,7 @@ def _uses(node: ast.Node) -> Iterator[tuple[str, str]]:
 def _actions(node: ast.Node) -> Iterator[str]:
     """Each literal the condition compares with ``action.name``."""
     action = ast.Select(operand=ast.Ident(name="action"), field="name")
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        stack.extend(ast.children(item))
+    for item in _walk(node):
         match item:
             case ast.Binary(op="==" | "!=", left=left, right=right):
                 for fact, other in ((left, right), (right, left)):
