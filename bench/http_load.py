@@ -846,6 +846,14 @@ def report_modes(
     return "\n".join(lines) + "\n"
 
 
+def publish(section: str, body: str, args: argparse.Namespace) -> None:
+    """Print a section's table and, unless ``--no-write``, write it into RESULTS.md."""
+    print(body)
+    if not args.no_write:
+        common.update_section(section, body)
+        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+
+
 def compare_shadow(args: argparse.Namespace) -> None:
     info = common.machine()
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -867,11 +875,7 @@ def compare_shadow(args: argparse.Namespace) -> None:
                     f"{result['server_cpu_s'] / result['requests'] * 1e6:.0f} µs/request",
                     file=sys.stderr,
                 )
-    body = report_shadow(results, args, info)
-    print(body)
-    if not args.no_write:
-        common.update_section("http-shadow", body)
-        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+    publish("http-shadow", report_shadow(results, args, info), args)
 
 
 def report_shadow(
@@ -939,11 +943,7 @@ def compare_modes(args: argparse.Namespace) -> None:
                     f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms",
                     file=sys.stderr,
                 )
-    body = report_modes(results, args, info)
-    print(body)
-    if not args.no_write:
-        common.update_section("http-decision-log", body)
-        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+    publish("http-decision-log", report_modes(results, args, info), args)
 
 
 def report_postgres(
@@ -1078,11 +1078,7 @@ def compare_backends(args: argparse.Namespace) -> None:
     finally:
         args.postgres.stop()
         args.postgres.remove()
-    body = report_postgres(results, kinds, args, info)
-    print(body)
-    if not args.no_write:
-        common.update_section("http-postgres", body)
-        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+    publish("http-postgres", report_postgres(results, kinds, args, info), args)
 
 
 def main() -> None:
@@ -1139,11 +1135,7 @@ def main() -> None:
                     file=sys.stderr,
                 )
     prof = profile(args) if args.profile_seconds > 0 else None
-    body = report(results, args, info, prof)
-    print(body)
-    if not args.no_write:
-        common.update_section("http", body)
-        print(f"[bench] wrote {common.RESULTS}", file=sys.stderr)
+    publish("http", report(results, args, info, prof), args)
 
 
 if __name__ == "__main__":
