@@ -113,3 +113,46 @@ def test_records_pending_for_an_unavailable_store_are_bounded(tmp_path: Path, mo
         writer._stop = True
         writer._wake.set()
         writer._thread.join(5)
+
+
+def test_a_reader_flushing_while_the_writer_writes_waits_for_that_write(tmp_path: Path):
+    """The writer's thread has taken the buffer and is writing it when a reader flushes: the
+    reader's flush finds the buffer empty, and must still return only once the write is
+    done, or its query misses the decisions answered before it asked."""
+    import threading
+
+    from juncture.records import DecisionQuery, DecisionRecord
+    from juncture.service.decision_log import DecisionLogWriter
+
+    writing, release = threading.Event(), threading.Event()
+
+    class SlowStore(SqliteStore):
+        def record_prepared(self, batch):  # type: ignore[no-untyped-def]
+            writing.set()
+            assert release.wait(10)
+            super().record_prepared(batch)
+
+    store = SlowStore(tmp_path / "r.db")
+    writer = DecisionLogWriter(store, interval=3600, max_batch=1)  # one record wakes it
+    record = DecisionRecord(
+        id="d1", at=NOW, app=None, subject_type=None, subject_id=None, session_id=None,
+        action="a", resource=None, outcome="deny", reason=None, version="v", latency_us=1,
+        decision={},
+    )  # fmt: skip
+    found: list[list[str]] = []
+    try:
+        writer.add(record)
+        assert writing.wait(10)  # the writer's thread holds the record, mid-write
+        reader = threading.Thread(
+            target=lambda: found.append([r.id for r in writer.query(DecisionQuery())])
+        )
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and found == []  # waits for the write under way
+        release.set()
+        reader.join(10)
+        assert found == [["d1"]]
+    finally:
+        release.set()
+        writer.close()
+        store.close()

@@ -71,6 +71,7 @@ class DecisionLogWriter:
         self._buffer: list[Any] = []
         self._waiting: list[Future[None]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one write at a time; a reader's waits for it
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
@@ -106,6 +107,13 @@ class DecisionLogWriter:
         return None
 
     def flush(self) -> None:
+        """Write what is buffered. Returns once every record added before the call is written
+        (or kept for the next attempt): a flush meeting another one under way waits for it, so
+        a reader that flushes first sees the decisions answered before it asked."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
             waiting, self._waiting = self._waiting, []
