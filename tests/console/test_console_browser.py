@@ -231,3 +231,24 @@ def test_the_journeys_graph_links_each_step_to_its_source(console: Console) -> N
     graph.locator("a", has_text="if resource.properties").click()
     page.wait_for_url("**#L*")
     assert "if: resource.properties.amount < 100" in page.locator(".source .hl").inner_text()
+
+
+def test_the_shared_signals_page_shows_what_a_received_event_revoked(console: Console) -> None:
+    from .test_console_signals import revoke_from_mdm, streams, trust_mdm
+
+    world, page = console.world, console.page
+    trust_mdm(world)
+    poll = streams(world)
+    revoke_from_mdm(world)
+    console.log_in(world.admin_key)
+    page.get_by_role("link", name="Shared Signals").click()
+    page.wait_for_url("**/console/signals")
+    stream = page.locator("tr", has_text=poll["stream_id"])
+    assert "poll" in stream.inner_text() and "enabled" in stream.inner_text()
+    event = page.locator("tr", has_text="session-revoked").filter(has_text="mdm")
+    assert "applied" in event.inner_text()
+    assert page.get_by_role("button", name="Stop trusting").count() == 1
+    console.shot("signals")
+    event.get_by_role("link", name=world.session_id).click()
+    page.wait_for_url(f"**/console/sessions/{world.session_id}")
+    assert "revoked" in page.locator("main p").first.inner_text()

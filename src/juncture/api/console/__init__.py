@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.console import identities, overview, pages, versions
+from juncture.api.console import identities, overview, pages, signals, versions
 from juncture.api.console.render import page, static
 from juncture.api.console.security import Logins
 from juncture.api.console.versions import UPLOAD_LIMIT
@@ -39,6 +39,10 @@ def mount() -> Mount:
               methods=["POST"]),
         Route("/apps/{app_id}/keys",
               page(identities.rotate_key, scope="manage_apps", action="app.rotate_key"),
+              methods=["POST"]),
+        Route("/signals", page(signals.signals), methods=["GET"]),
+        Route("/transmitters/{name}/remove",
+              page(signals.distrust, scope="manage_apps", action="transmitter.remove"),
               methods=["POST"]),
         Route("/versions", page(versions.versions), methods=["GET"]),
         Route("/versions/diff", page(versions.diff), methods=["GET"]),
