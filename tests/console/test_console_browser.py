@@ -252,3 +252,37 @@ def test_the_shared_signals_page_shows_what_a_received_event_revoked(console: Co
     event.get_by_role("link", name=world.session_id).click()
     page.wait_for_url(f"**/console/sessions/{world.session_id}")
     assert "revoked" in page.locator("main p").first.inner_text()
+
+
+def test_rehearse_a_version_in_the_shadow_and_by_replay(console: Console) -> None:
+    from .test_console_rehearsals import store_tighter
+
+    world, page = console.world, console.page
+    for amount in (5, 5, 500):
+        world.decide(amount)
+    tighter = store_tighter(world)
+    console.log_in(world.admin_key)
+    console.go("/console/versions")
+    page.locator("tr", has_text="read closes").get_by_role("button", name="Shadow it").click()
+    page.wait_for_url("**/console/versions#shadow")
+    for _ in range(2):
+        world.decide(5)
+    deadline = time.monotonic() + 10
+    while "allow → deny" not in page.locator("#shadow").locator("..").inner_text():
+        assert time.monotonic() < deadline, "the shadow's differences never showed"
+        time.sleep(0.2)
+        console.go("/console/versions")
+    assert page.get_by_role("button", name="Promote the shadow").is_visible()
+    page.locator("#shadow").scroll_into_view_if_needed()
+    console.shot("shadow")
+    page.get_by_label("Replay version").select_option(tighter)
+    page.get_by_label("over the last").fill("1h")
+    page.get_by_role("button", name="Start the replay").click()
+    page.wait_for_url("**/console/replays/rp_*")
+    deadline = time.monotonic() + 15
+    while "done" not in page.locator("main p").first.inner_text():  # it reloads itself
+        assert time.monotonic() < deadline, "the replay never finished"
+        time.sleep(0.3)
+    changed = page.locator(".scroll tbody tr").first
+    assert "read" in changed.inner_text() and "changed" in changed.inner_text()
+    console.shot("replay")
