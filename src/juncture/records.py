@@ -428,6 +428,18 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
     given_up_at: datetime | None = None
 
 
+class StreamDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """How a stream's outbox stands: what waits, what failed, when it last delivered."""
+
+    pending: int = 0  # undelivered and not given up (due later, or waiting for a poll)
+    retrying: int = 0  # of those, attempted and failed at least once
+    failed: int = 0  # given up, never delivered
+    delivered: int = 0
+    last_delivered_at: datetime | None = None
+    #: The error of the newest undelivered item that failed (None: none did).
+    last_error: str | None = None
+
+
 SweepStatus = Literal["running", "done", "failed"]
 #: What a sweep re-checks: after a ``publish``, only the standing outcomes whose checkpoint the
 #: new version changed; a ``recheck`` (a signal, an administrator's request) decides them all.

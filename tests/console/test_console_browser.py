@@ -231,3 +231,58 @@ def test_the_journeys_graph_links_each_step_to_its_source(console: Console) -> N
     graph.locator("a", has_text="if resource.properties").click()
     page.wait_for_url("**#L*")
     assert "if: resource.properties.amount < 100" in page.locator(".source .hl").inner_text()
+
+
+def test_the_shared_signals_page_shows_what_a_received_event_revoked(console: Console) -> None:
+    from .test_console_signals import revoke_from_mdm, streams, trust_mdm
+
+    world, page = console.world, console.page
+    trust_mdm(world)
+    poll = streams(world)
+    revoke_from_mdm(world)
+    console.log_in(world.admin_key)
+    page.get_by_role("link", name="Shared Signals").click()
+    page.wait_for_url("**/console/signals")
+    stream = page.locator("tr", has_text=poll["stream_id"])
+    assert "poll" in stream.inner_text() and "enabled" in stream.inner_text()
+    event = page.locator("tr", has_text="session-revoked").filter(has_text="mdm")
+    assert "applied" in event.inner_text()
+    assert page.get_by_role("button", name="Stop trusting").count() == 1
+    console.shot("signals")
+    event.get_by_role("link", name=world.session_id).click()
+    page.wait_for_url(f"**/console/sessions/{world.session_id}")
+    assert "revoked" in page.locator("main p").first.inner_text()
+
+
+def test_rehearse_a_version_in_the_shadow_and_by_replay(console: Console) -> None:
+    from .test_console_rehearsals import store_tighter
+
+    world, page = console.world, console.page
+    for amount in (5, 5, 500):
+        world.decide(amount)
+    tighter = store_tighter(world)
+    console.log_in(world.admin_key)
+    console.go("/console/versions")
+    page.locator("tr", has_text="read closes").get_by_role("button", name="Shadow it").click()
+    page.wait_for_url("**/console/versions#shadow")
+    for _ in range(2):
+        world.decide(5)
+    deadline = time.monotonic() + 10
+    while "allow → deny" not in page.locator("#shadow").locator("..").inner_text():
+        assert time.monotonic() < deadline, "the shadow's differences never showed"
+        time.sleep(0.2)
+        console.go("/console/versions")
+    assert page.get_by_role("button", name="Promote the shadow").is_visible()
+    page.locator("#shadow").scroll_into_view_if_needed()
+    console.shot("shadow")
+    page.get_by_label("Replay version").select_option(tighter)
+    page.get_by_label("over the last").fill("1h")
+    page.get_by_role("button", name="Start the replay").click()
+    page.wait_for_url("**/console/replays/rp_*")
+    deadline = time.monotonic() + 15
+    while "done" not in page.locator("main p").first.inner_text():  # it reloads itself
+        assert time.monotonic() < deadline, "the replay never finished"
+        time.sleep(0.3)
+    changed = page.locator(".scroll tbody tr").first
+    assert "read" in changed.inner_text() and "changed" in changed.inner_text()
+    console.shot("replay")

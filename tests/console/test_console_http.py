@@ -124,7 +124,7 @@ def test_no_page_shows_a_secret(world: World) -> None:
              f"/console/decisions/{decision}", "/console/versions",
              f"/console/versions/{active}", "/console/versions/publish",
              f"/console/versions/diff?from={active}&to={active}", "/console/journeys",
-             "/console/overview", "/console/identities"]  # fmt: skip
+             "/console/overview", "/console/identities", "/console/signals"]  # fmt: skip
     for url in pages:
         page = client.get(url)
         assert page.status_code == 200, (url, page.text)

@@ -31,12 +31,12 @@ TIGHTER = JOURNEY.replace("then: [{allow: {}}]", "then: [{deny: closed}]")
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, args: tuple[str, ...] = ()) -> None:
         bundle = root / "bundle"
         bundle.mkdir()
         (bundle / "acct.yaml").write_text(JOURNEY)
         self.root = root
-        self.server = Server(root / "j.db", bundle).start()
+        self.server = Server(root / "j.db", bundle, args=args).start()
         self.url = self.server.url
         self.admin_key = self.server.admin_token()
         self.reader_key = self._admin_key("reader", "read")

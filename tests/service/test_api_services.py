@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from juncture.errors import NotFoundError, RequestError, StateConflict
-from juncture.records import DecisionQuery, Stream
+from juncture.records import DecisionQuery, OutboxItem, ReceivedEvent, Stream, StreamDelivery
 from juncture.service.ids import split_key
+from juncture.service.receive import ReceiveSettings, TransmitterEntry
 from juncture.service.runtime import Runtime
 from juncture.store.sqlite import SqliteStore
 
@@ -112,3 +113,38 @@ def test_the_health_reads_and_a_cursor_naming_no_decision(runtime: Runtime):
     with pytest.raises(RequestError) as wrong:
         runtime.log.writer.query(DecisionQuery(before="d_nope"))
     assert (wrong.value.status, wrong.value.code) == (400, "request.invalid")
+
+
+def test_the_console_reads_every_stream_its_delivery_and_what_was_received(runtime: Runtime):
+    desk, _ = runtime.apps.create("desk", [], [])
+    other, _ = runtime.apps.create("other", [], [])
+    made = [
+        runtime.streams.create(
+            Stream(
+                id=f"st_{n}",
+                app=app.id,
+                iss="https://j",
+                aud=(app.id,),
+                created_at=NOW,
+                updated_at=NOW,
+                endpoint_url="https://rp.example/events",
+            )
+        )
+        for n, app in enumerate((desk, other))
+    ]
+    assert list(runtime.streams.every()) == made
+    assert runtime.streams.delivery(made[0]) == StreamDelivery()
+    runtime.store.enqueue([OutboxItem(stream_id="st_0", jti="j1", set="a.b.c", event_type="x",
+                                      created_at=NOW, next_attempt_at=NOW)])  # fmt: skip
+    assert runtime.streams.delivery(made[0]).pending == 1
+    receiver = runtime.receiver(ReceiveSettings(transmitters=[TransmitterEntry(
+        name="idp", issuer="https://idp.example", audience="https://j", jwks_uri="https://idp.example/jwks",
+    )]))  # fmt: skip
+    assert receiver.received() == []
+    for n, issuer in enumerate(("https://idp.example", "https://gone.example")):
+        runtime.store.receive_event(ReceivedEvent(
+            issuer=issuer, jti=f"e{n}", received_at=NOW + timedelta(seconds=n),
+            event_type="session-revoked",
+        ))  # fmt: skip
+    assert [(e.jti, name) for e, name in receiver.received()] == [("e1", None), ("e0", "idp")]
+    assert [e.jti for e, _ in receiver.received(limit=1)] == ["e1"]

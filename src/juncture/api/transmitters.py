@@ -91,7 +91,7 @@ async def list_transmitters(request: Request) -> Response:
     return Response(to_json(_list(receiver)), media_type="application/json")
 
 
-def _change(receiver: Receiver, **change: Any) -> None:
+def change_transmitters(receiver: Receiver, **change: Any) -> None:
     # Kept by hand: what the receiver raises means something else on this admin route (a
     # method's ConfigError is the caller's bad transmitter; a ReceiveError here is the file).
     try:
@@ -114,14 +114,14 @@ async def add_transmitter(request: Request) -> Response:
     receiver, runtime = _receiver(request)
     authenticate_admin(request, runtime, "manage_apps")
     entry = convert(await json_body(request), TransmitterEntry)
-    _change(receiver, add=entry)
+    change_transmitters(receiver, add=entry)
     return Response(to_json(transmitter_view(entry)), 201, media_type="application/json")
 
 
 async def remove_transmitter(request: Request) -> Response:
     receiver, runtime = _receiver(request)
     authenticate_admin(request, runtime, "manage_apps")
-    _change(receiver, remove=request.path_params["name"])
+    change_transmitters(receiver, remove=request.path_params["name"])
     return Response(status_code=204)
 
 

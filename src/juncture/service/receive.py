@@ -399,6 +399,12 @@ class Receiver:
             subject_id=subject_id,
         )
 
+    def received(self, limit: int = 50) -> list[tuple[ReceivedEvent, str | None]]:
+        """The newest events received (newest first), each with the name of the trusted
+        transmitter whose issuer sent it (None: no transmitter trusted now has it)."""
+        names = {entry.issuer: name for name, (entry, _) in self.transmitters.items()}
+        return [(e, names.get(e.issuer)) for e in self.store.list_received(limit=limit)]
+
     def match(self, subject: Subject, *, session_only: bool = False) -> list[Session]:
         """The active sessions a subject names (see the module docs of events/subjects.py)."""
         found = keys(subject)

@@ -7,6 +7,7 @@ no session (the answer is the decision alone).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 import msgspec
 
 from juncture.engine import Facts, evaluate
+from juncture.errors import RequestError
 from juncture.records import App, ReceivedEvent, Session, StoredProof
 from juncture.service.agents import Agents, Credential
 from juncture.service.decision_log import DecisionLog
@@ -35,6 +37,38 @@ from juncture.service.policies import NoActiveVersion, PolicyRegistry
 from juncture.service.session_changes import CONTEXT_UPDATE, SessionChanges
 from juncture.service.sweep import Sweeper
 from juncture.store.protocols import Store
+
+#: The sessions read at most to filter by what was observed (IP, device): the newest first.
+OBSERVED_SCAN = 2000
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def network_of(text: str) -> Network:
+    """An address (as a network of one) or a CIDR network (host bits allowed: 10.1.2.3/8 is
+    10.0.0.0/8). Raises RequestError 400 ``request.invalid`` for anything else."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise RequestError(
+            f"`{text[:64]}` is neither an IP address nor a CIDR network "
+            "(203.0.113.7, 10.0.0.0/8, 2001:db8::/32)"
+        ) from None
+
+
+def observed_matches(session: Session, network: Network | None, device_id: str | None) -> bool:
+    """Whether what was last observed of the session is in ``network`` and is ``device_id``
+    (each when given)."""
+    seen = session.observed
+    if device_id is not None and seen.device_id != device_id:
+        return False
+    if network is None:
+        return True
+    try:
+        address = ipaddress.ip_address(seen.ip or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address in network or (mapped is not None and mapped in network)
 
 
 class Sessions:
@@ -200,6 +234,35 @@ class Sessions:
         return self.store.list_sessions(
             app=app, subject_id=subject_id, status=status, limit=limit
         )
+
+    def find(
+        self,
+        *,
+        app: str | None = None,
+        subject_id: str | None = None,
+        status: str | None = None,
+        ip: str | None = None,
+        device_id: str | None = None,
+        limit: int = 100,
+        scan: int = OBSERVED_SCAN,
+    ) -> tuple[list[Session], bool]:
+        """`search`, and also by the client IP last observed (``ip``: an address, or a CIDR
+        network the address is in) and the device id last observed. The store does not index
+        what was observed, so those two filter the newest ``scan`` sessions matching the other
+        filters; the flag says whether that scan saw all of them (False: older
+        sessions were not searched).
+
+        Raises RequestError 400 ``request.invalid`` when ``ip`` is neither an address nor a
+        network."""
+        network = network_of(ip) if ip is not None else None
+        if network is None and device_id is None:
+            return list(self.search(app=app, subject_id=subject_id, status=status,
+                                    limit=limit)), True  # fmt: skip
+        scanned = self.store.list_sessions(
+            app=app, subject_id=subject_id, status=status, limit=scan
+        )
+        found = [s for s in scanned if observed_matches(s, network, device_id)]
+        return found[:limit], len(scanned) < scan
 
     def read(self, session_id: str) -> Session:
         """Any app's session, for administrators. Raises ServiceError 404 ``session.not_found``."""

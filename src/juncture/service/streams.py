@@ -9,7 +9,7 @@ from typing import Any
 
 from juncture.errors import NotFoundError, StateConflict
 from juncture.events.poll import answer_poll
-from juncture.records import App, Stream, StreamSubject
+from juncture.records import App, Stream, StreamDelivery, StreamSubject
 from juncture.store.protocols import ConflictError, Store
 
 
@@ -30,6 +30,15 @@ class Streams:
 
     def of(self, app: App) -> Sequence[Stream]:
         return self._store.list_streams(app=app.id)
+
+    def every(self) -> Sequence[Stream]:
+        """Every app's streams (the console's), by created_at then id."""
+        return self._store.list_streams()
+
+    def delivery(self, stream: Stream) -> StreamDelivery:
+        """How the stream's outbox stands: pending, retrying and failed items, its last
+        delivery and the newest error."""
+        return self._store.delivery_status(stream.id)
 
     def create(self, stream: Stream) -> Stream:
         return self._store.put_stream(stream, expected_revision=0)

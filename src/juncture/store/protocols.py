@@ -36,6 +36,7 @@ from juncture.records import (
     SessionPage,
     ShadowRecord,
     Stream,
+    StreamDelivery,
     StreamSubject,
     Subject,
     SubjectSeen,
@@ -419,6 +420,11 @@ class StreamStore(Protocol):
 
     def pending(self, stream_id: str, *, limit: int = 100) -> Sequence[OutboxItem]:
         """Undelivered, not given up items of one stream (poll delivery), by seq."""
+
+    def delivery_status(self, stream_id: str) -> StreamDelivery:
+        """Counts of the stream's outbox items by state, its last delivery time and the error
+        of its newest undelivered item that failed (all zero and None for an unknown
+        stream)."""
 
     def mark_delivered(self, stream_id: str, jtis: Sequence[str], *, at: datetime) -> int:
         """Mark delivered (push: 202 received; poll: acknowledged); how many changed (an item

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.console import identities, overview, pages, versions
+from juncture.api.console import identities, overview, pages, rehearsals, signals, versions
 from juncture.api.console.render import page, static
 from juncture.api.console.security import Logins
 from juncture.api.console.versions import UPLOAD_LIMIT
@@ -40,6 +40,10 @@ def mount() -> Mount:
         Route("/apps/{app_id}/keys",
               page(identities.rotate_key, scope="manage_apps", action="app.rotate_key"),
               methods=["POST"]),
+        Route("/signals", page(signals.signals), methods=["GET"]),
+        Route("/transmitters/{name}/remove",
+              page(signals.distrust, scope="manage_apps", action="transmitter.remove"),
+              methods=["POST"]),
         Route("/versions", page(versions.versions), methods=["GET"]),
         Route("/versions/diff", page(versions.diff), methods=["GET"]),
         Route("/versions/publish", page(versions.publish_form, scope="publish"),
@@ -51,4 +55,15 @@ def mount() -> Mount:
         Route("/versions/{version_id}/activate",
               page(versions.activate, scope="publish", action="version.activate"),
               methods=["POST"]),
+        Route("/versions/{version_id}/shadow",
+              page(rehearsals.install_shadow, scope="publish", action="shadow.install"),
+              methods=["POST"]),
+        Route("/shadow/drop", page(rehearsals.drop_shadow, scope="publish", action="shadow.drop"),
+              methods=["POST"]),
+        Route("/shadow/promote",
+              page(rehearsals.promote_shadow, scope="publish", action="shadow.promote"),
+              methods=["POST"]),
+        Route("/replays", page(rehearsals.start_replay, scope="publish", action="replay.start"),
+              methods=["POST"]),
+        Route("/replays/{replay_id}", page(rehearsals.replay_page), methods=["GET"]),
     ])  # fmt: skip

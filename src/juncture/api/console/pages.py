@@ -15,6 +15,7 @@ from juncture.api.console.security import Logins, audit, check_origin, set_cooki
 from juncture.errors import AuthError, JunctureError, NotFoundError, RequestError
 from juncture.records import DecisionQuery, Session
 from juncture.service.runtime import Runtime
+from juncture.service.sessions import OBSERVED_SCAN
 
 SESSION_STATUSES = ("pending", "active", "ended", "revoked")
 OUTCOMES = ("allow", "deny", "step_up", "reroute", "revoke")
@@ -72,12 +73,17 @@ async def sessions(ctx: Ctx) -> Response:
     status = _param(ctx, "status")
     if status is not None and status not in SESSION_STATUSES:
         raise RequestError(f"`status` must be one of {', '.join(SESSION_STATUSES)}")
-    found = ctx.runtime.sessions.search(
-        app=_param(ctx, "app"), subject_id=_param(ctx, "subject"), status=status, limit=PAGE
-    )
+    ip, device = _param(ctx, "ip"), _param(ctx, "device")
+    found, complete = ctx.runtime.sessions.find(
+        app=_param(ctx, "app"), subject_id=_param(ctx, "subject"), status=status, ip=ip,
+        device_id=device, limit=PAGE,
+    )  # fmt: skip
     apps = {a.id: a.name for a in ctx.runtime.apps.list()}
-    return ctx.render("sessions.html", sessions=found, apps=apps, statuses=SESSION_STATUSES,
-                      query=dict(ctx.request.query_params))  # fmt: skip
+    return ctx.render(
+        "sessions.html", sessions=found, apps=apps, statuses=SESSION_STATUSES,
+        query=dict(ctx.request.query_params), complete=complete, scan=OBSERVED_SCAN,
+        observed=ip is not None or device is not None,
+    )  # fmt: skip
 
 
 def aal(session: Session) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from juncture.api.console.graph import journey_graph
+from juncture.api.console.rehearsals import newest_differences
 from juncture.api.console.render import Ctx, redirect
 from juncture.errors import NotFoundError, RequestError
 from juncture.policy.loader import MAX_BUNDLE_BYTES
@@ -22,6 +23,7 @@ async def versions(ctx: Ctx) -> Response:
     replays = ctx.runtime.replays.list()
     return ctx.render("versions.html", versions=listed, shadow=shadow, active=active,
                       differences=recorded, node=node, replays=replays,
+                      newest=newest_differences(ctx, shadow),
                       can_publish=ctx.can("publish"))  # fmt: skip
 
 

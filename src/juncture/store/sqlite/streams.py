@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from juncture.records import OutboxItem, Stream, StreamSubject
+from juncture.records import OutboxItem, Stream, StreamDelivery, StreamSubject
 from juncture.store.protocols import ConflictError, NotFound
 from juncture.store.sqlite.connection import SqliteConnections
 from juncture.store.sqlite.rows import (
@@ -169,6 +169,28 @@ class SqliteStreams(SqliteConnections):
             (stream_id, max(limit, 0)),
         )  # fmt: skip
         return [_outbox_item(row) for row in rows]
+
+    def delivery_status(self, stream_id: str) -> StreamDelivery:
+        """The stream's outbox counted by state (one scan of its items), its last delivery
+        and the error of its newest undelivered item that failed."""
+        waiting = "delivered_at IS NULL AND given_up_at IS NULL"
+        pending, retrying, failed, delivered, last = self._one(
+            f"SELECT coalesce(sum(CASE WHEN {waiting} THEN 1 ELSE 0 END), 0),"  # noqa: S608
+            f" coalesce(sum(CASE WHEN {waiting} AND attempts > 0 THEN 1 ELSE 0 END), 0),"
+            " coalesce(sum(CASE WHEN delivered_at IS NULL AND given_up_at IS NOT NULL"
+            " THEN 1 ELSE 0 END), 0),"
+            " coalesce(sum(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
+            " max(delivered_at) FROM outbox WHERE stream_id = ?", (stream_id,),
+        )  # fmt: skip
+        error = self._one(
+            "SELECT last_error FROM outbox WHERE stream_id = ? AND delivered_at IS NULL"
+            " AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 1", (stream_id,),
+        )  # fmt: skip
+        return StreamDelivery(
+            pending=int(pending), retrying=int(retrying), failed=int(failed),
+            delivered=int(delivered), last_delivered_at=optional_time(last),
+            last_error=error[0] if error is not None else None,
+        )  # fmt: skip
 
     def mark_delivered(self, stream_id: str, jtis: Sequence[str], *, at: datetime) -> int:
         """Mark the stream's items of these jtis delivered at ``at``; how many were not yet
