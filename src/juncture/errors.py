@@ -69,6 +69,11 @@ CODES: dict[str, str] = {
     "policy.ref.unknown_name": (
         "a condition compares a risk level or reason with a name the journey does not declare"
     ),
+    "policy.route.pattern": "a route's path pattern, host or method is malformed",
+    "policy.route.unknown_checkpoint": "a route names a checkpoint the journey does not declare",
+    "policy.route.unknown_parameter": "a route's resource names a parameter its path lacks",
+    "policy.route.unknown_app": "a journey gives routes to an app it does not apply to",
+    "policy.route.ambiguous": "two routes of an app are equally specific for the same request",
     "policy.check.unreachable_step": "a step can never run because a terminal step precedes it",
     "policy.check.duplicate_checkpoint": "a checkpoint is declared twice",
     "policy.check.missing_require": (
