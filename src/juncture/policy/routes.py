@@ -147,10 +147,14 @@ def request_segments(raw: str) -> tuple[str, ...] | None:
     out = []
     for part in parts:
         text = _percent_decoded(part)
-        if text is None or text in ("", ".", "..") or any(c in "/\\" or ord(c) < 0x20 or c == "\x7f" for c in text):
+        if text is None or text in ("", ".", "..") or any(map(_unsafe, text)):
             return None
         out.append(text)
     return tuple(out)
+
+
+def _unsafe(c: str) -> bool:
+    return c in "/\\" or ord(c) < 0x20 or c == "\x7f"
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")
