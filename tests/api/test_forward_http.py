@@ -4,6 +4,8 @@ identity headers, and every refusal failing closed."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,10 @@ class World:
         (bundle / "shop.yaml").write_text(JOURNEY)
         self.server = Server(root / "j.db", bundle).start()
         self.admin = self.server.client(self.server.admin_token())
-        made = self.admin.post("/admin/v1/apps", json={"name": "shop-web", "origins": [ORIGIN]})
+        made = self.admin.post(
+            "/admin/v1/apps",
+            json={"name": "shop-web", "origins": [ORIGIN], "assertable_methods": ["totp"]},
+        )
         assert made.status_code == 201, made.text
         self.app_id = made.json()["app"]["id"]
         self.key = made.json()["key"]
@@ -188,8 +193,32 @@ def test_an_apps_origins_and_identity_headers_are_configured(world: World) -> No
     world.admin.patch(f"/admin/v1/apps/{world.app_id}", json={"identity_headers": {}})
 
 
+def test_a_cookie_from_before_the_aal_rose_opens_nothing(world: World) -> None:
+    """I8: a step-up that raises the session's AAL gives it a new handle; the cookie holding the
+    old one is sent to log in again (the hosted step-up page will set the new one)."""
+    step_up = world.ask("nginx", "/admin/panel")
+    assert step_up.status_code == 401 and "/hosted/v1/step-up?" in step_up.headers["location"]
+    payload = world.cookie.split(".")[0]
+    session_id = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[1]
+    app = world.server.client(world.key)
+    evaluation = {"subject": {"type": "user", "id": "alice"}, "action": {"name": "admin"},
+                  "resource": {"type": "page", "id": "panel"},
+                  "context": {"session_id": session_id}}  # fmt: skip
+    asked = app.post("/access/v1/evaluation", json=evaluation)
+    challenge = asked.json()["context"]["challenge_id"]
+    verified = app.post(f"/v1/challenges/{challenge}/verify", json={"method": "totp"})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["session"]["aal"] == 2
+    stale = world.ask("nginx", "/admin/panel")
+    assert stale.status_code == 401 and "/hosted/v1/login?" in stale.headers["location"]
+    assert world.ask("nginx", "/").headers["x-juncture-outcome"] == "login"
+    fresh = SessionCookies(None)  # (a cookie another server's key signed is not ours either)
+    assert fresh.read(world.cookie, world.app_id) is None
+
+
 def test_a_disabled_subject_is_refused(world: World) -> None:
     """I1: disabling the subject revokes its sessions; the next forwarded request is refused."""
+    world.cookie = world.log_in()
     assert world.ask("caddy").status_code == 200
     disabled = world.admin.patch("/admin/v1/subjects/alice", json={"status": "disabled"})
     assert disabled.status_code == 200, disabled.text
