@@ -5,8 +5,10 @@ identity headers, and every refusal failing closed."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -224,3 +226,20 @@ def test_a_disabled_subject_is_refused(world: World) -> None:
     assert disabled.status_code == 200, disabled.text
     refused = world.ask("caddy")
     assert refused.status_code == 403
+
+
+def test_a_store_that_fails_never_lets_a_request_through(world: World) -> None:
+    """I5: the session's stored row is garbage (written behind the server's back): forward
+    auth answers 503 `unavailable.corrupt`, which every proxy refuses; never a 200."""
+    world.admin.patch("/admin/v1/subjects/alice", json={"status": "active"})
+    world.cookie = world.log_in()
+    assert world.ask("nginx").status_code == 200
+    payload = world.cookie.split(".")[0]
+    session_id = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[1]
+    with contextlib.closing(sqlite3.connect(world.server.db, isolation_level=None)) as db:
+        db.execute("UPDATE sessions SET body = ? WHERE id = ?", (b"\x00 garbage", session_id))
+    for kind in ("nginx", "traefik", "envoy"):
+        answer = world.ask(kind)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "unavailable.corrupt"
+        assert "x-juncture-subject" not in answer.headers
