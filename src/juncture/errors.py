@@ -115,7 +115,9 @@ CODES: dict[str, str] = {
     "auth.invalid": "the key is not valid (unknown, wrong, expired or disabled: never which)",
     "auth.forbidden": "the admin key lacks the scope the endpoint needs",
     "auth.console_login": "no console login, or it expired (idle or too old) or its key went",
-    "auth.csrf": "a console write without its CSRF token, with a wrong one, or from elsewhere",
+    "auth.csrf": (
+        "a console or hosted-page write without its CSRF token, with a wrong one, or from elsewhere"
+    ),
     "auth.method_not_assertable": "the app may not assert this method as proven",
     "session.not_found": "no such session for this app",
     "session.subject_mismatch": "the request's subject is not the session's subject",

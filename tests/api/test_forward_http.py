@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from juncture.api.hosted.cookies import SessionCookies
+from juncture.service.forward import _local
 from service.server import Server
 
 from .test_forward_nginx import JOURNEY, PASSWORD
@@ -243,3 +244,16 @@ def test_a_store_that_fails_never_lets_a_request_through(world: World) -> None:
         assert answer.status_code == 503, answer.text
         assert answer.json()["code"] == "unavailable.corrupt"
         assert "x-juncture-subject" not in answer.headers
+
+
+def test_a_reroute_goes_only_to_a_path_of_the_same_origin() -> None:
+    assert _local("/account/verify") and _local("/")
+    for path in (
+        None,
+        "",
+        "account",
+        "//evil.example/",
+        "/\\evil.example",
+        "https://evil.example/",
+    ):
+        assert not _local(path), path

@@ -99,7 +99,8 @@ class ForwardAuth:
         self.changes = changes
         self.facts = facts
 
-    def login_url(self, app: App, original: Original, path: str = LOGIN_PATH) -> str:
+    @staticmethod
+    def login_url(original: Original, path: str = LOGIN_PATH) -> str:
         """The hosted page at the original request's origin, with the return URL."""
         return f"{original.scheme}://{original.host}{path}?return_to={quote(original.url, safe='')}"
 
@@ -131,9 +132,7 @@ class ForwardAuth:
         if found is None:
             return _deny("no_route")
         if session is None:
-            return Verdict(
-                kind="login", reason="no_session", location=self.login_url(app, original)
-            )
+            return Verdict(kind="login", reason="no_session", location=self.login_url(original))
         session_id, handle = session
         try:
             stored = self.changes.load(app, session_id)
@@ -141,9 +140,7 @@ class ForwardAuth:
             stored = None
         if stored is None or not hmac.compare_digest(stored.handle.encode(), handle.encode()):
             # another app's, gone, or an old handle (the AAL rose since): log in again
-            return Verdict(
-                kind="login", reason="stale_session", location=self.login_url(app, original)
-            )
+            return Verdict(kind="login", reason="stale_session", location=self.login_url(original))
         request: dict[str, object] = {
             "app": app.name,
             "subject": {"type": stored.subject_type, "id": stored.subject_id, "properties": {}},
@@ -171,7 +168,7 @@ class ForwardAuth:
                 return Verdict(
                     kind="step_up",
                     reason="step_up_required",
-                    location=self.login_url(app, original, STEP_UP_PATH),
+                    location=self.login_url(original, STEP_UP_PATH),
                     decision=decision,
                 )
             case "reroute" if _local(decision.path):  # the lower-privilege path, same origin

@@ -25,7 +25,7 @@ from juncture.errors import JunctureError
 from juncture.records import App
 from juncture.service.apps import origin_of
 from juncture.service.forward import checked_return
-from juncture.service.outcome import ServiceError
+from juncture.service.outcome import Outcome, ServiceError
 from juncture.service.runtime import Runtime
 
 log = logging.getLogger("juncture.hosted")
@@ -114,6 +114,17 @@ def _password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> st
                  and journey.methods[m].kind == "password"), None)  # fmt: skip
 
 
+def _abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
+    """End the session a login that did not go on started: it was never handed out."""
+    session = outcome.session if outcome is not None else None
+    if session is None:
+        return
+    try:
+        runtime.sessions.end(app, session.id, revoke_reason=None)
+    except JunctureError:  # already over, or the store failed: it was never handed out
+        log.info("a failed hosted login's session could not be ended")
+
+
 async def log_in(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     cookies: SessionCookies = request.app.state.session_cookies
@@ -127,11 +138,13 @@ async def log_in(request: Request) -> Response:
     user, password = form.get("user", "").strip(), form.get("password", "")
     if not user or not password:
         return _form(request, app, return_to, "Give your user name and password.", 400, user)
+    started = None
     try:
         started = runtime.sessions.start(app, {"type": "user", "id": user}, {}, [])
         challenge = started.challenge
         method = _password_method(runtime, app, challenge.methods) if challenge else None
         if challenge is None or method is None:
+            _abandon(runtime, app, started)
             reason = started.decision.reason or started.decision.outcome
             return _form(request, app, return_to, f"This login cannot go on here ({reason}).",
                          403, user)  # fmt: skip
@@ -139,12 +152,14 @@ async def log_in(request: Request) -> Response:
             lambda: runtime.challenges.verify(app, challenge.id, method, password)
         )
     except ServiceError as error:
+        _abandon(runtime, app, started)
         message = MESSAGES.get(error.code)
         if message is None:
             raise
         return _form(request, app, return_to, message, error.status, user)
     session = outcome.session
     if outcome.decision.outcome not in ("allow", "reroute") or session is None:
+        _abandon(runtime, app, outcome)
         reason = outcome.decision.reason or outcome.decision.outcome
         return _form(request, app, return_to, f"This login cannot go on here ({reason}).", 403,
                      user)  # fmt: skip
