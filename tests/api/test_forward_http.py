@@ -169,6 +169,9 @@ def test_origins_and_paths_that_could_mislead_are_refused(world: World) -> None:
     for uri in ("/accounts/alice/../bob/x", "/accounts/alice%2Fx", "//evil.example/"):
         answer = world.ask("nginx", uri)
         assert answer.status_code == 403 and "path_refused" in answer.text, uri
+    # Envoy's path as sent, not as decoded: `%2F` is refused there too
+    answer = world.ask("envoy", "/accounts/alice%2Fx")
+    assert answer.status_code == 403 and "path_refused" in answer.text
     unrouted = world.ask("nginx", "/nothing/here")
     assert unrouted.status_code == 403 and "no_route" in unrouted.text
 

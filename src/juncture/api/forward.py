@@ -51,7 +51,9 @@ def original_of(request: Request, kind: str) -> tuple[Original, str | None]:
         ApiError: 400 ``proxy.request``, a header the proxy must send is missing or repeated.
     """
     if kind == "envoy":
-        suffix = request.url.path[len(PREFIX) :] or "/"
+        # the path as sent (Starlette's `url.path` is decoded: `%2F` would read as `/`)
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        suffix = raw.decode("latin-1")[len(PREFIX) :] or "/"
         query = request.url.query
         original = Original(
             method=request.method,
