@@ -33,8 +33,9 @@ test: setup tools lint typecheck layers pytest
 ## Programs the tests run besides Python: jq, which the docs' examples use (their test runs
 ## them), PostgreSQL (the tests start a server of their own: tests/postgres.py finds
 ## initdb on PATH or in /usr/lib/postgresql/<version>/bin), ip (iproute2: the packet-drop
-## test blackholes a network namespace of its own, as root), and chromium (the console's browser
-## tests drive it headless with Playwright; never `playwright install`). Installed with apt-get when missing
+## test blackholes a network namespace of its own, as root), chromium (the console's browser
+## tests drive it headless with Playwright; never `playwright install`) and nginx (the forward
+## auth tests start one of their own on loopback). Installed with apt-get when missing
 ## and we are root (CI); otherwise we say what to do.
 tools:
 	@command -v jq >/dev/null || { \
@@ -50,6 +51,11 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  elif [ "$$CI" = true ]; then echo "make test needs chromium on CI (apt-get install chromium)"; exit 1; \
 	  else echo "note: without chromium the console's browser tests are skipped"; fi; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  elif [ "$$CI" = true ]; then echo "make test needs nginx on CI (apt-get install nginx)"; exit 1; \
+	  else echo "note: without nginx the forward auth tests with a real proxy are skipped"; fi; }
 	@command -v ip >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \

@@ -69,6 +69,11 @@ CODES: dict[str, str] = {
     "policy.ref.unknown_name": (
         "a condition compares a risk level or reason with a name the journey does not declare"
     ),
+    "policy.route.pattern": "a route's path pattern, host or method is malformed",
+    "policy.route.unknown_checkpoint": "a route names a checkpoint the journey does not declare",
+    "policy.route.unknown_parameter": "a route's resource names a parameter its path lacks",
+    "policy.route.unknown_app": "a journey gives routes to an app it does not apply to",
+    "policy.route.ambiguous": "two routes of an app are equally specific for the same request",
     "policy.check.unreachable_step": "a step can never run because a terminal step precedes it",
     "policy.check.duplicate_checkpoint": "a checkpoint is declared twice",
     "policy.check.missing_require": (
@@ -106,11 +111,13 @@ CODES: dict[str, str] = {
     "request.too_deep": "the body nests deeper than 32 levels",
     "request.not_found": "no such endpoint",
     "request.method": "the endpoint does not take this method",
-    "auth.missing": "no `Authorization: Bearer` key was sent",
+    "auth.missing": "no `Authorization: Bearer` key was sent (forward auth: no `X-Juncture-Key`)",
     "auth.invalid": "the key is not valid (unknown, wrong, expired or disabled: never which)",
     "auth.forbidden": "the admin key lacks the scope the endpoint needs",
     "auth.console_login": "no console login, or it expired (idle or too old) or its key went",
-    "auth.csrf": "a console write without its CSRF token, with a wrong one, or from elsewhere",
+    "auth.csrf": (
+        "a console or hosted-page write without its CSRF token, with a wrong one, or from elsewhere"
+    ),
     "auth.method_not_assertable": "the app may not assert this method as proven",
     "session.not_found": "no such session for this app",
     "session.subject_mismatch": "the request's subject is not the session's subject",
@@ -170,6 +177,8 @@ CODES: dict[str, str] = {
     "replay.window_invalid": "a replay's window (`since`, `until`) is not a duration or timestamp",
     "replay.not_found": "no such replay job",
     "app.not_found": "no such app",
+    "proxy.request": "forward auth: a header the proxy must send is missing or repeated",
+    "hosted.return_to": "a hosted page's return address is not one of the app's origins",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
     "unavailable.corrupt": "a stored record cannot be read (decisions: deny with this reason)",

@@ -295,6 +295,12 @@ class App(msgspec.Struct, frozen=True, kw_only=True):
     assertable_methods: tuple[str, ...] = ()
     keys: tuple[AppKey, ...] = ()
     disabled: bool = False
+    #: The origins (`https://shop.example:443`, normalized) a browser may be sent back to by
+    #: the hosted pages and forward auth (docs/proxy.md); none: every forwarded request denied.
+    origins: tuple[str, ...] = ()
+    #: Forward auth's identity headers: `subject`, `aal`, `scopes` -> header name (empty: the
+    #: defaults, `X-Juncture-Subject`, `X-Juncture-Aal`, `X-Juncture-Scopes`).
+    identity_headers: dict[str, str] = {}
 
 
 class AdminCredential(msgspec.Struct, frozen=True, kw_only=True):

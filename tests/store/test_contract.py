@@ -556,6 +556,21 @@ def test_app_round_trips_and_is_found_by_each_key_prefix(store: Store):
     assert store.get_app("nope") is None
 
 
+def test_an_apps_origins_and_identity_headers_round_trip(store: Store):
+    """What forward auth reads of an app (docs/proxy.md) is kept as written, and changed."""
+    app = msgspec.structs.replace(
+        make_app("shop", "jct_app_a"),
+        origins=("https://shop.example:443", "http://127.0.0.1:8080"),
+        identity_headers={"subject": "X-User", "aal": "X-User-Aal"},
+    )
+    store.put_app(app)
+    assert store.get_app("shop") == app
+    assert store.find_app_by_key_prefix("jct_app_a") == app
+    changed = msgspec.structs.replace(app, origins=(), identity_headers={})
+    store.put_app(changed)
+    assert store.get_app("shop") == changed == make_app("shop", "jct_app_a")
+
+
 def test_put_app_replaces_the_app_and_its_keys(store: Store):
     store.put_app(make_app("shop", "jct_app_a", "jct_app_b"))
     rotated = make_app("shop", "jct_app_b", "jct_app_c", disabled=True, name="Shop 2")

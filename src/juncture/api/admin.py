@@ -53,6 +53,17 @@ class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     name: str
     journeys: list[str] = []
     assertable_methods: list[str] = []
+    #: Where the hosted pages and forward auth may send a browser back to (docs/proxy.md).
+    origins: list[str] = []
+    #: Forward auth's identity headers: `subject`, `aal`, `scopes` -> header name.
+    identity_headers: dict[str, str] = {}
+
+
+class AppChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What forward auth uses of an app, changed (an absent member is left as it is)."""
+
+    origins: list[str] | None = None
+    identity_headers: dict[str, str] | None = None
 
 
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -173,6 +184,12 @@ class ReplayList(msgspec.Struct, frozen=True, kw_only=True):
 
 class AppList(msgspec.Struct, frozen=True, kw_only=True):
     apps: list[AppView]
+
+
+class AppOnly(msgspec.Struct, frozen=True, kw_only=True):
+    """An app as it is now."""
+
+    app: AppView
 
 
 class AppWithKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -351,8 +368,18 @@ async def create_app(request: Request) -> Response:
     body = convert(await json_body(request), NewApp)
     if not body.name.strip():
         raise ApiError(400, "request.invalid", "`name` must not be empty")
-    app, key = runtime.apps.create(body.name, body.journeys, body.assertable_methods)
+    app, key = runtime.apps.create(
+        body.name, body.journeys, body.assertable_methods, body.origins, body.identity_headers
+    )
     return _json({"app": app_view(app), "key": key}, 201)
+
+
+async def change_app(request: Request) -> Response:
+    runtime = _runtime(request)
+    authenticate_admin(request, runtime, "manage_apps")
+    body = convert(await json_body(request), AppChange)
+    app = runtime.apps.configure(request.path_params["app_id"], body.origins, body.identity_headers)
+    return _json({"app": app_view(app)})
 
 
 async def list_apps(request: Request) -> Response:
@@ -464,6 +491,7 @@ ROUTES = [
     ("/admin/v1/versions/{version_id}/diff", diff_versions, ["GET"]),
     ("/admin/v1/apps", create_app, ["POST"]),
     ("/admin/v1/apps", list_apps, ["GET"]),
+    ("/admin/v1/apps/{app_id}", change_app, ["PATCH"]),
     ("/admin/v1/apps/{app_id}/keys", rotate_key, ["POST"]),
     ("/admin/v1/decisions", query_decisions, ["GET"]),
     ("/admin/v1/sweeps", start_sweep, ["POST"]),

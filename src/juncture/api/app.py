@@ -25,6 +25,7 @@ from juncture.api import (
     console,
     devclock,
     directory,
+    forward,
     heap,
     native,
     ssf,
@@ -35,6 +36,8 @@ from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
+from juncture.api.hosted import SessionCookies
+from juncture.api.hosted import pages as hosted_pages
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.latency import Latencies
 from juncture.api.limits import Limits
@@ -259,6 +262,7 @@ def create_app(
         *INVENTORY_ROUTES,
         *approvals.ROUTES,
         *ssf.ROUTES,
+        *forward.ROUTES,
         *devclock.ROUTES,
         *transmitters.ROUTES,
     ]
@@ -308,6 +312,7 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
             console.mount(),
+            hosted_pages.mount(),
         ],
         exception_handlers={
             404: lambda request, exc: problem(404, "request.not_found", "no such endpoint"),
@@ -322,6 +327,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.console_logins = console.Logins(runtime.methods.env.code_key)
+    app.state.session_cookies = SessionCookies(runtime.methods.env.code_key)
     app.state.metrics = Metrics()
     app.state.transmitter = transmitter
     app.state.receiver = receiver or runtime.receiver(ReceiveSettings())

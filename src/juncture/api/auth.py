@@ -33,6 +33,25 @@ def authenticate_app(request: Request, runtime: Runtime) -> App:
     return app
 
 
+#: The header a reverse proxy (and the hosted pages behind it) presents the app's key in: not
+#: `Authorization`, which belongs to the client's request to the app.
+PROXY_KEY_HEADER = "x-juncture-key"
+
+
+def authenticate_app_key(request: Request, runtime: Runtime) -> App:
+    """The app whose key the proxy presents in `X-Juncture-Key`: 401 ``auth.missing`` without
+    one, ``auth.invalid`` otherwise."""
+    values = request.headers.getlist(PROXY_KEY_HEADER)
+    if len(values) != 1 or not values[0].strip():
+        raise AuthError("the proxy must present the app's key in `X-Juncture-Key`",
+                        code="auth.missing")  # fmt: skip
+    parts = split_key(values[0].strip())
+    app = runtime.apps.app_for_key(*parts) if parts is not None else None
+    if app is None:
+        raise AuthError("the key is not valid")
+    return app
+
+
 def authenticate_admin(request: Request, runtime: Runtime, scope: str) -> AdminCredential:
     """The administrator presenting a key with ``scope``: 401 without one, 403 outside it."""
     prefix, secret = _bearer(request)

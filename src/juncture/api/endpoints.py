@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from juncture.api import admin, approvals, devclock, directory, native, ssf, transmitters
+from juncture.api import (
+    admin,
+    approvals,
+    devclock,
+    directory,
+    forward,
+    native,
+    ssf,
+    transmitters,
+)
 from juncture.api.authzen import (
     ActionSearchRequest,
     EvaluationRequest,
@@ -248,6 +257,10 @@ def _admin() -> list[Endpoint]:
                  errors={409: ("state.conflict",)}),
         Endpoint("GET", "/admin/v1/apps", "List apps", "admin", "admin:read",
                  ok={200: admin.AppList}),
+        Endpoint("PATCH", "/admin/v1/apps/{app_id}", "Change an app's origins and identity "
+                 "headers (forward auth)", "admin", "admin:manage_apps", admin.AppChange,
+                 ok={200: admin.AppOnly}, errors={400: ("request.invalid",),
+                                                  404: ("app.not_found",)}),
         Endpoint("POST", "/admin/v1/apps/{app_id}/keys", "Rotate an app's key with overlap",
                  "admin", "admin:manage_apps", admin.RotateKey, body_required=False,
                  ok={201: admin.AppWithKey}, errors={404: ("app.not_found",)}),
@@ -340,6 +353,23 @@ def _shared_signals() -> list[Endpoint]:
     ]  # fmt: skip
 
 
+def _forward_auth() -> list[Endpoint]:
+    """Asked by a reverse proxy for every request (docs/proxy.md): any method (Envoy asks with
+    the original one), 200 (go on, with the identity headers), 302 or, for nginx, 401 with
+    `Location` (log in, step up, reroute), 403 and a page (refused)."""
+    paths = {
+        "/forward-auth/v1/{proxy}": "Forward auth for nginx, Traefik or Caddy",
+        "/forward-auth/v1/envoy": "Forward auth for Envoy's ext_authz (the path asked about: /)",
+        "/forward-auth/v1/envoy/{path:path}": "Forward auth for Envoy's ext_authz",
+    }
+    return [
+        Endpoint(method, path, summary, "forward auth", "app", ok={200: None, 302: None},
+                 errors={400: ("proxy.request",), 404: ("request.not_found",)})
+        for path, summary in paths.items()
+        for method in forward.METHODS
+    ]  # fmt: skip
+
+
 def _operations() -> list[Endpoint]:
     return [
         Endpoint("GET", "/metrics", "Prometheus metrics (with a metrics token: only for it, "
@@ -360,5 +390,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *_directory(),
     *_admin(),
     *_shared_signals(),
+    *_forward_auth(),
     *_operations(),
 )

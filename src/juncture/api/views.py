@@ -139,6 +139,8 @@ class AppView(msgspec.Struct, frozen=True, kw_only=True):
     assertable_methods: list[str]
     disabled: bool
     keys: list[AppKeyView]
+    origins: list[str]
+    identity_headers: dict[str, str]
 
 
 class DevClockView(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,6 +238,8 @@ def app_view(app: App) -> dict[str, Any]:
             {"prefix": k.prefix, "created_at": k.created_at, "expires_at": k.expires_at}
             for k in app.keys
         ],
+        "origins": list(app.origins),
+        "identity_headers": dict(app.identity_headers),
     }
 
 

@@ -10,6 +10,9 @@ from juncture.errors import PolicyError
 from juncture.policy import model as m
 from juncture.policy.compile import compile_journeys
 from juncture.policy.literals import check_literals
+from juncture.policy.names import suggest
+from juncture.policy.plan import glob_matcher
+from juncture.policy.routes import compile_route, overlap
 
 
 def _always_ends(steps: tuple[m.Step, ...], journey: m.Journey, seen: frozenset[str]) -> bool:
@@ -198,6 +201,60 @@ def _overlaps(bundle: m.Bundle) -> list[PolicyError]:
     return out
 
 
+def _served(action: str, journey: m.Journey) -> bool:
+    """Some checkpoint other than the catch-all `*` serves the action."""
+    return any(
+        cp.name == action or (cp.name != "*" and glob_matcher(cp.name)(action))
+        for cp in journey.checkpoints
+    )
+
+
+def check_routes(journey: m.Journey) -> list[PolicyError]:
+    """Routes naming a checkpoint the journey does not serve, an app it does not govern, or
+    equally specific routes that could match one request."""
+    out = []
+    names = [cp.name for cp in journey.checkpoints if cp.name != "*"]
+    for app in journey.routes:
+        if journey.applies_to and app.app not in journey.applies_to:
+            out.append(
+                PolicyError(
+                    f"routes of app `{app.app}`, which the journey does not apply to",
+                    code="policy.route.unknown_app",
+                    location=app.location,
+                    suggestion=suggest(app.app, journey.applies_to)
+                    or "add the app to `applies_to`",
+                )
+            )
+        targets = [(r.checkpoint, r.location) for r in app.routes]
+        if app.default is not None:
+            targets.append((app.default, app.location))
+        for action, loc in targets:
+            if not _served(action, journey):
+                out.append(
+                    PolicyError(
+                        f"route to checkpoint `{action}`, which the journey does not declare",
+                        code="policy.route.unknown_checkpoint",
+                        location=loc,
+                        suggestion=suggest(action, names),
+                    )
+                )
+        compiled = [(compile_route(r), r) for r in app.routes]
+        for i, (a, _) in enumerate(compiled):
+            for b, written in compiled[i + 1 :]:
+                if a.rank == b.rank and overlap(a, b):
+                    out.append(
+                        PolicyError(
+                            f"routes `{a.text}` and `{b.text}` of app `{app.app}` are equally "
+                            "specific and can match the same request",
+                            code="policy.route.ambiguous",
+                            location=written.location,
+                            suggestion="make one more specific (a literal segment, a host or "
+                            "methods) or remove one",
+                        )
+                    )
+    return out
+
+
 def check(bundle: m.Bundle) -> list[PolicyError]:
     """Every problem of a loaded bundle, errors and warnings, sorted by location."""
     _, problems = compile_journeys(bundle)
@@ -205,5 +262,6 @@ def check(bundle: m.Bundle) -> list[PolicyError]:
     for journey in bundle.journeys:
         problems += _journey_checks(journey)
         problems += check_literals(journey)
+        problems += check_routes(journey)
     problems += _overlaps(bundle)
     return sorted(problems, key=PolicyError.sort_key)

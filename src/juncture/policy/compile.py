@@ -33,6 +33,7 @@ from juncture.policy.plan import (
     glob_specificity,
 )
 from juncture.policy.prefixes import PrefixTable
+from juncture.policy.routes import compile_routes
 
 _GLOB_CHARS = frozenset("*?")
 
@@ -331,6 +332,7 @@ class _JourneyCompiler:
             lockout=_lockout(j),
             fingerprints=j.fingerprints,
             invariants=invariants,
+            http_routes=compile_routes(j),
         )
 
 

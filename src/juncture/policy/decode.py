@@ -16,6 +16,7 @@ from juncture.errors import Location, PolicyError
 from juncture.policy import kinds
 from juncture.policy import model as m
 from juncture.policy.decode_invariants import invariants as decode_invariants
+from juncture.policy.decode_routes import routes as decode_routes
 from juncture.policy.duration import format_duration, parse_duration
 from juncture.policy.names import ACTION, NAME
 from juncture.policy.names import suggest as suggest  # where the other modules find it
@@ -38,6 +39,7 @@ _JOURNEY_KEYS = (
     "checkpoints",
     "fragments",
     "invariants",
+    "routes",
 )
 
 
@@ -498,6 +500,7 @@ class _Decoder:
         invariants: tuple[m.Invariant, ...] = ()
         if "invariants" in fields:
             invariants = decode_invariants(self, fields["invariants"])
+        routes = decode_routes(self, fields["routes"]) if "routes" in fields else ()
         if name is None:
             return None
         return m.Journey(
@@ -515,4 +518,5 @@ class _Decoder:
             checkpoints=tuple(checkpoints),
             fragments=fragments,
             invariants=invariants,
+            routes=routes,
         )

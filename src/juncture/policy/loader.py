@@ -34,9 +34,9 @@ def _canonical(value: Any) -> bytes:
 
 def _fingerprints(raw: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, str]:
     """Per checkpoint, a digest of what its decisions depend on (see `m.Journey`): the journey
-    without its description, invariants and other checkpoints, and the data. Locations and
+    without its description, invariants, routes and other checkpoints, and the data. Locations and
     formatting do not count (the parsed values do)."""
-    unused = ("checkpoints", "description", "invariants")
+    unused = ("checkpoints", "description", "invariants", "routes")
     common = {k: v for k, v in raw.items() if k not in unused}
     checkpoints = raw.get("checkpoints")
     return {

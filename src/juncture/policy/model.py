@@ -180,6 +180,33 @@ class Invariant(msgspec.Struct, frozen=True, kw_only=True):
     reroute_only_to: tuple[str, ...] | None = None
 
 
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an app's `routes:`: the requests it matches and the checkpoint they ask.
+
+    ``path`` is the pattern as written (`/accounts/{id}/email`); ``host`` an exact host or
+    ``*.example.com``, None for any; ``methods`` upper-case, empty for any. ``resource_type``
+    and ``resource_id`` (a template over the path's parameters) name the resource asked about.
+    """
+
+    path: str
+    checkpoint: str
+    location: Location
+    host: str | None = None
+    methods: tuple[str, ...] = ()
+    resource_type: str | None = None
+    resource_id: str | None = None
+
+
+class AppRoutes(msgspec.Struct, frozen=True, kw_only=True):
+    """An app's `routes:`: its routes in the order written and the checkpoint asked when none
+    matches (None: the request is denied, reason `no_route`)."""
+
+    app: str
+    location: Location
+    routes: tuple[Route, ...] = ()
+    default: str | None = None
+
+
 class Journey(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     file: str
@@ -197,6 +224,8 @@ class Journey(msgspec.Struct, frozen=True, kw_only=True):
     fragments: dict[str, Fragment] = {}
     #: The properties `juncture check` proves of every path (`invariants:`).
     invariants: tuple[Invariant, ...] = ()
+    #: The `routes:` of the apps it governs: HTTP requests mapped to checkpoints (forward auth).
+    routes: tuple[AppRoutes, ...] = ()
     #: Checkpoint (as written) -> a digest of everything its decision depends on: the
     #: journey's other parts, its fragments, the checkpoint's steps and the bundle's data.
     #: Equal in two versions: that checkpoint decides the same in both.

@@ -17,6 +17,7 @@ import msgspec
 from juncture.policy import kinds, model
 from juncture.policy.cel import CompiledCondition
 from juncture.policy.prefixes import PrefixTable
+from juncture.policy.routes import Router
 
 # Step opcodes (first item of a compiled step tuple).
 OUTCOME: Final = 0  # (OUTCOME, ref, Outcome)
@@ -168,6 +169,8 @@ class JourneyPlan(msgspec.Struct, frozen=True, kw_only=True):
     fingerprints: dict[str, str] = {}
     #: The journey's `invariants:`, for `juncture check` (decisions never read them).
     invariants: tuple[InvariantPlan, ...] = ()
+    #: App -> its `routes:` compiled: which checkpoint an HTTP request asks (forward auth).
+    http_routes: dict[str, Router] = {}
 
     def checkpoint(self, action: str) -> tuple[StepRef, Steps] | None:
         """Exact name, then the most specific glob, then ``*``."""

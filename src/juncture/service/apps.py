@@ -3,15 +3,81 @@ keys rotated. The API authenticates callers through here, never against the stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import msgspec
 
-from juncture.errors import NotFoundError, StateConflict
+from juncture.errors import NotFoundError, RequestError, StateConflict
 from juncture.records import AdminCredential, App, AppKey
 from juncture.service.ids import new_id, new_key, secret_matches
 from juncture.store.protocols import ConflictError, Store
+
+_PORTS = {"http": 80, "https": 443}
+#: What forward auth's identity headers may carry (docs/proxy.md).
+IDENTITY_FIELDS = ("subject", "aal", "scopes")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host:port` of an absolute http(s) URL (the port always written), or None for
+    anything else: another scheme, no host, a user name or password, a bad port, a backslash
+    or a control character anywhere."""
+    if any(c == "\\" or ord(c) < 0x21 or c == "\x7f" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return f"{scheme}://{parts.hostname.lower()}:{port or _PORTS[scheme]}"
+
+
+def normal_origin(text: str) -> str | None:
+    """An app's allowed origin as configured (`https://shop.example`, no path), normalized, or
+    None when it is not one."""
+    origin = origin_of(text)
+    parts = urlsplit(text)
+    if origin is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    return origin
+
+
+def checked_origins(origins: Sequence[str]) -> tuple[str, ...]:
+    """Each origin normalized (``https://shop.example`` -> ``https://shop.example:443``).
+
+    Raises:
+        RequestError: 400 ``request.invalid``, one is not an http(s) origin without a path.
+    """
+    out = []
+    for given in origins:
+        origin = normal_origin(given)
+        if origin is None:
+            raise RequestError(
+                f"`{given[:200]}` is not an origin (`https://host[:port]`, no path, no user)"
+            )
+        out.append(origin)
+    return tuple(dict.fromkeys(out))
+
+
+def checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The identity headers: `subject`, `aal`, `scopes` -> a header name.
+
+    Raises:
+        RequestError: 400 ``request.invalid``, another field or a name that is not a header's.
+    """
+    for field, name in headers.items():
+        if field not in IDENTITY_FIELDS or not isinstance(name, str) or not _HEADER.match(name):
+            raise RequestError(
+                "`identity_headers` maps `subject`, `aal`, `scopes` to header names "
+                "(letters, digits, `-`)"
+            )
+    return dict(headers)
 
 
 class Apps:
@@ -54,7 +120,12 @@ class Apps:
         return admin
 
     def create(
-        self, name: str, journeys: Sequence[str], assertable_methods: Sequence[str]
+        self,
+        name: str,
+        journeys: Sequence[str],
+        assertable_methods: Sequence[str],
+        origins: Sequence[str] = (),
+        identity_headers: Mapping[str, str] | None = None,
     ) -> tuple[App, str]:
         """A new app and its first key (the key is returned this once).
 
@@ -70,6 +141,8 @@ class Apps:
             journeys=tuple(journeys),
             assertable_methods=tuple(assertable_methods),
             keys=(AppKey(prefix=prefix, hash=digest, created_at=now),),
+            origins=checked_origins(origins),
+            identity_headers=checked_headers(identity_headers or {}),
         )
         try:
             self._store.put_app(app)
@@ -79,6 +152,30 @@ class Apps:
 
     def list(self) -> Sequence[App]:
         return self._store.list_apps()
+
+    def configure(
+        self,
+        app_id: str,
+        origins: Sequence[str] | None,
+        identity_headers: Mapping[str, str] | None,
+    ) -> App:
+        """Change what forward auth and the hosted pages use of the app (None: unchanged).
+
+        Raises:
+            NotFoundError: 404 ``app.not_found``.
+            RequestError: 400 ``request.invalid``, an origin or a header that is not one.
+        """
+        app = self._store.get_app(app_id)
+        if app is None:
+            raise NotFoundError("no such app", code="app.not_found")
+        changes: dict[str, object] = {}
+        if origins is not None:
+            changes["origins"] = checked_origins(origins)
+        if identity_headers is not None:
+            changes["identity_headers"] = checked_headers(identity_headers)
+        app = msgspec.structs.replace(app, **changes)
+        self._store.put_app(app)
+        return app
 
     def rotate_key(self, app_id: str, overlap: timedelta) -> tuple[App, str]:
         """A new key for the app; its live keys work on for ``overlap``, then end.

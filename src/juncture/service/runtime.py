@@ -43,6 +43,7 @@ from juncture.service.directory import Directory
 from juncture.service.effects import Effects
 from juncture.service.emitter import Emitter
 from juncture.service.facts import FactsAssembly
+from juncture.service.forward import ForwardAuth
 from juncture.service.health import Health
 from juncture.service.inventory import Inventory
 from juncture.service.lockout import Lockout
@@ -120,6 +121,7 @@ class Runtime:
         )  # fmt: skip
         self.replays = ReplayJobs(store, self.policies, now, flush_log=self.log.writer.flush)
         self.apps = Apps(store, now)
+        self.forward = ForwardAuth(now, self.policies, self.decisions, self.changes, self.facts)
         self.streams = Streams(store, now)
         self.health = Health(store)
         self.inventory = Inventory(store, now)

@@ -1,0 +1,207 @@
+"""The hosted login page (`/hosted/v1/login`): a user name and a password, checked through the
+same services as the session API (a session started, its login's challenge answered with the
+journey's password method, so lockout and every rule of the journey apply), then the app's
+session cookie set and the browser sent back to the return URL, checked against the app's
+origins. Rendered with Jinja2 under the console's strict CSP; the form carries a CSRF token
+vouched for by a signed cookie, and a post from another origin is refused."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from juncture.api.auth import authenticate_app_key
+from juncture.api.boundary import ServiceCalls
+from juncture.api.console.render import read_form, secure
+from juncture.api.direct import answer_error
+from juncture.api.hashing import hash_pool
+from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCookies
+from juncture.errors import JunctureError
+from juncture.records import App
+from juncture.service.apps import origin_of
+from juncture.service.forward import checked_return
+from juncture.service.outcome import Outcome, ServiceError
+from juncture.service.runtime import Runtime
+
+log = logging.getLogger("juncture.hosted")
+
+templates = Environment(
+    loader=PackageLoader("juncture.api.hosted", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+FORM_LIMIT = 16 << 10
+#: What the page says for each refusal of a login (never which of the name or password).
+_WRONG = "The user name or password is wrong."
+MESSAGES = {
+    "challenge.failed": _WRONG,
+    "challenge.no_credential": _WRONG,
+    "challenge.not_live": "Too many attempts for this login: start again.",
+    "auth.locked": "Too many failed attempts: this account is locked for a while. Try again later.",
+    "subject.disabled": "This account is disabled.",
+    "auth.busy": "The service is busy: try again in a moment.",
+}
+REFUSALS = {
+    "no_route": "This address is not open to anyone.",
+    "origin_not_allowed": "This site is not one Juncture may send you back to.",
+    "path_refused": "This address is not valid.",
+}
+
+
+def render(template: str, status: int = 200, **values: object) -> Response:
+    html = templates.get_template(template).render(**values)
+    return secure(Response(html, status_code=status, media_type="text/html; charset=utf-8"))
+
+
+def refused_page(request: Request, reason: str) -> Response:
+    """403 and a page saying the request was refused, and why when the reason is one people
+    can act on (a journey's own reasons are shown as their names)."""
+    return render("refused.html", 403, reason=reason, message=REFUSALS.get(reason))
+
+
+def _secure_cookie(request: Request) -> bool:
+    """Secure when the browser's request was HTTPS, as the proxy (authenticated by the app's
+    key before this is read) says."""
+    return request.headers.get("x-forwarded-proto", request.url.scheme).lower() == "https"
+
+
+def _return_to(app: App, given: str | None) -> str:
+    url = checked_return(given or "", app)
+    if url is None:
+        raise ServiceError("hosted.return_to", "the return address is not one of the app's "
+                           "origins", 400)  # fmt: skip
+    return url
+
+
+def _check_origin(request: Request, app: App) -> None:
+    """A post from anywhere but the app's own origins is refused (403 ``auth.csrf``)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin_of(origin) not in app.origins:
+        raise ServiceError("auth.csrf", "the form was posted from another site", 403)
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise ServiceError("auth.csrf", "the form was posted from another site", 403)
+
+
+def _form(request: Request, app: App, return_to: str, error: str | None, status: int = 200,
+          user: str = "") -> Response:  # fmt: skip
+    cookies: SessionCookies = request.app.state.session_cookies
+    token, cookie = cookies.new_csrf()
+    response = render("login.html", status, app=app.name, return_to=return_to, csrf=token,
+                      error=error, user=user)  # fmt: skip
+    response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
+                        samesite="strict", secure=_secure_cookie(request))  # fmt: skip
+    return response
+
+
+async def login_form(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    app = authenticate_app_key(request, runtime)
+    return _form(request, app, _return_to(app, request.query_params.get("return_to")), None)
+
+
+def _password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> str | None:
+    journey, _ = runtime.policies.active().route(app.name, "user")
+    if journey is None:
+        return None
+    return next((m for m in methods if m in journey.methods
+                 and journey.methods[m].kind == "password"), None)  # fmt: skip
+
+
+def _abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
+    """End the session a login that did not go on started: it was never handed out."""
+    session = outcome.session if outcome is not None else None
+    if session is None:
+        return
+    try:
+        runtime.sessions.end(app, session.id, revoke_reason=None)
+    except JunctureError:  # already over, or the store failed: it was never handed out
+        log.info("a failed hosted login's session could not be ended")
+
+
+async def log_in(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    cookies: SessionCookies = request.app.state.session_cookies
+    app = authenticate_app_key(request, runtime)
+    _check_origin(request, app)
+    form = await read_form(request, FORM_LIMIT)
+    if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+        raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
+                           "page", 403)  # fmt: skip
+    return_to = _return_to(app, form.get("return_to"))
+    user, password = form.get("user", "").strip(), form.get("password", "")
+    if not user or not password:
+        return _form(request, app, return_to, "Give your user name and password.", 400, user)
+    started = None
+    try:
+        started = runtime.sessions.start(app, {"type": "user", "id": user}, {}, [])
+        challenge = started.challenge
+        method = _password_method(runtime, app, challenge.methods) if challenge else None
+        if challenge is None or method is None:
+            _abandon(runtime, app, started)
+            reason = started.decision.reason or started.decision.outcome
+            return _form(request, app, return_to, f"This login cannot go on here ({reason}).",
+                         403, user)  # fmt: skip
+        outcome = await hash_pool(request).run(
+            lambda: runtime.challenges.verify(app, challenge.id, method, password)
+        )
+    except ServiceError as error:
+        _abandon(runtime, app, started)
+        message = MESSAGES.get(error.code)
+        if message is None:
+            raise
+        return _form(request, app, return_to, message, error.status, user)
+    session = outcome.session
+    if outcome.decision.outcome not in ("allow", "reroute") or session is None:
+        _abandon(runtime, app, outcome)
+        reason = outcome.decision.reason or outcome.decision.outcome
+        return _form(request, app, return_to, f"This login cannot go on here ({reason}).", 403,
+                     user)  # fmt: skip
+    response = secure(RedirectResponse(return_to, status_code=303))
+    # SameSite=Lax: the cookie must go with the top-level navigation back to the app (and every
+    # later one from another site's link); Strict would drop it on those, Lax still keeps it
+    # off other sites' subrequests and posts.
+    response.set_cookie(SESSION_COOKIE, cookies.make(app.id, session.id, session.handle),
+                        path="/", httponly=True, samesite="lax",
+                        secure=_secure_cookie(request))  # fmt: skip
+    response.delete_cookie(CSRF_COOKIE, path="/hosted/v1")
+    return response
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _page(handler: Handler) -> Handler:
+    async def inner(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except JunctureError as error:
+            return render("error.html", error.status, code=error.code, message=error.detail)
+
+    async def wrapped(request: Request) -> Response:
+        calls: ServiceCalls = request.app.state.service_calls
+        try:
+            return await calls.answer(inner, request, body_limit=FORM_LIMIT)
+        except JunctureError as error:
+            return render("error.html", error.status, code=error.code, message=error.detail)
+        except Exception as error:  # never a stack trace to a browser
+            log.exception("hosted page error")
+            return secure(answer_error(error))
+
+    return wrapped
+
+
+def mount() -> Mount:
+    return Mount("/hosted/v1", routes=[
+        Route("/login", _page(login_form), methods=["GET"]),
+        Route("/login", _page(log_in), methods=["POST"]),
+    ])  # fmt: skip
+
+
+__all__ = ["mount", "refused_page"]

@@ -1,0 +1,87 @@
+"""Forward auth in a real browser: headless Chromium (Debian's, through Playwright with that
+executable) through the real nginx of test_forward_nginx.py: sent to the hosted login page,
+logged in with the keyboard, back at the page first asked for with Juncture's identity, and
+refused at the next request once a republished journey says so. Skipped without chromium or
+nginx, except on CI (`CI=true`), where they fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_forward_nginx import JOURNEY, PASSWORD, World
+
+CHROMIUM = next(
+    (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()),
+    None,
+)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing on CI: `make tools` installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    made = World(tmp_path_factory.mktemp("forward-browser"))
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def test_a_browser_logs_in_through_nginx_and_follows_a_republished_journey(
+    chromium: Any, world: World, tmp_path: Path
+) -> None:
+    context = chromium.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)  # fmt: skip
+    target = world.origin + "/accounts/alice/home"
+    page.goto(target)
+    assert page.url.startswith(world.origin + "/hosted/v1/login?return_to=")
+    assert page.title() == "Log in to shop-web"
+    page.screenshot(path=str(tmp_path / "login.png"))
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_load_state()
+    assert "The user name or password is wrong." in page.inner_text("#error")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")  # the keyboard alone
+    page.wait_for_url(target)
+    shown = json.loads(page.inner_text("body"))
+    assert shown["headers"]["x-juncture-subject"] == "alice"
+    assert shown["headers"]["x-juncture-scopes"] == "account:read"
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["juncture_session"]["httpOnly"] is True
+    assert cookies["juncture_session"]["sameSite"] == "Lax"
+    closed = JOURNEY.replace(
+        '    - if: "resource.id == subject.id"\n      allow: {scopes: ["account:read"]}\n', ""
+    )
+    published = world.admin.post("/admin/v1/versions", json={
+        "files": {"shop.yaml": closed}, "activate": True})  # fmt: skip
+    assert published.status_code == 201, published.text
+    again = page.goto(target)
+    assert again is not None and again.status == 403
+    assert refused == []
+    context.close()
