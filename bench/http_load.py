@@ -92,11 +92,16 @@ _DIFFERS = BUNDLE.replace(
     "change_email: [{require: {any: [totp], within: 15m}}, {allow: {}}]",
     "change_email: [{deny: shadow_refuses}]",
 )
-#: The shadow versions of ``--shadow`` and the server's options: one deciding as the active one
+#: The shadow versions of ``--shadow`` and the server's options: one changing another checkpoint
+#: (`login`: `change_email` is counted equal, not decided again), one deciding as the active one
 #: does (a 10-minute window where the active one has 15: the session's TOTP is seconds old), one
 #: denying every request, its differences recorded at the default rate or every one.
 SHADOWS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "none": (None, ()),
+    "another checkpoint changed": (
+        BUNDLE.replace("{allow: {scopes: [app], ttl: 1h}}", "{allow: {scopes: [app], ttl: 2h}}"),
+        (),
+    ),
     "same answers": (BUNDLE.replace("within: 15m", "within: 10m"), ()),
     "every answer differs": (_DIFFERS, ()),
     "every answer differs, every one recorded": (_DIFFERS, ("--shadow-record-rate", "0")),
@@ -892,7 +897,9 @@ def report_shadow(
         f"after a {args.warmup:g} s warm-up, closed loop, 127.0.0.1; {args.rounds} round(s), "
         "the configurations interleaved per round; figures are medians over rounds",
         "- request: as in the `http` section (session-bound `change_email`, allow)",
-        "- shadow versions (`juncture publish --shadow`, service/shadow.py): `same answers` "
+        "- shadow versions (`juncture publish --shadow`, service/shadow.py): `another checkpoint "
+        "changed` changes `login` only (`change_email`'s checkpoint is the same in both "
+        "versions: counted equal, not decided again); `same answers` "
         "decides `change_email` with a 10-minute TOTP window where the active version has 15 "
         "(the same answer: nothing recorded); `every answer differs` denies it (every decision "
         "an `allow->deny`), its differences recorded at the default rate (200 a second, the "

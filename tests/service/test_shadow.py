@@ -191,3 +191,39 @@ def test_a_record_rate_below_one_still_records_and_a_negative_one_is_refused(
     runner.close()
     with pytest.raises(ValueError, match="record rate"):
         ShadowRunner(store, PolicyRegistry(store, lambda: NOW), record_rate=-1)
+
+
+def test_a_checkpoint_the_shadow_left_as_it_was_is_counted_equal_without_deciding(
+    store: SqliteStore,
+):
+    """The same journey, checkpoint and fingerprint: the same answer whatever the facts, so it
+    is counted equal and not evaluated; a checkpoint of its own for the action, or a changed
+    guard (part of every checkpoint's fingerprint), is decided again."""
+    policies = PolicyRegistry(store, lambda: NOW)
+    active = stored(store, ACTIVE)
+    login_only = stored(store, ACTIVE.replace(
+        "login: [{require: {any: [password]}}, {allow: {}}]",
+        "login: [{require: {any: [password]}}, {deny: closed}]",
+    ))  # fmt: skip
+    own_checkpoint = stored(store, ACTIVE.replace(
+        '"*": [{deny: unknown_action}]', 'delete: [{allow: {}}]\n  "*": [{deny: unknown_action}]'
+    ))  # fmt: skip
+    guarded = stored(store, ACTIVE.replace(
+        "checkpoints:", 'guard:\n  - if: "false"\n    then: [{deny: never}]\ncheckpoints:'
+    ))  # fmt: skip
+    for version in (active, login_only, own_checkpoint, guarded):
+        policies.plan(version)  # each compiles
+    runner = ShadowRunner(store, policies)
+    runner.offer(job(login_only, "read"))
+    runner.offer(job(login_only, "delete"))  # the `*` checkpoint, unchanged too
+    assert runner.settle()
+    assert runner.stats.transitions == {"allow->allow": 1, "deny->deny": 1}
+    assert runner.stats.unchanged == 2
+    runner.offer(job(own_checkpoint, "delete", decision_id="d_own"))
+    runner.offer(job(guarded, "read"))
+    assert runner.settle()
+    assert runner.stats.unchanged == 2  # both decided again
+    assert runner.stats.transitions == {"allow->allow": 2, "deny->deny": 1, "deny->allow": 1}
+    (record,) = store.shadow_records(own_checkpoint)
+    assert record.decision_id == "d_own" and record.shadow["checkpoint"] == "delete"
+    runner.close()

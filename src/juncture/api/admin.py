@@ -115,6 +115,9 @@ class ShadowNode(msgspec.Struct, frozen=True, kw_only=True):
     unrecorded: int
     #: Differences counted but not recorded: past this node's record rate.
     over_rate: int
+    #: Of the transitions, decisions counted equal without deciding them again (their
+    #: checkpoint is the same in both versions).
+    unchanged: int
     waiting: int
 
 
@@ -439,7 +442,8 @@ async def read_shadow(request: Request) -> Response:
     shadow, active, recorded, node = runtime.versions.shadow_status()
     return _json(ShadowStatus(shadow=shadow, active=active, differences=recorded, node=ShadowNode(
         transitions=node.transitions, errors=node.errors, dropped=node.dropped,
-        unrecorded=node.unrecorded, over_rate=node.over_rate, waiting=node.waiting)))  # fmt: skip
+        unrecorded=node.unrecorded, over_rate=node.over_rate, unchanged=node.unchanged,
+        waiting=node.waiting)))  # fmt: skip
 
 
 async def install_shadow(request: Request) -> Response:

@@ -269,3 +269,18 @@ def summarize(old: Plan | None, new: Plan) -> dict[str, Any]:
             if touched or moved:
                 journeys["changed"].append(name)
     return {"journeys": journeys, "checkpoints": checkpoints, "methods": methods}
+
+
+def decides_alike(old: Plan, new: Plan, app: str | None, subject_type: str, action: str) -> bool:
+    """Whether ``action`` decides the same under both versions for this app and subject type,
+    whatever the facts: the same journey, the same checkpoint, the same fingerprint (a digest
+    of all the checkpoint's decision depends on: `model.Journey.fingerprints`)."""
+    old_journey, _ = old.route(app, subject_type)
+    new_journey, _ = new.route(app, subject_type)
+    if old_journey is None or new_journey is None or old_journey.name != new_journey.name:
+        return False
+    old_found, new_found = old_journey.checkpoint(action), new_journey.checkpoint(action)
+    if old_found is None or new_found is None or old_found[0].text != new_found[0].text:
+        return False
+    mark = new_journey.fingerprints.get(new_found[0].text)
+    return mark is not None and mark == old_journey.fingerprints.get(old_found[0].text)

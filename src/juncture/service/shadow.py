@@ -5,9 +5,12 @@ A decision made against the active version (`Decisions.decide`) hands its facts 
 shadow version is installed (the store says which: every node reads it, as it reads the active
 one, through its caches). A thread of this node's decides them with the shadow version (risk,
 guard and checkpoint: what the active version evaluated, with the same facts, time and app
-routes) and compares outcomes and reasons. What differs is recorded in the store (both
-outcomes, reasons, journeys, checkpoints and explanations) for `juncture shadow diff`; every
-transition, equal ones too, is counted on this node for ``/metrics``.
+routes) and compares outcomes and reasons. A decision whose checkpoint is the same in both
+versions (the same journey, checkpoint and fingerprint: `policies.decides_alike`) is counted
+as equal without being decided again: whatever the facts, it decides the same. What differs
+is recorded in the store (both outcomes, reasons, journeys, checkpoints and explanations) for
+`juncture shadow diff`; every transition, equal ones too, is counted on this node for
+``/metrics``.
 
 The shadow never writes a session, emits an event, creates or spends a challenge: it evaluates
 and records, nothing else. Its failures stay here: a version that cannot be compiled or a
@@ -43,8 +46,9 @@ from typing import Any
 import msgspec
 
 from juncture.engine import Decision, Facts, evaluate
+from juncture.policy import Plan
 from juncture.records import ShadowRecord
-from juncture.service.policies import PolicyRegistry
+from juncture.service.policies import PolicyRegistry, decides_alike
 from juncture.store.protocols import Store, StoreError
 
 __all__ = ["INTERVAL", "QUEUE", "RECORD_RATE", "ShadowJob", "ShadowRunner", "ShadowStats"]
@@ -89,6 +93,9 @@ class ShadowStats(msgspec.Struct, kw_only=True):
     unrecorded: int = 0
     #: Differences decided and counted but not recorded: past the record rate.
     over_rate: int = 0
+    #: Decisions counted as equal without evaluating them again: the checkpoint deciding
+    #: them is the same in both versions (its fingerprint), so is their answer.
+    unchanged: int = 0
     #: Decisions queued or being decided (when read).
     waiting: int = 0
 
@@ -135,6 +142,8 @@ class ShadowRunner:
         self._scheduled = False
         self._writer: ThreadPoolExecutor | None = None  # one: writes in turn, never at once
         self.stats = ShadowStats(transitions={})
+        #: (active, shadow, app, subject type, action) -> whether both versions decide alike.
+        self._alike: dict[tuple[str, str, str | None, str, str], bool] = {}
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Decide on ``loop`` (the server's, called on it) from now on, not on a thread."""
@@ -286,6 +295,25 @@ class ShadowRunner:
             self.stats.unrecorded += len(records)
             log.warning("shadow differences not recorded: %s", exc)
 
+    def _decides_alike(self, job: ShadowJob, plan: Plan) -> bool:
+        """Whether the shadow version decides ``job`` as the active one did, whatever the
+        facts (`decides_alike`), known once per versions, app, subject type and action."""
+        active = job.decision
+        if not active.version or job.subject_type is None:
+            return False
+        key = (active.version, job.shadow_version, job.app, job.subject_type, active.action)
+        known = self._alike.get(key)
+        if known is None:
+            try:
+                before = self._policies.plan(active.version)
+            except Exception:  # the active version cannot be read here: decide it again
+                return False
+            known = decides_alike(before, plan, job.app, job.subject_type, active.action)
+            if len(self._alike) > 10_000:
+                self._alike.clear()
+            self._alike[key] = known
+        return known
+
     def _may_record(self) -> bool:
         """Whether one more difference may be recorded now (and its token taken)."""
         if not self._rate:
@@ -308,6 +336,12 @@ class ShadowRunner:
             error = f"the shadow version cannot be compiled: {type(exc).__name__}"
             shadow = None
         else:
+            if self._decides_alike(job, plan):  # the same checkpoint: the same answer
+                counts = self.stats.transitions
+                transition = f"{active.outcome}->{active.outcome}"
+                counts[transition] = counts.get(transition, 0) + 1
+                self.stats.unchanged += 1
+                return None
             shadow = evaluate(
                 plan,
                 active.action,

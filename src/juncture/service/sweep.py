@@ -40,7 +40,7 @@ from juncture.records import App, Session, SessionPage, SweepKind, SweepLease, S
 from juncture.service.decisions import Decisions
 from juncture.service.emitter import Emitter
 from juncture.service.ids import new_id
-from juncture.service.policies import PolicyRegistry
+from juncture.service.policies import PolicyRegistry, decides_alike
 from juncture.service.session_changes import SessionChanges
 from juncture.store.protocols import ConflictError, NotFound, Store, StoreError
 
@@ -122,7 +122,7 @@ class Sweeper:
                 return True
             except Exception:  # a version that no longer compiles: decide again
                 return True
-            known = _unchanged(old, plan, app, session.subject_type, action)
+            known = decides_alike(old, plan, app.name, session.subject_type, action)
             if len(self._unchanged) > 10_000:
                 self._unchanged.clear()
             self._unchanged[key] = known
@@ -334,20 +334,6 @@ class Sweeper:
             after=self.changes.restanded(session, withdrawn, moved, now),
             claims=self.changes.claims(withdrawn, moved),
         )
-
-
-def _unchanged(old: Plan, new: Plan, app: App, subject_type: str, action: str) -> bool:
-    """Whether ``action`` decides the same under both versions for this app and subject type:
-    the same journey, the same checkpoint, the same fingerprint."""
-    old_journey, _ = old.route(app.name, subject_type)
-    new_journey, _ = new.route(app.name, subject_type)
-    if old_journey is None or new_journey is None or old_journey.name != new_journey.name:
-        return False
-    old_found, new_found = old_journey.checkpoint(action), new_journey.checkpoint(action)
-    if old_found is None or new_found is None or old_found[0].text != new_found[0].text:
-        return False
-    mark = new_journey.fingerprints.get(new_found[0].text)
-    return mark is not None and mark == old_journey.fingerprints.get(old_found[0].text)
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):

@@ -168,7 +168,7 @@ class Versions:
         stats = self._shadow.stats
         now = ShadowStats(
             transitions=dict(stats.transitions), errors=stats.errors, dropped=stats.dropped,
-            unrecorded=stats.unrecorded, over_rate=stats.over_rate,
+            unrecorded=stats.unrecorded, over_rate=stats.over_rate, unchanged=stats.unchanged,
             waiting=self._shadow.waiting(),
         )  # fmt: skip
         return shadow, self._store.active_version_id(), recorded, now
