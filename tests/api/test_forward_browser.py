@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 
 from .test_forward_nginx import JOURNEY, PASSWORD, World
+from .test_forward_step_up import enroll_totp, wrong_code
 
 CHROMIUM = next(
     (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()),
@@ -83,5 +86,47 @@ def test_a_browser_logs_in_through_nginx_and_follows_a_republished_journey(
     assert published.status_code == 201, published.text
     again = page.goto(target)
     assert again is not None and again.status == 403
+    assert refused == []
+    context.close()
+
+
+def test_a_browser_steps_up_with_totp_through_nginx(
+    chromium: Any, world: World, tmp_path: Path
+) -> None:
+    """Logged in with the password, a page needing a second factor sends the browser to the
+    step-up page; a wrong code is said plainly, the right one (pyotp, from the enrolled
+    secret) brings it back to the page with AAL 2 (I8: the cookie changed)."""
+    secret = enroll_totp(world, "bob")
+    context = chromium.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)  # fmt: skip
+    target = world.origin + "/admin/reports"
+    page.goto(target)
+    page.get_by_label("User name").fill("bob")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(world.origin + "/hosted/v1/step-up?return_to=*")
+    assert page.title() == "Confirm it is you: shop-web"
+    before = {c["name"]: c["value"] for c in context.cookies()}["juncture_session"]
+    field = page.get_by_label("Code from your authenticator app")
+    field.fill(wrong_code(secret))
+    field.press("Enter")
+    page.wait_for_load_state()
+    assert "The code is wrong." in page.inner_text("#error")
+    assert page.inner_text("#error-code") == "challenge.failed"
+    page.screenshot(path=str(tmp_path / "step-up.png"))
+    time.sleep(2)  # the lockout's backoff after a failure
+    field = page.get_by_label("Code from your authenticator app")
+    field.fill(pyotp.TOTP(secret).now())
+    field.press("Enter")  # the keyboard alone
+    page.wait_for_url(target)
+    shown = json.loads(page.inner_text("body"))
+    assert shown["headers"]["x-juncture-subject"] == "bob"
+    assert shown["headers"]["x-juncture-aal"] == "2"
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["juncture_session"]["value"] != before
+    assert cookies["juncture_session"]["httpOnly"] is True
     assert refused == []
     context.close()

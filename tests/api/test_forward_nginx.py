@@ -40,6 +40,7 @@ subjects: [user]
 methods:
   password: {kind: password, min_length: 8}
   totp: {kind: totp}
+  recovery: {kind: recovery_code, count: 3}
 lockout:
   password: {after: 3, within: 15m, lock: 15m, backoff: 0s}
 routes:
@@ -64,7 +65,7 @@ checkpoints:
   moved:
     - reroute: {path: /}
   admin:
-    - require: {any: [totp]}
+    - require: {any: [totp, recovery]}
     - allow: {}
   "*": [{deny: unknown_action}]
 """
@@ -116,7 +117,7 @@ class World:
         self.app_id = made.json()["app"]["id"]
         self.key = made.json()["key"]
         self.app = self.server.client(self.key)
-        for user in ("alice", "bob"):
+        for user in ("alice", "bob", "carol", "dave"):
             for body, path in (({"id": user}, "/admin/v1/subjects"),
                                ({"method": "password", "password": PASSWORD},
                                 f"/admin/v1/subjects/{user}/authenticators")):  # fmt: skip

@@ -1,0 +1,20 @@
+"""The hosted pages' routes, under `/hosted/v1` (docs/proxy.md)."""
+
+from __future__ import annotations
+
+from starlette.routing import Mount, Route
+
+from juncture.api.hosted.pages import log_in, login_form, page
+from juncture.api.hosted.step_up import step_up, step_up_form
+
+
+def mount() -> Mount:
+    return Mount("/hosted/v1", routes=[
+        Route("/login", page(login_form), methods=["GET"]),
+        Route("/login", page(log_in), methods=["POST"]),
+        Route("/step-up", page(step_up_form), methods=["GET"]),
+        Route("/step-up", page(step_up), methods=["POST"]),
+    ])  # fmt: skip
+
+
+__all__ = ["mount"]
