@@ -130,3 +130,87 @@ def test_a_browser_steps_up_with_totp_through_nginx(
     assert cookies["juncture_session"]["httpOnly"] is True
     assert refused == []
     context.close()
+
+
+#: In the page: the creation options (base64url members) to `navigator.credentials.create()`,
+#: and the registration response back as JSON (the test's part: the enrollment API's client).
+CREATE = """async (options) => {
+  const bytes = (t) => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")
+    + "===".slice((t.length + 3) % 4)), (c) => c.charCodeAt(0));
+  const text = (b) => btoa(String.fromCharCode(...new Uint8Array(b)))
+    .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+  const publicKey = {...options, challenge: bytes(options.challenge),
+    user: {...options.user, id: bytes(options.user.id)},
+    excludeCredentials: (options.excludeCredentials || []).map((c) => ({...c, id: bytes(c.id)}))};
+  const made = await navigator.credentials.create({publicKey});
+  return {id: made.id, rawId: text(made.rawId), type: made.type,
+    response: {clientDataJSON: text(made.response.clientDataJSON),
+      attestationObject: text(made.response.attestationObject),
+      transports: made.response.getTransports()},
+    clientExtensionResults: made.getClientExtensionResults()};
+}"""
+
+
+def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
+    """A passkey enrolled through the method API from the browser (Chromium's virtual
+    authenticator), then a step-up with it on the hosted page: the page's script (served
+    from the package, under `script-src 'self'`) asks for the options and posts the
+    assertion; the browser is back at the page with the passkey's AAL."""
+    origin = f"http://localhost:{world.port}"  # WebAuthn takes a domain, not an IP address
+    changed = world.admin.patch(f"/admin/v1/apps/{world.app_id}",
+                                json={"origins": [world.origin, origin]})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    journey = JOURNEY.replace(
+        "  recovery: {kind: recovery_code, count: 3}\n",
+        "  recovery: {kind: recovery_code, count: 3}\n"
+        f'  passkey: {{kind: webauthn, rp_id: localhost, origins: ["{origin}"]}}\n',
+    ).replace(
+        '      - {path: "/admin/**", checkpoint: admin}\n',
+        '      - {path: "/admin/**", checkpoint: admin}\n'
+        '      - {path: "/vault/**", checkpoint: vault}\n',
+    ).replace(
+        '  "*": [{deny: unknown_action}]\n',
+        "  vault:\n    - require: {any: [passkey]}\n    - allow: {}\n"
+        '  "*": [{deny: unknown_action}]\n',
+    )
+    published = world.admin.post("/admin/v1/versions", json={
+        "files": {"shop.yaml": journey}, "activate": True})  # fmt: skip
+    assert published.status_code == 201, published.text
+
+    context = chromium.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)  # fmt: skip
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})  # fmt: skip
+
+    # dave enrolls a passkey: the API's options, the browser's answer, the API's confirm
+    made = world.admin.post("/admin/v1/subjects/dave/authenticators",
+                            json={"method": "passkey", "user_name": "dave"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    page.goto(f"{origin}/hosted/v1/login?return_to={origin}/")  # a page of the origin
+    registration = page.evaluate(CREATE, made.json()["shown"])
+    confirmed = world.admin.post(
+        f"/admin/v1/subjects/dave/authenticators/{made.json()['authenticator']['id']}/confirm",
+        json={"proof": registration},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+
+    target = origin + "/vault/keys"
+    page.goto(target)
+    page.get_by_label("User name").fill("dave")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(origin + "/hosted/v1/step-up?return_to=*")
+    page.get_by_role("button", name="Use a passkey").click()
+    page.wait_for_url(target)
+    shown = json.loads(page.inner_text("body"))
+    assert shown["headers"]["x-juncture-subject"] == "dave"
+    assert int(shown["headers"]["x-juncture-aal"]) >= 2
+    assert refused == []
+    context.close()

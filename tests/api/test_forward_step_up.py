@@ -207,3 +207,31 @@ def test_without_a_session_the_page_sends_to_log_in(world: World) -> None:
     refused = browser.get("/hosted/v1/step-up",
                           params={"return_to": world.origin + "/accounts/bob/x"})  # fmt: skip
     assert refused.status_code == 403 and "not_yours" in refused.text
+
+
+def test_the_passkey_start_refuses_plainly_and_the_script_is_the_package_s(world: World) -> None:
+    """The passkey options are given only to the page's own post (CSRF, origin), for the
+    cookie's session's challenge and a passkey method of it; JSON errors with codes."""
+    browser = world.browser()
+    assert world.log_in(browser, user="dave").status_code == 303
+    page = open_step_up(world, browser, "/admin/start")
+    fields = {"csrf": page.csrf, "challenge": page.challenge, "method": "totp"}
+    checks = [
+        ({}, {}, 400, "challenge.method_not_accepted"),
+        ({"csrf": "nope"}, {}, 403, "auth.csrf"),
+        ({}, {"Origin": "https://evil.example"}, 403, "auth.csrf"),
+        ({"challenge": "ch_nothing"}, {}, 404, "challenge.not_found"),
+    ]
+    for changes, headers, status, code in checks:
+        answer = browser.post("/hosted/v1/step-up/start", data={**fields, **changes},
+                              headers={"Origin": world.origin, **headers})  # fmt: skip
+        assert answer.status_code == status, (changes, answer.text)
+        assert answer.json()["code"] == code
+    stranger = world.browser()
+    stranger.cookies.set("juncture_csrf", browser.cookies["juncture_csrf"])
+    lost = stranger.post("/hosted/v1/step-up/start", data=fields, headers={"Origin": world.origin})
+    assert lost.status_code == 404 and lost.json()["code"] == "session.not_found"
+    script = browser.get("/hosted/v1/static/webauthn.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "navigator.credentials.get" in script.text

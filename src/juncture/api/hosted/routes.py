@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 
 from juncture.api.hosted.pages import log_in, login_form, page
-from juncture.api.hosted.step_up import step_up, step_up_form
+from juncture.api.hosted.step_up import passkey_script, start_passkey, step_up, step_up_form
 
 
 def mount() -> Mount:
@@ -14,6 +14,8 @@ def mount() -> Mount:
         Route("/login", page(log_in), methods=["POST"]),
         Route("/step-up", page(step_up_form), methods=["GET"]),
         Route("/step-up", page(step_up), methods=["POST"]),
+        Route("/step-up/start", page(start_passkey), methods=["POST"]),
+        Route("/static/webauthn.js", page(passkey_script), methods=["GET"]),
     ])  # fmt: skip
 
 

@@ -9,10 +9,12 @@ back to the return URL, checked against the app's origins as the login page does
 
 from __future__ import annotations
 
+import hmac
+from importlib.resources import files
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from juncture.api.auth import authenticate_app_key
 from juncture.api.console.render import read_form, secure
@@ -33,10 +35,13 @@ from juncture.service.forward import LOGIN_PATH, Original, Verdict
 from juncture.service.outcome import ServiceError
 from juncture.service.runtime import Runtime
 
+SCRIPT = (files("juncture.api.hosted") / "static" / "webauthn.js").read_bytes()
 #: The kinds this page answers with a form, and what it asks for.
 FORMS = {
     "totp": ("Code from your authenticator app", "one-time-code", "numeric"),
     "recovery_code": ("Recovery code", "off", "text"),
+    # a passkey: the page's script (static/webauthn.js) asks the browser, then posts the form
+    "webauthn": ("Use a passkey", "", ""),
 }
 #: What the page says for each refusal of a code (nothing says why a code was wrong).
 MESSAGES = {
@@ -133,14 +138,14 @@ async def step_up(request: Request) -> Response:
     if found is None:
         return _login(return_to)
     session = runtime.sessions.get(app, found[0])
-    if session.handle != found[1]:  # an older cookie (the AAL rose since): log in again
+    if not hmac.compare_digest(session.handle, found[1]):  # older than the last rise of AAL
         return _login(return_to)
     challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
     method, code = form.get("method", ""), form.get("code", "").strip()
     if not any(m["name"] == method and m["label"] for m in _offered(runtime, app, challenge)):
         raise ServiceError("challenge.method_not_accepted", f"method `{method}` is not "
                            "answered on this page", 400)  # fmt: skip
-    if not code:
+    if not code:  # (a passkey's form is posted by the script, with the assertion as the code)
         return _form(request, runtime, app, return_to, challenge,
                      ("request.invalid", "Give the code."), 400)  # fmt: skip
     try:
@@ -179,4 +184,49 @@ async def step_up(request: Request) -> Response:
     return response
 
 
-__all__ = ["step_up", "step_up_form"]
+def _problem(error: CodedRefusal) -> Response:
+    body = {"code": error.code, "detail": error.detail}
+    response = secure(JSONResponse(body, status_code=error.status))
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+async def start_passkey(request: Request) -> Response:
+    """The `navigator.credentials.get()` options of a passkey step-up, for the page's script
+    (a form post from the page: its CSRF token, the challenge, the method). JSON, errors
+    too: ``{"code", "detail"}``."""
+    runtime: Runtime = request.app.state.runtime
+    cookies: SessionCookies = request.app.state.session_cookies
+    try:
+        app = authenticate_app_key(request, runtime)
+        check_origin(request, app)
+        form = await read_form(request, FORM_LIMIT)
+        if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+            raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload "
+                               "the page", 403)  # fmt: skip
+        found = _session(request, app)
+        session = runtime.sessions.get(app, found[0]) if found is not None else None
+        if session is None or found is None or not hmac.compare_digest(session.handle,
+                                                                        found[1]):  # fmt: skip
+            raise ServiceError("session.not_found", "no session: log in again", 404)
+        challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
+        method = form.get("method", "")
+        if not any(m["name"] == method and m["kind"] == "webauthn"
+                   for m in _offered(runtime, app, challenge)):  # fmt: skip
+            raise ServiceError("challenge.method_not_accepted", f"method `{method}` is not a "
+                               "passkey of this step-up", 400)  # fmt: skip
+        public, _ = runtime.challenges.start(app, challenge.id, method)
+    except CodedRefusal as error:
+        return _problem(error)
+    return secure(JSONResponse({"options": public}))
+
+
+async def passkey_script(request: Request) -> Response:
+    """The page's one script, from the package (no CDN, no inline script)."""
+    response = Response(SCRIPT, media_type="text/javascript; charset=utf-8")
+    secure(response).headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+__all__ = ["passkey_script", "start_passkey", "step_up", "step_up_form"]
