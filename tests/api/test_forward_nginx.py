@@ -117,7 +117,7 @@ class World:
         self.app_id = made.json()["app"]["id"]
         self.key = made.json()["key"]
         self.app = self.server.client(self.key)
-        for user in ("alice", "bob", "carol", "dave"):
+        for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
             for body, path in (({"id": user}, "/admin/v1/subjects"),
                                ({"method": "password", "password": PASSWORD},
                                 f"/admin/v1/subjects/{user}/authenticators")):  # fmt: skip

@@ -235,3 +235,71 @@ def test_the_passkey_start_refuses_plainly_and_the_script_is_the_package_s(world
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert "navigator.credentials.get" in script.text
+
+
+def test_a_person_adds_an_authenticator_app_then_steps_up_with_it(world: World) -> None:
+    """Self-service enrollment on the hosted pages: the enroll checkpoint decides, the secret
+    is shown once, the first code confirms it (a wrong one refused plainly), and the next
+    step-up takes a code of that app. A GET changes nothing (I6)."""
+    browser = world.browser()
+    here = world.origin + "/"
+    page_url = f"{world.origin}/hosted/v1/enroll/totp?return_to={quote(here, safe='')}"
+    away = browser.get(page_url)  # no session: log in first, then back to this page
+    assert away.status_code == 303
+    assert away.headers["location"] == (
+        f"{world.origin}/hosted/v1/login?return_to={quote(page_url, safe='')}"
+    )
+    assert world.log_in(browser, user="erin").status_code == 303
+    before = world.admin.get("/admin/v1/subjects/erin").json()
+    form = browser.get(page_url)
+    assert form.status_code == 200 and "Set up an authenticator app" in form.text
+    assert world.admin.get("/admin/v1/subjects/erin").json() == before
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf
+    forged = browser.post("/hosted/v1/enroll/totp", data={"csrf": "x", "return_to": here},
+                          headers={"Origin": world.origin})  # fmt: skip
+    assert forged.status_code == 403 and "auth.csrf" in forged.text
+    made = browser.post("/hosted/v1/enroll/totp", data={"csrf": csrf.group(1), "return_to": here},
+                        headers={"Origin": world.origin})  # fmt: skip
+    assert made.status_code == 200, made.text
+    assert "<svg" in made.text and "<script" not in made.text
+    secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', made.text)
+    fields = dict(re.findall(r'name="(csrf|authenticator)" value="([^"]+)"', made.text))
+    assert secret and set(fields) == {"csrf", "authenticator"}
+    fields["return_to"] = here
+    wrong = browser.post("/hosted/v1/enroll/totp/confirm",
+                         data={**fields, "code": wrong_code(secret.group(1))},
+                         headers={"Origin": world.origin})  # fmt: skip
+    assert wrong.status_code == 401 and ">challenge.failed<" in wrong.text
+    assert secret.group(1) not in wrong.text  # shown once
+    time.sleep(int(wrong.headers.get("retry-after", "1")) + 1)
+    fields["csrf"] = dict(re.findall(r'name="(csrf)" value="([^"]+)"', wrong.text))["csrf"]
+    code = pyotp.TOTP(secret.group(1)).at(time.time() - 30)  # the current one is for later
+    done = browser.post("/hosted/v1/enroll/totp/confirm", data={**fields, "code": code},
+                        headers={"Origin": world.origin})  # fmt: skip
+    assert done.status_code == 303 and done.headers["location"] == here, done.text
+    page = open_step_up(world, browser, "/admin/new")
+    stepped = post(world, browser, page, "/admin/new", "totp", pyotp.TOTP(secret.group(1)).now())
+    assert stepped.status_code == 303, stepped.text
+    assert browser.get("/admin/new").json()["headers"]["x-juncture-aal"] == "2"
+
+
+def test_a_second_factor_is_not_added_from_a_password_only_session(world: World) -> None:
+    """The built-in enroll rule: once a subject has a second factor, adding one needs it,
+    freshly; the page says so and adds nothing."""
+    enroll_totp(world, "frank")
+    browser = world.browser()
+    assert world.log_in(browser, user="frank").status_code == 303
+    here = world.origin + "/"
+    form = browser.get("/hosted/v1/enroll/totp", params={"return_to": here})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf
+    count = len(world.admin.get("/admin/v1/subjects/frank").json()["authenticators"])
+    assert count == 2  # the password and the TOTP
+    refused = browser.post("/hosted/v1/enroll/totp", data={"csrf": csrf.group(1),
+                           "return_to": here}, headers={"Origin": world.origin})  # fmt: skip
+    assert refused.status_code == 403 and ">hosted.not_allowed<" in refused.text, refused.text
+    assert "step_up" in refused.text
+    assert "<svg" not in refused.text
+    after = world.admin.get("/admin/v1/subjects/frank").json()["authenticators"]
+    assert len(after) == count

@@ -7,6 +7,7 @@ vouched for by a signed cookie, and a post from another origin is refused."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -81,6 +82,28 @@ def set_session(request: Request, response: Response, app: App, session: Session
     response.set_cookie(SESSION_COOKIE, cookies.make(app.id, session.id, session.handle),
                         path="/", httponly=True, samesite="lax",
                         secure=secure_cookie(request))  # fmt: skip
+
+
+def live_session(request: Request, runtime: Runtime, app: App) -> Session | None:
+    """The session of the app's session cookie, when the cookie's handle is the session's
+    handle now (None: no cookie, another app's, or older than the last rise of AAL)."""
+    cookies: SessionCookies = request.app.state.session_cookies
+    found = cookies.read(request.cookies.get(SESSION_COOKIE), app.id)
+    if found is None:
+        return None
+    try:
+        session = runtime.sessions.get(app, found[0])
+    except ServiceError:
+        return None
+    return session if hmac.compare_digest(session.handle, found[1]) else None
+
+
+def check_form(request: Request, app: App, form: dict[str, str]) -> None:
+    """403 ``auth.csrf`` for a post without the form's CSRF token (``check_origin`` first)."""
+    cookies: SessionCookies = request.app.state.session_cookies
+    if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+        raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
+                           "page", 403)  # fmt: skip
 
 
 def checked_return_to(app: App, given: str | None) -> str:

@@ -67,7 +67,8 @@ def _original(url: str) -> Original:
     return Original(method="GET", scheme=parts.scheme, host=parts.netloc, uri=uri)
 
 
-def _login(app_url: str) -> Response:
+def login_redirect(app_url: str) -> Response:
+    """303 to the login page of the URL's origin, coming back to the URL."""
     origin = f"{urlsplit(app_url).scheme}://{urlsplit(app_url).netloc}"
     return secure(RedirectResponse(
         f"{origin}{LOGIN_PATH}?return_to={quote(app_url, safe='')}", status_code=303))  # fmt: skip
@@ -109,7 +110,7 @@ def _follow(request: Request, runtime: Runtime, app: App, return_to: str, verdic
         case "allow" | "reroute":
             return secure(RedirectResponse(return_to, status_code=303))
         case "login":
-            return _login(return_to)
+            return login_redirect(return_to)
         case "step_up" if verdict.challenge is not None:
             return _form(request, runtime, app, return_to, verdict.challenge, error, status)
         case _:
@@ -136,10 +137,10 @@ async def step_up(request: Request) -> Response:
     return_to = checked_return_to(app, form.get("return_to"))
     found = _session(request, app)
     if found is None:
-        return _login(return_to)
+        return login_redirect(return_to)
     session = runtime.sessions.get(app, found[0])
     if not hmac.compare_digest(session.handle, found[1]):  # older than the last rise of AAL
-        return _login(return_to)
+        return login_redirect(return_to)
     challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
     method, code = form.get("method", ""), form.get("code", "").strip()
     if not any(m["name"] == method and m["label"] for m in _offered(runtime, app, challenge)):
@@ -229,4 +230,4 @@ async def passkey_script(request: Request) -> Response:
     return response
 
 
-__all__ = ["passkey_script", "start_passkey", "step_up", "step_up_form"]
+__all__ = ["login_redirect", "passkey_script", "start_passkey", "step_up", "step_up_form"]
