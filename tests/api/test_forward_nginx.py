@@ -50,6 +50,7 @@ routes:
       - {path: "/accounts/{id}/**", checkpoint: account, resource: {type: account, id: "{id}"}}
       - {path: /moved, checkpoint: moved}
       - {path: "/admin/**", checkpoint: admin}
+      - {path: "/both/**", checkpoint: both}
 checkpoints:
   login:
     - require: {any: [password]}
@@ -66,6 +67,9 @@ checkpoints:
     - reroute: {path: /}
   admin:
     - require: {any: [totp, recovery]}
+    - allow: {}
+  both:
+    - require: {all: [totp, recovery]}
     - allow: {}
   "*": [{deny: unknown_action}]
 """
@@ -117,7 +121,7 @@ class World:
         self.app_id = made.json()["app"]["id"]
         self.key = made.json()["key"]
         self.app = self.server.client(self.key)
-        for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+        for user in ("alice", "bob", "carol", "dave", "erin", "frank", "gina"):
             for body, path in (({"id": user}, "/admin/v1/subjects"),
                                ({"method": "password", "password": PASSWORD},
                                 f"/admin/v1/subjects/{user}/authenticators")):  # fmt: skip

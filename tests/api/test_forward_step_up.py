@@ -303,3 +303,22 @@ def test_a_second_factor_is_not_added_from_a_password_only_session(world: World)
     assert "<svg" not in refused.text
     after = world.admin.get("/admin/v1/subjects/frank").json()["authenticators"]
     assert len(after) == count
+
+
+def test_a_step_up_that_asks_for_two_proofs_asks_again(world: World) -> None:
+    """`require: {all: [totp, recovery]}`: after the TOTP the page asks for what is left,
+    with the cookie already carrying the new handle (I8), then goes back."""
+    secret, codes = enroll_totp(world, "gina"), enroll_recovery(world, "gina")
+    browser = world.browser()
+    assert world.log_in(browser, user="gina").status_code == 303
+    page = open_step_up(world, browser, "/both/x")
+    first = post(world, browser, page, "/both/x", "totp", pyotp.TOTP(secret).now())
+    assert first.status_code == 200, first.text
+    assert "juncture_session=" in first.headers["set-cookie"]
+    more = StepUp(first)
+    assert more.challenge != page.challenge and "recovery" in more.methods
+    assert browser.get("/both/x").status_code == 302  # not yet
+    done = post(world, browser, more, "/both/x", "recovery", codes[1])
+    assert done.status_code == 303, done.text
+    shown = browser.get("/both/x")
+    assert shown.status_code == 200 and shown.json()["headers"]["x-juncture-subject"] == "gina"

@@ -9,7 +9,6 @@ back to the return URL, checked against the app's origins as the login page does
 
 from __future__ import annotations
 
-import hmac
 from importlib.resources import files
 from urllib.parse import quote, urlsplit
 
@@ -22,8 +21,10 @@ from juncture.api.hashing import hash_pool
 from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCookies
 from juncture.api.hosted.pages import (
     FORM_LIMIT,
+    check_form,
     check_origin,
     checked_return_to,
+    live_session,
     refused_page,
     render,
     secure_cookie,
@@ -127,19 +128,13 @@ async def step_up_form(request: Request) -> Response:
 
 async def step_up(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    cookies: SessionCookies = request.app.state.session_cookies
     app = authenticate_app_key(request, runtime)
     check_origin(request, app)
     form = await read_form(request, FORM_LIMIT)
-    if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
-        raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
-                           "page", 403)  # fmt: skip
+    check_form(request, app, form)
     return_to = checked_return_to(app, form.get("return_to"))
-    found = _session(request, app)
-    if found is None:
-        return login_redirect(return_to)
-    session = runtime.sessions.get(app, found[0])
-    if not hmac.compare_digest(session.handle, found[1]):  # older than the last rise of AAL
+    session = live_session(request, runtime, app)
+    if session is None:  # none, gone, or a cookie older than the last rise of AAL
         return login_redirect(return_to)
     challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
     method, code = form.get("method", ""), form.get("code", "").strip()
@@ -158,7 +153,8 @@ async def step_up(request: Request) -> Response:
         if message is None:
             raise
         if error.code == "challenge.not_live":  # a new challenge for the same page
-            verdict = runtime.forward.decide(app, _original(return_to), found)
+            verdict = runtime.forward.decide(app, _original(return_to),
+                                             (session.id, session.handle))  # fmt: skip
             return _follow(request, runtime, app, return_to, verdict,
                            (error.code, message), error.status)  # fmt: skip
         left = error.extra.get("attempts_left")
@@ -198,18 +194,13 @@ async def start_passkey(request: Request) -> Response:
     (a form post from the page: its CSRF token, the challenge, the method). JSON, errors
     too: ``{"code", "detail"}``."""
     runtime: Runtime = request.app.state.runtime
-    cookies: SessionCookies = request.app.state.session_cookies
     try:
         app = authenticate_app_key(request, runtime)
         check_origin(request, app)
         form = await read_form(request, FORM_LIMIT)
-        if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
-            raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload "
-                               "the page", 403)  # fmt: skip
-        found = _session(request, app)
-        session = runtime.sessions.get(app, found[0]) if found is not None else None
-        if session is None or found is None or not hmac.compare_digest(session.handle,
-                                                                        found[1]):  # fmt: skip
+        check_form(request, app, form)
+        session = live_session(request, runtime, app)
+        if session is None:
             raise ServiceError("session.not_found", "no session: log in again", 404)
         challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
         method = form.get("method", "")
