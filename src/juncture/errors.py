@@ -179,6 +179,8 @@ CODES: dict[str, str] = {
     "app.not_found": "no such app",
     "proxy.request": "forward auth: a header the proxy must send is missing or repeated",
     "hosted.return_to": "a hosted page's return address is not one of the app's origins",
+    "hosted.not_allowed": "a hosted page's checkpoint (adding an authenticator app) did not "
+    "allow now (the page names its outcome and reason)",
     "state.conflict": "a concurrent change won; try again",
     "unavailable.store": "the store is unavailable (decisions: deny with this reason)",
     "unavailable.corrupt": "a stored record cannot be read (decisions: deny with this reason)",

@@ -40,6 +40,7 @@ subjects: [user]
 methods:
   password: {kind: password, min_length: 8}
   totp: {kind: totp}
+  recovery: {kind: recovery_code, count: 3}
 lockout:
   password: {after: 3, within: 15m, lock: 15m, backoff: 0s}
 routes:
@@ -49,6 +50,7 @@ routes:
       - {path: "/accounts/{id}/**", checkpoint: account, resource: {type: account, id: "{id}"}}
       - {path: /moved, checkpoint: moved}
       - {path: "/admin/**", checkpoint: admin}
+      - {path: "/both/**", checkpoint: both}
 checkpoints:
   login:
     - require: {any: [password]}
@@ -64,7 +66,10 @@ checkpoints:
   moved:
     - reroute: {path: /}
   admin:
-    - require: {any: [totp]}
+    - require: {any: [totp, recovery]}
+    - allow: {}
+  both:
+    - require: {all: [totp, recovery]}
     - allow: {}
   "*": [{deny: unknown_action}]
 """
@@ -116,7 +121,7 @@ class World:
         self.app_id = made.json()["app"]["id"]
         self.key = made.json()["key"]
         self.app = self.server.client(self.key)
-        for user in ("alice", "bob"):
+        for user in ("alice", "bob", "carol", "dave", "erin", "frank", "gina"):
             for body, path in (({"id": user}, "/admin/v1/subjects"),
                                ({"method": "password", "password": PASSWORD},
                                 f"/admin/v1/subjects/{user}/authenticators")):  # fmt: skip

@@ -37,7 +37,7 @@ from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
 from juncture.api.hosted import SessionCookies
-from juncture.api.hosted import pages as hosted_pages
+from juncture.api.hosted import routes as hosted_pages
 from juncture.api.inventory import ROUTES as INVENTORY_ROUTES
 from juncture.api.latency import Latencies
 from juncture.api.limits import Limits

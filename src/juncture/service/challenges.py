@@ -165,6 +165,14 @@ class Challenges:
         self._require_live(session)
         return self.directory.start(challenge, session, method)
 
+    def of_session(self, app: App, challenge_id: str, session_id: str) -> Challenge:
+        """The app's challenge of that id for that session (404 ``challenge.not_found`` for
+        any other: a hosted page answers only its own session's challenges)."""
+        challenge = self._found(app, challenge_id)
+        if challenge.session_id != session_id:
+            raise ServiceError("challenge.not_found", "no such challenge", 404)
+        return challenge
+
     def _found(self, app: App, challenge_id: str) -> Challenge:
         """The app's challenge of that id (another app's does not exist for it)."""
         challenge = self.store.get_challenge(challenge_id)

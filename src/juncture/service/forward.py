@@ -19,7 +19,7 @@ import msgspec
 
 from juncture.engine import Decision
 from juncture.policy.routes import request_segments
-from juncture.records import App
+from juncture.records import App, Challenge
 from juncture.service.apps import IDENTITY_FIELDS, origin_of
 from juncture.service.decisions import Decisions
 from juncture.service.facts import FactsAssembly
@@ -71,6 +71,8 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     headers: dict[str, str] = {}
     location: str | None = None
     decision: Decision | None = None
+    #: A step-up's challenge (what the hosted step-up page answers).
+    challenge: Challenge | None = None
 
 
 def _local(path: str | None) -> bool:
@@ -170,6 +172,7 @@ class ForwardAuth:
                     reason="step_up_required",
                     location=self.login_url(original, STEP_UP_PATH),
                     decision=decision,
+                    challenge=outcome.challenge,
                 )
             case "reroute" if _local(decision.path):  # the lower-privilege path, same origin
                 return Verdict(

@@ -7,13 +7,13 @@ vouched for by a signed cookie, and a post from another origin is refused."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
 
 from juncture.api.auth import authenticate_app_key
 from juncture.api.boundary import ServiceCalls
@@ -22,7 +22,7 @@ from juncture.api.direct import answer_error
 from juncture.api.hashing import hash_pool
 from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCookies
 from juncture.errors import JunctureError
-from juncture.records import App
+from juncture.records import App, Session
 from juncture.service.apps import origin_of
 from juncture.service.forward import checked_return
 from juncture.service.outcome import Outcome, ServiceError
@@ -66,13 +66,47 @@ def refused_page(request: Request, reason: str) -> Response:
     return render("refused.html", 403, reason=reason, message=REFUSALS.get(reason))
 
 
-def _secure_cookie(request: Request) -> bool:
+def secure_cookie(request: Request) -> bool:
     """Secure when the browser's request was HTTPS, as the proxy (authenticated by the app's
     key before this is read) says."""
     return request.headers.get("x-forwarded-proto", request.url.scheme).lower() == "https"
 
 
-def _return_to(app: App, given: str | None) -> str:
+def set_session(request: Request, response: Response, app: App, session: Session) -> None:
+    """Set the app's session cookie for ``session`` (its handle now).
+
+    SameSite=Lax: the cookie must go with the top-level navigation back to the app (and every
+    later one from another site's link); Strict would drop it on those, Lax still keeps it off
+    other sites' subrequests and posts."""
+    cookies: SessionCookies = request.app.state.session_cookies
+    response.set_cookie(SESSION_COOKIE, cookies.make(app.id, session.id, session.handle),
+                        path="/", httponly=True, samesite="lax",
+                        secure=secure_cookie(request))  # fmt: skip
+
+
+def live_session(request: Request, runtime: Runtime, app: App) -> Session | None:
+    """The session of the app's session cookie, when the cookie's handle is the session's
+    handle now (None: no cookie, another app's, or older than the last rise of AAL)."""
+    cookies: SessionCookies = request.app.state.session_cookies
+    found = cookies.read(request.cookies.get(SESSION_COOKIE), app.id)
+    if found is None:
+        return None
+    try:
+        session = runtime.sessions.get(app, found[0])
+    except ServiceError:
+        return None
+    return session if hmac.compare_digest(session.handle, found[1]) else None
+
+
+def check_form(request: Request, app: App, form: dict[str, str]) -> None:
+    """403 ``auth.csrf`` for a post without the form's CSRF token (``check_origin`` first)."""
+    cookies: SessionCookies = request.app.state.session_cookies
+    if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+        raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
+                           "page", 403)  # fmt: skip
+
+
+def checked_return_to(app: App, given: str | None) -> str:
     url = checked_return(given or "", app)
     if url is None:
         raise ServiceError("hosted.return_to", "the return address is not one of the app's "
@@ -80,7 +114,7 @@ def _return_to(app: App, given: str | None) -> str:
     return url
 
 
-def _check_origin(request: Request, app: App) -> None:
+def check_origin(request: Request, app: App) -> None:
     """A post from anywhere but the app's own origins is refused (403 ``auth.csrf``)."""
     origin = request.headers.get("origin")
     if origin is not None and origin_of(origin) not in app.origins:
@@ -96,14 +130,14 @@ def _form(request: Request, app: App, return_to: str, error: str | None, status:
     response = render("login.html", status, app=app.name, return_to=return_to, csrf=token,
                       error=error, user=user)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
-                        samesite="strict", secure=_secure_cookie(request))  # fmt: skip
+                        samesite="strict", secure=secure_cookie(request))  # fmt: skip
     return response
 
 
 async def login_form(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     app = authenticate_app_key(request, runtime)
-    return _form(request, app, _return_to(app, request.query_params.get("return_to")), None)
+    return _form(request, app, checked_return_to(app, request.query_params.get("return_to")), None)
 
 
 def _password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> str | None:
@@ -129,12 +163,12 @@ async def log_in(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     cookies: SessionCookies = request.app.state.session_cookies
     app = authenticate_app_key(request, runtime)
-    _check_origin(request, app)
+    check_origin(request, app)
     form = await read_form(request, FORM_LIMIT)
     if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
         raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
                            "page", 403)  # fmt: skip
-    return_to = _return_to(app, form.get("return_to"))
+    return_to = checked_return_to(app, form.get("return_to"))
     user, password = form.get("user", "").strip(), form.get("password", "")
     if not user or not password:
         return _form(request, app, return_to, "Give your user name and password.", 400, user)
@@ -164,12 +198,7 @@ async def log_in(request: Request) -> Response:
         return _form(request, app, return_to, f"This login cannot go on here ({reason}).", 403,
                      user)  # fmt: skip
     response = secure(RedirectResponse(return_to, status_code=303))
-    # SameSite=Lax: the cookie must go with the top-level navigation back to the app (and every
-    # later one from another site's link); Strict would drop it on those, Lax still keeps it
-    # off other sites' subrequests and posts.
-    response.set_cookie(SESSION_COOKIE, cookies.make(app.id, session.id, session.handle),
-                        path="/", httponly=True, samesite="lax",
-                        secure=_secure_cookie(request))  # fmt: skip
+    set_session(request, response, app, session)
     response.delete_cookie(CSRF_COOKIE, path="/hosted/v1")
     return response
 
@@ -177,7 +206,7 @@ async def log_in(request: Request) -> Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _page(handler: Handler) -> Handler:
+def page(handler: Handler) -> Handler:
     async def inner(request: Request) -> Response:
         try:
             return await handler(request)
@@ -197,11 +226,4 @@ def _page(handler: Handler) -> Handler:
     return wrapped
 
 
-def mount() -> Mount:
-    return Mount("/hosted/v1", routes=[
-        Route("/login", _page(login_form), methods=["GET"]),
-        Route("/login", _page(log_in), methods=["POST"]),
-    ])  # fmt: skip
-
-
-__all__ = ["mount", "refused_page"]
+__all__ = ["page", "refused_page", "render", "set_session"]

@@ -1,0 +1,26 @@
+"""The hosted pages' routes, under `/hosted/v1` (docs/proxy.md)."""
+
+from __future__ import annotations
+
+from starlette.routing import Mount, Route
+
+from juncture.api.hosted import enroll
+from juncture.api.hosted.pages import log_in, login_form, page
+from juncture.api.hosted.step_up import passkey_script, start_passkey, step_up, step_up_form
+
+
+def mount() -> Mount:
+    return Mount("/hosted/v1", routes=[
+        Route("/login", page(login_form), methods=["GET"]),
+        Route("/login", page(log_in), methods=["POST"]),
+        Route("/step-up", page(step_up_form), methods=["GET"]),
+        Route("/step-up", page(step_up), methods=["POST"]),
+        Route("/step-up/start", page(start_passkey), methods=["POST"]),
+        Route("/static/webauthn.js", page(passkey_script), methods=["GET"]),
+        Route("/enroll/totp", page(enroll.enroll_form), methods=["GET"]),
+        Route("/enroll/totp", page(enroll.enroll), methods=["POST"]),
+        Route("/enroll/totp/confirm", page(enroll.confirm), methods=["POST"]),
+    ])  # fmt: skip
+
+
+__all__ = ["mount"]
