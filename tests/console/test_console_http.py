@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 
@@ -27,10 +28,23 @@ def strict_csp(response: httpx.Response) -> None:
 
 
 def audit_lines(world: World) -> list[dict[str, object]]:
-    """The audit records of the server's JSON log (`juncture.audit`)."""
-    out = world.server.output.decode(errors="replace")
-    lines = [json.loads(line) for line in out.splitlines() if '"juncture.audit"' in line]
-    return [line["audit"] for line in lines]
+    """The audit records of the server's JSON log (`juncture.audit`). The server writes each
+    before it answers, but a thread of the test reads its output: the records are read once
+    none has come for 0.3 s (10 s at most)."""
+
+    def read() -> list[dict[str, object]]:
+        out = world.server.output.decode(errors="replace")
+        lines = [json.loads(line) for line in out.splitlines() if '"juncture.audit"' in line]
+        return [line["audit"] for line in lines]
+
+    found, deadline = read(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        again = read()
+        if len(again) == len(found):
+            break
+        found = again
+    return found
 
 
 def test_login_exchanges_the_key_for_a_strict_cookie(world: World) -> None:
