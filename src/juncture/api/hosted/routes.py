@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 
 from juncture.api.hosted import enroll
-from juncture.api.hosted.pages import log_in, login_form, page
+from juncture.api.hosted.pages import log_in, login_form, page, theme_css
 from juncture.api.hosted.step_up import passkey_script, start_passkey, step_up, step_up_form
 
 
@@ -17,6 +17,7 @@ def mount() -> Mount:
         Route("/step-up", page(step_up), methods=["POST"]),
         Route("/step-up/start", page(start_passkey), methods=["POST"]),
         Route("/static/webauthn.js", page(passkey_script), methods=["GET"]),
+        Route("/theme/{app_id}.css", page(theme_css), methods=["GET"]),
         Route("/enroll/totp", page(enroll.enroll_form), methods=["GET"]),
         Route("/enroll/totp", page(enroll.enroll), methods=["POST"]),
         Route("/enroll/totp/confirm", page(enroll.confirm), methods=["POST"]),

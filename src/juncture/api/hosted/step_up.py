@@ -94,7 +94,7 @@ def _form(request: Request, runtime: Runtime, app: App, return_to: str, challeng
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
     code, message = error if error is not None else (None, None)
-    response = render("step_up.html", status, app=app.name, return_to=return_to, csrf=token,
+    response = render("step_up.html", status, app=app, return_to=return_to, csrf=token,
                       challenge=challenge.id, methods=_offered(runtime, app, challenge),
                       error=message, code=code)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
