@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 
 from juncture.api.hosted import enroll
+from juncture.api.hosted.logout import log_out, logout_form
 from juncture.api.hosted.pages import log_in, login_form, page, theme_css
 from juncture.api.hosted.step_up import passkey_script, start_passkey, step_up, step_up_form
 
@@ -13,6 +14,8 @@ def mount() -> Mount:
     return Mount("/hosted/v1", routes=[
         Route("/login", page(login_form), methods=["GET"]),
         Route("/login", page(log_in), methods=["POST"]),
+        Route("/logout", page(logout_form), methods=["GET"]),
+        Route("/logout", page(log_out), methods=["POST"]),
         Route("/step-up", page(step_up_form), methods=["GET"]),
         Route("/step-up", page(step_up), methods=["POST"]),
         Route("/step-up/start", page(start_passkey), methods=["POST"]),
