@@ -78,7 +78,8 @@ pytest: setup
 ## Benchmarks, written to bench/RESULTS.md: µs per decision against Cedar, OPA, CEL and plain
 ## Python; load + compile time of a 500-checkpoint bundle. The OPA bindings declare Python >= 3.14
 ## but work on 3.11; if they cannot be installed, evaluate.py says so in RESULTS.md. http_load.py (requests/s
-## and latency of `juncture serve` against a bare Starlette floor) needs wrk (apt-get install wrk).
+## and latency of `juncture serve` against a bare Starlette floor) needs wrk (apt-get install wrk);
+## forward_auth.py (nginx + Juncture against nginx alone) needs wrk and nginx (make tools).
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	-$(BIN)/python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
@@ -94,6 +95,7 @@ bench: setup
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/login.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/forward_auth.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

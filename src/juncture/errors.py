@@ -177,6 +177,10 @@ CODES: dict[str, str] = {
     "replay.window_invalid": "a replay's window (`since`, `until`) is not a duration or timestamp",
     "replay.not_found": "no such replay job",
     "app.not_found": "no such app",
+    "app.theme_invalid": "an app's `theme` has a field unknown or malformed (a colour not "
+    "`#rgb`/`#rrggbb`, a logo not an https URL or a path); nothing changed",
+    "app.theme_contrast": "an app's `theme` puts a text on its background below WCAG AA's "
+    "4.5:1; nothing changed",
     "proxy.request": "forward auth: a header the proxy must send is missing or repeated",
     "hosted.return_to": "a hosted page's return address is not one of the app's origins",
     "hosted.not_allowed": "a hosted page's checkpoint (adding an authenticator app) did not "

@@ -285,6 +285,19 @@ class AppKey(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime | None = None
 
 
+class AppTheme(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the hosted pages look for an app (docs/proxy.md#themes; checked by
+    `juncture.service.theme`): a field left out is the default."""
+
+    name: str | None = None
+    #: An https URL, or a path (`/static/logo.svg`) of the app's own origin.
+    logo: str | None = None
+    background: str | None = None
+    text: str | None = None
+    accent: str | None = None
+    accent_text: str | None = None
+
+
 class App(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
@@ -301,6 +314,8 @@ class App(msgspec.Struct, frozen=True, kw_only=True):
     #: Forward auth's identity headers: `subject`, `aal`, `scopes` -> header name (empty: the
     #: defaults, `X-Juncture-Subject`, `X-Juncture-Aal`, `X-Juncture-Scopes`).
     identity_headers: dict[str, str] = {}
+    #: The hosted pages' name, logo and colours (None: Juncture's plain pages, the app's name).
+    theme: AppTheme | None = None
 
 
 class AdminCredential(msgspec.Struct, frozen=True, kw_only=True):

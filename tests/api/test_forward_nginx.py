@@ -104,11 +104,11 @@ class Echo(BaseHTTPRequestHandler):
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, journey: str = JOURNEY, args: tuple[str, ...] = ()) -> None:
         bundle = root / "bundle"
         bundle.mkdir()
-        (bundle / "shop.yaml").write_text(JOURNEY)
-        self.server = Server(root / "j.db", bundle).start()
+        (bundle / "shop.yaml").write_text(journey)
+        self.server = Server(root / "j.db", bundle, args=args).start()
         self.admin = self.server.client(self.server.admin_token())
         self.echo = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
         threading.Thread(target=self.echo.serve_forever, daemon=True).start()

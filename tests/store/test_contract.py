@@ -19,6 +19,7 @@ from juncture.records import (
     App,
     AppKey,
     Approval,
+    AppTheme,
     Authenticator,
     Challenge,
     DecisionQuery,
@@ -569,6 +570,21 @@ def test_an_apps_origins_and_identity_headers_round_trip(store: Store):
     changed = msgspec.structs.replace(app, origins=(), identity_headers={})
     store.put_app(changed)
     assert store.get_app("shop") == changed == make_app("shop", "jct_app_a")
+
+
+def test_an_apps_theme_round_trips(store: Store):
+    """The hosted pages' theme (docs/proxy.md#themes) is kept in the app's body as written,
+    a field left out stays out, and a theme removed is gone."""
+    theme = AppTheme(name="Shop", logo="https://cdn.shop.example/logo.svg", background="#102030",
+                     text="#f0f0f0")  # fmt: skip
+    app = msgspec.structs.replace(make_app("shop", "jct_app_a"), theme=theme)
+    store.put_app(app)
+    assert store.get_app("shop") == app
+    assert store.find_app_by_key_prefix("jct_app_a") == app
+    got = store.get_app("shop")
+    assert got is not None and got.theme is not None and got.theme.accent is None
+    store.put_app(msgspec.structs.replace(app, theme=None))
+    assert store.get_app("shop") == make_app("shop", "jct_app_a")
 
 
 def test_put_app_replaces_the_app_and_its_keys(store: Store):

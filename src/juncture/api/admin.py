@@ -57,6 +57,8 @@ class NewApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     origins: list[str] = []
     #: Forward auth's identity headers: `subject`, `aal`, `scopes` -> header name.
     identity_headers: dict[str, str] = {}
+    #: The hosted pages' name, logo and colours (docs/proxy.md#themes).
+    theme: dict[str, Any] = {}
 
 
 class AppChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -64,6 +66,8 @@ class AppChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     origins: list[str] | None = None
     identity_headers: dict[str, str] | None = None
+    #: The hosted pages' theme, replaced as a whole (`{}`: none).
+    theme: dict[str, Any] | None = None
 
 
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -372,7 +376,12 @@ async def create_app(request: Request) -> Response:
     if not body.name.strip():
         raise ApiError(400, "request.invalid", "`name` must not be empty")
     app, key = runtime.apps.create(
-        body.name, body.journeys, body.assertable_methods, body.origins, body.identity_headers
+        body.name,
+        body.journeys,
+        body.assertable_methods,
+        body.origins,
+        body.identity_headers,
+        body.theme,
     )
     return _json({"app": app_view(app), "key": key}, 201)
 
@@ -381,7 +390,9 @@ async def change_app(request: Request) -> Response:
     runtime = _runtime(request)
     authenticate_admin(request, runtime, "manage_apps")
     body = convert(await json_body(request), AppChange)
-    app = runtime.apps.configure(request.path_params["app_id"], body.origins, body.identity_headers)
+    app = runtime.apps.configure(
+        request.path_params["app_id"], body.origins, body.identity_headers, body.theme
+    )
     return _json({"app": app_view(app)})
 
 

@@ -141,6 +141,8 @@ class AppView(msgspec.Struct, frozen=True, kw_only=True):
     keys: list[AppKeyView]
     origins: list[str]
     identity_headers: dict[str, str]
+    #: The hosted pages' theme as set (fields left out are the defaults); null: none.
+    theme: dict[str, str] | None
 
 
 class DevClockView(msgspec.Struct, frozen=True, kw_only=True):
@@ -240,6 +242,7 @@ def app_view(app: App) -> dict[str, Any]:
         ],
         "origins": list(app.origins),
         "identity_headers": dict(app.identity_headers),
+        "theme": msgspec.to_builtins(app.theme) if app.theme is not None else None,
     }
 
 

@@ -13,6 +13,7 @@ import msgspec
 from juncture.errors import NotFoundError, RequestError, StateConflict
 from juncture.records import AdminCredential, App, AppKey
 from juncture.service.ids import new_id, new_key, secret_matches
+from juncture.service.theme import checked_theme
 from juncture.store.protocols import ConflictError, Store
 
 _PORTS = {"http": 80, "https": 443}
@@ -126,6 +127,7 @@ class Apps:
         assertable_methods: Sequence[str],
         origins: Sequence[str] = (),
         identity_headers: Mapping[str, str] | None = None,
+        theme: Mapping[str, object] | None = None,
     ) -> tuple[App, str]:
         """A new app and its first key (the key is returned this once).
 
@@ -143,6 +145,7 @@ class Apps:
             keys=(AppKey(prefix=prefix, hash=digest, created_at=now),),
             origins=checked_origins(origins),
             identity_headers=checked_headers(identity_headers or {}),
+            theme=checked_theme(theme or {}),
         )
         try:
             self._store.put_app(app)
@@ -158,12 +161,15 @@ class Apps:
         app_id: str,
         origins: Sequence[str] | None,
         identity_headers: Mapping[str, str] | None,
+        theme: Mapping[str, object] | None = None,
     ) -> App:
-        """Change what forward auth and the hosted pages use of the app (None: unchanged).
+        """Change what forward auth and the hosted pages use of the app (None: unchanged; an
+        empty theme: none). Everything is checked before anything is stored.
 
         Raises:
             NotFoundError: 404 ``app.not_found``.
-            RequestError: 400 ``request.invalid``, an origin or a header that is not one.
+            RequestError: 400 ``request.invalid``, an origin or a header that is not one;
+                ``app.theme_invalid``/``app.theme_contrast``, a theme that is not one.
         """
         app = self._store.get_app(app_id)
         if app is None:
@@ -173,6 +179,8 @@ class Apps:
             changes["origins"] = checked_origins(origins)
         if identity_headers is not None:
             changes["identity_headers"] = checked_headers(identity_headers)
+        if theme is not None:
+            changes["theme"] = checked_theme(theme)
         app = msgspec.structs.replace(app, **changes)
         self._store.put_app(app)
         return app

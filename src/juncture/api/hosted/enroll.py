@@ -48,7 +48,7 @@ def _page(request: Request, app: App, return_to: str, *, status: int = 200,
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
     values = {"shown": None, "authenticator": None, "error": None, "code": None, **values}
-    response = render("enroll_totp.html", status, app=app.name, return_to=return_to, csrf=token,
+    response = render("enroll_totp.html", status, app=app, return_to=return_to, csrf=token,
                       **values)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
                         samesite="strict", secure=secure_cookie(request))  # fmt: skip

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from juncture.api.auth import authenticate_app_key
 from juncture.api.boundary import ServiceCalls
 from juncture.api.console.render import read_form, secure
+from juncture.api.console.security import CSP
 from juncture.api.direct import answer_error
 from juncture.api.hashing import hash_pool
 from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCookies
@@ -27,6 +28,7 @@ from juncture.service.apps import origin_of
 from juncture.service.forward import checked_return
 from juncture.service.outcome import Outcome, ServiceError
 from juncture.service.runtime import Runtime
+from juncture.service.theme import logo_origin, stylesheet
 
 log = logging.getLogger("juncture.hosted")
 
@@ -56,8 +58,39 @@ REFUSALS = {
 
 
 def render(template: str, status: int = 200, **values: object) -> Response:
+    """A page; when ``app`` is the App, in its theme (docs/proxy.md#themes): its name, its
+    logo (the CSP's `img-src` then also allows the logo's origin), its stylesheet."""
+    app = values.get("app")
+    theme = app.theme if isinstance(app, App) else None
+    if isinstance(app, App):
+        values["app"] = theme.name if theme is not None and theme.name else app.name
+        values["stylesheet"] = f"/hosted/v1/theme/{app.id}.css"
+    values.setdefault("stylesheet", "/hosted/v1/theme/default.css")
+    values["logo"] = theme.logo if theme is not None else None
     html = templates.get_template(template).render(**values)
-    return secure(Response(html, status_code=status, media_type="text/html; charset=utf-8"))
+    response = secure(Response(html, status_code=status, media_type="text/html; charset=utf-8"))
+    logo = logo_origin(theme)
+    if logo is not None:
+        response.headers["Content-Security-Policy"] = CSP.replace(
+            "img-src 'self'", f"img-src 'self' {logo}"
+        )
+    return response
+
+
+async def theme_css(request: Request) -> Response:
+    """The app's stylesheet (`/hosted/v1/theme/{app}.css`, `default` for the plain one): the
+    app of the key the proxy sends; another app's id is 404."""
+    runtime: Runtime = request.app.state.runtime
+    name = request.path_params["app_id"]
+    theme = None
+    if name != "default":
+        app = authenticate_app_key(request, runtime)
+        if name != app.id:
+            raise ServiceError("app.not_found", "no such app", 404)
+        theme = app.theme
+    response = secure(Response(stylesheet(theme), media_type="text/css; charset=utf-8"))
+    response.headers["Cache-Control"] = "no-cache"  # a changed theme shows on the next page
+    return response
 
 
 def refused_page(request: Request, reason: str) -> Response:
@@ -127,7 +160,7 @@ def _form(request: Request, app: App, return_to: str, error: str | None, status:
           user: str = "") -> Response:  # fmt: skip
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
-    response = render("login.html", status, app=app.name, return_to=return_to, csrf=token,
+    response = render("login.html", status, app=app, return_to=return_to, csrf=token,
                       error=error, user=user)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
                         samesite="strict", secure=secure_cookie(request))  # fmt: skip
@@ -226,4 +259,4 @@ def page(handler: Handler) -> Handler:
     return wrapped
 
 
-__all__ = ["page", "refused_page", "render", "set_session"]
+__all__ = ["page", "refused_page", "render", "set_session", "theme_css"]

@@ -5,18 +5,29 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 
 from juncture.api.hosted import enroll
-from juncture.api.hosted.pages import log_in, login_form, page
-from juncture.api.hosted.step_up import passkey_script, start_passkey, step_up, step_up_form
+from juncture.api.hosted.logout import log_out, logout_form
+from juncture.api.hosted.pages import log_in, login_form, page, theme_css
+from juncture.api.hosted.step_up import (
+    passkey_script,
+    send_code,
+    start_passkey,
+    step_up,
+    step_up_form,
+)
 
 
 def mount() -> Mount:
     return Mount("/hosted/v1", routes=[
         Route("/login", page(login_form), methods=["GET"]),
         Route("/login", page(log_in), methods=["POST"]),
+        Route("/logout", page(logout_form), methods=["GET"]),
+        Route("/logout", page(log_out), methods=["POST"]),
         Route("/step-up", page(step_up_form), methods=["GET"]),
         Route("/step-up", page(step_up), methods=["POST"]),
         Route("/step-up/start", page(start_passkey), methods=["POST"]),
+        Route("/step-up/send", page(send_code), methods=["POST"]),
         Route("/static/webauthn.js", page(passkey_script), methods=["GET"]),
+        Route("/theme/{app_id}.css", page(theme_css), methods=["GET"]),
         Route("/enroll/totp", page(enroll.enroll_form), methods=["GET"]),
         Route("/enroll/totp", page(enroll.enroll), methods=["POST"]),
         Route("/enroll/totp/confirm", page(enroll.confirm), methods=["POST"]),

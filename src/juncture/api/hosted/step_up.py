@@ -2,7 +2,8 @@
 checkpoint its request maps to answered `step_up`. The page reads the session from the app's
 session cookie, decides that checkpoint again through forward auth (the same decision service,
 so the step-up it shows is the journey's, now), and offers the methods the step-up names that a
-person can answer with a form (a TOTP code, a recovery code). The code is verified through the
+person can answer with a form (a TOTP code, a recovery code, an email code it sends on
+asking), or a passkey. The code is verified through the
 same challenge service as `POST /v1/challenges/{id}/verify` (lockout, attempts, single use,
 a new handle when the AAL rises); the cookie then carries the new handle and the browser goes
 back to the return URL, checked against the app's origins as the login page does."""
@@ -31,6 +32,7 @@ from juncture.api.hosted.pages import (
     set_session,
 )
 from juncture.errors import CodedRefusal
+from juncture.methods.base import MethodError
 from juncture.records import App, Challenge
 from juncture.service.forward import LOGIN_PATH, Original, Verdict
 from juncture.service.outcome import ServiceError
@@ -41,6 +43,8 @@ SCRIPT = (files("juncture.api.hosted") / "static" / "webauthn.js").read_bytes()
 FORMS = {
     "totp": ("Code from your authenticator app", "one-time-code", "numeric"),
     "recovery_code": ("Recovery code", "off", "text"),
+    # an email code: the page's "Email me a code" posts /hosted/v1/step-up/send first
+    "email_code": ("Code from the email", "one-time-code", "numeric"),
     # a passkey: the page's script (static/webauthn.js) asks the browser, then posts the form
     "webauthn": ("Use a passkey", "", ""),
 }
@@ -90,13 +94,14 @@ def _offered(runtime: Runtime, app: App, challenge: Challenge) -> list[dict[str,
 
 
 def _form(request: Request, runtime: Runtime, app: App, return_to: str, challenge: Challenge,
-          error: tuple[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
+          error: tuple[str, str] | None = None, status: int = 200,
+          sent: str | None = None) -> Response:  # fmt: skip
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
     code, message = error if error is not None else (None, None)
-    response = render("step_up.html", status, app=app.name, return_to=return_to, csrf=token,
+    response = render("step_up.html", status, app=app, return_to=return_to, csrf=token,
                       challenge=challenge.id, methods=_offered(runtime, app, challenge),
-                      error=message, code=code)  # fmt: skip
+                      error=message, code=code, sent=sent)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
                         samesite="strict", secure=secure_cookie(request))  # fmt: skip
     return response
@@ -181,6 +186,40 @@ async def step_up(request: Request) -> Response:
     return response
 
 
+async def send_code(request: Request) -> Response:
+    """`POST /hosted/v1/step-up/send`: email a code for the page's challenge (the same service
+    as `POST /v1/challenges/{id}/start`), then the page again, saying where it went."""
+    runtime: Runtime = request.app.state.runtime
+    app = authenticate_app_key(request, runtime)
+    check_origin(request, app)
+    form = await read_form(request, FORM_LIMIT)
+    check_form(request, app, form)
+    return_to = checked_return_to(app, form.get("return_to"))
+    session = live_session(request, runtime, app)
+    if session is None:
+        return login_redirect(return_to)
+    challenge = runtime.challenges.of_session(app, form.get("challenge", ""), session.id)
+    method = form.get("method", "")
+    if not any(m["name"] == method and m["kind"] == "email_code"
+               for m in _offered(runtime, app, challenge)):  # fmt: skip
+        raise ServiceError("challenge.method_not_accepted", f"method `{method}` is not an "
+                           "email code of this step-up", 400)  # fmt: skip
+    try:
+        public, (message, sender) = runtime.challenges.start(app, challenge.id, method)
+        if message is not None:
+            await sender.send(message)
+    except MethodError as error:  # the mail server's or the outbox's: not the person's doing
+        raise ServiceError(error.code, str(error), 503) from None
+    except CodedRefusal as error:
+        shown = MESSAGES.get(error.code)
+        if shown is None:
+            raise
+        return _form(request, runtime, app, return_to, challenge, (error.code, shown),
+                     error.status)  # fmt: skip
+    return _form(request, runtime, app, return_to, challenge,
+                 sent=f"A code was sent to {public.get('sent_to', 'your address')}.")  # fmt: skip
+
+
 def _problem(error: CodedRefusal) -> Response:
     body = {"code": error.code, "detail": error.detail}
     response = secure(JSONResponse(body, status_code=error.status))
@@ -221,4 +260,11 @@ async def passkey_script(request: Request) -> Response:
     return response
 
 
-__all__ = ["login_redirect", "passkey_script", "start_passkey", "step_up", "step_up_form"]
+__all__ = [
+    "login_redirect",
+    "passkey_script",
+    "send_code",
+    "start_passkey",
+    "step_up",
+    "step_up_form",
+]
