@@ -54,6 +54,23 @@ def test_both_clients_have_the_pinned_signatures(name: str):
         assert inspect.iscoroutinefunction(getattr(sdk.AsyncClient, name))
 
 
+def test_the_middleware_names_are_pinned():
+    from juncture.sdk import asgi, enforce, wsgi
+
+    assert asgi.__all__ == ["JunctureMiddleware", "checkpoint"]
+    assert wsgi.__all__ == ["JunctureWSGIMiddleware"]
+    assert enforce.__all__ == ["HOSTED_STEP_UP", "Identity", "Incoming", "routes"]
+    assert str(inspect.signature(asgi.JunctureMiddleware)) == (
+        "(app: 'ASGIApp', client: 'AsyncClient', identify: 'Identify', *, "
+        "checkpoint_for: 'CheckpointFor | None' = None, "
+        "step_up_url: 'str' = '/hosted/v1/step-up') -> 'None'"
+    )
+    assert str(inspect.signature(wsgi.JunctureWSGIMiddleware)) == (
+        "(app: 'WSGIApp', client: 'Client', identify: 'Identify', *, "
+        "checkpoint_for: 'CheckpointFor', step_up_url: 'str' = '/hosted/v1/step-up') -> 'None'"
+    )
+
+
 def test_decision_fields_are_pinned():
     fields = list(Decision.__dataclass_fields__)
     assert fields == ["outcome", "reason", "id", "version", "scopes", "path", "step_up",
