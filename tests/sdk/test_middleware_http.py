@@ -62,8 +62,8 @@ def asgi_app(world: World, ran: list[str]) -> Any:
 
 
 @contextmanager
-def served_asgi(app: Any) -> Iterator[str]:
-    port = free_port()
+def served_asgi(app: Any, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", loop="asyncio")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -55,10 +55,12 @@ def test_both_clients_have_the_pinned_signatures(name: str):
 
 
 def test_the_middleware_names_are_pinned():
-    from juncture.sdk import asgi, enforce, wsgi
+    from juncture.sdk import asgi, enforce, ssf, wsgi
 
     assert asgi.__all__ == ["JunctureMiddleware", "checkpoint"]
     assert wsgi.__all__ == ["JunctureWSGIMiddleware"]
+    assert ssf.__all__ == ["InvalidSET", "PollReceiver", "SecurityEvent", "SetVerifier",
+                           "push_endpoint"]  # fmt: skip
     assert enforce.__all__ == ["HOSTED_STEP_UP", "Identity", "Incoming", "routes"]
     assert str(inspect.signature(asgi.JunctureMiddleware)) == (
         "(app: 'ASGIApp', client: 'AsyncClient', identify: 'Identify', *, "

@@ -28,11 +28,11 @@ checkpoints:
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, args: tuple[str, ...] = ()) -> None:
         bundle = root / "bundle"
         bundle.mkdir()
         (bundle / "shop.yaml").write_text(JOURNEY)
-        self.server = Server(root / "j.db", bundle).start()
+        self.server = Server(root / "j.db", bundle, args=args).start()
         self.url = self.server.url
         admin = self.server.client(self.server.admin_token())
         made = admin.post(

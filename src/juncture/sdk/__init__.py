@@ -10,7 +10,9 @@ strictly; server errors are typed exceptions carrying the stable ``code``.
 `step_up_challenge` turns a `step_up` answer (an AuthZEN response's `context`, or the native
 API's `decision`) into the RFC 9470 `WWW-Authenticate` value an API returns with its 401, so a
 client knows which authentication to obtain (`acr_values`) and how recent it must be
-(`max_age`). The SDK depends on no other part of Juncture (httpx only).
+(`max_age`). Middleware: `juncture.sdk.asgi` (with `@checkpoint`) and `juncture.sdk.wsgi`;
+Shared Signals receiving: `juncture.sdk.ssf`. The SDK depends on no other part of Juncture
+(httpx; joserfc for `ssf`).
 """
 
 from __future__ import annotations
