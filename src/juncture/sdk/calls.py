@@ -88,7 +88,11 @@ def read_session(session_id: str) -> Call:
 def update_context(
     session_id: str, context: Mapping[str, Any] | None, signals: Mapping[str, Any] | None
 ) -> Call:
-    body = {"context": dict(context or {}), "signals": dict(signals or {})}
+    body: dict[str, Any] = {}
+    if context is not None:
+        body["context"] = dict(context)
+    if signals is not None:
+        body["signals"] = dict(signals)
     return Call("POST", f"/v1/sessions/{segment(session_id)}/signals", body, safe=False)
 
 
