@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from juncture.sdk import Client
+from juncture.sdk import Client, NotFound
 from juncture.sdk.ssf import InvalidSET, PollReceiver, SecurityEvent, SetVerifier, push_endpoint
 from service.server import free_port
 
@@ -76,6 +76,13 @@ def test_a_polled_stream_hands_each_event_once_then_acknowledges(ssf_world: Worl
         "invalid_request": (SetVerifier(good.issuer, good.audiences, jwks,
                                         clock=lambda: 4e9), token),
     }  # fmt: skip
+    with pytest.raises(ValueError):
+        SetVerifier(good.issuer, good.audiences, {"keys": []})
+    with pytest.raises(ValueError):
+        SetVerifier(good.issuer, good.audiences, jwks, algorithms=["HS256"])
+    with pytest.raises(NotFound) as unknown:
+        PollReceiver.for_stream(world.url, world.app_key, "no-such-stream", seen.append)
+    assert unknown.value.code
     tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
     for err, (verifier, given) in [*refusals.items(), ("invalid_key", (good, tampered))]:
         with pytest.raises(InvalidSET) as refused:

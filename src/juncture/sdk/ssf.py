@@ -27,6 +27,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from juncture.sdk import calls
 from juncture.sdk.asgi import Receive, Scope, Send, respond
 from juncture.sdk.enforce import Answer
 from juncture.sdk.errors import JunctureError, JunctureProtocolError, JunctureUnavailable
@@ -83,7 +84,10 @@ class SetVerifier:
             raise ValueError(f"algorithms must be asymmetric ones: {sorted(ASYMMETRIC)}")
         self.issuer = issuer
         self.audiences = (audience,) if isinstance(audience, str) else tuple(audience)
-        self.keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
+        try:
+            self.keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError) as exc:
+            raise ValueError(f"jwks is not a usable key set: {exc}") from exc
         self.algorithms = tuple(algorithms)
         self.max_age = max_age
         self.leeway = leeway
@@ -142,12 +146,9 @@ class SetVerifier:
 
 
 def _read(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code >= 500:
-        raise JunctureUnavailable(f"Juncture answered {response.status_code}",
-                                  status=response.status_code)  # fmt: skip
-    body = response.json() if response.content else None
-    if response.status_code != 200 or not isinstance(body, dict):
-        raise JunctureProtocolError(f"unexpected answer: {response.status_code}")
+    """The JSON answer; a problem raised as the clients raise it (`ApiError` with its code,
+    `JunctureUnavailable` for a 5xx)."""
+    body: dict[str, Any] = calls.read(response)
     return body
 
 
