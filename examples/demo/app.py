@@ -159,9 +159,9 @@ async def decide(request: Request, visit: Visit, action: str) -> Decision:
 
 def act(visit: Visit, name: str, value: str, decision: Decision) -> Response:
     what = CHANGES[name][1]
+    visit.pending = None
     if decision.allowed:
         visit.account[what] = value
-        visit.pending = None
         return page("Changed", f"{said(decision)}<p>Your {what} is now "
                     f"<span id=changed>{html.escape(value)}</span>.</p>")  # fmt: skip
     if decision.outcome == "reroute" and decision.path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080, help="the shop's port")
     parser.add_argument("--juncture-port", type=int, default=8900)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop both, as Ctrl-C does
     juncture = f"http://127.0.0.1:{args.juncture_port}"
     shop = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory(prefix="juncture-demo-") as tmp:
