@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # `make run PORT=8901` serves elsewhere (or set JUNCTURE_PORT).
 PORT   ?= $(or $(JUNCTURE_PORT),8900)
 
-.PHONY: setup tools run examples test lint typecheck layers pytest bench clean
+.PHONY: setup tools run demo examples test lint typecheck layers pytest bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 ## the example journeys checked, tested and published as its first version.
 run: setup examples
 	$(BIN)/juncture serve --db juncture.db --bundle examples/journeys --port $(PORT)
+
+## The shop demo (examples/demo): Juncture with the example journeys (SQLite in a temporary
+## directory) and the shop app on juncture.sdk; prints both URLs and alice's TOTP secret.
+demo: setup examples
+	$(BIN)/python examples/demo/run.py --port $(or $(DEMO_PORT),8080) --juncture-port $(PORT)
 
 ## Check and test the example journeys.
 examples: setup
