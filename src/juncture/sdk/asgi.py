@@ -6,7 +6,7 @@ answered as `juncture.sdk.enforce` says, without calling the endpoint."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
 from juncture.sdk.answers import Decision
@@ -25,9 +25,10 @@ from juncture.sdk.errors import JunctureError, JunctureUnavailable
 
 __all__ = ["JunctureMiddleware", "checkpoint"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]  # as the ASGI spec and Starlette type them
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
