@@ -49,6 +49,18 @@ OUTSIDE_THE_TREE = {
 }
 
 
+def test_the_sdk_has_one_tree_of_its_own():
+    """The application SDK stands alone (it imports no other juncture package: an import
+    contract), so its errors cannot derive from the server's tree: they have their own root,
+    `juncture.sdk.errors.JunctureError`, and every one of its exception classes is in it."""
+    from juncture.sdk import errors as sdk_errors
+
+    sdk = {n: k for n, k in _defined_exceptions().items() if n.startswith("juncture.sdk.")}
+    assert "juncture.sdk.errors.JunctureUnavailable" in sdk, "the scan found nothing"
+    assert [n for n, k in sdk.items() if not issubclass(k, sdk_errors.JunctureError)] == []
+    assert not any(issubclass(k, JunctureError) for k in sdk.values())
+
+
 def _defined_exceptions() -> dict[str, type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(juncture.__path__, "juncture."):
@@ -68,7 +80,11 @@ def _defined_exceptions() -> dict[str, type[BaseException]]:
 def test_every_exception_class_is_in_the_one_tree():
     defined = _defined_exceptions()
     assert "juncture.api.problems.ApiError" in defined, "the scan found nothing: out of date"
-    outside = sorted(name for name, kind in defined.items() if not issubclass(kind, JunctureError))
+    outside = sorted(
+        name
+        for name, kind in defined.items()
+        if not issubclass(kind, JunctureError) and not name.startswith("juncture.sdk.")
+    )
     assert outside == sorted(OUTSIDE_THE_TREE), (
         "an exception class outside JunctureError: put it in the tree (juncture/errors.py), "
         "or list it in OUTSIDE_THE_TREE with why"
