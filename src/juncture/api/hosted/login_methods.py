@@ -170,14 +170,14 @@ def _method(runtime: Runtime, app: App, challenge: Challenge, name: str, kind: s
                            "on this page", 400)  # fmt: skip
 
 
-async def _checked(request: Request) -> tuple[Runtime, App, dict[str, str], str, Challenge]:
+async def _checked(request: Request) -> tuple[Runtime, App, dict[str, str], Challenge]:
+    """A post of the pending login's page: from the app's origin, with its CSRF token."""
     runtime: Runtime = request.app.state.runtime
     app = authenticate_app_key(request, runtime)
     check_origin(request, app)
     form = await read_form(request, FORM_LIMIT)
     check_form(request, app, form)
-    return_to = checked_return_to(app, form.get("return_to"))
-    return runtime, app, form, return_to, _pending(request, runtime, app, form)
+    return runtime, app, form, _pending(request, runtime, app, form)
 
 
 def _refused(request: Request, runtime: Runtime, app: App, return_to: str, user: str,
@@ -204,7 +204,8 @@ def _refused(request: Request, runtime: Runtime, app: App, return_to: str, user:
 async def verify(request: Request) -> Response:
     """`POST /hosted/v1/login/verify`: a code, a password or a passkey's assertion for the
     pending login; allowed, the session cookie is set and the browser goes back."""
-    runtime, app, form, return_to, challenge = await _checked(request)
+    runtime, app, form, challenge = await _checked(request)
+    return_to = checked_return_to(app, form.get("return_to"))
     user = form.get("user", "")
     method, code = form.get("method", ""), form.get("code", "")
     _method(runtime, app, challenge, method)
@@ -231,7 +232,8 @@ async def verify(request: Request) -> Response:
 
 async def send(request: Request) -> Response:
     """`POST /hosted/v1/login/send`: email a code for the pending login."""
-    runtime, app, form, return_to, challenge = await _checked(request)
+    runtime, app, form, challenge = await _checked(request)
+    return_to = checked_return_to(app, form.get("return_to"))
     user, method = form.get("user", ""), form.get("method", "")
     _method(runtime, app, challenge, method, "email_code")
     try:
@@ -250,7 +252,7 @@ async def start_passkey(request: Request) -> Response:
     """`POST /hosted/v1/login/start`: the `navigator.credentials.get()` options for the
     pending login's passkey (JSON, errors too: ``{"code", "detail"}``)."""
     try:
-        runtime, app, form, _, challenge = await _checked(request)
+        runtime, app, form, challenge = await _checked(request)
         method = form.get("method", "")
         _method(runtime, app, challenge, method, "webauthn")
         public, _ = runtime.challenges.start(app, challenge.id, method)
