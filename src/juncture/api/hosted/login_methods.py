@@ -206,7 +206,7 @@ async def verify(request: Request) -> Response:
     pending login; allowed, the session cookie is set and the browser goes back."""
     runtime, app, form, challenge = await _checked(request)
     return_to = checked_return_to(app, form.get("return_to"))
-    user = form.get("user", "")
+    user = challenge.subject_id  # (the page's name: the challenge's, not the form's)
     method, code = form.get("method", ""), form.get("code", "")
     _method(runtime, app, challenge, method)
     if not code.strip():
@@ -234,7 +234,7 @@ async def send(request: Request) -> Response:
     """`POST /hosted/v1/login/send`: email a code for the pending login."""
     runtime, app, form, challenge = await _checked(request)
     return_to = checked_return_to(app, form.get("return_to"))
-    user, method = form.get("user", ""), form.get("method", "")
+    user, method = challenge.subject_id, form.get("method", "")
     _method(runtime, app, challenge, method, "email_code")
     try:
         public, (message, sender) = runtime.challenges.start(app, challenge.id, method)
