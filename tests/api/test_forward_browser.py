@@ -151,12 +151,11 @@ CREATE = """async (options) => {
 }"""
 
 
-def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
-    """A passkey enrolled through the method API from the browser (Chromium's virtual
-    authenticator), then a step-up with it on the hosted page: the page's script (served
-    from the package, under `script-src 'self'`) asks for the options and posts the
-    assertion; the browser is back at the page with the passkey's AAL."""
-    origin = f"http://localhost:{world.port}"  # WebAuthn takes a domain, not an IP address
+def passkey_journey(world: World, login: str = "password") -> str:
+    """The journey with a passkey method (and a `vault` needing it; the login checkpoint
+    accepting ``login``), the app's origins with `localhost` (WebAuthn takes a domain, not an
+    IP address): that origin."""
+    origin = f"http://localhost:{world.port}"
     changed = world.admin.patch(f"/admin/v1/apps/{world.app_id}",
                                 json={"origins": [world.origin, origin]})  # fmt: skip
     assert changed.status_code == 200, changed.text
@@ -169,6 +168,9 @@ def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
         '      - {path: "/admin/**", checkpoint: admin}\n'
         '      - {path: "/vault/**", checkpoint: vault}\n',
     ).replace(
+        "  login:\n    - require: {any: [password]}\n",
+        f"  login:\n    - require: {{any: [{login}]}}\n",
+    ).replace(
         '  "*": [{deny: unknown_action}]\n',
         "  vault:\n    - require: {any: [passkey]}\n    - allow: {}\n"
         '  "*": [{deny: unknown_action}]\n',
@@ -176,6 +178,15 @@ def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
     published = world.admin.post("/admin/v1/versions", json={
         "files": {"shop.yaml": journey}, "activate": True})  # fmt: skip
     assert published.status_code == 201, published.text
+    return origin
+
+
+def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
+    """A passkey enrolled through the method API from the browser (Chromium's virtual
+    authenticator), then a step-up with it on the hosted page: the page's script (served
+    from the package, under `script-src 'self'`) asks for the options and posts the
+    assertion; the browser is back at the page with the passkey's AAL."""
+    origin = passkey_journey(world)
 
     context = chromium.new_context()
     page = context.new_page()
@@ -212,5 +223,53 @@ def test_a_browser_steps_up_with_a_passkey(chromium: Any, world: World) -> None:
     shown = json.loads(page.inner_text("body"))
     assert shown["headers"]["x-juncture-subject"] == "dave"
     assert int(shown["headers"]["x-juncture-aal"]) >= 2
+    assert refused == []
+    context.close()
+
+
+def test_a_browser_logs_in_with_a_passkey_alone(chromium: Any, world: World) -> None:
+    """The login checkpoint accepting a passkey as the first factor: "Other ways to log in"
+    names the user, the page offers exactly the login's methods (password, passkey), the
+    passkey button's script gets the options from `/hosted/v1/login/start` and posts the
+    assertion; the session starts with the passkey's AAL and the browser is at the page."""
+    origin = passkey_journey(world, "password, passkey")
+    context = chromium.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)  # fmt: skip
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})  # fmt: skip
+    made = world.admin.post("/admin/v1/subjects/erin/authenticators",
+                            json={"method": "passkey", "user_name": "erin"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    page.goto(f"{origin}/hosted/v1/login?return_to={origin}/")  # a page of the origin
+    registration = page.evaluate(CREATE, made.json()["shown"])
+    confirmed = world.admin.post(
+        f"/admin/v1/subjects/erin/authenticators/{made.json()['authenticator']['id']}/confirm",
+        json={"proof": registration},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+
+    target = origin + "/vault/keys"
+    page.goto(target)
+    page.wait_for_url(origin + "/hosted/v1/login?return_to=*")
+    page.get_by_label("User name").fill("erin")
+    page.get_by_role("button", name="Other ways to log in").click()
+    page.wait_for_url(origin + "/hosted/v1/login/begin")
+    assert page.get_by_label("Password").count() == 1  # the login's methods, in its order
+    assert not any(c["name"] == "juncture_session" for c in context.cookies())
+    page.get_by_role("button", name="Use a passkey").click()
+    page.wait_for_url(target)
+    shown = json.loads(page.inner_text("body"))
+    assert shown["headers"]["x-juncture-subject"] == "erin"
+    assert int(shown["headers"]["x-juncture-aal"]) >= 2
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["juncture_session"]["httpOnly"] is True
+    assert "juncture_login" not in cookies
     assert refused == []
     context.close()

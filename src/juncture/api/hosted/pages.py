@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from juncture.api.auth import authenticate_app_key
 from juncture.api.boundary import ServiceCalls
-from juncture.api.console.render import read_form, secure
+from juncture.api.console.render import secure
 from juncture.api.console.security import CSP
 from juncture.api.direct import answer_error
-from juncture.api.hashing import hash_pool
 from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCookies
 from juncture.errors import JunctureError
 from juncture.records import App, Session
@@ -156,12 +155,12 @@ def check_origin(request: Request, app: App) -> None:
         raise ServiceError("auth.csrf", "the form was posted from another site", 403)
 
 
-def _form(request: Request, app: App, return_to: str, error: str | None, status: int = 200,
-          user: str = "") -> Response:  # fmt: skip
+def login_page(request: Request, app: App, return_to: str, error: str | None, status: int = 200,
+               user: str = "", code: str | None = None) -> Response:  # fmt: skip
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
     response = render("login.html", status, app=app, return_to=return_to, csrf=token,
-                      error=error, user=user)  # fmt: skip
+                      error=error, user=user, code=code)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
                         samesite="strict", secure=secure_cookie(request))  # fmt: skip
     return response
@@ -170,10 +169,11 @@ def _form(request: Request, app: App, return_to: str, error: str | None, status:
 async def login_form(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     app = authenticate_app_key(request, runtime)
-    return _form(request, app, checked_return_to(app, request.query_params.get("return_to")), None)
+    return_to = checked_return_to(app, request.query_params.get("return_to"))
+    return login_page(request, app, return_to, None)
 
 
-def _password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> str | None:
+def password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> str | None:
     journey, _ = runtime.policies.active().route(app.name, "user")
     if journey is None:
         return None
@@ -181,7 +181,7 @@ def _password_method(runtime: Runtime, app: App, methods: tuple[str, ...]) -> st
                  and journey.methods[m].kind == "password"), None)  # fmt: skip
 
 
-def _abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
+def abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
     """End the session a login that did not go on started: it was never handed out."""
     session = outcome.session if outcome is not None else None
     if session is None:
@@ -190,50 +190,6 @@ def _abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
         runtime.sessions.end(app, session.id, revoke_reason=None)
     except JunctureError:  # already over, or the store failed: it was never handed out
         log.info("a failed hosted login's session could not be ended")
-
-
-async def log_in(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    cookies: SessionCookies = request.app.state.session_cookies
-    app = authenticate_app_key(request, runtime)
-    check_origin(request, app)
-    form = await read_form(request, FORM_LIMIT)
-    if not cookies.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
-        raise ServiceError("auth.csrf", "the form's CSRF token is missing or wrong: reload the "
-                           "page", 403)  # fmt: skip
-    return_to = checked_return_to(app, form.get("return_to"))
-    user, password = form.get("user", "").strip(), form.get("password", "")
-    if not user or not password:
-        return _form(request, app, return_to, "Give your user name and password.", 400, user)
-    started = None
-    try:
-        started = runtime.sessions.start(app, {"type": "user", "id": user}, {}, [])
-        challenge = started.challenge
-        method = _password_method(runtime, app, challenge.methods) if challenge else None
-        if challenge is None or method is None:
-            _abandon(runtime, app, started)
-            reason = started.decision.reason or started.decision.outcome
-            return _form(request, app, return_to, f"This login cannot go on here ({reason}).",
-                         403, user)  # fmt: skip
-        outcome = await hash_pool(request).run(
-            lambda: runtime.challenges.verify(app, challenge.id, method, password)
-        )
-    except ServiceError as error:
-        _abandon(runtime, app, started)
-        message = MESSAGES.get(error.code)
-        if message is None:
-            raise
-        return _form(request, app, return_to, message, error.status, user)
-    session = outcome.session
-    if outcome.decision.outcome not in ("allow", "reroute") or session is None:
-        _abandon(runtime, app, outcome)
-        reason = outcome.decision.reason or outcome.decision.outcome
-        return _form(request, app, return_to, f"This login cannot go on here ({reason}).", 403,
-                     user)  # fmt: skip
-    response = secure(RedirectResponse(return_to, status_code=303))
-    set_session(request, response, app, session)
-    response.delete_cookie(CSRF_COOKIE, path="/hosted/v1")
-    return response
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.hosted import enroll
+from juncture.api.hosted import enroll, login_methods
 from juncture.api.hosted.logout import log_out, logout_form
-from juncture.api.hosted.pages import log_in, login_form, page, theme_css
+from juncture.api.hosted.pages import login_form, page, theme_css
 from juncture.api.hosted.step_up import (
     passkey_script,
     send_code,
@@ -19,7 +19,11 @@ from juncture.api.hosted.step_up import (
 def mount() -> Mount:
     return Mount("/hosted/v1", routes=[
         Route("/login", page(login_form), methods=["GET"]),
-        Route("/login", page(log_in), methods=["POST"]),
+        Route("/login", page(login_methods.log_in), methods=["POST"]),
+        Route("/login/begin", page(login_methods.begin), methods=["POST"]),
+        Route("/login/verify", page(login_methods.verify), methods=["POST"]),
+        Route("/login/send", page(login_methods.send), methods=["POST"]),
+        Route("/login/start", page(login_methods.start_passkey), methods=["POST"]),
         Route("/logout", page(logout_form), methods=["GET"]),
         Route("/logout", page(log_out), methods=["POST"]),
         Route("/step-up", page(step_up_form), methods=["GET"]),

@@ -1,5 +1,6 @@
-// The hosted step-up page's passkey button (served from the package; the page's CSP allows
-// only scripts of its own origin). It asks Juncture for the challenge's
+// The hosted step-up and login pages' passkey button (served from the package; the page's
+// CSP allows only scripts of its own origin). It asks Juncture (the form's data-start, else
+// the step-up's start) for the challenge's
 // navigator.credentials.get() options, asks the browser for an assertion, and posts the
 // page's form with the assertion (JSON, base64url members) as its code. Nothing else.
 "use strict";
@@ -30,7 +31,7 @@
     for (const name of ["csrf", "challenge", "method"]) {
       fields.set(name, form.elements[name].value);
     }
-    const started = await fetch("/hosted/v1/step-up/start", {
+    const started = await fetch(form.dataset.start || "/hosted/v1/step-up/start", {
       method: "POST",
       body: fields,
       credentials: "same-origin",
