@@ -7,8 +7,6 @@ nginx, except on CI (`CI=true`), where they fail."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,29 +15,15 @@ from typing import Any
 import pyotp
 import pytest
 
+from browser import launched
+
 from .test_forward_nginx import JOURNEY, PASSWORD, World
 from .test_forward_step_up import enroll_totp, wrong_code
-
-CHROMIUM = next(
-    (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()),
-    None,
-)
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing on CI: `make tools` installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from launched()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ Without chromium the tests are skipped, except on CI (``CI=true``), where they f
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +15,14 @@ from typing import Any
 
 import pytest
 
-from .world import TIGHTER, World
+from browser import launched
 
-CHROMIUM = next(
-    (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()),
-    None,
-)
+from .world import TIGHTER, World
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing on CI: `make tools` installs it (apt-get install "
-                        "chromium)")  # fmt: skip
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from launched()
 
 
 class Console:

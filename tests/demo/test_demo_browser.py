@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ import httpx
 import pyotp
 import pytest
 
+from browser import launched
 from service.server import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 JOURNEYS = ROOT / "examples" / "journeys"
-CHROMIUM = next(
-    (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()),
-    None,
-)
-
-
 def run_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("demo_run", DEMO / "run.py")
     assert spec is not None and spec.loader is not None
@@ -43,18 +37,7 @@ def run_module() -> ModuleType:
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing on CI: `make tools` installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from launched()
 
 
 class Demo:
