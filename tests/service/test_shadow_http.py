@@ -259,8 +259,9 @@ def test_the_shadow_runs_on_every_node_of_the_file(world: World, tmp_path: Path)
         assert world.decide("read", client)["decision"] is True
         with admin(other, world.server.admin_token()) as there:
             status = eventually(
-                lambda: (s := there.get("/admin/v1/shadow").json())["node"]["transitions"] and s
-            )
+                lambda: (s := there.get("/admin/v1/shadow").json())["node"]["transitions"]
+                and s["node"]["waiting"] == 0 and s["differences"] and s
+            )  # counted, then recorded by the writer's thread: both before reading
         assert status["node"]["transitions"] == {"allow->revoke": 1}
         assert status["differences"] == {"allow->revoke": 1}  # recorded in the one file
         assert world.status()["node"]["transitions"] == {}  # this node decided nothing
