@@ -93,3 +93,30 @@ def test_the_logout_page_needs_a_return_url_of_the_app(world: World) -> None:
     direct = httpx.get(f"{world.server.url}/hosted/v1/logout",
                        params={"return_to": world.origin + "/"})  # fmt: skip
     assert direct.status_code == 401
+
+
+def test_log_out_on_every_device_ends_the_subjects_sessions_at_the_app_only(world: World) -> None:
+    laptop, phone, other = world.browser(), world.browser(), world.browser()
+    for browser, user in ((laptop, "frank"), (phone, "frank"), (other, "erin")):
+        assert world.log_in(browser, user=user).status_code == 303
+        assert browser.get("/").status_code == 200
+    browsers = {"laptop": laptop, "phone": phone, "other": other}
+    sessions = {name: world.session_id(b) for name, b in browsers.items()}
+    back = world.origin + "/bye"
+    page = laptop.get("/hosted/v1/logout", params={"return_to": back})
+    assert 'name="everywhere" value="1"' in page.text and "Log out on every device" in page.text
+    fields = logout_form(world, laptop, back)
+    origin = {"Origin": world.origin}
+    # A value it does not know: refused, and nothing ends.
+    odd = laptop.post("/hosted/v1/logout", data={**fields, "everywhere": "yes"}, headers=origin)
+    assert odd.status_code == 400 and "request.invalid" in odd.text
+    assert phone.get("/").status_code == 200
+    done = laptop.post("/hosted/v1/logout", data={**fields, "everywhere": "1"}, headers=origin)
+    assert done.status_code == 303 and done.headers["location"] == back
+    status = {name: world.app.get(f"/v1/sessions/{sid}").json()["status"]
+              for name, sid in sessions.items()}  # fmt: skip
+    assert status == {"laptop": "ended", "phone": "ended", "other": "active"}
+    Echo.seen.clear()
+    assert phone.get("/").status_code == 403  # the phone's cookie opens nothing now
+    assert Echo.seen == []
+    assert other.get("/").status_code == 200  # another person's session goes on

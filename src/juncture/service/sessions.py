@@ -40,6 +40,8 @@ from juncture.store.protocols import Store
 
 #: The sessions read at most to filter by what was observed (IP, device): the newest first.
 OBSERVED_SCAN = 2000
+#: Sessions a "log out everywhere" ends per page it reads.
+EVERYWHERE_PAGE = 500
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -299,6 +301,28 @@ class Sessions:
             self.emitter.emit("session-revoked", ended, {"reason": revoke_reason})
         self.changes.end_dependants(ended, now)
         return ended
+
+    def end_everywhere(self, app: App, session: Session) -> int:
+        """End ``session`` and every other active session of its subject at ``app`` (a
+        hosted "log out on every device"); how many were ended. Other apps' sessions stay:
+        an app ends only its own. A session ended meanwhile is passed over."""
+        ended = 0
+        while True:
+            page = [s for s in self.store.list_sessions(app=app.id, subject_id=session.subject_id,
+                                                        status="active", limit=EVERYWHERE_PAGE)
+                    if s.subject_type == session.subject_type]  # fmt: skip
+            done = 0
+            for other in page:
+                try:
+                    self.end(app, other.id, revoke_reason=None)
+                except ServiceError as error:
+                    if error.code != "session.not_active":
+                        raise
+                    continue
+                done += 1
+            ended += done
+            if not done:  # none left (or none this page could end: not to loop for ever)
+                return ended
 
     def update_context(
         self,

@@ -1,7 +1,8 @@
 """The hosted logout (`/hosted/v1/logout`): a page asking to confirm, whose form (CSRF token,
 from the app's origin only) ends the session of the app's session cookie through the same
 service as `POST /v1/sessions/{id}/end`, clears the cookie and sends the browser to the return
-URL, checked against the app's origins. A GET changes nothing."""
+URL, checked against the app's origins. A GET changes nothing. Its second button logs out on
+every device: it ends every active session of the subject at the app (other apps' stay)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,14 @@ async def log_out(request: Request) -> Response:
     form = await read_form(request, FORM_LIMIT)
     check_form(request, app, form)
     return_to = checked_return_to(app, form.get("return_to"))
+    everywhere = form.get("everywhere")
+    if everywhere not in (None, "1"):
+        raise ServiceError("request.invalid", "`everywhere` is `1` or absent", 400)
     session = _open_session(request, runtime, app)
-    if session is not None:
+    if session is not None and everywhere == "1":
+        ended = runtime.sessions.end_everywhere(app, session)
+        log.info("a hosted logout ended %d session(s) of a subject at %s", ended, app.name)
+    elif session is not None:
         try:
             runtime.sessions.end(app, session.id, revoke_reason=None)
         except ServiceError as error:
