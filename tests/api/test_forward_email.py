@@ -142,3 +142,33 @@ def test_sending_a_code_to_no_address_is_said_plainly(world: tuple[World, Outbox
     assert "You have nothing of this kind set up: use another way." in answer.text
     assert 'id="error-code">challenge.no_credential<' in answer.text
     assert len(outbox.messages()) == sent_before
+
+
+def test_a_code_sent_again_replaces_the_one_before(world: tuple[World, Outbox]) -> None:
+    world_, outbox = world
+    enroll_email(world_, outbox, "dave")
+    browser = world_.browser()
+    assert world_.log_in(browser, user="dave").status_code == 303
+    step = open_step_up(world_, browser, "/mail/inbox")
+    fields = {"csrf": step.csrf, "return_to": world_.origin + "/mail/inbox",
+              "challenge": step.challenge, "method": "email"}  # fmt: skip
+    origin = {"Origin": world_.origin}
+    sent_before = len(outbox.messages())
+    first = browser.post("/hosted/v1/step-up/send", data=fields, headers=origin)
+    assert first.status_code == 200, first.text
+    old = outbox.code(sent_before + 1, "dave@example.com")
+    again = browser.post("/hosted/v1/step-up/send", data={**fields, "csrf": StepUp(first).csrf},
+                         headers=origin)  # fmt: skip
+    assert again.status_code == 200, again.text
+    new = outbox.code(sent_before + 2, "dave@example.com")
+    assert StepUp(again).challenge == step.challenge  # the same step-up, a new code
+    if old != new:  # one in a million: the same six digits twice
+        stale = browser.post("/hosted/v1/step-up", data={**fields, "csrf": StepUp(again).csrf,
+                                                         "code": old}, headers=origin)  # fmt: skip
+        assert stale.status_code == 401 and 'id="error-code">challenge.failed<' in stale.text
+        time.sleep(2)  # the lockout's backoff after a failure
+        again = stale
+    done = browser.post("/hosted/v1/step-up", data={**fields, "csrf": StepUp(again).csrf,
+                                                    "code": new}, headers=origin)  # fmt: skip
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == world_.origin + "/mail/inbox"
