@@ -35,23 +35,25 @@ def consecutive_free_ports(count: int) -> int:
     pytest.fail("no free run of ports")
 
 
-def test_three_nodes_start_share_one_version_and_stop_on_ctrl_c():
-    find_binaries()  # fails, saying so, when PostgreSQL is not installed
-    base, pg_port = consecutive_free_ports(3), free_port()
-    env = {
-        **os.environ,
-        "JUNCTURE": str(JUNCTURE),
-        "JUNCTURE_BASE_PORT": str(base),
-        "JUNCTURE_PG_PORT": str(pg_port),
-        "PATH": f"{JUNCTURE.parent}:{os.environ.get('PATH', '')}",
-    }
-    script = subprocess.Popen(
-        ["bash", str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-        text=True, start_new_session=True,
-    )  # fmt: skip
-    assert script.stdout is not None
-    printed: list[str] = []
-    try:
+def start_cluster() -> tuple[subprocess.Popen[str], int, int, str]:
+    """The script started on free ports, and what it printed up to `ready` (or its end). Ports
+    found free can be taken before the script listens (other programs run tests too): the
+    script says so and stops, and it is started again on others, three times at most."""
+    for _ in range(3):
+        base, pg_port = consecutive_free_ports(3), free_port()
+        env = {
+            **os.environ,
+            "JUNCTURE": str(JUNCTURE),
+            "JUNCTURE_BASE_PORT": str(base),
+            "JUNCTURE_PG_PORT": str(pg_port),
+            "PATH": f"{JUNCTURE.parent}:{os.environ.get('PATH', '')}",
+        }
+        script = subprocess.Popen(
+            ["bash", str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        assert script.stdout is not None
+        printed: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = script.stdout.readline()
@@ -61,6 +63,17 @@ def test_three_nodes_start_share_one_version_and_stop_on_ctrl_c():
             if line.startswith("ready"):
                 break
         text = "".join(printed)
+        if "ready" in text or "the port is in use" not in text:
+            return script, base, pg_port, text
+        script.wait(30)
+        script.stdout.close()
+    return script, base, pg_port, text
+
+
+def test_three_nodes_start_share_one_version_and_stop_on_ctrl_c():
+    find_binaries()  # fails, saying so, when PostgreSQL is not installed
+    script, base, pg_port, text = start_cluster()
+    try:
         assert "ready" in text, text
         urls = re.findall(r"^node: (http://127\.0\.0\.1:\d+)", text, re.MULTILINE)
         assert urls == [f"http://127.0.0.1:{base + n}" for n in range(3)], text
@@ -89,3 +102,5 @@ def test_three_nodes_start_share_one_version_and_stop_on_ctrl_c():
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
             script.wait(10)
+        if script.stdout is not None:
+            script.stdout.close()

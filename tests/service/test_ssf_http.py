@@ -81,7 +81,9 @@ class Inbox:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, count: int, timeout: float = 15) -> list[tuple[str, str]]:
+    def wait(self, count: int, timeout: float = 60) -> list[tuple[str, str]]:
+        """The SETs received once there are ``count`` (or all there are after ``timeout``: a
+        delivery that failed under load is retried 5 s later, `events/delivery.py`)."""
         with self.arrived:
             self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
         return list(self.received)
