@@ -133,12 +133,13 @@ class FactsAssembly:
             self._plan_reads[plan.version] = found
         return found
 
-    def session_aal(self, session: Session) -> int:
-        """The session's AAL now, under the active version (never cached)."""
-        try:
-            plan = self.policies.active()
-        except NoActiveVersion:
-            return 0
+    def session_aal(self, session: Session, plan: Plan | None = None) -> int:
+        """The session's AAL now, under ``plan`` (None: the active version; never cached)."""
+        if plan is None:
+            try:
+                plan = self.policies.active()
+            except NoActiveVersion:
+                return 0
         facts = Facts.from_document(self.document(None, {}, session, plan=plan))
         best = 0
         for journey in plan.journeys.values():
