@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,24 @@ def test_an_envoy_path_is_forward_auths_at_any_depth(world: World) -> None:
     assert deep[0] == 200 and deep[1]["x-juncture-scopes"] == "account:read"
     root = _raw(world.server, request(world, "envoy", "", cookie=True), 1)[0]
     assert root[0] == 200 and root[1]["x-juncture-scopes"] == "shop"  # `/`: browse
+
+
+def test_with_requests_in_threads_the_answers_are_the_same(tmp_path: Path) -> None:
+    """`--store-calls threads` (as for a networked store): nothing is answered at once; each
+    question goes to a worker thread through `Front`, and gets the same answers."""
+    threaded = World(tmp_path, args=("--store-calls", "threads"))
+    try:
+        for kind in ("nginx", "envoy"):
+            allowed = _raw(threaded.server, request(threaded, kind, "/accounts/alice/x",
+                                                    cookie=True), 1)[0]  # fmt: skip
+            assert allowed[0] == 200 and allowed[1]["x-juncture-scopes"] == "account:read"
+            refused = _raw(threaded.server, request(threaded, kind, "/accounts/bob/x",
+                                                    cookie=True), 1)[0]  # fmt: skip
+            assert refused[0] == 403 and b"not_yours" in refused[2]
+            login = _raw(threaded.server, request(threaded, kind, "/", cookie=False), 1)[0]
+            assert login[0] == (401 if kind == "nginx" else 302)
+        ways = counted(threaded)
+        assert ways.get(("/forward-auth/v1/nginx", "at_once"), 0) == 0
+        assert ways[("/forward-auth/v1/nginx", "declined")] == 3, ways
+    finally:
+        threaded.stop()
