@@ -2,9 +2,9 @@
 docs/proxy.md as written) against the same nginx without `auth_request`, in front of the same
 upstream, in the same run.
 
-Three nginx processes (Debian's, one worker each): the upstream (answers `200 ok` to every
-request), nginx with the block of docs/proxy.md (its ports and the app's key put in, as
-tests/api/test_forward_nginx.py does), and nginx with the same block less its `auth_request`
+Three nginx processes (Debian's, one worker each, started by tests/nginx.py as the tests start
+them): the upstream (answers `200 ok` to every request), nginx with the block of docs/proxy.md
+(its ports and the app's key put in), and nginx with the same block less its `auth_request`
 and `error_page 401` lines (everything else, the identity headers set from empty variables
 included, the same). One `juncture serve` (SQLite in a temp dir, --workers workers) with an app
 whose origin is the auth nginx, a journey whose `routes:` send `GET /` to a checkpoint that
@@ -37,20 +37,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
+sys.path.append(str(_HERE.parent / "tests"))
 
 import _common as common  # noqa: E402
 import httpx  # noqa: E402
 from _common import Server, free_port  # noqa: E402
 
+from nginx import NGINX, Nginx, configured, docs_block  # noqa: E402 (tests/nginx.py)
+
 JUNCTURE = Path(sys.executable).with_name("juncture")
-DOC = _HERE.parent / "docs" / "proxy.md"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "correct horse battery staple"
 
 JOURNEY = """\
@@ -91,13 +91,6 @@ end
 CONFIGS = ("nginx alone", "nginx + Juncture")
 
 
-def docs_block() -> str:
-    found = re.search(r"```nginx\n(.*?)```", DOC.read_text(), re.S)
-    if not found:
-        raise RuntimeError("docs/proxy.md has no nginx block")
-    return found.group(1)
-
-
 def without_auth(block: str) -> str:
     """The block less the lines that ask Juncture (auth_request, its error page)."""
     kept = [
@@ -109,60 +102,6 @@ def without_auth(block: str) -> str:
     if "auth_request /" in out or out == block:
         raise RuntimeError("the nginx block changed: cannot take auth_request out")
     return out
-
-
-class Nginx:
-    """One nginx process (one worker) on a config made of ``body``, in its own temp dir."""
-
-    def __init__(self, name: str, body: str, port: int) -> None:
-        # A temp dir of its own, open to nginx's user (nobody, when this runs as root).
-        self.dir = Path(tempfile.mkdtemp(prefix=f"juncture-bench-nginx-{name}-"))
-        self.port = port
-        d = self.dir
-        kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        temps = "".join(f"{kind}_temp_path {d}/{kind};\n" for kind in kinds)
-        conf = d / "nginx.conf"
-        conf.write_text(
-            f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n"
-            f"error_log {d}/error.log warn;\nevents {{ worker_connections 1024; }}\n"
-            f"http {{\naccess_log off;\n{temps}{body}\n}}\n"
-        )
-        os.chmod(d, 0o777)
-        drop = None
-        if os.getuid() == 0:  # run it unprivileged, as nobody
-
-            def drop() -> None:
-                os.setgid(65534)
-                os.setuid(65534)
-
-        self.process = subprocess.Popen(
-            [NGINX, "-c", str(conf), "-p", str(d), "-e", f"{d}/error.log"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=drop,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (d / "error.log").read_text() if (d / "error.log").exists() else ""
-                raise RuntimeError(f"nginx exited: {log}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/hosted/v1/none", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("nginx did not start")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_juncture(tmp: Path, workers: int) -> tuple[Server, str]:
@@ -262,14 +201,7 @@ def run(args: argparse.Namespace) -> tuple[Results, dict[str, int]]:
                 upstream_port,
             )
         )
-        block = docs_block()
-        for placeholder in ("127.0.0.1:8900", "127.0.0.1:8080", "listen 80;", "jct_app_REPLACE.ME"):
-            assert placeholder in block, placeholder
-        block = (
-            block.replace("127.0.0.1:8900", f"127.0.0.1:{server.port}")
-            .replace("127.0.0.1:8080", f"127.0.0.1:{upstream_port}")
-            .replace("jct_app_REPLACE.ME", key)
-        )
+        block = configured(docs_block(), juncture=server.port, app=upstream_port, key=key)
         auth = block.replace("listen 80;", f"listen 127.0.0.1:{auth_port};")
         plain = without_auth(block).replace("listen 80;", f"listen 127.0.0.1:{plain_port};")
         nginxes.append(Nginx("auth", auth, auth_port))
@@ -384,7 +316,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a line for RESULTS.md (a shared machine)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     args = parser.parse_args()
-    if shutil.which("wrk") is None or not Path(NGINX).exists():
+    if shutil.which("wrk") is None or NGINX is None:
         raise SystemExit("this benchmark needs wrk and nginx (make tools installs them)")
     results, log = run(args)
     text = report(results, log, args)

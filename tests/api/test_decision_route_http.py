@@ -19,13 +19,21 @@ from service.test_http import admin, bundle, evaluation, new_app, start
 PATH = "/access/v1/evaluation"
 
 
-def test_the_evaluation_route_is_the_fast_one(tmp_path: Path) -> None:
+def test_the_evaluation_and_forward_auth_are_the_fast_routes(tmp_path: Path) -> None:
     runtime = open_runtime(tmp_path / "j.db")
     try:
         front = create_app(runtime)
         assert isinstance(front, Front)
-        assert set(front.routes) == {PATH}
-        assert set(front.direct) == {PATH}
+        forward = {f"/forward-auth/v1/{kind}" for kind in ("nginx", "traefik", "caddy", "envoy")}
+        assert set(front.routes) == set(front.direct) == {PATH, *forward}
+        assert front.key_of("POST", PATH) == PATH
+        assert front.key_of("GET", PATH) is None and front.key_of("POST", PATH + "/") is None
+        assert front.key_of("DELETE", "/forward-auth/v1/nginx") == "/forward-auth/v1/nginx"
+        assert front.key_of("GET", "/forward-auth/v1/envoy/a/b") == "/forward-auth/v1/envoy"
+        for method, path in (("HEAD", "/forward-auth/v1/nginx"), ("GET", "/forward-auth/v1/x"),
+                             ("GET", "/forward-auth/v1/nginx/"), ("GET", "/forward-auth/v1/envoyx"),
+                             ("OPTIONS", "/forward-auth/v1/envoy")):  # fmt: skip
+            assert front.key_of(method, path) is None, (method, path)
     finally:
         runtime.close()
         runtime.store.close()

@@ -27,11 +27,11 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example"}
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, args: tuple[str, ...] = ()) -> None:
         bundle = root / "bundle"
         bundle.mkdir()
         (bundle / "shop.yaml").write_text(JOURNEY)
-        self.server = Server(root / "j.db", bundle).start()
+        self.server = Server(root / "j.db", bundle, args=args).start()
         self.admin = self.server.client(self.server.admin_token())
         made = self.admin.post(
             "/admin/v1/apps",

@@ -10,11 +10,7 @@ import base64
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,13 +20,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from nginx import NGINX, Nginx, configured, docs_block
 from service.server import Server, free_port
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 if NGINX is None and os.environ.get("CI") != "true":
     pytest.skip("nginx is not installed (make tools installs it)", allow_module_level=True)
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "proxy.md"
 PASSWORD = "correct horse battery staple"
 
 JOURNEY = """\
@@ -73,13 +68,6 @@ checkpoints:
     - allow: {}
   "*": [{deny: unknown_action}]
 """
-
-
-def nginx_config() -> str:
-    """The ```nginx block of docs/proxy.md: the config the docs give is the one tested."""
-    found = re.search(r"```nginx\n(.*?)```", DOC.read_text(), re.S)
-    assert found, "docs/proxy.md has no nginx block"
-    return found.group(1)
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -128,48 +116,13 @@ class World:
                 answer = self.admin.post(path, json=body)
                 assert answer.status_code == 201, answer.text
         self.clients: list[httpx.Client] = []
-        self.nginx_dir = Path(tempfile.mkdtemp(prefix="juncture-nginx-"))
         self.nginx = self._start_nginx()
 
-    def _start_nginx(self) -> subprocess.Popen[bytes]:
-        assert NGINX is not None, "make tools installs nginx"
-        block = nginx_config()
-        for placeholder in ("127.0.0.1:8900", "127.0.0.1:8080", "listen 80;", "jct_app_REPLACE.ME"):
-            assert placeholder in block, placeholder
-        block = (block.replace("127.0.0.1:8900", f"127.0.0.1:{self.server.port}")
-                 .replace("127.0.0.1:8080", f"127.0.0.1:{self.echo.server_address[1]}")
-                 .replace("listen 80;", f"listen 127.0.0.1:{self.port};")
-                 .replace("jct_app_REPLACE.ME", self.key))  # fmt: skip
-        d = self.nginx_dir
-        kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        temps = "".join(f"{kind}_temp_path {d}/{kind};\n" for kind in kinds)
-        conf = d / "nginx.conf"
-        conf.write_text(f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n"
-                        f"error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n"
-                        f"http {{\naccess_log off;\n{temps}{block}\n}}\n")  # fmt: skip
-        os.chmod(d, 0o777)
-        drop = None
-        if os.getuid() == 0:  # run it unprivileged, as nobody
-
-            def drop() -> None:
-                os.setgid(65534)
-                os.setuid(65534)
-
-        process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(d), "-e", f"{d}/error.log"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   preexec_fn=drop)  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log = (d / "error.log").read_text() if (d / "error.log").exists() else ""
-                raise RuntimeError(f"nginx exited: {log}")
-            try:
-                httpx.get(self.origin + "/hosted/v1/login", timeout=1)
-                return process
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        process.kill()
-        raise RuntimeError("nginx did not start")
+    def _start_nginx(self) -> Nginx:
+        echo = self.echo.server_address[1]
+        block = configured(docs_block(), juncture=self.server.port, app=echo, key=self.key,
+                           listen=self.port)  # fmt: skip
+        return Nginx("forward", block, self.port, connections=64, probe="/hosted/v1/login")
 
     def browser(self) -> httpx.Client:
         """A client as a browser is: cookies kept, redirects not followed (closed at the end)."""
@@ -204,12 +157,10 @@ class World:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
-        self.nginx.terminate()
-        self.nginx.wait(10)
+        self.nginx.stop()
         self.echo.shutdown()
         self.echo.server_close()
         self.server.stop()
-        shutil.rmtree(self.nginx_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -31,7 +31,7 @@ from juncture.api import (
     ssf,
     transmitters,
 )
-from juncture.api.access import LOOP_FIRST
+from juncture.api.access import LOOP_FIRST as DECIDING
 from juncture.api.access import ROUTES as ACCESS_ROUTES
 from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
@@ -56,6 +56,11 @@ from juncture.service.sweep import SweepWorker
 from juncture.service.transmit import SignalWorkers, Transmitter
 
 log = logging.getLogger("juncture.api")
+
+#: The handlers tried on the event loop first, each with its twin for a request whose body is
+#: read already (api/boundary.py, api/direct.py).
+LOOP_FIRST: dict[Callable[[Request], Awaitable[Response]], Callable[[Request, bytes], Response]]
+LOOP_FIRST = {**DECIDING, **forward.LOOP_FIRST}
 
 
 class Metrics:
@@ -337,14 +342,38 @@ def create_app(
     app.state.hash_pool = HashPool(limits.hash_concurrency, limits.hash_queue)
     app.state.service_calls = ServiceCalls(mode)
     app.state.metrics_token = metrics_token.encode() if metrics_token else None
-    wrapped = {
-        path: (handler, _errors(handler, body_limit=limits.body_limit("POST", path),
-                                clocked=path.startswith(CLOCKED), loop_first=True))
+    # The routes answered past Starlette's router (api/direct.py): the single decision
+    # (POST) and forward auth (the methods it is asked with; Envoy's path goes on after it).
+    fast: dict[str, tuple[Callable[[Request], Awaitable[Response]], list[str]]] = {
+        path: (handler, methods)
         for path, handler, methods in routes
         if handler in LOOP_FIRST and methods == ["POST"]
-    }  # fmt: skip
+    }
+    fast.update((forward.BASE + kind, (forward.forward_auth, forward.METHODS))
+                for kind in forward.KINDS)  # fmt: skip
     app.state.direct = {
         path: Direct(app, LOOP_FIRST[handler], clocked=path.startswith(CLOCKED))
-        for path, (handler, _) in wrapped.items()
+        for path, (handler, _) in fast.items()
     }
-    return Front(app, {path: route for path, (_, route) in wrapped.items()}, app.state.direct)
+    wrapped = {
+        path: _errors(handler, body_limit=max(limits.body_limit(m, path) for m in methods),
+                      clocked=path.startswith(CLOCKED), loop_first=True)
+        for path, (handler, methods) in fast.items()
+    }  # fmt: skip
+    return Front(app, wrapped, app.state.direct, _key_of(fast))
+
+
+def _key_of(fast: Mapping[str, tuple[object, list[str]]]) -> Callable[[str, str], str | None]:
+    """A request's route among ``fast`` by its method and path (`Front.key_of`)."""
+    decisions = {path for path, (_, methods) in fast.items() if methods == ["POST"]}
+    forwarded = frozenset(forward.METHODS)
+
+    def key_of(method: str, path: str) -> str | None:
+        if method == "POST" and path in decisions:
+            return path
+        if method in forwarded and path.startswith(forward.BASE):
+            kind = forward.kind_of(path)
+            return forward.BASE + kind if kind is not None else None
+        return None
+
+    return key_of

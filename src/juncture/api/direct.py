@@ -1,8 +1,9 @@
-"""The front of the service: request ids on every answer, and the single-decision route
+"""The front of the service: request ids on every answer, and the single-decision routes
 answered at once.
 
-A decision is the service's hot path (`bench/http_load.py`). `Front` is the ASGI app the server
-runs: it sends a decision request straight to its handler, past Starlette's router and
+A decision is the service's hot path (`bench/http_load.py`, `bench/forward_auth.py`): the
+AuthZEN evaluation and forward auth's question from a proxy. `Front` is the ASGI app the server
+runs: it sends such a request straight to its handler, past Starlette's router and
 middleware, and everything else to the Starlette app. Under `juncture serve`, the server's
 protocol (api/protocol.py) goes one step further: once a decision request's body is in, it
 asks the route's `Direct` for the answer there and then, on the event loop, and writes it in
@@ -139,21 +140,32 @@ class Direct:
 
 class Front:
     """The ASGI app the server runs (see the module docstring): request ids on every answer,
-    the single-decision routes straight to their handler, the rest to the Starlette app.
+    the routes answered at once straight to their handler, the rest to the Starlette app.
 
-    ``routes``: each decision route's handler wrapped as its route wraps it (app.py
-    `_errors`: it answers every error itself; anything it lets out is a 500 problem, as the
-    server error middleware would answer). ``direct``: the same routes' `Direct` answers,
-    for the server's protocol.
+    ``key_of``: the key of a request's route among those (by its method and path), or None.
+    ``routes``: each such route's handler wrapped as its route wraps it (app.py `_errors`: it
+    answers every error itself; anything it lets out is a 500 problem, as the server error
+    middleware would answer). ``direct``: the same routes' `Direct` answers, for the server's
+    protocol.
     """
 
     def __init__(
-        self, app: Starlette, routes: dict[str, Handler], direct: dict[str, Direct]
+        self,
+        app: Starlette,
+        routes: dict[str, Handler],
+        direct: dict[str, Direct],
+        key_of: Callable[[str, str], str | None],
     ) -> None:
         self.app = app
         self.routes = routes
         self.direct = direct
+        self.key_of = key_of
         self.request_ids = RequestIds()
+
+    def direct_for(self, method: str, path: str) -> Direct | None:
+        """The `Direct` of the route a request of ``method`` to ``path`` goes to, if any."""
+        key = self.key_of(method, path)
+        return self.direct.get(key) if key is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,7 +179,8 @@ class Front:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", given)]
             await send(message)
 
-        handler = self.routes.get(scope["path"]) if scope["method"] == "POST" else None
+        key = self.key_of(scope["method"], scope["path"])
+        handler = self.routes.get(key) if key is not None else None
         if handler is None:
             await self.app(scope, receive, send_with_id)
             return

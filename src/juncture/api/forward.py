@@ -12,6 +12,8 @@ is never read, so a client cannot name the request it is asked about.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,7 +25,8 @@ from juncture.service.forward import Original, Verdict
 from juncture.service.runtime import Runtime
 
 KINDS = ("nginx", "traefik", "caddy", "envoy")
-PREFIX = "/forward-auth/v1/envoy"
+BASE = "/forward-auth/v1/"
+PREFIX = BASE + "envoy"
 #: The methods OpenAPI describes (HEAD comes with GET; OPTIONS is not served: refused).
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _HEADERS = {
@@ -93,18 +96,39 @@ def answer(request: Request, kind: str, verdict: Verdict) -> Response:
     return response
 
 
-async def forward_auth(request: Request) -> Response:
+def kind_of(path: str) -> str | None:
+    """The proxy a forward-auth path names (`/forward-auth/v1/{proxy}`, Envoy's with the
+    request's path after it), or None: no such proxy (404)."""
+    if path == PREFIX or path.startswith(PREFIX + "/"):
+        return "envoy"
+    kind = path[len(BASE) :] if path.startswith(BASE) else None
+    return kind if kind in _HEADERS else None
+
+
+def forward_auth_read(request: Request, body: bytes) -> Response:
+    """The answer to the proxy's question (its body, if any, is not read: ``body`` is there
+    for api/direct.py, which answers this route at once past Starlette's router)."""
     runtime: Runtime = request.app.state.runtime
-    kind = request.path_params.get("proxy", "envoy")
-    if kind not in KINDS or (kind == "envoy") != request.url.path.startswith(PREFIX):
+    kind = kind_of(request.scope["path"])
+    if kind is None:
         raise ApiError(404, "request.not_found", f"the proxy is one of {', '.join(KINDS)}")
-    app = authenticate_app_key(request, runtime)
-    original, client_ip = original_of(request, kind)
-    cookies: SessionCookies = request.app.state.session_cookies
-    session = cookies.read(request.cookies.get(SESSION_COOKIE), app.id)
-    verdict = runtime.forward.decide(app, original, session, client_ip)
+    with runtime.consistent_reads():  # the key, the version and the session: one look
+        app = authenticate_app_key(request, runtime)
+        original, client_ip = original_of(request, kind)
+        cookies: SessionCookies = request.app.state.session_cookies
+        session = cookies.read(request.cookies.get(SESSION_COOKIE), app.id)
+        verdict = runtime.forward.decide(app, original, session, client_ip)
     return answer(request, kind, verdict)
 
+
+async def forward_auth(request: Request) -> Response:
+    return forward_auth_read(request, b"")
+
+
+#: The route's twin for api/direct.py (a request it may try on the event loop first: one
+#: decision, which changes nothing before its first store call that waits).
+LOOP_FIRST: dict[Callable[[Request], Awaitable[Response]], Callable[[Request, bytes], Response]]
+LOOP_FIRST = {forward_auth: forward_auth_read}
 
 ROUTES = [
     ("/forward-auth/v1/envoy", forward_auth, METHODS),

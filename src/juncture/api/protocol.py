@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, cast
 
 import httptools
@@ -97,7 +98,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = False
         self._drained = 0
         #: The single-decision routes answered at once (api/direct.py), when the app has them.
-        self._routes: dict[str, Direct] = getattr(self.app, "direct", None) or {}
+        self._routes: Callable[[str, str], Direct | None] | None = getattr(
+            self.app, "direct_for", None
+        )
         self._direct: Direct | None = None  # the current request's, while its body comes
         self._direct_body: list[bytes] = []
 
@@ -217,7 +220,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ``Expect: 100-continue``, no upgrade, no earlier request still being answered, the
         client reading its answers (else the ASGI path's flow control holds further
         requests back), no concurrency limit, no root path."""
-        direct = self._routes.get(path) if method == "POST" else None
+        direct = self._routes(method, path) if self._routes is not None else None
         if direct is None:
             return None
         cycle = self.cycle
@@ -261,8 +264,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(lines))
         if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
             where = get_path_with_query_string(self.scope)
-            self.access_logger.info('%s - "POST %s HTTP/1.1" %d', get_client_addr(self.scope),
-                                    where, response.status_code)  # fmt: skip
+            self.access_logger.info('%s - "%s %s HTTP/1.1" %d', get_client_addr(self.scope),
+                                    scope["method"], where, response.status_code)  # fmt: skip
         self.on_response_complete()
 
     # -- refusing ---------------------------------------------------------------------------

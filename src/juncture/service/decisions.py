@@ -80,8 +80,13 @@ class Decisions:
         session_id: str | None = None,
         connection: Connection | None = None,
         answered: StoredProof | None = None,
+        plan: Plan | None = None,
     ) -> Outcome:
         """Decide ``action`` for a request (a facts document), bound to a session if named.
+
+        ``plan``: the version to decide with, read by a caller that used it already (forward
+        auth chose the checkpoint by its `routes:`), so that one decision uses one version
+        (I7); None: the active version, read here. The decision and its record name it.
 
         ``answered``: a proof good for this one decision only, never kept in the session (a
         person's approval of what an agent asked).
@@ -94,7 +99,7 @@ class Decisions:
         (`Store.consistent_reads`).
         """
         with self.store.consistent_reads():
-            return self._decide(app, action, request, session_id, connection, answered)
+            return self._decide(app, action, request, session_id, connection, answered, plan)
 
     def _decide(
         self,
@@ -104,12 +109,13 @@ class Decisions:
         session_id: str | None,
         connection: Connection | None,
         answered: StoredProof | None,
+        given: Plan | None,
     ) -> Outcome:
         started = time.perf_counter_ns()
         decision_id = new_id("d")
         now = self.now()
         try:
-            plan = self.policies.active()
+            plan = given if given is not None else self.policies.active()
             session = self.changes.load(app, session_id) if session_id else None
         except StoreError as exc:
             why = store_failure(exc)

@@ -99,7 +99,7 @@ class FactsAssembly:
             if session.delegation is not None:
                 agent["delegation"] = {
                     **agent["delegation"],
-                    **self.delegator_facts(session, delegator, now),
+                    **self.delegator_facts(session, delegator, now, plan),
                 }
             doc["agent"] = agent
         # A session's grants are known: none is an empty map, not a missing fact.
@@ -108,11 +108,16 @@ class FactsAssembly:
         return doc
 
     def delegator_facts(
-        self, session: Session, user: Session | None, now: datetime | None
+        self,
+        session: Session,
+        user: Session | None,
+        now: datetime | None,
+        plan: Plan | None = None,
     ) -> dict[str, Any]:
         """What an agent's journey may require of the user session it acts for (``user``, read
-        here when the caller has not): its `aal` now, its `started_at` and `age`. Nothing when
-        it cannot be read (a missing fact denies)."""
+        here when the caller has not): its `aal` now (under ``plan``, the version deciding;
+        None: the active one), its `started_at` and `age`. Nothing when it cannot be read (a
+        missing fact denies)."""
         if user is None:
             try:
                 user = self.changes.delegator(session)
@@ -120,7 +125,7 @@ class FactsAssembly:
                 return {}
         if user is None:
             return {}
-        return {"aal": self.session_aal(user), "started_at": user.started_at,
+        return {"aal": self.session_aal(user, plan), "started_at": user.started_at,
                 "age": (now or self.now()) - user.started_at}  # fmt: skip
 
     def reads(self, plan: Plan) -> frozenset[str]:
@@ -133,12 +138,13 @@ class FactsAssembly:
             self._plan_reads[plan.version] = found
         return found
 
-    def session_aal(self, session: Session) -> int:
-        """The session's AAL now, under the active version (never cached)."""
-        try:
-            plan = self.policies.active()
-        except NoActiveVersion:
-            return 0
+    def session_aal(self, session: Session, plan: Plan | None = None) -> int:
+        """The session's AAL now, under ``plan`` (None: the active version; never cached)."""
+        if plan is None:
+            try:
+                plan = self.policies.active()
+            except NoActiveVersion:
+                return 0
         facts = Facts.from_document(self.document(None, {}, session, plan=plan))
         best = 0
         for journey in plan.journeys.values():

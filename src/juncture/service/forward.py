@@ -153,14 +153,17 @@ class ForwardAuth:
             request["resource"] = {**found.resource, "properties": {}}
         if client_ip is not None:
             request["network"] = {"ip": client_ip}
-        outcome = self.decisions.decide(app, found.checkpoint, request, session_id=session_id)
+        # INVARIANT: the version whose `routes:` chose the checkpoint decides it (I7)
+        outcome = self.decisions.decide(
+            app, found.checkpoint, request, session_id=session_id, plan=plan
+        )
         decision = outcome.decision
         match decision.outcome:
             case "allow":  # the request goes on, with who is making it
                 current = outcome.session or stored
                 values = {
                     "subject": current.subject_id,
-                    "aal": str(self.facts.session_aal(current)),
+                    "aal": str(self.facts.session_aal(current, plan)),
                     "scopes": " ".join(decision.scopes),
                 }
                 names = app.identity_headers or DEFAULT_HEADERS
