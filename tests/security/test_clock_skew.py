@@ -101,6 +101,61 @@ def test_a_node_with_a_skewed_clock_refuses_to_decide(
         good.stop()
 
 
+ROUTED = JOURNEY.replace(
+    "checkpoints:\n",
+    "routes:\n  web:\n    match:\n      - {path: /, checkpoint: browse}\ncheckpoints:\n",
+)
+
+
+def test_a_skewed_node_refuses_proxies_and_the_hosted_pages_that_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Forward auth and the hosted login and step-up pages decide or take proofs: a node 10 s
+    off refuses them (503 `unavailable.clock_skew`, a page for a browser), where the node on
+    time answers; its logout, script and themes still serve."""
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "acct.yaml").write_text(ROUTED)
+    good = _node(tmp_path, monkeypatch, 0.5)
+    origin = "https://web.example"
+    try:
+        with admin(good) as root:
+            made = root.post("/admin/v1/apps", json={"name": "web", "origins": [origin]})
+            assert made.status_code == 201, made.text
+        key = made.json()["key"]
+        proxy = {"X-Juncture-Key": key, "X-Original-Method": "GET", "X-Original-URI": "/",
+                 "X-Forwarded-Proto": "https", "X-Forwarded-Host": "web.example"}  # fmt: skip
+        page = {"X-Juncture-Key": key}
+        back = {"return_to": origin + "/"}
+        bad = _node(tmp_path, monkeypatch, 10)
+        try:
+            asked = httpx.get(f"{good.url}/forward-auth/v1/nginx", headers=proxy)
+            assert asked.status_code == 401, asked.text  # on time: to the login page
+            refused = httpx.get(f"{bad.url}/forward-auth/v1/nginx", headers=proxy)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["code"] == "unavailable.clock_skew"
+            # the same over a connection kept alive (answered past the router, api/direct.py)
+            with httpx.Client(base_url=bad.url) as kept:
+                for _ in range(2):
+                    again = kept.get("/forward-auth/v1/nginx", headers=proxy)
+                    assert again.status_code == 503, again.text
+            for path, method in (("/hosted/v1/login", "GET"), ("/hosted/v1/login", "POST"),
+                                 ("/hosted/v1/step-up", "GET"),
+                                 ("/hosted/v1/enroll/totp", "POST")):  # fmt: skip
+                shown = httpx.request(method, f"{bad.url}{path}", headers=page, params=back)
+                assert shown.status_code == 503, (path, shown.text)
+                assert "unavailable.clock_skew" in shown.text
+                assert shown.headers["content-type"].startswith("text/html")
+            form = httpx.get(f"{good.url}/hosted/v1/login", headers=page, params=back)
+            assert form.status_code == 200, form.text
+            for path in ("/hosted/v1/logout", "/hosted/v1/static/webauthn.js"):
+                served = httpx.get(f"{bad.url}{path}", headers=page, params=back)
+                assert served.status_code == 200, (path, served.text)
+        finally:
+            bad.stop()
+    finally:
+        good.stop()
+
+
 def test_the_bound_is_an_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`--max-clock-skew 15`: a node 10 s off serves."""
     (tmp_path / "bundle").mkdir()

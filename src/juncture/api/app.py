@@ -103,7 +103,7 @@ class Metrics:
 
 
 #: The routes that decide or stamp proofs: refused while this node's clock is off.
-CLOCKED = ("/access/", "/v1/")
+CLOCKED = ("/access/", "/v1/", "/forward-auth/")
 
 
 def _errors(

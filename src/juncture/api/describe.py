@@ -26,7 +26,7 @@ from juncture.errors import CODES, JunctureError
 
 #: The paths refused while this node's clock is off the store's (`api.app.CLOCKED`; a test
 #: holds the two equal).
-CLOCKED = ("/access/", "/v1/")
+CLOCKED = ("/access/", "/v1/", "/forward-auth/")
 _REF = "#/components/schemas/{name}"
 _METHODS = ("get", "put", "post", "delete", "patch")
 #: Bad input of any JSON body (`api.problems.json_body` and `convert`).

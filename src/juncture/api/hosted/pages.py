@@ -24,6 +24,7 @@ from juncture.api.hosted.cookies import CSRF_COOKIE, SESSION_COOKIE, SessionCook
 from juncture.errors import JunctureError
 from juncture.records import App, Session
 from juncture.service.apps import origin_of
+from juncture.service.clock import ClockWatch
 from juncture.service.forward import checked_return
 from juncture.service.outcome import Outcome, ServiceError
 from juncture.service.runtime import Runtime
@@ -195,7 +196,11 @@ def abandon(runtime: Runtime, app: App, outcome: Outcome | None) -> None:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def page(handler: Handler) -> Handler:
+def page(handler: Handler, *, clocked: bool = True) -> Handler:
+    """A hosted page's handler, its errors an error page. ``clocked``: it decides or takes a
+    proof, so it is refused (503 ``unavailable.clock_skew``) while this node's clock is off
+    the store's, as the API's decision routes are (`api.app.CLOCKED`)."""
+
     async def inner(request: Request) -> Response:
         try:
             return await handler(request)
@@ -203,6 +208,11 @@ def page(handler: Handler) -> Handler:
             return render("error.html", error.status, code=error.code, message=error.detail)
 
     async def wrapped(request: Request) -> Response:
+        watch: ClockWatch | None = request.app.state.clock
+        if clocked and watch is not None and watch.skewed:
+            return render("error.html", 503, code="unavailable.clock_skew",
+                          message="This service's clock is wrong, so it cannot check who you "
+                          "are right now. Try again in a few minutes.")  # fmt: skip
         calls: ServiceCalls = request.app.state.service_calls
         try:
             return await calls.answer(inner, request, body_limit=FORM_LIMIT)
