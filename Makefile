@@ -39,8 +39,8 @@ test: setup tools lint typecheck layers pytest
 ## them), PostgreSQL (the tests start a server of their own: tests/postgres.py finds
 ## initdb on PATH or in /usr/lib/postgresql/<version>/bin), ip (iproute2: the packet-drop
 ## test blackholes a network namespace of its own, as root), chromium (the console's browser
-## tests drive it headless with Playwright; never `playwright install`) and nginx (the forward
-## auth tests start one of their own on loopback). Installed with apt-get when missing
+## tests drive it headless with Playwright; never `playwright install`), nginx and caddy (the
+## forward auth tests start their own on loopback, as an unprivileged user). Installed with apt-get when missing
 ## and we are root (CI); otherwise we say what to do.
 tools:
 	@command -v jq >/dev/null || { \
@@ -61,6 +61,11 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
 	  elif [ "$$CI" = true ]; then echo "make test needs nginx on CI (apt-get install nginx)"; exit 1; \
 	  else echo "note: without nginx the forward auth tests with a real proxy are skipped"; fi; }
+	@command -v caddy >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null; \
+	  elif [ "$$CI" = true ]; then echo "make test needs caddy on CI (apt-get install caddy)"; exit 1; \
+	  else echo "note: without caddy the forward auth test through Caddy is skipped"; fi; }
 	@command -v ip >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \

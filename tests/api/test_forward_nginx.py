@@ -1,8 +1,9 @@
-"""Forward auth behind a real nginx (Debian's, with `auth_request`), configured with the block of
-docs/proxy.md as written, in front of a small app that echoes the identity headers it gets:
-logging in through the hosted page, the app seeing Juncture's headers and never the client's,
-a republished journey and a revoked session changing the very next answer, open redirects
-refused. Skipped without nginx (but on CI, where `make tools` installs it)."""
+"""Forward auth behind a real nginx (Debian's, with `auth_request`) and a real Caddy (Debian's,
+with `forward_auth`), each configured with its block of docs/proxy.md as written, in front of a
+small app that echoes the identity headers it gets: logging in through the hosted page, the
+app seeing Juncture's headers and never the client's, a republished journey and a revoked
+session changing the very next answer, open redirects refused. Skipped without nginx or caddy
+(but on CI, where `make tools` installs them)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+import caddy
+from caddy import CADDY, Caddy
 from nginx import NGINX, Nginx, configured, docs_block
 from service.server import Server, free_port
 
@@ -92,7 +95,14 @@ class Echo(BaseHTTPRequestHandler):
 
 
 class World:
-    def __init__(self, root: Path, journey: str = JOURNEY, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        journey: str = JOURNEY,
+        args: tuple[str, ...] = (),
+        proxy: str = "nginx",
+    ) -> None:
+        self.proxy_kind = proxy
         bundle = root / "bundle"
         bundle.mkdir()
         (bundle / "shop.yaml").write_text(journey)
@@ -116,10 +126,16 @@ class World:
                 answer = self.admin.post(path, json=body)
                 assert answer.status_code == 201, answer.text
         self.clients: list[httpx.Client] = []
-        self.nginx = self._start_nginx()
+        self.proxy = self.start_proxy()
 
-    def _start_nginx(self) -> Nginx:
+    def start_proxy(self) -> Nginx | Caddy:
+        """The proxy in front of the echo app, listening on ``port``, configured with its
+        block of docs/proxy.md."""
         echo = self.echo.server_address[1]
+        if self.proxy_kind == "caddy":
+            site = caddy.configured(caddy.docs_block(), juncture=self.server.port, app=echo,
+                                    key=self.key, listen=self.port)  # fmt: skip
+            return Caddy(site, self.port, probe="/hosted/v1/login")
         block = configured(docs_block(), juncture=self.server.port, app=echo, key=self.key,
                            listen=self.port)  # fmt: skip
         return Nginx("forward", block, self.port, connections=64, probe="/hosted/v1/login")
@@ -157,15 +173,21 @@ class World:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
-        self.nginx.stop()
+        self.proxy.stop()
         self.echo.shutdown()
         self.echo.server_close()
         self.server.stop()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    made = World(tmp_path_factory.mktemp("forward"))
+@pytest.fixture(scope="module", params=["nginx", "caddy"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The tests of this module run through nginx, then through Caddy (each with its block of
+    docs/proxy.md as written)."""
+    if request.param == "caddy" and CADDY is None and os.environ.get("CI") != "true":
+        pytest.skip("caddy is not installed (make tools installs it)")
+    made = World(tmp_path_factory.mktemp("forward"), proxy=request.param)
     try:
         yield made
     finally:
