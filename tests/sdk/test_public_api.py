@@ -59,8 +59,8 @@ def test_the_middleware_names_are_pinned():
 
     assert asgi.__all__ == ["JunctureMiddleware", "checkpoint"]
     assert wsgi.__all__ == ["JunctureWSGIMiddleware"]
-    assert ssf.__all__ == ["InvalidSET", "PollReceiver", "SecurityEvent", "SetVerifier",
-                           "push_endpoint"]  # fmt: skip
+    assert ssf.__all__ == ["InvalidSET", "PollReceiver", "SecurityEvent", "SeenEvents",
+                           "SetVerifier", "push_endpoint"]  # fmt: skip
     assert enforce.__all__ == ["HOSTED_STEP_UP", "Identity", "Incoming", "routes"]
     assert str(inspect.signature(asgi.JunctureMiddleware)) == (
         "(app: 'ASGIApp', client: 'AsyncClient', identify: 'Identify', *, "

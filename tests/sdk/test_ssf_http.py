@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from juncture.sdk import Client, NotFound
-from juncture.sdk.ssf import InvalidSET, PollReceiver, SecurityEvent, SetVerifier, push_endpoint
+from juncture.sdk.ssf import (
+    InvalidSET,
+    PollReceiver,
+    SecurityEvent,
+    SeenEvents,
+    SetVerifier,
+    push_endpoint,
+)
 from service.server import free_port
 
 from .test_middleware_http import served_asgi
@@ -136,3 +143,64 @@ def test_a_pushed_stream_reaches_the_endpoint_and_forgeries_do_not(ssf_world: Wo
         stranger = httpx.post(f"{base}/ssf/events", headers={**headers, "authorization": "x"},
                               content=b"e30.e30.c2ln")  # fmt: skip
         assert stranger.status_code == 401 and len(arrived) == 1
+
+
+def test_a_set_delivered_again_is_acknowledged_not_handled_twice(ssf_world: World):
+    """A SET replayed to the push endpoint, or polled again after its acknowledgement was lost,
+    reaches the handler once (by issuer and jti); a handler that failed gets it again."""
+    world = ssf_world
+    stream_id = stream(world, {"method": "urn:ietf:rfc:8936"})["stream_id"]
+    revoked_session(world)
+    polled = world.http.post(f"/ssf/poll/{stream_id}", json={"returnImmediately": True})
+    (token,) = polled.json()["sets"].values()  # taken by hand: not acknowledged
+    jwks = httpx.get(f"{world.url}/ssf/jwks.json").json()
+    made = world.http.get("/ssf/streams", params={"stream_id": stream_id}).json()
+    verifier = SetVerifier(made["iss"], made["aud"], jwks)
+    calls: list[str] = []
+
+    def handler(event: SecurityEvent) -> None:
+        calls.append(event.jti)
+        if len(calls) == 1:
+            raise RuntimeError("the app's database is down")
+
+    port = free_port()
+    secret = "Bearer app-secret-" + "y" * 20
+    headers = {"content-type": "application/secevent+jwt", "authorization": secret}
+    with served_asgi(push_endpoint(verifier, handler, secret), port=port) as base:
+        failed = httpx.post(f"{base}/ssf/events", headers=headers, content=token)
+        assert failed.status_code == 500  # not remembered: the transmitter pushes it again
+        for _ in range(3):  # pushed again, then replayed twice: handled once, answered 202
+            again = httpx.post(f"{base}/ssf/events", headers=headers, content=token)
+            assert again.status_code == 202, again.text
+    assert len(calls) == 2 and calls[0] == calls[1]
+
+    # Polled again (its acknowledgement lost): acknowledged without calling the handler.
+    polled_seen: list[SecurityEvent] = []
+    receiver = PollReceiver.for_stream(world.url, world.app_key, stream_id, polled_seen.append)
+    assert receiver.poll_once() == 1 and len(polled_seen) == 1
+    again_seen = receiver.seen
+    receiver.close()  # before the next poll, which carries the acknowledgement: it is lost
+    receiver = PollReceiver.for_stream(world.url, world.app_key, stream_id, polled_seen.append,
+                                       seen=again_seen)  # fmt: skip
+    assert receiver.poll_once() == 0 and len(polled_seen) == 1  # delivered, not handled
+    assert receiver.poll_once() == 0  # and acknowledged with that poll
+    receiver.close()
+
+
+def test_seen_events_forget_what_is_older_than_max_age_and_past_capacity():
+    now = [1000.0]
+    seen = SeenEvents(60, capacity=2, clock=lambda: now[0])
+
+    def event(jti: str, issuer: str = "https://juncture") -> SecurityEvent:
+        return SecurityEvent(jti=jti, issuer=issuer, issued_at=1000, event_type=REVOKED,
+                             event={}, subject=None)  # fmt: skip
+
+    seen.add(event("a"))
+    assert event("a") in seen and event("a", "https://other") not in seen
+    seen.add(event("b"))
+    seen.add(event("c"))  # past capacity: the oldest goes
+    assert event("a") not in seen and event("b") in seen and event("c") in seen
+    now[0] += 61  # past max_age: a SET this old is refused by its iat anyway
+    assert event("b") not in seen and event("c") not in seen
+    with pytest.raises(ValueError):
+        SeenEvents(0)

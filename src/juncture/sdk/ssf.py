@@ -7,7 +7,10 @@ older than ``max_age``), no ``exp`` or ``sub``, exactly one event. `PollReceiver
 (RFC 8936) and `push_endpoint` is an ASGI application a stream pushes to (RFC 8935); both call
 the application's handler once per verified event. Delivery is at least once: a handler that
 raises leaves its event unacknowledged (a poll gets it again; a push is answered 500 and
-retried), so a handler must bear seeing an event twice (its ``jti`` names it)."""
+retried). An event handled already (its ``jti``, within the verifier's ``max_age``: older ones
+are refused by their ``iat``) is acknowledged again without calling the handler (`SeenEvents`),
+so a SET replayed, or delivered again after its acknowledgement was lost, is handled once in
+a process; across processes a handler must still bear an event twice."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import hmac
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +36,8 @@ from juncture.sdk.asgi import Receive, Scope, Send, respond
 from juncture.sdk.enforce import Answer
 from juncture.sdk.errors import JunctureError, JunctureProtocolError, JunctureUnavailable
 
-__all__ = ["InvalidSET", "PollReceiver", "SecurityEvent", "SetVerifier", "push_endpoint"]
+__all__ = ["InvalidSET", "PollReceiver", "SecurityEvent", "SeenEvents", "SetVerifier",
+           "push_endpoint"]  # fmt: skip
 
 TYP = "secevent+jwt"
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -145,6 +150,57 @@ class SetVerifier:
         )  # fmt: skip
 
 
+class SeenEvents:
+    """The events handled in the last ``max_age`` seconds, by issuer and ``jti`` (at most
+    ``capacity``: the oldest handled go first). A SET older than ``max_age`` is refused by its
+    ``iat``, so a replay is caught by one or the other."""
+
+    def __init__(
+        self,
+        max_age: float,
+        *,
+        capacity: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_age <= 0 or capacity < 1:
+            raise ValueError("max_age and capacity must be positive")
+        self.max_age = max_age
+        self.capacity = capacity
+        self.clock = clock
+        self._handled: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, event: SecurityEvent) -> bool:
+        with self._lock:
+            self._forget_old()
+            return (event.issuer, event.jti) in self._handled
+
+    def add(self, event: SecurityEvent) -> None:
+        """Remember ``event`` as handled (once its handler returned)."""
+        with self._lock:
+            self._handled[(event.issuer, event.jti)] = self.clock()
+            self._handled.move_to_end((event.issuer, event.jti))
+            self._forget_old()
+
+    def _forget_old(self) -> None:
+        oldest = self.clock() - self.max_age
+        while self._handled and (
+            len(self._handled) > self.capacity or next(iter(self._handled.values())) < oldest
+        ):
+            self._handled.popitem(last=False)
+
+
+def _handle(
+    event: SecurityEvent, handler: Callable[[SecurityEvent], None], seen: SeenEvents
+) -> bool:
+    """Call ``handler`` unless ``event`` was handled already; whether it was called."""
+    if event in seen:
+        return False
+    handler(event)  # raises: not remembered, so handled when it comes again
+    seen.add(event)
+    return True
+
+
 def _read(response: httpx.Response) -> dict[str, Any]:
     """The JSON answer; a problem raised as the clients raise it (`ApiError` with its code,
     `JunctureUnavailable` for a 5xx)."""
@@ -166,10 +222,12 @@ class PollReceiver:
         *,
         max_events: int = 10,
         timeout: float = 5.0,
+        seen: SeenEvents | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.handler = handler
         self.verifier = verifier
+        self.seen = seen if seen is not None else SeenEvents(verifier.max_age)
         self.max_events = max_events
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
                                   headers={"Authorization": f"Bearer {app_key}"})  # fmt: skip
@@ -202,7 +260,7 @@ class PollReceiver:
 
     def poll_once(self) -> int:
         """One poll: acknowledge what was handled, take new events, handle them. The number
-        of events handled."""
+        of events handled (an event handled before is acknowledged, not counted)."""
         body = {"ack": self._ack, "setErrs": self._errors, "maxEvents": self.max_events,
                 "returnImmediately": True}  # fmt: skip
         try:
@@ -220,9 +278,9 @@ class PollReceiver:
             except InvalidSET as refused:
                 self._errors[jti] = {"err": refused.err, "description": refused.description}
                 continue
-            self.handler(event)  # raises: not acknowledged, so polled again
+            called = _handle(event, self.handler, self.seen)  # raises: polled again
             self._ack.append(jti)
-            handled += 1
+            handled += called
         return handled
 
     def run(self, stop: threading.Event, interval: float = 5.0) -> None:
@@ -238,11 +296,16 @@ class PollReceiver:
 
 
 def push_endpoint(
-    verifier: SetVerifier, handler: Callable[[SecurityEvent], None], authorization: str
+    verifier: SetVerifier,
+    handler: Callable[[SecurityEvent], None],
+    authorization: str,
+    seen: SeenEvents | None = None,
 ) -> Callable[[Scope, Receive, Send], Any]:
     """An ASGI application receiving pushed SETs (RFC 8935): ``authorization`` is the header
     value the stream was told to send (its ``authorization_header``). 202 when verified and
-    handled; 400 ``{"err", "description"}`` when refused; 401 without the right header."""
+    handled (or handled before: ``seen``); 400 ``{"err", "description"}`` when refused; 401
+    without the right header."""
+    handled = seen if seen is not None else SeenEvents(verifier.max_age)
 
     def problem(status: int, err: str, description: str) -> Answer:
         body = json.dumps({"err": err, "description": description}).encode()
@@ -270,7 +333,7 @@ def push_endpoint(
             except InvalidSET as refused:
                 answer = problem(400, refused.err, refused.description)
             else:
-                handler(event)  # raises: a 500, and the transmitter pushes it again
+                _handle(event, handler, handled)  # raises: a 500, pushed again
                 answer = Answer(202, [], b"")
         await respond(answer, send)
 
