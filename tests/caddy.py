@@ -1,4 +1,4 @@
-"""Caddy for the forward-auth test through it (tests/api/test_forward_caddy.py): the
+"""Caddy for the forward-auth tests through it (tests/api/test_forward_nginx.py): the
 ```caddyfile block of docs/proxy.md as written, with its site, ports and the app's key put in,
 run by Debian's caddy as an unprivileged process in a temp dir of its own (no admin endpoint,
 no automatic HTTPS, its data and config there)."""
@@ -8,12 +8,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from proxy_process import ProxyProcess
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "proxy.md"
 #: Debian's caddy, or None when it is not installed.
@@ -47,55 +44,26 @@ def configured(block: str, *, juncture: int, app: int, key: str, listen: int) ->
             .replace(KEY, key))  # fmt: skip
 
 
-class Caddy:
+class Caddy(ProxyProcess):
     """One caddy process serving ``site`` (a Caddyfile's site block), in a temp dir of its own,
     as nobody when this runs as root; ready once ``port`` answers ``probe`` over HTTP."""
+
+    name = "caddy"
 
     def __init__(self, site: str, port: int, *, probe: str = "/hosted/v1/none") -> None:
         if CADDY is None:
             raise RuntimeError("caddy is not installed (make tools installs it)")
-        self.dir = d = Path(tempfile.mkdtemp(prefix="juncture-caddy-"))
-        self.port = port
-        conf = d / "Caddyfile"
-        conf.write_text("{\n\tadmin off\n\tauto_https off\n"
-                        f"\tstorage file_system {d}/data\n}}\n\n{site}")  # fmt: skip
-        os.chmod(d, 0o777)  # open to caddy's user
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(d), "XDG_DATA_HOME": str(d),
-               "XDG_CONFIG_HOME": str(d)}  # fmt: skip
-        drop = None
-        if os.getuid() == 0:  # run it unprivileged, as nobody
+        caddy = CADDY
 
-            def drop() -> None:
-                os.setgid(65534)
-                os.setuid(65534)
+        def command(d: Path) -> list[str]:
+            conf = d / "Caddyfile"
+            conf.write_text("{\n\tadmin off\n\tauto_https off\n"
+                            f"\tstorage file_system {d}/data\n}}\n\n{site}")  # fmt: skip
+            return [caddy, "run", "--config", str(conf), "--adapter", "caddyfile"]
 
-        self.log = open(d / "caddy.log", "wb")  # open while caddy runs
-        self.process = subprocess.Popen(
-            [CADDY, "run", "--config", str(conf), "--adapter", "caddyfile"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=d, preexec_fn=drop,
-        )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                said = (d / "caddy.log").read_text(errors="replace")
-                self.stop()
-                raise RuntimeError(f"caddy exited: {said}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("caddy did not start")
+        def env(d: Path) -> dict[str, str]:  # its data and config in its own directory
+            return {"PATH": os.environ.get("PATH", ""), "HOME": str(d),
+                    "XDG_DATA_HOME": str(d), "XDG_CONFIG_HOME": str(d)}  # fmt: skip
 
-    def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL if it hangs) and remove its directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(command, port, probe=probe, log="caddy.out", prefix="juncture-caddy-",
+                         env=env)  # fmt: skip

@@ -8,12 +8,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from proxy_process import ProxyProcess
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "proxy.md"
 #: Debian's nginx, or None when it is not installed.
@@ -46,60 +43,28 @@ def configured(block: str, *, juncture: int, app: int, key: str, listen: int | N
     return out if listen is None else out.replace(LISTEN, f"listen 127.0.0.1:{listen};")
 
 
-class Nginx:
+class Nginx(ProxyProcess):
     """One nginx process (one worker) serving ``body`` (the inside of `http {}`), in a temp
     dir of its own, as nobody when this runs as root; started when made, ready once
     ``port`` answers ``probe`` over HTTP (whatever the status)."""
+
+    name = "nginx"
 
     def __init__(self, name: str, body: str, port: int, *, connections: int = 1024,
                  probe: str = "/hosted/v1/none") -> None:  # fmt: skip
         if NGINX is None:
             raise RuntimeError("nginx is not installed (make tools installs it)")
-        self.dir = Path(tempfile.mkdtemp(prefix=f"juncture-nginx-{name}-"))
-        self.port = port
-        d = self.dir
-        kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        temps = "".join(f"{kind}_temp_path {d}/{kind};\n" for kind in kinds)
-        conf = d / "nginx.conf"
-        conf.write_text(f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n"
-                        f"error_log {d}/error.log warn;\n"
-                        f"events {{ worker_connections {connections}; }}\n"
-                        f"http {{\naccess_log off;\n{temps}{body}\n}}\n")  # fmt: skip
-        os.chmod(d, 0o777)  # open to nginx's user
-        drop = None
-        if os.getuid() == 0:  # run it unprivileged, as nobody
+        nginx = NGINX
 
-            def drop() -> None:
-                os.setgid(65534)
-                os.setuid(65534)
+        def command(d: Path) -> list[str]:
+            kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            temps = "".join(f"{kind}_temp_path {d}/{kind};\n" for kind in kinds)
+            conf = d / "nginx.conf"
+            conf.write_text(f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n"
+                            f"error_log {d}/error.log warn;\n"
+                            f"events {{ worker_connections {connections}; }}\n"
+                            f"http {{\naccess_log off;\n{temps}{body}\n}}\n")  # fmt: skip
+            return [nginx, "-c", str(conf), "-p", str(d), "-e", f"{d}/error.log"]
 
-        self.process = subprocess.Popen(
-            [NGINX, "-c", str(conf), "-p", str(d), "-e", f"{d}/error.log"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=drop,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (d / "error.log").read_text() if (d / "error.log").exists() else ""
-                shutil.rmtree(d, ignore_errors=True)
-                raise RuntimeError(f"nginx exited: {log}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("nginx did not start")
-
-    def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL if it hangs) and remove its directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(command, port, probe=probe, log="error.log",
+                         prefix=f"juncture-nginx-{name}-")  # fmt: skip
