@@ -18,7 +18,8 @@ from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.records import DecisionQuery, DecisionRecord, ShadowRecord, VersionInfo
-from juncture.service.rehearsals import ReplayJob, ReplayRequest
+from juncture.replay_jobs import ReplayJob
+from juncture.service.rehearsals import ReplayRequest
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 
@@ -184,7 +185,7 @@ class SweepList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReplayList(msgspec.Struct, frozen=True, kw_only=True):
-    """The replay jobs this node keeps, newest first."""
+    """The replay jobs kept, newest first, without their reports (read one job for it)."""
 
     replays: list[ReplayJob]
 
