@@ -67,6 +67,8 @@ class AppChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     origins: list[str] | None = None
     identity_headers: dict[str, str] | None = None
+    #: The journeys the app may be decided by (kept in its binding history, for replay).
+    journeys: list[str] | None = None
     #: The hosted pages' theme, replaced as a whole (`{}`: none).
     theme: dict[str, Any] | None = None
 
@@ -392,8 +394,9 @@ async def change_app(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_apps")
     body = convert(await json_body(request), AppChange)
     app = runtime.apps.configure(
-        request.path_params["app_id"], body.origins, body.identity_headers, body.theme
-    )
+        request.path_params["app_id"], body.origins, body.identity_headers, body.theme,
+        journeys=body.journeys,
+    )  # fmt: skip
     return _json({"app": app_view(app)})
 
 

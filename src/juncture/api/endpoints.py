@@ -258,8 +258,9 @@ def _admin() -> list[Endpoint]:
                  errors={409: ("state.conflict",)}),
         Endpoint("GET", "/admin/v1/apps", "List apps", "admin", "admin:read",
                  ok={200: admin.AppList}),
-        Endpoint("PATCH", "/admin/v1/apps/{app_id}", "Change an app's origins and identity "
-                 "headers (forward auth)", "admin", "admin:manage_apps", admin.AppChange,
+        Endpoint("PATCH", "/admin/v1/apps/{app_id}", "Change an app's origins, identity "
+                 "headers (forward auth), theme or journeys", "admin", "admin:manage_apps",
+                 admin.AppChange,
                  ok={200: admin.AppOnly}, errors={400: ("request.invalid",),
                                                   404: ("app.not_found",)}),
         Endpoint("POST", "/admin/v1/apps/{app_id}/keys", "Rotate an app's key with overlap",
