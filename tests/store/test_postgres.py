@@ -246,6 +246,7 @@ def test_packed_arrays_reach_the_server_as_the_values_given(postgres_url: str):
 def test_a_database_of_the_third_schema_binds_its_apps_since_the_epoch(postgres_url: str):
     """As on SQLite: an app stored before the binding history is bound since ever."""
     from juncture.store.sqlite.rows import EPOCH
+
     from .test_contract import make_app
 
     with PostgresStore(postgres_url) as third:

@@ -18,8 +18,9 @@ from juncture.store.protocols import ConflictError, Store
 from .conftest import Backend
 from .test_contract import at, make_app, make_key
 
+SAMPLE = {"id": "d1", "facts": {"x": 1}}
 REPORT = {"total": 3, "table": [{"checkpoint": "read", "old": "allow", "new": "deny",
-                                 "count": 3, "samples": [{"id": "d1", "facts": {"x": 1}}]}]}  # fmt: skip
+                                 "count": 3, "samples": [SAMPLE]}]}  # fmt: skip
 
 
 def make_job(n: int, **changes: Any) -> ReplayJob:

@@ -199,8 +199,8 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
     with SqliteStore(path) as first:  # a session written by the first schema's code
         first.create_session(make_session())
     raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5,
-        *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10, *DROP_SCHEMA_11,
-        "PRAGMA user_version = 1")  # fmt: skip
+        *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10,
+        *DROP_SCHEMA_11, "PRAGMA user_version = 1")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
@@ -279,7 +279,8 @@ def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Pat
         seen = second.put_subject_seen(make_seen(), expected_revision=0)
         second.create_challenge(make_challenge())
     raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5, *DROP_SCHEMA_6, *DROP_SCHEMA_7,
-        *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10, *DROP_SCHEMA_11, "PRAGMA user_version = 2")  # fmt: skip
+        *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10, *DROP_SCHEMA_11,
+        "PRAGMA user_version = 2")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert pragma(path, "user_version") == SCHEMA_VERSION == 11
         assert migrated.get_session("s1") == make_session()
