@@ -36,7 +36,7 @@ log = logging.getLogger("juncture.runtime")
 KEPT_JOBS = 20
 RUNNING_JOBS = 1
 #: Seconds between two writes of a running job's progress: its heartbeat.
-BEAT = 2.0
+BEAT = 1.0
 #: A running job whose heartbeat is older than this is `lost`: its node stopped (died) first.
 LOST_AFTER = timedelta(seconds=30)
 
