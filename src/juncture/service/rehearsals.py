@@ -129,13 +129,13 @@ class ReplayJobs:
         except Exception as error:  # the job says so; the node goes on
             beating.stop()
             log.error("replay %s failed: %s", job.id, error)
-            beating.write(status="failed", finished_at=self.now(),
-                          error=f"{type(error).__name__}: {error}")  # fmt: skip
+            beating.end(status="failed", finished_at=self.now(),
+                        error=f"{type(error).__name__}: {error}")  # fmt: skip
             return
         beating.stop()
         broken = [why for rule in rules if (why := rule.broken(report)) is not None]
-        beating.write(status="done", finished_at=self.now(), processed=report.total,
-                      report=report.to_dict(), broken=broken)  # fmt: skip
+        beating.end(status="done", finished_at=self.now(), processed=report.total,
+                    report=report.to_dict(), broken=broken)  # fmt: skip
 
     def _seen(self, job: ReplayJob) -> ReplayJob:
         """A running job whose heartbeat is older than `LOST_AFTER` is ``lost``."""
@@ -190,6 +190,14 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
+
+    def end(self, **changes: Any) -> None:
+        """Write the job's end; a store that fails now leaves it running until it is seen
+        ``lost`` (its heartbeat stopped)."""
+        try:
+            self.write(**changes)
+        except Exception as error:
+            log.error("replay %s: its end was not written: %s", self.job.id, error)
 
     def write(self, **changes: Any) -> None:
         with self._lock:
