@@ -12,7 +12,7 @@ import base64
 import os
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from juncture.records import DecisionQuery
+from juncture.replay_jobs import ReplayJob
 from juncture.service.rehearsals import LOST_AFTER
 from juncture.service.setup import tree_files
 from juncture.store.sqlite import SqliteStore
@@ -98,6 +99,26 @@ def test_a_job_started_on_one_node_is_read_and_held_on_the_other(nodes: Nodes) -
     assert on_a.get(f"/admin/v1/replays/{job['id']}").json() == done  # the same everywhere
     listed = on_b.get("/admin/v1/replays").json()["replays"]
     assert listed[0]["id"] == job["id"] and listed[0]["report"] is None  # lists stay light
+
+
+def test_a_node_whose_job_was_marked_lost_stops_it(nodes: Nodes) -> None:
+    """A node that was silent too long (its job marked lost when another started) is refused
+    its next write and stops: its job stays lost, never done behind the new one's back."""
+    on_a = nodes.a.client(nodes.key)
+    started = on_a.post("/admin/v1/replays", json={"candidate": nodes.v2, "since": SINCE})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    other = ReplayJob(id="rp_other", by="ops", candidate=nodes.v2, against=None,
+                      status="running", started_at=datetime.now(UTC), node="elsewhere:1",
+                      updated_at=datetime.now(UTC))  # fmt: skip
+    with SqliteStore(nodes.db) as store:  # as if A had not beaten for `LOST_AFTER`
+        store.start_replay(other, lost_before=datetime.now(UTC) + timedelta(hours=1), keep=20)
+    time.sleep(1.5)  # past A's next page and next beat
+    lost = on_a.get(f"/admin/v1/replays/{job_id}").json()
+    assert lost["status"] == "lost" and lost["report"] is None, lost
+    assert "marked lost" in nodes.a.output.decode(errors="replace")
+    with SqliteStore(nodes.db) as store:  # the other one ends: nothing runs any more
+        assert store.update_replay(msgspec.structs.replace(other, status="done"))
 
 
 def test_a_job_whose_node_was_killed_is_lost_and_holds_nothing(nodes: Nodes) -> None:

@@ -31,10 +31,9 @@ from juncture.store.protocols import ConflictError, NotFound, Store
 log = logging.getLogger("juncture.runtime")
 
 # -- replays as jobs (the admin API: POST /admin/v1/replays) ------------------------------------
-#: Finished jobs kept (older ones are deleted when a job starts); jobs running at once at most,
-#: across every node of the store (held by the store: `ReplayJobStore.start_replay`).
+#: Finished jobs kept (older ones are deleted when a job starts). One job runs at a time across
+#: every node of the store: the store holds that (`ReplayJobStore.start_replay`).
 KEPT_JOBS = 20
-RUNNING_JOBS = 1
 #: Seconds between two writes of a running job's progress: its heartbeat.
 BEAT = 1.0
 #: A running job whose heartbeat is older than this is `lost`: its node stopped (died) first.
@@ -56,7 +55,8 @@ class ReplayRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class ReplayJobs:
     """Replays run on a thread of this node, their jobs kept in the store: any node reads
     them, one runs at a time across all nodes, and a job whose node died is reported ``lost``
-    (its heartbeat, written every `BEAT` seconds, older than `LOST_AFTER`). The replay itself
+    (its heartbeat, written at every page read and every `BEAT` seconds, older than
+    `LOST_AFTER`). The replay itself
     writes nothing but its job."""
 
     def __init__(
@@ -157,13 +157,11 @@ class ReplayJobs:
         return [self._seen(job) for job in self.store.list_replays(limit=KEPT_JOBS + 10)]
 
 
-class _Abandoned(Exception):
-    """The job is no longer this node's to finish: it was marked lost meanwhile."""
-
-
 class _Heartbeat:
-    """A running job's progress written every `ReplayJobs.beat` seconds by a thread of its
-    own (a slow page does not stop it), until `stop`."""
+    """A running job's progress and heartbeat: written at every page the replay reads, and
+    every `ReplayJobs.beat` seconds by a thread of its own (a slow page does not stop it),
+    until `stop`. A write the store refuses (the job was marked lost meanwhile: it is no
+    longer this node's) stops the replay at its next page."""
 
     def __init__(self, jobs: ReplayJobs, job: ReplayJob) -> None:
         self.jobs = jobs
@@ -176,16 +174,21 @@ class _Heartbeat:
         self._thread.start()
 
     def progress(self, processed: int) -> None:
-        if self.abandoned:
-            raise _Abandoned(f"replay {self.job.id} was marked lost")
+        """A page read: its count written (the replay stops here if the job was lost)."""
         self.processed = processed
+        self._write_progress()
+        if self.abandoned:
+            raise StateConflict(f"replay {self.job.id} was marked lost: it stops here")
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.jobs.beat):
-            try:
-                self.write(processed=self.processed)
-            except Exception as error:  # a heartbeat missed; the next one may pass
-                log.warning("replay %s: its heartbeat was not written: %s", self.job.id, error)
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        try:
+            self.write(processed=self.processed)
+        except Exception as error:  # a heartbeat missed; the next one may pass
+            log.warning("replay %s: its heartbeat was not written: %s", self.job.id, error)
 
     def stop(self) -> None:
         self._stopped.set()
