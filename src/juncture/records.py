@@ -318,6 +318,15 @@ class App(msgspec.Struct, frozen=True, kw_only=True):
     theme: AppTheme | None = None
 
 
+class AppBinding(msgspec.Struct, frozen=True, kw_only=True):
+    """The journeys an app was bound to from ``since`` on (its history: `AppStore.put_app`
+    appends one when they change; replay decides each record with those of its time)."""
+
+    app: str
+    journeys: tuple[str, ...]
+    since: datetime
+
+
 class AdminCredential(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str

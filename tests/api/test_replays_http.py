@@ -105,3 +105,26 @@ def test_unknown_jobs_and_keys(served: tuple[Server, str, str]) -> None:
         assert (missing.status_code, missing.json()["code"]) == (404, "replay.not_found")
     anonymous = httpx.post(f"{server.url}/admin/v1/replays", json={"candidate": "sha"})
     assert anonymous.status_code == 401
+
+
+def test_an_app_rebound_now_is_replayed_with_the_journeys_of_then(
+    served: tuple[Server, str, str],
+) -> None:
+    """`PATCH /admin/v1/apps/{id} {"journeys"}` rebinds the app from now on: a replay of the
+    version that decided the history still reproduces it (its records were decided with the
+    app bound to every journey), where the new binding would deny them all."""
+    server, key, _ = served
+    with server.client(key) as client:
+        versions = client.get("/admin/v1/versions").json()["versions"]
+        active = next(v["id"] for v in versions if v["active"])
+        rebound = client.patch("/admin/v1/apps/app_expenses", json={"journeys": ["elsewhere"]})
+        assert rebound.status_code == 200, rebound.text
+        assert rebound.json()["app"]["journeys"] == ["elsewhere"]
+        try:
+            job = wait(client, client.post("/admin/v1/replays", json={
+                "candidate": active, "since": SINCE}).json())  # fmt: skip
+            assert job["status"] == "done", job
+            report = job["report"]
+            assert (report["total"], report["changed"], report["bindings_assumed"]) == (44, 0, 0)
+        finally:
+            client.patch("/admin/v1/apps/app_expenses", json={"journeys": []})

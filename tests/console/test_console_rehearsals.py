@@ -8,9 +8,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+
+from juncture.replay_jobs import ReplayJob
+from juncture.service.rehearsals import LOST_AFTER
+from juncture.store.sqlite import SqliteStore
 
 from .test_console_http import audit_lines, strict_csp
 from .world import TIGHTER, World
@@ -143,3 +148,22 @@ def test_a_replay_shows_its_progress_then_its_report(world: World) -> None:
     actions = [(a["action"], a["result"]) for a in audit_lines(world)]
     assert ("replay.start", "ok") in actions and ("replay.start", "auth.forbidden") in actions
     assert ("replay.start", "replay.window_invalid") in actions
+
+
+def test_a_replay_whose_node_died_shows_as_lost(world: World) -> None:
+    """A job its node stopped writing (its heartbeat older than `LOST_AFTER`, written here
+    through the store as a dead node would have left it) is shown lost, with its node."""
+    now = datetime.now(UTC)
+    stale = now - LOST_AFTER - timedelta(seconds=5)
+    job = ReplayJob(id="rp_dead", by="ops", candidate="sha256:" + "0" * 64, against=None,
+                    status="running", started_at=stale, node="gone:1", updated_at=stale,
+                    processed=4000)  # fmt: skip
+    with SqliteStore(world.server.db) as store:
+        store.start_replay(job, lost_before=stale - timedelta(seconds=1), keep=20)
+    client, _ = world.logged_in(world.admin_key)
+    page = client.get("/console/replays/rp_dead")
+    assert page.status_code == 200, page.text
+    assert ">lost<" in page.text and "gone:1" in page.text and "after 4000 decisions" in page.text
+    assert 'http-equiv="refresh"' not in page.text  # nothing more will come
+    listing = client.get("/console/versions").text.split('id="replays"', 1)[1]
+    assert 'href="/console/replays/rp_dead"' in listing and ">lost<" in listing

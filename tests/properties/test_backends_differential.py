@@ -31,6 +31,7 @@ OPS = st.one_of(
     st.tuples(st.just("end"), SLOT, st.booleans()),
     st.tuples(st.just("publish"), st.sampled_from(("v1", "v2")), st.none()),
     st.tuples(st.just("wait"), st.sampled_from((60, 3700, 9 * 3600)), st.none()),
+    st.tuples(st.just("rebind"), st.none(), st.sampled_from(((), ("desk",), ("elsewhere",)))),
 )
 
 
@@ -49,6 +50,7 @@ class History:
             self.versions[name] = version
         self.runtime.policies.activate(self.versions["v1"], by="t")
         self.runtime.store.put_app(APP)
+        self.app = APP
         self.sessions: list[str] = []
 
     def close(self) -> None:
@@ -61,8 +63,8 @@ class History:
         try:
             if kind == "start":
                 outcome = rt.sessions.start(
-                    APP, {"id": f"user{a}"}, {"network": {"ip": b}},
-                    [StoredProof(method="password", at=self.at, asserted_by=APP.id)],
+                    self.app, {"id": f"user{a}"}, {"network": {"ip": b}},
+                    [StoredProof(method="password", at=self.at, asserted_by=self.app.id)],
                 )  # fmt: skip
                 if outcome.session is not None:
                     self.sessions.append(outcome.session.id)
@@ -70,6 +72,10 @@ class History:
             if kind == "publish":
                 rt.policies.activate(self.versions[a], by="t")
                 return "published"
+            if kind == "rebind":  # the app's journeys changed (a moment later: its own time)
+                self.at += timedelta(microseconds=1)
+                self.app = rt.apps.configure(self.app.id, None, None, journeys=b)
+                return "rebound"
             if kind == "wait":
                 self.at += timedelta(seconds=a)
                 return "waited"
@@ -77,13 +83,14 @@ class History:
                 return "no session"
             session_id = self.sessions[a]
             if kind == "decide":
-                return _answer(rt.decisions.decide(APP, b, {}, session_id=session_id).decision)
+                decided = rt.decisions.decide(self.app, b, {}, session_id=session_id)
+                return _answer(decided.decision)
             if kind == "context":
                 outcome = rt.sessions.update_context(
-                    APP, session_id, context={"network": {"ip": b}}, signals={}
+                    self.app, session_id, context={"network": {"ip": b}}, signals={}
                 )
                 return _answer(outcome.decision)
-            session = rt.sessions.end(APP, session_id, revoke_reason="test" if b else None)
+            session = rt.sessions.end(self.app, session_id, revoke_reason="test" if b else None)
             return (session.status, session.status_reason)
         except ServiceError as error:
             return ("refused", error.code)

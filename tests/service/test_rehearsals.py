@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from juncture.errors import StateConflict
 from juncture.records import App, StoredProof
 from juncture.service.rehearsals import PublishGate, ReplayRequest
 from juncture.service.runtime import Runtime
+from juncture.store.postgres import PostgresStore
 from juncture.store.sqlite import SqliteStore
 
 from .test_shadow_http import ACTIVE, CANDIDATE
@@ -74,3 +76,34 @@ def test_a_replay_job_replays_the_decisions_answered_a_moment_ago(runtime: Runti
         time.sleep(0.01)
     assert job.status == "done" and job.report is not None, job
     assert (job.report["total"], job.report["changed"]) == (3, 2)  # the login, two reads
+
+
+def test_two_runtimes_of_one_postgresql_database_share_their_replay_jobs(postgres_server: Any):
+    """Two nodes of one database: a job started on one is read on the other, which is
+    refused a second while it runs; its end is read everywhere (the store holds it)."""
+    url = postgres_server.create_database()
+    nodes = [Runtime(PostgresStore(url), now=lambda: NOW, log_interval=60) for _ in range(2)]
+    first, second = nodes
+    first.replays.node, second.replays.node = "node-a", "node-b"  # one process here: named
+    try:
+        answered_reads(first, 2)
+        candidate = upload(first, CANDIDATE)
+        job = first.replays.start(ReplayRequest(candidate=candidate), by="ops")
+        assert second.replays.get(job.id).node == "node-a"
+        with pytest.raises(StateConflict):
+            second.replays.start(ReplayRequest(candidate=candidate), by="ops")
+        deadline = time.monotonic() + 10
+        while (seen := second.replays.get(job.id)).status == "running":
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.01)
+        assert seen.status == "done" and seen.report is not None, seen
+        assert (seen.report["total"], seen.report["changed"]) == (3, 2)
+        assert [j.id for j in second.replays.list()] == [job.id]
+        again = second.replays.start(ReplayRequest(candidate=candidate), by="ops")
+        while (seen := first.replays.get(again.id)).status == "running":
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.01)
+        assert (seen.node, seen.status) == ("node-b", "done")
+    finally:
+        for node in nodes:
+            node.shutdown()

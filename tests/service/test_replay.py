@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from juncture.policy import compile_plan, load_sources
 from juncture.records import DecisionQuery, DecisionRecord
 from juncture.service.replay import (
+    Bindings,
     Replayer,
     ReplayError,
     ReplayFilter,
@@ -41,6 +42,12 @@ ALWAYS = [
     ("decide", 1, "dashboard"), ("decide", 1, "reports"), ("decide", 0, "reports"),
     ("decide", 0, "change_email"), ("end", 1, True), ("decide", 1, "dashboard"),
 ]  # fmt: skip
+#: The app rebound to a journey that is not its own, then back: denied meanwhile.
+REBINDING = [
+    ("rebind", None, ("elsewhere",)), ("decide", 0, "dashboard"), ("start", 2, "10.1.2.3"),
+    ("decide", 2, "dashboard"), ("wait", 60, None), ("rebind", None, ("desk",)),
+    ("decide", 0, "reports"),
+]  # fmt: skip
 
 
 def plan_of(text: str) -> Any:
@@ -53,13 +60,18 @@ def records(history: History) -> list[DecisionRecord]:
 
 
 def reproduces(history: History) -> int:
-    """Replay every record with the version that decided it; returns how many were decided
-    by a journey (the others are kept: decided before any journey)."""
+    """Replay every record with the version that decided it and the app's journeys bound
+    then; returns how many were decided by a journey (the others are kept: decided before
+    any journey)."""
     plans = {v: history.runtime.policies.plan(v) for v in history.versions.values()}
     app = history.runtime.store.get_app(APP.id)
+    assert app is not None
+    bindings = Bindings(history.runtime.store.app_bindings)
     decided = 0
     for record in records(history):
-        again = redecide(plans[record.version], app, record)
+        journeys, assumed = bindings.at(app, record.at)
+        assert not assumed, record
+        again = redecide(plans[record.version], app, record, journeys)
         assert again.undecidable is None, (record, again)
         if again.kept:
             assert not record.facts, record
@@ -85,7 +97,7 @@ def test_replay_of_the_deciding_version_reproduces_every_outcome(
         lite = History(str(Path(name) / "j.db"))
         pg = History(postgres_server.create_database())
         try:
-            for op in [*ALWAYS, *history]:
+            for op in [*ALWAYS, *REBINDING, *history]:
                 lite.apply(op)
                 pg.apply(op)
             assert reproduces(lite) == reproduces(pg) > 0
@@ -112,6 +124,40 @@ def test_an_unchanged_candidate_changes_nothing(lived: History) -> None:
     assert report.replayed + report.kept == report.total
     assert report.kept >= 1  # the decision after the session was revoked
     assert all(c.old == c.new for c in report.table)
+
+
+def test_records_are_decided_with_the_journeys_their_app_was_bound_to_then(
+    lived: History,
+) -> None:
+    """The app rebound inside the window: each record is replayed with its own time's
+    bindings, so an unchanged version reproduces the denials of the rebound minutes and the
+    allows around them, where today's bindings would decide them all alike."""
+    for op in REBINDING:
+        lived.apply(op)
+    history = lived.runtime.store.app_bindings(APP.id)
+    assert [b.journeys for b in history] == [(), ("elsewhere",), ("desk",)]
+    outcomes = [(r.action, r.outcome, r.reason) for r in reversed(records(lived))]
+    assert ("dashboard", "deny", "journey_not_allowed") in outcomes
+    assert ("reports", "allow", None) in outcomes or ("reports", "reroute", None) in outcomes
+    report = Replayer(lived.runtime.store).run(plan_of(V1), EVERYTHING)
+    assert (report.changed, report.undecidable, report.bindings_assumed) == (0, 0, 0), report
+    app = lived.runtime.store.get_app(APP.id)
+    now_bound = [redecide(plan_of(V1), app, r) for r in records(lived)]  # as bound now
+    assert any(again.decision is not None and again.decision.outcome != r.outcome
+               for again, r in zip(now_bound, records(lived), strict=True))  # fmt: skip
+
+
+def test_a_record_older_than_its_apps_bindings_is_counted(lived: History) -> None:
+    """Decided with the earliest known bindings, and said so: never silently."""
+    store = lived.runtime.store
+    first = next(r for r in reversed(records(lived)) if r.action == "dashboard")
+    late_app = msgspec.structs.replace(APP, id="app_late", created_at=first.at + timedelta(hours=1))
+    store.put_app(late_app)
+    late = msgspec.structs.replace(first, id="d_late", app="app_late")
+    store.record([late])
+    report = Replayer(store).run(plan_of(V1), EVERYTHING)
+    assert report.bindings_assumed == 1 and report.changed == 0, report
+    assert report.to_dict()["bindings_assumed"] == 1
 
 
 def test_a_limit_replays_the_newest_records_and_says_so(lived: History) -> None:

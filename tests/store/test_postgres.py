@@ -241,3 +241,21 @@ def test_packed_arrays_reach_the_server_as_the_values_given(postgres_url: str):
              Int8Array([]), ByteaArray([]), TextArray([])),
         ).fetchone()  # fmt: skip
     assert row == (texts, numbers, blobs, [], [], [], 0)
+
+
+def test_a_database_of_the_third_schema_binds_its_apps_since_the_epoch(postgres_url: str):
+    """As on SQLite: an app stored before the binding history is bound since ever."""
+    from juncture.store.sqlite.rows import EPOCH
+
+    from .test_contract import make_app
+
+    with PostgresStore(postgres_url) as third:
+        third.put_app(make_app("shop", journeys=("shop", "admin")))
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE replay_jobs")
+        conn.execute("DROP TABLE app_bindings")
+        conn.execute("UPDATE juncture_schema SET version = 3")
+    with PostgresStore(postgres_url) as migrated:
+        assert [(b.journeys, b.since) for b in migrated.app_bindings("shop")] == [
+            (("shop", "admin"), EPOCH)]  # fmt: skip
+        assert migrated.list_replays() == []

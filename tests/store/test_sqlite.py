@@ -18,6 +18,7 @@ from juncture.store.sqlite import SCHEMA_VERSION, SqliteStore
 from .test_contract import (
     POLL,
     at,
+    make_app,
     make_authenticator,
     make_challenge,
     make_decision,
@@ -199,11 +200,11 @@ def test_a_file_of_the_first_schema_is_migrated_and_keeps_its_sessions(path: Pat
         first.create_session(make_session())
     raw(path, "DROP TABLE subjects_seen", *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5,
         *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10,
-        "PRAGMA user_version = 1")  # fmt: skip
+        *DROP_SCHEMA_11, "PRAGMA user_version = 1")  # fmt: skip
     with SqliteStore(path) as migrated:
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") is None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 10
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 11
 
 
 #: What undoes the third schema's migration (its tables, with their indexes).
@@ -231,6 +232,25 @@ DROP_SCHEMA_9 = (
 #: What undoes the tenth schema's migration (the shadow version and its records).
 DROP_SCHEMA_10 = ("DROP INDEX versions_one_shadow", "ALTER TABLE versions DROP COLUMN shadow",
                   "DROP TABLE shadow_decisions")  # fmt: skip
+#: What undoes the eleventh schema's migration (replay jobs, app binding histories).
+DROP_SCHEMA_11 = ("DROP TABLE replay_jobs", "DROP TABLE app_bindings")
+
+
+def test_a_file_of_the_tenth_schema_binds_its_apps_since_the_epoch(path: Path):
+    """Before the binding history an app's journeys were set only when it was made: the
+    migration keeps each app's journeys as bound since ever (replay assumes nothing)."""
+    from juncture.store.sqlite.rows import EPOCH
+
+    with SqliteStore(path) as tenth:
+        tenth.put_app(make_app("shop", journeys=("shop", "admin")))
+        tenth.put_app(make_app("desk", journeys=()))
+    raw(path, *DROP_SCHEMA_11, "PRAGMA user_version = 10")
+    with SqliteStore(path) as migrated:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 11
+        assert [(b.journeys, b.since) for b in migrated.app_bindings("shop")] == [
+            (("shop", "admin"), EPOCH)]  # fmt: skip
+        assert [(b.journeys, b.since) for b in migrated.app_bindings("desk")] == [((), EPOCH)]
+        assert migrated.list_replays() == []
 
 
 def test_a_file_of_the_ninth_schema_keeps_its_active_version_and_has_no_shadow(path: Path):
@@ -241,9 +261,9 @@ def test_a_file_of_the_ninth_schema_keeps_its_active_version_and_has_no_shadow(p
     with SqliteStore(path) as ninth:
         ninth.put_version(make_version(1))
         ninth.activate("v1", by="alice", at=at(1))
-    raw(path, *DROP_SCHEMA_10, "PRAGMA user_version = 9")
+    raw(path, *DROP_SCHEMA_10, *DROP_SCHEMA_11, "PRAGMA user_version = 9")
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 10
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 11
         assert migrated.active_version_id() == "v1"
         assert migrated.shadow_version_id() is None
         assert [v.shadow for v in migrated.list_versions()] == [False]
@@ -259,9 +279,10 @@ def test_a_file_of_the_second_schema_is_migrated_and_keeps_its_records(path: Pat
         seen = second.put_subject_seen(make_seen(), expected_revision=0)
         second.create_challenge(make_challenge())
     raw(path, *DROP_SCHEMA_3, *DROP_SCHEMA_4, *DROP_SCHEMA_5, *DROP_SCHEMA_6, *DROP_SCHEMA_7,
-        *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10, "PRAGMA user_version = 2")  # fmt: skip
+        *DROP_SCHEMA_8, *DROP_SCHEMA_9, *DROP_SCHEMA_10, *DROP_SCHEMA_11,
+        "PRAGMA user_version = 2")  # fmt: skip
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 10
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 11
         assert migrated.get_session("s1") == make_session()
         assert migrated.get_subject_seen("user", "u1") == seen
         assert migrated.get_challenge("ch1") == make_challenge()
@@ -324,10 +345,10 @@ def test_a_file_of_the_third_schema_is_migrated_and_keeps_its_records(path: Path
             lock_for=timedelta(minutes=5),
         )  # fmt: skip
     raw(path, *DROP_SCHEMA_4, *DROP_SCHEMA_5, *DROP_SCHEMA_6, *DROP_SCHEMA_7, *DROP_SCHEMA_8,
-        *DROP_SCHEMA_9, *DROP_SCHEMA_10,
+        *DROP_SCHEMA_9, *DROP_SCHEMA_10, *DROP_SCHEMA_11,
         "PRAGMA user_version = 3")  # fmt: skip
     with SqliteStore(path) as migrated:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 10
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 11
         assert migrated.get_session("s1") == make_session(1)
         # the address of the sessions written before it is found (filled in by the migration)
         assert migrated.sessions_by_email("A@Example.com") == [make_session(1)]

@@ -18,7 +18,8 @@ from juncture.api.problems import ApiError, convert, json_body, page_limit, raw_
 from juncture.api.views import AppView, app_view, to_json
 from juncture.policy.loader import MAX_BUNDLE_BYTES
 from juncture.records import DecisionQuery, DecisionRecord, ShadowRecord, VersionInfo
-from juncture.service.rehearsals import ReplayJob, ReplayRequest
+from juncture.replay_jobs import ReplayJob
+from juncture.service.rehearsals import ReplayRequest
 from juncture.service.runtime import Runtime
 from juncture.service.sweep import progress
 
@@ -66,6 +67,8 @@ class AppChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     origins: list[str] | None = None
     identity_headers: dict[str, str] | None = None
+    #: The journeys the app may be decided by (kept in its binding history, for replay).
+    journeys: list[str] | None = None
     #: The hosted pages' theme, replaced as a whole (`{}`: none).
     theme: dict[str, Any] | None = None
 
@@ -184,7 +187,7 @@ class SweepList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReplayList(msgspec.Struct, frozen=True, kw_only=True):
-    """The replay jobs this node keeps, newest first."""
+    """The replay jobs kept, newest first, without their reports (read one job for it)."""
 
     replays: list[ReplayJob]
 
@@ -391,8 +394,9 @@ async def change_app(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_apps")
     body = convert(await json_body(request), AppChange)
     app = runtime.apps.configure(
-        request.path_params["app_id"], body.origins, body.identity_headers, body.theme
-    )
+        request.path_params["app_id"], body.origins, body.identity_headers, body.theme,
+        journeys=body.journeys,
+    )  # fmt: skip
     return _json({"app": app_view(app)})
 
 

@@ -34,8 +34,9 @@ from juncture.api.authzen import (
 )
 from juncture.api.describe import Endpoint
 from juncture.api.views import DecisionAnswer, DevClockView, Health, SessionRead, SessionView
+from juncture.replay_jobs import ReplayJob
 from juncture.service.receive import TransmitterEntry
-from juncture.service.rehearsals import ReplayJob, ReplayRequest
+from juncture.service.rehearsals import ReplayRequest
 
 #: A JSON object whose members the table does not spell out.
 Obj = dict[str, Any]
@@ -257,8 +258,9 @@ def _admin() -> list[Endpoint]:
                  errors={409: ("state.conflict",)}),
         Endpoint("GET", "/admin/v1/apps", "List apps", "admin", "admin:read",
                  ok={200: admin.AppList}),
-        Endpoint("PATCH", "/admin/v1/apps/{app_id}", "Change an app's origins and identity "
-                 "headers (forward auth)", "admin", "admin:manage_apps", admin.AppChange,
+        Endpoint("PATCH", "/admin/v1/apps/{app_id}", "Change an app's origins, identity "
+                 "headers (forward auth), theme or journeys", "admin", "admin:manage_apps",
+                 admin.AppChange,
                  ok={200: admin.AppOnly}, errors={400: ("request.invalid",),
                                                   404: ("app.not_found",)}),
         Endpoint("POST", "/admin/v1/apps/{app_id}/keys", "Rotate an app's key with overlap",
@@ -280,8 +282,8 @@ def _admin() -> list[Endpoint]:
                  errors={400: ("request.invalid", "replay.rule_invalid",
                                "replay.window_invalid"), 404: ("version.not_found",),
                          409: ("version.ambiguous", "state.conflict")}),
-        Endpoint("GET", "/admin/v1/replays", "List replay jobs kept by this node (newest "
-                 "first)", "admin", "admin:read", ok={200: admin.ReplayList}),
+        Endpoint("GET", "/admin/v1/replays", "List the replay jobs kept (newest first, "
+                 "without their reports)", "admin", "admin:read", ok={200: admin.ReplayList}),
         Endpoint("GET", "/admin/v1/replays/{replay_id}", "A replay's progress, then its report "
                  "and the rules broken", "admin", "admin:read", ok={200: ReplayJob},
                  errors={404: ("replay.not_found",)}),

@@ -205,6 +205,10 @@ def print_report(
         out.print(Text(f"not replayable: {reason} ({why['count']})", style="yellow"))
         for sample in why["samples"]:
             out.print(Text(f"  {sample['id']} {sample['action']}: {sample['detail']}"))
+    if report.bindings_assumed:
+        out.print(Text(f"bindings assumed: {report.bindings_assumed} decided with their app's "
+                       "earliest known journeys (older than its binding history)",
+                       style="yellow"))  # fmt: skip
     for rule in rules:
         failed = next((b for b in broken if b.startswith(rule.text + ":")), None)
         if failed is None:

@@ -150,7 +150,7 @@ class Apps:
             theme=checked_theme(theme or {}),
         )
         try:
-            self._store.put_app(app)
+            self._store.put_app(app, at=now)
         except ConflictError:
             raise StateConflict("try again") from None
         return app, key
@@ -164,9 +164,13 @@ class Apps:
         origins: Sequence[str] | None,
         identity_headers: Mapping[str, str] | None,
         theme: Mapping[str, object] | None = None,
+        *,
+        journeys: Sequence[str] | None = None,
     ) -> App:
-        """Change what forward auth and the hosted pages use of the app (None: unchanged; an
-        empty theme: none). Everything is checked before anything is stored.
+        """Change what forward auth and the hosted pages use of the app, or the journeys it
+        is bound to (None: unchanged; an empty theme: none; a change of journeys is kept in
+        the app's binding history, which replay reads). Everything is checked before anything
+        is stored.
 
         Raises:
             NotFoundError: 404 ``app.not_found``.
@@ -183,8 +187,10 @@ class Apps:
             changes["identity_headers"] = checked_headers(identity_headers)
         if theme is not None:
             changes["theme"] = checked_theme(theme)
+        if journeys is not None:
+            changes["journeys"] = tuple(journeys)
         app = msgspec.structs.replace(app, **changes)
-        self._store.put_app(app)
+        self._store.put_app(app, at=self._now())
         return app
 
     def rotate_key(self, app_id: str, overlap: timedelta) -> tuple[App, str]:

@@ -1,18 +1,21 @@
 """Rehearsals the service runs with replay: replays as jobs of the admin API
-(`POST /admin/v1/replays`) and the publish gate (`juncture serve --publish-gate`)."""
+(`POST /admin/v1/replays`, kept in the store: every node reads them) and the publish gate
+(`juncture serve --publish-gate`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from juncture.errors import NotFoundError, StateConflict
 from juncture.policy import Plan
+from juncture.replay_jobs import ReplayJob
+from juncture.service.clock import node_id
 from juncture.service.ids import new_id
 from juncture.service.policies import PolicyRegistry
 from juncture.service.replay import (
@@ -23,14 +26,18 @@ from juncture.service.replay import (
     parse_moment,
     parse_rule,
 )
-from juncture.store.protocols import NotFound, Store
+from juncture.store.protocols import ConflictError, NotFound, Store
 
 log = logging.getLogger("juncture.runtime")
 
 # -- replays as jobs (the admin API: POST /admin/v1/replays) ------------------------------------
-#: Jobs kept (finished ones beyond this go, oldest first); jobs running at once at most.
+#: Finished jobs kept (older ones are deleted when a job starts). One job runs at a time across
+#: every node of the store: the store holds that (`ReplayJobStore.start_replay`).
 KEPT_JOBS = 20
-RUNNING_JOBS = 1
+#: Seconds between two writes of a running job's progress: its heartbeat.
+BEAT = 1.0
+#: A running job whose heartbeat is older than this is `lost`: its node stopped (died) first.
+LOST_AFTER = timedelta(seconds=30)
 
 
 class ReplayRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -45,27 +52,12 @@ class ReplayRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fail_on: list[str] = []
 
 
-class ReplayJob(msgspec.Struct, frozen=True, kw_only=True):
-    """A replay run in the background: its progress, then its report and the rules broken."""
-
-    id: str
-    by: str
-    candidate: str
-    against: str | None
-    status: str  # running | done | failed
-    started_at: datetime
-    finished_at: datetime | None = None
-    #: Records read so far (a page at a time).
-    processed: int = 0
-    report: dict[str, Any] | None = None
-    rules: list[str] = []
-    broken: list[str] = []
-    error: str | None = None
-
-
 class ReplayJobs:
-    """Replays run on a thread of this node, their jobs kept in memory (the last `KEPT_JOBS`):
-    a replay writes nothing, its own state included, so a restart forgets them."""
+    """Replays run on a thread of this node, their jobs kept in the store: any node reads
+    them, one runs at a time across all nodes, and a job whose node died is reported ``lost``
+    (its heartbeat, written at every page read and every `BEAT` seconds, older than
+    `LOST_AFTER`). The replay itself
+    writes nothing but its job."""
 
     def __init__(
         self,
@@ -73,22 +65,27 @@ class ReplayJobs:
         policies: PolicyRegistry,
         now: Callable[[], datetime],
         flush_log: Callable[[], None] = lambda: None,
+        *,
+        node: str | None = None,
+        beat: float = BEAT,
+        lost_after: timedelta = LOST_AFTER,
     ) -> None:
         self.store = store
         self.policies = policies
         self.now = now
         #: Writes this node's buffered decision records: a replay reads what was answered.
         self._flush_log = flush_log
-        self._jobs: dict[str, ReplayJob] = {}
-        self._lock = threading.Lock()
+        self.node = node or node_id()
+        self.beat = beat
+        self.lost_after = lost_after
 
     def start(self, request: ReplayRequest, by: str) -> ReplayJob:
-        """Check the request (rules, window, versions), then run it on a thread.
+        """Check the request (rules, window, versions), store the job, then run it on a thread.
 
         Raises:
             ReplayError: 400 ``replay.rule_invalid`` or ``replay.window_invalid``.
             NotFoundError: 404 ``version.not_found``; AmbiguousVersion: 409.
-            StateConflict: 409 ``state.conflict``, a replay is running already.
+            StateConflict: 409 ``state.conflict``, a replay is running already (on any node).
         """
         rules = [parse_rule(r) for r in request.fail_on]
         now = self.now()
@@ -102,14 +99,14 @@ class ReplayJobs:
         against = self._version(request.against) if request.against is not None else None
         job = ReplayJob(
             id=new_id("rp"), by=by, candidate=candidate, against=against, status="running",
-            started_at=now, rules=[r.text for r in rules],
+            started_at=now, node=self.node, updated_at=now, since=window.since,
+            until=window.until, app=window.app, checkpoint=window.checkpoint,
+            rules=[r.text for r in rules],
         )  # fmt: skip
-        with self._lock:
-            if sum(j.status == "running" for j in self._jobs.values()) >= RUNNING_JOBS:
-                raise StateConflict("a replay is running: wait for it to finish")
-            self._jobs[job.id] = job
-            for old in [j for j in self._jobs.values() if j.status != "running"][:-KEPT_JOBS]:
-                del self._jobs[old.id]
+        try:
+            self.store.start_replay(job, lost_before=now - self.lost_after, keep=KEPT_JOBS)
+        except ConflictError:
+            raise StateConflict("a replay is running: wait for it to finish") from None
         threading.Thread(
             target=self._run, args=(job, window, rules), name=f"replay-{job.id}", daemon=True
         ).start()
@@ -121,40 +118,100 @@ class ReplayJobs:
         except NotFound:
             raise NotFoundError(f"no version `{prefix}`", code="version.not_found") from None
 
-    def _update(self, job_id: str, **changes: Any) -> None:
-        with self._lock:
-            self._jobs[job_id] = msgspec.structs.replace(self._jobs[job_id], **changes)
-
     def _run(self, job: ReplayJob, window: ReplayFilter, rules: list[Rule]) -> None:
+        beating = _Heartbeat(self, job)
         try:
             self._flush_log()
             candidate = self.policies.plan(job.candidate)
             against = self.policies.plan(job.against) if job.against is not None else None
-            report = Replayer(self.store).run(
-                candidate, window, against=against,
-                progress=lambda n: self._update(job.id, processed=n),
-            )  # fmt: skip
+            report = Replayer(self.store).run(candidate, window, against=against,
+                                              progress=beating.progress)  # fmt: skip
         except Exception as error:  # the job says so; the node goes on
+            beating.stop()
             log.error("replay %s failed: %s", job.id, error)
-            self._update(job.id, status="failed", finished_at=self.now(),
-                         error=f"{type(error).__name__}: {error}")  # fmt: skip
+            beating.end(status="failed", finished_at=self.now(),
+                        error=f"{type(error).__name__}: {error}")  # fmt: skip
             return
+        beating.stop()
         broken = [why for rule in rules if (why := rule.broken(report)) is not None]
-        self._update(job.id, status="done", finished_at=self.now(), processed=report.total,
-                     report=report.to_dict(), broken=broken)  # fmt: skip
+        beating.end(status="done", finished_at=self.now(), processed=report.total,
+                    report=report.to_dict(), broken=broken)  # fmt: skip
+
+    def _seen(self, job: ReplayJob) -> ReplayJob:
+        """A running job whose heartbeat is older than `LOST_AFTER` is ``lost``."""
+        if job.status == "running" and (job.updated_at or job.started_at) < (
+            self.now() - self.lost_after
+        ):
+            return msgspec.structs.replace(job, status="lost")
+        return job
 
     def get(self, job_id: str) -> ReplayJob:
         """Raises NotFoundError 404 ``replay.not_found``."""
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self.store.get_replay(job_id)
         if job is None:
-            raise NotFoundError(f"no replay `{job_id}` on this node", code="replay.not_found")
-        return job
+            raise NotFoundError(f"no replay `{job_id}`", code="replay.not_found")
+        return self._seen(job)
 
     def list(self) -> list[ReplayJob]:
-        """The jobs kept, newest first."""
+        """The jobs kept, newest first, without their reports."""
+        return [self._seen(job) for job in self.store.list_replays(limit=KEPT_JOBS + 10)]
+
+
+class _Heartbeat:
+    """A running job's progress and heartbeat: written at every page the replay reads, and
+    every `ReplayJobs.beat` seconds by a thread of its own (a slow page does not stop it),
+    until `stop`. A write the store refuses (the job was marked lost meanwhile: it is no
+    longer this node's) stops the replay at its next page."""
+
+    def __init__(self, jobs: ReplayJobs, job: ReplayJob) -> None:
+        self.jobs = jobs
+        self.job = job
+        self.processed = 0
+        self.abandoned = False
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, name=f"{job.id}-beat", daemon=True)
+        self._thread.start()
+
+    def progress(self, processed: int) -> None:
+        """A page read: its count written (the replay stops here if the job was lost)."""
+        self.processed = processed
+        self._write_progress()
+        if self.abandoned:
+            raise StateConflict(f"replay {self.job.id} was marked lost: it stops here")
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.jobs.beat):
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        try:
+            self.write(processed=self.processed)
+        except Exception as error:  # a heartbeat missed; the next one may pass
+            log.warning("replay %s: its heartbeat was not written: %s", self.job.id, error)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def end(self, **changes: Any) -> None:
+        """Write the job's end; a store that fails now leaves it running until it is seen
+        ``lost`` (its heartbeat stopped)."""
+        try:
+            self.write(**changes)
+        except Exception as error:
+            log.error("replay %s: its end was not written: %s", self.job.id, error)
+
+    def write(self, **changes: Any) -> None:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.started_at, reverse=True)
+            if self.abandoned:
+                return
+            job = msgspec.structs.replace(self.job, updated_at=self.jobs.now(), **changes)
+            if self.jobs.store.update_replay(job):
+                self.job = job
+            else:
+                self.abandoned = True
+                log.error("replay %s was marked lost: it stops here", job.id)
 
 
 # -- the publish gate (`juncture serve --publish-gate`) ----------------------------------------

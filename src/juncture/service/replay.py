@@ -3,8 +3,10 @@
 Each recorded decision is decided again by the candidate's plan at its original time, from the
 facts document it was recorded with (the session's proofs, signals and context as they were).
 Nothing is written: the decision log is read through the store's `DecisionLog` protocol, the
-app (for the journeys it is bound to) through `AppStore`; no session is loaded or changed, no
-event emitted, no challenge made or spent.
+app and the journeys it was bound to at each record's time (its binding history) through
+`AppStore`; no session is loaded or changed, no event emitted, no challenge made or spent. A
+record older than its app's first known binding is decided with that earliest binding and
+counted (``bindings_assumed``): never silently.
 
 A record the candidate cannot decide is reported with why, never decided on defaults:
 
@@ -24,10 +26,11 @@ changes them, and they are counted apart.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +41,7 @@ from juncture.engine.facts import parse_now
 from juncture.errors import CodedRefusal, FactsError
 from juncture.policy import Plan
 from juncture.policy.duration import parse_duration
-from juncture.records import App, DecisionQuery, DecisionRecord
+from juncture.records import App, AppBinding, DecisionQuery, DecisionRecord
 from juncture.service.approval_requests import APPROVE
 from juncture.service.directory import CHECKPOINTS as AUTHENTICATOR_CHECKPOINTS
 from juncture.service.session_changes import CONTEXT_UPDATE
@@ -119,6 +122,9 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
     #: The window held more records than the replay's limit: the newest were replayed.
     limited: bool = False
+    #: Replayed records older than their app's first known journey binding: decided with
+    #: that earliest binding, an assumption (`Bindings`).
+    bindings_assumed: int = 0
 
     def count(self, old: str, new: str) -> int:
         """Replayed decisions that went from ``old`` to ``new`` (``*``: any)."""
@@ -156,9 +162,15 @@ def built_in(plan: Plan, app: App, record: DecisionRecord) -> bool:
     return journey is not None and record.action not in journey.exact
 
 
-def redecide(plan: Plan, app: App | None, record: DecisionRecord) -> Redecided:
-    """Decide ``record`` again with ``plan`` at its time, from its recorded facts. Pure: no
-    store, no clock."""
+def redecide(
+    plan: Plan,
+    app: App | None,
+    record: DecisionRecord,
+    journeys: tuple[str, ...] | None = None,
+) -> Redecided:
+    """Decide ``record`` again with ``plan`` at its time, from its recorded facts, the app
+    bound to ``journeys`` (its bindings at the record's time; None: as it is bound now).
+    Pure: no store, no clock."""
     recorded = record.decision if isinstance(record.decision, Mapping) else {}
     facts = record.facts if isinstance(record.facts, Mapping) else {}
     if not facts:
@@ -182,7 +194,7 @@ def redecide(plan: Plan, app: App | None, record: DecisionRecord) -> Redecided:
         assembled,
         record.at,
         decision_id=record.id,
-        allowed_journeys=frozenset(app.journeys) or None,
+        allowed_journeys=frozenset(app.journeys if journeys is None else journeys) or None,
         guard_only=record.action == CONTEXT_UPDATE,  # a context update runs the guard alone
     )
     if decision.missing:
@@ -240,6 +252,31 @@ def _differing_facts(
     return found
 
 
+class Bindings:
+    """Each app's journeys as they were bound at a time, from its binding history
+    (`AppStore.app_bindings`, read once per app)."""
+
+    def __init__(self, history: Callable[[str], Sequence[AppBinding]]) -> None:
+        self._history = history
+        self._apps: dict[str, tuple[list[datetime], list[tuple[str, ...]]]] = {}
+
+    def at(self, app: App, at: datetime) -> tuple[tuple[str, ...], bool]:
+        """The journeys ``app`` was bound to at ``at``, and whether that is assumed: ``at``
+        is older than its first known binding (that one is used), or it has none (its
+        journeys now)."""
+        known = self._apps.get(app.id)
+        if known is None:
+            rows = sorted(self._history(app.id), key=lambda b: b.since)
+            known = self._apps[app.id] = ([b.since for b in rows], [b.journeys for b in rows])
+        sinces, journeys = known
+        if not journeys:
+            return app.journeys, True
+        found = bisect.bisect_right(sinces, at)
+        if found == 0:
+            return journeys[0], True
+        return journeys[found - 1], False
+
+
 class Replayer:
     """Replays a window of the decision log with a candidate plan (read only)."""
 
@@ -288,6 +325,7 @@ class Replayer:
             until=window.until,
         )
         apps: dict[str | None, App | None] = {}
+        bindings = Bindings(self.store.app_bindings)
         cells: dict[tuple[str, str, str], Cell] = {}
         sessions: set[str] = set()
         subjects: set[str] = set()
@@ -301,10 +339,11 @@ class Replayer:
             if record.app not in apps:
                 apps[record.app] = self.store.get_app(record.app) if record.app else None
             app = apps[record.app]
-            new = redecide(candidate, app, record)
+            journeys, assumed = bindings.at(app, record.at) if app is not None else ((), False)
+            new = redecide(candidate, app, record, journeys)
             old: Mapping[str, Any] = record.decision if isinstance(record.decision, Mapping) else {}
             if against is not None and new.decision is not None:
-                base = redecide(against, app, record)
+                base = redecide(against, app, record, journeys)
                 if base.decision is None:
                     new = base
                 else:
@@ -323,6 +362,7 @@ class Replayer:
                                            "detail": new.detail})  # fmt: skip
                 continue
             report.replayed += 1
+            report.bindings_assumed += assumed
             decision = new.decision
             checkpoint = str(old.get("checkpoint") or decision.checkpoint or record.action)
             before_outcome = str(old.get("outcome") or record.outcome)

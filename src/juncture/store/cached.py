@@ -147,9 +147,9 @@ class CachedReads:
             if self._feed is not None:
                 self._sessions.invalidate((session_id,))
 
-    def put_app(self, app: App) -> None:
+    def put_app(self, app: App, *, at: datetime | None = None) -> None:
         try:
-            self._backend().put_app(app)
+            self._backend().put_app(app, at=at)
         finally:
             if self._feed is not None:
                 self._apps.clear()

@@ -21,6 +21,7 @@ from juncture.errors import StoreError as StoreError
 from juncture.records import (
     AdminCredential,
     App,
+    AppBinding,
     Approval,
     Authenticator,
     CacheState,
@@ -44,6 +45,7 @@ from juncture.records import (
     Usage,
     VersionInfo,
 )
+from juncture.replay_jobs import ReplayJob
 
 
 class SessionStore(Protocol):
@@ -179,12 +181,18 @@ class ShadowLog(Protocol):
 
 
 class AppStore(Protocol):
-    def put_app(self, app: App) -> None:
+    def put_app(self, app: App, *, at: datetime | None = None) -> None:
         """Insert or replace an app (its keys included).
 
         A key prefix is unique across all apps and admins: ConflictError (nothing changes)
         when one is held by another app or an admin.
         """
+
+    def app_bindings(self, app_id: str) -> Sequence[AppBinding]:
+        """The app's journey bindings over time, oldest first: one from its creation, one
+        each time `put_app` changed its journeys (``since``: ``at``, else the time of the write;
+        ``app.created_at`` for a new app). Apps stored before this history hold one, since
+        the epoch: their journeys were set only when they were made."""
 
     def get_app(self, app_id: str) -> App | None: ...
 
@@ -501,6 +509,27 @@ class SweepStore(Protocol):
         raised: one bad row must not stop every batch that reads it."""
 
 
+class ReplayJobStore(Protocol):
+    """Replay jobs (service/rehearsals.py): every node reads them; one runs at a time across
+    all nodes, held by the store (a unique index on the running one)."""
+
+    def start_replay(self, job: ReplayJob, *, lost_before: datetime, keep: int) -> None:
+        """In one transaction: mark ``lost`` the running jobs whose heartbeat
+        (``updated_at``) is older than ``lost_before``, store ``job`` (running), then delete
+        the finished jobs beyond the newest ``keep``. Raises ConflictError (nothing changed)
+        when another job is running."""
+
+    def update_replay(self, job: ReplayJob) -> bool:
+        """Write a running job's progress and heartbeat, or its end (status, report): only
+        while the stored job is running. False when it is not (marked lost, or gone)."""
+
+    def get_replay(self, job_id: str) -> ReplayJob | None:
+        """The job, its report included."""
+
+    def list_replays(self, *, limit: int = 100) -> Sequence[ReplayJob]:
+        """Newest first (started_at, then id, descending), without their reports."""
+
+
 class Store(
     SessionStore,
     PolicyStore,
@@ -516,6 +545,7 @@ class Store(
     ApprovalStore,
     SweepStore,
     ClockStore,
+    ReplayJobStore,
     Protocol,
 ):
     """Everything the runtime needs, from one backend."""

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from juncture.api.console.render import Ctx, redirect
 from juncture.errors import RequestError, StateConflict
-from juncture.service.rehearsals import ReplayJob, ReplayRequest
+from juncture.replay_jobs import ReplayJob
+from juncture.service.rehearsals import ReplayRequest
 
 #: The shadow's newest differences shown on the versions page.
 DIFFERENCES = 10

@@ -17,6 +17,7 @@ from juncture.store.postgres.decisions import PostgresDecisionLog
 from juncture.store.postgres.directory import PostgresDirectory
 from juncture.store.postgres.failures import PostgresFailures
 from juncture.store.postgres.received import PostgresReceivedEvents
+from juncture.store.postgres.replays import PostgresReplayJobs
 from juncture.store.postgres.schema import SCHEMA_VERSION
 from juncture.store.postgres.sessions import PostgresSessions
 from juncture.store.postgres.shadow import PostgresShadowLog
@@ -42,6 +43,7 @@ class PostgresStore(
     PostgresStreams,
     PostgresApprovals,
     PostgresSweeps,
+    PostgresReplayJobs,
 ):
     """`juncture.store.protocols.Store` over one PostgreSQL database, safe to share between
     threads and between nodes.

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from juncture.records import AdminCredential, App
+import msgspec
+
+from juncture.records import AdminCredential, App, AppBinding
 from juncture.store.postgres.connection import PostgresConnections
-from juncture.store.postgres.rows import decode, encode
+from juncture.store.postgres.rows import decode, encode, from_micros, to_micros
 
 
 class PostgresApps(PostgresConnections):
     """`AppStore` over the ``apps`` and ``admins`` tables."""
 
-    def put_app(self, app: App) -> None:
+    def put_app(self, app: App, *, at: datetime | None = None) -> None:
         """Insert or replace an app and its keys.
 
         Raises ConflictError (and changes nothing) when a key prefix is held by another app
-        or an admin, or appears twice in ``app.keys``.
+        or an admin, or appears twice in ``app.keys``. Appends to the app's binding history
+        when its journeys change (`AppStore.app_bindings`).
         """
         body = encode(app)
         with self._transaction() as conn:
+            last = conn.execute("SELECT journeys FROM app_bindings WHERE app = %s"
+                                " ORDER BY seq DESC LIMIT 1", (app.id,)).fetchone()  # fmt: skip
+            if last is None or _journeys(last[0]) != app.journeys:
+                since = app.created_at if last is None else at or datetime.now(UTC)
+                conn.execute("INSERT INTO app_bindings (app, since, journeys)"
+                             " VALUES (%s, %s, %s)", (app.id, to_micros(since),
+                             encode(list(app.journeys)).decode()))  # fmt: skip
             conn.execute("INSERT INTO apps (id, body) VALUES (%s, %s)"
                          " ON CONFLICT (id) DO UPDATE SET body = excluded.body",
                          (app.id, body))  # fmt: skip
             conn.execute("DELETE FROM key_prefixes WHERE app_id = %s", (app.id,))
             conn.cursor().executemany("INSERT INTO key_prefixes (prefix, app_id) VALUES (%s, %s)",
                              [(key.prefix, app.id) for key in app.keys])  # fmt: skip
+
+    def app_bindings(self, app_id: str) -> Sequence[AppBinding]:
+        rows = self._all("SELECT journeys, since FROM app_bindings WHERE app = %s"
+                         " ORDER BY since, seq", (app_id,))  # fmt: skip
+        return [AppBinding(app=app_id, journeys=_journeys(journeys), since=from_micros(since))
+                for journeys, since in rows]  # fmt: skip
 
     def get_app(self, app_id: str) -> App | None:
         row = self._one("SELECT body FROM apps WHERE id = %s", (app_id,))
@@ -61,3 +78,10 @@ class PostgresApps(PostgresConnections):
     def count_admins(self) -> int:
         count: int = self._one("SELECT count(*) FROM admins", ())[0]
         return count
+
+
+_JOURNEYS = msgspec.json.Decoder(tuple[str, ...])
+
+
+def _journeys(text: str) -> tuple[str, ...]:
+    return _JOURNEYS.decode(text)

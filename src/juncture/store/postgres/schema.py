@@ -295,6 +295,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX shadow_decisions_at ON shadow_decisions (shadow_version, at, decision_id)",
         "CREATE INDEX shadow_decisions_purge ON shadow_decisions (at)",
     ),
+    # 4: replay jobs, read by every node, one running at a time; each app's journey
+    # bindings over time (apps stored before: their journeys since the epoch).
+    (
+        f"""CREATE TABLE replay_jobs (
+            id {_T} PRIMARY KEY,
+            started_at BIGINT NOT NULL,
+            status {_T} NOT NULL,
+            updated_at BIGINT NOT NULL,
+            body BYTEA NOT NULL,
+            report BYTEA
+        )""",
+        "CREATE UNIQUE INDEX replay_jobs_one_running ON replay_jobs (status)"
+        " WHERE status = 'running'",
+        "CREATE INDEX replay_jobs_started ON replay_jobs (started_at, id)",
+        f"""CREATE TABLE app_bindings (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            app {_T} NOT NULL,
+            since BIGINT NOT NULL,
+            journeys TEXT NOT NULL
+        )""",
+        "CREATE INDEX app_bindings_app ON app_bindings (app, since, seq)",
+        "INSERT INTO app_bindings (app, since, journeys) SELECT id, 0,"
+        " coalesce((convert_from(body, 'UTF8')::jsonb -> 'journeys')::text, '[]') FROM apps"
+        " ORDER BY id",
+    ),
 )
 
 #: The schema version this code writes (kept in the ``juncture_schema`` table).

@@ -17,6 +17,7 @@ from juncture.store.sqlite.decisions import SqliteDecisionLog
 from juncture.store.sqlite.directory import SqliteDirectory
 from juncture.store.sqlite.failures import SqliteFailures
 from juncture.store.sqlite.received import SqliteReceivedEvents
+from juncture.store.sqlite.replays import SqliteReplayJobs
 from juncture.store.sqlite.schema import SCHEMA_VERSION
 from juncture.store.sqlite.sessions import SqliteSessions
 from juncture.store.sqlite.shadow import SqliteShadowLog
@@ -42,6 +43,7 @@ class SqliteStore(
     SqliteStreams,
     SqliteApprovals,
     SqliteSweeps,
+    SqliteReplayJobs,
 ):
     """`juncture.store.protocols.Store` over one SQLite file, safe to share between threads.
 

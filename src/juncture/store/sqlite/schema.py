@@ -283,6 +283,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX shadow_decisions_at ON shadow_decisions (shadow_version, at, decision_id)",
         "CREATE INDEX shadow_decisions_purge ON shadow_decisions (at)",
     ),
+    (
+        # Replay jobs (service/rehearsals.py), read by every node: the job without its report
+        # in ``body``, the report apart (lists leave it out); ``updated_at`` is the running
+        # node's heartbeat.
+        """CREATE TABLE replay_jobs (
+            id TEXT PRIMARY KEY,
+            started_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            report BLOB
+        )""",
+        # INVARIANT: one replay running at a time, whatever the node.
+        "CREATE UNIQUE INDEX replay_jobs_one_running ON replay_jobs (status)"
+        " WHERE status = 'running'",
+        "CREATE INDEX replay_jobs_started ON replay_jobs (started_at, id)",
+        # Each app's journey bindings over time (a row from each change on), for replay. An
+        # app stored before holds its journeys since the epoch: they were set only when it
+        # was made.
+        """CREATE TABLE app_bindings (
+            seq INTEGER PRIMARY KEY,
+            app TEXT NOT NULL,
+            since INTEGER NOT NULL,
+            journeys TEXT NOT NULL
+        )""",
+        "CREATE INDEX app_bindings_app ON app_bindings (app, since, seq)",
+        "INSERT INTO app_bindings (app, since, journeys) SELECT id, 0,"
+        " coalesce(json_extract(CAST(body AS TEXT), '$.journeys'), '[]') FROM apps"
+        " WHERE json_valid(CAST(body AS TEXT)) ORDER BY id",
+    ),
 )
 
 #: The schema version this code writes (``PRAGMA user_version``).
