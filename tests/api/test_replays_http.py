@@ -120,6 +120,12 @@ def test_an_app_rebound_now_is_replayed_with_the_journeys_of_then(
         rebound = client.patch("/admin/v1/apps/app_expenses", json={"journeys": ["elsewhere"]})
         assert rebound.status_code == 200, rebound.text
         assert rebound.json()["app"]["journeys"] == ["elsewhere"]
+        # its sessions' standing outcomes are re-checked under the new binding: a sweep
+        sweep = client.get(f"/admin/v1/sweeps/{rebound.json()['sweep']}")
+        assert sweep.status_code == 200, sweep.text
+        assert sweep.json()["reason"].endswith("app expenses rebound"), sweep.text
+        same = client.patch("/admin/v1/apps/app_expenses", json={"journeys": ["elsewhere"]})
+        assert same.status_code == 200 and "sweep" not in same.json()  # nothing rebound
         try:
             job = wait(client, client.post("/admin/v1/replays", json={
                 "candidate": active, "since": SINCE}).json())  # fmt: skip

@@ -196,10 +196,11 @@ class AppList(msgspec.Struct, frozen=True, kw_only=True):
     apps: list[AppView]
 
 
-class AppOnly(msgspec.Struct, frozen=True, kw_only=True):
-    """An app as it is now."""
+class AppOnly(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An app as it is now; ``sweep``: the recheck sweep its change of journeys started."""
 
     app: AppView
+    sweep: str | None = None
 
 
 class AppWithKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -391,13 +392,19 @@ async def create_app(request: Request) -> Response:
 
 async def change_app(request: Request) -> Response:
     runtime = _runtime(request)
-    authenticate_admin(request, runtime, "manage_apps")
+    admin = authenticate_admin(request, runtime, "manage_apps")
     body = convert(await json_body(request), AppChange)
+    before = runtime.apps.get(request.path_params["app_id"])
     app = runtime.apps.configure(
         request.path_params["app_id"], body.origins, body.identity_headers, body.theme,
         journeys=body.journeys,
     )  # fmt: skip
-    return _json({"app": app_view(app)})
+    if before is None or app.journeys == before.journeys:
+        return _json({"app": app_view(app)})
+    # Rebound: its sessions' standing outcomes were decided by other journeys, so they are
+    # re-checked (a recheck sweep: every app's, as `POST /admin/v1/sweeps` starts one).
+    run = runtime.versions.sweep(f"{admin.name}: app {app.name} rebound")
+    return _json({"app": app_view(app), "sweep": run.id})
 
 
 async def list_apps(request: Request) -> Response:

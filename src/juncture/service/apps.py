@@ -155,6 +155,9 @@ class Apps:
             raise StateConflict("try again") from None
         return app, key
 
+    def get(self, app_id: str) -> App | None:
+        return self._store.get_app(app_id)
+
     def list(self) -> Sequence[App]:
         return self._store.list_apps()
 
