@@ -33,6 +33,7 @@ from juncture.api import (
 )
 from juncture.api.access import LOOP_FIRST as DECIDING
 from juncture.api.access import ROUTES as ACCESS_ROUTES
+from juncture.api.audit import audited
 from juncture.api.boundary import ServiceCalls
 from juncture.api.direct import Direct, Front, answer_error, skew_refusal
 from juncture.api.hashing import HashPool
@@ -271,6 +272,12 @@ def create_app(
         *devclock.ROUTES,
         *transmitters.ROUTES,
     ]
+    # Every admin route that changes something is audited (api/audit.py), allowed or refused.
+    routes = [
+        (path, audited(handler, methods[0], path), methods)
+        if path.startswith("/admin/") and methods[0] != "GET" else (path, handler, methods)
+        for path, handler, methods in routes
+    ]  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

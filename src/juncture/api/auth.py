@@ -55,9 +55,11 @@ def authenticate_app_key(request: Request, runtime: Runtime) -> App:
 def authenticate_admin(request: Request, runtime: Runtime, scope: str) -> AdminCredential:
     """The administrator presenting a key with ``scope``: 401 without one, 403 outside it."""
     prefix, secret = _bearer(request)
+    request.state.admin_prefix = prefix  # for the audit log (api/audit.py): not a secret
     admin = runtime.apps.admin_for_key(prefix, secret)
     if admin is None:
         raise AuthError("the key is not valid")
+    request.state.admin_name = admin.name
     if scope not in admin.scopes:
         raise AuthError(f"this key lacks the `{scope}` scope", code="auth.forbidden", status=403)
     return admin

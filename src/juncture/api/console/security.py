@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import secrets
 import threading
 import time
@@ -17,6 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from juncture.api import audit as audit_log
 from juncture.api.auth import ADMIN_SCOPES
 from juncture.errors import AuthError
 from juncture.service.ids import split_key
@@ -41,17 +41,11 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-audit_log = logging.getLogger("juncture.audit")
-
-
 def audit(request: Request, admin: str | None, action: str, target: str, result: str) -> None:
-    """One line of the admin audit log (`juncture.audit`, in the server's JSON log on
-    stderr): who did what to what, from where, and how it ended (``ok`` or the error code).
-    Never a secret: targets are ids and names."""
-    client = request.client.host if request.client is not None else None
-    record = {"via": "console", "admin": admin, "action": action, "target": target,
-              "result": result, "client": client}  # fmt: skip
-    audit_log.info("%s %s: %s", action, target, result, extra={"audit": record})
+    """One line of the admin audit log (`api.audit`): who did what to what in the console,
+    from where, and how it ended (``ok`` or the error code)."""
+    audit_log.write(request, via="console", admin=admin, action=action, target=target,
+                    result=result)  # fmt: skip
 
 
 class Login(msgspec.Struct, kw_only=True):
