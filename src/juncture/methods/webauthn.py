@@ -302,6 +302,12 @@ class WebAuthn:
         """The credential id an assertion names, to look its record up."""
         return _parse_assertion(proof).raw_id
 
+    @staticmethod
+    def user_handle(proof: object) -> bytes | None:
+        """The user handle an assertion carries (a discoverable credential's must: WebAuthn
+        L3 §7.2 step 6), None when it has none."""
+        return _parse_assertion(proof).response.user_handle
+
     def verify(
         self, record: PasskeyRecord, proof: object, *, now: datetime, context: Context = NO_CONTEXT
     ) -> Result[PasskeyRecord]:

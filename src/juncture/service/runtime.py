@@ -48,6 +48,7 @@ from juncture.service.health import Health
 from juncture.service.inventory import Inventory
 from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
+from juncture.service.passkey_login import PasskeyLogins
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.rehearsals import PublishGate, ReplayJobs
@@ -114,6 +115,9 @@ class Runtime:
             store, now, self.policies, self.decisions, self.facts, self.changes, self.directory,
             self.approval_requests, self.emitter,
         )  # fmt: skip
+        self.passkey_logins = PasskeyLogins(
+            store, now, self.directory, self.sessions, self.challenges
+        )
         self.approvals = Approvals(store, now, self.changes, self.decisions)
         self.versions = Versions(
             store, self.policies, self.sweeper, self.shadow, now, publish_gate,

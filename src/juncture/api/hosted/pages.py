@@ -160,8 +160,10 @@ def login_page(request: Request, app: App, return_to: str, error: str | None, st
                user: str = "", code: str | None = None) -> Response:  # fmt: skip
     cookies: SessionCookies = request.app.state.session_cookies
     token, cookie = cookies.new_csrf()
+    runtime: Runtime = request.app.state.runtime
+    passkey = runtime.passkey_logins.method(app) is not None  # "Sign in with a passkey"
     response = render("login.html", status, app=app, return_to=return_to, csrf=token,
-                      error=error, user=user, code=code)  # fmt: skip
+                      error=error, user=user, code=code, passkey=passkey)  # fmt: skip
     response.set_cookie(CSRF_COOKIE, cookie, path="/hosted/v1", httponly=True,
                         samesite="strict", secure=secure_cookie(request))  # fmt: skip
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from juncture.api.hosted import enroll, login_methods
+from juncture.api.hosted import enroll, login_methods, passkey_login
 from juncture.api.hosted.logout import log_out, logout_form
 from juncture.api.hosted.pages import login_form, page, theme_css
 from juncture.api.hosted.step_up import (
@@ -24,6 +24,8 @@ def mount() -> Mount:
         Route("/login/verify", page(login_methods.verify), methods=["POST"]),
         Route("/login/send", page(login_methods.send), methods=["POST"]),
         Route("/login/start", page(login_methods.start_passkey), methods=["POST"]),
+        Route("/login/passkey/start", page(passkey_login.start), methods=["POST"]),
+        Route("/login/passkey", page(passkey_login.finish), methods=["POST"]),
         Route("/logout", page(logout_form, clocked=False), methods=["GET"]),
         Route("/logout", page(log_out, clocked=False), methods=["POST"]),
         Route("/step-up", page(step_up_form), methods=["GET"]),

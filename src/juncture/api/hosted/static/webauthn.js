@@ -1,8 +1,9 @@
 // The hosted step-up and login pages' passkey button (served from the package; the page's
 // CSP allows only scripts of its own origin). It asks Juncture (the form's data-start, else
-// the step-up's start) for the challenge's
-// navigator.credentials.get() options, asks the browser for an assertion, and posts the
-// page's form with the assertion (JSON, base64url members) as its code. Nothing else.
+// the step-up's start) for the challenge's navigator.credentials.get() options (for the
+// login form's "Sign in with a passkey": no allowCredentials, the authenticator picks the
+// account), asks the browser for an assertion, and posts the page's form with the
+// assertion (JSON, base64url members) as its code. Nothing else.
 "use strict";
 (function () {
   function toBytes(text) {
@@ -29,7 +30,9 @@
   async function usePasskey(form) {
     const fields = new URLSearchParams();
     for (const name of ["csrf", "challenge", "method"]) {
-      fields.set(name, form.elements[name].value);
+      if (form.elements[name]) {  // the login form's passkey names no challenge nor method
+        fields.set(name, form.elements[name].value);
+      }
     }
     const started = await fetch(form.dataset.start || "/hosted/v1/step-up/start", {
       method: "POST",
