@@ -111,8 +111,13 @@ def test_a_discoverable_passkey_logs_in_with_no_user_name(
     page.goto(target)
     page.wait_for_url(passkeys.origin + "/hosted/v1/login?return_to=*")
     options: list[Any] = []
-    page.on("response", lambda r: options.append(r.json())
-            if r.url.endswith("/hosted/v1/login/passkey/start") else None)  # fmt: skip
+
+    def keep(route: Any) -> None:  # the options read here, before the page navigates away
+        answer = route.fetch()
+        options.append(answer.json())
+        route.fulfill(response=answer)
+
+    page.route("**/hosted/v1/login/passkey/start", keep)
     assert page.get_by_label("User name").input_value() == ""
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.wait_for_url(target)
