@@ -129,6 +129,7 @@ CODES: dict[str, str] = {
     "challenge.no_start": "the method has no start step (only WebAuthn and email codes do)",
     "challenge.no_credential": "the subject has no confirmed credential of this method",
     "challenge.not_started": "the method needs its start step before a proof (nothing spent)",
+    "challenge.send_limited": "a code went to the subject too recently or too often (Retry-After)",
     "auth.locked": "too many failed verifications: locked or backing off (see Retry-After)",
     "auth.busy": "too many password hashes wait on this node (see Retry-After; nothing spent)",
     "subject.not_found": "no such subject in the directory",

@@ -20,7 +20,8 @@ from .test_forward_step_up import StepUp, open_step_up
 
 EMAIL_JOURNEY = (
     JOURNEY.replace("  recovery: {kind: recovery_code, count: 3}\n",
-                    "  recovery: {kind: recovery_code, count: 3}\n  email: {kind: email_code}\n")
+                    "  recovery: {kind: recovery_code, count: 3}\n"
+                    "  email: {kind: email_code, resend_after: 1s}\n")
     .replace('      - {path: "/both/**", checkpoint: both}\n',
              '      - {path: "/both/**", checkpoint: both}\n'
              '      - {path: "/mail/**", checkpoint: mail}\n')
@@ -158,6 +159,12 @@ def test_a_code_sent_again_replaces_the_one_before(world: tuple[World, Outbox]) 
     assert first.status_code == 200, first.text
     old = outbox.code(sent_before + 1, "dave@example.com")
     again = browser.post("/hosted/v1/step-up/send", data={**fields, "csrf": StepUp(first).csrf},
+                         headers=origin)  # fmt: skip
+    # Within the method's `resend_after` (1 s here): refused, nothing sent, the page says so.
+    assert again.status_code == 429 and 'id="error-code">challenge.send_limited<' in again.text
+    assert again.headers["retry-after"] == "1" and len(outbox.messages()) == sent_before + 1
+    time.sleep(1)
+    again = browser.post("/hosted/v1/step-up/send", data={**fields, "csrf": StepUp(again).csrf},
                          headers=origin)  # fmt: skip
     assert again.status_code == 200, again.text
     new = outbox.code(sent_before + 2, "dave@example.com")

@@ -24,7 +24,7 @@ from juncture.methods.base import (
     ProofError,
     StateError,
 )
-from juncture.methods.delivery import Message, Outbox, SmtpSender, SmtpSettings
+from juncture.methods.delivery import Message, Outbox, SendLimit, SmtpSender, SmtpSettings
 from juncture.methods.email_code import EmailCode, EmailRecord
 
 from .conftest import NOW, make
@@ -155,6 +155,11 @@ def test_bad_addresses_are_refused(env: Environment, address: object) -> None:
         ({"ttl": 0}, None, "method.config.value"),
         ({"subject": "a\nBcc: x"}, None, "method.config.value"),
         ({"lenght": 6}, None, "method.config.unknown_option"),
+        ({"resend_after": "2h"}, None, "method.config.value"),
+        ({"resend_after": 0}, None, "method.config.value"),
+        ({"max_sends": 0}, None, "method.config.value"),
+        ({"max_sends": 101}, None, "method.config.value"),
+        ({"sends_within": "2d"}, None, "method.config.value"),
         ({}, Environment(), "method.config.environment"),
         ({}, Environment(code_key=b"short"), "method.config.environment"),
     ],
@@ -165,6 +170,12 @@ def test_configuration_errors(
     with pytest.raises(ConfigError) as caught:
         method(env_ or env, **options)
     assert caught.value.code == code
+
+
+def test_the_send_limit_is_the_methods_options(env: Environment) -> None:
+    assert method(env).send_limit == SendLimit(gap=30, at_most=5, within=900)
+    given = method(env, resend_after="1m", max_sends=3, sends_within="1h").send_limit
+    assert given == SendLimit(gap=60, at_most=3, within=3600)
 
 
 # -- delivery -----------------------------------------------------------------------------------

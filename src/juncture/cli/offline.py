@@ -307,4 +307,3 @@ def explain(
 def version() -> None:
     """Print the version."""
     out.print(__version__)
-

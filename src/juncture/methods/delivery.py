@@ -3,7 +3,8 @@
 A `Sender` takes a `Message` and hands it on. `SmtpSender` submits it to a mail server with
 aiosmtplib (STARTTLS or implicit TLS, optional credentials); `Outbox` keeps messages in
 memory and, when given a file, appends them to it as JSON lines, so a developer can read
-the codes without a mail server. Neither ever logs a message's text.
+the codes without a mail server. Neither ever logs a message's text. A `SendLimit` says how
+often a method's messages may go to one subject (the service keeps the count).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     to: str
     subject: str
     text: str
+
+
+class SendLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """How often a method's messages may go to one subject (seconds): never two within
+    ``gap``; at most ``at_most`` in a row, each at most ``within`` after the last, then
+    none for ``within``. Whoever can name a subject can ask for a message to it: this keeps that
+    from filling the subject's inbox."""
+
+    gap: int = 30
+    at_most: int = 5
+    within: int = 900
 
 
 class Sender(Protocol):

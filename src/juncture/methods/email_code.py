@@ -49,7 +49,7 @@ from juncture.methods.base import (
     parse_options,
     require_aware,
 )
-from juncture.methods.delivery import Message, Sender
+from juncture.methods.delivery import Message, Sender, SendLimit
 from juncture.policy.kinds import built_in
 
 _ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
@@ -61,6 +61,9 @@ class EmailCodeOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields
     ttl: int | str = "10m"
     service: str = "Juncture"
     subject: str = "Your verification code"
+    resend_after: int | str = "30s"
+    max_sends: int = 5
+    sends_within: int | str = "15m"
 
 
 class EmailRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +97,7 @@ class EmailCode:
         ttl: int,
         key: bytes,
         sender: Sender | None,
+        send_limit: SendLimit | None = None,
     ) -> None:
         self.name = name
         self.aal = aal
@@ -102,6 +106,8 @@ class EmailCode:
         self.ttl = ttl
         self._key = key
         self.sender = sender
+        #: How often codes may be sent to one subject (the service counts: service/sends.py).
+        self.send_limit = send_limit or SendLimit()
 
     @classmethod
     def configure(
@@ -115,13 +121,24 @@ class EmailCode:
         for option, value in (("service", opts.service), ("subject", opts.subject)):
             if not value or "\r" in value or "\n" in value:
                 raise ConfigError(f"method `{name}`: option `{option}` must be one line")
+        limit = SendLimit(
+            gap=duration_option(name, "resend_after", opts.resend_after),
+            at_most=check_range(name, "max_sends", opts.max_sends, 1, 100),
+            within=duration_option(name, "sends_within", opts.sends_within),
+        )
+        if limit.gap > 3600 or limit.within > 86400:
+            raise ConfigError(
+                f"method `{name}`: option `resend_after` must be at most 1h and "
+                "`sends_within` at most 24h"
+            )
         if env.code_key is None or len(env.code_key) < 32:
             raise ConfigError(
                 f"method `{name}`: email codes need a code key of 32 bytes or more in the "
                 "server configuration",
                 code="method.config.environment",
             )
-        return cls(name=name, aal=aal, options=opts, ttl=ttl, key=env.code_key, sender=env.sender)
+        return cls(name=name, aal=aal, options=opts, ttl=ttl, key=env.code_key,
+                   sender=env.sender, send_limit=limit)  # fmt: skip
 
     def enroll(
         self, address: object, *, subject: str, now: datetime

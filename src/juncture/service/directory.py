@@ -11,7 +11,8 @@ Verification of a challenge (`verify`) is admitted by the lockout first (the jou
 the attempt reserved in one store step, so workers racing never check more guesses than the
 limit), then checks the proof against the subject's confirmed credentials, counts a failure
 (settling the reservation), and keeps single use by writing the changed credential record at
-the revision it was read.
+the revision it was read. Starting a challenge's method that sends a message (an email
+code) is admitted by the send limit first (service/sends.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from juncture.methods.base import (
 from juncture.methods.base import Method as MethodImpl
 from juncture.methods.base import Proof as VerifiedProof
 from juncture.methods.base import Result as MethodResult
+from juncture.methods.delivery import SendLimit
 from juncture.policy import Plan
 from juncture.policy.plan import JourneyPlan, StepRef, acr_values, counter_for_kind
 from juncture.records import Authenticator, Challenge, Session, Subject
@@ -55,6 +57,7 @@ from juncture.service.authn import (
 from juncture.service.ids import new_id
 from juncture.service.lockout import Lockout
 from juncture.service.policies import PolicyRegistry
+from juncture.service.sends import Sends
 from juncture.service.session_changes import SessionChanges
 from juncture.store.protocols import ConflictError, Store
 
@@ -101,6 +104,7 @@ class Directory:
         methods: MethodTable,
         changes: SessionChanges,
         lockout: Lockout,
+        sends: Sends,
     ) -> None:
         self.store = store
         self.now = now
@@ -108,6 +112,7 @@ class Directory:
         self.methods = methods
         self.changes = changes
         self.lockout = lockout
+        self.sends = sends
 
     # -- subjects ---------------------------------------------------------------------------
     def create_subject(
@@ -425,12 +430,20 @@ class Directory:
                 "challenge.no_credential", "no confirmed credential for this method", 409
             )
         issued, message = started
+        who = (session.subject_type, session.subject_id, method.kind)
+        limit = getattr(method, "send_limit", None)
+        limit = limit if isinstance(limit, SendLimit) else SendLimit()  # a plug-in's: ours
+        send = self.sends.admit(*who, limit, now) if message is not None else None
         try:
             self.store.set_challenge_state(challenge.id, method_name, issued.state, at=now)
         except ConflictError:
+            if send is not None:
+                self.sends.release(*who, send)
             raise AuthnError(
                 "challenge.not_live", "the challenge is expired, used or out of attempts", 409
             ) from None
+        if send is not None:
+            self.sends.count(*who, limit, now, send)
         return issued.public, (message, method)
 
     def verify(

@@ -52,6 +52,7 @@ from juncture.service.passkey_login import PasskeyLogins
 from juncture.service.policies import PolicyRegistry
 from juncture.service.receive import Receiver, ReceiveSettings
 from juncture.service.rehearsals import PublishGate, ReplayJobs
+from juncture.service.sends import Sends
 from juncture.service.session_changes import SessionChanges
 from juncture.service.sessions import Sessions
 from juncture.service.shadow import RECORD_RATE, ShadowRunner
@@ -95,7 +96,7 @@ class Runtime:
         self.facts = FactsAssembly(store, now, self.policies, self.observer, self.changes)
         self.agents = Agents(store, self.methods, self.changes)
         self.directory = Directory(
-            store, now, self.policies, self.methods, self.changes, Lockout(store)
+            store, now, self.policies, self.methods, self.changes, Lockout(store), Sends(store)
         )
         self.approval_requests = ApprovalRequests(store)
         self.effects = Effects(store, self.changes, self.approval_requests, self.emitter)

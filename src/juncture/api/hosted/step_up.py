@@ -56,6 +56,8 @@ MESSAGES = {
     "challenge.not_live": "This step-up expired or ran out of attempts: here is a new one.",
     "auth.locked": "Too many failed attempts: try again later.",
     "auth.busy": "The service is busy: try again in a moment.",
+    "challenge.send_limited": "A code was sent a moment ago, or too many were: use the one "
+    "sent, or ask again later.",
 }
 
 
@@ -214,8 +216,11 @@ async def send_code(request: Request) -> Response:
         shown = MESSAGES.get(error.code)
         if shown is None:
             raise
-        return _form(request, runtime, app, return_to, challenge, (error.code, shown),
-                     error.status)  # fmt: skip
+        response = _form(request, runtime, app, return_to, challenge, (error.code, shown),
+                         error.status)  # fmt: skip
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     return _form(request, runtime, app, return_to, challenge,
                  sent=f"A code was sent to {public.get('sent_to', 'your address')}.")  # fmt: skip
 
