@@ -290,6 +290,7 @@ def create_app(
         sweep_worker.wake()  # a run a restart interrupted goes on
         workers = SignalWorkers(transmitter, app.state.receiver)
         workers.start()
+        runtime.housekeeping.start()  # abandoned logins and old challenges deleted
         # The active plan is compiled before the heap settles (no version yet, or the store
         # down: it is compiled by the first decision instead).
         with contextlib.suppress(NoActiveVersion, StoreError):
@@ -297,6 +298,7 @@ def create_app(
         heap.settle()  # what start-up loaded, the active plan included, is never walked again
         runtime.shadow.attach(asyncio.get_running_loop())  # the shadow decides between requests
         yield
+        runtime.housekeeping.stop()
         workers.stop()
         if clock is not None:
             clock.stop()

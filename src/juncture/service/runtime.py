@@ -18,7 +18,7 @@ The services, from the bottom up (a module imports only those below it; import-l
   and the `clock_watch` (clock.py), made with their settings;
 - beside them, over the store alone: `apps` (callers' keys), `streams` (SSF stream
   management), `health` (what /healthz and /metrics read), `inventory` (non-human
-  identities).
+  identities), `housekeeping` (housekeeping.py: abandoned logins and old challenges deleted).
 
 The API reaches the store only through these services (import-linter: "The API speaks to
 services, never to the store").
@@ -45,6 +45,7 @@ from juncture.service.emitter import Emitter
 from juncture.service.facts import FactsAssembly
 from juncture.service.forward import ForwardAuth
 from juncture.service.health import Health
+from juncture.service.housekeeping import Housekeeping
 from juncture.service.inventory import Inventory
 from juncture.service.lockout import Lockout
 from juncture.service.observe import Observer, ObserveSettings
@@ -130,6 +131,7 @@ class Runtime:
         self.streams = Streams(store, now)
         self.health = Health(store)
         self.inventory = Inventory(store, now)
+        self.housekeeping = Housekeeping(store, now)
 
     def consistent_reads(self) -> AbstractContextManager[None]:
         """A block whose store reads all stand as of its first (`Store.consistent_reads`): one

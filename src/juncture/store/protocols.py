@@ -239,6 +239,12 @@ class ChallengeStore(Protocol):
         consumed. Attempts are not checked.
         """
 
+    def purge_abandoned(self, before: datetime, *, limit: int = 1000) -> tuple[int, int]:
+        """Forget logins nobody finished, in one transaction: up to ``limit`` sessions still
+        ``pending`` that started before ``before`` and have no challenge expiring at or after
+        it, then up to ``limit`` challenges that expired before it. Returns how many of each
+        (sessions, challenges) were deleted: ``limit`` of either means more may be left."""
+
 
 class SubjectSeenStore(Protocol):
     def get_subject_seen(self, subject_type: str, subject_id: str) -> SubjectSeen | None: ...

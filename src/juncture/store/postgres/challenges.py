@@ -23,6 +23,25 @@ class PostgresChallenges(PostgresConnections):
             conn.execute("INSERT INTO challenges (id, session_id, expires_at, body)"
                          " VALUES (%s, %s, %s, %s)", row)  # fmt: skip
 
+    def purge_abandoned(self, before: datetime, *, limit: int = 1000) -> tuple[int, int]:
+        """Forget logins nobody finished: pending sessions started before ``before`` with no
+        challenge expiring at or after it, then challenges expired before it (up to
+        ``limit`` of each). Returns (sessions, challenges) deleted."""
+        cut = to_micros(before)
+        with self._transaction() as conn:
+            sessions = conn.execute(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE status ="
+                " 'pending' AND started_at < %s AND id NOT IN (SELECT session_id FROM"
+                " challenges WHERE expires_at >= %s) LIMIT %s)",
+                (cut, cut, limit),
+            ).rowcount
+            challenges = conn.execute(
+                "DELETE FROM challenges WHERE id IN (SELECT id FROM challenges"
+                " WHERE expires_at < %s LIMIT %s)",
+                (cut, limit),
+            ).rowcount
+        return sessions, challenges
+
     def get_challenge(self, challenge_id: str) -> Challenge | None:
         row = self._one("SELECT body FROM challenges WHERE id = %s", (challenge_id,))
         return None if row is None else decode(Challenge, row[0])

@@ -24,6 +24,25 @@ class SqliteChallenges(SqliteConnections):
             conn.execute("INSERT INTO challenges (id, session_id, expires_at, body)"
                          " VALUES (?, ?, ?, ?)", row)  # fmt: skip
 
+    def purge_abandoned(self, before: datetime, *, limit: int = 1000) -> tuple[int, int]:
+        """Forget logins nobody finished: pending sessions started before ``before`` with no
+        challenge expiring at or after it, then challenges expired before it (up to
+        ``limit`` of each). Returns (sessions, challenges) deleted."""
+        cut = to_micros(before)
+        with self._transaction() as conn:
+            sessions = conn.execute(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE status ="
+                " 'pending' AND started_at < ? AND id NOT IN (SELECT session_id FROM"
+                " challenges WHERE expires_at >= ?) LIMIT ?)",
+                (cut, cut, limit),
+            ).rowcount
+            challenges = conn.execute(
+                "DELETE FROM challenges WHERE id IN (SELECT id FROM challenges"
+                " WHERE expires_at < ? LIMIT ?)",
+                (cut, limit),
+            ).rowcount
+        return sessions, challenges
+
     def get_challenge(self, challenge_id: str) -> Challenge | None:
         row = self._one("SELECT body FROM challenges WHERE id = ?", (challenge_id,))
         return None if row is None else decode(Challenge, row[0])
