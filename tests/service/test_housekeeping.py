@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -16,7 +16,8 @@ from juncture.records import App, StoredProof
 from juncture.service import housekeeping
 from juncture.service.housekeeping import Housekeeping, Tidied
 from juncture.service.runtime import Runtime
-from juncture.service.setup import open_store
+
+from .backends import Clock, web_runtime
 
 JOURNEY = b"""\
 journey: j
@@ -30,24 +31,9 @@ checkpoints:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 12, 6, 7, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
 class World:
-    def __init__(self, runtime: Runtime, clock: Clock) -> None:
-        self.runtime, self.clock = runtime, clock
-        self.app = App(
-            id="app_1", name="web", created_at=clock.at, assertable_methods=("password",)
-        )
-        runtime.store.put_app(self.app)
-        version, errors, _ = runtime.policies.upload({"j.yaml": JOURNEY}, author="t")
-        assert version is not None, errors
-        runtime.policies.activate(version, by="t")
+    def __init__(self, runtime: Runtime, clock: Clock, app: App) -> None:
+        self.runtime, self.clock, self.app = runtime, clock, app
         self.housekeeping = Housekeeping(runtime.store, clock, batch=2)
 
     def pending(self, subject: str) -> tuple[str, str]:
@@ -74,18 +60,8 @@ class World:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    db = (
-        str(tmp_path / "j.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    clock = Clock()
-    runtime = Runtime(open_store(db), now=clock, log_interval=0.01)
-    try:
-        yield World(runtime, clock)
-    finally:
-        runtime.close()
-        runtime.store.close()
+    with web_runtime(request, tmp_path, JOURNEY) as made:
+        yield World(*made)
 
 
 def test_abandoned_logins_go_a_day_after_their_challenge_expired(world: World) -> None:

@@ -6,7 +6,8 @@ login's challenge is answered through the challenge service; every refusal start
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ import pytest
 from juncture.errors import CodedRefusal
 from juncture.records import App
 from juncture.service.runtime import Runtime
-from juncture.service.setup import open_store
 from methods.authenticator import SoftAuthenticator, b64url
+
+from .backends import Clock, publish, web_runtime
 
 ORIGIN = "https://localhost"
 JOURNEY = """\
@@ -31,26 +33,12 @@ checkpoints:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 12, 6, 7, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
 class World:
-    def __init__(self, runtime: Runtime, clock: Clock) -> None:
-        self.runtime, self.clock = runtime, clock
-        self.app = App(id="app_1", name="web", created_at=clock.at)
-        runtime.store.put_app(self.app)
-        self.publish("password, passkey")
+    def __init__(self, runtime: Runtime, clock: Clock, app: App) -> None:
+        self.runtime, self.clock, self.app = runtime, clock, app
 
     def publish(self, login: str) -> None:
-        text = JOURNEY.replace("LOGIN", login).encode()
-        version, errors, _ = self.runtime.policies.upload({"j.yaml": text}, author="t")
-        assert version is not None, errors
-        self.runtime.policies.activate(version, by="t")
+        publish(self.runtime, JOURNEY.replace("LOGIN", login).encode())
 
     def enrolled(self, subject: str) -> SoftAuthenticator:
         """A confirmed passkey of a new subject, held by a software authenticator."""
@@ -72,19 +60,10 @@ class World:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[World]:
-    db = (
-        str(tmp_path / "j.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    clock = Clock()
-    runtime = Runtime(open_store(db), now=clock, log_interval=0.01)
-    try:
-        yield World(runtime, clock)
-    finally:
-        runtime.close()
-        runtime.store.close()
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    with web_runtime(request, tmp_path, JOURNEY.replace("LOGIN", "password, passkey").encode()
+                     ) as made:  # fmt: skip
+        yield World(*made)
 
 
 def test_a_discoverable_passkey_starts_its_owners_session(world: World) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from juncture.errors import CodedRefusal
 from juncture.records import App, Challenge
 from juncture.service.authn import AuthnSettings
 from juncture.service.runtime import Runtime
-from juncture.service.setup import open_store
+
+from .backends import Clock, web_runtime
 
 JOURNEY = b"""\
 journey: j
@@ -33,25 +34,12 @@ checkpoints:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 12, 6, 7, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
+class World:
+    def __init__(self, runtime: Runtime, clock: Clock, app: App) -> None:
+        self.runtime, self.clock, self.app = runtime, clock, app
 
     def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-
-
-class World:
-    def __init__(self, runtime: Runtime, clock: Clock) -> None:
-        self.runtime, self.clock = runtime, clock
-        self.app = App(id="app_1", name="web", created_at=clock.at)
-        runtime.store.put_app(self.app)
-        version, errors, _ = runtime.policies.upload({"j.yaml": JOURNEY}, author="t")
-        assert version is not None, errors
-        runtime.policies.activate(version, by="t")
+        self.clock.at += timedelta(seconds=seconds)
 
     def enrolled(self, subject: str) -> None:
         """A subject with a confirmed address (enrollment's own code is not a start)."""
@@ -89,19 +77,9 @@ class World:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    db = (
-        str(tmp_path / "j.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    clock = Clock()
     settings = AuthnSettings(key_file=str(tmp_path / "keys.json"))
-    runtime = Runtime(open_store(db), now=clock, log_interval=0.01, authn=settings)
-    try:
-        yield World(runtime, clock)
-    finally:
-        runtime.close()
-        runtime.store.close()
+    with web_runtime(request, tmp_path, JOURNEY, authn=settings) as made:
+        yield World(*made)
 
 
 def test_codes_go_no_closer_than_resend_after_and_at_most_max_sends_in_a_row(world: World):
@@ -110,20 +88,20 @@ def test_codes_go_no_closer_than_resend_after_and_at_most_max_sends_in_a_row(wor
     assert world.send(challenge) == "ana@example.com"
     first_state = world.runtime.store.get_challenge(challenge.id)
     assert first_state is not None and "email" in first_state.states
-    world.clock.advance(10)
+    world.advance(10)
     assert world.refused(challenge) == 20  # the rest of the 30 s
-    world.clock.advance(20)
+    world.advance(20)
     world.send(challenge)  # the second (a new code: the first no longer answers)
-    world.clock.advance(30)
+    world.advance(30)
     world.send(challenge)  # the third in a row, each less than 10 minutes after the last
-    world.clock.advance(30)
+    world.advance(30)
     assert world.refused(challenge) == 571  # locked for `sends_within` (and 1 s) after the third
-    world.clock.advance(570)
+    world.advance(570)
     other = world.login("ana")  # a new login does not reset the count: it is the subject's
     assert world.refused(other) == 1
-    world.clock.advance(1)
+    world.advance(1)
     world.send(other)
-    world.clock.advance(30)
+    world.advance(30)
     world.send(other)  # the count started again after the lock
 
 
@@ -132,12 +110,12 @@ def test_the_count_restarts_after_sends_within_without_one(world: World):
     challenge = world.login("ana")
     for _ in range(2):
         world.send(challenge)
-        world.clock.advance(30)
-    world.clock.advance(600)  # more than `sends_within` since the last: a new run of three
+        world.advance(30)
+    world.advance(600)  # more than `sends_within` since the last: a new run of three
     challenge = world.login("ana")  # (the first login's challenge has expired)
     for _ in range(3):
         world.send(challenge)
-        world.clock.advance(30)
+        world.advance(30)
     assert world.refused(challenge) > 500
 
 
