@@ -368,6 +368,7 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     before: str | None = None
 
 
+
 class ShadowRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A live decision the shadow version decided otherwise (service/shadow.py), or could not
     decide: both outcomes and reasons, side by side. The answer sent was the active one."""
@@ -388,7 +389,6 @@ class ShadowRecord(msgspec.Struct, frozen=True, kw_only=True):
     shadow: dict[str, Any]
     #: Why the shadow could not decide (its outcome is then ``error``).
     error: str | None = None
-
 
 # -- Shared Signals (SSF): events received, streams transmitted, and the session sweep --------
 class ReceivedEvent(msgspec.Struct, frozen=True, kw_only=True):

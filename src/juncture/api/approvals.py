@@ -56,7 +56,9 @@ async def list_approvals(request: Request) -> Response:
 async def read_approval(request: Request) -> Response:
     runtime = _runtime(request)
     app = authenticate_app(request, runtime)
-    found = runtime.approvals.get_for(app, _session_id(request), request.path_params["approval_id"])
+    found = runtime.approvals.get_for(
+        app, _session_id(request), request.path_params["approval_id"]
+    )
     return _json(approval_view(found))
 
 

@@ -312,7 +312,9 @@ async def admin_enroll(request: Request) -> Response:
     authenticate_admin(request, runtime, "manage_subjects")
     body = convert(await json_body(request), Enroll)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
-    plan, journey = runtime.directory.journey(None, subject.type, body.journey, method=body.method)
+    plan, journey = runtime.directory.journey(
+        None, subject.type, body.journey, method=body.method
+    )
     enrolled = await hash_pool(request).run(  # a password or recovery codes are hashed
         lambda: runtime.directory.enroll(
             plan, journey, subject, body.method, msgspec.to_builtins(body), label=body.label
@@ -334,7 +336,9 @@ async def admin_confirm(request: Request) -> Response:
     body = convert(await json_body(request), Confirm)
     subject = _subject(runtime, _type(request), request.path_params["subject_id"])
     found = _authenticator(runtime, subject, request.path_params["authenticator_id"])
-    plan, journey = runtime.directory.journey(None, subject.type, body.journey, method=found.method)
+    plan, journey = runtime.directory.journey(
+        None, subject.type, body.journey, method=found.method
+    )
     confirmed = runtime.directory.confirm(plan, journey, found, body.proof)
     return _json({"authenticator": authenticator_view(confirmed)})
 

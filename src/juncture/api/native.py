@@ -135,7 +135,9 @@ async def read_session(request: Request) -> Response:
             "version": last[0].version,
         }
         view["risk"] = last[0].decision.get("risk")
-    view["events"] = [msgspec.to_builtins(e) for e in runtime.sessions.received(session)]
+    view["events"] = [
+        msgspec.to_builtins(e) for e in runtime.sessions.received(session)
+    ]
     return _json(view)
 
 

@@ -307,3 +307,4 @@ def explain(
 def version() -> None:
     """Print the version."""
     out.print(__version__)
+

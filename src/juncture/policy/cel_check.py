@@ -187,3 +187,4 @@ class Checker:
             self.error(f"`{op}` is not defined on {a} and {b}", "policy.cel.type")
         elif op in ("+", "-") and {a, b} != {"timestamp", "duration"}:
             self.error(f"`{op}` is not defined on {a} and {b}", "policy.cel.type")
+

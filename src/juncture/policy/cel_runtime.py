@@ -36,7 +36,6 @@ _SIMPLE = {str, bytes, bool, int, float, type(None), datetime, timedelta}
 #: What a condition reads: the facts, by variable name.
 Activation = Mapping[str, Any]
 
-
 class CelEvalError(Exception):
     """Evaluating a condition failed; ``missing`` names the fact that was not observed, if any."""
 
@@ -164,7 +163,6 @@ def build_map(entries: tuple[tuple[Any, Any], ...]) -> dict[Any, Any]:
             raise CelEvalError(f"map key `{key}` collides with a key of another type")
         out[key] = value
     return out
-
 
 def contains_in(element: object, container: object) -> bool:
     if type(container) is list:

@@ -193,7 +193,9 @@ class Client:
         body: dict[str, Any] = self._send(calls.start_challenge(challenge_id, method))
         return body
 
-    def verify_challenge(self, challenge_id: str, method: str, proof: Any = None) -> SessionAnswer:
+    def verify_challenge(
+        self, challenge_id: str, method: str, proof: Any = None
+    ) -> SessionAnswer:
         """Answer a challenge (never retried: each try may spend an attempt). Without a
         ``proof`` the app asserts its own identity provider verified ``method``."""
         return session_answer(self._send(calls.verify_challenge(challenge_id, method, proof)))

@@ -233,7 +233,9 @@ class Sessions:
     ) -> Sequence[Session]:
         """Every app's sessions matching the filters given, most recently started first (for
         administrators: the console)."""
-        return self.store.list_sessions(app=app, subject_id=subject_id, status=status, limit=limit)
+        return self.store.list_sessions(
+            app=app, subject_id=subject_id, status=status, limit=limit
+        )
 
     def find(
         self,

@@ -58,7 +58,9 @@ class CachedReads:
             return
         self._apps: ReadCache[str, App] = ReadCache("apps", NoFeed(), capacity=APPS)
         self._active: ReadCache[str, str] = ReadCache("version", NoFeed(), capacity=2)
-        self._sessions: ReadCache[str, Session] = ReadCache("sessions", NoFeed(), capacity=sessions)
+        self._sessions: ReadCache[str, Session] = ReadCache(
+            "sessions", NoFeed(), capacity=sessions
+        )
         feed = open_feed(self.changed, self.reset)
         for cache in (self._apps, self._active):
             cache.follow(feed)

@@ -68,7 +68,9 @@ class _Layout:
 
     def edge(self, start: tuple[int, int], end: tuple[int, int], label: str = "") -> None:
         (x1, y1), (x2, y2) = _at(*start), _at(*end)
-        self.graph.edges.append(Edge(x1 + BOX_W, y1 + BOX_H // 2, x2, y2 + BOX_H // 2, label))
+        self.graph.edges.append(
+            Edge(x1 + BOX_W, y1 + BOX_H // 2, x2, y2 + BOX_H // 2, label)
+        )
 
     def steps(self, steps: Steps, column: int, row: int, came: tuple[int, int],
               label: str = "") -> int:  # fmt: skip

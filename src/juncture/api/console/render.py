@@ -43,7 +43,6 @@ templates = Environment(
     lstrip_blocks=True,
 )
 
-
 def when(moment: datetime) -> Markup:
     """A time as people read it, in UTC, in a <time> element with the exact one."""
     utc = moment.astimezone(UTC)

@@ -41,7 +41,6 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-
 def audit(request: Request, admin: str | None, action: str, target: str, result: str) -> None:
     """One line of the admin audit log (`api.audit`): who did what to what in the console,
     from where, and how it ended (``ok`` or the error code)."""

@@ -62,17 +62,8 @@ async def diff(ctx: Ctx) -> Response:
     text, changes = ctx.runtime.versions.compare(old, new)
     rows = []
     for line in text.splitlines():
-        kind = (
-            "file"
-            if line.startswith(("+++", "---"))
-            else "hunk"
-            if line.startswith("@@")
-            else "add"
-            if line.startswith("+")
-            else "del"
-            if line.startswith("-")
-            else "ctx"
-        )
+        kind = ("file" if line.startswith(("+++", "---")) else "hunk" if line.startswith("@@")
+                else "add" if line.startswith("+") else "del" if line.startswith("-") else "ctx")
         rows.append((kind, line))  # fmt: skip
     summary = [(k, v) for k, v in sorted(changes.items()) if k not in ("from", "to") and v]
     return ctx.render("diff.html", old=old, new=new, rows=rows, summary=summary)

@@ -104,15 +104,9 @@ async def enroll(request: Request) -> Response:
     decision = outcome.decision
     if decision.outcome != "allow":
         why = "a fresh second factor" if decision.outcome == "step_up" else "what it asks"
-        return _page(
-            request,
-            app,
-            return_to,
-            status=403,
-            code="hosted.not_allowed",
-            error=f"Adding an authenticator app here needs {why} ({decision.outcome}: "
-            f"{decision.reason or decision.outcome}): not possible on this page now.",
-        )
+        return _page(request, app, return_to, status=403, code="hosted.not_allowed",
+                     error=f"Adding an authenticator app here needs {why} ({decision.outcome}: "
+                     f"{decision.reason or decision.outcome}): not possible on this page now.")
     subject = runtime.directory.subject(session.subject_type, session.subject_id)
     made = runtime.directory.enroll(plan, journey, subject, name, {"account": subject.id},
                                     label="hosted page")  # fmt: skip

@@ -44,11 +44,8 @@ from juncture.service.runtime import Runtime
 LOGIN_COOKIE = "juncture_login"
 PASSWORD = ("Password", "current-password", "text")
 #: The step-up page's words for a refused code, said of a login.
-CODE_WORDS = {
-    **CODE_MESSAGES,
-    "challenge.not_live": "This login expired, was used or ran out of attempts: start again.",
-    "subject.disabled": "This account is disabled.",
-}
+CODE_WORDS = {**CODE_MESSAGES, "challenge.not_live": "This login expired, was used or ran out "
+              "of attempts: start again.", "subject.disabled": "This account is disabled."}
 
 
 def _pending_app(app: App) -> str:

@@ -49,6 +49,7 @@ RETRY_EVERY = 0.5
 APPLICATION_NAME = "juncture-changes"
 
 
+
 class ChangeListener:
     """Listens for changes on its own connection until `close`; says whether the caches it
     feeds can be trusted now."""

@@ -34,15 +34,8 @@ class PostgresFailures(PostgresConnections):
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            after = counted(
-                _failures_row(conn, key),
-                key,
-                at=at,
-                window=window,
-                lock_after=lock_after,
-                lock_for=lock_for,
-                attempt=attempt,
-            )
+            after = counted(_failures_row(conn, key), key, at=at, window=window,
+                            lock_after=lock_after, lock_for=lock_for, attempt=attempt)
             _write_failures(conn, key, after)
         return after
 
@@ -63,9 +56,8 @@ class PostgresFailures(PostgresConnections):
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            wait, after = reserved(
-                _failures_row(conn, key), key, attempt=attempt, at=at, hold=hold, admit=admit
-            )
+            wait, after = reserved(_failures_row(conn, key), key, attempt=attempt, at=at,
+                                   hold=hold, admit=admit)
             if after is not None:
                 _write_failures(conn, key, after)
         return wait
@@ -113,3 +105,4 @@ def _write_failures(conn: PgConnection, key: tuple[str, str, str], value: Failur
     conn.execute("INSERT INTO failures (subject_type, subject_id, counter, body)"
                  " VALUES (%s, %s, %s, %s) ON CONFLICT (subject_type, subject_id, counter)"
                  " DO UPDATE SET body = excluded.body", (*key, encode(value)))  # fmt: skip
+

@@ -35,15 +35,8 @@ class SqliteFailures(SqliteConnections):
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            after = counted(
-                _failures_row(conn, key),
-                key,
-                at=at,
-                window=window,
-                lock_after=lock_after,
-                lock_for=lock_for,
-                attempt=attempt,
-            )
+            after = counted(_failures_row(conn, key), key, at=at, window=window,
+                            lock_after=lock_after, lock_for=lock_for, attempt=attempt)
             _write_failures(conn, key, after)
         return after
 
@@ -64,9 +57,8 @@ class SqliteFailures(SqliteConnections):
         to_micros(at)
         key = (subject_type, subject_id, counter)
         with self._transaction() as conn:
-            wait, after = reserved(
-                _failures_row(conn, key), key, attempt=attempt, at=at, hold=hold, admit=admit
-            )
+            wait, after = reserved(_failures_row(conn, key), key, attempt=attempt, at=at,
+                                   hold=hold, admit=admit)
             if after is not None:
                 _write_failures(conn, key, after)
         return wait
@@ -103,3 +95,4 @@ def _write_failures(conn: sqlite3.Connection, key: tuple[str, str, str], value: 
     conn.execute("INSERT INTO failures (subject_type, subject_id, counter, body)"
                  " VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id, counter)"
                  " DO UPDATE SET body = excluded.body", (*key, encode(value)))  # fmt: skip
+
