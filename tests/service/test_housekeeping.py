@@ -117,3 +117,16 @@ def test_the_thread_runs_at_once_then_every_interval(world: World) -> None:
         assert running.last == Tidied()
     finally:
         running.stop()
+
+
+def test_a_node_whose_clock_is_off_deletes_nothing(world: World) -> None:
+    """Its "a day ago" cannot be trusted: paused, the thread runs no tidy at all."""
+    session, _ = world.pending("u")
+    world.clock.at += timedelta(days=2)
+    running = Housekeeping(world.runtime.store, world.clock, interval=0.01)
+    running.start(paused=lambda: True)
+    try:
+        time.sleep(0.2)
+    finally:
+        running.stop()
+    assert running.last is None and world.exists(session)

@@ -290,7 +290,8 @@ def create_app(
         sweep_worker.wake()  # a run a restart interrupted goes on
         workers = SignalWorkers(transmitter, app.state.receiver)
         workers.start()
-        runtime.housekeeping.start()  # abandoned logins and old challenges deleted
+        # abandoned logins and old challenges deleted (not by a node whose clock is off)
+        runtime.housekeeping.start((lambda: clock.skewed) if clock is not None else lambda: False)
         # The active plan is compiled before the heap settles (no version yet, or the store
         # down: it is compiled by the first decision instead).
         with contextlib.suppress(NoActiveVersion, StoreError):

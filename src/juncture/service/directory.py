@@ -436,12 +436,14 @@ class Directory:
         send = self.sends.admit(*who, limit, now) if message is not None else None
         try:
             self.store.set_challenge_state(challenge.id, method_name, issued.state, at=now)
-        except ConflictError:
+        except BaseException as error:  # nothing drawn: the send is given back uncounted
             if send is not None:
                 self.sends.release(*who, send)
-            raise AuthnError(
-                "challenge.not_live", "the challenge is expired, used or out of attempts", 409
-            ) from None
+            if isinstance(error, ConflictError):
+                raise AuthnError(
+                    "challenge.not_live", "the challenge is expired, used or out of attempts", 409
+                ) from None
+            raise
         if send is not None:
             self.sends.count(*who, limit, now, send)
         return issued.public, (message, method)

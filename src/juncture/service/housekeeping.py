@@ -65,6 +65,7 @@ class Housekeeping:
         self.last: Tidied | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._paused: Callable[[], bool] = lambda: False
 
     def tidy(self) -> Tidied:
         """One run: batches until none is full, or `BATCHES` of them.
@@ -86,10 +87,12 @@ class Housekeeping:
                      sessions, challenges)  # fmt: skip
         return self.last
 
-    def start(self) -> None:
-        """Run now, then every ``interval`` seconds, in a daemon thread, until `stop`."""
+    def start(self, paused: Callable[[], bool] = lambda: False) -> None:
+        """Run now, then every ``interval`` seconds, in a daemon thread, until `stop`; not
+        while ``paused()`` (this node's clock is off: its "a day ago" cannot be trusted)."""
         if self._thread is not None:
             return
+        self._paused = paused
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
         self._thread.start()
@@ -103,7 +106,8 @@ class Housekeeping:
     def _run(self) -> None:
         while True:
             try:
-                self.tidy()
+                if not self._paused():
+                    self.tidy()
             except StoreError as error:  # the store is down: the next run tries again
                 log.warning("housekeeping: the store failed: %s", error)
             if self._stop.wait(self.interval):
